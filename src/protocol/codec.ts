@@ -1,0 +1,549 @@
+/**
+ * Encoder and decoder of the six messages of protocol v1 (docs/protocol.md §4). Pure functions
+ * over bytes: no I/O, tested byte for byte against the golden vectors in tests/vectors/.
+ * @module
+ */
+
+import {
+  DecodeError,
+  type DecodeErrorCode,
+  ErrorCode,
+  isKnownCode,
+  NackReason,
+  StatusCode,
+} from "./errors.ts";
+import {
+  ACK_BYTES,
+  CHUNK_HEADER_BYTES,
+  DEVICE_ID_PATTERN,
+  MAX_CHUNK_BYTES,
+  MAX_PRODUCT_BYTES,
+  MAX_STR8_BYTES,
+  MAX_VERSION_BYTES,
+  MAX_WINDOW,
+  MIN_CHUNK_BYTES,
+} from "./limits.ts";
+
+/** Protocol version carried in every header. */
+export const PROTOCOL_VERSION = 1;
+/** Message types (protocol §4). */
+export const MessageType = {
+  REQUEST: 1,
+  MANIFEST: 2,
+  ERROR: 3,
+  CHUNK: 4,
+  ACK: 5,
+  STATUS: 6,
+} as const;
+/** Name of a message type. */
+export type MessageTypeName = keyof typeof MessageType;
+
+/** A resume point: the image being written and how many of its bytes are done. */
+export interface ResumePoint {
+  /** SHA-256 of the image (32 bytes). */
+  sha256: Uint8Array;
+  /** Bytes already written. */
+  offset: number;
+}
+
+/** REQUEST (§4.1). */
+export interface Request {
+  chunkSize: number;
+  window: number;
+  deviceId: string;
+  product: string;
+  currentVersion: string;
+  wantedVersion: string;
+  /** MQTT 3.1.1 only; empty under MQTT 5. */
+  responseTopic: string;
+  /** MQTT 3.1.1 only; empty under MQTT 5. */
+  correlationData: Uint8Array;
+  resume: ResumePoint | null;
+}
+
+/** Kinds of image a MANIFEST announces. */
+export const ImageKindCode = { ESP32_APP: 0, FILE: 1 } as const;
+
+/** MANIFEST (§4.2). */
+export interface Manifest {
+  transferId: number;
+  sha256: Uint8Array;
+  size: number;
+  chunkSize: number;
+  chunkCount: number;
+  startOffset: number;
+  window: number;
+  kind: number;
+  name: string;
+  product: string;
+  version: string;
+  ackTopic: string;
+  /** ECDSA P-256 `r‖s` over `sha256`, or empty. */
+  signature: Uint8Array;
+}
+
+/** ERROR (§4.3). */
+export interface ErrorMessage {
+  code: number;
+  transferId: number;
+  retryAfterMs: number;
+  message: string;
+}
+
+/** CHUNK (§4.4); `payload` is a view into the decoded message. */
+export interface Chunk {
+  transferId: number;
+  index: number;
+  offset: number;
+  length: number;
+  crc32: number;
+  payload: Uint8Array;
+}
+
+/** ACK (§4.5); `nack` 0 is a plain cumulative ack. */
+export interface Ack {
+  transferId: number;
+  nextIndex: number;
+  nack: number;
+}
+
+/** STATUS (§4.6). */
+export interface Status {
+  transferId: number;
+  status: number;
+  sha256: Uint8Array;
+  version: string;
+  detail: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads one message front to back, throwing {@link DecodeError} on the first fault. */
+class Reader {
+  pos = 0;
+  readonly view: DataView;
+  constructor(readonly bytes: Uint8Array, readonly what: string) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  fail(code: DecodeErrorCode, why: string): never {
+    throw new DecodeError(code, this.what, why);
+  }
+  need(n: number, field: string): void {
+    if (this.pos + n > this.bytes.length) {
+      this.fail(
+        "TRUNCATED",
+        `${field} needs ${n} bytes at offset ${this.pos}, message has ${this.bytes.length}`,
+      );
+    }
+  }
+  header(type: number): void {
+    this.need(4, "header");
+    if (this.bytes[0] !== 0x4F || this.bytes[1] !== 0x54) {
+      this.fail("BAD_MAGIC", 'magic is not "OT"');
+    }
+    if (this.bytes[2] !== PROTOCOL_VERSION) {
+      this.fail(
+        "UNSUPPORTED_VERSION",
+        `protocol version ${this.bytes[2]}, this codec speaks ${PROTOCOL_VERSION}`,
+      );
+    }
+    if (this.bytes[3] !== type) {
+      this.fail("UNEXPECTED_TYPE", `message type ${this.bytes[3]}, expected ${type}`);
+    }
+    this.pos = 4;
+  }
+  u8(field: string): number {
+    this.need(1, field);
+    return this.bytes[this.pos++];
+  }
+  u16(field: string): number {
+    this.need(2, field);
+    const v = this.view.getUint16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+  u32(field: string): number {
+    this.need(4, field);
+    const v = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  raw(n: number, field: string): Uint8Array {
+    this.need(n, field);
+    const v = this.bytes.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+  bytes8(field: string): Uint8Array {
+    return this.raw(this.u8(`${field} length`), field).slice();
+  }
+  str8(field: string): string {
+    const raw = this.raw(this.u8(`${field} length`), field);
+    let text: string;
+    try {
+      text = decoder.decode(raw);
+    } catch {
+      this.fail("BAD_STRING", `${field} is not valid UTF-8`);
+    }
+    if (text.includes("\0")) this.fail("BAD_STRING", `${field} contains a NUL character`);
+    return text;
+  }
+  zero(value: number, field: string): void {
+    if (value !== 0) this.fail("RESERVED_NOT_ZERO", `${field} is ${value}, must be 0`);
+  }
+  range(ok: boolean, why: string): void {
+    if (!ok) this.fail("OUT_OF_RANGE", why);
+  }
+  end(): void {
+    if (this.pos !== this.bytes.length) {
+      this.fail("TRAILING_BYTES", `${this.bytes.length - this.pos} bytes after the last field`);
+    }
+  }
+}
+
+/** Appends fields to a growable buffer; used for the small, infrequent messages. */
+class Writer {
+  private buf = new Uint8Array(128);
+  private view = new DataView(this.buf.buffer);
+  pos = 0;
+  constructor(type: number) {
+    this.raw(new Uint8Array([0x4F, 0x54, PROTOCOL_VERSION, type]));
+  }
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf);
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+  u8(v: number): this {
+    this.room(1);
+    this.view.setUint8(this.pos++, v);
+    return this;
+  }
+  u16(v: number): this {
+    this.room(2);
+    this.view.setUint16(this.pos, v, true);
+    this.pos += 2;
+    return this;
+  }
+  u32(v: number): this {
+    this.room(4);
+    this.view.setUint32(this.pos, v, true);
+    this.pos += 4;
+    return this;
+  }
+  raw(bytes: Uint8Array): this {
+    this.room(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+    return this;
+  }
+  bytes8(bytes: Uint8Array, field: string): this {
+    if (bytes.length > MAX_STR8_BYTES) {
+      throw new RangeError(
+        `Cannot encode ${field}: ${bytes.length} bytes exceed ${MAX_STR8_BYTES}`,
+      );
+    }
+    return this.u8(bytes.length).raw(bytes);
+  }
+  str8(text: string, field: string): this {
+    return this.bytes8(encoder.encode(text), field);
+  }
+  done(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+function checkSha(sha: Uint8Array, field: string): Uint8Array {
+  if (sha.length !== 32) {
+    throw new RangeError(`Cannot encode ${field}: ${sha.length} bytes, expected 32`);
+  }
+  return sha;
+}
+
+/** The message type of `bytes`, or null when it has no valid v1 header. */
+export function peekType(bytes: Uint8Array): number | null {
+  if (bytes.length < 4 || bytes[0] !== 0x4F || bytes[1] !== 0x54 || bytes[2] !== PROTOCOL_VERSION) {
+    return null;
+  }
+  return bytes[3];
+}
+
+/** True when `id` is a valid device id (protocol §2). */
+export function isValidDeviceId(id: string): boolean {
+  return DEVICE_ID_PATTERN.test(id);
+}
+
+/** Decodes a REQUEST. */
+export function decodeRequest(bytes: Uint8Array): Request {
+  const r = new Reader(bytes, "REQUEST");
+  r.header(MessageType.REQUEST);
+  const chunkSize = r.u32("chunkSize");
+  const window = r.u16("window");
+  const flags = r.u8("flags");
+  r.zero(flags & 0xFE, "flags bits 1-7");
+  r.zero(r.u8("reserved"), "reserved");
+  const deviceId = r.str8("deviceId");
+  r.range(
+    isValidDeviceId(deviceId),
+    `deviceId "${deviceId}" must match ${DEVICE_ID_PATTERN.source}`,
+  );
+  const product = r.str8("product");
+  r.range(
+    product.length > 0 && encoder.encode(product).length <= MAX_PRODUCT_BYTES,
+    `product must be 1 to ${MAX_PRODUCT_BYTES} bytes`,
+  );
+  const currentVersion = r.str8("currentVersion");
+  r.range(
+    currentVersion.length <= MAX_VERSION_BYTES,
+    `currentVersion exceeds ${MAX_VERSION_BYTES} bytes`,
+  );
+  const wantedVersion = r.str8("wantedVersion");
+  r.range(
+    wantedVersion.length <= MAX_VERSION_BYTES,
+    `wantedVersion exceeds ${MAX_VERSION_BYTES} bytes`,
+  );
+  const responseTopic = r.str8("responseTopic");
+  const correlationData = r.bytes8("correlationData");
+  let resume: ResumePoint | null = null;
+  if (flags & 1) {
+    resume = { sha256: r.raw(32, "resumeSha256").slice(), offset: r.u32("resumeOffset") };
+  }
+  r.end();
+  return {
+    chunkSize,
+    window,
+    deviceId,
+    product,
+    currentVersion,
+    wantedVersion,
+    responseTopic,
+    correlationData,
+    resume,
+  };
+}
+
+/** Encodes a REQUEST. */
+export function encodeRequest(m: Request): Uint8Array {
+  const w = new Writer(MessageType.REQUEST)
+    .u32(m.chunkSize).u16(m.window).u8(m.resume ? 1 : 0).u8(0)
+    .str8(m.deviceId, "deviceId").str8(m.product, "product")
+    .str8(m.currentVersion, "currentVersion").str8(m.wantedVersion, "wantedVersion")
+    .str8(m.responseTopic, "responseTopic").bytes8(m.correlationData, "correlationData");
+  if (m.resume) w.raw(checkSha(m.resume.sha256, "resumeSha256")).u32(m.resume.offset);
+  return w.done();
+}
+
+/** Decodes a MANIFEST, checking its numbers against each other (§4.2). */
+export function decodeManifest(bytes: Uint8Array): Manifest {
+  const r = new Reader(bytes, "MANIFEST");
+  r.header(MessageType.MANIFEST);
+  const transferId = r.u32("transferId");
+  const sha256 = r.raw(32, "sha256").slice();
+  const size = r.u32("size");
+  const chunkSize = r.u32("chunkSize");
+  const chunkCount = r.u32("chunkCount");
+  const startOffset = r.u32("startOffset");
+  const window = r.u16("window");
+  const kind = r.u8("kind");
+  const flags = r.u8("flags");
+  r.zero(flags & 0xFE, "flags bits 1-7");
+  const name = r.str8("name");
+  const product = r.str8("product");
+  const version = r.str8("version");
+  const ackTopic = r.str8("ackTopic");
+  const signature = r.bytes8("signature");
+  r.end();
+  r.range(transferId !== 0, "transferId must not be 0");
+  r.range(size >= 1, "size must be at least 1");
+  r.range(
+    chunkSize >= MIN_CHUNK_BYTES && chunkSize <= MAX_CHUNK_BYTES,
+    `chunkSize ${chunkSize} outside ${MIN_CHUNK_BYTES}..${MAX_CHUNK_BYTES}`,
+  );
+  r.range(
+    chunkCount === Math.ceil(size / chunkSize),
+    `chunkCount ${chunkCount} != ceil(${size} / ${chunkSize})`,
+  );
+  r.range(
+    startOffset % chunkSize === 0 && startOffset < size,
+    `startOffset ${startOffset} is not a chunk boundary below the size`,
+  );
+  r.range(window >= 1 && window <= MAX_WINDOW, `window ${window} outside 1..${MAX_WINDOW}`);
+  r.range(kind === ImageKindCode.ESP32_APP || kind === ImageKindCode.FILE, `unknown kind ${kind}`);
+  r.range(
+    (flags & 1) === (signature.length > 0 ? 1 : 0),
+    "SIGNED flag disagrees with the signature length",
+  );
+  return {
+    transferId,
+    sha256,
+    size,
+    chunkSize,
+    chunkCount,
+    startOffset,
+    window,
+    kind,
+    name,
+    product,
+    version,
+    ackTopic,
+    signature,
+  };
+}
+
+/** Encodes a MANIFEST. */
+export function encodeManifest(m: Manifest): Uint8Array {
+  return new Writer(MessageType.MANIFEST)
+    .u32(m.transferId).raw(checkSha(m.sha256, "sha256")).u32(m.size).u32(m.chunkSize).u32(
+      m.chunkCount,
+    )
+    .u32(m.startOffset).u16(m.window).u8(m.kind).u8(m.signature.length > 0 ? 1 : 0)
+    .str8(m.name, "name").str8(m.product, "product").str8(m.version, "version")
+    .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature").done();
+}
+
+/** Decodes an ERROR. */
+export function decodeError(bytes: Uint8Array): ErrorMessage {
+  const r = new Reader(bytes, "ERROR");
+  r.header(MessageType.ERROR);
+  const code = r.u16("code");
+  r.zero(r.u16("reserved"), "reserved");
+  const transferId = r.u32("transferId");
+  const retryAfterMs = r.u32("retryAfterMs");
+  const message = r.str8("message");
+  r.end();
+  r.range(isKnownCode(ErrorCode, code), `unknown error code ${code}`);
+  return { code, transferId, retryAfterMs, message };
+}
+
+/** Encodes an ERROR; a message longer than 255 bytes is cut at a character boundary. */
+export function encodeError(m: ErrorMessage): Uint8Array {
+  let text = m.message;
+  while (encoder.encode(text).length > MAX_STR8_BYTES) text = text.slice(0, -1);
+  return new Writer(MessageType.ERROR).u16(m.code).u16(0).u32(m.transferId).u32(m.retryAfterMs)
+    .str8(text, "message").done();
+}
+
+/** Decodes a CHUNK; the payload is a view into `bytes` (no copy). */
+export function decodeChunk(bytes: Uint8Array): Chunk {
+  const r = new Reader(bytes, "CHUNK");
+  r.header(MessageType.CHUNK);
+  const transferId = r.u32("transferId");
+  const index = r.u32("index");
+  const offset = r.u32("offset");
+  const length = r.u32("length");
+  const crc = r.u32("crc32");
+  const payloadBytes = bytes.length - CHUNK_HEADER_BYTES;
+  if (payloadBytes > MAX_CHUNK_BYTES) {
+    r.fail("CHUNK_TOO_LARGE", `payload length ${payloadBytes} exceeds ${MAX_CHUNK_BYTES}`);
+  }
+  if (length !== payloadBytes) {
+    r.fail("LENGTH_MISMATCH", `length field ${length}, payload has ${payloadBytes} bytes`);
+  }
+  r.range(length >= 1, "payload is empty");
+  return {
+    transferId,
+    index,
+    offset,
+    length,
+    crc32: crc,
+    payload: bytes.subarray(CHUNK_HEADER_BYTES),
+  };
+}
+
+/**
+ * Writes a CHUNK header into `out[0..24)`; the caller places the payload at `out[24..)`.
+ * The sender uses this to build a message in one buffer without intermediate copies.
+ */
+export function writeChunkHeader(
+  out: Uint8Array,
+  h: { transferId: number; index: number; offset: number; length: number; crc32: number },
+): void {
+  const v = new DataView(out.buffer, out.byteOffset, CHUNK_HEADER_BYTES);
+  out[0] = 0x4F;
+  out[1] = 0x54;
+  out[2] = PROTOCOL_VERSION;
+  out[3] = MessageType.CHUNK;
+  v.setUint32(4, h.transferId, true);
+  v.setUint32(8, h.index, true);
+  v.setUint32(12, h.offset, true);
+  v.setUint32(16, h.length, true);
+  v.setUint32(20, h.crc32, true);
+}
+
+/** Encodes a CHUNK (header and a copy of the payload) into a new buffer. */
+export function encodeChunk(m: Chunk): Uint8Array {
+  if (m.payload.length > MAX_CHUNK_BYTES) {
+    throw new RangeError(
+      `Cannot encode CHUNK: payload length ${m.payload.length} exceeds ${MAX_CHUNK_BYTES}`,
+    );
+  }
+  const out = new Uint8Array(CHUNK_HEADER_BYTES + m.payload.length);
+  writeChunkHeader(out, m);
+  out.set(m.payload, CHUNK_HEADER_BYTES);
+  return out;
+}
+
+/** Decodes an ACK. */
+export function decodeAck(bytes: Uint8Array): Ack {
+  const r = new Reader(bytes, "ACK");
+  r.header(MessageType.ACK);
+  const transferId = r.u32("transferId");
+  const nextIndex = r.u32("nextIndex");
+  const nack = r.u8("nack");
+  r.zero(r.u8("reserved") | r.u8("reserved") | r.u8("reserved"), "reserved");
+  r.end();
+  r.range(isKnownCode(NackReason, nack), `unknown nack reason ${nack}`);
+  return { transferId, nextIndex, nack };
+}
+
+/** Encodes an ACK. */
+export function encodeAck(m: Ack): Uint8Array {
+  const out = new Uint8Array(ACK_BYTES);
+  const v = new DataView(out.buffer);
+  out.set([0x4F, 0x54, PROTOCOL_VERSION, MessageType.ACK]);
+  v.setUint32(4, m.transferId, true);
+  v.setUint32(8, m.nextIndex, true);
+  out[12] = m.nack;
+  return out;
+}
+
+/** Decodes a STATUS. */
+export function decodeStatus(bytes: Uint8Array): Status {
+  const r = new Reader(bytes, "STATUS");
+  r.header(MessageType.STATUS);
+  const transferId = r.u32("transferId");
+  const status = r.u8("status");
+  r.zero(r.u8("reserved") | r.u8("reserved") | r.u8("reserved"), "reserved");
+  const sha256 = r.raw(32, "sha256").slice();
+  const version = r.str8("version");
+  const detail = r.str8("detail");
+  r.end();
+  r.range(isKnownCode(StatusCode, status), `unknown status code ${status}`);
+  return { transferId, status, sha256, version, detail };
+}
+
+/** Encodes a STATUS. */
+export function encodeStatus(m: Status): Uint8Array {
+  return new Writer(MessageType.STATUS).u32(m.transferId).u8(m.status).u8(0).u16(0)
+    .raw(checkSha(m.sha256, "sha256")).str8(m.version, "version").str8(m.detail, "detail").done();
+}
+
+/** Lower-case hex of `bytes`. */
+export function toHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** Bytes of a hex string; throws on odd length or a non-hex character. */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new RangeError(`Cannot parse hex "${hex.slice(0, 16)}"`);
+  }
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}

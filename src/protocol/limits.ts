@@ -1,0 +1,40 @@
+/**
+ * Limits and timing of protocol v1, in one place (docs/protocol.md §6). Every bound the codec,
+ * the sender and the simulator enforce comes from here.
+ * @module
+ */
+
+/** Smallest chunk size the sender grants. */
+export const MIN_CHUNK_BYTES = 256;
+/** Largest chunk payload; a CHUNK message is at most this plus {@link CHUNK_HEADER_BYTES}. */
+export const MAX_CHUNK_BYTES = 61440;
+/** Chunk size granted when a device asks for 0. */
+export const DEFAULT_CHUNK_BYTES = 4096;
+/** Most unacknowledged chunks a transfer may have in flight. */
+export const MAX_WINDOW = 64;
+/** Window granted when a device asks for 0. */
+export const DEFAULT_WINDOW = 8;
+/** Longest `str8` / `bytes8` value. */
+export const MAX_STR8_BYTES = 255;
+/** Longest product name. */
+export const MAX_PRODUCT_BYTES = 64;
+/** Longest version string. */
+export const MAX_VERSION_BYTES = 32;
+/** First resend timeout; doubled on every timeout without progress. */
+export const ACK_TIMEOUT_MS = 2000;
+/** Ceiling of the doubled resend timeout. */
+export const MAX_ACK_TIMEOUT_MS = 16000;
+/** Timeouts in a row without progress before the sender aborts a transfer. */
+export const MAX_RETRIES = 8;
+/** How long the sender waits for STATUS after the last chunk is acknowledged. */
+export const STATUS_TIMEOUT_MS = 30000;
+/** A device that hears nothing for this long re-requests with a resume point. */
+export const DEVICE_IDLE_TIMEOUT_MS = 10000;
+/** Size of the fixed CHUNK header before the payload. */
+export const CHUNK_HEADER_BYTES = 24;
+/** Size of an ACK message. */
+export const ACK_BYTES = 16;
+/** Stop-and-wait mode of the first design: chunk 1024, window 1. */
+export const STOP_AND_WAIT = { chunkSize: 1024, window: 1 } as const;
+/** Device ids (and sender ids): topic-safe, 1 to 64 characters. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;

@@ -1,0 +1,146 @@
+/**
+ * The TypeScript codec against the golden vectors of tests/vectors/ (protocol §4), plus the
+ * CRC-32 check value and the topic rules of §2.1.
+ */
+import { assertEquals, assertThrows } from "./_assert.ts";
+import {
+  crc32,
+  decodeAck,
+  decodeChunk,
+  DecodeError,
+  decodeError,
+  decodeManifest,
+  decodeRequest,
+  decodeStatus,
+  encodeAck,
+  encodeChunk,
+  encodeError,
+  encodeManifest,
+  encodeRequest,
+  encodeStatus,
+  fromHex,
+  parseInboundTopic,
+  responseTopicProblem,
+  toHex,
+} from "../src/protocol/mod.ts";
+
+interface Vector {
+  name: string;
+  fields?: Record<string, unknown>;
+  hex?: string;
+  hexHeader?: string;
+  payloadFill?: { byte: number; count: number };
+  error?: string;
+}
+
+function loadVectors(name: string): Vector[] {
+  const url = new URL(`./vectors/${name}.json`, import.meta.url);
+  return JSON.parse(Deno.readTextFileSync(url)).vectors;
+}
+
+function vectorBytes(v: Vector): Uint8Array {
+  if (v.hex !== undefined) return fromHex(v.hex);
+  const head = fromHex(v.hexHeader!);
+  const out = new Uint8Array(head.length + v.payloadFill!.count).fill(v.payloadFill!.byte);
+  out.set(head);
+  return out;
+}
+
+/** Turns decoded bytes fields into hex so they compare with the JSON fields. */
+function plain(value: unknown): unknown {
+  if (value instanceof Uint8Array) return toHex(value);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+}
+
+/** Turns JSON fields into the codec's types (hex strings of binary fields into bytes). */
+function typed(fields: Record<string, unknown>, binary: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (binary.includes(k) && typeof v === "string") out[k] = fromHex(v);
+    else if (k === "resume" && v) {
+      const r = v as { sha256: string; offset: number };
+      out[k] = { sha256: fromHex(r.sha256), offset: r.offset };
+    } else out[k] = v;
+  }
+  return out;
+}
+
+const suites = [
+  { file: "request", decode: decodeRequest, encode: encodeRequest, binary: ["correlationData"] },
+  {
+    file: "manifest",
+    decode: decodeManifest,
+    encode: encodeManifest,
+    binary: ["sha256", "signature"],
+  },
+  { file: "error", decode: decodeError, encode: encodeError, binary: [] },
+  { file: "chunk", decode: decodeChunk, encode: encodeChunk, binary: ["payload"] },
+  { file: "ack", decode: decodeAck, encode: encodeAck, binary: [] },
+  { file: "status", decode: decodeStatus, encode: encodeStatus, binary: ["sha256"] },
+] as const;
+
+for (const suite of suites) {
+  for (const v of loadVectors(suite.file)) {
+    if (v.error) {
+      Deno.test(`decode ${suite.file}: "${v.name}" fails with ${v.error}`, () => {
+        const err = assertThrows(() => suite.decode(vectorBytes(v)), DecodeError);
+        assertEquals(err.code, v.error);
+      });
+    } else {
+      Deno.test(`decode ${suite.file}: "${v.name}" gives its fields`, () => {
+        assertEquals(plain(suite.decode(vectorBytes(v))), v.fields);
+      });
+      Deno.test(`encode ${suite.file}: "${v.name}" gives its bytes`, () => {
+        // deno-lint-ignore no-explicit-any
+        const bytes = (suite.encode as (m: any) => Uint8Array)(typed(v.fields!, [...suite.binary]));
+        assertEquals(toHex(bytes), v.hex);
+      });
+    }
+  }
+}
+
+Deno.test("crc32() gives the standard check value for 123456789", () => {
+  assertEquals(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+});
+
+Deno.test("responseTopicProblem() accepts a topic inside the device namespace", () => {
+  assertEquals(responseTopicProblem("ota", "dev-1", "ota/dev/dev-1/data"), null);
+  assertEquals(responseTopicProblem("ota", "dev-1", "ota/dev/dev-1/x/y"), null);
+});
+
+Deno.test("responseTopicProblem() refuses another device's namespace, wildcards and our own topics", () => {
+  for (
+    const topic of [
+      "ota/dev/dev-2/data",
+      "ota/dev/dev-10/data",
+      "ota/dev/dev-1",
+      "ota/dev/dev-1/",
+      "ota/dev/dev-1/+",
+      "ota/dev/dev-1/#",
+      "ota/dev/dev-1/req",
+      "ota/dev/dev-1/status",
+      "ota/dev/dev-1/ack/s1",
+      "other/dev/dev-1/data",
+      "",
+      `ota/dev/dev-1/${"x".repeat(260)}`,
+    ]
+  ) {
+    if (responseTopicProblem("ota", "dev-1", topic) === null) {
+      throw new Error(`accepted "${topic}"`);
+    }
+  }
+});
+
+Deno.test("parseInboundTopic() tells requests, acks and status apart and ignores the rest", () => {
+  assertEquals(parseInboundTopic("ota", "ota/dev/d1/req"), { kind: "request", deviceId: "d1" });
+  assertEquals(parseInboundTopic("ota", "ota/dev/d1/ack/s1"), {
+    kind: "ack",
+    deviceId: "d1",
+    senderId: "s1",
+  });
+  assertEquals(parseInboundTopic("ota", "ota/dev/d1/status"), { kind: "status", deviceId: "d1" });
+  assertEquals(parseInboundTopic("ota", "ota/dev/d1/data"), null);
+  assertEquals(parseInboundTopic("ota", "ota/dev/d 1/req"), null);
+  assertEquals(parseInboundTopic("ota", "x/dev/d1/req"), null);
+});
