@@ -1,0 +1,347 @@
+/**
+ * One transfer on the sender side: the state machine of docs/protocol.md §7. It owns the
+ * window (go-back-N with a cumulative ACK), resends on NACK and on timeout with backoff, the
+ * round-trip estimate that sizes how many chunks are in flight, and the final outcome.
+ *
+ * It does no I/O of its own: it publishes through the `send` function it is given and is driven
+ * by `onAck`, `onStatus`, `onTick` and `shutdown`, so a test can run it without a broker.
+ * @module
+ */
+
+import {
+  type Ack,
+  ACK_TIMEOUT_MS,
+  CHUNK_HEADER_BYTES,
+  codeName,
+  encodeError,
+  encodeManifest,
+  ErrorCode,
+  ImageKindCode,
+  MAX_ACK_TIMEOUT_MS,
+  MAX_RETRIES,
+  NackReason,
+  type Status,
+  STATUS_TIMEOUT_MS,
+  StatusCode,
+  writeChunkHeader,
+} from "../protocol/mod.ts";
+import type { PublishOptions } from "../transport/types.ts";
+
+/** States of a transfer (protocol §7). */
+export type TransferState = "SENDING" | "AWAIT_STATUS" | "CLOSED";
+
+/** The image a transfer sends, with its bytes and per-chunk CRCs (shared by all transfers). */
+export interface TransferImage {
+  sha256: Uint8Array;
+  shaHex: string;
+  name: string;
+  product: string;
+  version: string;
+  kind: "esp32-app" | "file";
+  bytes: Uint8Array;
+  /** CRC-32 of every chunk at `chunkSize`, computed once per image and chunk size. */
+  crcs: Uint32Array;
+  /** ECDSA signature of the manifest, or empty. */
+  signature: Uint8Array;
+}
+
+/** Timing knobs; the protocol's values by default, shorter ones in tests. */
+export interface TransferTiming {
+  ackTimeoutMs: number;
+  maxAckTimeoutMs: number;
+  maxRetries: number;
+  statusTimeoutMs: number;
+}
+
+/** The protocol's timing (§6). */
+export const DEFAULT_TIMING: TransferTiming = {
+  ackTimeoutMs: ACK_TIMEOUT_MS,
+  maxAckTimeoutMs: MAX_ACK_TIMEOUT_MS,
+  maxRetries: MAX_RETRIES,
+  statusTimeoutMs: STATUS_TIMEOUT_MS,
+};
+
+/** What a transfer is set up with. */
+export interface TransferInit {
+  transferId: number;
+  deviceId: string;
+  image: TransferImage;
+  chunkSize: number;
+  /** Granted window: the most chunks in flight, ever. */
+  window: number;
+  startOffset: number;
+  dataTopic: string;
+  ackTopic: string;
+  correlationData: Uint8Array;
+  dataQos: 0 | 1;
+  /** Adapt the chunks in flight to the measured round trip (slow start); else always `window`. */
+  adaptive: boolean;
+  timing: TransferTiming;
+  /** Publishes a message; must not throw (errors are the caller's to log). */
+  send: (topic: string, payload: Uint8Array, options: PublishOptions) => void;
+  /** Called once when the transfer closes. */
+  onClose: (t: Transfer) => void;
+}
+
+/** Events that drive a transfer. */
+export type TransferEvent =
+  | { type: "ack"; ack: Ack }
+  | { type: "status"; status: Status }
+  | { type: "tick" }
+  | { type: "shutdown"; retryAfterMs: number };
+
+type Handler = (t: Transfer, e: TransferEvent, now: number) => TransferState;
+
+/**
+ * The transition table of protocol §7: for each state, the events it handles and the handler
+ * that returns the next state. Events a state does not list are ignored (e.g. a late ACK of a
+ * closed transfer).
+ */
+const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], Handler>>> = {
+  SENDING: {
+    ack: (t, e, now) => t.handleAck((e as { ack: Ack }).ack, now),
+    status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
+    tick: (t, _e, now) => t.handleAckTimeout(now),
+    shutdown: (t, e, now) => t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
+  },
+  AWAIT_STATUS: {
+    ack: () => "AWAIT_STATUS", // duplicate final ACK: nothing to send
+    status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
+    tick: (t, _e, now) => (now >= t.deadline ? t.finish(now, null) : "AWAIT_STATUS"),
+    shutdown: (t, _e, now) => t.finish(now, null),
+  },
+  CLOSED: {},
+};
+
+/** How a transfer ended, for the log line and the catalog's record. */
+export interface TransferOutcome {
+  /** A STATUS code name, `DELIVERED_UNVERIFIED` or `TRANSFER_ABORTED`. */
+  outcome: string;
+  detail: string;
+  ok: boolean;
+}
+
+/** One transfer; see the module doc. */
+export class Transfer {
+  state: TransferState = "SENDING";
+  readonly chunkCount: number;
+  /** Every chunk below this index is acknowledged. */
+  acked: number;
+  /** Next chunk index to send. */
+  next: number;
+  /** One past the highest chunk index ever sent. */
+  highestSent: number;
+  /** Chunks allowed in flight now (≤ window). */
+  cwnd: number;
+  /** Deadline of the current timer (ack timeout or status timeout), in ms. */
+  deadline = 0;
+  rto: number;
+  retries = 0;
+  /** Smoothed round trip in ms, 0 until measured. */
+  srtt = 0;
+  resends = 0;
+  chunksSent = 0;
+  bytesSent = 0;
+  startedAt = 0;
+  endedAt = 0;
+  outcome: TransferOutcome | null = null;
+  /** The NACK'd index already resent since the last progress (one go-back per index). */
+  private nackedAt = -1;
+  /** Send time of each in-flight chunk, by index modulo the window, for RTT samples. */
+  private readonly sentAt: Float64Array;
+  /** Indexes sent more than once (Karn: no RTT sample from them). */
+  private resentAbove = -1;
+
+  constructor(readonly init: TransferInit) {
+    this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
+    this.acked = init.startOffset / init.chunkSize;
+    this.next = this.acked;
+    this.highestSent = this.acked;
+    this.cwnd = init.adaptive ? Math.min(init.window, 4) : init.window;
+    this.rto = init.timing.ackTimeoutMs;
+    this.sentAt = new Float64Array(init.window);
+  }
+
+  /** Transfer id of the manifest. */
+  get id(): number {
+    return this.init.transferId;
+  }
+
+  /** Sends the MANIFEST and the first window of chunks. */
+  start(now: number): void {
+    this.startedAt = now;
+    const { image, chunkSize } = this.init;
+    const manifest = encodeManifest({
+      transferId: this.id,
+      sha256: image.sha256,
+      size: image.bytes.length,
+      chunkSize,
+      chunkCount: this.chunkCount,
+      startOffset: this.init.startOffset,
+      window: this.init.window,
+      kind: image.kind === "file" ? ImageKindCode.FILE : ImageKindCode.ESP32_APP,
+      name: image.name,
+      product: image.product,
+      version: image.version,
+      ackTopic: this.init.ackTopic,
+      signature: image.signature,
+    });
+    this.publish(manifest, 1);
+    this.deadline = now + this.rto;
+    this.pump(now);
+  }
+
+  /** Feeds an event through the transition table. */
+  dispatch(event: TransferEvent, now: number): void {
+    const handler = TRANSITIONS[this.state][event.type];
+    if (!handler) return;
+    const nextState = handler(this, event, now);
+    if (nextState === "CLOSED" && this.state !== "CLOSED") {
+      this.state = "CLOSED";
+      this.endedAt = now;
+      this.init.onClose(this);
+    } else this.state = nextState;
+  }
+
+  /** Bytes the device will have received when this transfer completes (from startOffset). */
+  get bytesToSend(): number {
+    return this.init.image.bytes.length - this.init.startOffset;
+  }
+
+  // ---- handlers (called only through TRANSITIONS) ----
+
+  /** @internal ACK or NACK while sending. */
+  handleAck(ack: Ack, now: number): TransferState {
+    const n = ack.nextIndex;
+    if (n > this.highestSent) return this.state; // beyond anything sent: ignore
+    if (n > this.acked) {
+      const newly = n - this.acked;
+      if (n - 1 > this.resentAbove) this.sample(now - this.sentAt[(n - 1) % this.init.window]);
+      this.acked = n;
+      this.next = Math.max(this.next, n); // a late ACK after a go-back still counts
+      this.retries = 0;
+      this.rto = this.baseRto();
+      this.deadline = now + this.rto;
+      this.nackedAt = -1;
+      if (this.init.adaptive) this.cwnd = Math.min(this.init.window, this.cwnd + newly);
+    }
+    if (ack.nack !== NackReason.NONE && n === this.acked && n < this.chunkCount && this.nackedAt !== n) {
+      // Go back to the NACK'd chunk once; later NACKs for it are the rest of the old window.
+      this.nackedAt = n;
+      if (this.init.adaptive && ack.nack === NackReason.GAP) this.cwnd = Math.max(1, this.cwnd >> 1);
+      this.goBack(now);
+    }
+    if (this.acked >= this.chunkCount) {
+      this.deadline = now + this.init.timing.statusTimeoutMs;
+      return "AWAIT_STATUS";
+    }
+    this.pump(now);
+    return "SENDING";
+  }
+
+  /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
+  handleAckTimeout(now: number): TransferState {
+    if (now < this.deadline) return "SENDING";
+    this.retries++;
+    if (this.retries > this.init.timing.maxRetries) {
+      return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
+    }
+    this.rto = Math.min(this.rto * 2, this.init.timing.maxAckTimeoutMs);
+    if (this.init.adaptive) this.cwnd = Math.max(1, this.cwnd >> 1);
+    this.nackedAt = -1;
+    this.goBack(now);
+    this.deadline = now + this.rto;
+    return "SENDING";
+  }
+
+  /** @internal Closes with a STATUS (or none: status timeout / shutdown after delivery). */
+  finish(_now: number, status: Status | null): TransferState {
+    if (status) {
+      const name = codeName(StatusCode, status.status);
+      this.outcome = { outcome: name, detail: status.detail, ok: status.status < 16 };
+    } else if (this.acked >= this.chunkCount) {
+      this.outcome = { outcome: "DELIVERED_UNVERIFIED", detail: "no STATUS from the device", ok: true };
+    } else {
+      this.outcome = { outcome: "TRANSFER_ABORTED", detail: "closed before delivery", ok: false };
+    }
+    return "CLOSED";
+  }
+
+  /** @internal Sends ERROR TRANSFER_ABORTED and closes. */
+  abort(_now: number, why: string, retryAfterMs: number): TransferState {
+    this.publish(
+      encodeError({
+        code: ErrorCode.TRANSFER_ABORTED,
+        transferId: this.id,
+        retryAfterMs,
+        message: `Transfer ${this.id} aborted: ${why}; request again to resume`,
+      }),
+      1,
+    );
+    this.outcome = { outcome: codeName(ErrorCode, ErrorCode.TRANSFER_ABORTED), detail: why, ok: false };
+    return "CLOSED";
+  }
+
+  /** Closes without a message (the device asked again, so this transfer is replaced). */
+  supersede(now: number): void {
+    if (this.state === "CLOSED") return;
+    this.outcome = { outcome: "SUPERSEDED", detail: "the device sent a new request", ok: false };
+    this.state = "CLOSED";
+    this.endedAt = now;
+    this.init.onClose(this);
+  }
+
+  // ---- window mechanics ----
+
+  private baseRto(): number {
+    // Before a sample exists the protocol's first timeout holds; after, 4 × SRTT bounded by it.
+    const t = this.init.timing;
+    return this.srtt > 0 ? Math.min(t.ackTimeoutMs, Math.max(200, 4 * this.srtt)) : t.ackTimeoutMs;
+  }
+
+  private sample(rtt: number): void {
+    if (!(rtt >= 0)) return;
+    this.srtt = this.srtt === 0 ? rtt : this.srtt * 0.875 + rtt * 0.125;
+  }
+
+  private goBack(now: number): void {
+    this.resentAbove = Math.max(this.resentAbove, this.next - 1);
+    this.resends += this.next - this.acked;
+    this.next = this.acked;
+    this.pump(now);
+  }
+
+  /** Sends chunks while the window has room. */
+  private pump(now: number): void {
+    const limit = Math.min(this.chunkCount, this.acked + this.cwnd);
+    while (this.next < limit) this.sendChunk(this.next++, now);
+  }
+
+  private sendChunk(index: number, now: number): void {
+    const { image, chunkSize } = this.init;
+    const offset = index * chunkSize;
+    const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
+    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
+    writeChunkHeader(message, {
+      transferId: this.id,
+      index,
+      offset,
+      length: payload.length,
+      crc32: image.crcs[index],
+    });
+    message.set(payload, CHUNK_HEADER_BYTES);
+    this.sentAt[index % this.init.window] = now;
+    if (index >= this.highestSent) this.highestSent = index + 1;
+    this.chunksSent++;
+    this.bytesSent += payload.length;
+    this.publish(message, this.init.dataQos);
+  }
+
+  private publish(payload: Uint8Array, qos: 0 | 1): void {
+    this.init.send(this.init.dataTopic, payload, {
+      qos,
+      responseTopic: this.init.ackTopic,
+      correlationData: this.init.correlationData,
+    });
+  }
+}
