@@ -1,0 +1,53 @@
+/**
+ * Limits of the catalog, in one place. The KV limits are those of Deno KV (denokv
+ * `limits.rs`); the catalog's own limits are derived from them with headroom.
+ *
+ * @module
+ */
+
+/** Largest value Deno KV stores under one key. */
+export const KV_MAX_VALUE_BYTES = 64 * 1024;
+/** Most mutations Deno KV accepts in one atomic commit. */
+export const KV_MAX_MUTATIONS_PER_COMMIT = 1000;
+/** Most bytes (keys and values) Deno KV accepts in one atomic commit. */
+export const KV_MAX_COMMIT_BYTES = 800 * 1024;
+/** Most keys `kv.getMany()` reads at once. */
+export const KV_MAX_GET_MANY_KEYS = 10;
+
+/**
+ * Bytes of an image stored under one piece key. 60 KiB keeps a piece and its key well under
+ * {@linkcode KV_MAX_VALUE_BYTES} and equals the protocol's `MAX_CHUNK_BYTES` (61440).
+ */
+export const PIECE_BYTES = 60 * 1024;
+/** Room left in every piece commit for keys and encoding overhead. */
+export const COMMIT_HEADROOM_BYTES = 64 * 1024;
+/** Pieces written per atomic commit, so that a commit stays under both KV commit limits (12). */
+export const PIECES_PER_COMMIT = Math.min(
+  Math.floor((KV_MAX_COMMIT_BYTES - COMMIT_HEADROOM_BYTES) / PIECE_BYTES),
+  KV_MAX_MUTATIONS_PER_COMMIT,
+);
+/** Keys deleted per atomic commit when an image's pieces or old history records are removed. */
+export const DELETES_PER_COMMIT = 500;
+
+/** Largest image the catalog accepts (the largest ESP32 OTA app partition is 16 MiB). */
+export const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
+/** Default size of the in-memory image cache. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Longest product name in UTF-8 bytes (protocol §4.1 `product`). */
+export const MAX_PRODUCT_BYTES = 64;
+/** Longest version in UTF-8 bytes (protocol §4.1 `wantedVersion`). */
+export const MAX_VERSION_BYTES = 32;
+/** Longest image name in UTF-8 bytes (a protocol `str8`). */
+export const MAX_NAME_BYTES = 255;
+/** Bytes of an ECDSA P-256 signature `r‖s` (protocol §4.2 `signature`). */
+export const SIGNATURE_BYTES = 64;
+/** Shortest SHA-256 prefix accepted as an image reference. */
+export const MIN_SHA_PREFIX_CHARS = 8;
+
+/** Transfer records and device status records kept; older ones are pruned. */
+export const HISTORY_LIMIT = 1000;
+/** Records written by one catalog instance between two prunings of a history. */
+export const HISTORY_PRUNE_EVERY = 50;
+/** Records returned by `listTransfers()` / `listDeviceStatus()` when no limit is given. */
+export const DEFAULT_LIST_LIMIT = 100;
