@@ -8,7 +8,12 @@
 import { freePort, waitForPort } from "./ports.ts";
 
 /** Where Mosquitto may be installed; Debian puts it in /usr/sbin, which is not always on PATH. */
-const CANDIDATES = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"];
+const CANDIDATES = [
+  "/usr/sbin/mosquitto",
+  "/usr/bin/mosquitto",
+  "/usr/local/sbin/mosquitto",
+  "/usr/local/bin/mosquitto",
+];
 
 /** The path of the mosquitto binary, or null when it is not installed. */
 export function findMosquitto(): string | null {
@@ -73,7 +78,10 @@ export class BrokerError extends Error {
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<RunningMosquitto> {
   const bin = findMosquitto();
   if (!bin) {
-    throw new BrokerError("MOSQUITTO_MISSING", "Cannot start Mosquitto: it is not installed (apt-get install mosquitto)");
+    throw new BrokerError(
+      "MOSQUITTO_MISSING",
+      "Cannot start Mosquitto: it is not installed (apt-get install mosquitto)",
+    );
   }
   const dir = await Deno.makeTempDir({ prefix: "ota-mosquitto-" });
   const port = options.port ?? freePort();
@@ -140,7 +148,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw new BrokerError(
       "MOSQUITTO_FAILED",
-      `Cannot start Mosquitto on port ${port}: ${(err as Error).message}; its log: ${stderr.trim() || "(empty)"}`,
+      `Cannot start Mosquitto on port ${port}: ${(err as Error).message}; its log: ${
+        stderr.trim() || "(empty)"
+      }`,
     );
   }
   let stopped = false;

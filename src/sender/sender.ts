@@ -11,8 +11,8 @@
 import {
   codeName,
   crc32,
-  DecodeError,
   decodeAck,
+  DecodeError,
   decodeRequest,
   decodeStatus,
   DEFAULT_CHUNK_BYTES,
@@ -201,7 +201,9 @@ export class Sender {
   }
 
   /** Open transfers, for the CLI and tests. */
-  openTransfers(): Array<{ transferId: number; deviceId: string; state: string; acked: number; chunks: number }> {
+  openTransfers(): Array<
+    { transferId: number; deviceId: string; state: string; acked: number; chunks: number }
+  > {
     return [...this.byId.values()].map((t) => ({
       transferId: t.id,
       deviceId: t.init.deviceId,
@@ -226,7 +228,9 @@ export class Sender {
           this.o.log.warn(`request from "${where.deviceId}" failed inside the sender: ${err}`)
         );
       } else if (where.kind === "ack") {
-        if (where.senderId !== this.o.senderId) return this.drop(`ack for another sender "${where.senderId}"`);
+        if (where.senderId !== this.o.senderId) {
+          return this.drop(`ack for another sender "${where.senderId}"`);
+        }
         this.handleAckTopic(where.deviceId, message);
       } else this.handleStatusTopic(where.deviceId, message);
     } catch (err) {
@@ -240,7 +244,9 @@ export class Sender {
     if (this.timer !== undefined) clearInterval(this.timer);
     const now = this.o.now();
     for (const t of [...this.byId.values()]) {
-      this.safely(() => t.dispatch({ type: "shutdown", retryAfterMs: this.o.busyRetryAfterMs }, now));
+      this.safely(() =>
+        t.dispatch({ type: "shutdown", retryAfterMs: this.o.busyRetryAfterMs }, now)
+      );
     }
     await new Promise((r) => setTimeout(r, 0));
   }
@@ -256,7 +262,12 @@ export class Sender {
     } catch (err) {
       const reply = this.usableResponseTopic(deviceId, message.responseTopic ?? "") ?? topics.error;
       const why = err instanceof DecodeError ? err.message : String(err);
-      return this.sendError(reply, message.correlationData, ErrorCode.MALFORMED_REQUEST, `${why}; see docs/protocol.md §4.1`);
+      return this.sendError(
+        reply,
+        message.correlationData,
+        ErrorCode.MALFORMED_REQUEST,
+        `${why}; see docs/protocol.md §4.1`,
+      );
     }
     const correlation = message.correlationData ?? request.correlationData;
     const responseTopic = message.responseTopic ?? (request.responseTopic || "");
@@ -279,7 +290,13 @@ export class Sender {
       );
     }
     if (this.stopping) {
-      return this.sendError(responseTopic, correlation, ErrorCode.BUSY, "Sender is shutting down", this.o.busyRetryAfterMs);
+      return this.sendError(
+        responseTopic,
+        correlation,
+        ErrorCode.BUSY,
+        "Sender is shutting down",
+        this.o.busyRetryAfterMs,
+      );
     }
     if (this.byId.size >= this.o.maxTransfers && !this.byDevice.has(deviceId)) {
       return this.sendError(
@@ -314,7 +331,12 @@ export class Sender {
       }
       meta ??= await this.o.catalog.resolve(request.product, request.wantedVersion);
     } catch (err) {
-      return this.sendError(responseTopic, correlation, ErrorCode.INTERNAL_ERROR, `Catalog lookup failed: ${err}; ask again later`);
+      return this.sendError(
+        responseTopic,
+        correlation,
+        ErrorCode.INTERNAL_ERROR,
+        `Catalog lookup failed: ${err}; ask again later`,
+      );
     }
     if (!meta) {
       const which = request.wantedVersion && request.wantedVersion !== "latest"
@@ -327,8 +349,16 @@ export class Sender {
         `Cannot find image: product "${request.product}" has ${which} in the catalog; add one with "deno task ota -- image add"`,
       );
     }
-    const chunkSize = clamp(request.chunkSize || this.o.defaultChunkSize, MIN_CHUNK_BYTES, MAX_CHUNK_BYTES);
-    const window = clamp(request.window || this.o.defaultWindow, 1, Math.min(MAX_WINDOW, this.o.maxWindow));
+    const chunkSize = clamp(
+      request.chunkSize || this.o.defaultChunkSize,
+      MIN_CHUNK_BYTES,
+      MAX_CHUNK_BYTES,
+    );
+    const window = clamp(
+      request.window || this.o.defaultWindow,
+      1,
+      Math.min(MAX_WINDOW, this.o.maxWindow),
+    );
     // Protocol §9: a multiple of the chunk size, at most what the device has, below the size.
     const capped = Math.min(startOffset, meta.size - 1);
     startOffset = capped - (capped % chunkSize);
@@ -337,7 +367,12 @@ export class Sender {
     try {
       image = await this.loadImage(meta, chunkSize);
     } catch (err) {
-      return this.sendError(responseTopic, correlation, ErrorCode.INTERNAL_ERROR, `Cannot read image ${meta.sha256}: ${err}`);
+      return this.sendError(
+        responseTopic,
+        correlation,
+        ErrorCode.INTERNAL_ERROR,
+        `Cannot read image ${meta.sha256}: ${err}`,
+      );
     }
     if (this.requestSeq.get(deviceId) !== mySeq || this.stopping) return; // a newer request won
     const now = this.o.now();
@@ -366,8 +401,12 @@ export class Sender {
     this.byDevice.set(deviceId, transfer);
     this.stats.transfersStarted++;
     this.o.log.info(
-      `start  ${deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${fmtBytes(meta.size)}` +
-        ` chunk ${chunkSize} window ${window}${startOffset ? ` resume at ${startOffset}` : ""} (transfer ${transfer.id})`,
+      `start  ${deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
+        fmtBytes(meta.size)
+      }` +
+        ` chunk ${chunkSize} window ${window}${
+          startOffset ? ` resume at ${startOffset}` : ""
+        } (transfer ${transfer.id})`,
     );
     transfer.start(now);
   }
@@ -381,7 +420,9 @@ export class Sender {
         const bytes = await this.o.catalog.readImage(meta.sha256);
         const count = Math.ceil(bytes.length / chunkSize);
         const crcs = new Uint32Array(count);
-        for (let i = 0; i < count; i++) crcs[i] = crc32(bytes.subarray(i * chunkSize, (i + 1) * chunkSize));
+        for (let i = 0; i < count; i++) {
+          crcs[i] = crc32(bytes.subarray(i * chunkSize, (i + 1) * chunkSize));
+        }
         const sha256 = fromHex(meta.sha256);
         const signature = this.o.sign ? await this.o.sign(sha256) : new Uint8Array(0);
         return { ...meta, shaHex: meta.sha256, sha256, bytes, crcs, signature };
@@ -396,7 +437,9 @@ export class Sender {
   }
 
   private pruneImages(): void {
-    const inUse = new Set([...this.byId.values()].map((t) => `${t.init.image.shaHex}/${t.init.chunkSize}`));
+    const inUse = new Set(
+      [...this.byId.values()].map((t) => `${t.init.image.shaHex}/${t.init.chunkSize}`),
+    );
     for (const key of this.images.keys()) if (!inUse.has(key)) this.images.delete(key);
   }
 
@@ -409,7 +452,13 @@ export class Sender {
     try {
       ack = decodeAck(message.payload);
     } catch (err) {
-      return this.replyToDevice(deviceId, message, ErrorCode.MALFORMED_ACK, 0, `${(err as Error).message}; see docs/protocol.md §4.5`);
+      return this.replyToDevice(
+        deviceId,
+        message,
+        ErrorCode.MALFORMED_ACK,
+        0,
+        `${(err as Error).message}; see docs/protocol.md §4.5`,
+      );
     }
     const t = this.byId.get(ack.transferId);
     if (!t || t.init.deviceId !== deviceId) {
@@ -433,7 +482,13 @@ export class Sender {
     try {
       status = decodeStatus(message.payload);
     } catch (err) {
-      return this.replyToDevice(deviceId, message, ErrorCode.MALFORMED_ACK, 0, `${(err as Error).message}; see docs/protocol.md §4.6`);
+      return this.replyToDevice(
+        deviceId,
+        message,
+        ErrorCode.MALFORMED_ACK,
+        0,
+        `${(err as Error).message}; see docs/protocol.md §4.6`,
+      );
     }
     const name = codeName(StatusCode, status.status);
     this.o.catalog.recordDeviceStatus({
@@ -448,7 +503,13 @@ export class Sender {
     if (t && t.init.deviceId === deviceId) {
       t.dispatch({ type: "status", status }, this.o.now());
     } else if (onAckTopic && status.transferId) {
-      this.replyToDevice(deviceId, message, ErrorCode.UNKNOWN_TRANSFER, status.transferId, `No open transfer ${status.transferId} for device "${deviceId}"; its status was recorded`);
+      this.replyToDevice(
+        deviceId,
+        message,
+        ErrorCode.UNKNOWN_TRANSFER,
+        status.transferId,
+        `No open transfer ${status.transferId} for device "${deviceId}"; its status was recorded`,
+      );
     } else {
       this.o.log.info(`status ${deviceId} ${name} ${status.version} ${status.detail}`);
     }
@@ -510,7 +571,13 @@ export class Sender {
   }
 
   /** Answers an ACK/STATUS problem where the device can hear it: its Response Topic, if usable. */
-  private replyToDevice(deviceId: string, message: InboundMessage, code: number, transferId: number, text: string): void {
+  private replyToDevice(
+    deviceId: string,
+    message: InboundMessage,
+    code: number,
+    transferId: number,
+    text: string,
+  ): void {
     const reply = this.usableResponseTopic(deviceId, message.responseTopic ?? "");
     if (reply) this.sendError(reply, message.correlationData, code, text, 0, transferId);
     else this.drop(`${codeName(ErrorCode, code)} from "${deviceId}": ${text}`);

@@ -102,7 +102,8 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
     ack: (t, e, now) => t.handleAck((e as { ack: Ack }).ack, now),
     status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
     tick: (t, _e, now) => t.handleAckTimeout(now),
-    shutdown: (t, e, now) => t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
+    shutdown: (t, e, now) =>
+      t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
   },
   AWAIT_STATUS: {
     ack: () => "AWAIT_STATUS", // duplicate final ACK: nothing to send
@@ -225,10 +226,14 @@ export class Transfer {
       this.nackedAt = -1;
       if (this.init.adaptive) this.cwnd = Math.min(this.init.window, this.cwnd + newly);
     }
-    if (ack.nack !== NackReason.NONE && n === this.acked && n < this.chunkCount && this.nackedAt !== n) {
+    if (
+      ack.nack !== NackReason.NONE && n === this.acked && n < this.chunkCount && this.nackedAt !== n
+    ) {
       // Go back to the NACK'd chunk once; later NACKs for it are the rest of the old window.
       this.nackedAt = n;
-      if (this.init.adaptive && ack.nack === NackReason.GAP) this.cwnd = Math.max(1, this.cwnd >> 1);
+      if (this.init.adaptive && ack.nack === NackReason.GAP) {
+        this.cwnd = Math.max(1, this.cwnd >> 1);
+      }
       this.goBack(now);
     }
     if (this.acked >= this.chunkCount) {
@@ -260,7 +265,11 @@ export class Transfer {
       const name = codeName(StatusCode, status.status);
       this.outcome = { outcome: name, detail: status.detail, ok: status.status < 16 };
     } else if (this.acked >= this.chunkCount) {
-      this.outcome = { outcome: "DELIVERED_UNVERIFIED", detail: "no STATUS from the device", ok: true };
+      this.outcome = {
+        outcome: "DELIVERED_UNVERIFIED",
+        detail: "no STATUS from the device",
+        ok: true,
+      };
     } else {
       this.outcome = { outcome: "TRANSFER_ABORTED", detail: "closed before delivery", ok: false };
     }
@@ -278,7 +287,11 @@ export class Transfer {
       }),
       1,
     );
-    this.outcome = { outcome: codeName(ErrorCode, ErrorCode.TRANSFER_ABORTED), detail: why, ok: false };
+    this.outcome = {
+      outcome: codeName(ErrorCode, ErrorCode.TRANSFER_ABORTED),
+      detail: why,
+      ok: false,
+    };
     return "CLOSED";
   }
 

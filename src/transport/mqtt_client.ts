@@ -70,7 +70,11 @@ class MqttTransport implements Transport {
         payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength),
         responseTopic: props?.responseTopic,
         correlationData: props?.correlationData
-          ? new Uint8Array(props.correlationData.buffer, props.correlationData.byteOffset, props.correlationData.byteLength)
+          ? new Uint8Array(
+            props.correlationData.buffer,
+            props.correlationData.byteOffset,
+            props.correlationData.byteLength,
+          )
           : undefined,
       });
     });
@@ -112,7 +116,9 @@ class MqttTransport implements Transport {
         this.inflight++;
         this.client.publish(topic, body, opts, (err) => {
           this.inflight--;
-          if (this.waiting.length > 0 && this.inflight < this.receiveMaximum) this.waiting.shift()!();
+          if (this.waiting.length > 0 && this.inflight < this.receiveMaximum) {
+            this.waiting.shift()!();
+          }
           if (err) reject(err);
           else resolve();
         });
@@ -184,7 +190,9 @@ export async function connectMqtt(options: MqttOptions): Promise<Transport> {
   } catch (err) {
     client.end(true);
     throw new TransportError(
-      `Cannot connect to MQTT broker "${options.url}": ${(err as Error).message}; check that it runs and the URL, port and TLS settings are right`,
+      `Cannot connect to MQTT broker "${options.url}": ${
+        (err as Error).message
+      }; check that it runs and the URL, port and TLS settings are right`,
     );
   }
   const t = new MqttTransport(client, protocolVersion, connack);

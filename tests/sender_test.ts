@@ -1,0 +1,296 @@
+/**
+ * The sender over the in-memory broker: every bad input gets its protocol ERROR (or a logged
+ * drop) and the sender keeps serving; a whole transfer completes through dropped and duplicated
+ * messages. The integration tests repeat the important cases over a real Mosquitto.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  decodeChunk,
+  decodeError,
+  decodeManifest,
+  encodeAck,
+  encodeRequest,
+  encodeStatus,
+  ErrorCode,
+  fromHex,
+  MessageType,
+  peekType,
+  type Request,
+  StatusCode,
+  toHex,
+} from "../src/protocol/mod.ts";
+import {
+  Sender,
+  type SenderCatalog,
+  type SenderImageMeta,
+  type TransferSummary,
+} from "../src/sender/sender.ts";
+import { MemoryBroker } from "./_memory_transport.ts";
+
+const IMAGE = new Uint8Array(5000).map((_, i) => (i * 13) & 0xff);
+const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
+
+/** A catalog with one image, for unit tests only (the real one is tested in catalog_test.ts). */
+function fakeCatalog(): SenderCatalog & { transfers: unknown[]; statuses: unknown[] } {
+  const meta: SenderImageMeta = {
+    sha256: SHA,
+    name: "fw.bin",
+    product: "blink",
+    version: "1.1.0",
+    size: IMAGE.length,
+    kind: "file",
+  };
+  return {
+    transfers: [],
+    statuses: [],
+    get: (sha) => Promise.resolve(sha === SHA ? meta : null),
+    resolve: (product, version) =>
+      Promise.resolve(
+        product === "blink" && (!version || version === "latest" || version === "1.1.0")
+          ? meta
+          : null,
+      ),
+    readImage: () => Promise.resolve(IMAGE),
+    recordTransfer(r) {
+      this.transfers.push(r);
+      return Promise.resolve();
+    },
+    recordDeviceStatus(r) {
+      this.statuses.push(r);
+      return Promise.resolve();
+    },
+  };
+}
+
+function request(overrides: Partial<Request> = {}): Request {
+  return {
+    chunkSize: 1024,
+    window: 2,
+    deviceId: "d1",
+    product: "blink",
+    currentVersion: "1.0.0",
+    wantedVersion: "",
+    responseTopic: "",
+    correlationData: new Uint8Array(0),
+    resume: null,
+    ...overrides,
+  };
+}
+
+async function setup(options: { maxTransfers?: number } = {}) {
+  const broker = new MemoryBroker();
+  const catalog = fakeCatalog();
+  const sender = await Sender.start({
+    transport: broker.connect(),
+    catalog,
+    prefix: "ota",
+    senderId: "s1",
+    tickMs: 0,
+    dataQos: 0,
+    adaptiveWindow: false,
+    maxTransfers: options.maxTransfers,
+    timing: { ackTimeoutMs: 50, maxRetries: 2 },
+  });
+  const device = broker.connect();
+  await device.subscribe(["ota/dev/#"]);
+  const inbox: Array<{ topic: string; payload: Uint8Array; responseTopic?: string }> = [];
+  device.onMessage((m) => inbox.push(m));
+  const ended: TransferSummary[] = [];
+  sender.onTransferEnd((s) => ended.push(s));
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+  return { broker, catalog, sender, device, inbox, ended, settle };
+}
+
+function errorsOn(inbox: Array<{ topic: string; payload: Uint8Array }>, topic: string) {
+  return inbox.filter((m) => m.topic === topic && peekType(m.payload) === MessageType.ERROR).map((
+    m,
+  ) => decodeError(m.payload));
+}
+
+Deno.test("a malformed request gets MALFORMED_REQUEST on the device's error topic and the sender keeps serving", async () => {
+  const { device, inbox, settle, sender } = await setup();
+  await device.publish("ota/dev/d1/req", new Uint8Array([1, 2, 3]), { qos: 1 });
+  await settle();
+  const errs = errorsOn(inbox, "ota/dev/d1/error");
+  assertEquals(errs.map((e) => e.code), [ErrorCode.MALFORMED_REQUEST]);
+  assert(errs[0].message.includes("TRUNCATED"), errs[0].message);
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  assert(
+    inbox.some((m) =>
+      m.topic === "ota/dev/d1/data" && peekType(m.payload) === MessageType.MANIFEST
+    ),
+  );
+  await sender.stop();
+});
+
+Deno.test("a Response Topic in another device's namespace is refused and nothing is published there", async () => {
+  const { broker, device, inbox, settle, sender } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d2/data",
+  });
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/ack/s1",
+  });
+  await settle();
+  assertEquals(errorsOn(inbox, "ota/dev/d1/error").map((e) => e.code), [
+    ErrorCode.RESPONSE_TOPIC_REFUSED,
+    ErrorCode.RESPONSE_TOPIC_REFUSED,
+  ]);
+  assertEquals(broker.on("ota/dev/d2/data").length, 0);
+  await sender.stop();
+});
+
+Deno.test("a request whose body names another device is refused with DEVICE_MISMATCH", async () => {
+  const { device, inbox, settle, sender } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request({ deviceId: "d2" })), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  assertEquals(errorsOn(inbox, "ota/dev/d1/data").map((e) => e.code), [ErrorCode.DEVICE_MISMATCH]);
+  await sender.stop();
+});
+
+Deno.test("an unknown image gets UNKNOWN_IMAGE naming the product and version", async () => {
+  const { device, inbox, settle, sender } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request({ wantedVersion: "9.9.9" })), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  const [e] = errorsOn(inbox, "ota/dev/d1/data");
+  assertEquals(e.code, ErrorCode.UNKNOWN_IMAGE);
+  assert(e.message.includes('"9.9.9"') && e.message.includes('"blink"'), e.message);
+  await sender.stop();
+});
+
+Deno.test("a resume offset beyond the image is OUT_OF_RANGE", async () => {
+  const { device, inbox, settle, sender } = await setup();
+  const resume = { sha256: fromHex(SHA), offset: 99999 };
+  await device.publish("ota/dev/d1/req", encodeRequest(request({ resume })), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  assertEquals(errorsOn(inbox, "ota/dev/d1/data").map((e) => e.code), [ErrorCode.OUT_OF_RANGE]);
+  await sender.stop();
+});
+
+Deno.test("at its transfer limit the sender answers BUSY with a retry-after", async () => {
+  const { device, inbox, settle, sender } = await setup({ maxTransfers: 1 });
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  await device.publish("ota/dev/d2/req", encodeRequest(request({ deviceId: "d2" })), {
+    qos: 1,
+    responseTopic: "ota/dev/d2/data",
+  });
+  await settle();
+  const [e] = errorsOn(inbox, "ota/dev/d2/data");
+  assertEquals(e.code, ErrorCode.BUSY);
+  assert(e.retryAfterMs > 0);
+  await sender.stop();
+});
+
+Deno.test("acks for unknown transfers, from the wrong device, or malformed get errors and change nothing", async () => {
+  const { device, inbox, settle, sender } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  const manifest = decodeManifest(
+    inbox.find((m) => peekType(m.payload) === MessageType.MANIFEST)!.payload,
+  );
+  const reply = { qos: 1 as const, responseTopic: "ota/dev/d2/data" };
+  await device.publish(
+    "ota/dev/d2/ack/s1",
+    encodeAck({ transferId: manifest.transferId, nextIndex: 5, nack: 0 }),
+    reply,
+  );
+  await device.publish(
+    "ota/dev/d2/ack/s1",
+    encodeAck({ transferId: 12345, nextIndex: 1, nack: 0 }),
+    reply,
+  );
+  await device.publish("ota/dev/d2/ack/s1", new Uint8Array([0x4f, 0x54, 1, 5, 0]), reply);
+  await device.publish("ota/dev/d2/ack/s1", encodeAck({ transferId: 1, nextIndex: 1, nack: 0 }), {
+    qos: 1,
+  }); // no reply topic
+  await settle();
+  assertEquals(errorsOn(inbox, "ota/dev/d2/data").map((e) => e.code), [
+    ErrorCode.UNKNOWN_TRANSFER,
+    ErrorCode.UNKNOWN_TRANSFER,
+    ErrorCode.MALFORMED_ACK,
+  ]);
+  assertEquals(sender.openTransfers()[0].acked, 0);
+  assertEquals(sender.stats.dropped, 1);
+  await sender.stop();
+});
+
+Deno.test("a whole transfer completes through dropped and duplicated chunks, and STATUS is recorded", async () => {
+  const { broker, device, inbox, settle, sender, ended, catalog } = await setup();
+  let chunkSeen = 0;
+  broker.fault = (topic, payload) => {
+    if (topic !== "ota/dev/d1/data" || peekType(payload) !== MessageType.CHUNK) return "deliver";
+    chunkSeen++;
+    return chunkSeen === 2 ? "drop" : chunkSeen === 4 ? "duplicate" : "deliver";
+  };
+  // A minimal in-order receiver: ACK every in-order chunk, NACK a gap, re-ACK duplicates.
+  let next = 0;
+  let ackTopic = "";
+  let transferId = 0;
+  const received = new Uint8Array(IMAGE.length);
+  device.onMessage((m) => {
+    inbox.push(m);
+    const type = peekType(m.payload);
+    if (type === MessageType.MANIFEST) {
+      const man = decodeManifest(m.payload);
+      ackTopic = man.ackTopic;
+      transferId = man.transferId;
+    } else if (type === MessageType.CHUNK) {
+      const c = decodeChunk(m.payload);
+      let nack = 0;
+      if (c.index === next) {
+        received.set(c.payload, c.offset);
+        next++;
+      } else if (c.index > next) nack = 3;
+      device.publish(ackTopic, encodeAck({ transferId, nextIndex: next, nack }), { qos: 1 });
+      if (next === 5 && c.index === 4) {
+        device.publish(
+          ackTopic,
+          encodeStatus({
+            transferId,
+            status: StatusCode.VERIFIED,
+            sha256: new Uint8Array(32),
+            version: "1.1.0",
+            detail: "",
+          }),
+          { qos: 1 },
+        );
+      }
+    }
+  });
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  for (let i = 0; i < 100 && ended.length === 0; i++) {
+    await settle();
+    sender.tick();
+  }
+  assertEquals(ended.map((e) => e.outcome), ["VERIFIED"]);
+  assertEquals(received, IMAGE);
+  assert(ended[0].resends > 0, "the dropped chunk was resent");
+  assertEquals(catalog.transfers.length, 1);
+  assertEquals(catalog.statuses.length, 1);
+  await sender.stop();
+});

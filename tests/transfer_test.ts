@@ -1,0 +1,198 @@
+/**
+ * The sender's per-transfer state machine (protocol §7) driven directly, without a broker:
+ * window, cumulative ACK, NACK go-back, timeouts with backoff, abort, status and late input.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  type Ack,
+  crc32,
+  decodeChunk,
+  decodeError,
+  decodeManifest,
+  ErrorCode,
+  NackReason,
+  peekType,
+  StatusCode,
+} from "../src/protocol/mod.ts";
+import { Transfer, type TransferImage, type TransferTiming } from "../src/sender/transfer.ts";
+
+const TIMING: TransferTiming = {
+  ackTimeoutMs: 100,
+  maxAckTimeoutMs: 400,
+  maxRetries: 3,
+  statusTimeoutMs: 1000,
+};
+
+function image(size: number, chunkSize: number): TransferImage {
+  const bytes = new Uint8Array(size).map((_, i) => (i * 7 + 3) & 0xff);
+  const count = Math.ceil(size / chunkSize);
+  const crcs = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    crcs[i] = crc32(bytes.subarray(i * chunkSize, (i + 1) * chunkSize));
+  }
+  return {
+    sha256: new Uint8Array(32).fill(1),
+    shaHex: "01".repeat(32),
+    name: "img",
+    product: "p",
+    version: "1.0.0",
+    kind: "file",
+    bytes,
+    crcs,
+    signature: new Uint8Array(0),
+  };
+}
+
+function setup(
+  opts: {
+    size?: number;
+    chunkSize?: number;
+    window?: number;
+    adaptive?: boolean;
+    startOffset?: number;
+  } = {},
+) {
+  const sent: Uint8Array[] = [];
+  let closed: Transfer | null = null;
+  const chunkSize = opts.chunkSize ?? 256;
+  const t = new Transfer({
+    transferId: 42,
+    deviceId: "d1",
+    image: image(opts.size ?? 256 * 10, chunkSize),
+    chunkSize,
+    window: opts.window ?? 4,
+    startOffset: opts.startOffset ?? 0,
+    dataTopic: "ota/dev/d1/data",
+    ackTopic: "ota/dev/d1/ack/s1",
+    correlationData: new Uint8Array([7]),
+    dataQos: 0,
+    adaptive: opts.adaptive ?? false,
+    timing: TIMING,
+    send: (_topic, payload) => sent.push(payload),
+    onClose: (x) => (closed = x),
+  });
+  const chunks = () => sent.filter((m) => peekType(m) === 4).map((m) => decodeChunk(m).index);
+  const ack = (nextIndex: number, nack = 0, now = 0) =>
+    t.dispatch({ type: "ack", ack: { transferId: 42, nextIndex, nack } as Ack }, now);
+  return { t, sent, chunks, ack, closed: () => closed };
+}
+
+Deno.test("Transfer.start() sends the manifest then one window of chunks", () => {
+  const { t, sent, chunks } = setup();
+  t.start(0);
+  const m = decodeManifest(sent[0]);
+  assertEquals([m.transferId, m.chunkCount, m.window, m.chunkSize], [42, 10, 4, 256]);
+  assertEquals(chunks(), [0, 1, 2, 3]);
+});
+
+Deno.test("a cumulative ACK slides the window by the chunks it acknowledges", () => {
+  const { t, chunks, ack } = setup();
+  t.start(0);
+  ack(3);
+  assertEquals(chunks(), [0, 1, 2, 3, 4, 5, 6]);
+});
+
+Deno.test("a NACK makes the sender go back once; repeated NACKs of the old window do not", () => {
+  const { t, chunks, ack } = setup();
+  t.start(0);
+  ack(1, NackReason.GAP);
+  ack(1, NackReason.GAP);
+  ack(1, NackReason.GAP);
+  assertEquals(chunks(), [0, 1, 2, 3, 1, 2, 3, 4]);
+  assertEquals(t.resends, 3);
+});
+
+Deno.test("an ACK timeout resends from the oldest chunk with a doubled timeout, then aborts", () => {
+  const { t, sent, chunks, closed } = setup();
+  t.start(0);
+  t.dispatch({ type: "tick" }, 50);
+  assertEquals(chunks().length, 4);
+  t.dispatch({ type: "tick" }, 100);
+  assertEquals(chunks(), [0, 1, 2, 3, 0, 1, 2, 3]);
+  t.dispatch({ type: "tick" }, 250); // next deadline 100 + 200
+  assertEquals(chunks().length, 8);
+  t.dispatch({ type: "tick" }, 300);
+  assertEquals(chunks().length, 12);
+  t.dispatch({ type: "tick" }, 700);
+  t.dispatch({ type: "tick" }, 1100);
+  assertEquals(t.state, "CLOSED");
+  const last = decodeError(sent[sent.length - 1]);
+  assertEquals(last.code, ErrorCode.TRANSFER_ABORTED);
+  assertEquals(closed()?.outcome?.outcome, "TRANSFER_ABORTED");
+});
+
+Deno.test("ACKs beyond what was sent, backwards or duplicated never move the window wrongly", () => {
+  const { t, chunks, ack } = setup();
+  t.start(0);
+  ack(9); // never sent
+  assertEquals(t.acked, 0);
+  ack(2);
+  ack(1); // backwards
+  ack(2); // duplicate
+  assertEquals(t.acked, 2);
+  assertEquals(chunks(), [0, 1, 2, 3, 4, 5]);
+});
+
+Deno.test("a late ACK after a go-back still counts and does not resend acknowledged chunks", () => {
+  const { t, chunks, ack } = setup();
+  t.start(0);
+  t.dispatch({ type: "tick" }, 100); // timeout: go back to 0, resend 0..3
+  ack(4, 0, 101); // the original 0..3 arrived after all
+  assertEquals(t.acked, 4);
+  assertEquals(chunks().slice(8), [4, 5, 6, 7]);
+});
+
+Deno.test("the last ACK waits for STATUS; STATUS VERIFIED closes the transfer as ok", () => {
+  const { t, ack, closed } = setup({ size: 600, chunkSize: 256, window: 4 });
+  t.start(0);
+  ack(3);
+  assertEquals(t.state, "AWAIT_STATUS");
+  t.dispatch({
+    type: "status",
+    status: {
+      transferId: 42,
+      status: StatusCode.VERIFIED,
+      sha256: new Uint8Array(32),
+      version: "1",
+      detail: "",
+    },
+  }, 5);
+  assertEquals(closed()?.outcome, { outcome: "VERIFIED", detail: "", ok: true });
+});
+
+Deno.test("without STATUS the transfer closes as delivered but unverified after the status timeout", () => {
+  const { t, ack, closed } = setup({ size: 600, chunkSize: 256 });
+  t.start(0);
+  ack(3, 0, 10);
+  t.dispatch({ type: "tick" }, 500);
+  assertEquals(t.state, "AWAIT_STATUS");
+  t.dispatch({ type: "tick" }, 1010);
+  assertEquals(closed()?.outcome?.outcome, "DELIVERED_UNVERIFIED");
+});
+
+Deno.test("a resumed transfer starts at the chunk of its start offset", () => {
+  const { t, sent, chunks } = setup({ startOffset: 256 * 6 });
+  t.start(0);
+  assertEquals(decodeManifest(sent[0]).startOffset, 1536);
+  assertEquals(chunks(), [6, 7, 8, 9]);
+});
+
+Deno.test("the adaptive window starts small and grows to the granted window as ACKs arrive", () => {
+  const { t, chunks, ack } = setup({ size: 256 * 64, window: 16, adaptive: true });
+  t.start(0);
+  assertEquals(chunks().length, 4);
+  ack(4, 0, 1);
+  assert(t.cwnd === 8, `cwnd ${t.cwnd}`);
+  ack(12, 0, 2);
+  assertEquals(t.cwnd, 16);
+  assertEquals(chunks().length, 12 + 16);
+});
+
+Deno.test("shutdown aborts an open transfer with a retry hint", () => {
+  const { t, sent } = setup();
+  t.start(0);
+  t.dispatch({ type: "shutdown", retryAfterMs: 1234 }, 1);
+  const e = decodeError(sent[sent.length - 1]);
+  assertEquals([e.code, e.retryAfterMs], [ErrorCode.TRANSFER_ABORTED, 1234]);
+  assertEquals(t.state, "CLOSED");
+});
