@@ -1,0 +1,141 @@
+/**
+ * Starts a whole sender from a {@link SenderConfig}: the catalog, the broker connection (or the
+ * embedded broker when the configured one is local and absent), signing, and the service.
+ * `deno task sender`, the demo, tests and benchmarks all start a sender through here.
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { Catalog } from "../catalog/mod.ts";
+import { type EmbeddedBroker, isListening, startEmbeddedBroker } from "../broker/mod.ts";
+import { connectMqtt } from "../transport/mqtt_client.ts";
+import type { Transport } from "../transport/types.ts";
+import type { SenderConfig } from "./config.ts";
+import { Sender, type SenderLog } from "./sender.ts";
+import { signerFromPem } from "./signing.ts";
+
+/** A running sender and what it started. */
+export interface RunningSender {
+  sender: Sender;
+  catalog: Catalog;
+  transport: Transport;
+  senderId: string;
+  /** The broker URL in use. */
+  brokerUrl: string;
+  /** Set when the embedded broker was started. */
+  embedded?: EmbeddedBroker;
+  /** Stops the service, then the connection, the catalog and any embedded broker. */
+  stop(): Promise<void>;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/** Starts a sender; `log` receives its lines (default: stdout with a timestamp). */
+export async function runSender(
+  config: SenderConfig,
+  log: SenderLog = consoleLog(),
+): Promise<RunningSender> {
+  const senderId = config.senderId || `s-${crypto.randomUUID().slice(0, 8)}`;
+  let brokerUrl = config.broker.url;
+  let protocolVersion = config.broker.protocolVersion;
+  let embedded: EmbeddedBroker | undefined;
+  const url = new URL(brokerUrl);
+  const port = Number(url.port || (url.protocol === "mqtts:" ? 8883 : 1883));
+  if (config.broker.embedded && url.protocol === "mqtt:" && LOOPBACK.has(url.hostname)) {
+    const host = url.hostname === "localhost" ? "127.0.0.1" : url.hostname.replace(/^\[|\]$/g, "");
+    if (!(await isListening(host, port))) {
+      embedded = await startEmbeddedBroker(host, port);
+      brokerUrl = embedded.url;
+      protocolVersion = 4;
+      log.warn(
+        `!!! No broker listens on ${host}:${port}: started the EMBEDDED broker (aedes, MQTT 3.1.1 only) there.` +
+          ` It is for trying things out; point broker.url at Mosquitto or EMQX in production.`,
+      );
+    }
+  }
+  if (config.kvPath !== ":memory:") await Deno.mkdir(dirname(config.kvPath), { recursive: true });
+  const catalog = await Catalog.open(config.kvPath === ":memory:" ? undefined : config.kvPath, {
+    cacheBytes: config.cache.maxBytes,
+  });
+  const tls = config.broker.tls;
+  let transport: Transport;
+  try {
+    transport = await connectMqtt({
+      url: brokerUrl,
+      clientId: config.broker.clientId || `ota-sender-${senderId}`,
+      protocolVersion,
+      keepalive: config.broker.keepalive,
+      username: config.broker.username || undefined,
+      password: config.broker.password || undefined,
+      reconnectMs: config.broker.reconnectMs,
+      tls: url.protocol === "mqtts:" || tls.ca || tls.cert
+        ? {
+          ca: tls.ca ? await Deno.readTextFile(tls.ca) : undefined,
+          cert: tls.cert ? await Deno.readTextFile(tls.cert) : undefined,
+          key: tls.key ? await Deno.readTextFile(tls.key) : undefined,
+          insecure: tls.insecure,
+        }
+        : undefined,
+      onEvent: (event, detail) => {
+        if (event === "offline") {
+          log.warn(`broker connection lost; reconnecting every ${config.broker.reconnectMs} ms`);
+        } else if (event === "error") log.warn(`broker: ${detail}`);
+      },
+    });
+  } catch (err) {
+    catalog.close();
+    await embedded?.stop();
+    throw err;
+  }
+  const sign = config.signing.keyFile
+    ? await signerFromPem(await Deno.readTextFile(config.signing.keyFile))
+    : undefined;
+  const t = config.transfer;
+  const sender = await Sender.start({
+    transport,
+    catalog,
+    prefix: config.topics.prefix,
+    senderId,
+    sharedGroup: config.topics.sharedGroup || undefined,
+    dataQos: t.dataQos,
+    defaultChunkSize: t.defaultChunkSize,
+    defaultWindow: t.defaultWindow,
+    maxWindow: t.maxWindow,
+    adaptiveWindow: t.adaptiveWindow,
+    maxTransfers: t.maxTransfers,
+    busyRetryAfterMs: t.busyRetryAfterMs,
+    timing: {
+      ackTimeoutMs: t.ackTimeoutMs,
+      maxRetries: t.maxRetries,
+      statusTimeoutMs: t.statusTimeoutMs,
+    },
+    sign,
+    log,
+  });
+  let stopped = false;
+  return {
+    sender,
+    catalog,
+    transport,
+    senderId,
+    brokerUrl,
+    embedded,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await sender.stop();
+      await transport.close().catch(() => {});
+      catalog.close();
+      await embedded?.stop();
+    },
+  };
+}
+
+/** Log lines to stdout with a time stamp. */
+export function consoleLog(): SenderLog {
+  const ts = () => new Date().toISOString().slice(11, 23);
+  return {
+    info: (line) => console.log(`${ts()} ${line}`),
+    warn: (line) => console.log(`${ts()} ${line}`),
+  };
+}
