@@ -697,7 +697,7 @@ function recogniseApp(bytes: Uint8Array, generic: boolean): EspAppImage | null {
   const notApp = (why: string) =>
     new CatalogError(
       "NOT_AN_APP_IMAGE",
-      `Cannot add image: it is not an ESP32 app image (${why}); add it as a generic file with a product and version to store it anyway`,
+      `Cannot add image: it is not an ESP32 app image (${why})`,
     );
   if (!hasEspImageMagic(bytes)) {
     if (generic) return null;
