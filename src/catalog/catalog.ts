@@ -301,8 +301,16 @@ export class Catalog {
     let product: string;
     let version: string;
     if (app) {
-      product = fromDescriptor("product", options.product, app.app.projectName, "project name");
-      version = fromDescriptor("version", options.version, app.app.version, "version");
+      product = fromDescriptor(options.product, {
+        what: "product",
+        actual: app.app.projectName,
+        field: "project name",
+      });
+      version = fromDescriptor(options.version, {
+        what: "version",
+        actual: app.app.version,
+        field: "version",
+      });
     } else {
       if (!options.product || !options.version) {
         throw invalid("Cannot add image: a generic file needs both a product and a version");
@@ -648,7 +656,10 @@ export class Catalog {
     }
   }
 
-  async #deleteAll(prefix: Deno.KvKey, skip = 0, reverse = false): Promise<void> {
+  async #deleteAll(
+    prefix: Deno.KvKey,
+    { skip = 0, reverse = false }: { skip?: number; reverse?: boolean } = {},
+  ): Promise<void> {
     let batch: Deno.KvKey[] = [];
     let seen = 0;
     for await (const e of this.#kv.list({ prefix }, { reverse })) {
@@ -673,7 +684,7 @@ export class Catalog {
   }
 
   async #prune(prefix: Deno.KvKey): Promise<void> {
-    await this.#deleteAll(prefix, this.#historyLimit, true);
+    await this.#deleteAll(prefix, { skip: this.#historyLimit, reverse: true });
   }
 
   async #newest<T>(prefix: Deno.KvKey, limit: number, what: string): Promise<T[]> {
@@ -723,11 +734,10 @@ function recogniseApp(bytes: Uint8Array, generic: boolean): EspAppImage | null {
   }
 }
 
+/** Returns the declared value, or the descriptor's when none is declared; refuses a contradiction. */
 function fromDescriptor(
-  what: "product" | "version",
   declared: string | undefined,
-  actual: string,
-  field: string,
+  { what, actual, field }: { what: "product" | "version"; actual: string; field: string },
 ): string {
   if (declared === undefined || declared === "") return actual;
   if (declared !== actual) {

@@ -251,11 +251,11 @@ export function parseEspAppImage(bytes: Uint8Array): EspAppImage {
     firstSegment,
     app: {
       secureVersion: v.getUint32(d + f.secureVersion, true),
-      version: readCString(bytes, d, f.version, "version"),
-      projectName: readCString(bytes, d, f.projectName, "project_name"),
-      time: readCString(bytes, d, f.time, "time"),
-      date: readCString(bytes, d, f.date, "date"),
-      idfVersion: readCString(bytes, d, f.idfVersion, "idf_ver"),
+      version: readCString(bytes, { ...f.version, base: d, name: "version" }),
+      projectName: readCString(bytes, { ...f.projectName, base: d, name: "project_name" }),
+      time: readCString(bytes, { ...f.time, base: d, name: "time" }),
+      date: readCString(bytes, { ...f.date, base: d, name: "date" }),
+      idfVersion: readCString(bytes, { ...f.idfVersion, base: d, name: "idf_ver" }),
       appElfSha256: Array.from(sha, (b) => b.toString(16).padStart(2, "0")).join(""),
     },
   };
@@ -266,10 +266,9 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true });
 /** Reads a `char[n]` field: up to the first NUL, or all `n` bytes when there is none. */
 function readCString(
   bytes: Uint8Array,
-  base: number,
-  field: { offset: number; bytes: number },
-  name: string,
+  field: { base: number; offset: number; bytes: number; name: string },
 ): string {
+  const { base, name } = field;
   const raw = bytes.subarray(base + field.offset, base + field.offset + field.bytes);
   const nul = raw.indexOf(0);
   try {

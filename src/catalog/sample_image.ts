@@ -77,11 +77,11 @@ export function makeSampleImage(options: SampleImageOptions = {}): Uint8Array<Ar
   const d = ESP_APP_DESC_OFFSET;
   const f = ESP_APP_DESC_FIELDS;
   v.setUint32(d + f.magicWord, ESP_APP_DESC_MAGIC_WORD, true);
-  writeCString(out, d, f.version, version, "version");
-  writeCString(out, d, f.projectName, product, "product");
-  writeCString(out, d, f.time, "12:00:00", "time");
-  writeCString(out, d, f.date, "Jan  1 2025", "date");
-  writeCString(out, d, f.idfVersion, idfVersion, "idfVersion");
+  writeCString(out, { ...f.version, base: d, text: version, name: "version" });
+  writeCString(out, { ...f.projectName, base: d, text: product, name: "product" });
+  writeCString(out, { ...f.time, base: d, text: "12:00:00", name: "time" });
+  writeCString(out, { ...f.date, base: d, text: "Jan  1 2025", name: "date" });
+  writeCString(out, { ...f.idfVersion, base: d, text: idfVersion, name: "idfVersion" });
   const elfSha = createHash("sha256").update(`${product}@${version}#${seed}`).digest();
   out.set(elfSha, d + f.appElfSha256.offset);
   // filler: xorshift32, never seeded with 0
@@ -97,11 +97,9 @@ export function makeSampleImage(options: SampleImageOptions = {}): Uint8Array<Ar
 
 function writeCString(
   out: Uint8Array,
-  base: number,
-  field: { offset: number; bytes: number },
-  text: string,
-  name: string,
+  field: { base: number; offset: number; bytes: number; text: string; name: string },
 ): void {
+  const { base, text, name } = field;
   const bytes = new TextEncoder().encode(text);
   if (bytes.length >= field.bytes) {
     throw new RangeError(
