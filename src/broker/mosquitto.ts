@@ -84,6 +84,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     );
   }
   const dir = await Deno.makeTempDir({ prefix: "ota-mosquitto-" });
+  // Started as root, Mosquitto drops to the "mosquitto" user: it must be able to read its files.
+  await Deno.chmod(dir, 0o755);
   const port = options.port ?? freePort();
   const lines = [
     "per_listener_settings false",

@@ -1,0 +1,310 @@
+/**
+ * The sender against a real Mosquitto started on a free loopback port: bad input over a real
+ * broker, the Response Topic rule, TLS and mutual TLS with certificates made by openssl, and
+ * the ACL of docs/protocol.md §2.2 confining a device to its namespace.
+ */
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { makeTestCerts } from "./_certs.ts";
+import {
+  findMosquitto,
+  type MosquittoOptions,
+  type RunningMosquitto,
+  startMosquitto,
+} from "../src/broker/mod.ts";
+import { makeSampleImage } from "../src/catalog/sample_image.ts";
+import {
+  decodeError,
+  decodeManifest,
+  encodeRequest,
+  ErrorCode,
+  MessageType,
+  peekType,
+  type Request,
+} from "../src/protocol/mod.ts";
+import {
+  DEFAULT_CONFIG,
+  type RunningSender,
+  runSender,
+  type SenderConfig,
+} from "../src/sender/mod.ts";
+import { connectMqtt, type MqttOptions, TransportError } from "../src/transport/mqtt_client.ts";
+import type { InboundMessage, Transport } from "../src/transport/types.ts";
+
+const HAVE_MOSQUITTO = findMosquitto() !== null;
+if (!HAVE_MOSQUITTO) {
+  if (Deno.env.get("OTA_REQUIRE_MOSQUITTO") === "1") {
+    throw new Error("Mosquitto is required (OTA_REQUIRE_MOSQUITTO=1) but not installed");
+  }
+  console.error(
+    "\n!!! SKIPPED: broker_integration_test.ts needs mosquitto (apt-get install mosquitto) !!!\n",
+  );
+}
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: !HAVE_MOSQUITTO, fn, sanitizeOps: false, sanitizeResources: false });
+
+const QUIET = { info: () => {}, warn: () => {} };
+
+interface World {
+  broker: RunningMosquitto;
+  running: RunningSender;
+  kvDir: string;
+  stop(): Promise<void>;
+}
+
+async function world(
+  brokerOptions: MosquittoOptions = {},
+  configure: (c: SenderConfig, b: RunningMosquitto) => void = () => {},
+): Promise<World> {
+  const broker = await startMosquitto(brokerOptions);
+  const kvDir = await Deno.makeTempDir({ prefix: "ota-it-" });
+  const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+  config.broker.url = broker.url;
+  config.broker.embedded = false;
+  config.senderId = "it-sender";
+  config.kvPath = `${kvDir}/ota.kv`;
+  config.transfer.ackTimeoutMs = 300;
+  configure(config, broker);
+  let running: RunningSender;
+  try {
+    running = await runSender(config, QUIET);
+  } catch (err) {
+    await broker.stop();
+    throw err;
+  }
+  await running.catalog.addImage(
+    makeSampleImage({ product: "blink", version: "1.1.0", size: 64 * 1024, seed: 1 }),
+  );
+  return {
+    broker,
+    running,
+    kvDir,
+    async stop() {
+      await running.stop();
+      await broker.stop();
+      await Deno.remove(kvDir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** A bare device connection that records what it receives. */
+async function device(url: string, id: string, extra: Partial<MqttOptions> = {}) {
+  const t: Transport = await connectMqtt({ url, clientId: id, reconnectMs: 0, ...extra });
+  const inbox: InboundMessage[] = [];
+  t.onMessage((m) => inbox.push(m));
+  await t.subscribe([`ota/dev/${id}/#`], 1);
+  const waitFor = async (pred: (m: InboundMessage) => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const m = inbox.find(pred);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(
+      `device ${id}: no matching message within ${ms} ms; got ${
+        inbox.map((m) => m.topic).join(", ")
+      }`,
+    );
+  };
+  return { t, inbox, waitFor };
+}
+
+function request(deviceId: string, overrides: Partial<Request> = {}): Uint8Array {
+  return encodeRequest({
+    chunkSize: 0,
+    window: 0,
+    deviceId,
+    product: "blink",
+    currentVersion: "1.0.0",
+    wantedVersion: "",
+    responseTopic: "",
+    correlationData: new Uint8Array(0),
+    resume: null,
+    ...overrides,
+  });
+}
+
+const isType = (type: number) => (m: InboundMessage) => peekType(m.payload) === type;
+
+test("over Mosquitto, malformed requests and acks get errors and the sender keeps serving", async () => {
+  const w = await world();
+  const d = await device(w.broker.url, "d1");
+  try {
+    await d.t.publish("ota/dev/d1/req", new TextEncoder().encode('{"hello":1}'), { qos: 1 });
+    const e = decodeError((await d.waitFor((m) => m.topic === "ota/dev/d1/error")).payload);
+    assertEquals(e.code, ErrorCode.MALFORMED_REQUEST);
+    await d.t.publish("ota/dev/d1/ack/it-sender", new Uint8Array([9, 9]), {
+      qos: 1,
+      responseTopic: "ota/dev/d1/data",
+    });
+    const e2 = decodeError(
+      (await d.waitFor((m) => m.topic === "ota/dev/d1/data" && isType(MessageType.ERROR)(m)))
+        .payload,
+    );
+    assertEquals(e2.code, ErrorCode.MALFORMED_ACK);
+    await d.t.publish("ota/dev/d1/req", request("d1"), {
+      qos: 1,
+      responseTopic: "ota/dev/d1/data",
+      correlationData: new Uint8Array([5]),
+    });
+    const m = await d.waitFor(isType(MessageType.MANIFEST));
+    assertEquals(decodeManifest(m.payload).ackTopic, "ota/dev/d1/ack/it-sender");
+    assertEquals(m.responseTopic, "ota/dev/d1/ack/it-sender");
+    assertEquals([...m.correlationData!], [5]);
+    await d.waitFor(isType(MessageType.CHUNK));
+  } finally {
+    await d.t.close();
+    await w.stop();
+  }
+});
+
+test("a Response Topic in another device's namespace is refused and nothing is published there", async () => {
+  const w = await world();
+  const attacker = await device(w.broker.url, "d1");
+  const victim = await device(w.broker.url, "d2");
+  try {
+    await attacker.t.publish("ota/dev/d1/req", request("d1"), {
+      qos: 1,
+      responseTopic: "ota/dev/d2/data",
+    });
+    const e = decodeError((await attacker.waitFor((m) => m.topic === "ota/dev/d1/error")).payload);
+    assertEquals(e.code, ErrorCode.RESPONSE_TOPIC_REFUSED);
+    assert(e.message.includes("ota/dev/d2/data"), e.message);
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(victim.inbox.length, 0);
+  } finally {
+    await attacker.t.close();
+    await victim.t.close();
+    await w.stop();
+  }
+});
+
+test("an unknown image is answered with UNKNOWN_IMAGE, never silence", async () => {
+  const w = await world();
+  const d = await device(w.broker.url, "d1");
+  try {
+    await d.t.publish("ota/dev/d1/req", request("d1", { product: "nope" }), {
+      qos: 1,
+      responseTopic: "ota/dev/d1/data",
+    });
+    const e = decodeError((await d.waitFor(isType(MessageType.ERROR))).payload);
+    assertEquals(e.code, ErrorCode.UNKNOWN_IMAGE);
+    assert(e.message.includes('"nope"'), e.message);
+  } finally {
+    await d.t.close();
+    await w.stop();
+  }
+});
+
+test("the sender connects over TLS, verifying the broker against the CA", async () => {
+  const certs = await makeTestCerts();
+  const tls = { caFile: certs.ca, certFile: certs.serverCert, keyFile: certs.serverKey };
+  const w = await world({ tls }, (c, b) => {
+    c.broker.url = b.tlsUrl!;
+    c.broker.tls.ca = certs.ca;
+  });
+  const d = await device(w.broker.tlsUrl!, "d1", {
+    tls: { ca: await Deno.readTextFile(certs.ca) },
+  });
+  try {
+    await d.t.publish("ota/dev/d1/req", request("d1"), {
+      qos: 1,
+      responseTopic: "ota/dev/d1/data",
+    });
+    await d.waitFor(isType(MessageType.MANIFEST));
+    // Without the CA the broker's certificate is not trusted: a clear connect error.
+    await assertRejects(
+      () =>
+        connectMqtt({
+          url: w.broker.tlsUrl!,
+          clientId: "x",
+          reconnectMs: 0,
+          connectTimeoutMs: 3000,
+          tls: {},
+        }),
+      TransportError,
+      "Cannot connect",
+    );
+  } finally {
+    await d.t.close();
+    await w.stop();
+    await Deno.remove(certs.dir, { recursive: true });
+  }
+});
+
+test("mutual TLS: the sender presents its client certificate; a client without one is refused", async () => {
+  const certs = await makeTestCerts();
+  const tls = {
+    caFile: certs.ca,
+    certFile: certs.serverCert,
+    keyFile: certs.serverKey,
+    requireCertificate: true,
+  };
+  const w = await world({ tls }, (c, b) => {
+    c.broker.url = b.tlsUrl!;
+    c.broker.tls = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey, insecure: false };
+  });
+  const pem = (p: string) => Deno.readTextFile(p);
+  const d = await device(w.broker.tlsUrl!, "d1", {
+    tls: {
+      ca: await pem(certs.ca),
+      cert: await pem(certs.clientCert),
+      key: await pem(certs.clientKey),
+    },
+  });
+  try {
+    await d.t.publish("ota/dev/d1/req", request("d1"), {
+      qos: 1,
+      responseTopic: "ota/dev/d1/data",
+    });
+    await d.waitFor(isType(MessageType.MANIFEST));
+    await assertRejects(
+      () =>
+        connectMqtt({
+          url: w.broker.tlsUrl!,
+          clientId: "nocert",
+          reconnectMs: 0,
+          connectTimeoutMs: 3000,
+          tls: { ca: Deno.readTextFileSync(certs.ca) },
+        }),
+      TransportError,
+    );
+  } finally {
+    await d.t.close();
+    await w.stop();
+    await Deno.remove(certs.dir, { recursive: true });
+  }
+});
+
+test("the ACL of docs/protocol.md §2.2 confines a device to its own namespace", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
+  const acl = doc.match(/```\n(# \/etc\/mosquitto\/acl[\s\S]*?)```/)![1];
+  const w = await world({ acl }, (c) => (c.broker.username = "ota-sender"));
+  const d1 = await device(w.broker.url, "d1");
+  const d2 = await device(w.broker.url, "d2");
+  try {
+    // d1 may not subscribe to d2's topics (Mosquitto denies it) nor publish a request as d2.
+    const spy: InboundMessage[] = [];
+    const sub = await connectMqtt({ url: w.broker.url, clientId: "d1-spy", reconnectMs: 0 });
+    sub.onMessage((m) => spy.push(m));
+    await sub.subscribe(["ota/dev/d2/#"], 1).catch(() => {});
+    await d1.t.publish("ota/dev/d2/req", request("d2"), {
+      qos: 1,
+      responseTopic: "ota/dev/d2/data",
+    }).catch(() => {});
+    await new Promise((r) => setTimeout(r, 400));
+    assertEquals(w.running.sender.stats.requests, 0);
+    assertEquals(d2.inbox.length, 0);
+    // Inside its namespace d1 is served as usual, and d2's spy heard none of it.
+    await d1.t.publish("ota/dev/d1/req", request("d1"), {
+      qos: 1,
+      responseTopic: "ota/dev/d1/data",
+    });
+    await d1.waitFor(isType(MessageType.MANIFEST));
+    assertEquals(spy.length, 0);
+    await sub.close();
+  } finally {
+    await d1.t.close();
+    await d2.t.close();
+    await w.stop();
+  }
+});
