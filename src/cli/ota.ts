@@ -11,6 +11,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { Catalog, CatalogError, type CatalogErrorCode, type ImageMeta } from "../catalog/mod.ts";
+import { generateSigningKeys } from "../sender/signing.ts";
 
 /** Somewhere {@linkcode runOta} writes text; `Deno.stdout` and `Deno.stderr` are ones. */
 export interface OtaWriter {
@@ -145,6 +146,19 @@ for another chip than the ESP32 are refused.`,
   --limit N     show at most N reports (default ${DEFAULT_HISTORY_ROWS})`,
     options: { limit: { type: "string" } },
     run: devices,
+  },
+  {
+    words: ["key", "generate"],
+    args: [],
+    summary: "make an ECDSA P-256 key pair for signing manifests",
+    help: `Options:
+  --out DIR     folder for signing-key.pem (sender) and signing-pub.pem (devices); default .data/keys
+
+Point the sender's signing.keyFile (OTA_SIGNING_KEY_FILE) at signing-key.pem and build the
+firmware with signing-pub.pem: devices then refuse images whose signature does not verify.
+Existing files are never overwritten.`,
+    options: { out: { type: "string" } },
+    run: keyGenerate,
   },
 ];
 
@@ -453,6 +467,28 @@ async function devices(ctx: Context): Promise<number> {
       [],
     ));
   }
+  return EXIT_OK;
+}
+
+async function keyGenerate(ctx: Context): Promise<number> {
+  const dir = resolvePath(ctx.cwd, (ctx.values.out as string | undefined) ?? ".data/keys");
+  const files = { key: join(dir, "signing-key.pem"), pub: join(dir, "signing-pub.pem") };
+  for (const f of Object.values(files)) {
+    if (await Deno.stat(f).then(() => true, () => false)) {
+      throw new Error(
+        `Cannot generate keys: "${f}" exists and is never overwritten (use another --out)`,
+      );
+    }
+  }
+  const keys = await generateSigningKeys();
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(files.key, keys.privateKey, { mode: 0o600, createNew: true });
+  await Deno.writeTextFile(files.pub, keys.publicKey, { createNew: true });
+  await ctx.out(
+    ctx.json
+      ? JSON.stringify(files)
+      : `Wrote ${files.key} (keep it secret; sender signing.keyFile) and ${files.pub} (devices)`,
+  );
   return EXIT_OK;
 }
 
