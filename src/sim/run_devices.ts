@@ -1,0 +1,137 @@
+/**
+ * Runs N simulated devices at once, each with its own MQTT connection (client id = device id),
+ * started with a small stagger, with progress bars while they run. The core of `deno task
+ * device`, reused by the demo and the benchmark.
+ * @module
+ */
+
+import { DEFAULT_PREFIX } from "../protocol/mod.ts";
+import { connectMqtt, type TlsOptions } from "../transport/mqtt_client.ts";
+import { aggregateBar, deviceBar, Terminal } from "./progress.ts";
+import { Receiver, type ReceiverFaults, type ReceiverResult } from "./receiver.ts";
+
+/** Devices shown with a bar each; above this, one aggregate bar. */
+export const MAX_DEVICE_BARS = 8;
+/** Default delay between two devices' starts, so N connections do not arrive in one burst. */
+export const DEFAULT_STAGGER_MS = 20;
+/** How often progress is redrawn on a TTY. */
+export const TTY_REDRAW_MS = 100;
+/** How often a progress line is printed when the output is not a TTY. */
+export const PLAIN_PROGRESS_MS = 2000;
+
+/** What to run: where the broker is, how many devices, what they ask for, which faults. */
+export interface DeviceRunOptions {
+  /** Broker URL, `mqtt://host:port` or `mqtts://host:port`. */
+  broker: string;
+  /** Devices; default 1. */
+  count?: number;
+  /** Device ids are `<idPrefix>-1` .. `<idPrefix>-N`; default `sim`. */
+  idPrefix?: string;
+  product: string;
+  /** Wanted version; default `latest`. */
+  want?: string;
+  currentVersion?: string;
+  /** Chunk size to ask for; 0 or undefined = the sender's default. */
+  chunkSize?: number;
+  /** Window to ask for; 0 or undefined = the sender's default. */
+  window?: number;
+  /** MQTT protocol: 5 (default) or 4 (3.1.1). */
+  protocolVersion?: 4 | 5;
+  /** Write each image to `<outDir>/<device>.bin` instead of memory. */
+  outDir?: string;
+  /** Topic prefix; default `ota`. */
+  prefix?: string;
+  tls?: TlsOptions;
+  faults?: ReceiverFaults;
+  ackEvery?: number;
+  idleTimeoutMs?: number;
+  staggerMs?: number;
+}
+
+/** Where output goes. */
+export interface DeviceRunIo {
+  /** Terminal for progress and log lines; default stderr. */
+  terminal?: Terminal;
+  /** Draw progress; default true. */
+  progress?: boolean;
+  /** Print every device's state changes and faults. */
+  verbose?: boolean;
+  /** Aborting stops every device (their results say ABORTED). */
+  signal?: AbortSignal;
+}
+
+/** Runs the devices; resolves with one result per device, in device order (never rejects). */
+export async function runDevices(
+  options: DeviceRunOptions,
+  io: DeviceRunIo = {},
+): Promise<ReceiverResult[]> {
+  const count = options.count ?? 1;
+  const term = io.terminal ?? Terminal.stderr();
+  const log = io.verbose ? (line: string) => term.line(line) : undefined;
+  if (options.outDir) await Deno.mkdir(options.outDir, { recursive: true });
+  const receivers: Receiver[] = [];
+  for (let i = 1; i <= count; i++) {
+    const deviceId = `${options.idPrefix ?? "sim"}-${i}`;
+    receivers.push(
+      new Receiver({
+        deviceId,
+        connect: () =>
+          connectMqtt({
+            url: options.broker,
+            clientId: deviceId,
+            protocolVersion: options.protocolVersion ?? 5,
+            tls: options.tls,
+          }),
+        prefix: options.prefix ?? DEFAULT_PREFIX,
+        product: options.product,
+        currentVersion: options.currentVersion,
+        wantedVersion: options.want ?? "latest",
+        chunkSize: options.chunkSize,
+        window: options.window,
+        sink: options.outDir ? `${options.outDir}/${deviceId}.bin` : "memory",
+        faults: options.faults,
+        ackEvery: options.ackEvery,
+        idleTimeoutMs: options.idleTimeoutMs,
+        log,
+      }),
+    );
+  }
+  const onAbort = () => receivers.forEach((r) => r.stop());
+  io.signal?.addEventListener("abort", onAbort);
+
+  const started = performance.now();
+  const draw = () => {
+    const seconds = (performance.now() - started) / 1000;
+    const all = receivers.map((r) => r.progress());
+    if (count <= MAX_DEVICE_BARS && term.isTty) term.setLive(all.map((p) => deviceBar(p, seconds)));
+    else if (count <= MAX_DEVICE_BARS) {
+      term.setLive([all.map((p) => `${p.deviceId} ${percent(p)}`).join("  ")]);
+    } else term.setLive([aggregateBar(all, seconds)]);
+  };
+  const showProgress = io.progress ?? true;
+  const timer = showProgress
+    ? setInterval(draw, term.isTty ? TTY_REDRAW_MS : PLAIN_PROGRESS_MS)
+    : undefined;
+
+  const stagger = options.staggerMs ?? DEFAULT_STAGGER_MS;
+  const runs: Promise<ReceiverResult>[] = [];
+  try {
+    for (let i = 0; i < receivers.length; i++) {
+      if (i > 0 && stagger > 0) await new Promise((r) => setTimeout(r, stagger));
+      runs.push(receivers[i].run());
+    }
+    return await Promise.all(runs);
+  } finally {
+    clearInterval(timer);
+    io.signal?.removeEventListener("abort", onAbort);
+    if (showProgress) {
+      if (term.isTty) draw();
+      term.endLive();
+    }
+  }
+}
+
+function percent(p: { offset: number; size: number; state: string }): string {
+  if (p.state === "DONE") return "done";
+  return p.size > 0 ? `${Math.floor((p.offset / p.size) * 100)}%` : p.state.toLowerCase();
+}
