@@ -308,3 +308,36 @@ test("the ACL of docs/protocol.md §2.2 confines a device to its own namespace",
     await w.stop();
   }
 });
+
+test("after a broker restart the sender reconnects, resubscribes and serves again", async () => {
+  const broker = await startMosquitto();
+  const kvDir = await Deno.makeTempDir({ prefix: "ota-it-" });
+  const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+  Object.assign(config, { senderId: "it-sender", kvPath: `${kvDir}/ota.kv` });
+  Object.assign(config.broker, { url: broker.url, embedded: false, reconnectMs: 100 });
+  const running = await runSender(config, QUIET);
+  await running.catalog.addImage(
+    makeSampleImage({ product: "blink", version: "1.1.0", size: 8192, seed: 2 }),
+  );
+  let again: RunningMosquitto | undefined;
+  try {
+    await broker.stop();
+    again = await startMosquitto({ port: broker.port });
+    const d = await device(again.url, "d1");
+    const deadline = Date.now() + 10000;
+    // The sender needs a moment to reconnect; ask until a manifest comes back.
+    while (!d.inbox.some(isType(MessageType.MANIFEST)) && Date.now() < deadline) {
+      await d.t.publish("ota/dev/d1/req", request("d1"), {
+        qos: 1,
+        responseTopic: "ota/dev/d1/data",
+      });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert(d.inbox.some(isType(MessageType.MANIFEST)), "no manifest after the broker restart");
+    await d.t.close();
+  } finally {
+    await running.stop();
+    await again?.stop();
+    await Deno.remove(kvDir, { recursive: true }).catch(() => {});
+  }
+});
