@@ -1,0 +1,84 @@
+// ota_core/limits.h: every numeric limit of the wire protocol (docs/protocol.md §4 and §6) and
+// the receiver's own sizing constants, in one place. Nothing else in the firmware spells these
+// numbers; buffers are sized from them so the core needs no heap after start-up.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ota_core {
+
+// ---- protocol §4: encoding ----
+/// First two bytes of every message ("OT").
+constexpr uint8_t kMagic0 = 0x4F;
+constexpr uint8_t kMagic1 = 0x54;
+/// The only protocol version this core speaks (§10).
+constexpr uint8_t kProtocolVersion = 1;
+/// Bytes of the common header: magic, version, type.
+constexpr size_t kHeaderBytes = 4;
+/// Longest `str8` / `bytes8` (protocol §6 MAX_STR8_BYTES).
+constexpr size_t kMaxStr8Bytes = 255;
+/// Device id and sender id rule of §2: `[A-Za-z0-9._:-]{1,64}`.
+constexpr size_t kMaxDeviceIdBytes = 64;
+/// REQUEST `product`: 1..64 bytes (§4.1).
+constexpr size_t kMaxProductBytes = 64;
+/// REQUEST `currentVersion` / `wantedVersion`: 0..32 bytes (§4.1).
+constexpr size_t kMaxVersionBytes = 32;
+/// SHA-256 digest size.
+constexpr size_t kSha256Bytes = 32;
+/// ECDSA P-256 signature `r||s` (§4.2).
+constexpr size_t kSignatureBytes = 64;
+/// Fixed part of each message (up to its first variable-length field).
+constexpr size_t kRequestFixedBytes = 12;
+constexpr size_t kManifestFixedBytes = 60;
+constexpr size_t kErrorFixedBytes = 16;
+constexpr size_t kChunkHeaderBytes = 24;
+constexpr size_t kAckBytes = 16;
+constexpr size_t kStatusFixedBytes = 44;
+
+// ---- protocol §6: limits and timing ----
+constexpr uint32_t kMinChunkBytes = 256;
+constexpr uint32_t kMaxChunkBytes = 61440;
+constexpr uint32_t kDefaultChunkBytes = 4096;
+/// Largest CHUNK message: header plus MAX_CHUNK_BYTES (61464).
+constexpr size_t kMaxChunkMessageBytes = kChunkHeaderBytes + kMaxChunkBytes;
+constexpr uint16_t kMaxWindow = 64;
+constexpr uint16_t kDefaultWindow = 8;
+constexpr uint32_t kAckTimeoutMs = 2000;
+constexpr uint32_t kMaxAckTimeoutMs = 16000;
+constexpr uint32_t kMaxRetries = 8;
+constexpr uint32_t kStatusTimeoutMs = 30000;
+constexpr uint32_t kDeviceIdleTimeoutMs = 10000;
+
+// ---- receiver sizing (not protocol values; chosen here and documented in firmware/README.md) ----
+/// Longest MQTT topic the receiver stores (protocol §2.1 caps a Response Topic at 255 bytes).
+constexpr size_t kMaxTopicBytes = 255;
+/// Correlation Data the receiver generates for its own requests; longer incoming values can never
+/// match ours, so the reassembler keeps only this many bytes and a "too long" flag.
+constexpr size_t kCorrelationBytes = 8;
+/// Longest REQUEST this receiver encodes: fixed part, device id, product, two versions, empty
+/// MQTT 3.1.1 topic (or one of kMaxTopicBytes), correlation, resume point.
+constexpr size_t kMaxRequestBytes = kRequestFixedBytes + (1 + kMaxDeviceIdBytes) +
+                                    (1 + kMaxProductBytes) + 2 * (1 + kMaxVersionBytes) +
+                                    (1 + kMaxTopicBytes) + (1 + kCorrelationBytes) +
+                                    kSha256Bytes + 4;
+/// Longest STATUS this receiver encodes (version + a short detail).
+constexpr size_t kMaxStatusDetailBytes = 63;
+constexpr size_t kMaxStatusBytes =
+    kStatusFixedBytes + (1 + kMaxVersionBytes) + (1 + kMaxStatusDetailBytes);
+/// Flash erase sector. A resume point is requested rounded down to it so that the first write
+/// after a power cut starts a freshly erased sector (bytes written after the last saved point may
+/// be half-programmed).
+constexpr uint32_t kFlashSectorBytes = 4096;
+/// Flash write failures in a row before STATUS FLASH_ERROR (protocol §8).
+constexpr uint32_t kMaxFlashFailuresInARow = 3;
+/// Block size for rehashing the already written part of an image on resume.
+constexpr size_t kRehashBlockBytes = 512;
+/// After this long without another in-order chunk, pending acknowledgements are flushed even if
+/// fewer than ceil(window/2) chunks are unacknowledged: a sender that adapts its in-flight count
+/// below ceil(window/2) (protocol §7 allows it) would otherwise wait for ACK_TIMEOUT_MS.
+constexpr uint32_t kAckFlushDelayMs = 20;
+/// Requests without any answer before the receiver gives up (reuses protocol MAX_RETRIES).
+constexpr uint32_t kMaxRequestAttempts = kMaxRetries;
+
+}  // namespace ota_core

@@ -1,0 +1,198 @@
+// ota_core/receiver.h: the receiver state machine of protocol §8 (one transfer at a time).
+//
+// Drive it with three entries, all from ONE task/thread:
+//   start()              "update wanted": publishes a REQUEST (with a resume point when stored)
+//   onMessage(msg)       every complete message that arrived on the data or error topic
+//   tick(nowMs)          periodically (every <= kAckFlushDelayMs): timeouts and delayed ACKs
+// Transitions are listed in one table in receiver.cpp (kTransitions). The receiver owns no heap:
+// every buffer is a member sized from limits.h; sizeof(Receiver) is the transfer's RAM.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ota_core/assembler.h"
+#include "ota_core/codec.h"
+#include "ota_core/crypto.h"
+#include "ota_core/limits.h"
+#include "ota_core/platform.h"
+
+namespace ota_core {
+
+/// Longest topic prefix `{p}` this receiver accepts.
+constexpr size_t kMaxPrefixBytes = 64;
+/// Room for the receiver's own topics: `{p}/dev/{id}/status` and shorter.
+constexpr size_t kMaxOwnTopicBytes = kMaxPrefixBytes + 5 + kMaxDeviceIdBytes + 8;
+
+/// Receiver states (protocol §8 plus BACKING_OFF, the "wait retryAfterMs" of a BUSY answer).
+enum class State : uint8_t { IDLE, REQUESTED, BACKING_OFF, RECEIVING, VERIFIED, FAILED };
+const char* toString(State state);
+
+/// What the receiver is told at construction. Strings must outlive the receiver.
+struct ReceiverConfig {
+  const char* prefix = "ota";
+  const char* deviceId = "";
+  const char* product = "";
+  const char* currentVersion = "";
+  /// Empty or "latest" = newest version of `product`.
+  const char* wantedVersion = "";
+  /// Preferred chunk size and window sent in the REQUEST (0 = sender's default).
+  uint32_t chunkSize = kDefaultChunkBytes;
+  uint16_t window = kDefaultWindow;
+  /// Largest chunk payload the caller's reassembly buffer holds; bigger grants are refused.
+  uint32_t maxChunkBytes = kDefaultChunkBytes;
+  /// MQTT 5: Response Topic and Correlation Data travel as properties and correlation is checked
+  /// on every data message. MQTT 3.1.1: they travel in the REQUEST body (protocol §3).
+  bool mqtt5 = true;
+  /// Which MANIFEST kinds this device installs.
+  bool acceptEsp32App = true;
+  bool acceptGenericFile = false;
+  /// When set and holding a key, unsigned images and bad signatures are SIGNATURE_INVALID.
+  const SignatureVerifier* verifier = nullptr;
+};
+
+/// Counters for logs, the host CLI's progress lines and the tests.
+struct ReceiverStats {
+  uint32_t requests = 0;
+  uint32_t chunksWritten = 0;
+  uint32_t bytesWritten = 0;     ///< bytes written to the sink in this session
+  uint32_t duplicates = 0;
+  uint32_t crcErrors = 0;
+  uint32_t gaps = 0;
+  uint32_t badChunks = 0;
+  uint32_t flashFailures = 0;
+  uint32_t acksSent = 0;
+  uint32_t nacksSent = 0;
+  uint32_t ignored = 0;          ///< messages of another transfer / correlation
+  uint32_t resumedFrom = 0;      ///< startOffset of the last MANIFEST that continued an image
+  uint32_t rehashedBytes = 0;
+};
+
+/// How the last transfer ended (valid in VERIFIED and FAILED).
+struct Outcome {
+  /// STATUS sent; ABORTED also for local give-ups that had no transfer to report on.
+  StatusCode status = StatusCode::ABORTED;
+  /// Set when the failure was an ERROR from the sender rather than a STATUS we sent.
+  bool senderError = false;
+  ErrorCode error = ErrorCode::INTERNAL_ERROR;
+  const char* detail = "";
+  uint8_t sha256[kSha256Bytes] = {};
+  uint32_t size = 0;
+};
+
+/// The protocol §8 receiver.
+class Receiver {
+ public:
+  Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher, StateStore& store,
+           Clock& clock);
+
+  /// False when the configuration breaks a protocol rule (device id, prefix).
+  bool configValid() const { return configValid_; }
+  /// "Update wanted": from IDLE or FAILED, publishes a REQUEST.
+  void start();
+  /// A complete message from the data topic or the error topic (see isDataTopic/isErrorTopic).
+  void onMessage(const InboundMessage& message);
+  /// Timeouts (request, idle, back-off) and delayed acknowledgements.
+  void tick(uint32_t nowMs);
+
+  State state() const { return state_; }
+  const Outcome& outcome() const { return outcome_; }
+  const ReceiverStats& stats() const { return stats_; }
+
+  /// The topics the platform subscribes to (data, error) and publishes to (request, status).
+  const char* requestTopic() const { return reqTopic_; }
+  const char* dataTopic() const { return dataTopic_; }
+  const char* errorTopic() const { return errorTopic_; }
+  const char* statusTopic() const { return statusTopic_; }
+
+ private:
+  enum class Event : uint8_t { UPDATE_WANTED, MANIFEST, ERROR, CHUNK, TIMEOUT };
+  using Handler = State (Receiver::*)();
+  struct Transition {
+    State state;
+    Event event;
+    Handler handler;
+  };
+  static const Transition kTransitions[];
+
+  void dispatch(Event event);
+  void enter(State next);
+  // Handlers: each returns the next state (the table says which ones it may return).
+  State sendRequest();
+  State acceptManifest();
+  State onRequestError();
+  State onChunk();
+  State onTransferError();
+  State reRequest();
+
+  State fail(StatusCode code, const char* detail);
+  State finishImage();
+  bool rehash(uint32_t upTo);
+  void sendAck(NackReason nack);
+  void sendStatus(StatusCode code, const char* detail);
+  void saveResumePoint();
+  bool correlationMatches(const InboundMessage& m) const;
+
+  ReceiverConfig config_;
+  FlashSink& sink_;
+  Publisher& publisher_;
+  StateStore& store_;
+  Clock& clock_;
+  bool configValid_ = false;
+
+  State state_ = State::IDLE;
+  uint32_t deadlineMs_ = 0;
+  bool deadlineArmed_ = false;
+  uint32_t backoffMs_ = 0;
+  uint32_t attempts_ = 0;
+
+  // Current request.
+  uint8_t correlation_[kCorrelationBytes] = {};
+  uint32_t requestCounter_ = 0;
+
+  // Current transfer (copied out of the MANIFEST: the reassembly buffer is reused).
+  uint32_t transferId_ = 0;
+  uint8_t sha256_[kSha256Bytes] = {};
+  uint32_t size_ = 0;
+  uint32_t chunkSize_ = 0;
+  uint32_t chunkCount_ = 0;
+  uint16_t window_ = 1;
+  ImageKind kind_ = ImageKind::ESP32_APP;
+  char version_[kMaxVersionBytes + 1] = {};
+  char ackTopic_[kMaxTopicBytes + 1] = {};
+
+  // Progress.
+  uint32_t nextIndex_ = 0;
+  uint32_t unacked_ = 0;
+  uint32_t lastChunkMs_ = 0;
+  uint32_t gapNackedFor_ = UINT32_MAX;
+  uint32_t flashFailuresInARow_ = 0;
+  bool sinkOpen_ = false;
+  Sha256 hash_;
+  ResumePoint resume_;
+  bool haveResume_ = false;
+
+  // The message being handled (set by onMessage for the handlers).
+  Manifest manifest_;
+  ErrorMessage error_;
+  Chunk chunk_;
+  bool chunkDecoded_ = false;
+  uint32_t badChunkTransferId_ = 0;
+
+  Outcome outcome_;
+  ReceiverStats stats_;
+
+  char reqTopic_[kMaxOwnTopicBytes] = {};
+  char dataTopic_[kMaxOwnTopicBytes] = {};
+  char errorTopic_[kMaxOwnTopicBytes] = {};
+  char statusTopic_[kMaxOwnTopicBytes] = {};
+  uint8_t txBuffer_[kMaxRequestBytes > kMaxStatusBytes ? kMaxRequestBytes : kMaxStatusBytes];
+  uint8_t rehashBuffer_[kRehashBlockBytes];
+};
+
+/// Encodes a STATUS for a boot outcome (transferId 0) into `out`; used by the platform after a
+/// reboot (BOOTED / ROLLED_BACK on `{p}/dev/{id}/status`). Returns its size or 0.
+size_t encodeBootStatus(StatusCode code, const uint8_t sha256[kSha256Bytes], const char* version,
+                        const char* detail, uint8_t* out, size_t capacity);
+
+}  // namespace ota_core

@@ -1,0 +1,549 @@
+// receiver.cpp: protocol §8 as a transition table. onMessage() decodes and filters (transfer id,
+// correlation), dispatch() looks up (state, event) in kTransitions and runs the handler, whose
+// return value is the next state; enter() arms the one deadline a state has. A (state, event)
+// pair missing from the table is ignored, which is what §8 asks of stray and late messages.
+#include "ota_core/receiver.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "ota_core/crc32.h"
+
+namespace ota_core {
+namespace {
+
+void copyString(char* dst, size_t cap, Bytes src) {
+  size_t n = src.size < cap - 1 ? src.size : cap - 1;
+  if (n != 0) std::memcpy(dst, src.data, n);
+  dst[n] = '\0';
+}
+
+void copyString(char* dst, size_t cap, const char* src) { copyString(dst, cap, bytesOf(src)); }
+
+bool isLatest(const char* wanted) { return wanted[0] == '\0' || std::strcmp(wanted, "latest") == 0; }
+
+bool validPrefix(const char* prefix) {
+  size_t n = std::strlen(prefix);
+  if (n == 0 || n > kMaxPrefixBytes || prefix[n - 1] == '/') return false;
+  return std::strpbrk(prefix, "+#") == nullptr;
+}
+
+uint32_t ceilHalf(uint16_t window) { return (static_cast<uint32_t>(window) + 1) / 2; }
+
+/// Reads the transfer id of a CHUNK that failed to decode (bytes 4..7), if it is there.
+bool rawTransferId(Bytes payload, uint32_t& id) {
+  if (payload.size < 8) return false;
+  const uint8_t* p = payload.data + 4;
+  id = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+       (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  return true;
+}
+
+}  // namespace
+
+const char* toString(State state) {
+  switch (state) {
+    case State::IDLE: return "IDLE";
+    case State::REQUESTED: return "REQUESTED";
+    case State::BACKING_OFF: return "BACKING_OFF";
+    case State::RECEIVING: return "RECEIVING";
+    case State::VERIFIED: return "VERIFIED";
+    case State::FAILED: return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+// The whole of protocol §8. Next states each handler may return are in the comment.
+const Receiver::Transition Receiver::kTransitions[] = {
+    // update wanted: REQUEST (with resume point when stored)         -> REQUESTED / FAILED
+    {State::IDLE, Event::UPDATE_WANTED, &Receiver::sendRequest},
+    {State::FAILED, Event::UPDATE_WANTED, &Receiver::sendRequest},
+    // MANIFEST with our correlation: check it, begin/resume the write -> RECEIVING / FAILED
+    {State::REQUESTED, Event::MANIFEST, &Receiver::acceptManifest},
+    // ERROR: BUSY waits retryAfterMs, anything else stops             -> BACKING_OFF / FAILED
+    {State::REQUESTED, Event::ERROR, &Receiver::onRequestError},
+    // no answer within DEVICE_IDLE_TIMEOUT_MS: ask again              -> REQUESTED / FAILED
+    {State::REQUESTED, Event::TIMEOUT, &Receiver::reRequest},
+    // retryAfterMs elapsed                                            -> REQUESTED / FAILED
+    {State::BACKING_OFF, Event::TIMEOUT, &Receiver::reRequest},
+    // CHUNK: write in order, NACK, re-ACK duplicates, finish on last  -> RECEIVING/VERIFIED/FAILED
+    {State::RECEIVING, Event::CHUNK, &Receiver::onChunk},
+    // ERROR naming our transfer (sender gave up / shuts down)         -> BACKING_OFF
+    {State::RECEIVING, Event::ERROR, &Receiver::onTransferError},
+    // DEVICE_IDLE_TIMEOUT_MS without data: re-request with resume     -> REQUESTED / FAILED
+    {State::RECEIVING, Event::TIMEOUT, &Receiver::reRequest},
+};
+
+Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher,
+                   StateStore& store, Clock& clock)
+    : config_(config), sink_(sink), publisher_(publisher), store_(store), clock_(clock) {
+  configValid_ = validPrefix(config_.prefix) && isValidId(bytesOf(config_.deviceId)) &&
+                 std::strlen(config_.product) >= 1 &&
+                 std::strlen(config_.product) <= kMaxProductBytes &&
+                 std::strlen(config_.currentVersion) <= kMaxVersionBytes &&
+                 std::strlen(config_.wantedVersion) <= kMaxVersionBytes;
+  if (configValid_) {
+    std::snprintf(reqTopic_, sizeof reqTopic_, "%s/dev/%s/req", config_.prefix, config_.deviceId);
+    std::snprintf(dataTopic_, sizeof dataTopic_, "%s/dev/%s/data", config_.prefix,
+                  config_.deviceId);
+    std::snprintf(errorTopic_, sizeof errorTopic_, "%s/dev/%s/error", config_.prefix,
+                  config_.deviceId);
+    std::snprintf(statusTopic_, sizeof statusTopic_, "%s/dev/%s/status", config_.prefix,
+                  config_.deviceId);
+  }
+  haveResume_ = store_.load(resume_);
+}
+
+void Receiver::start() {
+  if (!configValid_) {
+    outcome_ = Outcome{};
+    outcome_.detail = "invalid configuration (device id, prefix or product)";
+    state_ = State::FAILED;
+    return;
+  }
+  attempts_ = 0;
+  dispatch(Event::UPDATE_WANTED);
+}
+
+void Receiver::dispatch(Event event) {
+  for (const Transition& t : kTransitions) {
+    if (t.state == state_ && t.event == event) {
+      enter((this->*t.handler)());
+      return;
+    }
+  }
+  ++stats_.ignored;
+}
+
+void Receiver::enter(State next) {
+  state_ = next;
+  uint32_t now = clock_.nowMs();
+  switch (next) {
+    case State::REQUESTED:
+    case State::RECEIVING:
+      deadlineArmed_ = true;
+      deadlineMs_ = now + kDeviceIdleTimeoutMs;
+      break;
+    case State::BACKING_OFF:
+      deadlineArmed_ = true;
+      deadlineMs_ = now + backoffMs_;
+      break;
+    default:
+      deadlineArmed_ = false;
+      break;
+  }
+}
+
+void Receiver::tick(uint32_t nowMs) {
+  if (state_ == State::RECEIVING && unacked_ > 0 &&
+      static_cast<uint32_t>(nowMs - lastChunkMs_) >= kAckFlushDelayMs) {
+    sendAck(NackReason::NONE);
+  }
+  if (deadlineArmed_ && static_cast<int32_t>(nowMs - deadlineMs_) >= 0) dispatch(Event::TIMEOUT);
+}
+
+bool Receiver::correlationMatches(const InboundMessage& m) const {
+  if (!config_.mqtt5) return true;  // 3.1.1 has no properties: nothing to compare (§3)
+  return !m.correlationTooLong && m.correlation.size == kCorrelationBytes &&
+         std::memcmp(m.correlation.data, correlation_, kCorrelationBytes) == 0;
+}
+
+void Receiver::onMessage(const InboundMessage& m) {
+  bool onData = equals(m.topic, dataTopic_);
+  bool onError = equals(m.topic, errorTopic_);
+  MessageType type{};
+  if ((!onData && !onError) || peekType(m.payload.data, m.payload.size, type) != DecodeError::NONE) {
+    ++stats_.ignored;
+    return;
+  }
+  // A correlation that is present but not ours marks a message of another request (§8).
+  bool foreignCorrelation = config_.mqtt5 && m.correlation.size != 0 && !correlationMatches(m);
+
+  if (onError) {
+    // Used only when our request had no usable Response Topic, so it cannot echo correlation.
+    if (type != MessageType::ERROR ||
+        decodeError(m.payload.data, m.payload.size, error_) != DecodeError::NONE ||
+        state_ != State::REQUESTED) {
+      ++stats_.ignored;
+      return;
+    }
+    dispatch(Event::ERROR);
+    return;
+  }
+
+  switch (type) {
+    case MessageType::MANIFEST:
+      if (decodeManifest(m.payload.data, m.payload.size, manifest_) != DecodeError::NONE ||
+          !correlationMatches(m)) {
+        ++stats_.ignored;
+        return;
+      }
+      if (manifest_.ackTopic.size == 0 && config_.mqtt5) manifest_.ackTopic = m.responseTopic;
+      dispatch(Event::MANIFEST);
+      return;
+    case MessageType::ERROR:
+      if (decodeError(m.payload.data, m.payload.size, error_) != DecodeError::NONE ||
+          foreignCorrelation) {
+        ++stats_.ignored;
+        return;
+      }
+      if (state_ == State::REQUESTED && !correlationMatches(m)) {
+        ++stats_.ignored;
+        return;
+      }
+      if (state_ == State::RECEIVING && error_.transferId != transferId_) {
+        ++stats_.ignored;
+        return;
+      }
+      dispatch(Event::ERROR);
+      return;
+    case MessageType::CHUNK: {
+      chunkDecoded_ = decodeChunk(m.payload.data, m.payload.size, chunk_) == DecodeError::NONE;
+      uint32_t id = 0;
+      if (chunkDecoded_) {
+        id = chunk_.transferId;
+      } else if (!rawTransferId(m.payload, id)) {
+        ++stats_.ignored;
+        return;
+      }
+      if (state_ != State::RECEIVING || id != transferId_ || foreignCorrelation) {
+        ++stats_.ignored;
+        return;
+      }
+      dispatch(Event::CHUNK);
+      return;
+    }
+    default:
+      ++stats_.ignored;
+      return;
+  }
+}
+
+State Receiver::sendRequest() {
+  if (++attempts_ > kMaxRequestAttempts) {
+    outcome_ = Outcome{};
+    outcome_.status = StatusCode::ABORTED;
+    outcome_.detail = "no usable answer from the sender after MAX_RETRIES requests";
+    if (sinkOpen_) {
+      sink_.abort();  // the resume point stays: a later start() continues the image
+      sinkOpen_ = false;
+    }
+    return State::FAILED;
+  }
+  ++requestCounter_;
+  uint32_t now = clock_.nowMs();
+  for (size_t i = 0; i < 4; ++i) {
+    correlation_[i] = static_cast<uint8_t>(requestCounter_ >> (8 * i));
+    correlation_[4 + i] = static_cast<uint8_t>(now >> (8 * i));
+  }
+  Request req;
+  req.chunkSize = config_.chunkSize;
+  req.window = config_.window;
+  req.deviceId = bytesOf(config_.deviceId);
+  req.product = bytesOf(config_.product);
+  req.currentVersion = bytesOf(config_.currentVersion);
+  req.wantedVersion = bytesOf(config_.wantedVersion);
+  Bytes corr{correlation_, kCorrelationBytes};
+  if (!config_.mqtt5) {
+    req.responseTopic = bytesOf(dataTopic_);
+    req.correlationData = corr;
+  }
+  if (sinkOpen_) {
+    // Same boot, write handle still open: every byte below the write position is clean, so ask
+    // for exactly that position and keep writing without a rehash.
+    req.hasResume = true;
+    std::memcpy(req.resumeSha256, sha256_, kSha256Bytes);
+    req.resumeOffset = nextIndex_ * chunkSize_;
+  } else if (haveResume_ && std::strcmp(resume_.product, config_.product) == 0 &&
+             (isLatest(config_.wantedVersion) ||
+              std::strcmp(resume_.version, config_.wantedVersion) == 0)) {
+    // After a reboot the bytes after the last saved offset may be half-programmed: round down
+    // to an erase sector so the next write starts on a freshly erased one.
+    uint32_t offset = resume_.offset - resume_.offset % kFlashSectorBytes;
+    if (offset > 0) {
+      req.hasResume = true;
+      std::memcpy(req.resumeSha256, resume_.sha256, kSha256Bytes);
+      req.resumeOffset = offset;
+    }
+  }
+  size_t n = encodeRequest(req, txBuffer_, sizeof txBuffer_);
+  if (n != 0) {
+    publisher_.publish(reqTopic_, txBuffer_, n, config_.mqtt5 ? dataTopic_ : nullptr,
+                       config_.mqtt5 ? corr : Bytes{});
+    ++stats_.requests;
+  }
+  return State::REQUESTED;
+}
+
+State Receiver::reRequest() { return sendRequest(); }
+
+State Receiver::acceptManifest() {
+  const Manifest& m = manifest_;
+  bool sameImage = std::memcmp(m.sha256, sha256_, kSha256Bytes) == 0;
+  uint32_t writtenThisBoot = sinkOpen_ && sameImage ? nextIndex_ * chunkSize_ : 0;
+  bool storedSame = haveResume_ && std::memcmp(m.sha256, resume_.sha256, kSha256Bytes) == 0;
+
+  transferId_ = m.transferId;
+  std::memcpy(sha256_, m.sha256, kSha256Bytes);
+  size_ = m.size;
+  chunkSize_ = m.chunkSize;
+  chunkCount_ = m.chunkCount;
+  window_ = m.window;
+  kind_ = m.kind;
+  copyString(version_, sizeof version_, m.version);
+  copyString(ackTopic_, sizeof ackTopic_, m.ackTopic);
+  outcome_ = Outcome{};
+  std::memcpy(outcome_.sha256, sha256_, kSha256Bytes);
+  outcome_.size = size_;
+
+  if (ackTopic_[0] == '\0' || m.ackTopic.size > kMaxTopicBytes) {
+    if (sinkOpen_) {
+      sink_.abort();
+      sinkOpen_ = false;
+    }
+    outcome_.detail = "manifest names no ack topic";
+    return State::FAILED;  // nowhere to send a STATUS to
+  }
+  if (!equals(m.product, config_.product)) return fail(StatusCode::ABORTED, "product differs");
+  if ((m.kind == ImageKind::ESP32_APP && !config_.acceptEsp32App) ||
+      (m.kind == ImageKind::GENERIC_FILE && !config_.acceptGenericFile)) {
+    return fail(StatusCode::IMAGE_INVALID, "image kind not accepted by this device");
+  }
+  if (m.size > sink_.capacity()) return fail(StatusCode::ABORTED, "image larger than the slot");
+  if (m.chunkSize > config_.maxChunkBytes) {
+    return fail(StatusCode::ABORTED, "granted chunk size exceeds the receive buffer");
+  }
+  if (m.startOffset == 0 && !isLatest(config_.wantedVersion) &&
+      !equals(m.version, config_.wantedVersion)) {
+    return fail(StatusCode::ABORTED, "version differs from the wanted one");
+  }
+  // The signature covers the manifest's sha256, and the image is later compared with that
+  // sha256: checking it now refuses a forged image before a single flash sector is erased.
+  if (config_.verifier != nullptr && config_.verifier->hasKey() &&
+      !config_.verifier->verify(m.sha256, m.signature.data, m.signature.size)) {
+    return fail(StatusCode::SIGNATURE_INVALID,
+                m.signature.size == 0 ? "image is not signed" : "signature does not verify");
+  }
+
+  if (m.startOffset == 0) {
+    if (sinkOpen_) sink_.abort();
+    sinkOpen_ = false;
+    SinkResult r = sink_.begin(m.size, m.kind);
+    if (r != SinkResult::OK) return fail(StatusCode::FLASH_ERROR, "cannot open the update slot");
+    sinkOpen_ = true;
+    hash_.begin();
+  } else if (writtenThisBoot != 0 && m.startOffset == writtenThisBoot) {
+    stats_.resumedFrom = m.startOffset;  // same handle, same running hash: just continue
+  } else {
+    uint32_t available = writtenThisBoot != 0 ? writtenThisBoot : (storedSame ? resume_.offset : 0);
+    if (m.startOffset > available) {
+      return fail(StatusCode::ABORTED, "start offset beyond the bytes this device holds");
+    }
+    SinkResult r = sink_.resume(m.startOffset, m.size, m.kind);
+    if (r != SinkResult::OK) return fail(StatusCode::FLASH_ERROR, "cannot resume the update slot");
+    sinkOpen_ = true;
+    if (!rehash(m.startOffset)) return fail(StatusCode::FLASH_ERROR, "cannot read back the slot");
+    stats_.resumedFrom = m.startOffset;
+  }
+  nextIndex_ = m.startOffset / m.chunkSize;
+  unacked_ = 0;
+  gapNackedFor_ = UINT32_MAX;
+  flashFailuresInARow_ = 0;
+  lastChunkMs_ = clock_.nowMs();
+  saveResumePoint();
+  return State::RECEIVING;
+}
+
+bool Receiver::rehash(uint32_t upTo) {
+  hash_.begin();
+  for (uint32_t off = 0; off < upTo;) {
+    size_t n = upTo - off < sizeof rehashBuffer_ ? upTo - off : sizeof rehashBuffer_;
+    if (!sink_.read(off, rehashBuffer_, n)) return false;
+    hash_.update(rehashBuffer_, n);
+    off += static_cast<uint32_t>(n);
+  }
+  stats_.rehashedBytes += upTo;
+  return true;
+}
+
+State Receiver::onRequestError() {
+  if (error_.code == ErrorCode::BUSY) {
+    backoffMs_ = error_.retryAfterMs;
+    return State::BACKING_OFF;
+  }
+  if (error_.code == ErrorCode::OUT_OF_RANGE && haveResume_) {
+    // Our resume point does not fit the image (§9): forget it so the next start() is fresh.
+    store_.clear();
+    haveResume_ = false;
+  }
+  outcome_ = Outcome{};
+  outcome_.senderError = true;
+  outcome_.error = error_.code;
+  outcome_.detail = toString(error_.code);
+  return State::FAILED;
+}
+
+State Receiver::onTransferError() {
+  // The sender closed our transfer (TRANSFER_ABORTED, e.g. shutting down). Keep the write
+  // handle and ask again later with the resume point.
+  backoffMs_ = error_.retryAfterMs != 0 ? error_.retryAfterMs : kAckTimeoutMs;
+  return State::BACKING_OFF;
+}
+
+State Receiver::onChunk() {
+  if (!chunkDecoded_) {
+    ++stats_.badChunks;
+    sendAck(NackReason::BAD_CHUNK);
+    return State::RECEIVING;
+  }
+  const Chunk& c = chunk_;
+  uint32_t expectedLength =
+      c.index + 1 == chunkCount_ ? size_ - c.index * chunkSize_ : chunkSize_;
+  if (c.index >= chunkCount_ || c.offset != c.index * chunkSize_ ||
+      c.payload.size != expectedLength) {
+    ++stats_.badChunks;
+    sendAck(NackReason::BAD_CHUNK);
+    return State::RECEIVING;
+  }
+  if (c.index < nextIndex_) {  // duplicate: tell the sender where we are
+    ++stats_.duplicates;
+    sendAck(NackReason::NONE);
+    return State::RECEIVING;
+  }
+  if (c.index > nextIndex_) {  // chunk nextIndex was lost: go-back-N, one NACK per position
+    ++stats_.gaps;
+    if (gapNackedFor_ != nextIndex_) {
+      gapNackedFor_ = nextIndex_;
+      sendAck(NackReason::GAP);
+    }
+    return State::RECEIVING;
+  }
+  if (crc32(0, c.payload.data, c.payload.size) != c.crc32) {
+    ++stats_.crcErrors;
+    sendAck(NackReason::CRC_MISMATCH);
+    return State::RECEIVING;
+  }
+  SinkResult r = sink_.write(c.payload.data, c.payload.size);
+  if (r == SinkResult::IMAGE_INVALID) {
+    return fail(StatusCode::IMAGE_INVALID, "image refused by the flash (bad header)");
+  }
+  if (r != SinkResult::OK) {
+    ++stats_.flashFailures;
+    if (++flashFailuresInARow_ >= kMaxFlashFailuresInARow) {
+      return fail(StatusCode::FLASH_ERROR, "flash write failed 3 times in a row");
+    }
+    sendAck(NackReason::FLASH_WRITE_FAILED);
+    return State::RECEIVING;
+  }
+  flashFailuresInARow_ = 0;
+  hash_.update(c.payload.data, c.payload.size);
+  ++nextIndex_;
+  gapNackedFor_ = UINT32_MAX;
+  attempts_ = 0;
+  ++stats_.chunksWritten;
+  stats_.bytesWritten += static_cast<uint32_t>(c.payload.size);
+  saveResumePoint();
+  ++unacked_;
+  lastChunkMs_ = clock_.nowMs();
+  if (nextIndex_ == chunkCount_) {
+    sendAck(NackReason::NONE);  // the last chunk is always acknowledged at once
+    return finishImage();
+  }
+  if (unacked_ >= ceilHalf(window_)) sendAck(NackReason::NONE);
+  return State::RECEIVING;
+}
+
+State Receiver::finishImage() {
+  uint8_t digest[kSha256Bytes];
+  hash_.finish(digest);
+  if (std::memcmp(digest, sha256_, kSha256Bytes) != 0) {
+    return fail(StatusCode::HASH_MISMATCH, "sha256 differs");
+  }
+  SinkResult r = sink_.finish();
+  sinkOpen_ = false;  // esp_ota_end releases the handle whatever it returns
+  if (r != SinkResult::OK) {
+    return fail(r == SinkResult::IMAGE_INVALID ? StatusCode::IMAGE_INVALID : StatusCode::FLASH_ERROR,
+                "image validation failed at the end of the write");
+  }
+  store_.clear();
+  haveResume_ = false;
+  // Switch first, then report: VERIFIED promises "the device will boot it" (§5.3).
+  if (!sink_.activate()) return fail(StatusCode::FLASH_ERROR, "cannot switch the boot slot");
+  outcome_.status = StatusCode::VERIFIED;
+  outcome_.detail = "";
+  sendStatus(StatusCode::VERIFIED, "");
+  return State::VERIFIED;
+}
+
+State Receiver::fail(StatusCode code, const char* detail) {
+  outcome_.status = code;
+  outcome_.detail = detail;
+  sendStatus(code, detail);
+  bool wasWriting = sinkOpen_;
+  if (sinkOpen_) {
+    sink_.abort();
+    sinkOpen_ = false;
+  }
+  // Bytes that failed verification (or a slot we could not write) are not worth resuming.
+  if (wasWriting || code == StatusCode::HASH_MISMATCH || code == StatusCode::FLASH_ERROR ||
+      code == StatusCode::IMAGE_INVALID) {
+    if (haveResume_ && std::memcmp(resume_.sha256, sha256_, kSha256Bytes) == 0) {
+      store_.clear();
+      haveResume_ = false;
+    }
+  }
+  return State::FAILED;
+}
+
+void Receiver::sendAck(NackReason nack) {
+  Ack ack;
+  ack.transferId = transferId_;
+  ack.nextIndex = nextIndex_;
+  ack.nack = nack;
+  uint8_t buf[kAckBytes];
+  size_t n = encodeAck(ack, buf, sizeof buf);
+  publisher_.publish(ackTopic_, buf, n, nullptr, Bytes{});
+  unacked_ = 0;  // a NACK for nextIndex is cumulative too (§4.5)
+  if (nack == NackReason::NONE) {
+    ++stats_.acksSent;
+  } else {
+    ++stats_.nacksSent;
+  }
+}
+
+void Receiver::sendStatus(StatusCode code, const char* detail) {
+  Status st;
+  st.transferId = transferId_;
+  st.status = code;
+  std::memcpy(st.sha256, sha256_, kSha256Bytes);
+  st.version = bytesOf(version_);
+  Bytes d = bytesOf(detail);
+  if (d.size > kMaxStatusDetailBytes) d.size = kMaxStatusDetailBytes;
+  st.detail = d;
+  size_t n = encodeStatus(st, txBuffer_, sizeof txBuffer_);
+  if (n != 0) publisher_.publish(ackTopic_, txBuffer_, n, nullptr, Bytes{});
+}
+
+void Receiver::saveResumePoint() {
+  std::memcpy(resume_.sha256, sha256_, kSha256Bytes);
+  resume_.offset = nextIndex_ * chunkSize_;
+  resume_.size = size_;
+  resume_.kind = kind_;
+  copyString(resume_.product, sizeof resume_.product, config_.product);
+  copyString(resume_.version, sizeof resume_.version, version_);
+  haveResume_ = true;
+  store_.save(resume_);
+}
+
+size_t encodeBootStatus(StatusCode code, const uint8_t sha256[kSha256Bytes], const char* version,
+                        const char* detail, uint8_t* out, size_t capacity) {
+  Status st;
+  st.transferId = 0;
+  st.status = code;
+  std::memcpy(st.sha256, sha256, kSha256Bytes);
+  st.version = bytesOf(version);
+  st.detail = bytesOf(detail);
+  return encodeStatus(st, out, capacity);
+}
+
+}  // namespace ota_core
