@@ -1,0 +1,67 @@
+// file_flash.h: a FlashSink over files that behaves like the ESP32's NOR flash and esp_ota_*:
+// two slot files (slot_0.bin, slot_1.bin) of a fixed capacity, 4 KiB sectors erased on demand
+// the way esp_ota_write erases with OTA_WITH_SEQUENTIAL_WRITES, writing into a byte that is not
+// erased is an error, the first byte of an ESP32 application image must be 0xE9, and the "boot
+// slot" (file `boot`) changes only in activate() after finish(). Fault injection for tests:
+// fail write call N, or cut the power (exit(3)) after N bytes.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "ota_core/platform.h"
+
+namespace ota_host {
+
+/// See file header.
+class FileFlash : public ota_core::FlashSink {
+ public:
+  /// `dir` must exist. `capacity` is the size of each slot.
+  FileFlash(std::string dir, uint32_t capacity);
+  ~FileFlash() override;
+
+  uint32_t capacity() const override { return capacity_; }
+  ota_core::SinkResult begin(uint32_t size, ota_core::ImageKind kind) override;
+  ota_core::SinkResult resume(uint32_t offset, uint32_t size, ota_core::ImageKind kind) override;
+  ota_core::SinkResult write(const uint8_t* data, size_t size) override;
+  bool read(uint32_t offset, uint8_t* out, size_t size) override;
+  ota_core::SinkResult finish() override;
+  bool activate() override;
+  void abort() override;
+
+  /// Slot that boots now (0 when no `boot` file exists) and the one updates are written to.
+  int bootSlot() const;
+  int targetSlot() const { return 1 - bootSlot(); }
+  std::string slotPath(int slot) const;
+  /// Fault injection: write calls number `first`..`first+count-1` (1-based) fail.
+  void failWrites(uint32_t first, uint32_t count) {
+    failFirst_ = first;
+    failCount_ = count;
+  }
+  /// Power cut: after `bytes` image bytes written by this process, the process _exit(3)s
+  /// (in the middle of a chunk when `bytes` is not on a chunk boundary).
+  void exitAfterBytes(uint64_t bytes) { exitAfter_ = bytes; }
+  uint32_t writeCalls() const { return writeCalls_; }
+  uint32_t activations() const { return activations_; }
+
+ private:
+  ota_core::SinkResult open(uint32_t offset, uint32_t size, ota_core::ImageKind kind);
+  bool eraseSector(uint32_t sector);
+
+  std::string dir_;
+  uint32_t capacity_;
+  std::FILE* file_ = nullptr;
+  uint32_t pos_ = 0;
+  uint32_t size_ = 0;
+  ota_core::ImageKind kind_ = ota_core::ImageKind::ESP32_APP;
+  bool finished_ = false;
+  uint32_t writeCalls_ = 0;
+  uint32_t failFirst_ = 0;
+  uint32_t failCount_ = 0;
+  uint64_t exitAfter_ = 0;
+  uint64_t bytesThisProcess_ = 0;
+  uint32_t activations_ = 0;
+};
+
+}  // namespace ota_host

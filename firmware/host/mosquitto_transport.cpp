@@ -1,0 +1,136 @@
+// mosquitto_transport.cpp: see mosquitto_transport.h. libmosquitto hands over whole messages;
+// they still go through the core's MessageAssembler (as one fragment) so host and ESP32 share the
+// same inbound path, including the copy of Response Topic / Correlation Data.
+#include "mosquitto_transport.h"
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace ota_host {
+
+struct MosquittoCallbacks {
+  static void connect(struct mosquitto* m, void* obj, int rc, int, const mosquitto_property*) {
+    auto* t = static_cast<MosquittoTransport*>(obj);
+    if (rc != 0) {
+      std::fprintf(stderr, "connect refused: %s\n", mosquitto_reason_string(rc));
+      return;
+    }
+    t->connected_ = true;
+    t->subscribed_ = 0;
+    for (const std::string& topic : t->topics_) {
+      mosquitto_subscribe_v5(m, nullptr, topic.c_str(), 1, 0, nullptr);
+    }
+  }
+  static void subscribe(struct mosquitto*, void* obj, int, int, const int*, const mosquitto_property*) {
+    static_cast<MosquittoTransport*>(obj)->subscribed_++;
+  }
+  static void publish(struct mosquitto*, void* obj, int, int, const mosquitto_property*) {
+    static_cast<MosquittoTransport*>(obj)->inFlight_--;
+  }
+  static void disconnect(struct mosquitto*, void* obj, int, const mosquitto_property*) {
+    static_cast<MosquittoTransport*>(obj)->connected_ = false;
+  }
+  static void message(struct mosquitto*, void* obj, const struct mosquitto_message* msg,
+                      const mosquitto_property* props) {
+    auto* t = static_cast<MosquittoTransport*>(obj);
+    char* rt = nullptr;
+    void* corr = nullptr;
+    uint16_t corrLen = 0;
+    if (props != nullptr) {
+      mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false);
+      mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corrLen, false);
+    }
+    ota_core::FragmentHeader h;
+    h.topic = ota_core::bytesOf(msg->topic);
+    h.responseTopic = ota_core::bytesOf(rt);
+    h.correlation = ota_core::Bytes{static_cast<const uint8_t*>(corr), corrLen};
+    size_t len = static_cast<size_t>(msg->payloadlen);
+    auto r = t->assembler_->feed(h, static_cast<const uint8_t*>(msg->payload), len, 0, len);
+    std::free(rt);
+    std::free(corr);
+    if (r == ota_core::MessageAssembler::Result::COMPLETE && t->handler_) {
+      t->handler_(t->assembler_->message());
+    }
+  }
+};
+
+MosquittoTransport::MosquittoTransport()
+    : storage_(ota_core::kMaxChunkMessageBytes) {
+  assembler_ = std::make_unique<ota_core::MessageAssembler>(storage_.data(), storage_.size());
+  mosquitto_lib_init();
+}
+
+MosquittoTransport::~MosquittoTransport() {
+  if (mosq_ != nullptr) {
+    mosquitto_disconnect(mosq_);
+    mosquitto_destroy(mosq_);
+  }
+  mosquitto_lib_cleanup();
+}
+
+bool MosquittoTransport::connect(const TransportOptions& o, std::vector<std::string> topics,
+                                 std::string& error) {
+  topics_ = std::move(topics);
+  mqtt5_ = o.mqtt5;
+  mosq_ = mosquitto_new(o.clientId.c_str(), true, this);
+  if (mosq_ == nullptr) {
+    error = "mosquitto_new failed";
+    return false;
+  }
+  mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, o.mqtt5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+  // Small ACK/REQUEST packets must not wait for Nagle: the sender's window advances on them.
+  mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
+  mosquitto_connect_v5_callback_set(mosq_, MosquittoCallbacks::connect);
+  mosquitto_subscribe_v5_callback_set(mosq_, MosquittoCallbacks::subscribe);
+  mosquitto_publish_v5_callback_set(mosq_, MosquittoCallbacks::publish);
+  mosquitto_disconnect_v5_callback_set(mosq_, MosquittoCallbacks::disconnect);
+  mosquitto_message_v5_callback_set(mosq_, MosquittoCallbacks::message);
+  if (!o.caFile.empty()) {
+    int rc = mosquitto_tls_set(mosq_, o.caFile.c_str(), nullptr,
+                               o.certFile.empty() ? nullptr : o.certFile.c_str(),
+                               o.keyFile.empty() ? nullptr : o.keyFile.c_str(), nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      error = std::string("TLS setup failed: ") + mosquitto_strerror(rc);
+      return false;
+    }
+  }
+  int rc = mosquitto_connect_bind_v5(mosq_, o.host.c_str(), o.port, 30, nullptr, nullptr);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    error = std::string("cannot connect to ") + o.host + ":" + std::to_string(o.port) + ": " +
+            mosquitto_strerror(rc);
+    return false;
+  }
+  return true;
+}
+
+bool MosquittoTransport::loop(int timeoutMs) {
+  int rc = mosquitto_loop(mosq_, timeoutMs, 1);
+  if (rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_NO_CONN) {
+    connected_ = false;
+    return mosquitto_reconnect(mosq_) == MOSQ_ERR_SUCCESS;
+  }
+  return rc == MOSQ_ERR_SUCCESS;
+}
+
+bool MosquittoTransport::publish(const char* topic, const uint8_t* data, size_t size,
+                                 const char* responseTopic, ota_core::Bytes correlation) {
+  mosquitto_property* props = nullptr;
+  if (mqtt5_ && responseTopic != nullptr) {
+    mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, responseTopic);
+  }
+  if (mqtt5_ && correlation.size != 0) {
+    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, correlation.data,
+                                  static_cast<uint16_t>(correlation.size));
+  }
+  int rc = mosquitto_publish_v5(mosq_, nullptr, topic, static_cast<int>(size), data, 1, false, props);
+  mosquitto_property_free_all(&props);
+  if (rc == MOSQ_ERR_SUCCESS) ++inFlight_;
+  return rc == MOSQ_ERR_SUCCESS;
+}
+
+}  // namespace ota_host

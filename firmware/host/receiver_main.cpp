@@ -1,0 +1,219 @@
+// receiver_main.cpp: ota-receiver-host, the firmware core driven over a real broker with a
+// file-backed flash and state store. One run = one update attempt; the last stdout line is JSON:
+//   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...}
+// Exit 0 on VERIFIED, 1 on any failure, 2 on bad usage, 3 for a simulated power cut.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "file_flash.h"
+#include "file_state_store.h"
+#include "mosquitto_transport.h"
+#include "ota_core/crypto.h"
+#include "ota_core/receiver.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: ota-receiver-host --device-id ID --product NAME [options]\n"
+    "  --host H (127.0.0.1)  --port P (1883)  --prefix P (ota)  --mqtt-version 5|311 (5)\n"
+    "  --want VERSION|latest (latest)  --current VERSION (0.0.0)\n"
+    "  --chunk BYTES (4096)  --window N (8)  --dir DIR (./ota-host-data)  --slot-size BYTES (2031616)\n"
+    "  --pubkey PEM          require an ECDSA P-256 signature by this key\n"
+    "  --generic             accept generic files (manifest kind 1) besides ESP32 images\n"
+    "  --exit-after-bytes N  simulate a power cut: exit(3) once N bytes were written\n"
+    "  --fail-write N        make flash write call N fail (with --fail-count C, default 1)\n"
+    "  --timeout-s S (120)   give up after S seconds\n"
+    "  --cafile F --cert F --key F   TLS\n";
+
+class SteadyClock : public ota_core::Clock {
+ public:
+  uint32_t nowMs() override {
+    return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+};
+
+std::string hexOf(const uint8_t* p, size_t n) {
+  std::string s;
+  char b[3];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, "%02x", p[i]);
+    s += b;
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ota_host::TransportOptions net;
+  std::string deviceId, product, prefix = "ota", want = "latest", current = "0.0.0";
+  std::string dir = "ota-host-data", pubkeyPath;
+  uint32_t chunk = ota_core::kDefaultChunkBytes, slotSize = 0x1F0000;
+  unsigned window = ota_core::kDefaultWindow;
+  unsigned long long exitAfter = 0;
+  unsigned failWrite = 0, failCount = 1, timeoutS = 120;
+  bool generic = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "missing value for %s\n%s", a.c_str(), kUsage);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--host") net.host = next();
+    else if (a == "--port") net.port = std::atoi(next().c_str());
+    else if (a == "--device-id") deviceId = next();
+    else if (a == "--product") product = next();
+    else if (a == "--prefix") prefix = next();
+    else if (a == "--want") want = next();
+    else if (a == "--current") current = next();
+    else if (a == "--chunk") chunk = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--window") window = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--dir") dir = next();
+    else if (a == "--slot-size") slotSize = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 0));
+    else if (a == "--pubkey") pubkeyPath = next();
+    else if (a == "--generic") generic = true;
+    else if (a == "--mqtt-version") {
+      std::string v = next();
+      if (v != "5" && v != "311") {
+        std::fprintf(stderr, "--mqtt-version must be 5 or 311, got \"%s\"\n", v.c_str());
+        return 2;
+      }
+      net.mqtt5 = v == "5";
+    } else if (a == "--exit-after-bytes") exitAfter = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--fail-write") failWrite = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--fail-count") failCount = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--timeout-s") timeoutS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--cafile") net.caFile = next();
+    else if (a == "--cert") net.certFile = next();
+    else if (a == "--key") net.keyFile = next();
+    else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "unknown option \"%s\"\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  if (deviceId.empty() || product.empty() || window > ota_core::kMaxWindow) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  ::mkdir(dir.c_str(), 0755);
+  net.clientId = deviceId;  // protocol §2: client id = device id (broker ACLs key on it)
+
+  ota_core::SignatureVerifier verifier;
+  if (!pubkeyPath.empty()) {
+    std::ifstream in(pubkeyPath, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string pem = ss.str();
+    pem.push_back('\0');  // mbedTLS wants the PEM terminator counted
+    if (!in || !verifier.loadPublicKey(reinterpret_cast<const uint8_t*>(pem.data()), pem.size())) {
+      std::fprintf(stderr, "Cannot load public key \"%s\": not a P-256 public key in PEM\n",
+                   pubkeyPath.c_str());
+      return 2;
+    }
+  }
+
+  ota_host::FileFlash flash(dir, slotSize);
+  if (exitAfter != 0) flash.exitAfterBytes(exitAfter);
+  if (failWrite != 0) flash.failWrites(failWrite, failCount);
+  ota_host::FileStateStore store(dir);
+  SteadyClock clock;
+  ota_host::MosquittoTransport transport;
+
+  ota_core::ReceiverConfig cfg;
+  cfg.prefix = prefix.c_str();
+  cfg.deviceId = deviceId.c_str();
+  cfg.product = product.c_str();
+  cfg.currentVersion = current.c_str();
+  cfg.wantedVersion = want.c_str();
+  cfg.chunkSize = chunk;
+  cfg.window = static_cast<uint16_t>(window);
+  cfg.maxChunkBytes = ota_core::kMaxChunkBytes;
+  cfg.mqtt5 = net.mqtt5;
+  cfg.acceptEsp32App = true;
+  cfg.acceptGenericFile = generic;
+  cfg.verifier = &verifier;
+  ota_core::Receiver rx(cfg, flash, transport, store, clock);
+  if (!rx.configValid()) {
+    std::fprintf(stderr, "Invalid configuration: device id \"%s\", prefix \"%s\", product \"%s\"\n",
+                 deviceId.c_str(), prefix.c_str(), product.c_str());
+    return 2;
+  }
+  transport.onMessage([&](const ota_core::InboundMessage& m) { rx.onMessage(m); });
+  std::string error;
+  if (!transport.connect(net, {rx.dataTopic(), rx.errorTopic()}, error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  std::printf("slot %d boots now; writing slot %d; mqtt %s\n", flash.bootSlot(), flash.targetSlot(),
+              net.mqtt5 ? "5" : "3.1.1");
+  std::fflush(stdout);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  bool started = false;
+  uint32_t lastPrinted = 0;
+  ota_core::State lastState = rx.state();
+  while (seconds() < timeoutS) {
+    if (!transport.loop(5)) {
+      std::fprintf(stderr, "connection to the broker lost\n");
+      break;
+    }
+    if (!started && transport.ready()) {
+      started = true;
+      rx.start();
+    }
+    if (!started) continue;
+    rx.tick(clock.nowMs());
+    const ota_core::ReceiverStats& s = rx.stats();
+    if (rx.state() != lastState) {
+      std::printf("state %s\n", ota_core::toString(rx.state()));
+      if (rx.state() == ota_core::State::RECEIVING && s.resumedFrom != 0) {
+        std::printf("resuming at offset %u (rehashed %u bytes)\n", s.resumedFrom, s.rehashedBytes);
+      }
+      lastState = rx.state();
+    }
+    if (s.bytesWritten - lastPrinted >= 128 * 1024) {
+      lastPrinted = s.bytesWritten;
+      std::printf("progress written=%u chunks=%u dup=%u crc=%u gap=%u nacks=%u\n", s.bytesWritten,
+                  s.chunksWritten, s.duplicates, s.crcErrors, s.gaps, s.nacksSent);
+    }
+    std::fflush(stdout);
+    if (rx.state() == ota_core::State::VERIFIED || rx.state() == ota_core::State::FAILED) break;
+  }
+  // Let the final STATUS reach the broker (QoS 1: wait for its PUBACK, at most 2 s).
+  auto drainUntil = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (transport.inFlight() > 0 && std::chrono::steady_clock::now() < drainUntil) transport.loop(10);
+
+  const ota_core::Outcome& o = rx.outcome();
+  const ota_core::ReceiverStats& s = rx.stats();
+  std::string status;
+  if (rx.state() == ota_core::State::VERIFIED) status = "VERIFIED";
+  else if (rx.state() != ota_core::State::FAILED) status = "TIMEOUT";
+  else if (o.senderError) status = std::string("ERROR_") + ota_core::toString(o.error);
+  else status = ota_core::toString(o.status);
+  std::printf(
+      "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
+      "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
+      "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"detail\":\"%s\"}\n",
+      status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, seconds(), s.resumedFrom,
+      s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
+      s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), o.detail);
+  return status == "VERIFIED" ? 0 : 1;
+}
