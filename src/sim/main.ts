@@ -1,0 +1,197 @@
+/**
+ * `deno task device`: runs N simulated devices against a broker and a running sender, shows
+ * their progress, prints a summary table (or JSON) and exits 0 only when every device
+ * VERIFIED its image.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { MAX_CHUNK_BYTES, MAX_WINDOW } from "../protocol/mod.ts";
+import type { TlsOptions } from "../transport/mqtt_client.ts";
+import { formatSummary, Terminal } from "./progress.ts";
+import type { ReceiverFaults } from "./receiver.ts";
+import { type DeviceRunOptions, runDevices } from "./run_devices.ts";
+
+const USAGE = `Usage: deno task device -- [options]
+
+Runs simulated ESP32 devices that request, receive and verify a firmware image over MQTT.
+Start a sender first (deno task sender), or run everything at once with deno task demo.
+
+Options:
+  --broker URL        broker, mqtt://host:port or mqtts://host:port (default mqtt://127.0.0.1:1883)
+  --count N           devices, each with its own connection (default 1)
+  --id-prefix P       device ids are P-1 .. P-N (default sim)
+  --product P         product to ask for (default blink)
+  --want V            version to ask for (default latest)
+  --chunk BYTES       chunk size to ask for (default 4096; 0 = the sender's default)
+  --window N          chunks in flight to ask for, 1..${MAX_WINDOW} (default 8)
+  --mqtt 5|311        MQTT protocol version (default 5)
+  --out DIR           write each image to DIR/<device>.bin instead of memory
+  --prefix P          topic prefix (default ota)
+  --ack-every N       acknowledge every N in-order chunks (default: half the window)
+  --idle-timeout MS   re-request with a resume point after MS without data (default 10000)
+  --ca FILE           CA certificate (PEM) for mqtts://
+  --cert FILE         client certificate (PEM) for mutual TLS
+  --key FILE          client private key (PEM) for mutual TLS
+  --insecure          accept any broker certificate (testing only)
+  --json              print the results as JSON on stdout instead of the table
+  --verbose           print every device's state changes and faults
+  --help              this text
+
+Faults (each once per device):
+  --drop N            ignore the first delivery of chunk N
+  --corrupt N         flip a byte of the first delivery of chunk N (CRC mismatch)
+  --disconnect-at PCT drop the connection at PCT % written, reconnect and resume
+  --slow-flash KIB    write flash at KIB KiB/s
+
+Exit status: 0 when every device VERIFIED, 1 when one did not, 2 for a usage error.`;
+
+/** A usage error: printed with a hint to --help, exit status 2. */
+class UsageError extends Error {}
+
+/** Parses `args` into run options; throws {@link UsageError} with what to do. */
+export async function parseDeviceArgs(
+  args: string[],
+): Promise<{ help: boolean; json: boolean; verbose: boolean; options: DeviceRunOptions }> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      // `deno task device -- --count 3` passes the "--" through.
+      args: args[0] === "--" ? args.slice(1) : args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        broker: { type: "string", default: "mqtt://127.0.0.1:1883" },
+        count: { type: "string", default: "1" },
+        "id-prefix": { type: "string", default: "sim" },
+        product: { type: "string", default: "blink" },
+        want: { type: "string", default: "latest" },
+        chunk: { type: "string", default: "4096" },
+        window: { type: "string", default: "8" },
+        mqtt: { type: "string", default: "5" },
+        out: { type: "string" },
+        prefix: { type: "string", default: "ota" },
+        "ack-every": { type: "string" },
+        "idle-timeout": { type: "string" },
+        drop: { type: "string" },
+        corrupt: { type: "string" },
+        "disconnect-at": { type: "string" },
+        "slow-flash": { type: "string" },
+        ca: { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
+        insecure: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        verbose: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.mqtt !== "5" && values.mqtt !== "311") {
+    throw new UsageError(`Option "--mqtt" is "${values.mqtt}", expected 5 or 311`);
+  }
+  if (!/^mqtts?:\/\/[^/]+$/.test(values.broker)) {
+    throw new UsageError(
+      `Option "--broker" is "${values.broker}", expected mqtt://host:port or mqtts://host:port`,
+    );
+  }
+  const faults: ReceiverFaults = {
+    dropChunk: optInt(values.drop, "--drop", 0),
+    corruptChunk: optInt(values.corrupt, "--corrupt", 0),
+    disconnectAtPercent: optInt(values["disconnect-at"], "--disconnect-at", 1, 99),
+    slowFlashKiBps: optInt(values["slow-flash"], "--slow-flash", 1),
+  };
+  let tls: TlsOptions | undefined;
+  if (values.ca || values.cert || values.key || values.insecure) {
+    tls = {
+      ca: values.ca ? await readPem(values.ca, "--ca") : undefined,
+      cert: values.cert ? await readPem(values.cert, "--cert") : undefined,
+      key: values.key ? await readPem(values.key, "--key") : undefined,
+      insecure: values.insecure,
+    };
+  }
+  return {
+    help: values.help,
+    json: values.json,
+    verbose: values.verbose,
+    options: {
+      broker: values.broker,
+      count: int(values.count, "--count", 1, 10000),
+      idPrefix: values["id-prefix"],
+      product: values.product,
+      want: values.want,
+      chunkSize: int(values.chunk, "--chunk", 0, MAX_CHUNK_BYTES),
+      window: int(values.window, "--window", 0, MAX_WINDOW),
+      protocolVersion: values.mqtt === "311" ? 4 : 5,
+      outDir: values.out,
+      prefix: values.prefix,
+      tls,
+      faults,
+      ackEvery: optInt(values["ack-every"], "--ack-every", 1, MAX_WINDOW),
+      idleTimeoutMs: optInt(values["idle-timeout"], "--idle-timeout", 100),
+    },
+  };
+}
+
+function int(text: string, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw new UsageError(
+      `Option "${name}" is "${text}", expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return n;
+}
+
+function optInt(
+  text: string | undefined,
+  name: string,
+  min: number,
+  max?: number,
+): number | undefined {
+  return text === undefined ? undefined : int(text, name, min, max);
+}
+
+async function readPem(path: string, name: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new UsageError(`Cannot read ${name} file "${path}": ${(err as Error).message}`);
+  }
+}
+
+/** Runs the command; returns the exit status. */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = await parseDeviceArgs(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}; see deno task device -- --help`);
+    return 2;
+  }
+  if (parsed.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const results = await runDevices(parsed.options, {
+      terminal: Terminal.stderr(),
+      progress: !parsed.json || Deno.stderr.isTerminal(),
+      verbose: parsed.verbose,
+      signal: stop.signal,
+    });
+    if (parsed.json) console.log(JSON.stringify(results, null, 2));
+    else console.log(formatSummary(results));
+    return results.length > 0 && results.every((r) => r.ok) ? 0 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
