@@ -1,0 +1,443 @@
+/**
+ * `deno task bench`: how close the OTA transfer comes to what the broker itself can move.
+ *
+ * One run, one Mosquitto on a free loopback port, one machine:
+ * 1. the raw MQTT QoS 1 ceiling at each chunk size (bench/ceiling.ts);
+ * 2. single transfers to one simulated device (default settings, 16 KiB chunks, stop-and-wait);
+ * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
+ * 4. fleets of 1 to 1000 devices downloading at once from one sender process.
+ * Every throughput is also given as a ratio to the ceiling at the same chunk size. The sender
+ * always runs as its own process (bench/sender_process.ts), the devices in this one.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { startMosquitto } from "../src/broker/mod.ts";
+import { type CeilingResult, measureCeiling } from "./ceiling.ts";
+import { quantile, runFleet } from "./devices.ts";
+import { procUsage, startSenderProcess } from "./sender_process.ts";
+import { startSlowProxy } from "./slow_proxy.ts";
+
+const HELP = `Usage: deno task bench [-- options]
+
+Measures the OTA sender against the raw MQTT ceiling of a Mosquitto it starts itself:
+single transfers, a slow link (50 ms RTT, 1 MiB/s) and fleets of 1 to 1000 devices.
+Needs mosquitto (apt-get install mosquitto). Results: docs/performance.md.
+
+Options:
+  --quick          smaller images, fleets up to 100 (under a minute)
+  --json           print one JSON object with every figure on stdout (progress goes to stderr)
+  --only LIST      comma-separated sections: ceiling,single,slow,fleet (default: all)
+  --fleet LIST     fleet sizes, e.g. 1,10,100,1000
+  --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
+  --window N       window the simulated devices announce in the slow-link and fleet runs
+  --help           this text`;
+
+const MiB = 1048576;
+
+interface Args {
+  quick: boolean;
+  json: boolean;
+  only: Set<string>;
+  fleet: number[];
+  dataQos?: 0 | 1;
+  window?: number;
+}
+
+function parse(): Args | null {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      json: { type: "boolean" },
+      only: { type: "string" },
+      fleet: { type: "string" },
+      "data-qos": { type: "string" },
+      window: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return null;
+  }
+  const quick = values.quick === true;
+  return {
+    quick,
+    json: values.json === true,
+    only: new Set((values.only ?? "ceiling,single,slow,fleet").split(",")),
+    fleet: (values.fleet ?? (quick ? "1,10,100" : "1,10,100,1000")).split(",").map(Number),
+    dataQos: values["data-qos"] === undefined ? undefined : Number(values["data-qos"]) as 0 | 1,
+    window: values.window === undefined ? undefined : Number(values.window),
+  };
+}
+
+function progress(line: string): void {
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function round(x: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** One single-device transfer configuration. */
+interface SingleCase {
+  name: string;
+  chunkSize: number;
+  window: number;
+  /** Ceiling chunk size it is compared with. */
+  ceilingAt: number;
+}
+
+async function main(): Promise<number> {
+  let args: Args | null;
+  try {
+    args = parse();
+  } catch (err) {
+    console.error(`${(err as Error).message}; see deno task bench -- --help`);
+    return 2;
+  }
+  if (!args) return 0;
+  const q = args.quick;
+  const sizes = {
+    ceilingBytes: q ? 16 * MiB : 64 * MiB,
+    ceilingRuns: q ? 1 : 3,
+    single: q ? 1 * MiB : 4 * MiB,
+    singleRuns: q ? 1 : 3,
+    slow: q ? 256 * 1024 : 1.5 * MiB,
+    fleet: q ? 256 * 1024 : 1 * MiB,
+  };
+  const transferOverrides: Record<string, number> = {};
+  if (args.dataQos !== undefined) transferOverrides.dataQos = args.dataQos;
+
+  const out: Record<string, unknown> = {
+    mode: q ? "quick" : "full",
+    machine: await machine(),
+    settings: { ...sizes, dataQos: args.dataQos ?? "sender default", deviceWindow: args.window },
+  };
+  progress(`starting Mosquitto (${out.mode} mode)`);
+  const broker = await startMosquitto();
+  const ceilings = new Map<number, CeilingResult>();
+  const ceilingAt = async (chunkBytes: number): Promise<number> => {
+    let c = ceilings.get(chunkBytes);
+    if (!c) {
+      const runs: CeilingResult[] = [];
+      for (let i = 0; i < sizes.ceilingRuns; i++) {
+        runs.push(
+          await measureCeiling({ url: broker.url, chunkBytes, totalBytes: sizes.ceilingBytes }),
+        );
+      }
+      runs.sort((a, b) => a.mibPerSecond - b.mibPerSecond);
+      c = runs[Math.floor(runs.length / 2)];
+      ceilings.set(chunkBytes, c);
+      progress(
+        `ceiling ${chunkBytes} B: ${c.mibPerSecond.toFixed(1)} MiB/s, ${
+          Math.round(c.messagesPerSecond)
+        } msg/s (median of ${runs.map((r) => r.mibPerSecond.toFixed(1)).join(", ")})`,
+      );
+    }
+    return c.mibPerSecond;
+  };
+  try {
+    if (args.only.has("ceiling") || args.only.has("single") || args.only.has("fleet")) {
+      for (const size of [4096, 16384, 1024]) await ceilingAt(size);
+      out.ceiling = [...ceilings.values()].map((c) => ({
+        chunkBytes: c.chunkBytes,
+        mibPerSecond: round(c.mibPerSecond, 2),
+        messagesPerSecond: Math.round(c.messagesPerSecond),
+        inflight: c.inflight,
+      }));
+    }
+
+    if (args.only.has("single")) {
+      const cases: SingleCase[] = [
+        { name: "default (device asks 0/0)", chunkSize: 0, window: 0, ceilingAt: 4096 },
+        { name: "chunk 16 KiB", chunkSize: 16384, window: 0, ceilingAt: 16384 },
+        { name: "stop-and-wait 1 KiB, window 1", chunkSize: 1024, window: 1, ceilingAt: 1024 },
+      ];
+      const sender = await startSenderProcess({
+        brokerUrl: broker.url,
+        images: [{ product: "bench-single", version: "1.0.0", size: sizes.single }],
+        transfer: transferOverrides,
+      });
+      const rows = [];
+      try {
+        for (const c of cases) {
+          const rates: number[] = [];
+          for (let i = 0; i < sizes.singleRuns; i++) {
+            const run = await runFleet({
+              url: broker.url,
+              count: 1,
+              product: "bench-single",
+              chunkSize: c.chunkSize,
+              window: c.window,
+            });
+            const r = run.results[0];
+            if (!r.ok) {
+              throw new Error(`single transfer "${c.name}" failed: ${r.status} ${r.detail}`);
+            }
+            rates.push(sizes.single / MiB / r.seconds);
+          }
+          const mibPerSecond = median(rates);
+          const ceiling = await ceilingAt(c.ceilingAt);
+          rows.push({
+            case: c.name,
+            chunkBytes: c.chunkSize || "default",
+            window: c.window || "default",
+            imageBytes: sizes.single,
+            mibPerSecond: round(mibPerSecond, 2),
+            ceilingChunkBytes: c.ceilingAt,
+            ratioToCeiling: round(mibPerSecond / ceiling),
+          });
+          progress(
+            `single ${c.name}: ${mibPerSecond.toFixed(2)} MiB/s = ${
+              (mibPerSecond / ceiling).toFixed(2)
+            } × ceiling (runs ${rates.map((x) => x.toFixed(1)).join(", ")})`,
+          );
+        }
+      } finally {
+        await sender.stop();
+      }
+      out.single = rows;
+    }
+
+    if (args.only.has("slow")) {
+      const rtt = 0.05;
+      const rate = 1 * MiB;
+      const ideal = sizes.slow / rate + rtt;
+      const cases = [
+        {
+          name: `window ${args.window ?? 64} (device asks)`,
+          chunkSize: 0,
+          window: args.window ?? 64,
+        },
+        { name: "default window (device asks 0)", chunkSize: 0, window: 0 },
+        { name: "stop-and-wait 1 KiB, window 1", chunkSize: 1024, window: 1 },
+      ];
+      const sender = await startSenderProcess({
+        brokerUrl: broker.url,
+        images: [{ product: "bench-slow", version: "1.0.0", size: sizes.slow }],
+        transfer: transferOverrides,
+      });
+      const proxy = startSlowProxy({ targetPort: broker.port, delayMs: 25, bytesPerSecond: rate });
+      const rows = [];
+      let stopAndWait = NaN;
+      try {
+        for (const c of cases) {
+          progress(`slow link ${c.name}: ${(sizes.slow / 1024).toFixed(0)} KiB ...`);
+          const run = await runFleet({
+            url: proxy.url,
+            count: 1,
+            product: "bench-slow",
+            chunkSize: c.chunkSize,
+            window: c.window,
+          });
+          const r = run.results[0];
+          if (!r.ok) {
+            throw new Error(`slow-link transfer "${c.name}" failed: ${r.status} ${r.detail}`);
+          }
+          if (c.window === 1) stopAndWait = r.seconds;
+          rows.push({
+            case: c.name,
+            seconds: round(r.seconds, 2),
+            ratioToIdeal: round(r.seconds / ideal),
+          });
+          progress(
+            `slow link ${c.name}: ${r.seconds.toFixed(2)} s = ${
+              (r.seconds / ideal).toFixed(2)
+            } × ideal`,
+          );
+        }
+      } finally {
+        proxy.close();
+        await sender.stop();
+      }
+      for (const row of rows) {
+        (row as Record<string, unknown>).speedupOverStopAndWait = round(
+          stopAndWait / row.seconds,
+          1,
+        );
+      }
+      out.slowLink = {
+        imageBytes: sizes.slow,
+        rttMs: rtt * 1000,
+        bytesPerSecond: rate,
+        idealSeconds: round(ideal),
+        runs: rows,
+      };
+    }
+
+    if (args.only.has("fleet")) {
+      const rows = [];
+      const ceiling = await ceilingAt(4096);
+      for (const n of args.fleet) {
+        const sender = await startSenderProcess({
+          brokerUrl: broker.url,
+          images: [{ product: "bench-fleet", version: "1.0.0", size: sizes.fleet }],
+          transfer: transferOverrides,
+        });
+        try {
+          progress(`fleet ${n} devices × ${(sizes.fleet / 1024).toFixed(0)} KiB ...`);
+          const before = sender.usage();
+          const benchBefore = procUsage("self");
+          const run = await runFleet({
+            url: broker.url,
+            count: n,
+            product: "bench-fleet",
+            window: args.window ?? 0,
+            progress: (line) => progress(`  fleet ${n}: ${line}`),
+          });
+          const after = sender.usage();
+          const benchAfter = procUsage("self");
+          const ok = run.results.filter((r) => r.ok).length;
+          const mib = (ok * sizes.fleet) / MiB;
+          const agg = mib / run.seconds;
+          const row = {
+            devices: n,
+            imageBytes: sizes.fleet,
+            seconds: round(run.seconds, 2),
+            aggregateMibPerSecond: round(agg, 2),
+            ratioToCeiling: round(agg / ceiling),
+            p50Seconds: round(quantile(run.times, 0.5), 2),
+            p99Seconds: round(quantile(run.times, 0.99), 2),
+            failures: n - ok,
+            senderPeakRssMiB: round(after.peakRssBytes / MiB, 1),
+            senderCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 2),
+            senderCpuSecondsPerMiB: round((after.cpuSeconds - before.cpuSeconds) / mib, 4),
+            devicesCpuSeconds: round(benchAfter.cpuSeconds - benchBefore.cpuSeconds, 2),
+          };
+          rows.push(row);
+          const failed = run.results.filter((r) => !r.ok).slice(0, 3);
+          for (const f of failed) progress(`  failed ${f.deviceId}: ${f.status} ${f.detail}`);
+          progress(
+            `fleet ${n}: ${agg.toFixed(1)} MiB/s aggregate = ${
+              (agg / ceiling).toFixed(2)
+            } × ceiling, ` +
+              `p50 ${row.p50Seconds} s, p99 ${row.p99Seconds} s, ${row.failures} failures, ` +
+              `sender ${row.senderPeakRssMiB} MiB peak, ${row.senderCpuSecondsPerMiB} CPU s/MiB, ` +
+              `devices ${row.devicesCpuSeconds} CPU s`,
+          );
+        } finally {
+          await sender.stop();
+        }
+      }
+      out.fleet = rows;
+    }
+  } finally {
+    await broker.stop();
+  }
+  if (args.json) console.log(JSON.stringify(out, null, 2));
+  else console.log(table(out));
+  return 0;
+}
+
+async function machine(): Promise<Record<string, string | number>> {
+  const cpu = /model name\s*:\s*(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1] ?? "?";
+  let mosquitto = "?";
+  try {
+    const o = await new Deno.Command("/usr/sbin/mosquitto", { args: ["-h"], stdout: "piped" })
+      .output();
+    mosquitto = /version (\S+)/.exec(new TextDecoder().decode(o.stdout))?.[1] ?? "?";
+  } catch { /* not there */ }
+  return {
+    nproc: navigator.hardwareConcurrency,
+    cpu,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    mosquitto,
+  };
+}
+
+function table(out: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const m = out.machine as Record<string, unknown>;
+  lines.push(
+    `mqtt-ota bench (${out.mode}) — ${m.nproc} × ${m.cpu}, Deno ${m.deno}, Mosquitto ${m.mosquitto}`,
+  );
+  const grid = (head: string[], rows: unknown[][]) => {
+    const cells = [head, ...rows.map((r) => r.map((c) => String(c)))];
+    const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+    lines.push(...cells.map((r) => "  " + r.map((c, i) => c.padStart(w[i])).join("  ")));
+  };
+  if (out.ceiling) {
+    lines.push("", "Ceiling: raw MQTT QoS 1 publish → subscribe through the same broker");
+    grid(
+      ["chunk B", "MiB/s", "msg/s"],
+      (out.ceiling as Record<string, number>[]).map((c) => [
+        c.chunkBytes,
+        c.mibPerSecond.toFixed(1),
+        c.messagesPerSecond,
+      ]),
+    );
+  }
+  if (out.single) {
+    lines.push("", "Single transfer, one device");
+    grid(
+      ["case", "image", "MiB/s", "× ceiling", "(at B)"],
+      (out.single as Record<string, number | string>[]).map((r) => [
+        r.case,
+        `${(Number(r.imageBytes) / MiB).toFixed(1)} MiB`,
+        Number(r.mibPerSecond).toFixed(2),
+        Number(r.ratioToCeiling).toFixed(2),
+        r.ceilingChunkBytes,
+      ]),
+    );
+  }
+  if (out.slowLink) {
+    const s = out.slowLink as Record<string, unknown>;
+    lines.push(
+      "",
+      `Slow link: ${s.rttMs} ms RTT, 1 MiB/s each way, ${
+        (Number(s.imageBytes) / 1024).toFixed(0)
+      } KiB image, ideal ${s.idealSeconds} s`,
+    );
+    grid(
+      ["case", "seconds", "× ideal", "speed-up over stop-and-wait"],
+      (s.runs as Record<string, number | string>[]).map((r) => [
+        r.case,
+        Number(r.seconds).toFixed(2),
+        Number(r.ratioToIdeal).toFixed(2),
+        Number(r.speedupOverStopAndWait).toFixed(1),
+      ]),
+    );
+  }
+  if (out.fleet) {
+    lines.push("", "Fleet: N devices download at once from one sender process (4 KiB chunks)");
+    grid(
+      [
+        "devices",
+        "image",
+        "MiB/s",
+        "× ceiling",
+        "p50 s",
+        "p99 s",
+        "failed",
+        "RSS MiB",
+        "CPU s/MiB",
+        "dev CPU s",
+      ],
+      (out.fleet as Record<string, number>[]).map((r) => [
+        r.devices,
+        `${(r.imageBytes / 1024).toFixed(0)} KiB`,
+        r.aggregateMibPerSecond.toFixed(1),
+        r.ratioToCeiling.toFixed(2),
+        r.p50Seconds.toFixed(2),
+        r.p99Seconds.toFixed(2),
+        r.failures,
+        r.senderPeakRssMiB.toFixed(0),
+        r.senderCpuSecondsPerMiB.toFixed(3),
+        r.devicesCpuSeconds.toFixed(1),
+      ]),
+    );
+  }
+  return lines.join("\n");
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,143 @@
+/**
+ * Runs the real sender (`src/sender/main.ts`) in its own process for the benchmark, so its
+ * memory and CPU can be read from /proc apart from the simulated devices': a temporary KV
+ * catalog holding the sample images, the broker URL and any `transfer.*` overrides go in
+ * through the sender's OTA_* environment variables.
+ * @module
+ */
+
+import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
+import { envName } from "../src/sender/config.ts";
+
+/** A sample image the bench puts into the sender's catalog. */
+export interface BenchImage {
+  product: string;
+  version: string;
+  size: number;
+}
+
+/** Options of {@link startSenderProcess}. */
+export interface SenderProcessOptions {
+  brokerUrl: string;
+  images: BenchImage[];
+  /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
+  transfer?: Record<string, number | boolean>;
+}
+
+/** Resource use of a process from /proc. */
+export interface ProcUsage {
+  /** Peak resident set size (VmHWM) in bytes. */
+  peakRssBytes: number;
+  /** User + system CPU seconds so far. */
+  cpuSeconds: number;
+}
+
+/** A running sender process. */
+export interface SenderProcess {
+  pid: number;
+  senderId: string;
+  usage(): ProcUsage;
+  /** Stops the sender (SIGTERM) and removes its catalog. */
+  stop(): Promise<void>;
+}
+
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+
+/** Reads VmHWM and utime + stime of a process. */
+export function procUsage(pid: number | "self"): ProcUsage {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(rest[11]) + Number(rest[12]);
+  return { peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0, cpuSeconds: ticks / CLOCK_TICKS };
+}
+
+/** Prepares a catalog with the images and starts the sender on it; resolves once it serves. */
+export async function startSenderProcess(options: SenderProcessOptions): Promise<SenderProcess> {
+  const dir = await Deno.makeTempDir({ prefix: "ota-bench-sender-" });
+  const kvPath = `${dir}/ota.kv`;
+  const catalog = await Catalog.open(kvPath);
+  try {
+    for (const [i, im] of options.images.entries()) {
+      await catalog.addImage(
+        makeSampleImage({ product: im.product, version: im.version, size: im.size, seed: i + 7 }),
+      );
+    }
+  } finally {
+    catalog.close();
+  }
+  const senderId = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const env: Record<string, string> = {
+    [envName(["broker", "url"])]: options.brokerUrl,
+    [envName(["broker", "embedded"])]: "false",
+    [envName(["kvPath"])]: kvPath,
+    [envName(["senderId"])]: senderId,
+  };
+  for (const [k, v] of Object.entries(options.transfer ?? {})) {
+    env[envName(["transfer", k])] = String(v);
+  }
+  const root = new URL("../", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${root}src/sender/main.ts`],
+    cwd: root,
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
+  const warnings: string[] = [];
+  (async () => {
+    let buffered = "";
+    for await (const part of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffered += part;
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.includes("mqtt-ota sender")) resolve();
+        else if (/ (error|drop|publish to) /.test(line) && warnings.length < 20) {
+          warnings.push(line);
+        }
+      }
+    }
+  })().catch(() => {});
+  const exited = child.status.then((s) => reject(new Error(`the sender exited with ${s.code}`)));
+  const timer = setTimeout(() => reject(new Error("the sender did not start within 30 s")), 30000);
+  try {
+    await ready;
+  } catch (err) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  void exited.catch(() => {});
+  let stopped = false;
+  return {
+    pid: child.pid,
+    senderId,
+    usage: () => procUsage(child.pid),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const t = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 5000);
+      await child.status;
+      clearTimeout(t);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      for (const w of warnings) console.error(`  sender: ${w}`);
+    },
+  };
+}
