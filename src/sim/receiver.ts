@@ -288,7 +288,10 @@ export class Receiver {
       retryDelayMs: RETRY_DELAY_MS,
       maxRequests: MAX_REQUESTS,
       slotBytes: SLOT_BYTES,
-      ...options,
+      // An option given as undefined (runDevices passes its own optional fields on) keeps the default.
+      ...Object.fromEntries(
+        Object.entries(options).filter(([, v]) => v !== undefined),
+      ) as ReceiverOptions,
     };
     this.topics = deviceTopics(this.o.prefix, this.o.deviceId);
     const sink = options.sink ?? "memory";
