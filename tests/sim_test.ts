@@ -12,6 +12,8 @@ import { Sender, type SenderOptions, type TransferSummary } from "../src/sender/
 import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
+import type { InboundMessage, Transport } from "../src/transport/types.ts";
+import { crc32, MessageType, peekType } from "../src/protocol/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
 
@@ -197,4 +199,143 @@ Deno.test("MQTT 3.1.1 against the embedded aedes broker: a transfer verifies", a
   } finally {
     await broker.stop();
   }
+});
+
+/**
+ * Wraps a device's transport: `rewrite` sees every inbound message and returns it (maybe
+ * changed) or null to lose it, as a faulty network would.
+ */
+function faulty(
+  inner: Transport,
+  rewrite: (m: InboundMessage) => InboundMessage | null,
+): Transport {
+  return {
+    protocolVersion: inner.protocolVersion,
+    publish: (topic, payload, options) => inner.publish(topic, payload, options),
+    subscribe: (topics, qos) => inner.subscribe(topics, qos),
+    onMessage: (handler) =>
+      inner.onMessage((m) => {
+        const out = rewrite(m);
+        if (out) handler(out);
+      }),
+    close: () => inner.close(),
+  };
+}
+
+/** Transfer id and index of a CHUNK message, or null for other messages. */
+function chunkHeader(m: InboundMessage): { transferId: number; index: number } | null {
+  if (peekType(m.payload) !== MessageType.CHUNK) return null;
+  const v = new DataView(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
+  return { transferId: v.getUint32(4, true), index: v.getUint32(8, true) };
+}
+
+mosquittoTest(
+  "a device that hears nothing re-requests after its idle timeout and resumes",
+  async (b) => {
+    await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+      // The network loses every chunk from index 10 on of the first transfer.
+      let first = 0;
+      const deviceId = "dev-idle";
+      const r = await runDevice(h, deviceId, {
+        idleTimeoutMs: 800,
+        connect: async () =>
+          faulty(await connectMqtt({ url: h.url, clientId: deviceId }), (m) => {
+            const c = chunkHeader(m);
+            if (!c) return m;
+            first ||= c.transferId;
+            return c.transferId === first && c.index >= 10 ? null : m;
+          }),
+      });
+      assertVerified(r, h);
+      assertEquals(r.requests, 2);
+      assertEquals(r.resumedFrom, 10 * 4096);
+      await waitFor(() => h.summaries.some((s) => s.outcome === "VERIFIED"), 3000);
+      const resumed = h.summaries.find((s) => s.outcome === "VERIFIED")!;
+      assertEquals(resumed.startOffset, 10 * 4096);
+    });
+  },
+);
+
+mosquittoTest(
+  "bytes changed in transit with a matching CRC end in STATUS HASH_MISMATCH",
+  async (b) => {
+    await withSender(b.url, { size: 64 * 1024 }, async (h) => {
+      const deviceId = "dev-tamper";
+      const r = await runDevice(h, deviceId, {
+        connect: async () =>
+          faulty(await connectMqtt({ url: h.url, clientId: deviceId }), (m) => {
+            if (chunkHeader(m)?.index !== 3) return m;
+            const payload = m.payload.slice();
+            payload[100] ^= 0x01;
+            new DataView(payload.buffer).setUint32(20, crc32(payload.subarray(24)), true);
+            return { ...m, payload };
+          }),
+      });
+      assertEquals(r.status, "HASH_MISMATCH");
+      assert(!r.ok);
+      assert(r.sha256 !== h.sha256);
+      await waitFor(() => h.summaries.length > 0, 3000);
+      assertEquals(h.summaries[0].outcome, "HASH_MISMATCH");
+      assert(!h.summaries[0].ok);
+    });
+  },
+);
+
+mosquittoTest("a product the catalog lacks ends the run with UNKNOWN_IMAGE", async (b) => {
+  await withSender(b.url, { size: 4096 }, async (h) => {
+    const r = await runDevice(h, "dev-unknown", { product: "no-such-product" });
+    assertEquals(r.status, "UNKNOWN_IMAGE");
+    assert(!r.ok);
+    assert(r.detail.includes("no-such-product"), r.detail);
+  });
+});
+
+mosquittoTest(
+  "a BUSY sender makes devices wait retryAfterMs and ask again; all verify",
+  async (b) => {
+    await withSender(
+      b.url,
+      { size: 256 * 1024, sender: { maxTransfers: 1, busyRetryAfterMs: 50 } },
+      async (h) => {
+        // A slow flash keeps the first transfer open while the others ask. They ask only once
+        // it is open: the sender checks its limit before resolving the image (see the report).
+        const slow = { faults: { slowFlashKiBps: 2048 } };
+        const first = runDevice(h, "dev-busy-1", slow);
+        await waitFor(() => h.sender.openTransfers().length > 0, 3000);
+        const results = await Promise.all([
+          first,
+          runDevice(h, "dev-busy-2", slow),
+          runDevice(h, "dev-busy-3", slow),
+        ]);
+        for (const r of results) assertVerified(r, h);
+        assert(results.some((r) => r.requests > 1), "no device was told BUSY");
+        assert((h.sender.stats.errorsSent.BUSY ?? 0) > 0);
+      },
+    );
+  },
+);
+
+mosquittoTest("a file sink holds the verified image after the run", async (b) => {
+  await withSender(b.url, { size: 128 * 1024 }, async (h) => {
+    const dir = await Deno.makeTempDir({ prefix: "ota-sim-test-" });
+    try {
+      const results = await runDevices({
+        broker: h.url,
+        count: 2,
+        idPrefix: "filedev",
+        product: "blink",
+        prefix: PREFIX,
+        outDir: dir,
+        faults: { disconnectAtPercent: 40 },
+      }, { progress: false });
+      for (const r of results) {
+        assertVerified(r, h);
+        const bytes = await Deno.readFile(`${dir}/${r.deviceId}.bin`);
+        const sha = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+        assertEquals([...sha].map((x) => x.toString(16).padStart(2, "0")).join(""), h.sha256);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });
