@@ -441,6 +441,19 @@ TEST(Receiver, AcceptsUnsignedImagesWhenNoKeyIsConfigured) {
   EXPECT_EQ(rx.state(), State::VERIFIED);
 }
 
+TEST(Receiver, RefusesEverythingWhenSignaturesAreRequiredButNoKeyLoaded) {
+  Harness h;
+  SignatureVerifier broken;  // e.g. the embedded PEM failed to parse
+  h.cfg.verifier = &broken;
+  h.cfg.requireSignature = true;
+  h.signature.assign(64, 0x11);
+  Receiver& rx = h.make();
+  rx.start();
+  h.sendManifest();
+  EXPECT_EQ(h.statuses(), std::vector<StatusCode>{StatusCode::SIGNATURE_INVALID});
+  EXPECT_EQ(rx.state(), State::FAILED);
+}
+
 TEST(Receiver, CompletesTransfersDeliveredInFragmentsOfEverySize) {
   // A 3000-byte image in 256-byte chunks (280-byte messages), delivered through the reassembler
   // in fragments of every size from 1 to the whole message.
@@ -472,6 +485,18 @@ TEST(Receiver, CompletesTransfersDeliveredInFragmentsOfEverySize) {
     ASSERT_EQ(rx.state(), State::VERIFIED) << "fragment size " << frag;
     ASSERT_TRUE(h.flashHoldsImage()) << "fragment size " << frag;
   }
+}
+
+TEST(Receiver, DeclinesTheVersionItAlreadyRuns) {
+  Harness h;
+  h.cfg.currentVersion = "1.1.0";
+  Receiver& rx = h.make();
+  rx.start();
+  h.sendManifest();
+  EXPECT_EQ(rx.state(), State::FAILED);
+  EXPECT_TRUE(rx.outcome().upToDate);
+  EXPECT_EQ(h.statuses(), std::vector<StatusCode>{StatusCode::ABORTED});
+  EXPECT_EQ(h.flash.begins, 0u);
 }
 
 TEST(Receiver, StopAndWaitModeStillWorks) {

@@ -295,6 +295,7 @@ State Receiver::acceptManifest() {
   outcome_ = Outcome{};
   std::memcpy(outcome_.sha256, sha256_, kSha256Bytes);
   outcome_.size = size_;
+  copyString(outcome_.version, sizeof outcome_.version, version_);
 
   if (ackTopic_[0] == '\0' || m.ackTopic.size > kMaxTopicBytes) {
     if (sinkOpen_) {
@@ -317,10 +318,17 @@ State Receiver::acceptManifest() {
       !equals(m.version, config_.wantedVersion)) {
     return fail(StatusCode::ABORTED, "version differs from the wanted one");
   }
+  if (m.startOffset == 0 && config_.declineCurrentVersion &&
+      equals(m.version, config_.currentVersion)) {
+    outcome_.upToDate = true;
+    return fail(StatusCode::ABORTED, "already running this version");
+  }
   // The signature covers the manifest's sha256, and the image is later compared with that
   // sha256: checking it now refuses a forged image before a single flash sector is erased.
-  if (config_.verifier != nullptr && config_.verifier->hasKey() &&
-      !config_.verifier->verify(m.sha256, m.signature.data, m.signature.size)) {
+  bool needSignature =
+      config_.requireSignature || (config_.verifier != nullptr && config_.verifier->hasKey());
+  if (needSignature && (config_.verifier == nullptr ||
+                        !config_.verifier->verify(m.sha256, m.signature.data, m.signature.size))) {
     return fail(StatusCode::SIGNATURE_INVALID,
                 m.signature.size == 0 ? "image is not signed" : "signature does not verify");
   }

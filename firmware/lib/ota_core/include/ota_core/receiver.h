@@ -47,8 +47,14 @@ struct ReceiverConfig {
   /// Which MANIFEST kinds this device installs.
   bool acceptEsp32App = true;
   bool acceptGenericFile = false;
+  /// Decline (STATUS ABORTED, Outcome::upToDate) a fresh MANIFEST for the version already running:
+  /// the protocol has no "no update" answer, the sender sends the newest image regardless.
+  bool declineCurrentVersion = true;
   /// When set and holding a key, unsigned images and bad signatures are SIGNATURE_INVALID.
   const SignatureVerifier* verifier = nullptr;
+  /// Refuse unsigned images even when no key could be loaded (a device built to require
+  /// signatures whose key is broken must not fall back to accepting anything).
+  bool requireSignature = false;
 };
 
 /// Counters for logs, the host CLI's progress lines and the tests.
@@ -74,9 +80,13 @@ struct Outcome {
   StatusCode status = StatusCode::ABORTED;
   /// Set when the failure was an ERROR from the sender rather than a STATUS we sent.
   bool senderError = false;
+  /// The sender offered the version already running (see ReceiverConfig::declineCurrentVersion).
+  bool upToDate = false;
   ErrorCode error = ErrorCode::INTERNAL_ERROR;
   const char* detail = "";
   uint8_t sha256[kSha256Bytes] = {};
+  /// Version named by the MANIFEST (empty before one arrived).
+  char version[kMaxVersionBytes + 1] = {};
   uint32_t size = 0;
 };
 
