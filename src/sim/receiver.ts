@@ -262,6 +262,8 @@ export class Receiver {
   private ackEvery = 1;
   private gapNackedAt = -1;
   private flashFailuresInARow = 0;
+  /** When the simulated slow flash finishes its last write (performance.now() ms). */
+  private flashFreeAt = 0;
   private hash: Hash | null = null;
   private resumePoint: ResumePoint | null;
   private sha256 = "";
@@ -509,9 +511,7 @@ export class Receiver {
       if (this.once("failWrite", this.faults.failWriteChunk, c.index)) {
         throw new Error(`fault: flash write of chunk ${c.index} fails`);
       }
-      if (this.faults.slowFlashKiBps) {
-        await delay((payload.length / (this.faults.slowFlashKiBps * 1024)) * 1000);
-      }
+      if (this.faults.slowFlashKiBps) await this.slowFlash(payload.length);
       await this.sink.write(offset, payload);
     } catch (err) {
       this.stats.flashErrors++;
@@ -581,6 +581,10 @@ export class Receiver {
       case ErrorCode.TRANSFER_ABORTED:
       case ErrorCode.INTERNAL_ERROR:
         return this.retryAfter(error.retryAfterMs || this.o.retryDelayMs);
+      case ErrorCode.UNKNOWN_TRANSFER:
+        // The sender lost our transfer (restarted, or another instance answered): ask again
+        // with the resume point, as its message says.
+        return this.retryAfter(0);
       case ErrorCode.OUT_OF_RANGE:
         if (this.resumePoint) {
           this.resumePoint = null;
@@ -588,7 +592,7 @@ export class Receiver {
         }
     }
     this.errorName = name;
-    return this.fail(StatusCode.ABORTED, `${name}: ${error.message}`);
+    return this.fail(StatusCode.ABORTED, error.message);
   }
 
   /** @internal The connection drops (fault): reconnect and request with the resume point. */
@@ -685,6 +689,17 @@ export class Receiver {
     ).catch((err) => this.log(`cannot publish ACK: ${(err as Error).message}`));
   }
 
+  /**
+   * Waits as long as writing `bytes` takes at the `slowFlashKiBps` rate. The flash keeps its own
+   * clock, so timer granularity (about 1 ms a delay) does not slow it below the rate.
+   */
+  private async slowFlash(bytes: number): Promise<void> {
+    const now = performance.now();
+    this.flashFreeAt = Math.max(now, this.flashFreeAt) +
+      (bytes / (this.faults.slowFlashKiBps! * 1024)) * 1000;
+    if (this.flashFreeAt - now >= 1) await delay(this.flashFreeAt - now);
+  }
+
   /** True the first time fault `name` matches (`wanted` defined and equal to `actual`). */
   private once(name: string, wanted: number | undefined, actual: number): boolean {
     if (wanted === undefined || wanted !== actual || this.fired.has(name)) return false;
@@ -743,9 +758,8 @@ export class Receiver {
         });
       } else if (type === MessageType.ERROR) {
         const error = decodeError(msg.payload);
-        if (
-          error.transferId !== 0 && this.manifest && error.transferId !== this.manifest.transferId
-        ) return;
+        // Errors about a request carry transfer id 0; others must name the current transfer.
+        if (error.transferId !== 0 && error.transferId !== this.manifest?.transferId) return;
         this.post({ type: "error", error });
       }
     } catch (err) {
