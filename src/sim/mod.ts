@@ -1,0 +1,11 @@
+/**
+ * The receiver simulator: simulated ESP32 devices that speak protocol v1 (docs/protocol.md §8)
+ * against a real broker and sender. `Receiver` is one device, `runDevices` runs many with
+ * progress bars (the core of `deno task device`, the demo and the benchmark).
+ * @module
+ */
+export * from "./limits.ts";
+export * from "./progress.ts";
+export * from "./receiver.ts";
+export * from "./run_devices.ts";
+export * from "./sink.ts";
