@@ -6,6 +6,7 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
 
 #include <cstdint>
 #include <cstring>
@@ -34,7 +35,11 @@ class TestKey {
     mbedtls_pk_write_pubkey_pem(&pk_, buf, sizeof buf);
     return std::string(reinterpret_cast<char*>(buf), std::strlen(reinterpret_cast<char*>(buf)) + 1);
   }
-  void sign(const uint8_t hash[32], uint8_t out[64]) {
+  /// ECDSA-with-SHA-256 over the 32 bytes `digest` (so the curve signs SHA-256(digest)), as the
+  /// sender's WebCrypto does.
+  void sign(const uint8_t digest[32], uint8_t out[64]) {
+    uint8_t hash[32];
+    mbedtls_sha256_ret(digest, 32, hash, 0);
     mbedtls_mpi r, s;
     mbedtls_mpi_init(&r);
     mbedtls_mpi_init(&s);

@@ -111,8 +111,15 @@ bool SignatureVerifier::verify(const uint8_t sha256[kSha256Bytes], const uint8_t
   body += derInteger(signature + 32, der + 2 + body);
   der[0] = 0x30;
   der[1] = static_cast<uint8_t>(body);
+  // The signed message is the 32-byte image digest itself, hashed once more by ECDSA-with-SHA-256
+  // (what WebCrypto's ECDSA/SHA-256 in the sender computes): e = SHA-256(sha256).
+  Sha256 h;
+  h.begin();
+  h.update(sha256, kSha256Bytes);
+  uint8_t e[kSha256Bytes];
+  h.finish(e);
   auto* pk = const_cast<mbedtls_pk_context*>(reinterpret_cast<const mbedtls_pk_context*>(storage_));
-  return pkVerify(pk, sha256, der, body + 2) == 0;
+  return pkVerify(pk, e, der, body + 2) == 0;
 }
 
 }  // namespace ota_core

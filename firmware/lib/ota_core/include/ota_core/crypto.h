@@ -48,7 +48,9 @@ class SignatureVerifier {
   bool loadPublicKey(const uint8_t* key, size_t size);
   /// True once a key is loaded: from then on unsigned images are refused.
   bool hasKey() const { return loaded_; }
-  /// True when `signature` (r||s) is a valid signature of `sha256` under the loaded key.
+  /// True when `signature` (r||s) is a valid ECDSA-with-SHA-256 signature of the 32 bytes
+  /// `sha256` (the manifest's image digest, hashed once more as ECDSA prescribes: this is what
+  /// the sender's WebCrypto ECDSA/SHA-256 signs) under the loaded key.
   /// mbedTLS computes with heap-allocated bignums for the duration of this call (once per
   /// transfer, a few hundred bytes).
   bool verify(const uint8_t sha256[kSha256Bytes], const uint8_t* signature, size_t size) const;
