@@ -9,6 +9,7 @@
 import { type RunningMosquitto, startEmbeddedBroker } from "../src/broker/mod.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { Sender, type SenderOptions, type TransferSummary } from "../src/sender/sender.ts";
+import { generateSigningKeys, signerFromPem } from "../src/sender/signing.ts";
 import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
@@ -337,5 +338,35 @@ mosquittoTest("a file sink holds the verified image after the run", async (b) =>
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+mosquittoTest("a signed manifest verifies with the right key and fails with another", async (b) => {
+  const keys = await generateSigningKeys();
+  const other = await generateSigningKeys();
+  await withSender(
+    b.url,
+    { size: 64 * 1024, sender: { sign: await signerFromPem(keys.privateKey) } },
+    async (h) => {
+      const good = await runDevice(h, "dev-signed", { publicKeyPem: keys.publicKey });
+      assertVerified(good, h);
+      const bad = await runDevice(h, "dev-wrong-key", { publicKeyPem: other.publicKey });
+      assertEquals(bad.status, "SIGNATURE_INVALID");
+      assert(!bad.ok);
+      await waitFor(() => h.summaries.length === 2, 3000);
+      assertEquals(
+        h.summaries.map((s) => s.outcome).sort(),
+        ["SIGNATURE_INVALID", "VERIFIED"],
+      );
+    },
+  );
+});
+
+mosquittoTest("a device that requires a signature refuses an unsigned image", async (b) => {
+  const keys = await generateSigningKeys();
+  await withSender(b.url, { size: 16 * 1024 }, async (h) => {
+    const r = await runDevice(h, "dev-unsigned", { publicKeyPem: keys.publicKey });
+    assertEquals(r.status, "SIGNATURE_INVALID");
+    assert(r.detail.includes("not signed"), r.detail);
   });
 });

@@ -34,6 +34,7 @@ Options:
   --cert FILE         client certificate (PEM) for mutual TLS
   --key FILE          client private key (PEM) for mutual TLS
   --insecure          accept any broker certificate (testing only)
+  --public-key FILE   require manifests signed with this ECDSA P-256 key (SPKI PEM)
   --json              print the results as JSON on stdout instead of the table
   --verbose           print every device's state changes and faults
   --help              this text
@@ -81,6 +82,7 @@ export async function parseDeviceArgs(
         cert: { type: "string" },
         key: { type: "string" },
         insecure: { type: "boolean", default: false },
+        "public-key": { type: "string" },
         json: { type: "boolean", default: false },
         verbose: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -129,6 +131,9 @@ export async function parseDeviceArgs(
       prefix: values.prefix,
       tls,
       faults,
+      publicKeyPem: values["public-key"]
+        ? await readPem(values["public-key"], "--public-key")
+        : undefined,
       ackEvery: optInt(values["ack-every"], "--ack-every", 1, MAX_WINDOW),
       idleTimeoutMs: optInt(values["idle-timeout"], "--idle-timeout", 100),
     },

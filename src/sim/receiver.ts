@@ -37,6 +37,7 @@ import {
   StatusCode,
   toHex,
 } from "../protocol/mod.ts";
+import { verifySignature } from "../sender/signing.ts";
 import type { InboundMessage, Transport } from "../transport/types.ts";
 import {
   ACK_DELAY_MS,
@@ -100,6 +101,11 @@ export interface ReceiverOptions {
   maxRequests?: number;
   /** Largest image the slot takes; default SLOT_BYTES. */
   slotBytes?: number;
+  /**
+   * SPKI PEM of the ECDSA P-256 key manifests must be signed with; when set, an unsigned or
+   * badly signed image ends in STATUS SIGNATURE_INVALID (protocol §4.2, §8).
+   */
+  publicKeyPem?: string;
   /** A resume point stored by an earlier run (its bytes must be in the sink). */
   resume?: ResumePoint;
   faults?: ReceiverFaults;
@@ -644,19 +650,30 @@ export class Receiver {
 
   // ---- helpers ----
 
-  /** Finishes the write: compares the SHA-256 of what the sink holds with the manifest's. */
-  private verify(): ReceiverState {
+  /**
+   * Finishes the write: compares the SHA-256 of what the sink holds with the manifest's, then,
+   * when a public key is configured, checks the manifest's signature over that SHA-256.
+   */
+  private async verify(): Promise<ReceiverState> {
     const m = this.manifest!;
     this.flushAckTimer();
     this.disarmIdle();
     this.sha256 = this.hash!.digest("hex");
-    this.endedAt = performance.now();
     if (this.sha256 !== toHex(m.sha256)) {
       return this.fail(
         StatusCode.HASH_MISMATCH,
         `SHA-256 ${this.sha256} differs from the manifest's ${toHex(m.sha256)}`,
       );
     }
+    if (this.o.publicKeyPem !== undefined) {
+      if (m.signature.length === 0) {
+        return this.fail(StatusCode.SIGNATURE_INVALID, "the manifest is not signed");
+      }
+      if (!(await verifySignature(this.o.publicKeyPem, m.sha256, m.signature))) {
+        return this.fail(StatusCode.SIGNATURE_INVALID, "the signature does not verify");
+      }
+    }
+    this.endedAt = performance.now();
     this.verified = true;
     this.resumePoint = null; // nothing to resume: the image is complete
     return "VERIFIED";

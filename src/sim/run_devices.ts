@@ -43,6 +43,8 @@ export interface DeviceRunOptions {
   prefix?: string;
   tls?: TlsOptions;
   faults?: ReceiverFaults;
+  /** SPKI PEM key that manifests must be signed with. */
+  publicKeyPem?: string;
   ackEvery?: number;
   idleTimeoutMs?: number;
   staggerMs?: number;
@@ -90,6 +92,7 @@ export async function runDevices(
         window: options.window,
         sink: options.outDir ? `${options.outDir}/${deviceId}.bin` : "memory",
         faults: options.faults,
+        publicKeyPem: options.publicKeyPem,
         ackEvery: options.ackEvery,
         idleTimeoutMs: options.idleTimeoutMs,
         log,
