@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { runOta } from "../src/cli/ota.ts";
 import { generateSigningKeys, signerFromPem, verifySignature } from "../src/sender/signing.ts";
+import { fromHex } from "../src/protocol/mod.ts";
 
 Deno.test("a signature over the image SHA-256 verifies with the public key and fails for another image", async () => {
   const keys = await generateSigningKeys();
@@ -38,4 +39,14 @@ Deno.test("ota key generate writes a usable key pair and never overwrites it", a
   assertEquals(await runOta(["key", "generate", "--out", "keys"], io), 1);
   assert(lines.join("").includes("never overwritten"));
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("the golden signature vectors verify exactly as tests/vectors/signature.json says", async () => {
+  const doc = JSON.parse(
+    await Deno.readTextFile(new URL("./vectors/signature.json", import.meta.url)),
+  );
+  for (const v of doc.vectors) {
+    const ok = await verifySignature(doc.publicKeyPem, fromHex(v.sha256), fromHex(v.signature));
+    assertEquals(ok, v.valid, v.name);
+  }
 });

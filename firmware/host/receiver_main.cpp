@@ -206,6 +206,7 @@ int main(int argc, char** argv) {
   std::string status;
   if (rx.state() == ota_core::State::VERIFIED) status = "VERIFIED";
   else if (rx.state() != ota_core::State::FAILED) status = "TIMEOUT";
+  else if (o.upToDate) status = "UP_TO_DATE";
   else if (o.senderError) status = std::string("ERROR_") + ota_core::toString(o.error);
   else status = ota_core::toString(o.status);
   std::printf(
@@ -215,5 +216,5 @@ int main(int argc, char** argv) {
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, seconds(), s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), o.detail);
-  return status == "VERIFIED" ? 0 : 1;
+  return status == "VERIFIED" || status == "UP_TO_DATE" ? 0 : 1;
 }

@@ -41,6 +41,7 @@ export const ErrorCode = {
   MALFORMED_ACK: 8,
   OUT_OF_RANGE: 9,
   INTERNAL_ERROR: 10,
+  UP_TO_DATE: 11,
 } as const;
 /** Name of an ERROR code. */
 export type ErrorCodeName = keyof typeof ErrorCode;

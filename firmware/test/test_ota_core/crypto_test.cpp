@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "json_mini.h"
 #include "ota_core/crypto.h"
@@ -51,6 +52,26 @@ TEST(SignatureVerifier, RefusesKeysThatAreNotP256PublicKeys) {
   const char junk[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
   EXPECT_FALSE(v.loadPublicKey(reinterpret_cast<const uint8_t*>(junk), sizeof junk));
   EXPECT_FALSE(v.hasKey());
+}
+
+}  // namespace
+
+namespace {
+
+// tests/vectors/signature.json: the same signatures the TypeScript side verifies (protocol §4.2).
+TEST(SignatureVerifier, GoldenSignatureVectors) {
+  json_mini::Value doc =
+      json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/signature.json");
+  const std::string& pem = doc["publicKeyPem"].string;
+  SignatureVerifier v;
+  ASSERT_TRUE(v.loadPublicKey(reinterpret_cast<const uint8_t*>(pem.c_str()), pem.size() + 1));
+  for (const json_mini::Value& vec : doc["vectors"].array) {
+    std::vector<uint8_t> sha = json_mini::hex(vec["sha256"].string);
+    std::vector<uint8_t> sig = json_mini::hex(vec["signature"].string);
+    ASSERT_EQ(sha.size(), 32u);
+    EXPECT_EQ(v.verify(sha.data(), sig.data(), sig.size()), vec["valid"].boolean)
+        << vec["name"].string;
+  }
 }
 
 }  // namespace

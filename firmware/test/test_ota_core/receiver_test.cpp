@@ -533,3 +533,25 @@ TEST(ReceiverBudget, TransferStateFitsTheRamGoal) {
 }
 
 }  // namespace
+
+TEST(Receiver, UpToDateAnswerEndsWithoutTouchingFlashOrSendingStatus) {
+  Harness h;
+  h.cfg.currentVersion = "1.1.0";
+  Receiver& rx = h.make();
+  rx.start();
+  h.sendError(ErrorCode::UP_TO_DATE, 0);
+  EXPECT_EQ(rx.state(), State::FAILED);
+  EXPECT_TRUE(rx.outcome().upToDate);
+  EXPECT_TRUE(h.statuses().empty());
+  EXPECT_EQ(h.flash.begins, 0u);
+}
+
+TEST(Receiver, AnExplicitRequestForTheRunningVersionIsInstalled) {
+  Harness h;
+  h.cfg.currentVersion = "1.1.0";
+  h.cfg.wantedVersion = "1.1.0";
+  Receiver& rx = h.make();
+  rx.start();
+  h.sendManifest();
+  EXPECT_EQ(rx.state(), State::RECEIVING);
+}

@@ -169,6 +169,7 @@ const char* toString(ErrorCode code) {
     case ErrorCode::MALFORMED_ACK: return "MALFORMED_ACK";
     case ErrorCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
     case ErrorCode::INTERNAL_ERROR: return "INTERNAL_ERROR";
+    case ErrorCode::UP_TO_DATE: return "UP_TO_DATE";
   }
   return "UNKNOWN";
 }
@@ -361,9 +362,8 @@ DecodeError decodeError(const uint8_t* data, size_t size, ErrorMessage& out) {
   e = finish(r);
   if (e != DecodeError::NONE) return e;
   if (!isValidUtf8(out.message)) return DecodeError::BAD_STRING;
-  // retryAfterMs is not range-checked: §4.3 says "else 0" but §7 sends it with TRANSFER_ABORTED.
   if (code < static_cast<uint16_t>(ErrorCode::MALFORMED_REQUEST) ||
-      code > static_cast<uint16_t>(ErrorCode::INTERNAL_ERROR)) {
+      code > static_cast<uint16_t>(ErrorCode::UP_TO_DATE)) {
     return DecodeError::OUT_OF_RANGE;
   }
   out.code = static_cast<ErrorCode>(code);

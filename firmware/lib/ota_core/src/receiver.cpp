@@ -318,7 +318,7 @@ State Receiver::acceptManifest() {
       !equals(m.version, config_.wantedVersion)) {
     return fail(StatusCode::ABORTED, "version differs from the wanted one");
   }
-  if (m.startOffset == 0 && config_.declineCurrentVersion &&
+  if (m.startOffset == 0 && config_.declineCurrentVersion && isLatest(config_.wantedVersion) &&
       equals(m.version, config_.currentVersion)) {
     outcome_.upToDate = true;
     return fail(StatusCode::ABORTED, "already running this version");
@@ -378,6 +378,15 @@ State Receiver::onRequestError() {
   if (error_.code == ErrorCode::BUSY) {
     backoffMs_ = error_.retryAfterMs;
     return State::BACKING_OFF;
+  }
+  if (error_.code == ErrorCode::UP_TO_DATE) {
+    // Nothing to download (protocol §5.1): a terminal answer, not a failure of the device.
+    outcome_ = Outcome{};
+    outcome_.senderError = true;
+    outcome_.upToDate = true;
+    outcome_.error = error_.code;
+    outcome_.detail = "already running the newest version";
+    return State::FAILED;
   }
   if (error_.code == ErrorCode::OUT_OF_RANGE && haveResume_) {
     // Our resume point does not fit the image (§9): forget it so the next start() is fresh.

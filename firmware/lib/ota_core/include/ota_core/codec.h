@@ -51,6 +51,7 @@ enum class ErrorCode : uint16_t {
   MALFORMED_ACK = 8,
   OUT_OF_RANGE = 9,
   INTERNAL_ERROR = 10,
+  UP_TO_DATE = 11,
 };
 
 /// NACK reasons of §5.2 (0 = plain cumulative ACK).

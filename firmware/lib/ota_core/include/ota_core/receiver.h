@@ -47,8 +47,9 @@ struct ReceiverConfig {
   /// Which MANIFEST kinds this device installs.
   bool acceptEsp32App = true;
   bool acceptGenericFile = false;
-  /// Decline (STATUS ABORTED, Outcome::upToDate) a fresh MANIFEST for the version already running:
-  /// the protocol has no "no update" answer, the sender sends the newest image regardless.
+  /// When asking for the newest version, decline (STATUS ABORTED, Outcome::upToDate) a fresh
+  /// MANIFEST for the version already running. The sender answers UP_TO_DATE instead of such a
+  /// MANIFEST (protocol §5.1); this guards against one that does not.
   bool declineCurrentVersion = true;
   /// When set and holding a key, unsigned images and bad signatures are SIGNATURE_INVALID.
   const SignatureVerifier* verifier = nullptr;
@@ -80,7 +81,8 @@ struct Outcome {
   StatusCode status = StatusCode::ABORTED;
   /// Set when the failure was an ERROR from the sender rather than a STATUS we sent.
   bool senderError = false;
-  /// The sender offered the version already running (see ReceiverConfig::declineCurrentVersion).
+  /// Nothing to do: the sender answered UP_TO_DATE, or offered the version already running
+  /// (see ReceiverConfig::declineCurrentVersion). The state is FAILED, but nothing failed.
   bool upToDate = false;
   ErrorCode error = ErrorCode::INTERNAL_ERROR;
   const char* detail = "";
