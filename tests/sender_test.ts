@@ -294,3 +294,42 @@ Deno.test("a whole transfer completes through dropped and duplicated chunks, and
   assertEquals(catalog.statuses.length, 1);
   await sender.stop();
 });
+
+Deno.test("a device already on the newest version gets UP_TO_DATE; asking for it by name still serves it", async () => {
+  const { device, inbox, settle, sender } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request({ currentVersion: "1.1.0" })), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  const [e] = errorsOn(inbox, "ota/dev/d1/data");
+  assertEquals(e.code, ErrorCode.UP_TO_DATE);
+  assert(e.message.includes("blink@1.1.0"), e.message);
+  await device.publish(
+    "ota/dev/d1/req",
+    encodeRequest(request({ currentVersion: "1.1.0", wantedVersion: "1.1.0" })),
+    { qos: 1, responseTopic: "ota/dev/d1/data" },
+  );
+  await settle();
+  assert(inbox.some((m) => peekType(m.payload) === MessageType.MANIFEST));
+  await sender.stop();
+});
+
+Deno.test("a burst of requests cannot exceed maxTransfers while the catalog is still answering", async () => {
+  const { device, inbox, settle, sender } = await setup({ maxTransfers: 2 });
+  await Promise.all(
+    ["d1", "d2", "d3", "d4"].map((id) =>
+      device.publish(`ota/dev/${id}/req`, encodeRequest(request({ deviceId: id })), {
+        qos: 1,
+        responseTopic: `ota/dev/${id}/data`,
+      })
+    ),
+  );
+  await settle();
+  assertEquals(sender.openTransfers().length, 2);
+  const busy = inbox.filter((m) => peekType(m.payload) === MessageType.ERROR).map((m) =>
+    decodeError(m.payload).code
+  );
+  assertEquals(busy, [ErrorCode.BUSY, ErrorCode.BUSY]);
+  await sender.stop();
+});

@@ -158,6 +158,8 @@ export class Sender {
   /** Newest request sequence number per device: an older request still resolving gives up. */
   private readonly requestSeq = new Map<string, number>();
   private seq = 0;
+  /** Requests between the BUSY check and their transfer's start. */
+  private preparing = 0;
   private readonly images = new Map<string, Promise<TransferImage>>();
   private readonly listeners: Array<(s: TransferSummary) => void> = [];
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -298,7 +300,8 @@ export class Sender {
         this.o.busyRetryAfterMs,
       );
     }
-    if (this.byId.size >= this.o.maxTransfers && !this.byDevice.has(deviceId)) {
+    // Requests still resolving count too, or a burst of them would all pass the check.
+    if (this.byId.size + this.preparing >= this.o.maxTransfers && !this.byDevice.has(deviceId)) {
       return this.sendError(
         responseTopic,
         correlation,
@@ -309,6 +312,23 @@ export class Sender {
     }
     const mySeq = ++this.seq;
     this.requestSeq.set(deviceId, mySeq);
+    this.preparing++;
+    try {
+      await this.prepareTransfer(deviceId, request, responseTopic, correlation, mySeq);
+    } finally {
+      this.preparing--;
+    }
+  }
+
+  /** Resolves the image of a valid request, then opens its transfer (or answers an ERROR). */
+  private async prepareTransfer(
+    deviceId: string,
+    request: Request,
+    responseTopic: string,
+    correlation: Uint8Array | undefined,
+    mySeq: number,
+  ): Promise<void> {
+    const topics = deviceTopics(this.o.prefix, deviceId);
 
     // Resolve the image: a resume point names it by SHA-256; otherwise product + wanted version.
     let meta: SenderImageMeta | null = null;
@@ -336,6 +356,15 @@ export class Sender {
         correlation,
         ErrorCode.INTERNAL_ERROR,
         `Catalog lookup failed: ${err}; ask again later`,
+      );
+    }
+    const wantsNewest = request.wantedVersion === "" || request.wantedVersion === "latest";
+    if (meta && startOffset === 0 && wantsNewest && request.currentVersion === meta.version) {
+      return this.sendError(
+        responseTopic,
+        correlation,
+        ErrorCode.UP_TO_DATE,
+        `Device already runs ${meta.product}@${meta.version}, the newest version; nothing to download`,
       );
     }
     if (!meta) {
