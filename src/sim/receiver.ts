@@ -274,6 +274,8 @@ export class Receiver {
   private resumePoint: ResumePoint | null;
   private sha256 = "";
   private verified = false;
+  /** The sender said the device already runs the newest version. */
+  private upToDate = false;
   private detail = "";
   private errorName = "";
 
@@ -591,6 +593,13 @@ export class Receiver {
         // The sender lost our transfer (restarted, or another instance answered): ask again
         // with the resume point, as its message says.
         return this.retryAfter(0);
+      case ErrorCode.UP_TO_DATE:
+        // Protocol §8: nothing to download is a success, not a failure.
+        this.errorName = name;
+        this.upToDate = true;
+        this.detail = error.message;
+        this.endedAt ||= performance.now();
+        return "DONE";
       case ErrorCode.OUT_OF_RANGE:
         if (this.resumePoint) {
           this.resumePoint = null;
@@ -825,7 +834,7 @@ export class Receiver {
       ...this.stats,
       deviceId: this.o.deviceId,
       status,
-      ok: verified,
+      ok: verified || this.upToDate,
       detail: this.detail,
       transferId: m?.transferId ?? 0,
       version: m?.version ?? "",
