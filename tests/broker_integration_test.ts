@@ -341,3 +341,12 @@ test("after a broker restart the sender reconnects, resubscribes and serves agai
     await Deno.remove(kvDir, { recursive: true }).catch(() => {});
   }
 });
+
+test("startMosquitto() refuses a port that is already in use instead of returning a dead broker", async () => {
+  const first = await startMosquitto();
+  try {
+    await assertRejects(() => startMosquitto({ port: first.port }), Error, "already in use");
+  } finally {
+    await first.stop();
+  }
+});

@@ -134,9 +134,29 @@ async function runReceiver(
 ): Promise<{ code: number; report?: ReceiverReport; stdout: string; stderr: string }> {
   await ensureBinary();
   const args = [
-    "--host", "127.0.0.1", "--port", String(port), "--device-id", "fw-dev-1",
-    "--product", "blink", "--prefix", PREFIX, "--want", "latest", "--current", "1.0.0",
-    "--chunk", "4096", "--window", "8", "--dir", dir, "--timeout-s", "60", ...extra,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--device-id",
+    "fw-dev-1",
+    "--product",
+    "blink",
+    "--prefix",
+    PREFIX,
+    "--want",
+    "latest",
+    "--current",
+    "1.0.0",
+    "--chunk",
+    "4096",
+    "--window",
+    "8",
+    "--dir",
+    dir,
+    "--timeout-s",
+    "60",
+    ...extra,
   ];
   const out = await new Deno.Command(BIN, { args, stdout: "piped", stderr: "piped" }).output();
   const stdout = new TextDecoder().decode(out.stdout);
@@ -207,7 +227,10 @@ mosquittoTest(
         // Resumed at the last saved point rounded down to a 4 KiB sector, and the bytes below it
         // were rehashed from the flash instead of being sent again.
         assert(r.resumedFrom > 0, `resumedFrom ${r.resumedFrom}`);
-        assert(r.resumedFrom <= cut && r.resumedFrom > cut - 3 * 4096, `resumedFrom ${r.resumedFrom}`);
+        assert(
+          r.resumedFrom <= cut && r.resumedFrom > cut - 3 * 4096,
+          `resumedFrom ${r.resumedFrom}`,
+        );
         assertEquals(r.resumedFrom % 4096, 0);
         assertEquals(r.rehashed, r.resumedFrom);
         assertEquals(r.bytesWritten, h.size - r.resumedFrom);
@@ -223,53 +246,59 @@ mosquittoTest(
   },
 );
 
-mosquittoTest("a tampered image ends in HASH_MISMATCH and never switches the boot slot", async (b) => {
-  // The catalog entry's sha256 no longer matches the bytes the sender streams.
-  const wrap = (c: SenderCatalog): SenderCatalog => ({
-    get: (s) => c.get(s),
-    resolve: (p, v) => c.resolve(p, v),
-    readImage: async (s) => {
-      const bytes = new Uint8Array(await c.readImage(s));
-      bytes[500_000] ^= 0xff;
-      return bytes;
-    },
-    recordTransfer: (r) => c.recordTransfer(r),
-    recordDeviceStatus: (r) => c.recordDeviceStatus(r),
-  });
-  await withSender(b.url, { wrap }, async (h) => {
-    const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
-    try {
-      const r = await runReceiver(b.port, dir);
-      assertEquals(r.code, 1);
-      assertEquals(r.report?.status, "HASH_MISMATCH", r.stdout);
-      assertEquals(await bootSlot(dir), 0);
-      await waitFor(() => h.summaries.length > 0, 5000);
-      assertEquals(h.summaries[0]?.outcome, "HASH_MISMATCH");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  });
-});
+mosquittoTest(
+  "a tampered image ends in HASH_MISMATCH and never switches the boot slot",
+  async (b) => {
+    // The catalog entry's sha256 no longer matches the bytes the sender streams.
+    const wrap = (c: SenderCatalog): SenderCatalog => ({
+      get: (s) => c.get(s),
+      resolve: (p, v) => c.resolve(p, v),
+      readImage: async (s) => {
+        const bytes = new Uint8Array(await c.readImage(s));
+        bytes[500_000] ^= 0xff;
+        return bytes;
+      },
+      recordTransfer: (r) => c.recordTransfer(r),
+      recordDeviceStatus: (r) => c.recordDeviceStatus(r),
+    });
+    await withSender(b.url, { wrap }, async (h) => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        const r = await runReceiver(b.port, dir);
+        assertEquals(r.code, 1);
+        assertEquals(r.report?.status, "HASH_MISMATCH", r.stdout);
+        assertEquals(await bootSlot(dir), 0);
+        await waitFor(() => h.summaries.length > 0, 5000);
+        assertEquals(h.summaries[0]?.outcome, "HASH_MISMATCH");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
 
-mosquittoTest("signatures: the sender's key verifies, another key never switches the slot", async (b) => {
-  const keys = await generateSigningKeys();
-  const other = await generateSigningKeys();
-  const sign = await signerFromPem(keys.privateKey);
-  await withSender(b.url, { sign }, async (h) => {
-    const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
-    try {
-      await Deno.writeTextFile(`${dir}/good.pem`, keys.publicKey);
-      await Deno.writeTextFile(`${dir}/other.pem`, other.publicKey);
-      const bad = await runReceiver(b.port, `${dir}/a`, ["--pubkey", `${dir}/other.pem`]);
-      assertEquals(bad.report?.status, "SIGNATURE_INVALID", bad.stdout + bad.stderr);
-      assertEquals(bad.report?.bytesWritten, 0, "refused before a byte was written");
-      assertEquals(await bootSlot(`${dir}/a`), 0);
-      const good = await runReceiver(b.port, `${dir}/b`, ["--pubkey", `${dir}/good.pem`]);
-      assertEquals(good.report?.status, "VERIFIED", good.stdout + good.stderr);
-      assertEquals(good.report?.sha256, h.sha256);
-      assertEquals(await bootSlot(`${dir}/b`), 1);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  });
-});
+mosquittoTest(
+  "signatures: the sender's key verifies, another key never switches the slot",
+  async (b) => {
+    const keys = await generateSigningKeys();
+    const other = await generateSigningKeys();
+    const sign = await signerFromPem(keys.privateKey);
+    await withSender(b.url, { sign }, async (h) => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        await Deno.writeTextFile(`${dir}/good.pem`, keys.publicKey);
+        await Deno.writeTextFile(`${dir}/other.pem`, other.publicKey);
+        const bad = await runReceiver(b.port, `${dir}/a`, ["--pubkey", `${dir}/other.pem`]);
+        assertEquals(bad.report?.status, "SIGNATURE_INVALID", bad.stdout + bad.stderr);
+        assertEquals(bad.report?.bytesWritten, 0, "refused before a byte was written");
+        assertEquals(await bootSlot(`${dir}/a`), 0);
+        const good = await runReceiver(b.port, `${dir}/b`, ["--pubkey", `${dir}/good.pem`]);
+        assertEquals(good.report?.status, "VERIFIED", good.stdout + good.stderr);
+        assertEquals(good.report?.sha256, h.sha256);
+        assertEquals(await bootSlot(`${dir}/b`), 1);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);

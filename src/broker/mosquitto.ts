@@ -5,7 +5,7 @@
  * @module
  */
 
-import { freePort, waitForPort } from "./ports.ts";
+import { freePort, isListening, waitForPort } from "./ports.ts";
 
 /** Where Mosquitto may be installed; Debian puts it in /usr/sbin, which is not always on PATH. */
 const CANDIDATES = [
@@ -87,6 +87,14 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
   // Started as root, Mosquitto drops to the "mosquitto" user: it must be able to read its files.
   await Deno.chmod(dir, 0o755);
   const port = options.port ?? freePort();
+  // Something else on the port would answer waitForPort while our Mosquitto dies of EADDRINUSE.
+  if (await isListening("127.0.0.1", port)) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw new BrokerError(
+      "MOSQUITTO_FAILED",
+      `Cannot start Mosquitto: port ${port} is already in use; choose another port`,
+    );
+  }
   const lines = [
     "per_listener_settings false",
     "allow_anonymous true",
@@ -133,7 +141,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
       }
     })().catch(() => {});
   }
-  const exited = child.status.then(() => true);
+  let hasExited = false;
+  const exited = child.status.then(() => (hasExited = true));
   try {
     await Promise.race([
       waitForPort("127.0.0.1", port, 10000),
@@ -142,6 +151,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
       }),
     ]);
     if (tlsPort) await waitForPort("127.0.0.1", tlsPort, 10000);
+    // A listener that appeared while ours failed to bind: give an exit a moment to show.
+    await new Promise((r) => setTimeout(r, 50));
+    if (hasExited) throw new Error("it exited right after start");
   } catch (err) {
     try {
       child.kill("SIGKILL");
