@@ -192,10 +192,13 @@ mosquittoTest("20 devices at once all verify", async (b) => {
 Deno.test("MQTT 3.1.1 against the embedded aedes broker: a transfer verifies", async () => {
   const broker = await startEmbeddedBroker();
   try {
-    await withSender(broker.url, { size: 128 * 1024, protocolVersion: 4 }, async (h) => {
+    // Chunks at QoS 0, as the sender's default config has it: aedes reorders across QoS levels,
+    // so a manifest at another QoS than its chunks would cost an ACK timeout and resends.
+    const sender = { dataQos: 0 as const, timing: { ackTimeoutMs: 2000, statusTimeoutMs: 3000 } };
+    await withSender(broker.url, { size: 128 * 1024, protocolVersion: 4, sender }, async (h) => {
       const r = await runDevice(h, "dev-311", { protocolVersion: 4 });
       assertVerified(r, h);
-      assertEquals(h.summaries.length, 1);
+      assertEquals(h.summaries.map((x) => x.resends), [0]);
     });
   } finally {
     await broker.stop();

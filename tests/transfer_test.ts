@@ -197,3 +197,25 @@ Deno.test("shutdown aborts an open transfer with a retry hint", () => {
   assertEquals([e.code, e.retryAfterMs], [ErrorCode.TRANSFER_ABORTED, 1234]);
   assertEquals(t.state, "CLOSED");
 });
+
+Deno.test("the manifest goes with the chunks' QoS so a broker cannot reorder them", () => {
+  const qos: number[] = [];
+  const t = new Transfer({
+    transferId: 1,
+    deviceId: "d1",
+    image: image(1024, 256),
+    chunkSize: 256,
+    window: 2,
+    startOffset: 0,
+    dataTopic: "ota/dev/d1/data",
+    ackTopic: "ota/dev/d1/ack/s1",
+    correlationData: new Uint8Array(0),
+    dataQos: 0,
+    adaptive: false,
+    timing: TIMING,
+    send: (_topic, _payload, options) => qos.push(options.qos),
+    onClose: () => {},
+  });
+  t.start(0);
+  assertEquals(qos, [0, 0, 0]);
+});

@@ -187,7 +187,9 @@ export class Transfer {
       ackTopic: this.init.ackTopic,
       signature: image.signature,
     });
-    this.publish(manifest, 1);
+    // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
+    // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
+    this.publish(manifest, this.init.dataQos);
     this.deadline = now + this.rto;
     this.pump(now);
   }
