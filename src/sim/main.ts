@@ -25,7 +25,7 @@ Options:
   --want V            version to ask for (default latest)
   --chunk BYTES       chunk size to ask for (default 4096; 0 = the sender's default)
   --window N          chunks in flight to ask for, 1..${MAX_WINDOW} (default 8)
-  --mqtt 5|311        MQTT protocol version (default 5)
+  --mqtt 5|311        MQTT protocol version (default: 5, or 3.1.1 when the broker refuses 5)
   --out DIR           write each image to DIR/<device>.bin instead of memory
   --prefix P          topic prefix (default ota)
   --ack-every N       acknowledge every N in-order chunks (default: half the window)
@@ -69,7 +69,7 @@ export async function parseDeviceArgs(
         want: { type: "string", default: "latest" },
         chunk: { type: "string", default: "4096" },
         window: { type: "string", default: "8" },
-        mqtt: { type: "string", default: "5" },
+        mqtt: { type: "string" },
         out: { type: "string" },
         prefix: { type: "string", default: "ota" },
         "ack-every": { type: "string" },
@@ -91,7 +91,7 @@ export async function parseDeviceArgs(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (values.mqtt !== "5" && values.mqtt !== "311") {
+  if (values.mqtt !== undefined && values.mqtt !== "5" && values.mqtt !== "311") {
     throw new UsageError(`Option "--mqtt" is "${values.mqtt}", expected 5 or 311`);
   }
   if (!/^mqtts?:\/\/[^/]+$/.test(values.broker)) {
@@ -126,7 +126,7 @@ export async function parseDeviceArgs(
       want: values.want,
       chunkSize: int(values.chunk, "--chunk", 0, MAX_CHUNK_BYTES),
       window: int(values.window, "--window", 0, MAX_WINDOW),
-      protocolVersion: values.mqtt === "311" ? 4 : 5,
+      protocolVersion: values.mqtt === undefined ? undefined : values.mqtt === "311" ? 4 : 5,
       outDir: values.out,
       prefix: values.prefix,
       tls,

@@ -35,7 +35,10 @@ export interface DeviceRunOptions {
   chunkSize?: number;
   /** Window to ask for; 0 or undefined = the sender's default. */
   window?: number;
-  /** MQTT protocol: 5 (default) or 4 (3.1.1). */
+  /**
+   * MQTT protocol: 5 or 4 (3.1.1). Unset: MQTT 5, falling back to 3.1.1 when the broker
+   * refuses it (the sender's embedded broker speaks 3.1.1 only).
+   */
   protocolVersion?: 4 | 5;
   /** Write each image to `<outDir>/<device>.bin` instead of memory. */
   outDir?: string;
@@ -82,6 +85,7 @@ export async function runDevices(
             url: options.broker,
             clientId: deviceId,
             protocolVersion: options.protocolVersion ?? 5,
+            fallbackToV311: options.protocolVersion === undefined,
             tls: options.tls,
           }),
         prefix: options.prefix ?? DEFAULT_PREFIX,

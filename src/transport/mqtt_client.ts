@@ -38,6 +38,11 @@ export interface MqttOptions {
   reconnectMs?: number;
   /** Connect timeout in milliseconds. */
   connectTimeoutMs?: number;
+  /**
+   * When an MQTT 5 connection is refused for its protocol version (a 3.1.1-only broker such as
+   * the embedded aedes), connect again with MQTT 3.1.1 instead of failing.
+   */
+  fallbackToV311?: boolean;
   /** Called on connection state changes, for logging. */
   onEvent?: (event: "connect" | "reconnect" | "offline" | "error", detail?: string) => void;
 }
@@ -144,6 +149,18 @@ class MqttTransport implements Transport {
 
 /** Connects to a broker; rejects with {@link TransportError} when the first connection fails. */
 export async function connectMqtt(options: MqttOptions): Promise<Transport> {
+  try {
+    return await connectOnce(options);
+  } catch (err) {
+    const refusedVersion = /protocol version/i.test((err as Error).message);
+    if (!options.fallbackToV311 || (options.protocolVersion ?? 5) !== 5 || !refusedVersion) {
+      throw err;
+    }
+    return await connectOnce({ ...options, protocolVersion: 4 });
+  }
+}
+
+async function connectOnce(options: MqttOptions): Promise<Transport> {
   const protocolVersion = options.protocolVersion ?? 5;
   const opts: mqtt.IClientOptions = {
     clientId: options.clientId,
