@@ -12,6 +12,7 @@ import {
   startMosquitto,
 } from "../src/broker/mod.ts";
 import { makeSampleImage } from "../src/catalog/sample_image.ts";
+import { runDevices } from "../src/sim/run_devices.ts";
 import {
   decodeError,
   decodeManifest,
@@ -348,5 +349,42 @@ test("startMosquitto() refuses a port that is already in use instead of returnin
     await assertRejects(() => startMosquitto({ port: first.port }), Error, "already in use");
   } finally {
     await first.stop();
+  }
+});
+
+test("two sender instances share requests ($share) and each device's acks reach the instance that owns its transfer", async () => {
+  const broker = await startMosquitto();
+  const kvDir = await Deno.makeTempDir({ prefix: "ota-it-" });
+  const senders: RunningSender[] = [];
+  try {
+    for (const id of ["inst-a", "inst-b"]) {
+      const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+      Object.assign(config, { senderId: id, kvPath: `${kvDir}/${id}.kv` });
+      Object.assign(config.broker, { url: broker.url, embedded: false });
+      config.topics.sharedGroup = "ota-senders";
+      const s = await runSender(config, QUIET);
+      await s.catalog.addImage(
+        makeSampleImage({ product: "blink", version: "1.1.0", size: 96 * 1024, seed: 3 }),
+      );
+      senders.push(s);
+    }
+    const results = await runDevices({
+      broker: broker.url,
+      count: 12,
+      product: "blink",
+      staggerMs: 5,
+    }, {
+      progress: false,
+    });
+    assertEquals(results.filter((r) => r.status === "VERIFIED").length, 12);
+    const served = senders.map((s) => s.sender.stats.transfersOk);
+    assertEquals(served[0] + served[1], 12);
+    assert(served[0] > 0 && served[1] > 0, `requests were not shared: ${served}`);
+    // An ack that reached the wrong instance would show as UNKNOWN_TRANSFER there.
+    assertEquals(senders.map((s) => s.sender.stats.errorsSent.UNKNOWN_TRANSFER ?? 0), [0, 0]);
+  } finally {
+    for (const s of senders) await s.stop();
+    await broker.stop();
+    await Deno.remove(kvDir, { recursive: true }).catch(() => {});
   }
 });
