@@ -1,26 +1,23 @@
 /**
- * Simulated devices for the benchmark: N receivers (src/sim), one MQTT connection each,
- * all connected first and then started together, so connection set-up is not part of the
- * transfer time.
+ * Simulated devices for the benchmark: `runDevices` of src/sim (one MQTT connection per
+ * device), all started at once (no stagger), timed from the first start to the last finish.
  * @module
  */
 
-import { Receiver, type ReceiverResult } from "../src/sim/receiver.ts";
-import { connectMqtt } from "../src/transport/mqtt_client.ts";
-import type { Transport } from "../src/transport/types.ts";
+import type { ReceiverResult } from "../src/sim/receiver.ts";
+import { runDevices } from "../src/sim/run_devices.ts";
 
 /** Options of {@link runFleet}. */
 export interface FleetOptions {
   url: string;
   count: number;
   product: string;
-  idPrefix?: string;
   chunkSize?: number;
   window?: number;
-  /** Connections opened at once while connecting; default 100. */
-  connectBatch?: number;
-  /** Called while connecting and every second while running. */
-  progress?: (line: string) => void;
+  /** Show the simulator's progress lines (on stderr). */
+  progress?: boolean;
+  /** Device id prefix; default a fresh one per run. */
+  idPrefix?: string;
 }
 
 /** What a fleet run measured. */
@@ -28,66 +25,25 @@ export interface FleetRun {
   results: ReceiverResult[];
   /** From the start of the first device to the end of the last, in seconds. */
   seconds: number;
-  /** Per-device completion times, seconds, sorted. */
+  /** Per-device completion times (connect to VERIFIED), seconds, sorted. */
   times: number[];
 }
 
-/** Connects `count` devices, starts them together and waits until every one has finished. */
+let runNo = 0;
+
+/** Starts `count` devices together and waits until every one has finished. */
 export async function runFleet(options: FleetOptions): Promise<FleetRun> {
-  const prefix = options.idPrefix ?? `bench-${crypto.randomUUID().slice(0, 6)}-`;
-  const batch = options.connectBatch ?? 100;
-  const transports: Transport[] = [];
-  for (let i = 0; i < options.count; i += batch) {
-    const ids = Array.from(
-      { length: Math.min(batch, options.count - i) },
-      (_, k) => `${prefix}${i + k}`,
-    );
-    transports.push(
-      ...await Promise.all(
-        ids.map((id) => connectMqtt({ url: options.url, clientId: id, keepalive: 120 })),
-      ),
-    );
-    if (options.count > batch) {
-      options.progress?.(`connected ${transports.length}/${options.count}`);
-    }
-  }
-  const receivers = transports.map((t, i) => {
-    let first: Transport | null = t;
-    const deviceId = `${prefix}${i}`;
-    return new Receiver({
-      deviceId,
-      connect: () => {
-        if (first) {
-          const f = first;
-          first = null;
-          return Promise.resolve(f);
-        }
-        return connectMqtt({ url: options.url, clientId: deviceId, keepalive: 120 });
-      },
-      product: options.product,
-      chunkSize: options.chunkSize ?? 0,
-      window: options.window ?? 0,
-    });
-  });
   const t0 = performance.now();
-  const ticker = options.progress
-    ? setInterval(() => {
-      let done = 0;
-      let bytes = 0;
-      for (const r of receivers) {
-        const p = r.progress();
-        if (p.state === "DONE") done++;
-        bytes += p.offset;
-      }
-      options.progress!(
-        `${done}/${receivers.length} done, ${(bytes / 1048576).toFixed(1)} MiB received`,
-      );
-    }, 2000)
-    : undefined;
-  const results = await Promise.all(receivers.map((r) => r.run()));
+  const results = await runDevices({
+    broker: options.url,
+    count: options.count,
+    idPrefix: options.idPrefix ?? `bench${++runNo}-${crypto.randomUUID().slice(0, 4)}`,
+    product: options.product,
+    chunkSize: options.chunkSize ?? 0,
+    window: options.window ?? 0,
+    staggerMs: 0,
+  }, { progress: options.progress ?? false });
   const seconds = (performance.now() - t0) / 1000;
-  if (ticker !== undefined) clearInterval(ticker);
-  await Promise.all(transports.map((t) => t.close().catch(() => {})));
   const times = results.map((r) => r.seconds).sort((a, b) => a - b);
   return { results, seconds, times };
 }
@@ -96,4 +52,73 @@ export async function runFleet(options: FleetOptions): Promise<FleetRun> {
 export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/** A fleet run split over worker processes (bench/device_worker.ts). */
+export interface WorkerFleetRun {
+  ok: number;
+  failures: Array<{ deviceId: string; status: string; detail: string }>;
+  seconds: number;
+  times: number[];
+  /** CPU seconds of all worker processes while running. */
+  cpuSeconds: number;
+}
+
+/**
+ * Runs `count` devices split over `processes` worker processes, started together once every
+ * worker has loaded; time runs from the start signal to the last worker's end.
+ */
+export async function runFleetInWorkers(
+  options: FleetOptions,
+  processes: number,
+): Promise<WorkerFleetRun> {
+  const tag = crypto.randomUUID().slice(0, 4);
+  const workers = Array.from({ length: processes }, (_, w) => {
+    const count = Math.floor(options.count / processes) + (w < options.count % processes ? 1 : 0);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        new URL("./device_worker.ts", import.meta.url).pathname,
+        JSON.stringify({ ...options, count, idPrefix: `bw${tag}-${w}`, progress: false }),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    const nextLine = async (): Promise<string> => {
+      while (!buffered.includes("\n")) {
+        const { value, done } = await lines.read();
+        if (done) throw new Error("a device worker exited early");
+        buffered += value;
+      }
+      const i = buffered.indexOf("\n");
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      return line;
+    };
+    return { child, nextLine };
+  });
+  for (const w of workers) {
+    if ((await w.nextLine()) !== "ready") throw new Error("a device worker did not start");
+  }
+  const t0 = performance.now();
+  const go = new TextEncoder().encode("go\n");
+  for (const w of workers) {
+    const writer = w.child.stdin.getWriter();
+    await writer.write(go);
+    await writer.close();
+  }
+  const reports = await Promise.all(workers.map(async (w) => JSON.parse(await w.nextLine())));
+  const seconds = (performance.now() - t0) / 1000;
+  await Promise.all(workers.map((w) => w.child.status));
+  return {
+    ok: reports.reduce((a, r) => a + r.ok, 0),
+    failures: reports.flatMap((r) => r.failures),
+    seconds,
+    times: reports.flatMap((r) => r.times).sort((a: number, b: number) => a - b),
+    cpuSeconds: reports.reduce((a, r) => a + r.cpuSeconds, 0),
+  };
 }

@@ -14,9 +14,15 @@
 import { parseArgs } from "node:util";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { type CeilingResult, measureCeiling } from "./ceiling.ts";
-import { quantile, runFleet } from "./devices.ts";
-import { procUsage, startSenderProcess } from "./sender_process.ts";
+import { quantile, runFleet, runFleetInWorkers, type WorkerFleetRun } from "./devices.ts";
+import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
+
+const MiB = 1048576;
+/** Device worker processes for large fleets; see docs/performance.md for the measurement. */
+const DEFAULT_WORKERS = 2;
+/** Fleets from this size up run their devices in worker processes. */
+const DEFAULT_WORKERS_FROM = 1000;
 
 const HELP = `Usage: deno task bench [-- options]
 
@@ -31,9 +37,9 @@ Options:
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
   --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
   --window N       window the simulated devices announce in the slow-link and fleet runs
+  --workers N      device worker processes for large fleets (default ${DEFAULT_WORKERS}; 0 = in this process)
+  --workers-from N fleets of at least N devices use the workers (default ${DEFAULT_WORKERS_FROM})
   --help           this text`;
-
-const MiB = 1048576;
 
 interface Args {
   quick: boolean;
@@ -42,6 +48,9 @@ interface Args {
   fleet: number[];
   dataQos?: 0 | 1;
   window?: number;
+  /** Device worker processes for fleets of `workersFrom` devices or more (0: in this process). */
+  workers: number;
+  workersFrom: number;
 }
 
 function parse(): Args | null {
@@ -54,6 +63,8 @@ function parse(): Args | null {
       fleet: { type: "string" },
       "data-qos": { type: "string" },
       window: { type: "string" },
+      workers: { type: "string" },
+      "workers-from": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -70,6 +81,8 @@ function parse(): Args | null {
     fleet: (values.fleet ?? (quick ? "1,10,100" : "1,10,100,1000")).split(",").map(Number),
     dataQos: values["data-qos"] === undefined ? undefined : Number(values["data-qos"]) as 0 | 1,
     window: values.window === undefined ? undefined : Number(values.window),
+    workers: Number(values.workers ?? DEFAULT_WORKERS),
+    workersFrom: Number(values["workers-from"] ?? DEFAULT_WORKERS_FROM),
   };
 }
 
@@ -147,6 +160,8 @@ async function main(): Promise<number> {
   };
   try {
     if (args.only.has("ceiling") || args.only.has("single") || args.only.has("fleet")) {
+      // Warm-up, not recorded: the first run in a fresh process pays for JIT compilation.
+      await measureCeiling({ url: broker.url, chunkBytes: 4096, totalBytes: 16 * MiB });
       for (const size of [4096, 16384, 1024]) await ceilingAt(size);
       out.ceiling = [...ceilings.values()].map((c) => ({
         chunkBytes: c.chunkBytes,
@@ -159,7 +174,9 @@ async function main(): Promise<number> {
     if (args.only.has("single")) {
       const cases: SingleCase[] = [
         { name: "default (device asks 0/0)", chunkSize: 0, window: 0, ceilingAt: 4096 },
+        { name: "window 64 (device asks)", chunkSize: 0, window: 64, ceilingAt: 4096 },
         { name: "chunk 16 KiB", chunkSize: 16384, window: 0, ceilingAt: 16384 },
+        { name: "chunk 16 KiB, window 64", chunkSize: 16384, window: 64, ceilingAt: 16384 },
         { name: "stop-and-wait 1 KiB, window 1", chunkSize: 1024, window: 1, ceilingAt: 1024 },
       ];
       const sender = await startSenderProcess({
@@ -184,6 +201,11 @@ async function main(): Promise<number> {
               throw new Error(`single transfer "${c.name}" failed: ${r.status} ${r.detail}`);
             }
             rates.push(sizes.single / MiB / r.seconds);
+            if (r.gaps + r.duplicates + r.nacks + r.crcErrors > 0) {
+              progress(
+                `  ${c.name}: ${r.gaps} gaps, ${r.duplicates} duplicates, ${r.nacks} NACKs, ${r.requests} requests`,
+              );
+            }
           }
           const mibPerSecond = median(rates);
           const ceiling = await ceilingAt(c.ceilingAt);
@@ -287,16 +309,32 @@ async function main(): Promise<number> {
           progress(`fleet ${n} devices × ${(sizes.fleet / 1024).toFixed(0)} KiB ...`);
           const before = sender.usage();
           const benchBefore = procUsage("self");
-          const run = await runFleet({
+          const busyBefore = machineBusySeconds();
+          const procs = n >= args.workersFrom ? args.workers : 0;
+          const fleetOptions = {
             url: broker.url,
             count: n,
             product: "bench-fleet",
             window: args.window ?? 0,
-            progress: (line) => progress(`  fleet ${n}: ${line}`),
-          });
+            progress: n > 1,
+          };
+          let run: WorkerFleetRun;
+          if (procs > 0) run = await runFleetInWorkers(fleetOptions, procs);
+          else {
+            const r = await runFleet(fleetOptions);
+            run = {
+              ok: r.results.filter((x) => x.ok).length,
+              failures: r.results.filter((x) => !x.ok).slice(0, 5),
+              seconds: r.seconds,
+              times: r.times,
+              cpuSeconds: 0,
+            };
+          }
           const after = sender.usage();
           const benchAfter = procUsage("self");
-          const ok = run.results.filter((r) => r.ok).length;
+          const busy = machineBusySeconds() - busyBefore;
+          const devicesCpu = benchAfter.cpuSeconds - benchBefore.cpuSeconds + run.cpuSeconds;
+          const ok = run.ok;
           const mib = (ok * sizes.fleet) / MiB;
           const agg = mib / run.seconds;
           const row = {
@@ -311,18 +349,27 @@ async function main(): Promise<number> {
             senderPeakRssMiB: round(after.peakRssBytes / MiB, 1),
             senderCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 2),
             senderCpuSecondsPerMiB: round((after.cpuSeconds - before.cpuSeconds) / mib, 4),
-            devicesCpuSeconds: round(benchAfter.cpuSeconds - benchBefore.cpuSeconds, 2),
+            deviceProcesses: Math.max(1, procs),
+            devicesCpuSeconds: round(devicesCpu, 2),
+            /** Broker, kernel and anything else: machine busy time minus sender and devices. */
+            otherCpuSeconds: round(
+              busy - (after.cpuSeconds - before.cpuSeconds) - devicesCpu,
+              2,
+            ),
+            busyCores: round(busy / run.seconds, 2),
           };
           rows.push(row);
-          const failed = run.results.filter((r) => !r.ok).slice(0, 3);
-          for (const f of failed) progress(`  failed ${f.deviceId}: ${f.status} ${f.detail}`);
+          for (const f of run.failures.slice(0, 3)) {
+            progress(`  failed ${f.deviceId}: ${f.status} ${f.detail}`);
+          }
           progress(
             `fleet ${n}: ${agg.toFixed(1)} MiB/s aggregate = ${
               (agg / ceiling).toFixed(2)
             } × ceiling, ` +
               `p50 ${row.p50Seconds} s, p99 ${row.p99Seconds} s, ${row.failures} failures, ` +
               `sender ${row.senderPeakRssMiB} MiB peak, ${row.senderCpuSecondsPerMiB} CPU s/MiB, ` +
-              `devices ${row.devicesCpuSeconds} CPU s`,
+              `devices ${row.devicesCpuSeconds} CPU s, other ${row.otherCpuSeconds} CPU s, ` +
+              `machine ${row.busyCores} of ${navigator.hardwareConcurrency} cores busy`,
           );
         } finally {
           await sender.stop();

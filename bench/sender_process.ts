@@ -54,6 +54,13 @@ export function procUsage(pid: number | "self"): ProcUsage {
   return { peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0, cpuSeconds: ticks / CLOCK_TICKS };
 }
 
+/** CPU seconds the whole machine spent busy so far (all cores, from /proc/stat). */
+export function machineBusySeconds(): number {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLOCK_TICKS;
+}
+
 /** Prepares a catalog with the images and starts the sender on it; resolves once it serves. */
 export async function startSenderProcess(options: SenderProcessOptions): Promise<SenderProcess> {
   const dir = await Deno.makeTempDir({ prefix: "ota-bench-sender-" });
@@ -80,7 +87,13 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   }
   const root = new URL("../", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${root}src/sender/main.ts`],
+    // BENCH_SENDER_FLAGS adds deno flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    args: [
+      "run",
+      "--allow-all",
+      ...(Deno.env.get("BENCH_SENDER_FLAGS") ?? "").split(" ").filter(Boolean),
+      `${root}src/sender/main.ts`,
+    ],
     cwd: root,
     env,
     stdout: "piped",

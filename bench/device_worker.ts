@@ -1,0 +1,46 @@
+/**
+ * A device worker process for large fleets: runs part of a fleet (bench/devices.ts) so the
+ * simulated devices can use more than the one core of the bench process. Protocol on
+ * stdin/stdout: it prints `ready` once loaded, waits for one line `go` on stdin, runs, and
+ * prints one JSON line with its results and its own CPU seconds.
+ * @module
+ */
+
+import { type FleetOptions, runFleet } from "./devices.ts";
+import { procUsage } from "./sender_process.ts";
+
+/** What a worker reports. */
+export interface WorkerReport {
+  ok: number;
+  failures: Array<{ deviceId: string; status: string; detail: string }>;
+  times: number[];
+  seconds: number;
+  cpuSeconds: number;
+}
+
+if (import.meta.main) {
+  const options = JSON.parse(Deno.args[0]) as FleetOptions;
+  console.log("ready");
+  const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let line = "";
+  while (!line.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) Deno.exit(1);
+    line += value;
+  }
+  const cpu0 = procUsage("self").cpuSeconds;
+  const run = await runFleet(options);
+  const report: WorkerReport = {
+    ok: run.results.filter((r) => r.ok).length,
+    failures: run.results.filter((r) => !r.ok).slice(0, 5).map((r) => ({
+      deviceId: r.deviceId,
+      status: r.status,
+      detail: r.detail,
+    })),
+    times: run.times,
+    seconds: run.seconds,
+    cpuSeconds: procUsage("self").cpuSeconds - cpu0,
+  };
+  console.log(JSON.stringify(report));
+  Deno.exit(0);
+}
