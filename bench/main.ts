@@ -14,7 +14,13 @@
 import { parseArgs } from "node:util";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { type CeilingResult, measureCeiling } from "./ceiling.ts";
-import { quantile, runFleet, runFleetInWorkers, type WorkerFleetRun } from "./devices.ts";
+import {
+  quantile,
+  runFleet,
+  runFleetInWorkers,
+  runOneConnected,
+  type WorkerFleetRun,
+} from "./devices.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
 
@@ -123,7 +129,7 @@ async function main(): Promise<number> {
     ceilingBytes: q ? 16 * MiB : 64 * MiB,
     ceilingRuns: q ? 1 : 3,
     single: q ? 1 * MiB : 4 * MiB,
-    singleRuns: q ? 1 : 3,
+    singleRuns: q ? 3 : 5,
     slow: q ? 256 * 1024 : 1.5 * MiB,
     fleet: q ? 256 * 1024 : 1 * MiB,
   };
@@ -186,17 +192,19 @@ async function main(): Promise<number> {
       });
       const rows = [];
       try {
+        // Warm-up, not recorded: a long-running sender has its hot paths compiled; so do we.
+        for (let i = 0; i < 3; i++) {
+          await runOneConnected({ url: broker.url, product: "bench-single", window: 64 });
+        }
         for (const c of cases) {
           const rates: number[] = [];
           for (let i = 0; i < sizes.singleRuns; i++) {
-            const run = await runFleet({
+            const r = await runOneConnected({
               url: broker.url,
-              count: 1,
               product: "bench-single",
               chunkSize: c.chunkSize,
               window: c.window,
             });
-            const r = run.results[0];
             if (!r.ok) {
               throw new Error(`single transfer "${c.name}" failed: ${r.status} ${r.detail}`);
             }
@@ -254,14 +262,12 @@ async function main(): Promise<number> {
       try {
         for (const c of cases) {
           progress(`slow link ${c.name}: ${(sizes.slow / 1024).toFixed(0)} KiB ...`);
-          const run = await runFleet({
+          const r = await runOneConnected({
             url: proxy.url,
-            count: 1,
             product: "bench-slow",
             chunkSize: c.chunkSize,
             window: c.window,
           });
-          const r = run.results[0];
           if (!r.ok) {
             throw new Error(`slow-link transfer "${c.name}" failed: ${r.status} ${r.detail}`);
           }
