@@ -333,3 +333,79 @@ Deno.test("a burst of requests cannot exceed maxTransfers while the catalog is s
   assertEquals(busy, [ErrorCode.BUSY, ErrorCode.BUSY]);
   await sender.stop();
 });
+
+Deno.test("thousands of random and mutated messages on every inbound topic never crash the sender", async () => {
+  const warnings: string[] = [];
+  const broker = new MemoryBroker();
+  const sender = await Sender.start({
+    transport: broker.connect(),
+    catalog: fakeCatalog(),
+    prefix: "ota",
+    senderId: "s1",
+    tickMs: 0,
+    log: { info: () => {}, warn: (l) => warnings.push(l) },
+    timing: { ackTimeoutMs: 50, maxRetries: 2 },
+  });
+  const device = broker.connect();
+  await device.subscribe(["ota/dev/#"]);
+  const inbox: Array<{ topic: string; payload: Uint8Array }> = [];
+  device.onMessage((m) => inbox.push(m));
+  // A deterministic PRNG so a failure can be replayed.
+  let seed = 0x2545f491;
+  const rnd = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const valid = [
+    encodeRequest(request()),
+    encodeAck({ transferId: 1, nextIndex: 1, nack: 0 }),
+    encodeStatus({
+      transferId: 1,
+      status: 0,
+      sha256: new Uint8Array(32),
+      version: "1",
+      detail: "",
+    }),
+  ];
+  const topics = [
+    "ota/dev/d1/req",
+    "ota/dev/d1/ack/s1",
+    "ota/dev/d1/status",
+    "ota/dev/d1/ack/other",
+    "ota/dev/x/y/z",
+  ];
+  for (let i = 0; i < 3000; i++) {
+    let payload: Uint8Array;
+    if (rnd(3) === 0) payload = crypto.getRandomValues(new Uint8Array(rnd(80)));
+    else {
+      payload = valid[rnd(valid.length)].slice(0, rnd(2) ? undefined : rnd(60));
+      for (let k = rnd(4); k > 0 && payload.length > 0; k--) {
+        payload[rnd(payload.length)] = rnd(256);
+      }
+    }
+    const responseTopic = ["ota/dev/d1/data", "ota/dev/d2/data", "#", ""][rnd(4)] || undefined;
+    await device.publish(topics[rnd(topics.length)], payload, { qos: 1, responseTopic });
+    if (i % 100 === 0) sender.tick(performance.now() + i);
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  assertEquals(
+    warnings.filter((w) => w.includes("internal error") || w.includes("failed inside")),
+    [],
+  );
+  assertEquals(broker.on("ota/dev/d2/data").length, 0);
+  // Still serving: a clean request gets its manifest.
+  inbox.length = 0;
+  await device.publish("ota/dev/d9/req", encodeRequest(request({ deviceId: "d9" })), {
+    qos: 1,
+    responseTopic: "ota/dev/d9/data",
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  assert(
+    inbox.some((m) =>
+      m.topic === "ota/dev/d9/data" && peekType(m.payload) === MessageType.MANIFEST
+    ),
+  );
+  await sender.stop();
+});
