@@ -52,17 +52,21 @@ interface World {
   stop(): Promise<void>;
 }
 
+/** A sender config for a test: local broker `url`, KV in `kvDir`, embedded broker off. */
+function testConfig(url: string, kvDir: string, senderId = "it-sender"): SenderConfig {
+  const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+  Object.assign(config, { senderId, kvPath: `${kvDir}/${senderId}.kv` });
+  Object.assign(config.broker, { url, embedded: false });
+  return config;
+}
+
 async function world(
   brokerOptions: MosquittoOptions = {},
   configure: (c: SenderConfig, b: RunningMosquitto) => void = () => {},
 ): Promise<World> {
   const broker = await startMosquitto(brokerOptions);
   const kvDir = await Deno.makeTempDir({ prefix: "ota-it-" });
-  const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
-  config.broker.url = broker.url;
-  config.broker.embedded = false;
-  config.senderId = "it-sender";
-  config.kvPath = `${kvDir}/ota.kv`;
+  const config = testConfig(broker.url, kvDir);
   config.transfer.ackTimeoutMs = 300;
   configure(config, broker);
   let running: RunningSender;
@@ -313,9 +317,8 @@ test("the ACL of docs/protocol.md §2.2 confines a device to its own namespace",
 test("after a broker restart the sender reconnects, resubscribes and serves again", async () => {
   const broker = await startMosquitto();
   const kvDir = await Deno.makeTempDir({ prefix: "ota-it-" });
-  const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
-  Object.assign(config, { senderId: "it-sender", kvPath: `${kvDir}/ota.kv` });
-  Object.assign(config.broker, { url: broker.url, embedded: false, reconnectMs: 100 });
+  const config = testConfig(broker.url, kvDir);
+  config.broker.reconnectMs = 100;
   const running = await runSender(config, QUIET);
   await running.catalog.addImage(
     makeSampleImage({ product: "blink", version: "1.1.0", size: 8192, seed: 2 }),
@@ -358,9 +361,7 @@ test("two sender instances share requests ($share) and each device's acks reach 
   const senders: RunningSender[] = [];
   try {
     for (const id of ["inst-a", "inst-b"]) {
-      const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
-      Object.assign(config, { senderId: id, kvPath: `${kvDir}/${id}.kv` });
-      Object.assign(config.broker, { url: broker.url, embedded: false });
+      const config = testConfig(broker.url, kvDir, id);
       config.topics.sharedGroup = "ota-senders";
       const s = await runSender(config, QUIET);
       await s.catalog.addImage(

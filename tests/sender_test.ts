@@ -33,6 +33,7 @@ const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
 /** A catalog with one image, for unit tests only (the real one is tested in catalog_test.ts). */
 function fakeCatalog(): SenderCatalog & { transfers: unknown[]; statuses: unknown[] } {
   const meta: SenderImageMeta = {
+    addedAt: "2026-01-01T00:00:00.000Z",
     sha256: SHA,
     name: "fw.bin",
     product: "blink",

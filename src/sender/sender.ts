@@ -34,49 +34,18 @@ import {
   StatusCode,
   toHex,
 } from "../protocol/mod.ts";
+import type { Catalog, ImageMeta } from "../catalog/mod.ts";
 import type { InboundMessage, Transport } from "../transport/types.ts";
 import { DEFAULT_TIMING, Transfer, type TransferImage, type TransferTiming } from "./transfer.ts";
 
-/** Image metadata the sender needs from the catalog. */
-export interface SenderImageMeta {
-  sha256: string;
-  name: string;
-  product: string;
-  version: string;
-  size: number;
-  kind: "esp32-app" | "file";
-}
+/** Image metadata as the catalog gives it. */
+export type SenderImageMeta = ImageMeta;
 
-/** The part of the catalog the sender uses (src/catalog implements it). */
-export interface SenderCatalog {
-  get(sha256: string): Promise<SenderImageMeta | null>;
-  resolve(product: string, version?: string): Promise<SenderImageMeta | null>;
-  readImage(sha256: string): Promise<Uint8Array>;
-  recordTransfer(record: {
-    transferId: number;
-    deviceId: string;
-    sha256: string;
-    product: string;
-    version: string;
-    bytes: number;
-    startOffset: number;
-    seconds: number;
-    resends: number;
-    outcome: string;
-    detail?: string;
-    startedAt: string;
-    endedAt: string;
-    senderId: string;
-  }): Promise<void>;
-  recordDeviceStatus(record: {
-    deviceId: string;
-    status: string;
-    sha256: string;
-    version: string;
-    detail: string;
-    at: string;
-  }): Promise<void>;
-}
+/** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
+export type SenderCatalog = Pick<
+  Catalog,
+  "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus"
+>;
 
 /** Where the sender writes its log lines. */
 export interface SenderLog {
@@ -234,7 +203,7 @@ export class Sender {
           return this.drop(`ack for another sender "${where.senderId}"`);
         }
         this.handleAckTopic(where.deviceId, message);
-      } else this.handleStatusTopic(where.deviceId, message);
+      } else this.handleStatus(where.deviceId, message, false);
     } catch (err) {
       this.o.log.warn(`message on "${message.topic}" failed inside the sender: ${err}`);
     }
@@ -500,10 +469,6 @@ export class Sender {
       );
     }
     t.dispatch({ type: "ack", ack }, this.o.now());
-  }
-
-  private handleStatusTopic(deviceId: string, message: InboundMessage): void {
-    this.handleStatus(deviceId, message, false);
   }
 
   private handleStatus(deviceId: string, message: InboundMessage, onAckTopic: boolean): void {
