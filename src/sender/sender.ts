@@ -35,7 +35,7 @@ import {
   toHex,
 } from "../protocol/mod.ts";
 import type { Catalog, ImageMeta } from "../catalog/mod.ts";
-import type { InboundMessage, Transport } from "../transport/types.ts";
+import type { InboundMessage, PublishOptions, Transport } from "../transport/types.ts";
 import { DEFAULT_TIMING, Transfer, type TransferImage, type TransferTiming } from "./transfer.ts";
 
 /** Image metadata as the catalog gives it. */
@@ -75,6 +75,11 @@ export interface SenderOptions {
   timing?: Partial<TransferTiming>;
   /** Interval of the timer that checks every transfer's deadline. */
   tickMs?: number;
+  /**
+   * Bytes handed to the transport and not yet written to its socket above which transfers
+   * stop sending chunks until it drains; default {@link MAX_BACKLOG_BYTES}.
+   */
+  maxBacklogBytes?: number;
   /** Signs `sha256` of an image; the signature goes into the MANIFEST. */
   sign?: (sha256: Uint8Array) => Promise<Uint8Array>;
   log?: SenderLog;
@@ -108,6 +113,15 @@ export interface SenderStats {
   resends: number;
 }
 
+/**
+ * Default cap of the sender's outgoing backlog. Without one, 1000 devices asking for window 64
+ * put 1000 × 64 × 4 KiB into the socket's buffer at once (QoS 0 has no broker flow control):
+ * round trips grew past the resend timeout, resends fed the backlog, the sender reached
+ * 1.7 GiB and 28 % of transfers failed (bench, docs/performance.md). 4 MiB drains in
+ * ~40 ms at the broker's rate, far below the 200 ms minimum resend timeout.
+ */
+export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+
 const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };
 
 /** The sender service; see the module doc. */
@@ -133,6 +147,10 @@ export class Sender {
   private readonly listeners: Array<(s: TransferSummary) => void> = [];
   private timer: ReturnType<typeof setInterval> | undefined;
   private stopping = false;
+  /** Bytes of publications not yet handed to the socket (their promise is pending). */
+  private backlog = 0;
+  /** Transfers held back by the backlog cap, resumed in order as it drains. */
+  private readonly held = new Set<Transfer>();
   private readonly o: Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing">> & {
     timing: TransferTiming;
     sharedGroup?: string;
@@ -149,6 +167,7 @@ export class Sender {
       maxTransfers: 2000,
       busyRetryAfterMs: 5000,
       tickMs: 50,
+      maxBacklogBytes: MAX_BACKLOG_BYTES,
       log: QUIET_LOG,
       now: () => performance.now(),
       ...options,
@@ -388,10 +407,11 @@ export class Sender {
       dataQos: this.o.dataQos,
       adaptive: this.o.adaptiveWindow,
       timing: this.o.timing,
-      send: (topic, payload, options) => {
-        this.o.transport.publish(topic, payload, options).catch((err) =>
-          this.o.log.warn(`publish to "${topic}" failed: ${err}`)
-        );
+      send: (topic, payload, options) => this.publish(topic, payload, options),
+      mayPublish: (t) => {
+        if (this.backlog < this.o.maxBacklogBytes) return true;
+        this.held.add(t);
+        return false;
       },
       onClose: (t) => this.closed(t),
     });
@@ -511,7 +531,30 @@ export class Sender {
 
   // ---- helpers ----
 
+  /** Publishes, counting the bytes until the transport has written them. */
+  private publish(topic: string, payload: Uint8Array, options: PublishOptions): void {
+    const n = payload.length;
+    this.backlog += n;
+    this.o.transport.publish(topic, payload, options).catch((err) =>
+      this.o.log.warn(`publish to "${topic}" failed: ${err}`)
+    ).finally(() => {
+      this.backlog -= n;
+      if (this.held.size > 0 && this.backlog < this.o.maxBacklogBytes / 2) this.resumeHeld();
+    });
+  }
+
+  /** Lets held transfers send again, oldest first, while the backlog has room. */
+  private resumeHeld(): void {
+    const now = this.o.now();
+    for (const t of this.held) {
+      if (this.backlog >= this.o.maxBacklogBytes) break;
+      this.held.delete(t);
+      this.safely(() => t.dispatch({ type: "resume" }, now));
+    }
+  }
+
   private closed(t: Transfer): void {
+    this.held.delete(t);
     this.byId.delete(t.id);
     if (this.byDevice.get(t.init.deviceId) === t) this.byDevice.delete(t.init.deviceId);
     this.stats.chunksSent += t.chunksSent;

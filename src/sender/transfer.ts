@@ -79,6 +79,11 @@ export interface TransferInit {
   timing: TransferTiming;
   /** Publishes a message; must not throw (errors are the caller's to log). */
   send: (topic: string, payload: Uint8Array, options: PublishOptions) => void;
+  /**
+   * Asked before each CHUNK: false holds the transfer until a `resume` event (the sender's
+   * outgoing socket is backed up). Default: always true.
+   */
+  mayPublish?: (t: Transfer) => boolean;
   /** Called once when the transfer closes. */
   onClose: (t: Transfer) => void;
 }
@@ -88,6 +93,7 @@ export type TransferEvent =
   | { type: "ack"; ack: Ack }
   | { type: "status"; status: Status }
   | { type: "tick" }
+  | { type: "resume" }
   | { type: "shutdown"; retryAfterMs: number };
 
 type Handler = (t: Transfer, e: TransferEvent, now: number) => TransferState;
@@ -102,6 +108,7 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
     ack: (t, e, now) => t.handleAck((e as { ack: Ack }).ack, now),
     status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
     tick: (t, _e, now) => t.handleAckTimeout(now),
+    resume: (t, _e, now) => t.handleResume(now),
     shutdown: (t, e, now) =>
       t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
   },
@@ -246,9 +253,21 @@ export class Transfer {
     return "SENDING";
   }
 
+  /** @internal The sender may publish again: send what the window allows. */
+  handleResume(now: number): TransferState {
+    this.pump(now);
+    return "SENDING";
+  }
+
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
     if (now < this.deadline) return "SENDING";
+    if (this.next === this.acked) {
+      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
+      // not late. Wait another timeout without counting a retry.
+      this.deadline = now + this.rto;
+      return "SENDING";
+    }
     this.retries++;
     if (this.retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
@@ -338,7 +357,8 @@ export class Transfer {
   /** Sends chunks while the window has room. */
   private pump(now: number): void {
     const limit = Math.min(this.chunkCount, this.acked + this.cwnd);
-    while (this.next < limit) this.sendChunk(this.next++, now);
+    const may = this.init.mayPublish;
+    while (this.next < limit && (!may || may(this))) this.sendChunk(this.next++, now);
   }
 
   private sendChunk(index: number, now: number): void {
