@@ -50,6 +50,7 @@ function setup(
     window?: number;
     adaptive?: boolean;
     startOffset?: number;
+    mayPublish?: (t: Transfer) => boolean;
   } = {},
 ) {
   const sent: Uint8Array[] = [];
@@ -69,6 +70,7 @@ function setup(
     adaptive: opts.adaptive ?? false,
     timing: TIMING,
     send: (_topic, payload) => sent.push(payload),
+    mayPublish: opts.mayPublish,
     onClose: (x) => (closed = x),
   });
   const chunks = () => sent.filter((m) => peekType(m) === 4).map((m) => decodeChunk(m).index);
@@ -218,4 +220,16 @@ Deno.test("the manifest goes with the chunks' QoS so a broker cannot reorder the
   });
   t.start(0);
   assertEquals(qos, [0, 0, 0]);
+});
+
+Deno.test("a transfer held by mayPublish sends nothing until resumed and counts no retries", () => {
+  let open = false;
+  const { t, chunks } = setup({ mayPublish: () => open });
+  t.start(0);
+  assertEquals(chunks(), []);
+  t.dispatch({ type: "tick" }, TIMING.ackTimeoutMs * 10);
+  assertEquals([t.state, t.retries], ["SENDING", 0]);
+  open = true;
+  t.dispatch({ type: "resume" }, TIMING.ackTimeoutMs * 10 + 1);
+  assertEquals(chunks(), [0, 1, 2, 3]);
 });
