@@ -38,7 +38,7 @@ Needs mosquitto (apt-get install mosquitto). Results: docs/performance.md.
 
 Options:
   --quick          smaller images, fleets up to 100 (under a minute)
-  --json           print one JSON object with every figure on stdout (progress goes to stderr)
+  --json           print one JSON object with every figure on stdout (progress and table: stderr)
   --only LIST      comma-separated sections: ceiling,single,slow,fleet (default: all)
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
   --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
@@ -126,10 +126,10 @@ async function main(): Promise<number> {
   if (!args) return 0;
   const q = args.quick;
   const sizes = {
-    ceilingBytes: q ? 16 * MiB : 64 * MiB,
-    ceilingRuns: q ? 1 : 3,
+    ceilingBytes: q ? 32 * MiB : 64 * MiB,
+    ceilingRuns: 3,
     single: q ? 1 * MiB : 4 * MiB,
-    singleRuns: q ? 3 : 5,
+    singleRuns: q ? 3 : 9,
     slow: q ? 256 * 1024 : 1.5 * MiB,
     fleet: q ? 256 * 1024 : 1 * MiB,
   };
@@ -386,8 +386,10 @@ async function main(): Promise<number> {
   } finally {
     await broker.stop();
   }
-  if (args.json) console.log(JSON.stringify(out, null, 2));
-  else console.log(table(out));
+  if (args.json) {
+    console.log(JSON.stringify(out, null, 2));
+    console.error(table(out));
+  } else console.log(table(out));
   return 0;
 }
 
