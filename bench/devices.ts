@@ -105,6 +105,8 @@ export async function runFleetInWorkers(
       args: [
         "run",
         "--allow-all",
+        // BENCH_DEVICE_FLAGS adds deno flags to the workers, like BENCH_SENDER_FLAGS.
+        ...(Deno.env.get("BENCH_DEVICE_FLAGS") ?? "").split(" ").filter(Boolean),
         new URL("./device_worker.ts", import.meta.url).pathname,
         JSON.stringify({ ...options, count, idPrefix: `bw${tag}-${w}`, progress: false }),
       ],
