@@ -27,11 +27,11 @@ Deno.test("ota key generate writes a usable key pair and never overwrites it", a
   };
   const io = { stdout: w, stderr: w, cwd: dir };
   assertEquals(await runOta(["key", "generate", "--out", "keys"], io), 0);
-  const sign = await signerFromPem(await Deno.readTextFile(`${dir}/keys/signing-key.pem`));
+  const sign = await signerFromPem(await Deno.readTextFile(`${dir}/keys/signing_key.pem`));
   const sha = new Uint8Array(32).fill(1);
   assert(
     await verifySignature(
-      await Deno.readTextFile(`${dir}/keys/signing-pub.pem`),
+      await Deno.readTextFile(`${dir}/keys/signing_pub.pem`),
       sha,
       await sign(sha),
     ),

@@ -152,10 +152,10 @@ for another chip than the ESP32 are refused.`,
     args: [],
     summary: "make an ECDSA P-256 key pair for signing manifests",
     help: `Options:
-  --out DIR     folder for signing-key.pem (sender) and signing-pub.pem (devices); default .data/keys
+  --out DIR     folder for signing_key.pem (sender) and signing_pub.pem (devices); default .data/keys
 
-Point the sender's signing.keyFile (OTA_SIGNING_KEY_FILE) at signing-key.pem and build the
-firmware with signing-pub.pem: devices then refuse images whose signature does not verify.
+Point the sender's signing.keyFile (OTA_SIGNING_KEY_FILE) at signing_key.pem and build the
+firmware with signing_pub.pem: devices then refuse images whose signature does not verify.
 Existing files are never overwritten.`,
     options: { out: { type: "string" } },
     run: keyGenerate,
@@ -472,7 +472,7 @@ async function devices(ctx: Context): Promise<number> {
 
 async function keyGenerate(ctx: Context): Promise<number> {
   const dir = resolvePath(ctx.cwd, (ctx.values.out as string | undefined) ?? ".data/keys");
-  const files = { key: join(dir, "signing-key.pem"), pub: join(dir, "signing-pub.pem") };
+  const files = { key: join(dir, "signing_key.pem"), pub: join(dir, "signing_pub.pem") };
   for (const f of Object.values(files)) {
     if (await Deno.stat(f).then(() => true, () => false)) {
       throw new Error(
