@@ -34,12 +34,13 @@ export interface CeilingOptions {
 
 /**
  * Measures the ceiling at one message size. Time runs from the first message the subscriber
- * receives after the first 5 % (warm-up: connection set-up, JIT) to the last one.
+ * receives after the first 25 % (warm-up: the fresh publisher process compiles its hot path) to
+ * the last one.
  */
 export async function measureCeiling(options: CeilingOptions): Promise<CeilingResult> {
   const inflight = options.inflight ?? 256;
   const count = Math.max(100, Math.ceil(options.totalBytes / options.chunkBytes));
-  const warm = Math.floor(count * 0.05);
+  const warm = Math.floor(count * 0.25);
   const topic = `bench/ceiling/${crypto.randomUUID().slice(0, 8)}`;
   const sub = await connectMqtt({ url: options.url, clientId: `bench-sub-${topic.slice(-8)}` });
   let received = 0;
