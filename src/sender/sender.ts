@@ -117,10 +117,12 @@ export interface SenderStats {
  * Default cap of the sender's outgoing backlog. Without one, 1000 devices asking for window 64
  * put 1000 × 64 × 4 KiB into the socket's buffer at once (QoS 0 has no broker flow control):
  * round trips grew past the resend timeout, resends fed the backlog, the sender reached
- * 1.7 GiB and 28 % of transfers failed (bench, docs/performance.md). 4 MiB drains in
- * ~40 ms at the broker's rate, far below the 200 ms minimum resend timeout.
+ * 1.7 GiB and 28 % of transfers failed (bench, docs/performance.md). 1 MiB drains in ~10 ms
+ * at the broker's rate, far below the 200 ms minimum resend timeout; 4 MiB moved no more data
+ * but cost 60-80 MiB more peak RSS at 1000 devices and O(n²) work on MQTT.js's one-per-publish
+ * `drain` listeners.
  */
-export const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+export const MAX_BACKLOG_BYTES = 1024 * 1024;
 
 const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };
 
