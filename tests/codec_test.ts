@@ -5,6 +5,7 @@
 import { assertEquals, assertThrows } from "./_assert.ts";
 import {
   crc32,
+  crc32Table,
   decodeAck,
   decodeChunk,
   DecodeError,
@@ -102,6 +103,18 @@ for (const suite of suites) {
 
 Deno.test("crc32() gives the standard check value for 123456789", () => {
   assertEquals(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+  assertEquals(crc32Table(new TextEncoder().encode("123456789")), 0xcbf43926);
+});
+
+Deno.test("crc32() and the table reference agree on random data of every length up to 600", () => {
+  const data = crypto.getRandomValues(new Uint8Array(600));
+  for (let n = 0; n <= data.length; n += 7) {
+    assertEquals(
+      crc32(data.subarray(3, 3 + n)),
+      crc32Table(data.subarray(3, 3 + n)),
+      `length ${n}`,
+    );
+  }
 });
 
 Deno.test("responseTopicProblem() accepts a topic inside the device namespace", () => {

@@ -1,8 +1,11 @@
 /**
  * CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320, as zlib) used by CHUNK (protocol §4.4).
- * Table-driven, eight bits a step: it runs once per chunk on both sides.
+ * It runs once per chunk on both sides; zlib's native one (node:zlib) is used where the runtime
+ * has it: the byte-at-a-time table loop was 35 % of a simulated device's CPU (docs/performance.md).
  * @module
  */
+
+import * as zlib from "node:zlib";
 
 const TABLE = (() => {
   const table = new Uint32Array(256);
@@ -14,9 +17,16 @@ const TABLE = (() => {
   return table;
 })();
 
-/** CRC-32 of `bytes`; `crc32(new TextEncoder().encode("123456789")) === 0xcbf43926`. */
-export function crc32(bytes: Uint8Array): number {
+/** The portable table-driven CRC-32, kept for runtimes without zlib's and as the reference. */
+export function crc32Table(bytes: Uint8Array): number {
   let c = 0xFFFFFFFF;
   for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]) & 0xFF] ^ (c >>> 8);
   return (c ^ 0xFFFFFFFF) >>> 0;
 }
+
+const native = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
+
+/** CRC-32 of `bytes`; `crc32(new TextEncoder().encode("123456789")) === 0xcbf43926`. */
+export const crc32: (bytes: Uint8Array) => number = native
+  ? (bytes) => native(bytes) >>> 0
+  : crc32Table;
