@@ -5,6 +5,7 @@
  */
 
 import {
+  DEFAULT_WINDOW,
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
   MAX_WINDOW,
@@ -63,7 +64,7 @@ export const DEFAULT_CONFIG: SenderConfig = {
   transfer: {
     dataQos: 0,
     defaultChunkSize: 4096,
-    defaultWindow: 8,
+    defaultWindow: DEFAULT_WINDOW,
     maxWindow: 64,
     adaptiveWindow: true,
     maxTransfers: 2000,

@@ -61,7 +61,7 @@ export interface SenderOptions {
   senderId: string;
   /** Shared-subscription group for several instances; none by default. */
   sharedGroup?: string;
-  /** QoS of CHUNK messages (MANIFEST and ERROR always go with QoS 1). */
+  /** QoS of MANIFEST and CHUNK messages (ERROR goes with QoS 1); default 0, chosen by measurement. */
   dataQos?: 0 | 1;
   defaultChunkSize?: number;
   defaultWindow?: number;
@@ -161,7 +161,7 @@ export class Sender {
 
   private constructor(options: SenderOptions) {
     this.o = {
-      dataQos: 1,
+      dataQos: 0,
       defaultChunkSize: DEFAULT_CHUNK_BYTES,
       defaultWindow: DEFAULT_WINDOW,
       maxWindow: MAX_WINDOW,

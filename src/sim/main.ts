@@ -24,7 +24,7 @@ Options:
   --product P         product to ask for (default blink)
   --want V            version to ask for (default latest)
   --chunk BYTES       chunk size to ask for (default 4096; 0 = the sender's default)
-  --window N          chunks in flight to ask for, 1..${MAX_WINDOW} (default 8)
+  --window N          chunks in flight to ask for, 1..${MAX_WINDOW} (default 0: the sender's default, 64)
   --mqtt 5|311        MQTT protocol version (default: 5, or 3.1.1 when the broker refuses 5)
   --out DIR           write each image to DIR/<device>.bin instead of memory
   --prefix P          topic prefix (default ota)
@@ -41,7 +41,7 @@ Options:
 
 Faults (each once per device):
   --drop N            ignore the first delivery of chunk N
-  --corrupt N         flip a byte of the first delivery of chunk N (CRC mismatch)
+  --corrupt N         flip a byte of chunk N the first time it is checked (CRC mismatch)
   --disconnect-at PCT drop the connection at PCT % written, reconnect and resume
   --slow-flash KIB    write flash at KIB KiB/s
 
@@ -68,7 +68,7 @@ export async function parseDeviceArgs(
         product: { type: "string", default: "blink" },
         want: { type: "string", default: "latest" },
         chunk: { type: "string", default: "4096" },
-        window: { type: "string", default: "8" },
+        window: { type: "string", default: "0" },
         mqtt: { type: "string" },
         out: { type: "string" },
         prefix: { type: "string", default: "ota" },

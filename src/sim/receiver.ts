@@ -483,7 +483,8 @@ export class Receiver {
       return "RECEIVING";
     }
     let payload = c.payload;
-    if (this.once("corrupt", this.faults.corruptChunk, c.index)) {
+    // Corrupt the first delivery the device checks: one discarded as out of order never is.
+    if (c.index === this.next && this.once("corrupt", this.faults.corruptChunk, c.index)) {
       payload = payload.slice();
       payload[payload.length >> 1] ^= 0xFF;
       this.log(`fault: corrupted chunk ${c.index}`);

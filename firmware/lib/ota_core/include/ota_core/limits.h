@@ -43,7 +43,7 @@ constexpr uint32_t kDefaultChunkBytes = 4096;
 /// Largest CHUNK message: header plus MAX_CHUNK_BYTES (61464).
 constexpr size_t kMaxChunkMessageBytes = kChunkHeaderBytes + kMaxChunkBytes;
 constexpr uint16_t kMaxWindow = 64;
-constexpr uint16_t kDefaultWindow = 8;
+constexpr uint16_t kDefaultWindow = 64;
 constexpr uint32_t kAckTimeoutMs = 2000;
 constexpr uint32_t kMaxAckTimeoutMs = 16000;
 constexpr uint32_t kMaxRetries = 8;
