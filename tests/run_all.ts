@@ -15,10 +15,32 @@ installs them. Set OTA_REQUIRE_MOSQUITTO=1 to make a missing Mosquitto a failure
 
 const root = new URL("..", import.meta.url).pathname;
 
+/** Passed and failed test counts read from the runners' closing lines. */
+const counts = { passed: 0, failed: 0 };
+
+/** Runs a command, streaming its output, and adds the test counts its output reports. */
 async function run(cmd: string, args: string[], cwd = root): Promise<boolean> {
   console.log(`\n$ ${cmd} ${args.join(" ")}`);
-  const status = await new Deno.Command(cmd, { args, cwd, stdout: "inherit", stderr: "inherit" })
-    .spawn().status;
+  const child = new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "inherit" }).spawn();
+  let tail = "";
+  const text = new TextDecoder();
+  for await (const part of child.stdout) {
+    await Deno.stdout.write(part);
+    tail = (tail + text.decode(part, { stream: true })).slice(-4096);
+  }
+  const status = await child.status;
+  // deno test: "ok | 216 passed | 0 failed"; ctest: "100% tests passed, 0 tests failed out of 107".
+  // deno-lint-ignore no-control-regex -- strips the colour codes of the runners' output
+  const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");
+  const deno = plain.match(/\|\s*(\d+) passed[^|\n]*\|\s*(\d+) failed/);
+  const ctest = plain.match(/tests passed, (\d+) tests failed out of (\d+)/);
+  if (deno) {
+    counts.passed += Number(deno[1]);
+    counts.failed += Number(deno[2]);
+  } else if (ctest) {
+    counts.passed += Number(ctest[2]) - Number(ctest[1]);
+    counts.failed += Number(ctest[1]);
+  }
   return status.success;
 }
 
@@ -75,6 +97,7 @@ async function main(): Promise<number> {
   }
   console.log("\nSummary:");
   for (const [name, ok] of results) console.log(`  ${ok ? "ok  " : "FAIL"} ${name}`);
+  console.log(`${counts.passed} passed, ${counts.failed} failed`);
   return results.every(([, ok]) => ok) ? 0 : 1;
 }
 
