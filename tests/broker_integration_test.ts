@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { makeTestCerts } from "./_certs.ts";
+import { request as baseRequest } from "./_fixtures.ts";
 import {
   findMosquitto,
   type MosquittoOptions,
@@ -110,22 +111,20 @@ async function device(url: string, id: string, extra: Partial<MqttOptions> = {})
       }`,
     );
   };
-  return { t, inbox, waitFor };
+  /** Sends a plain REQUEST and waits for its MANIFEST. */
+  const askForManifest = async () => {
+    await t.publish(`ota/dev/${id}/req`, request(id), {
+      qos: 1,
+      responseTopic: `ota/dev/${id}/data`,
+    });
+    return await waitFor(isType(MessageType.MANIFEST));
+  };
+  return { t, inbox, waitFor, askForManifest };
 }
 
+/** The bytes of a REQUEST from `deviceId` asking for the sender's default chunk and window. */
 function request(deviceId: string, overrides: Partial<Request> = {}): Uint8Array {
-  return encodeRequest({
-    chunkSize: 0,
-    window: 0,
-    deviceId,
-    product: "blink",
-    currentVersion: "1.0.0",
-    wantedVersion: "",
-    responseTopic: "",
-    correlationData: new Uint8Array(0),
-    resume: null,
-    ...overrides,
-  });
+  return encodeRequest(baseRequest({ chunkSize: 0, window: 0, deviceId, ...overrides }));
 }
 
 const isType = (type: number) => (m: InboundMessage) => peekType(m.payload) === type;
@@ -211,11 +210,7 @@ test("the sender connects over TLS, verifying the broker against the CA", async 
     tls: { ca: await Deno.readTextFile(certs.ca) },
   });
   try {
-    await d.t.publish("ota/dev/d1/req", request("d1"), {
-      qos: 1,
-      responseTopic: "ota/dev/d1/data",
-    });
-    await d.waitFor(isType(MessageType.MANIFEST));
+    await d.askForManifest();
     // Without the CA the broker's certificate is not trusted: a clear connect error.
     await assertRejects(
       () =>
@@ -257,11 +252,7 @@ test("mutual TLS: the sender presents its client certificate; a client without o
     },
   });
   try {
-    await d.t.publish("ota/dev/d1/req", request("d1"), {
-      qos: 1,
-      responseTopic: "ota/dev/d1/data",
-    });
-    await d.waitFor(isType(MessageType.MANIFEST));
+    await d.askForManifest();
     await assertRejects(
       () =>
         connectMqtt({
@@ -300,11 +291,7 @@ test("the ACL of docs/protocol.md §2.2 confines a device to its own namespace",
     assertEquals(w.running.sender.stats.requests, 0);
     assertEquals(d2.inbox.length, 0);
     // Inside its namespace d1 is served as usual, and d2's spy heard none of it.
-    await d1.t.publish("ota/dev/d1/req", request("d1"), {
-      qos: 1,
-      responseTopic: "ota/dev/d1/data",
-    });
-    await d1.waitFor(isType(MessageType.MANIFEST));
+    await d1.askForManifest();
     assertEquals(spy.length, 0);
     await sub.close();
   } finally {

@@ -6,18 +6,24 @@
 
 import { assert, assertEquals } from "./_assert.ts";
 
-Deno.test("deno run -A src/demo.ts exits 0 and reports 3 devices VERIFIED", async () => {
-  const demo = new URL("../src/demo.ts", import.meta.url);
+/** Runs src/demo.ts with `args` from the project root; returns its exit code and output. */
+async function runDemo(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", demo.pathname],
+    args: ["run", "-A", new URL("../src/demo.ts", import.meta.url).pathname, ...args],
     cwd: new URL("..", import.meta.url).pathname,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
   }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  const stderr = new TextDecoder().decode(out.stderr);
-  assertEquals(out.code, 0, `demo exited ${out.code}\n${stdout}\n${stderr}`);
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test("deno run -A src/demo.ts exits 0 and reports 3 devices VERIFIED", async () => {
+  const { code, stdout, stderr } = await runDemo();
+  assertEquals(code, 0, `demo exited ${code}\n${stdout}\n${stderr}`);
   for (const id of ["demo-device-1", "demo-device-2", "demo-device-3"]) {
     assert(
       new RegExp(`^${id} VERIFIED sha256 [0-9a-f]{64} == catalog`, "m").test(stdout),
@@ -28,25 +34,14 @@ Deno.test("deno run -A src/demo.ts exits 0 and reports 3 devices VERIFIED", asyn
 });
 
 Deno.test("deno run -A src/demo.ts --help prints the usage and exits 0", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../src/demo.ts", import.meta.url).pathname, "--help"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0);
-  assert(new TextDecoder().decode(out.stdout).startsWith("Usage: deno task demo"));
+  const { code, stdout } = await runDemo("--help");
+  assertEquals(code, 0);
+  assert(stdout.startsWith("Usage: deno task demo"));
 });
 
 Deno.test("deno run -A src/demo.ts --embedded verifies over MQTT 3.1.1 and says so loudly", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../src/demo.ts", import.meta.url).pathname, "--embedded"],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  const stderr = new TextDecoder().decode(out.stderr);
-  assertEquals(out.code, 0, `demo exited ${out.code}\n${stdout}\n${stderr}`);
+  const { code, stdout, stderr } = await runDemo("--embedded");
+  assertEquals(code, 0, `demo exited ${code}\n${stdout}\n${stderr}`);
   assert(stderr.includes("EMBEDDED aedes broker"), stderr);
   assert(stdout.includes("demo OK: all 3 devices VERIFIED"), stdout);
 });

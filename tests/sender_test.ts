@@ -15,7 +15,6 @@ import {
   fromHex,
   MessageType,
   peekType,
-  type Request,
   StatusCode,
   toHex,
 } from "../src/protocol/mod.ts";
@@ -26,6 +25,7 @@ import {
   type TransferSummary,
 } from "../src/sender/sender.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
+import { request } from "./_fixtures.ts";
 
 const IMAGE = new Uint8Array(5000).map((_, i) => (i * 13) & 0xff);
 const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
@@ -60,21 +60,6 @@ function fakeCatalog(): SenderCatalog & { transfers: unknown[]; statuses: unknow
       this.statuses.push(r);
       return Promise.resolve();
     },
-  };
-}
-
-function request(overrides: Partial<Request> = {}): Request {
-  return {
-    chunkSize: 1024,
-    window: 2,
-    deviceId: "d1",
-    product: "blink",
-    currentVersion: "1.0.0",
-    wantedVersion: "",
-    responseTopic: "",
-    correlationData: new Uint8Array(0),
-    resume: null,
-    ...overrides,
   };
 }
 
