@@ -30,7 +30,6 @@ import {
   type Request,
   responseTopicProblem,
   senderSubscriptions,
-  type Status,
   StatusCode,
   toHex,
 } from "../protocol/mod.ts";
@@ -468,18 +467,8 @@ export class Sender {
   private handleAckTopic(deviceId: string, message: InboundMessage): void {
     const type = peekType(message.payload);
     if (type === MessageType.STATUS) return this.handleStatus(deviceId, message, true);
-    let ack;
-    try {
-      ack = decodeAck(message.payload);
-    } catch (err) {
-      return this.replyToDevice(
-        deviceId,
-        message,
-        ErrorCode.MALFORMED_ACK,
-        0,
-        `${(err as Error).message}; see docs/protocol.md §4.5`,
-      );
-    }
+    const ack = this.decodeFromDevice(deviceId, message, decodeAck, "§4.5");
+    if (!ack) return;
     const t = this.byId.get(ack.transferId);
     if (!t || t.init.deviceId !== deviceId) {
       return this.replyToDevice(
@@ -494,18 +483,8 @@ export class Sender {
   }
 
   private handleStatus(deviceId: string, message: InboundMessage, onAckTopic: boolean): void {
-    let status: Status;
-    try {
-      status = decodeStatus(message.payload);
-    } catch (err) {
-      return this.replyToDevice(
-        deviceId,
-        message,
-        ErrorCode.MALFORMED_ACK,
-        0,
-        `${(err as Error).message}; see docs/protocol.md §4.6`,
-      );
-    }
+    const status = this.decodeFromDevice(deviceId, message, decodeStatus, "§4.6");
+    if (!status) return;
     const name = codeName(StatusCode, status.status);
     this.o.catalog.recordDeviceStatus({
       deviceId,
@@ -532,6 +511,22 @@ export class Sender {
   }
 
   // ---- helpers ----
+
+  /** Decodes an ACK or STATUS; a malformed one is answered with MALFORMED_ACK and gives null. */
+  private decodeFromDevice<T>(
+    deviceId: string,
+    message: InboundMessage,
+    decode: (bytes: Uint8Array) => T,
+    section: string,
+  ): T | null {
+    try {
+      return decode(message.payload);
+    } catch (err) {
+      const why = `${(err as Error).message}; see docs/protocol.md ${section}`;
+      this.replyToDevice(deviceId, message, ErrorCode.MALFORMED_ACK, 0, why);
+      return null;
+    }
+  }
 
   /** Publishes, counting the bytes until the transport has written them. */
   private publish(topic: string, payload: Uint8Array, options: PublishOptions): void {
