@@ -9,11 +9,10 @@
 
 import { parseArgs } from "node:util";
 import { findMosquitto, startEmbeddedBroker, startMosquitto } from "./broker/mod.ts";
-import { Catalog, makeSampleImage } from "./catalog/mod.ts";
-import { Sender } from "./sender/sender.ts";
+import { makeSampleImage } from "./catalog/mod.ts";
+import { DEFAULT_CONFIG, runSender, type SenderConfig } from "./sender/mod.ts";
 import { formatSummary, Terminal } from "./sim/progress.ts";
 import { runDevices } from "./sim/run_devices.ts";
-import { connectMqtt } from "./transport/mqtt_client.ts";
 
 const USAGE = `Usage: deno task demo [-- options]
 
@@ -95,11 +94,21 @@ export async function main(args: string[]): Promise<number> {
       say("!".repeat(78));
     }
 
-    // 2. Catalog in a temporary KV file, with the sample image.
+    // 2. The sender, started as `deno task sender` starts it, on a temporary KV file.
     const dir = await Deno.makeTempDir({ prefix: "ota-demo-" });
     cleanup.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
-    const catalog = await Catalog.open(`${dir}/demo.kv`);
-    cleanup.push(() => catalog.close());
+    const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+    Object.assign(config, { senderId: SENDER_ID, kvPath: `${dir}/demo.kv` });
+    Object.assign(config.broker, { url, protocolVersion, embedded: false });
+    config.topics.prefix = PREFIX;
+    const running = await runSender(config, {
+      info: (l) => say(`sender  ${l}`),
+      warn: (l) => say(`sender  WARN ${l}`),
+    });
+    cleanup.push(() => running.stop());
+    const { catalog, sender } = running;
+
+    // 3. The sample image.
     let image: Uint8Array;
     try {
       image = await Deno.readFile(SAMPLE);
@@ -110,18 +119,6 @@ export async function main(args: string[]): Promise<number> {
     }
     const meta = await catalog.addImage(image);
     say(`image   ${meta.product}@${meta.version} ${meta.size} bytes sha256 ${meta.sha256}`);
-
-    // 3. The sender, in this process.
-    const transport = await connectMqtt({ url, clientId: SENDER_ID, protocolVersion });
-    cleanup.push(() => transport.close());
-    const sender = await Sender.start({
-      transport,
-      catalog,
-      prefix: PREFIX,
-      senderId: SENDER_ID,
-      log: { info: (l) => say(`sender  ${l}`), warn: (l) => say(`sender  WARN ${l}`) },
-    });
-    cleanup.push(() => sender.stop());
 
     // 4. The devices.
     say(`devices ${count} simulated devices ask for ${meta.product}@latest`);
