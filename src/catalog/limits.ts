@@ -34,10 +34,8 @@ export const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
 /** Default size of the in-memory image cache. */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
-/** Longest product name in UTF-8 bytes (protocol §4.1 `product`). */
-export const MAX_PRODUCT_BYTES = 64;
-/** Longest version in UTF-8 bytes (protocol §4.1 `wantedVersion`). */
-export const MAX_VERSION_BYTES = 32;
+/** Longest product name and version in UTF-8 bytes: the protocol's own (§4.1). */
+export { MAX_PRODUCT_BYTES, MAX_VERSION_BYTES } from "../protocol/limits.ts";
 /** Longest image name in UTF-8 bytes (a protocol `str8`). */
 export const MAX_NAME_BYTES = 255;
 /** Bytes of an ECDSA P-256 signature `r‖s` (protocol §4.2 `signature`). */

@@ -34,6 +34,10 @@ export const MAX_RETRIES = 8;
 export const STATUS_TIMEOUT_MS = 30000;
 /** A device that hears nothing for this long re-requests with a resume point. */
 export const DEVICE_IDLE_TIMEOUT_MS = 10000;
+/** A device holding back a coalesced ACK sends it at the latest this long after its chunk. */
+export const ACK_FLUSH_MS = 20;
+/** Erase unit of ESP32 flash; resume offsets after a reboot are rounded down to it (§9). */
+export const FLASH_SECTOR_BYTES = 4096;
 /** Size of the fixed CHUNK header before the payload. */
 export const CHUNK_HEADER_BYTES = 24;
 /** Size of an ACK message. */

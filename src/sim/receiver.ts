@@ -37,11 +37,11 @@ import {
   StatusCode,
   toHex,
 } from "../protocol/mod.ts";
+import { ESP_IMAGE_HEADER_MAGIC } from "../catalog/esp_image.ts";
 import { verifySignature } from "../sender/signing.ts";
 import type { InboundMessage, Transport } from "../transport/types.ts";
 import {
   ACK_DELAY_MS,
-  ESP_IMAGE_MAGIC,
   MAX_FLASH_FAILURES,
   MAX_REQUESTS,
   RETRY_DELAY_MS,
@@ -541,7 +541,9 @@ export class Receiver {
     this.stats.chunks++;
     this.stats.bytesWritten += payload.length;
     this.resumePoint = { sha256: m.sha256, offset: Math.min(this.next * m.chunkSize, m.size) };
-    if (c.index === 0 && m.kind === ImageKindCode.ESP32_APP && payload[0] !== ESP_IMAGE_MAGIC) {
+    if (
+      c.index === 0 && m.kind === ImageKindCode.ESP32_APP && payload[0] !== ESP_IMAGE_HEADER_MAGIC
+    ) {
       return this.fail(
         StatusCode.IMAGE_INVALID,
         `first byte 0x${payload[0].toString(16)} is not 0xe9`,
