@@ -233,3 +233,18 @@ Deno.test("a transfer held by mayPublish sends nothing until resumed and counts 
   t.dispatch({ type: "resume" }, TIMING.ackTimeoutMs * 10 + 1);
   assertEquals(chunks(), [0, 1, 2, 3]);
 });
+
+Deno.test("losses halve the adaptive window but never below the device's ack batch, ceil(window / 2)", () => {
+  const { t, ack } = setup({ size: 256 * 200, window: 16, adaptive: true });
+  t.start(0);
+  ack(8, 0, 1);
+  ack(16, 0, 2);
+  assertEquals(t.cwnd, 16);
+  ack(16, NackReason.GAP, 3);
+  assertEquals(t.cwnd, 8);
+  ack(17, 0, 4);
+  ack(17, NackReason.GAP, 5); // a second loss: fewer than 8 in flight would wait on ACK_FLUSH_MS
+  assertEquals(t.cwnd, 8);
+  t.dispatch({ type: "tick" }, 10000); // an ack timeout
+  assertEquals(t.cwnd, 8);
+});

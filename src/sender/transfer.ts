@@ -241,7 +241,7 @@ export class Transfer {
       // Go back to the NACK'd chunk once; later NACKs for it are the rest of the old window.
       this.nackedAt = n;
       if (this.init.adaptive && ack.nack === NackReason.GAP) {
-        this.cwnd = Math.max(1, this.cwnd >> 1);
+        this.cwnd = Math.max(this.minCwnd(), this.cwnd >> 1);
       }
       this.goBack(now);
     }
@@ -273,7 +273,7 @@ export class Transfer {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
     }
     this.rto = Math.min(this.rto * 2, this.init.timing.maxAckTimeoutMs);
-    if (this.init.adaptive) this.cwnd = Math.max(1, this.cwnd >> 1);
+    if (this.init.adaptive) this.cwnd = Math.max(this.minCwnd(), this.cwnd >> 1);
     this.nackedAt = -1;
     this.goBack(now);
     this.deadline = now + this.rto;
