@@ -1,8 +1,8 @@
 /** ESP32 app image parsing, and the sample images the other tests build on. */
 
 import assert from "node:assert/strict";
+import { ESP_APP_DESC_OFFSET } from "../src/protocol/mod.ts";
 import {
-  ESP_APP_DESC_OFFSET,
   espChipName,
   EspImageError,
   type EspImageErrorCode,

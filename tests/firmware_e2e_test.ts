@@ -11,13 +11,8 @@
  */
 
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
-import {
-  generateSigningKeys,
-  Sender,
-  type SenderCatalog,
-  signerFromPem,
-  type TransferSummary,
-} from "../src/sender/mod.ts";
+import { generateSigningKeys, signerFromPem } from "../src/protocol/mod.ts";
+import { Sender, type SenderCatalog, type TransferSummary } from "../src/sender/mod.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";

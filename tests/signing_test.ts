@@ -1,7 +1,7 @@
 /** Manifest signatures (protocol §4.2): what the sender signs, a device with the public key verifies. */
 import { assert, assertEquals } from "./_assert.ts";
 import { runOta } from "../src/cli/ota.ts";
-import { generateSigningKeys, signerFromPem, verifySignature } from "../src/sender/signing.ts";
+import { generateSigningKeys, signerFromPem, verifySignature } from "../src/protocol/signing.ts";
 import { fromHex } from "../src/protocol/mod.ts";
 
 Deno.test("a signature over the image SHA-256 verifies with the public key and fails for another image", async () => {

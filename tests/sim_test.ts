@@ -9,7 +9,7 @@
 import { type RunningMosquitto, startEmbeddedBroker } from "../src/broker/mod.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { Sender, type SenderOptions, type TransferSummary } from "../src/sender/sender.ts";
-import { generateSigningKeys, signerFromPem } from "../src/sender/signing.ts";
+import { generateSigningKeys, signerFromPem } from "../src/protocol/signing.ts";
 import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";

@@ -18,8 +18,8 @@
 
 import { createHash } from "node:crypto";
 import { CatalogError } from "./errors.ts";
+import { ESP_CHIP_ID_ESP32 } from "../protocol/image_format.ts";
 import {
-  ESP_CHIP_ID_ESP32,
   espChipName,
   EspImageError,
   hasEspImageMagic,

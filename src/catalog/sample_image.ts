@@ -7,16 +7,16 @@
  */
 
 import { createHash } from "node:crypto";
+import { ESP_APP_DESC_FIELDS } from "./esp_image.ts";
 import {
   ESP_APP_DESC_BYTES,
-  ESP_APP_DESC_FIELDS,
   ESP_APP_DESC_MAGIC_WORD,
   ESP_APP_DESC_OFFSET,
   ESP_CHIP_ID_ESP32,
   ESP_CHIP_ID_OFFSET,
   ESP_IMAGE_HEADER_BYTES,
   ESP_IMAGE_HEADER_MAGIC,
-} from "./esp_image.ts";
+} from "../protocol/image_format.ts";
 
 /** Smallest sample: image header, segment header and app descriptor. */
 export const MIN_SAMPLE_IMAGE_BYTES = ESP_APP_DESC_OFFSET + ESP_APP_DESC_BYTES;

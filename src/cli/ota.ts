@@ -11,7 +11,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { Catalog, CatalogError, type CatalogErrorCode, type ImageMeta } from "../catalog/mod.ts";
-import { generateSigningKeys } from "../sender/signing.ts";
+import { generateSigningKeys } from "../protocol/signing.ts";
 
 /** Somewhere {@linkcode runOta} writes text; `Deno.stdout` and `Deno.stderr` are ones. */
 export interface OtaWriter {

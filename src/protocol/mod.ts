@@ -6,4 +6,6 @@ export * from "./codec.ts";
 export * from "./crc32.ts";
 export * from "./errors.ts";
 export * from "./limits.ts";
+export * from "./image_format.ts";
+export * from "./signing.ts";
 export * from "./topics.ts";

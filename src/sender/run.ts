@@ -12,7 +12,7 @@ import { connectMqtt } from "../transport/mqtt_client.ts";
 import type { Transport } from "../transport/types.ts";
 import type { SenderConfig } from "./config.ts";
 import { Sender, type SenderLog } from "./sender.ts";
-import { signerFromPem } from "./signing.ts";
+import { signerFromPem } from "../protocol/signing.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {

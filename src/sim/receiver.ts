@@ -37,8 +37,8 @@ import {
   StatusCode,
   toHex,
 } from "../protocol/mod.ts";
-import { ESP_IMAGE_HEADER_MAGIC } from "../catalog/esp_image.ts";
-import { verifySignature } from "../sender/signing.ts";
+import { ESP_IMAGE_HEADER_MAGIC } from "../protocol/image_format.ts";
+import { verifySignature } from "../protocol/signing.ts";
 import type { InboundMessage, Transport } from "../transport/types.ts";
 import {
   ACK_DELAY_MS,
