@@ -23,6 +23,7 @@ import {
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
 } from "./limits.ts";
+import type { TopicKind } from "./topics.ts";
 
 /** Protocol version carried in every header. */
 export const PROTOCOL_VERSION = 1;
@@ -269,6 +270,22 @@ export function peekType(bytes: Uint8Array): number | null {
     return null;
   }
   return bytes[3];
+}
+
+/**
+ * The `transferId` of `bytes` without decoding the rest, or null when the message has no valid
+ * v1 header, is too short to hold the field, or is a REQUEST (which has none). The field sits at
+ * bytes 4..8 of MANIFEST, CHUNK, ACK and STATUS and at bytes 8..12 of ERROR (§4). A receiver uses
+ * it to tell whether a CHUNK that fails to decode belongs to its transfer (NACK `BAD_CHUNK`).
+ */
+export function peekTransferId(bytes: Uint8Array): number | null {
+  const type = peekType(bytes);
+  const at = type === MessageType.ERROR ? 8 : type === MessageType.REQUEST ? -1 : 4;
+  if (type === null || type < MessageType.REQUEST || type > MessageType.STATUS || at < 0) {
+    return null;
+  }
+  if (bytes.length < at + 4) return null;
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at, true);
 }
 
 /** True when `id` is a valid device id (protocol §2). */
@@ -529,6 +546,59 @@ export function decodeStatus(bytes: Uint8Array): Status {
 export function encodeStatus(m: Status): Uint8Array {
   return new Writer(MessageType.STATUS).u32(m.transferId).u8(m.status).u8(0).u16(0)
     .raw(checkSha(m.sha256, "sha256")).str8(m.version, "version").str8(m.detail, "detail").done();
+}
+
+/** The message types each topic of protocol §2 carries; any other type there is UNEXPECTED_TYPE. */
+export const TOPIC_MESSAGE_TYPES: Readonly<Record<TopicKind, readonly number[]>> = {
+  request: [MessageType.REQUEST],
+  data: [MessageType.MANIFEST, MessageType.CHUNK, MessageType.ERROR],
+  ack: [MessageType.ACK, MessageType.STATUS],
+  status: [MessageType.STATUS],
+  error: [MessageType.ERROR],
+};
+
+/** A message decoded by {@link decodeOnTopic}, tagged with its type. */
+export type DecodedMessage =
+  | { type: "REQUEST"; message: Request }
+  | { type: "MANIFEST"; message: Manifest }
+  | { type: "ERROR"; message: ErrorMessage }
+  | { type: "CHUNK"; message: Chunk }
+  | { type: "ACK"; message: Ack }
+  | { type: "STATUS"; message: Status };
+
+/**
+ * Decodes a message received on a topic of kind `kind` (protocol §2, §4): checks the header,
+ * refuses a type that topic does not carry with `UNEXPECTED_TYPE`, then decodes the message.
+ * Throws {@link DecodeError}.
+ */
+export function decodeOnTopic(kind: TopicKind, bytes: Uint8Array): DecodedMessage {
+  const r = new Reader(bytes, `message on the ${kind} topic`);
+  r.need(4, "header");
+  if (bytes[0] !== 0x4F || bytes[1] !== 0x54) r.fail("BAD_MAGIC", 'magic is not "OT"');
+  if (bytes[2] !== PROTOCOL_VERSION) {
+    r.fail(
+      "UNSUPPORTED_VERSION",
+      `protocol version ${bytes[2]}, this codec speaks ${PROTOCOL_VERSION}`,
+    );
+  }
+  const type = bytes[3];
+  if (!TOPIC_MESSAGE_TYPES[kind].includes(type)) {
+    r.fail("UNEXPECTED_TYPE", `message type ${type} is not carried on the ${kind} topic`);
+  }
+  switch (type) {
+    case MessageType.REQUEST:
+      return { type: "REQUEST", message: decodeRequest(bytes) };
+    case MessageType.MANIFEST:
+      return { type: "MANIFEST", message: decodeManifest(bytes) };
+    case MessageType.ERROR:
+      return { type: "ERROR", message: decodeError(bytes) };
+    case MessageType.CHUNK:
+      return { type: "CHUNK", message: decodeChunk(bytes) };
+    case MessageType.ACK:
+      return { type: "ACK", message: decodeAck(bytes) };
+    default:
+      return { type: "STATUS", message: decodeStatus(bytes) };
+  }
 }
 
 /** Lower-case hex of `bytes`. */

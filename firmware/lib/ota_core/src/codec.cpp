@@ -270,6 +270,18 @@ DecodeError peekType(const uint8_t* data, size_t size, MessageType& type) {
   return DecodeError::NONE;
 }
 
+bool peekTransferId(const uint8_t* data, size_t size, uint32_t& id) {
+  MessageType type{};
+  if (peekType(data, size, type) != DecodeError::NONE || type == MessageType::REQUEST) {
+    return false;
+  }
+  size_t at = type == MessageType::ERROR ? 8 : 4;
+  if (size < at + 4) return false;
+  Reader r(data + at, 4);
+  id = r.u32();
+  return true;
+}
+
 DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   DecodeError e = expectHeader(data, size, MessageType::REQUEST);
   if (e != DecodeError::NONE) return e;
