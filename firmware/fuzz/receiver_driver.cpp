@@ -1,0 +1,457 @@
+// receiver_driver.cpp: see receiver_driver.h. The sender side is a small model (transfer id,
+// chunk size, next chunk to send) kept here; the receiver side is the real core on the fakes of
+// firmware/test/test_ota_core/fakes.h.
+#include "receiver_driver.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fakes.h"
+#include "ota_core/assembler.h"
+#include "ota_core/crc32.h"
+#include "ota_core/crypto.h"
+#include "ota_core/receiver.h"
+#include "ota_core/topics.h"
+
+namespace ota_fuzz {
+namespace {
+
+using namespace ota_core;
+
+constexpr const char* kPrefix = "ota";
+constexpr const char* kDeviceId = "dev-1";
+constexpr const char* kProduct = "blink";
+constexpr const char* kCurrentVersion = "1.0.0";
+constexpr const char* kNewVersion = "1.1.0";
+constexpr const char* kAckTopic = "ota/dev/dev-1/ack/s1";
+constexpr const char* kOtherDataTopic = "ota/dev/dev-2/data";
+constexpr const char* kOtherAckTopic = "ota/dev/dev-2/ack/s1";
+constexpr uint32_t kFirstTransferId = 77;
+/// Chunk size of the "too large for the receive buffer" MANIFEST tweak.
+constexpr uint32_t kOversizedChunkBytes = 2048;
+/// Most chunks an image in the fake flash can have: no ACK may name an index beyond it.
+constexpr uint32_t kMaxFuzzChunks = kFuzzFlashBytes / kMinChunkBytes;
+/// Messages one single-message record may draw (an ACK, a STATUS, a REQUEST and slack).
+constexpr size_t kMaxRepliesPerRecord = 4;
+/// Storage of the MessageAssembler: a CHUNK header and the largest accepted payload.
+constexpr size_t kAssemblerBytes = kChunkHeaderBytes + kFuzzMaxChunkBytes;
+
+Bytes view(const std::string& s) {
+  return Bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+Bytes view(const std::vector<uint8_t>& v) { return Bytes{v.data(), v.size()}; }
+
+/// Which Correlation Data a message carries.
+enum class Corr : uint8_t { OURS, NONE, FOREIGN, TOO_LONG };
+
+/// One run: the receiver, its fakes, the image and the sender's model of the transfer.
+class World {
+ public:
+  World(uint8_t setupBits, uint32_t imageBytes, uint32_t chunkBytes, uint16_t window)
+      : flash_(kFuzzFlashBytes), bits_(setupBits), window_(window), chunkSize_(chunkBytes) {
+    image_.resize(imageBytes);
+    for (size_t i = 0; i < image_.size(); ++i) {
+      image_[i] = static_cast<uint8_t>((i * 131) ^ (i >> 7) ^ imageBytes);
+    }
+    image_[0] = 0xE9;  // an ESP32 app image starts with its magic byte
+    Sha256 h;
+    h.begin();
+    h.update(image_.data(), image_.size());
+    h.finish(sha_);
+
+    cfg_.prefix = kPrefix;
+    cfg_.deviceId = kDeviceId;
+    cfg_.product = kProduct;
+    cfg_.currentVersion = kCurrentVersion;
+    cfg_.wantedVersion = (bits_ & setup::kPinnedVersion) != 0 ? kNewVersion : "";
+    cfg_.chunkSize = chunkBytes;
+    cfg_.window = window;
+    cfg_.maxChunkBytes = kFuzzMaxChunkBytes;
+    cfg_.mqtt5 = (bits_ & setup::kMqtt311) == 0;
+    cfg_.acceptGenericFile = (bits_ & setup::kAcceptGeneric) != 0;
+    cfg_.declineCurrentVersion = (bits_ & setup::kTakeCurrentVersion) == 0;
+    if ((bits_ & setup::kFlakyFlash) != 0) flash_.failAt = {2, 3, 5};
+    if ((bits_ & setup::kStoredResume) != 0) {
+      // A previous boot wrote half the image and saved its resume point (protocol §9).
+      ResumePoint point;
+      std::memcpy(point.sha256, sha_, kSha256Bytes);
+      point.offset = imageBytes / 2;
+      point.size = imageBytes;
+      point.kind = kind();
+      std::strncpy(point.product, kProduct, kMaxProductBytes);
+      std::strncpy(point.version, kNewVersion, kMaxVersionBytes);
+      store_.point = point;
+      std::memcpy(flash_.mem.data(), image_.data(), point.offset);
+    }
+    rx_.reset(new Receiver(cfg_, flash_, pub_, store_, clock_));
+  }
+
+  Receiver& rx() { return *rx_; }
+  fakes::FakeClock& clock() { return clock_; }
+  bool mqtt5() const { return cfg_.mqtt5; }
+
+  /// The start of every run: REQUEST, then (unless the input says not to) its MANIFEST.
+  void begin() {
+    rx_->start();
+    if ((bits_ & setup::kNoManifest) != 0) return;
+    uint32_t start = 0;
+    Request req;
+    if (lastRequest(req) && req.hasResume && req.resumeOffset < image_.size() &&
+        req.resumeOffset % chunkSize_ == 0) {
+      start = req.resumeOffset;
+    }
+    sendManifest(kFirstTransferId, start, chunkSize_, kAckTopic, kProduct, kNewVersion, false,
+                 Corr::OURS);
+  }
+
+  void raw(FuzzInput& in, uint8_t param) {
+    uint8_t topicSel = param & 3;
+    std::string topic = topicSel == 0   ? rx_->dataTopic()
+                        : topicSel == 1 ? rx_->errorTopic()
+                        : topicSel == 2 ? kOtherDataTopic
+                                        : rx_->requestTopic();
+    Corr corr = static_cast<Corr>((param >> 2) & 3);
+    bool fragmented = (param & 16) != 0;
+    size_t fragment = fragmented ? in.u8() + 1u : 0;
+    std::vector<uint8_t> msg = in.bytes(in.u16());
+    if (fragmented) {
+      deliverInFragments(topic, msg, corr, fragment);
+    } else {
+      deliver(topic, msg, corr);
+    }
+  }
+
+  void chunk(uint8_t index, uint8_t param) {
+    Corr corr = (param & 4) != 0 ? Corr::NONE : (param & 8) != 0 ? Corr::FOREIGN : Corr::OURS;
+    deliver(rx_->dataTopic(),
+            chunkBytes(index, (param & 1) != 0, (param & 2) != 0 ? transferId_ + 1 : transferId_),
+            corr);
+  }
+
+  /// The sender's next `count` chunks in order; a NACK rewinds it to the NACKed index.
+  void run(uint32_t count) {
+    for (uint32_t i = 0; i < count && next_ < chunkCount(); ++i) {
+      size_t before = pub_.sent.size();
+      deliver(rx_->dataTopic(), chunkBytes(next_, false, transferId_), Corr::OURS);
+      ++next_;
+      for (size_t k = before; k < pub_.sent.size(); ++k) {
+        Ack ack;
+        const fakes::Published& p = pub_.sent[k];
+        if (decodeAck(p.data.data(), p.data.size(), ack) == DecodeError::NONE &&
+            ack.nack != NackReason::NONE) {
+          next_ = ack.nextIndex;
+        }
+      }
+    }
+  }
+
+  void manifest(uint8_t param, uint8_t id, uint8_t startChunk, uint8_t tweaks) {
+    uint32_t transferId = (param & 1) != 0 ? 100u + id : transferId_;
+    uint32_t chunkBytes = (tweaks & 8) != 0 ? kOversizedChunkBytes : chunkSize_;
+    uint32_t count = static_cast<uint32_t>((image_.size() + chunkBytes - 1) / chunkBytes);
+    uint32_t start = (param & 2) != 0 ? (startChunk % count) * chunkBytes : 0;
+    Corr corr = (tweaks & 1) != 0 ? Corr::NONE : (tweaks & 2) != 0 ? Corr::FOREIGN : Corr::OURS;
+    sendManifest(transferId, start, chunkBytes, (param & 16) != 0 ? kOtherAckTopic : kAckTopic,
+                 (param & 8) != 0 ? "other" : kProduct,
+                 (param & 4) != 0 ? kCurrentVersion : kNewVersion, (tweaks & 4) != 0, corr);
+  }
+
+  void error(uint8_t code, uint32_t retryAfterMs, uint8_t flags) {
+    ErrorMessage e;
+    e.code = static_cast<ErrorCode>(1 + code % 11);
+    e.transferId = (flags & 8) != 0 ? 0 : (flags & 16) != 0 ? transferId_ + 1 : transferId_;
+    e.retryAfterMs = retryAfterMs;
+    e.message = bytesOf("fuzz");
+    std::vector<uint8_t> out(kErrorFixedBytes + 8);
+    out.resize(encodeError(e, out.data(), out.size()));
+    Corr corr = (flags & 2) != 0 ? Corr::NONE : (flags & 4) != 0 ? Corr::FOREIGN : Corr::OURS;
+    deliver((flags & 1) != 0 ? rx_->errorTopic() : rx_->dataTopic(), out, corr);
+  }
+
+  void chunkFields(uint32_t index, uint32_t offset, uint16_t length, bool corrupt) {
+    Chunk c;
+    c.transferId = transferId_;
+    c.index = index;
+    c.offset = offset;
+    std::vector<uint8_t> payload(length);
+    for (size_t i = 0; i < payload.size(); ++i) {
+      uint64_t at = static_cast<uint64_t>(offset) + i;
+      payload[i] = at < image_.size() ? image_[at] : 0;
+    }
+    c.payload = view(payload);
+    c.crc32 = crc32(0, payload.data(), payload.size()) ^ (corrupt ? 1u : 0u);
+    std::vector<uint8_t> out(kChunkHeaderBytes + payload.size());
+    out.resize(encodeChunk(c, out.data(), out.size()));
+    deliver(rx_->dataTopic(), out, Corr::OURS);
+  }
+
+  /// Checks every message published since the last check and the receiver's state; `budget`
+  /// bounds how many messages the record may have drawn.
+  const char* check(size_t budget) {
+    size_t fresh = pub_.sent.size() - checked_;
+    if (fresh > budget) return "one record drew more messages than it may";
+    for (; checked_ < pub_.sent.size(); ++checked_) {
+      const char* broken = checkPublished(pub_.sent[checked_]);
+      if (broken != nullptr) return broken;
+    }
+    if (rx_->state() == State::VERIFIED && flash_.activations == 0) {
+      return "VERIFIED without switching the boot slot";
+    }
+    return nullptr;
+  }
+
+ private:
+  ImageKind kind() const {
+    return (bits_ & setup::kGenericImage) != 0 ? ImageKind::GENERIC_FILE : ImageKind::ESP32_APP;
+  }
+  uint32_t chunkCount() const {
+    return static_cast<uint32_t>((image_.size() + chunkSize_ - 1) / chunkSize_);
+  }
+
+  bool lastRequest(Request& out) {
+    for (auto it = pub_.sent.rbegin(); it != pub_.sent.rend(); ++it) {
+      if (it->topic == rx_->requestTopic()) {
+        lastRequestBytes_ = it->data;
+        return decodeRequest(lastRequestBytes_.data(), lastRequestBytes_.size(), out) ==
+               DecodeError::NONE;
+      }
+    }
+    return false;
+  }
+
+  /// Correlation Data of the last REQUEST: an MQTT 5 property, or in the body under 3.1.1.
+  std::vector<uint8_t> ourCorrelation() {
+    for (auto it = pub_.sent.rbegin(); it != pub_.sent.rend(); ++it) {
+      if (it->topic != rx_->requestTopic()) continue;
+      if (!it->correlation.empty()) return it->correlation;
+      Request req;
+      if (decodeRequest(it->data.data(), it->data.size(), req) == DecodeError::NONE) {
+        return std::vector<uint8_t>(req.correlationData.data,
+                                    req.correlationData.data + req.correlationData.size);
+      }
+    }
+    return {};
+  }
+
+  std::vector<uint8_t> correlation(Corr corr, bool& tooLong) {
+    tooLong = false;
+    switch (corr) {
+      case Corr::OURS: return mqtt5() ? ourCorrelation() : std::vector<uint8_t>{};
+      case Corr::NONE: return {};
+      case Corr::FOREIGN: return std::vector<uint8_t>(kCorrelationBytes, 0xA5);
+      case Corr::TOO_LONG:
+        tooLong = true;
+        return std::vector<uint8_t>(kCorrelationBytes, 0x5A);
+    }
+    return {};
+  }
+
+  void deliver(const std::string& topic, const std::vector<uint8_t>& payload, Corr corr) {
+    bool tooLong = false;
+    std::vector<uint8_t> corrBytes = correlation(corr, tooLong);
+    // Exactly sized copies: a read past the end of any field is a heap overflow ASan sees.
+    std::vector<uint8_t> topicBytes(topic.begin(), topic.end());
+    std::vector<uint8_t> responseTopic(kAckTopic, kAckTopic + std::strlen(kAckTopic));
+    std::vector<uint8_t> body(payload);
+    InboundMessage m;
+    m.topic = view(topicBytes);
+    m.payload = view(body);
+    m.correlation = view(corrBytes);
+    m.correlationTooLong = tooLong;
+    if (mqtt5()) m.responseTopic = view(responseTopic);
+    rx_->onMessage(m);
+  }
+
+  void deliverInFragments(const std::string& topic, const std::vector<uint8_t>& payload, Corr corr,
+                          size_t fragment) {
+    bool tooLong = false;
+    std::vector<uint8_t> corrBytes = correlation(corr, tooLong);
+    if (tooLong) corrBytes.resize(kCorrelationBytes + 1, 0x5A);  // the assembler flags it
+    std::vector<uint8_t> storage(kAssemblerBytes);
+    MessageAssembler assembler(storage.data(), storage.size());
+    FragmentHeader header;
+    header.topic = view(topic);
+    header.correlation = view(corrBytes);
+    std::string responseTopic = kAckTopic;
+    if (mqtt5()) header.responseTopic = view(responseTopic);
+    for (size_t offset = 0;;) {
+      size_t n = payload.size() - offset < fragment ? payload.size() - offset : fragment;
+      std::vector<uint8_t> piece(payload.begin() + static_cast<std::ptrdiff_t>(offset),
+                                 payload.begin() + static_cast<std::ptrdiff_t>(offset + n));
+      MessageAssembler::Result r =
+          assembler.feed(header, piece.data(), piece.size(), offset, payload.size());
+      offset += n;
+      if (r == MessageAssembler::Result::COMPLETE) {
+        rx_->onMessage(assembler.message());
+        return;
+      }
+      if (r == MessageAssembler::Result::DROPPED || offset >= payload.size()) return;
+    }
+  }
+
+  std::vector<uint8_t> chunkBytes(uint32_t index, bool corrupt, uint32_t transferId) {
+    Chunk c;
+    c.transferId = transferId;
+    c.index = index;
+    c.offset = index * chunkSize_;
+    std::vector<uint8_t> payload;
+    if (c.offset < image_.size()) {
+      size_t len = std::min<size_t>(chunkSize_, image_.size() - c.offset);
+      payload.assign(image_.begin() + c.offset, image_.begin() + c.offset + len);
+    } else {
+      payload.assign(chunkSize_, 0x5A);  // a chunk past the end of the image
+    }
+    c.payload = view(payload);
+    c.crc32 = crc32(0, payload.data(), payload.size()) ^ (corrupt ? 1u : 0u);
+    std::vector<uint8_t> out(kChunkHeaderBytes + payload.size());
+    out.resize(encodeChunk(c, out.data(), out.size()));
+    return out;
+  }
+
+  void sendManifest(uint32_t transferId, uint32_t start, uint32_t chunkBytes, const char* ackTopic,
+                    const char* product, const char* version, bool wrongSha, Corr corr) {
+    Manifest m;
+    m.transferId = transferId;
+    std::memcpy(m.sha256, sha_, kSha256Bytes);
+    if (wrongSha) m.sha256[0] ^= 0xFF;
+    m.size = static_cast<uint32_t>(image_.size());
+    m.chunkSize = chunkBytes;
+    m.chunkCount = static_cast<uint32_t>((image_.size() + chunkBytes - 1) / chunkBytes);
+    m.startOffset = start;
+    m.window = window_;
+    m.kind = kind();
+    m.name = bytesOf("fuzz.bin");
+    m.product = bytesOf(product);
+    m.version = bytesOf(version);
+    m.ackTopic = bytesOf(ackTopic);
+    std::vector<uint8_t> out(kManifestFixedBytes + 128);
+    out.resize(encodeManifest(m, out.data(), out.size()));
+    deliver(rx_->dataTopic(), out, corr);
+    // The sender's model follows what it just offered, accepted or not.
+    transferId_ = transferId;
+    if (chunkBytes == chunkSize_) next_ = start / chunkBytes;
+  }
+
+  const char* checkPublished(const fakes::Published& p) {
+    const uint8_t* d = p.data.data();
+    size_t n = p.data.size();
+    if (p.topic == rx_->requestTopic()) {
+      Request req;
+      if (decodeRequest(d, n, req) != DecodeError::NONE) return "the receiver sent a bad REQUEST";
+      if (!equals(req.deviceId, kDeviceId)) return "a REQUEST names another device";
+      return nullptr;
+    }
+    if (!isAckTopicOf(bytesOf(p.topic.c_str()), kPrefix, kDeviceId)) {
+      return "the receiver published outside its namespace";
+    }
+    MessageType type{};
+    if (peekTypeOn(TopicKind::ACK, d, n, type) != DecodeError::NONE) {
+      return "the receiver sent a message the ack topic does not carry";
+    }
+    if (type == MessageType::ACK) {
+      Ack ack;
+      if (decodeAck(d, n, ack) != DecodeError::NONE) return "the receiver sent a bad ACK";
+      if (ack.nextIndex > kMaxFuzzChunks) return "an ACK names a chunk beyond any image";
+      return nullptr;
+    }
+    Status st;
+    if (decodeStatus(d, n, st) != DecodeError::NONE) return "the receiver sent a bad STATUS";
+    if (st.status == StatusCode::VERIFIED) {
+      const Outcome& o = rx_->outcome();
+      if (o.size == 0 || o.size > flash_.mem.size() || flash_.activations == 0) {
+        return "VERIFIED without a written and activated image";
+      }
+      uint8_t digest[kSha256Bytes];
+      Sha256 h;
+      h.begin();
+      h.update(flash_.mem.data(), o.size);
+      h.finish(digest);
+      if (std::memcmp(digest, st.sha256, kSha256Bytes) != 0) {
+        return "VERIFIED for flash bytes whose SHA-256 differs";
+      }
+    }
+    return nullptr;
+  }
+
+  fakes::FakeFlash flash_;
+  fakes::FakePublisher pub_;
+  fakes::MemStore store_;
+  fakes::FakeClock clock_;
+  ReceiverConfig cfg_;
+  std::unique_ptr<Receiver> rx_;
+  uint8_t bits_;
+  uint16_t window_;
+  std::vector<uint8_t> image_;
+  uint8_t sha_[kSha256Bytes] = {};
+  std::vector<uint8_t> lastRequestBytes_;
+  // The sender's model of the transfer.
+  uint32_t chunkSize_;
+  uint32_t transferId_ = kFirstTransferId;
+  uint32_t next_ = 0;
+  size_t checked_ = 0;
+};
+
+}  // namespace
+
+const char* fuzzReceiver(const uint8_t* data, size_t size, ReceiverRunSummary* summary) {
+  FuzzInput in(data, size);
+  uint8_t bits = in.u8();
+  uint32_t imageBytes = 1u + in.u16() % kFuzzFlashBytes;
+  uint32_t chunkBytes = kMinChunkBytes << (in.u8() % 3);
+  uint16_t window = static_cast<uint16_t>(1 + in.u8() % kMaxWindow);
+  World w(bits, imageBytes, chunkBytes, window);
+  w.begin();
+  if (const char* broken = w.check(kMaxRepliesPerRecord)) return broken;
+  uint32_t records = 0;
+  while (!in.empty()) {
+    ++records;
+    uint8_t b = in.u8();
+    uint8_t param = static_cast<uint8_t>(b >> 3);
+    size_t budget = kMaxRepliesPerRecord;
+    switch (static_cast<Op>(b & 7)) {
+      case Op::RAW: w.raw(in, param); break;
+      case Op::CHUNK: w.chunk(in.u8(), param); break;
+      case Op::RUN: {
+        uint32_t count = 1u + in.u8() % 64u;
+        budget = 2 * count + kMaxRepliesPerRecord;
+        w.run(count);
+        break;
+      }
+      case Op::TICK: {
+        uint32_t ms = static_cast<uint32_t>(in.u16()) << (param % 16);
+        w.clock().now += ms;
+        w.rx().tick(w.clock().now);
+        break;
+      }
+      case Op::START: w.rx().start(); break;
+      case Op::MANIFEST: {
+        uint8_t id = in.u8();
+        uint8_t startChunk = in.u8();
+        w.manifest(param, id, startChunk, in.u8());
+        break;
+      }
+      case Op::ERROR: {
+        uint8_t code = in.u8();
+        uint32_t retry = static_cast<uint32_t>(in.u16()) << (param % 16);
+        w.error(code, retry, in.u8());
+        break;
+      }
+      case Op::CHUNK_FIELDS: {
+        uint32_t index = in.u32();
+        uint32_t offset = in.u32();
+        w.chunkFields(index, offset, in.u16() % (kFuzzMaxChunkBytes + 2), (param & 1) != 0);
+        break;
+      }
+    }
+    if (const char* broken = w.check(budget)) return broken;
+  }
+  if (summary != nullptr) {
+    summary->state = w.rx().state();
+    summary->chunksWritten = w.rx().stats().chunksWritten;
+    summary->records = records;
+  }
+  return nullptr;
+}
+
+}  // namespace ota_fuzz
