@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ota_core/crc32.h"
+#include "ota_core/topics.h"
 
 namespace ota_core {
 namespace {
@@ -297,13 +298,16 @@ State Receiver::acceptManifest() {
   outcome_.size = size_;
   copyString(outcome_.version, sizeof outcome_.version, version_);
 
-  if (ackTopic_[0] == '\0' || m.ackTopic.size > kMaxTopicBytes) {
+  if (m.ackTopic.size > kMaxTopicBytes ||
+      !isAckTopicOf(m.ackTopic, config_.prefix, config_.deviceId)) {
+    // Protocol §8: nothing is published outside this device's namespace, not even a STATUS.
+    ackTopic_[0] = '\0';
     if (sinkOpen_) {
       sink_.abort();
       sinkOpen_ = false;
     }
-    outcome_.detail = "manifest names no ack topic";
-    return State::FAILED;  // nowhere to send a STATUS to
+    outcome_.detail = "ack topic outside this device's namespace";
+    return State::FAILED;
   }
   if (!equals(m.product, config_.product)) return fail(StatusCode::ABORTED, "product differs");
   if ((m.kind == ImageKind::ESP32_APP && !config_.acceptEsp32App) ||
