@@ -69,8 +69,19 @@ size_t receiverSeeds(const fs::path& dir, const std::vector<std::vector<uint8_t>
       {"wrong-sha", transfer(ota_fuzz::setup::kNoManifest).manifest(0, 0, 0, 4).run(64).data()},
       {"stored-resume", ReceiverInputBuilder(ota_fuzz::setup::kStoredResume, 16000, 0, 16)
            .run(64).run(64).data()},
+      {"power-cut-resume", transfer().run(5).start(true).manifest(2, 0, 4, 0).run(64).data()},
+      {"chunk-size-change",
+       transfer().run(3).error(6, 100, 0, 0).tick(200).manifest(2, 0, 4, 8).run(64).data()},
       {"mqtt311", transfer(ota_fuzz::setup::kMqtt311).run(64).data()},
-      {"flaky-flash", transfer(ota_fuzz::setup::kFlakyFlash).run(64).run(64).tick(20).data()},
+      {"flaky-flash", ReceiverInputBuilder(0, 10000, 2 | ota_fuzz::faults::kWrites235Fail << 2, 8)
+           .run(64).run(64).tick(20).data()},
+      {"broken-flash", ReceiverInputBuilder(0, 10000, 2 | ota_fuzz::faults::kWrites234Fail << 2, 8)
+           .run(64).data()},
+      {"bad-image-header",
+       ReceiverInputBuilder(0, 10000, 2 | ota_fuzz::faults::kBadImageHeader << 2, 8).run(64).data()},
+      {"signed", transfer(ota_fuzz::setup::kSigned).run(64).data()},
+      {"signed-wrong-sha", transfer(ota_fuzz::setup::kSigned | ota_fuzz::setup::kNoManifest)
+           .manifest(0, 0, 0, 4).data()},
       {"generic-file", transfer(ota_fuzz::setup::kGenericImage | ota_fuzz::setup::kAcceptGeneric)
            .run(64).data()},
       {"chunk-fields", transfer().chunkFields(0, 0, 1024).chunkFields(1, 1000, 1024)

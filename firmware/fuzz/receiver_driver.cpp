@@ -4,6 +4,7 @@
 #include "receiver_driver.h"
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,37 @@ constexpr const char* kAckTopic = "ota/dev/dev-1/ack/s1";
 constexpr const char* kOtherDataTopic = "ota/dev/dev-2/data";
 constexpr const char* kOtherAckTopic = "ota/dev/dev-2/ack/s1";
 constexpr uint32_t kFirstTransferId = 77;
-/// Chunk size of the "too large for the receive buffer" MANIFEST tweak.
-constexpr uint32_t kOversizedChunkBytes = 2048;
+/// Chunk sizes of the MANIFEST tweak (tweaks bits 3-4); 0 keeps the current one, 2048 is larger
+/// than the receive buffer.
+constexpr uint32_t kTweakChunkBytes[] = {0, 256, 512, 2048};
 /// Most chunks an image in the fake flash can have: no ACK may name an index beyond it.
 constexpr uint32_t kMaxFuzzChunks = kFuzzFlashBytes / kMinChunkBytes;
 /// Messages one single-message record may draw (an ACK, a STATUS, a REQUEST and slack).
 constexpr size_t kMaxRepliesPerRecord = 4;
+/// The device key of setup::kSigned and the signature of the kSignedImageBytes image under it
+/// (made once with the throw-away key generator of test_keys.h).
+constexpr char kSigningKeyPem[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEjTqaAWWI1qgz9A89Vd479VJ9rBJh\n"
+    "chMmp7bV89k93fa5FE/U6JjaKK5yyelcf7pwMg76K00BGGzJp9XdO8rceA==\n"
+    "-----END PUBLIC KEY-----\n";
+constexpr uint8_t kImageSignature[kSignatureBytes] = {
+    0x5b, 0x93, 0x1b, 0xd9, 0x85, 0x15, 0x78, 0xcb, 0xed, 0xcb, 0x1c, 0xc0, 0xff, 0x1b, 0x2a, 0xf4,
+    0x5f, 0xf4, 0x3f, 0x15, 0x98, 0x77, 0x83, 0xca, 0x38, 0x74, 0x38, 0xe0, 0xde, 0x2a, 0x20, 0xab,
+    0x53, 0x8f, 0x75, 0x56, 0x30, 0x6f, 0x50, 0x86, 0x5d, 0xfd, 0x4d, 0xe0, 0xaf, 0xfc, 0x73, 0xa5,
+    0x7d, 0x84, 0xee, 0xde, 0x53, 0x7e, 0xcd, 0xce, 0x89, 0x49, 0xd3, 0x99, 0x02, 0xfc, 0x46, 0xfd};
+
+/// The verifier of setup::kSigned, loaded once: key parsing allocates (start-up only, like a
+/// device).
+const SignatureVerifier& deviceVerifier() {
+  static SignatureVerifier* verifier = [] {
+    auto* v = new SignatureVerifier();
+    v->loadPublicKey(reinterpret_cast<const uint8_t*>(kSigningKeyPem), sizeof kSigningKeyPem);
+    return v;
+  }();
+  return *verifier;
+}
+
 /// Storage of the MessageAssembler: a CHUNK header and the largest accepted payload.
 constexpr size_t kAssemblerBytes = kChunkHeaderBytes + kFuzzMaxChunkBytes;
 
@@ -48,13 +74,18 @@ enum class Corr : uint8_t { OURS, NONE, FOREIGN, TOO_LONG };
 /// One run: the receiver, its fakes, the image and the sender's model of the transfer.
 class World {
  public:
-  World(uint8_t setupBits, uint32_t imageBytes, uint32_t chunkBytes, uint16_t window)
+  World(uint8_t setupBits, uint32_t imageBytes, uint32_t chunkBytes, uint8_t faults,
+        uint16_t window)
       : flash_(kFuzzFlashBytes), bits_(setupBits), window_(window), chunkSize_(chunkBytes) {
+    if ((bits_ & setup::kSigned) != 0) imageBytes = kSignedImageBytes;
     image_.resize(imageBytes);
     for (size_t i = 0; i < image_.size(); ++i) {
       image_[i] = static_cast<uint8_t>((i * 131) ^ (i >> 7) ^ imageBytes);
     }
-    image_[0] = 0xE9;  // an ESP32 app image starts with its magic byte
+    // An ESP32 app image starts with its magic byte; the fake flash refuses one that does not.
+    image_[0] = faults == faults::kBadImageHeader ? 0x00 : 0xE9;
+    if (faults == faults::kWrites235Fail) flash_.failAt = {2, 3, 5};
+    if (faults == faults::kWrites234Fail) flash_.failAt = {2, 3, 4};
     Sha256 h;
     h.begin();
     h.update(image_.data(), image_.size());
@@ -71,7 +102,10 @@ class World {
     cfg_.mqtt5 = (bits_ & setup::kMqtt311) == 0;
     cfg_.acceptGenericFile = (bits_ & setup::kAcceptGeneric) != 0;
     cfg_.declineCurrentVersion = (bits_ & setup::kTakeCurrentVersion) == 0;
-    if ((bits_ & setup::kFlakyFlash) != 0) flash_.failAt = {2, 3, 5};
+    if ((bits_ & setup::kSigned) != 0) {
+      cfg_.verifier = &deviceVerifier();
+      cfg_.requireSignature = true;
+    }
     if ((bits_ & setup::kStoredResume) != 0) {
       // A previous boot wrote half the image and saved its resume point (protocol §9).
       ResumePoint point;
@@ -88,6 +122,13 @@ class World {
   }
 
   Receiver& rx() { return *rx_; }
+
+  /// A power cut: a new receiver over the same flash and state store (protocol §9), whose
+  /// flash handle is closed.
+  void reboot() {
+    flash_.open = false;
+    rx_.reset(new Receiver(cfg_, flash_, pub_, store_, clock_));
+  }
   fakes::FakeClock& clock() { return clock_; }
   bool mqtt5() const { return cfg_.mqtt5; }
 
@@ -148,7 +189,8 @@ class World {
 
   void manifest(uint8_t param, uint8_t id, uint8_t startChunk, uint8_t tweaks) {
     uint32_t transferId = (param & 1) != 0 ? 100u + id : transferId_;
-    uint32_t chunkBytes = (tweaks & 8) != 0 ? kOversizedChunkBytes : chunkSize_;
+    uint32_t chunkBytes = kTweakChunkBytes[(tweaks >> 3) & 3];
+    if (chunkBytes == 0) chunkBytes = chunkSize_;
     uint32_t count = static_cast<uint32_t>((image_.size() + chunkBytes - 1) / chunkBytes);
     uint32_t start = (param & 2) != 0 ? (startChunk % count) * chunkBytes : 0;
     Corr corr = (tweaks & 1) != 0 ? Corr::NONE : (tweaks & 2) != 0 ? Corr::FOREIGN : Corr::OURS;
@@ -197,6 +239,13 @@ class World {
     }
     if (rx_->state() == State::VERIFIED && flash_.activations == 0) {
       return "VERIFIED without switching the boot slot";
+    }
+    // A saved resume point for this image promises its first `offset` bytes are in flash.
+    const std::optional<ResumePoint>& point = store_.point;
+    if (point && std::memcmp(point->sha256, sha_, kSha256Bytes) == 0 &&
+        (point->offset > image_.size() ||
+         std::memcmp(flash_.mem.data(), image_.data(), point->offset) != 0)) {
+      return "the resume point claims image bytes the flash does not hold";
     }
     return nullptr;
   }
@@ -325,12 +374,16 @@ class World {
     m.product = bytesOf(product);
     m.version = bytesOf(version);
     m.ackTopic = bytesOf(ackTopic);
+    if ((bits_ & setup::kSigned) != 0) m.signature = Bytes{kImageSignature, kSignatureBytes};
     std::vector<uint8_t> out(kManifestFixedBytes + 128);
     out.resize(encodeManifest(m, out.data(), out.size()));
     deliver(rx_->dataTopic(), out, corr);
     // The sender's model follows what it just offered, accepted or not.
     transferId_ = transferId;
-    if (chunkBytes == chunkSize_) next_ = start / chunkBytes;
+    if (chunkBytes <= kFuzzMaxChunkBytes) {
+      chunkSize_ = chunkBytes;
+      next_ = start / chunkBytes;
+    }
   }
 
   const char* checkPublished(const fakes::Published& p) {
@@ -398,9 +451,11 @@ const char* fuzzReceiver(const uint8_t* data, size_t size, ReceiverRunSummary* s
   FuzzInput in(data, size);
   uint8_t bits = in.u8();
   uint32_t imageBytes = 1u + in.u16() % kFuzzFlashBytes;
-  uint32_t chunkBytes = kMinChunkBytes << (in.u8() % 3);
+  uint8_t chunkAndFaults = in.u8();
+  uint32_t chunkBytes = kMinChunkBytes << ((chunkAndFaults & 3) % 3);
+  uint8_t faults = (chunkAndFaults >> 2) & 3;
   uint16_t window = static_cast<uint16_t>(1 + in.u8() % kMaxWindow);
-  World w(bits, imageBytes, chunkBytes, window);
+  World w(bits, imageBytes, chunkBytes, faults, window);
   w.begin();
   if (const char* broken = w.check(kMaxRepliesPerRecord)) return broken;
   uint32_t records = 0;
@@ -424,7 +479,10 @@ const char* fuzzReceiver(const uint8_t* data, size_t size, ReceiverRunSummary* s
         w.rx().tick(w.clock().now);
         break;
       }
-      case Op::START: w.rx().start(); break;
+      case Op::START:
+        if ((param & 1) != 0) w.reboot();
+        w.rx().start();
+        break;
       case Op::MANIFEST: {
         uint8_t id = in.u8();
         uint8_t startChunk = in.u8();

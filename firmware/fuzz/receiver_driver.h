@@ -30,13 +30,24 @@ constexpr uint8_t kGenericImage = 0x04;       ///< the offered image is a GENERI
 constexpr uint8_t kStoredResume = 0x08;       ///< half the image is in flash, its resume point saved
 constexpr uint8_t kPinnedVersion = 0x10;      ///< the device asks for "1.1.0", not the newest
 constexpr uint8_t kNoManifest = 0x20;         ///< stay in REQUESTED: no MANIFEST before the records
-constexpr uint8_t kFlakyFlash = 0x40;         ///< flash writes 2, 3 and 5 fail
+constexpr uint8_t kSigned = 0x40;             ///< the device requires signed images (fixed key)
 constexpr uint8_t kTakeCurrentVersion = 0x80; ///< declineCurrentVersion = false
 }  // namespace setup
 
-/// Header: [setup bits] [image size - 1: u16 mod kFuzzFlashBytes] [chunk size: 256 << (b % 3)]
-/// [window - 1: b mod 64]. Then records until the input ends; a record starts with one byte,
-/// `op | param << 3`.
+/// Under setup::kSigned the image is always kSignedImageBytes long: its signature is a constant.
+constexpr uint32_t kSignedImageBytes = 4000;
+
+/// Flash faults, bits 2-3 of the chunk size byte of the header.
+namespace faults {
+constexpr uint8_t kNone = 0;
+constexpr uint8_t kWrites235Fail = 1;  ///< writes 2, 3 and 5 fail: NACKs, then recovery
+constexpr uint8_t kWrites234Fail = 2;  ///< three failures in a row: FLASH_ERROR
+constexpr uint8_t kBadImageHeader = 3; ///< the image does not start with the ESP32 magic byte
+}  // namespace faults
+
+/// Header: [setup bits] [image size - 1: u16 mod kFuzzFlashBytes] [chunk size 256 << ((b & 3) % 3),
+/// flash faults (b >> 2) & 3] [window - 1: b mod 64]. Then records until the input ends; a record
+/// starts with one byte, `op | param << 3`.
 enum class Op : uint8_t {
   /// topic (param & 3: data, error, another device's data, our request topic), correlation
   /// ((param >> 2) & 3: ours, none, foreign, too long), param & 16: in fragments of [u8 + 1]
@@ -51,12 +62,14 @@ enum class Op : uint8_t {
   RUN = 2,
   /// [u16 ms]: the clock moves ms << (param % 16) forward, then tick().
   TICK = 3,
-  /// start(): "update wanted".
+  /// start(): "update wanted"; param bit 0 first reboots (a new receiver over the same flash
+  /// and state store: a power cut).
   START = 4,
   /// [u8 transfer id] [u8 start chunk] [u8 tweaks]: a fresh MANIFEST answering the last REQUEST;
   /// param bit 0 new transfer id, bit 1 resume at the start chunk, bit 2 the running version,
   /// bit 3 another product, bit 4 another device's ack topic; tweaks bit 0 no correlation, bit 1
-  /// a foreign one, bit 2 a wrong SHA-256, bit 3 a 2048-byte chunk size.
+  /// a foreign one, bit 2 a wrong SHA-256, bits 3-4 another chunk size (256, 512, or
+  /// 2048: larger than the receive buffer).
   MANIFEST = 5,
   /// [u8 code] [u16 retryAfterMs] [u8 flags]: an ERROR; retryAfterMs << (param % 16); flags
   /// bit 0 on the error topic, bit 1 no correlation, bit 2 a foreign one, bit 3 transfer id 0,
@@ -71,6 +84,7 @@ enum class Op : uint8_t {
 /// - every message the receiver publishes decodes, is a REQUEST on its request topic or an ACK
 ///   or STATUS on an ack topic of its own namespace (protocol §2);
 /// - no ACK names a chunk index beyond the largest image the flash holds;
+/// - a saved resume point for the image never claims bytes the flash does not hold;
 /// - a STATUS VERIFIED is sent only when the flash holds bytes whose SHA-256 is the one it
 ///   reports, after the boot slot was switched;
 /// - one record draws a bounded number of messages.
@@ -97,7 +111,7 @@ class ReceiverInputBuilder {
   ReceiverInputBuilder& chunk(uint8_t index, uint8_t param = 0);
   ReceiverInputBuilder& run(uint8_t count);
   ReceiverInputBuilder& tick(uint16_t ms, uint8_t shift = 0);
-  ReceiverInputBuilder& start();
+  ReceiverInputBuilder& start(bool reboot = false);
   ReceiverInputBuilder& manifest(uint8_t param, uint8_t transferId, uint8_t startChunk,
                                  uint8_t tweaks);
   ReceiverInputBuilder& error(uint8_t code, uint16_t retryAfterMs, uint8_t shift, uint8_t flags);

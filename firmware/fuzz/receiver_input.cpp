@@ -33,7 +33,9 @@ ReceiverInputBuilder& ReceiverInputBuilder::tick(uint16_t ms, uint8_t shift) {
   return *this;
 }
 
-ReceiverInputBuilder& ReceiverInputBuilder::start() { return op(Op::START, 0); }
+ReceiverInputBuilder& ReceiverInputBuilder::start(bool reboot) {
+  return op(Op::START, reboot ? 1 : 0);
+}
 
 ReceiverInputBuilder& ReceiverInputBuilder::manifest(uint8_t param, uint8_t transferId,
                                                      uint8_t startChunk, uint8_t tweaks) {

@@ -91,6 +91,36 @@ TEST(FuzzDrivers, ReceiverDriverResumesAStoredImageAndFinishesIt) {
   EXPECT_EQ(summary.chunksWritten, (16000u - 4096u + 255u) / 256u);  // resumed at one sector
 }
 
+TEST(FuzzDrivers, ReceiverDriverResumesAfterAPowerCut) {
+  // Five 1024-byte chunks written, then a reboot: the new receiver resumes at the sector below
+  // (4096), is answered from there and writes the last six of ten chunks.
+  std::vector<uint8_t> input =
+      ReceiverInputBuilder(0, 10000, 2, 8).run(5).start(true).manifest(2, 0, 4, 0).run(64).data();
+  ReceiverRunSummary summary;
+  EXPECT_EQ(ota_fuzz::fuzzReceiver(input.data(), input.size(), &summary), nullptr);
+  EXPECT_EQ(summary.state, ota_core::State::VERIFIED);
+  EXPECT_EQ(summary.chunksWritten, 6u);
+}
+
+TEST(FuzzDrivers, ReceiverDriverDeliversASignedImageToADeviceThatRequiresSignatures) {
+  std::vector<uint8_t> input = ReceiverInputBuilder(ota_fuzz::setup::kSigned, 1, 0, 8).run(64)
+                                   .data();
+  ReceiverRunSummary summary;
+  EXPECT_EQ(ota_fuzz::fuzzReceiver(input.data(), input.size(), &summary), nullptr);
+  EXPECT_EQ(summary.state, ota_core::State::VERIFIED);
+  EXPECT_EQ(summary.chunksWritten, (ota_fuzz::kSignedImageBytes + 255) / 256);
+}
+
+TEST(FuzzDrivers, ReceiverDriverFlashFaultsEndInFlashErrorOrInvalidImage) {
+  for (uint8_t fault : {ota_fuzz::faults::kWrites234Fail, ota_fuzz::faults::kBadImageHeader}) {
+    std::vector<uint8_t> input =
+        ReceiverInputBuilder(0, 10000, static_cast<uint8_t>(2 | fault << 2), 8).run(64).data();
+    ReceiverRunSummary summary;
+    EXPECT_EQ(ota_fuzz::fuzzReceiver(input.data(), input.size(), &summary), nullptr);
+    EXPECT_EQ(summary.state, ota_core::State::FAILED) << "fault " << int(fault);
+  }
+}
+
 TEST(FuzzDrivers, ReceiverDriverBacksOffOnBusyAndAsksAgain) {
   std::vector<uint8_t> input = ReceiverInputBuilder(ota_fuzz::setup::kNoManifest, 10000, 2, 8)
                                    .error(5, 500, 0, 0)
