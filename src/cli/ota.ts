@@ -106,6 +106,7 @@ export async function runOta(args: string[], io: OtaIo): Promise<number> {
     if (pos[0] === "help") return await printHelp(out, pos.slice(1));
     if (pos.length === 0) {
       if (wantsHelp) return await printHelp(out, []);
+      parseCommandLine(argv, GLOBAL_OPTIONS, { positionals: true }); // names an unknown option
       throw new UsageError("missing command", []);
     }
     const command = COMMANDS.find((c) => c.words.every((w, i) => pos[i] === w));
