@@ -6,6 +6,7 @@
 import { EXIT_FAILURE, EXIT_OK, parseCommandLine, reportUsage, UsageError } from "../cli/args.ts";
 import { ConfigError, DEFAULT_CONFIG_FILE, envName, loadCommandConfig } from "./config.ts";
 import { runSender } from "./run.ts";
+import { TransportError } from "../transport/mqtt_client.ts";
 
 const HELP = `Usage: deno task sender [--] [options]
 
@@ -63,7 +64,13 @@ async function main(args: string[]): Promise<number> {
       console.log("The catalog is empty: add an image with deno task ota -- image add FILE");
     }
   } catch (err) {
-    const next = err instanceof ConfigError ? "; fix it in the config file or the environment" : "";
+    const next = err instanceof ConfigError
+      ? "; fix it in the config file or the environment"
+      : err instanceof TransportError
+      ? `; no broker? start Mosquitto (apt-get install mosquitto), or set ${
+        envName(["broker", "embedded"])
+      }=true to let the sender start a test broker`
+      : "";
     console.error(`${(err as Error).message}${next}`);
     return EXIT_FAILURE;
   }
