@@ -12,6 +12,7 @@
  */
 
 import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from "../src/cli/args.ts";
+import { formatBytes, formatTable, MiB } from "../src/format/mod.ts";
 import { MAX_WINDOW } from "../src/protocol/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { type CeilingResult, measureCeiling } from "./ceiling.ts";
@@ -25,7 +26,6 @@ import {
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
 
-const MiB = 1048576;
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
 /** Fleets from this size up run their devices in worker processes. */
@@ -430,10 +430,8 @@ function table(out: Record<string, unknown>): string {
   lines.push(
     `mqtt-ota bench (${out.mode}) — ${m.nproc} × ${m.cpu}, Deno ${m.deno}, Mosquitto ${m.mosquitto}`,
   );
-  const grid = (head: string[], rows: unknown[][]) => {
-    const cells = [head, ...rows.map((r) => r.map((c) => String(c)))];
-    const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-    lines.push(...cells.map((r) => "  " + r.map((c, i) => c.padStart(w[i])).join("  ")));
+  const grid = (head: string[], rows: Array<Array<string | number>>) => {
+    lines.push(formatTable(head, rows, { indent: "  ", right: head.map((_, i) => i) }));
   };
   if (out.ceiling) {
     lines.push("", "Ceiling: raw MQTT QoS 1 publish → subscribe through the same broker");
@@ -452,7 +450,7 @@ function table(out: Record<string, unknown>): string {
       ["case", "image", "MiB/s", "× ceiling", "(at B)"],
       (out.single as Record<string, number | string>[]).map((r) => [
         r.case,
-        `${(Number(r.imageBytes) / MiB).toFixed(1)} MiB`,
+        formatBytes(Number(r.imageBytes)),
         Number(r.mibPerSecond).toFixed(2),
         Number(r.ratioToCeiling).toFixed(2),
         r.ceilingChunkBytes,
@@ -494,7 +492,7 @@ function table(out: Record<string, unknown>): string {
       ],
       (out.fleet as Record<string, number>[]).map((r) => [
         r.devices,
-        `${(r.imageBytes / 1024).toFixed(0)} KiB`,
+        formatBytes(r.imageBytes),
         r.aggregateMibPerSecond.toFixed(1),
         r.ratioToCeiling.toFixed(2),
         r.p50Seconds.toFixed(2),

@@ -62,10 +62,16 @@ export function terminalColumns(env: (name: string) => string | undefined = envG
   }
 }
 
-/** Cuts `text` to at most `width` characters, ending in `…` when it was longer. */
-export function fitWidth(text: string, width: number): string {
+/**
+ * Cuts `text` to at most `width` characters with a `…` where text was left out: at the end, or
+ * in the middle (`"middle"`, for names that differ in their tails, such as `sim-1`/`sim-2`).
+ */
+export function fitWidth(text: string, width: number, cut: "end" | "middle" = "end"): string {
   if (text.length <= width) return text;
-  return width <= 1 ? text.slice(0, Math.max(0, width)) : `${text.slice(0, width - 1)}…`;
+  if (width <= 1) return text.slice(0, Math.max(0, width));
+  if (cut === "end") return `${text.slice(0, width - 1)}…`;
+  const tail = Math.floor((width - 1) / 2);
+  return `${text.slice(0, width - 1 - tail)}…${text.slice(text.length - tail)}`;
 }
 
 function envGet(name: string): string | undefined {
