@@ -47,7 +47,32 @@ async function workspace() {
     kv,
     ota: (...args: string[]) => run([...args, "--kv", kv]),
     run,
+    /** Opens (creating) the workspace's catalog directly, to record history into it. */
+    openCatalog: async () => {
+      await Deno.mkdir(`${dir}/data`, { recursive: true });
+      return await Catalog.open(kv);
+    },
     cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+/** Transfer record `n` of device `dev-<n>`; `overrides` change any field. */
+function transferRecord(n: number, overrides: Partial<TransferRecord> = {}): TransferRecord {
+  return {
+    transferId: n,
+    deviceId: `dev-${n}`,
+    sha256: "ab".repeat(32),
+    product: "blink",
+    version: "1.1.0",
+    bytes: 262144,
+    startOffset: 0,
+    seconds: 2,
+    resends: n,
+    outcome: n === 2 ? "HASH_MISMATCH" : "VERIFIED",
+    startedAt: "2025-01-01T00:00:00.000Z",
+    endedAt: `2025-01-01T00:00:0${n}.000Z`,
+    senderId: "sender-a",
+    ...overrides,
   };
 }
 
@@ -208,24 +233,9 @@ Deno.test("image rm removes the image so list no longer shows it", async () => {
 Deno.test("transfers and devices list recorded history newest first", async () => {
   const w = await workspace();
   try {
-    await Deno.mkdir(`${w.dir}/data`, { recursive: true });
-    const catalog = await Catalog.open(w.kv);
+    const catalog = await w.openCatalog();
     assert.match((await w.ota("transfers")).stdout, /No transfers recorded yet/);
-    const t = (n: number): TransferRecord => ({
-      transferId: n,
-      deviceId: `dev-${n}`,
-      sha256: "ab".repeat(32),
-      product: "blink",
-      version: "1.1.0",
-      bytes: 262144,
-      startOffset: 0,
-      seconds: 2,
-      resends: n,
-      outcome: n === 2 ? "HASH_MISMATCH" : "VERIFIED",
-      startedAt: "2025-01-01T00:00:00.000Z",
-      endedAt: `2025-01-01T00:00:0${n}.000Z`,
-      senderId: "sender-a",
-    });
+    const t = (n: number) => transferRecord(n);
     await catalog.recordTransfer(t(1));
     await catalog.recordTransfer(t(2));
     await catalog.recordDeviceStatus({
@@ -436,8 +446,7 @@ Deno.test("image add warns when the version is not a semantic version, and still
 Deno.test("device-supplied control characters are escaped and cannot forge a table row", async () => {
   const w = await workspace();
   try {
-    await Deno.mkdir(`${w.dir}/data`, { recursive: true });
-    const catalog = await Catalog.open(w.kv);
+    const catalog = await w.openCatalog();
     const forged = "2025-01-01 00:09:00  dev-9  VERIFIED";
     await catalog.recordDeviceStatus({
       deviceId: "dev\x1b[2J-1",
@@ -447,21 +456,7 @@ Deno.test("device-supplied control characters are escaped and cannot forge a tab
       detail: `ok\n${forged}`,
       at: "2025-01-01T00:01:00.000Z",
     });
-    await catalog.recordTransfer({
-      transferId: 1,
-      deviceId: "dev\r-2",
-      sha256: "ab".repeat(32),
-      product: "blink",
-      version: "1.1.0",
-      bytes: 1024,
-      startOffset: 0,
-      seconds: 1,
-      resends: 0,
-      outcome: "VERIFIED",
-      startedAt: "2025-01-01T00:00:00.000Z",
-      endedAt: "2025-01-01T00:00:01.000Z",
-      senderId: "s",
-    });
+    await catalog.recordTransfer(transferRecord(1, { deviceId: "dev\r-2" }));
     catalog.close();
     const d = await w.ota("devices");
     assert.equal(d.code, EXIT_OK, d.stderr);

@@ -8,28 +8,13 @@
 import assert from "node:assert/strict";
 import { makeSampleImage } from "../src/catalog/mod.ts";
 import { mosquittoTest } from "./_broker.ts";
+import { type CommandRun, ROOT, runDeno } from "./_run.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const TASKS = ["sender", "device", "ota", "demo", "bench", "test"];
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `deno task <args>` in the project with `env` added; returns its output. */
-async function task(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+/** Runs `deno task <args>` in the project with `env` added. */
+function task(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {
+  return runDeno(["task", "-q", ...args], env);
 }
 
 for (const name of TASKS) {

@@ -44,12 +44,8 @@ RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or t
 
 async function transfers(ctx: Context): Promise<number> {
   const records = await (await ctx.catalog()).listTransfers(limitOf(ctx, ["transfers"]));
-  if (ctx.json) {
-    await ctx.out(JSON.stringify(records, null, 2));
-  } else if (records.length === 0) {
-    await ctx.out("No transfers recorded yet");
-  } else {
-    await ctx.out(formatTable(
+  return await printRecords(ctx, records, "No transfers recorded yet", () =>
+    formatTable(
       ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "SENT", "TIME", "RATE", "RESENDS", "SENDER"],
       records.map((t) => [
         formatTime(t.endedAt),
@@ -64,29 +60,38 @@ async function transfers(ctx: Context): Promise<number> {
       ]),
       { right: [4, 5, 6, 7] },
     ));
-  }
-  return EXIT_OK;
 }
 
 async function devices(ctx: Context): Promise<number> {
   const records = await (await ctx.catalog()).listDeviceStatus(limitOf(ctx, ["devices"]));
-  if (ctx.json) {
-    await ctx.out(JSON.stringify(records, null, 2));
-  } else if (records.length === 0) {
-    await ctx.out("No device status reports recorded yet");
-  } else {
-    await ctx.out(formatTable(
-      ["AT", "DEVICE", "STATUS", "VERSION", "SHA256", "DETAIL"],
-      records.map((d) => [
-        formatTime(d.at),
-        d.deviceId,
-        d.status,
-        d.version,
-        d.sha256.slice(0, SHORT_SHA_CHARS),
-        d.detail,
-      ]),
-    ));
-  }
+  return await printRecords(
+    ctx,
+    records,
+    "No device status reports recorded yet",
+    () =>
+      formatTable(
+        ["AT", "DEVICE", "STATUS", "VERSION", "SHA256", "DETAIL"],
+        records.map((d) => [
+          formatTime(d.at),
+          d.deviceId,
+          d.status,
+          d.version,
+          d.sha256.slice(0, SHORT_SHA_CHARS),
+          d.detail,
+        ]),
+      ),
+  );
+}
+
+/** Prints records as JSON (`--json`), as `empty` when there are none, else as `table()`. */
+async function printRecords(
+  ctx: Context,
+  records: unknown[],
+  empty: string,
+  table: () => string,
+): Promise<number> {
+  if (ctx.json) await ctx.out(JSON.stringify(records, null, 2));
+  else await ctx.out(records.length === 0 ? empty : table());
   return EXIT_OK;
 }
 
