@@ -11,6 +11,7 @@ import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from ".
 import { findMosquitto, startEmbeddedBroker, startMosquitto } from "./broker/mod.ts";
 import { makeSampleImage } from "./catalog/mod.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "./sender/mod.ts";
+import { formatRate, transferRate } from "./format/mod.ts";
 import { formatSummary, Terminal } from "./sim/progress.ts";
 import { runDevices } from "./sim/run_devices.ts";
 
@@ -143,7 +144,9 @@ export async function main(args: string[]): Promise<number> {
       const same = r.sha256 === meta.sha256;
       console.log(
         `${r.deviceId} ${r.status} sha256 ${r.sha256 || "-"} ` +
-          `${same ? "== catalog" : "!= catalog " + meta.sha256} ${r.mibPerSecond.toFixed(2)} MiB/s`,
+          `${same ? "== catalog" : "!= catalog " + meta.sha256} ${
+            formatRate(transferRate(r.bytesWritten, r.seconds))
+          }`,
       );
     }
     const recorded = await catalog.listTransfers(count * 2);
