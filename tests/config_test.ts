@@ -123,7 +123,7 @@ Deno.test("a broker port above 65535 is refused as out of range", async () => {
   await assertRejects(
     () => loadConfig(undefined, { env: { OTA_BROKER_URL: "mqtt://host:99999" } }),
     ConfigError,
-    "the port 99999 is out of range",
+    "port 99999 is out of range; use a port from 1 to 65535",
   );
   const ok = await loadConfig(undefined, { env: { OTA_BROKER_URL: "mqtt://host:65535" } });
   assertEquals(ok.broker.url, "mqtt://host:65535");

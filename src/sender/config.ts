@@ -183,12 +183,13 @@ function int(v: number, lo: number, hi: number): boolean {
 export function validateConfig(c: SenderConfig): SenderConfig {
   const port = /^[a-z]+:\/\/(?:[^/@]*@)?(?:\[[^\]]*\]|[^/:]*):(\d+)(?:\/|$)/i.exec(c.broker.url)
     ?.[1];
-  check(
-    port === undefined || (Number(port) >= 1 && Number(port) <= MAX_PORT),
-    "broker.url",
-    `a port from 1 to ${MAX_PORT} (the port ${port} is out of range)`,
-    c.broker.url,
-  );
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= MAX_PORT)) {
+    throw new ConfigError(
+      `Invalid config: "broker.url" is ${
+        JSON.stringify(c.broker.url)
+      }, whose port ${port} is out of range; use a port from 1 to ${MAX_PORT} (MQTT: 1883, TLS: 8883)`,
+    );
+  }
   let url: URL | null = null;
   try {
     url = new URL(c.broker.url);

@@ -65,7 +65,7 @@ async function main(args: string[]): Promise<number> {
     }
   } catch (err) {
     const next = err instanceof ConfigError
-      ? "; fix it in the config file or the environment"
+      ? "; fix it on the command line, in the config file or in the environment"
       : err instanceof TransportError
       ? `; no broker? start Mosquitto (apt-get install mosquitto), or set ${
         envName(["broker", "embedded"])
