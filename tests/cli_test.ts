@@ -219,6 +219,7 @@ Deno.test("transfers and devices list recorded history newest first", async () =
       seconds: 2,
       resends: n,
       outcome: n === 2 ? "HASH_MISMATCH" : "VERIFIED",
+      ok: n !== 2,
       startedAt: "2025-01-01T00:00:00.000Z",
       endedAt: `2025-01-01T00:00:0${n}.000Z`,
       senderId: "sender-a",

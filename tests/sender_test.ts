@@ -18,12 +18,8 @@ import {
   StatusCode,
   toHex,
 } from "../src/protocol/mod.ts";
-import {
-  Sender,
-  type SenderCatalog,
-  type SenderImageMeta,
-  type TransferSummary,
-} from "../src/sender/sender.ts";
+import type { ImageMeta, TransferRecord } from "../src/catalog/mod.ts";
+import { Sender, type SenderCatalog } from "../src/sender/sender.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
 import { request } from "./_fixtures.ts";
 
@@ -32,7 +28,7 @@ const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
 
 /** A catalog with one image, for unit tests only (the real one is tested in catalog_test.ts). */
 function fakeCatalog(): SenderCatalog & { transfers: unknown[]; statuses: unknown[] } {
-  const meta: SenderImageMeta = {
+  const meta: ImageMeta = {
     addedAt: "2026-01-01T00:00:00.000Z",
     sha256: SHA,
     name: "fw.bin",
@@ -81,7 +77,7 @@ async function setup(options: { maxTransfers?: number } = {}) {
   await device.subscribe(["ota/dev/#"]);
   const inbox: Array<{ topic: string; payload: Uint8Array; responseTopic?: string }> = [];
   device.onMessage((m) => inbox.push(m));
-  const ended: TransferSummary[] = [];
+  const ended: TransferRecord[] = [];
   sender.onTransferEnd((s) => ended.push(s));
   const settle = () => new Promise((r) => setTimeout(r, 10));
   return { broker, catalog, sender, device, inbox, ended, settle };

@@ -14,10 +14,16 @@ import {
   peekType,
   StatusCode,
 } from "../src/protocol/mod.ts";
-import { Transfer, type TransferImage, type TransferTiming } from "../src/sender/transfer.ts";
+import {
+  Transfer,
+  type TransferEnd,
+  type TransferImage,
+  type TransferTiming,
+} from "../src/sender/transfer.ts";
 
 const TIMING: TransferTiming = {
   ackTimeoutMs: 100,
+  minResendTimeoutMs: 50,
   maxAckTimeoutMs: 400,
   maxRetries: 3,
   statusTimeoutMs: 1000,
@@ -54,7 +60,7 @@ function setup(
   } = {},
 ) {
   const sent: Uint8Array[] = [];
-  let closed: Transfer | null = null;
+  let closed: TransferEnd | null = null;
   const chunkSize = opts.chunkSize ?? 256;
   const t = new Transfer({
     transferId: 42,

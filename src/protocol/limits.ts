@@ -28,6 +28,11 @@ export const MAX_VERSION_BYTES = 32;
 export const ACK_TIMEOUT_MS = 2000;
 /** Ceiling of the doubled resend timeout. */
 export const MAX_ACK_TIMEOUT_MS = 16000;
+/**
+ * Floor of the estimated resend timeout (§6/§7): covers the worst ESP32 4 KiB sector erase
+ * (~300 ms by the flash datasheets), plus ACK_FLUSH_MS and a Wi-Fi round trip.
+ */
+export const MIN_RESEND_TIMEOUT_MS = 1000;
 /** Timeouts in a row without progress before the sender aborts a transfer. */
 export const MAX_RETRIES = 8;
 /** How long the sender waits for STATUS after the last chunk is acknowledged. */
