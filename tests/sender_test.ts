@@ -391,3 +391,36 @@ Deno.test("thousands of random and mutated messages on every inbound topic never
   );
   await sender.stop();
 });
+
+Deno.test("a new request from the same device supersedes its open transfer, recorded with the bytes acknowledged", async () => {
+  const { device, inbox, settle, sender, ended, catalog } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  const first = decodeManifest(
+    inbox.find((m) => peekType(m.payload) === MessageType.MANIFEST)!.payload,
+  );
+  await device.publish(
+    first.ackTopic,
+    encodeAck({ transferId: first.transferId, nextIndex: 2, nack: 0 }),
+    { qos: 1 },
+  );
+  await settle();
+  inbox.length = 0;
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  assertEquals(ended.map((e) => [e.transferId, e.outcome, e.bytes, e.ok]), [
+    [first.transferId, "SUPERSEDED", 2 * 1024, false],
+  ]);
+  assertEquals(catalog.transfers.length, 1);
+  assertEquals(errorsOn(inbox, "ota/dev/d1/data"), [], "superseding is silent");
+  const open = sender.openTransfers();
+  assertEquals(open.length, 1);
+  assert(open[0].transferId !== first.transferId);
+  await sender.stop();
+});

@@ -254,3 +254,51 @@ Deno.test("losses halve the adaptive window but never below the device's ack bat
   t.dispatch({ type: "tick" }, 10000); // an ack timeout
   assertEquals(t.cwnd, 8);
 });
+
+Deno.test("supersede is a row of the table: it closes an open transfer silently as SUPERSEDED", () => {
+  for (const state of ["SENDING", "AWAIT_STATUS"]) {
+    const { t, sent, ack, closed } = setup({ size: 600, chunkSize: 256 });
+    t.start(0);
+    if (state === "AWAIT_STATUS") ack(3, 0, 1);
+    assertEquals(t.state, state);
+    const before = sent.length;
+    t.dispatch({ type: "supersede" }, 2);
+    assertEquals(t.state, "CLOSED");
+    assertEquals(sent.length, before, "nothing is published");
+    assertEquals(closed()?.outcome.outcome, "SUPERSEDED");
+  }
+});
+
+Deno.test("a closed transfer ignores supersede, ACKs and ticks and reports its end once", () => {
+  let ends = 0;
+  const { t } = setup();
+  const onClose = t.init.onClose;
+  t.init.onClose = (end) => {
+    ends++;
+    onClose(end);
+  };
+  t.start(0);
+  t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 1);
+  t.dispatch({ type: "supersede" }, 2);
+  t.dispatch({ type: "ack", ack: { transferId: 42, nextIndex: 2, nack: 0 } as Ack }, 3);
+  t.dispatch({ type: "tick" }, 10000);
+  assertEquals([t.state, ends], ["CLOSED", 1]);
+});
+
+Deno.test("a transfer's end reports the bytes acknowledged from its start offset, not the image size", () => {
+  const { t, ack, closed } = setup({ size: 256 * 10, startOffset: 512 });
+  t.start(0);
+  ack(5, 0, 10); // chunks 2..4 acknowledged
+  t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 20);
+  const end = closed()!;
+  assertEquals([end.startOffset, end.bytesAcknowledged], [512, 3 * 256]);
+  assertEquals([end.startedAt, end.endedAt], [0, 20]);
+});
+
+Deno.test("a completed transfer's end counts the short last chunk exactly", () => {
+  const { t, ack, closed } = setup({ size: 600, chunkSize: 256 });
+  t.start(0);
+  ack(3, 0, 1);
+  t.dispatch({ type: "tick" }, 5000);
+  assertEquals(closed()?.bytesAcknowledged, 600);
+});
