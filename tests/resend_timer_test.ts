@@ -1,19 +1,12 @@
 /**
  * The resend timeout of decision D1: RFC 6298 estimator, MIN_RESEND_TIMEOUT_MS floor,
- * MAX_ACK_TIMEOUT_MS ceiling, doubling on timeouts; first alone, then inside a Transfer driven
- * with a fake clock (Karn's rule, progress resets).
+ * MAX_ACK_TIMEOUT_MS ceiling, doubling on timeouts. transfer_test.ts drives it inside a Transfer
+ * with a fake clock (which ACK gives a sample, Karn's rule).
  */
 import { assertEquals } from "./_assert.ts";
-import {
-  ACK_TIMEOUT_MS,
-  crc32,
-  decodeChunk,
-  MAX_ACK_TIMEOUT_MS,
-  MIN_RESEND_TIMEOUT_MS,
-  peekType,
-} from "../src/protocol/mod.ts";
+import { ACK_TIMEOUT_MS, MAX_ACK_TIMEOUT_MS, MIN_RESEND_TIMEOUT_MS } from "../src/protocol/mod.ts";
 import { ResendTimer } from "../src/sender/resend_timer.ts";
-import { DEFAULT_TIMING, Transfer } from "../src/sender/transfer.ts";
+import { DEFAULT_TIMING } from "../src/sender/transfer.ts";
 
 function protocolTimer(): ResendTimer {
   return new ResendTimer({
@@ -79,64 +72,4 @@ Deno.test("ResendTimer ignores negative and non-finite samples", () => {
   t.sample(Infinity);
   t.reset();
   assertEquals([t.sampled, t.timeoutMs], [false, 2000]);
-});
-
-/** A transfer with the protocol's timing, 10 chunks of 256 bytes, window 4, on a fake clock. */
-function transfer() {
-  const bytes = new Uint8Array(2560).map((_, i) => i & 0xff);
-  const crcs = new Uint32Array(10).map((_, i) => crc32(bytes.subarray(i * 256, (i + 1) * 256)));
-  const sent: number[] = [];
-  const t = new Transfer({
-    transferId: 7,
-    deviceId: "d1",
-    image: {
-      sha256: new Uint8Array(32),
-      shaHex: "00".repeat(32),
-      name: "img",
-      product: "p",
-      version: "1",
-      kind: "file",
-      bytes,
-      crcs,
-      signature: new Uint8Array(0),
-    },
-    chunkSize: 256,
-    window: 4,
-    startOffset: 0,
-    dataTopic: "ota/dev/d1/data",
-    ackTopic: "ota/dev/d1/ack/s1",
-    correlationData: new Uint8Array(0),
-    dataQos: 0,
-    adaptive: false,
-    timing: DEFAULT_TIMING,
-    send: (_topic, payload) => {
-      if (peekType(payload) === 4) sent.push(decodeChunk(payload).index);
-    },
-    onClose: () => {},
-  });
-  const ack = (nextIndex: number, now: number) =>
-    t.dispatch({ type: "ack", ack: { transferId: 7, nextIndex, nack: 0 } }, now);
-  return { t, sent, ack };
-}
-
-Deno.test("a Transfer samples the round trip of the newest chunk an ACK newly acknowledges", () => {
-  const { t, ack } = transfer();
-  t.start(1000); // chunks 0..3 sent at 1000
-  assertEquals(t.rto, 2000);
-  ack(2, 1400); // chunk 1 sent at 1000: R = 400 -> 400 + 4·200
-  assertEquals(t.rto, 1200);
-});
-
-Deno.test("Karn: an ACK of a resent chunk gives no sample; the timeout stays doubled until progress", () => {
-  const { t, sent, ack } = transfer();
-  t.start(0);
-  ack(1, 300); // R = 300 -> 300 + 4·150 = 900, floored to 1000
-  assertEquals(t.rto, 1000);
-  t.dispatch({ type: "tick" }, 1300); // timeout: resend 1..4, timeout 2000
-  assertEquals(sent.slice(-4), [1, 2, 3, 4]);
-  assertEquals(t.rto, 2000);
-  // The ACK of resent chunk 1 arrives 5 s later: progress, but no 5000 ms sample.
-  ack(2, 6300);
-  assertEquals(t.rto, 1000);
-  assertEquals(t.retries, 0);
 });

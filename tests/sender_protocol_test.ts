@@ -23,6 +23,7 @@ import {
   generateSigningKeys,
   MessageType,
   peekType,
+  type Request,
   signerFromPem,
   toHex,
   verifySignature,
@@ -94,25 +95,35 @@ function runSignedDevice(w: World, deviceId: string, publicKeyPem: string) {
   }).run();
 }
 
-/** A raw MQTT 5 device client subscribed to its namespace, keeping what it hears. */
+/**
+ * A raw MQTT 5 device client subscribed to its namespace, keeping what it hears: `ask` sends a
+ * REQUEST (answers to the data topic), `next` waits for the first message of a type.
+ */
 async function rawDevice(url: string, deviceId: string) {
   const transport: Transport = await connectMqtt({ url, clientId: deviceId });
   const inbox: InboundMessage[] = [];
   transport.onMessage((m) => inbox.push(m));
   await transport.subscribe([`ota/dev/${deviceId}/data`, `ota/dev/${deviceId}/error`], 1);
-  const waitFor = async (what: string, pred: (m: InboundMessage) => boolean) => {
+  const next = async (type: number): Promise<InboundMessage> => {
     const end = Date.now() + 3000;
     for (;;) {
-      const found = inbox.find(pred);
+      const found = inbox.find((m) => peekType(m.payload) === type);
       if (found) return found;
-      if (Date.now() > end) throw new Error(`No ${what} within 3 s`);
+      if (Date.now() > end) throw new Error(`No message of type ${type} within 3 s`);
       await new Promise((r) => setTimeout(r, 10));
     }
   };
-  return { transport, inbox, waitFor };
+  const ask = (overrides: Partial<Request>, correlationData?: Uint8Array) => {
+    inbox.length = 0;
+    return transport.publish(
+      `ota/dev/${deviceId}/req`,
+      encodeRequest(request({ deviceId, ...overrides })),
+      { qos: 1, responseTopic: `ota/dev/${deviceId}/data`, correlationData },
+    );
+  };
+  const manifest = async () => decodeManifest((await next(MessageType.MANIFEST)).payload);
+  return { transport, next, ask, manifest };
 }
-
-const isType = (type: number) => (m: InboundMessage) => peekType(m.payload) === type;
 
 mosquittoTest(
   "an image signed offline is served with its stored signature by a sender without a key",
@@ -139,14 +150,8 @@ mosquittoTest(
       const unsigned = await w.catalog.addImage(image);
       const dev = await rawDevice(w.url, "dev-unsigned");
       try {
-        await dev.transport.publish(
-          "ota/dev/dev-unsigned/req",
-          encodeRequest(request({ deviceId: "dev-unsigned", wantedVersion: "2.1.0" })),
-          { qos: 1, responseTopic: "ota/dev/dev-unsigned/data" },
-        );
-        const m = decodeManifest(
-          (await dev.waitFor("MANIFEST", isType(MessageType.MANIFEST))).payload,
-        );
+        await dev.ask({ wantedVersion: "2.1.0" });
+        const m = await dev.manifest();
         const sha = fromHex(unsigned.sha256);
         assert(await verifySignature(senderKey.publicKey, sha, m.signature), "sender's signature");
         assert(!(await verifySignature(offline.publicKey, sha, m.signature)));
@@ -164,12 +169,8 @@ mosquittoTest(
       const dev = await rawDevice(w.url, "dev-err");
       try {
         const correlation = new Uint8Array([9, 8, 7]);
-        await dev.transport.publish(
-          "ota/dev/dev-err/req",
-          encodeRequest(request({ deviceId: "dev-err", wantedVersion: "9.9.9" })),
-          { qos: 1, responseTopic: "ota/dev/dev-err/data", correlationData: correlation },
-        );
-        const m = await dev.waitFor("ERROR", isType(MessageType.ERROR));
+        await dev.ask({ wantedVersion: "9.9.9" }, correlation);
+        const m = await dev.next(MessageType.ERROR);
         assertEquals(m.topic, "ota/dev/dev-err/data");
         assertEquals(m.correlationData, correlation);
         assertEquals(m.responseTopic, undefined);
@@ -189,16 +190,10 @@ mosquittoTest(
       const dev = await rawDevice(w.url, "dev-open");
       try {
         const correlation = new Uint8Array([1, 2, 3, 4]);
-        await dev.transport.publish(
-          "ota/dev/dev-open/req",
-          encodeRequest(request({ deviceId: "dev-open" })),
-          { qos: 1, responseTopic: "ota/dev/dev-open/data", correlationData: correlation },
-        );
-        const manifest = decodeManifest(
-          (await dev.waitFor("MANIFEST", isType(MessageType.MANIFEST))).payload,
-        );
+        await dev.ask({}, correlation);
+        const manifest = await dev.manifest();
         await w.sender.stop(); // aborts the open transfer
-        const m = await dev.waitFor("ERROR", isType(MessageType.ERROR));
+        const m = await dev.next(MessageType.ERROR);
         assertEquals(m.topic, "ota/dev/dev-open/data");
         assertEquals(m.responseTopic, `ota/dev/dev-open/ack/${SENDER_ID}`);
         assertEquals(m.correlationData, correlation);
@@ -217,13 +212,8 @@ mosquittoTest(
     await withWorld(b, {}, async (w) => {
       const dev = await rawDevice(w.url, "dev-unknown");
       const ask = async (product: string, wantedVersion: string) => {
-        dev.inbox.length = 0;
-        await dev.transport.publish(
-          "ota/dev/dev-unknown/req",
-          encodeRequest(request({ deviceId: "dev-unknown", product, wantedVersion })),
-          { qos: 1, responseTopic: "ota/dev/dev-unknown/data" },
-        );
-        return decodeError((await dev.waitFor("ERROR", isType(MessageType.ERROR))).payload);
+        await dev.ask({ product, wantedVersion });
+        return decodeError((await dev.next(MessageType.ERROR)).payload);
       };
       try {
         const version = await ask("blink", "9.9.9");
@@ -250,14 +240,8 @@ mosquittoTest(
     await withWorld(b, {}, async (w) => {
       const dev = await rawDevice(w.url, "dev-early");
       try {
-        await dev.transport.publish(
-          "ota/dev/dev-early/req",
-          encodeRequest(request({ deviceId: "dev-early", chunkSize: 1024, window: 4 })),
-          { qos: 1, responseTopic: "ota/dev/dev-early/data" },
-        );
-        const manifest = decodeManifest(
-          (await dev.waitFor("MANIFEST", isType(MessageType.MANIFEST))).payload,
-        );
+        await dev.ask({ chunkSize: 1024, window: 4 });
+        const manifest = await dev.manifest();
         await dev.transport.publish(
           manifest.ackTopic,
           encodeAck({ transferId: manifest.transferId, nextIndex: 2, nack: 0 }),

@@ -15,6 +15,7 @@ import {
   StatusCode,
 } from "../src/protocol/mod.ts";
 import {
+  DEFAULT_TIMING,
   Transfer,
   type TransferEnd,
   type TransferImage,
@@ -57,6 +58,7 @@ function setup(
     adaptive?: boolean;
     startOffset?: number;
     mayPublish?: (t: Transfer) => boolean;
+    timing?: TransferTiming;
   } = {},
 ) {
   const sent: Uint8Array[] = [];
@@ -74,7 +76,7 @@ function setup(
     correlationData: new Uint8Array([7]),
     dataQos: 0,
     adaptive: opts.adaptive ?? false,
-    timing: TIMING,
+    timing: opts.timing ?? TIMING,
     send: (_topic, payload) => sent.push(payload),
     mayPublish: opts.mayPublish,
     onClose: (x) => (closed = x),
@@ -301,4 +303,25 @@ Deno.test("a completed transfer's end counts the short last chunk exactly", () =
   ack(3, 0, 1);
   t.dispatch({ type: "tick" }, 5000);
   assertEquals(closed()?.bytesAcknowledged, 600);
+});
+
+Deno.test("D1: a Transfer samples the round trip of the newest chunk an ACK newly acknowledges", () => {
+  const { t, ack } = setup({ timing: DEFAULT_TIMING });
+  t.start(1000); // chunks 0..3 sent at 1000
+  assertEquals(t.rto, 2000);
+  ack(2, 0, 1400); // chunk 1 sent at 1000: R = 400 -> 400 + 4·200
+  assertEquals(t.rto, 1200);
+});
+
+Deno.test("D1 (Karn): an ACK of a resent chunk gives no sample; the timeout stays doubled until progress", () => {
+  const { t, chunks, ack } = setup({ timing: DEFAULT_TIMING });
+  t.start(0);
+  ack(1, 0, 300); // R = 300 -> 300 + 4·150 = 900, floored to MIN_RESEND_TIMEOUT_MS
+  assertEquals(t.rto, 1000);
+  t.dispatch({ type: "tick" }, 1300); // timeout: resend 1..4, timeout doubled
+  assertEquals(chunks().slice(-4), [1, 2, 3, 4]);
+  assertEquals(t.rto, 2000);
+  // The ACK of resent chunk 1 comes 5 s later: progress, but no 5000 ms sample.
+  ack(2, 0, 6300);
+  assertEquals([t.rto, t.retries], [1000, 0]);
 });

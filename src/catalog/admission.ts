@@ -86,10 +86,10 @@ export function admitImage(
     product = options.product;
     version = options.version;
   }
-  checkProduct(product);
+  checkLabel(product, { what: "product", max: MAX_PRODUCT_BYTES });
   checkVersion(version);
   const name = options.name ?? (app ? `${product}-${version}.bin` : `${product}-${version}`);
-  checkName(name);
+  checkLabel(name, { what: "name", max: MAX_NAME_BYTES });
   const signature = options.signature === undefined
     ? undefined
     : normaliseSignature(options.signature);
@@ -167,11 +167,12 @@ function fromDescriptor(
   return declared;
 }
 
-function checkProduct(product: string): void {
-  const n = UTF8.encode(product).length;
-  if (n < 1 || n > MAX_PRODUCT_BYTES || CONTROL_CHARS.test(product)) {
+/** Product and name: 1 to `max` UTF-8 bytes without control characters. */
+function checkLabel(value: string, { what, max }: { what: "product" | "name"; max: number }): void {
+  const n = UTF8.encode(value).length;
+  if (n < 1 || n > max || CONTROL_CHARS.test(value)) {
     throw invalid(
-      `Cannot add image: product "${product}" must be 1 to ${MAX_PRODUCT_BYTES} bytes without control characters`,
+      `Cannot add image: ${what} "${value}" must be 1 to ${max} bytes without control characters`,
     );
   }
 }
@@ -185,15 +186,6 @@ function checkVersion(version: string): void {
   }
   if (version === "latest") {
     throw invalid('Cannot add image: version "latest" is reserved for the newest version');
-  }
-}
-
-function checkName(name: string): void {
-  const n = UTF8.encode(name).length;
-  if (n < 1 || n > MAX_NAME_BYTES || CONTROL_CHARS.test(name)) {
-    throw invalid(
-      `Cannot add image: name "${name}" must be 1 to ${MAX_NAME_BYTES} bytes without control characters`,
-    );
   }
 }
 
