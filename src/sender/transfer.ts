@@ -1,8 +1,8 @@
 /**
- * One transfer on the sender side: the state machine of docs/protocol.md §7. It owns the
- * window (go-back-N with a cumulative ACK), resends on NACK and on timeout with backoff, the
- * round-trip samples that feed its {@link ResendTimer} and size how many chunks are in flight,
- * and the final outcome.
+ * One transfer on the sender side: the state machine of docs/protocol.md §7. Its transition
+ * table decides what each event does in each state; it drives its {@link SendWindow} (go-back-N
+ * with a cumulative ACK), its {@link ResendTimer} (resends on timeout with backoff) and the
+ * status timeout, builds the MANIFEST, CHUNK and ERROR messages, and keeps the final outcome.
  *
  * It does no I/O of its own: it publishes through the `send` function it is given, is driven by
  * events through {@link Transfer.dispatch}, and reports its end through `onClose`, so a test can
@@ -30,6 +30,7 @@ import {
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
 import { ResendTimer } from "./resend_timer.ts";
+import { SendWindow } from "./send_window.ts";
 
 /** States of a transfer (protocol §7). */
 export type TransferState = "SENDING" | "AWAIT_STATUS" | "CLOSED";
@@ -172,42 +173,27 @@ export interface TransferProgress {
 export class Transfer {
   #state: TransferState = "SENDING";
   readonly chunkCount: number;
-  /** Every chunk below this index is acknowledged. */
-  #acked: number;
-  /** Next chunk index to send. */
-  private next: number;
-  /** One past the highest chunk index ever sent. */
-  private highestSent: number;
-  /** Chunks allowed in flight now (≤ window). */
-  #cwnd: number;
+  readonly #window: SendWindow;
   /** Deadline of the current timer (ack timeout or status timeout), in ms. */
   deadline = 0;
   readonly #timer: ResendTimer;
   #retries = 0;
-  #resends = 0;
-  private chunksSent = 0;
-  private startedAt = 0;
+  #startedAt = 0;
   #outcome: TransferOutcome | null = null;
-  /** The NACK'd index already resent since the last progress (one go-back per index). */
-  private nackedAt = -1;
-  /** Send time of each in-flight chunk, by index modulo the window, for RTT samples. */
-  private readonly sentAt: Float64Array;
-  /** 1 for every chunk index sent more than once (Karn: no RTT sample from them). */
-  private readonly resent: Uint8Array;
 
   constructor(readonly init: TransferInit) {
     this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
-    this.#acked = init.startOffset / init.chunkSize;
-    this.next = this.#acked;
-    this.highestSent = this.#acked;
-    this.#cwnd = init.adaptive ? this.minCwnd() : init.window;
+    this.#window = new SendWindow({
+      chunkCount: this.chunkCount,
+      firstIndex: init.startOffset / init.chunkSize,
+      window: init.window,
+      adaptive: init.adaptive,
+    });
     this.#timer = new ResendTimer({
       initialMs: init.timing.ackTimeoutMs,
       minMs: init.timing.minResendTimeoutMs,
       maxMs: init.timing.maxAckTimeoutMs,
     });
-    this.sentAt = new Float64Array(init.window);
-    this.resent = new Uint8Array(this.chunkCount);
   }
 
   /** Transfer id of the manifest. */
@@ -227,12 +213,12 @@ export class Transfer {
 
   /** Every chunk below this index is acknowledged. */
   get acked(): number {
-    return this.#acked;
+    return this.#window.acked;
   }
 
   /** Chunks allowed in flight now (≤ the granted window). */
   get cwnd(): number {
-    return this.#cwnd;
+    return this.#window.cwnd;
   }
 
   /** Timeouts in a row without progress. */
@@ -242,7 +228,7 @@ export class Transfer {
 
   /** Chunks sent again so far. */
   get resends(): number {
-    return this.#resends;
+    return this.#window.resends;
   }
 
   /** The resend timeout now, in ms. */
@@ -261,14 +247,14 @@ export class Transfer {
       transferId: this.id,
       deviceId: this.deviceId,
       state: this.#state,
-      acked: this.#acked,
+      acked: this.#window.acked,
       chunks: this.chunkCount,
     };
   }
 
   /** Sends the MANIFEST and the first window of chunks. */
   start(now: number): void {
-    this.startedAt = now;
+    this.#startedAt = now;
     const { image, chunkSize } = this.init;
     const manifest = encodeManifest({
       transferId: this.id,
@@ -287,9 +273,9 @@ export class Transfer {
     });
     // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
     // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
-    this.publish(manifest, this.init.dataQos);
+    this.#publish(manifest, this.init.dataQos);
     this.deadline = now + this.rto;
-    this.pump(now);
+    this.#pump(now);
   }
 
   /** Feeds an event through the transition table. */
@@ -299,22 +285,22 @@ export class Transfer {
     const nextState = handler(this, event, now);
     if (nextState === "CLOSED" && this.#state !== "CLOSED") {
       this.#state = "CLOSED";
-      this.init.onClose(this.end(now));
+      this.init.onClose(this.#end(now));
     } else this.#state = nextState;
   }
 
-  private end(now: number): TransferEnd {
+  #end(now: number): TransferEnd {
     const { image, chunkSize, startOffset } = this.init;
-    const acknowledged = Math.min(this.#acked * chunkSize, image.bytes.length);
+    const acknowledged = Math.min(this.#window.acked * chunkSize, image.bytes.length);
     return {
       transferId: this.id,
       deviceId: this.deviceId,
       image,
       startOffset,
       bytesAcknowledged: Math.max(0, acknowledged - startOffset),
-      chunksSent: this.chunksSent,
-      resends: this.#resends,
-      startedAt: this.startedAt,
+      chunksSent: this.#window.chunksSent,
+      resends: this.#window.resends,
+      startedAt: this.#startedAt,
       endedAt: now,
       outcome: this.#outcome ?? { outcome: "UNKNOWN", detail: "", ok: false },
     };
@@ -324,49 +310,36 @@ export class Transfer {
 
   /** @internal ACK or NACK while sending. */
   handleAck(ack: Ack, now: number): TransferState {
-    const n = ack.nextIndex;
-    if (n > this.highestSent) return this.#state; // beyond anything sent: ignore
-    if (n > this.#acked) {
-      const newly = n - this.#acked;
+    const effect = this.#window.ack(ack.nextIndex);
+    if (!effect) return this.#state; // beyond anything sent: ignore
+    if (effect.advanced) {
       // D1: the newest chunk this ACK newly acknowledges gives the sample, unless it was resent.
-      if (!this.resent[n - 1]) this.#timer.sample(now - this.sentAt[(n - 1) % this.init.window]);
-      this.#acked = n;
-      this.next = Math.max(this.next, n); // a late ACK after a go-back still counts
+      if (effect.sentAt !== undefined) this.#timer.sample(now - effect.sentAt);
       this.#retries = 0;
       this.#timer.reset();
       this.deadline = now + this.rto;
-      this.nackedAt = -1;
-      if (this.init.adaptive) this.#cwnd = Math.min(this.init.window, this.#cwnd + newly);
     }
-    if (
-      ack.nack !== NackReason.NONE && n === this.#acked && n < this.chunkCount &&
-      this.nackedAt !== n
-    ) {
-      // Go back to the NACK'd chunk once; later NACKs for it are the rest of the old window.
-      this.nackedAt = n;
-      if (this.init.adaptive && ack.nack === NackReason.GAP) {
-        this.#cwnd = Math.max(this.minCwnd(), this.#cwnd >> 1);
-      }
-      this.goBack(now);
+    if (ack.nack !== NackReason.NONE) {
+      this.#window.nack(ack.nextIndex, { gap: ack.nack === NackReason.GAP });
     }
-    if (this.#acked >= this.chunkCount) {
+    if (this.#window.complete) {
       this.deadline = now + this.init.timing.statusTimeoutMs;
       return "AWAIT_STATUS";
     }
-    this.pump(now);
+    this.#pump(now);
     return "SENDING";
   }
 
   /** @internal The sender may publish again: send what the window allows. */
   handleResume(now: number): TransferState {
-    this.pump(now);
+    this.#pump(now);
     return "SENDING";
   }
 
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
     if (now < this.deadline) return "SENDING";
-    if (this.next === this.#acked) {
+    if (this.#window.inFlight === 0) {
       // Nothing in flight: the sender held this transfer back (mayPublish), the device is
       // not late. Wait another timeout without counting a retry.
       this.deadline = now + this.rto;
@@ -377,9 +350,8 @@ export class Transfer {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
     }
     this.#timer.backoff();
-    if (this.init.adaptive) this.#cwnd = Math.max(this.minCwnd(), this.#cwnd >> 1);
-    this.nackedAt = -1;
-    this.goBack(now);
+    this.#window.timeout();
+    this.#pump(now);
     this.deadline = now + this.rto;
     return "SENDING";
   }
@@ -389,7 +361,7 @@ export class Transfer {
     if (status) {
       const name = codeName(StatusCode, status.status);
       this.#outcome = { outcome: name, detail: status.detail, ok: status.status < 16 };
-    } else if (this.#acked >= this.chunkCount) {
+    } else if (this.#window.complete) {
       this.#outcome = {
         outcome: "DELIVERED_UNVERIFIED",
         detail: "no STATUS from the device",
@@ -403,7 +375,7 @@ export class Transfer {
 
   /** @internal Sends ERROR TRANSFER_ABORTED and closes. */
   abort(_now: number, why: string, retryAfterMs: number): TransferState {
-    this.publish(
+    this.#publish(
       encodeError({
         code: ErrorCode.TRANSFER_ABORTED,
         transferId: this.id,
@@ -426,31 +398,17 @@ export class Transfer {
     return "CLOSED";
   }
 
-  // ---- window mechanics ----
+  // ---- messages ----
 
-  /**
-   * The smallest useful cwnd: a device acknowledges every ceil(window / 2) in-order chunks
-   * (protocol §8) and holds a smaller batch for its ack delay, so fewer chunks in flight than
-   * that stall every round trip on the device's ack timer (measured: ~10 ms per doubling).
-   */
-  private minCwnd(): number {
-    return Math.min(this.init.window, Math.max(4, Math.ceil(this.init.window / 2)));
-  }
-
-  private goBack(now: number): void {
-    this.#resends += this.next - this.#acked;
-    this.next = this.#acked;
-    this.pump(now);
-  }
-
-  /** Sends chunks while the window has room. */
-  private pump(now: number): void {
-    const limit = Math.min(this.chunkCount, this.#acked + this.#cwnd);
+  /** Sends chunks while the window has room and the sender lets this transfer publish. */
+  #pump(now: number): void {
     const may = this.init.mayPublish;
-    while (this.next < limit && (!may || may(this))) this.sendChunk(this.next++, now);
+    while (this.#window.hasRoom() && (!may || may(this))) {
+      this.#sendChunk(this.#window.take(now));
+    }
   }
 
-  private sendChunk(index: number, now: number): void {
+  #sendChunk(index: number): void {
     const { image, chunkSize } = this.init;
     const offset = index * chunkSize;
     const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
@@ -463,14 +421,10 @@ export class Transfer {
       crc32: image.crcs[index],
     });
     message.set(payload, CHUNK_HEADER_BYTES);
-    this.sentAt[index % this.init.window] = now;
-    if (index >= this.highestSent) this.highestSent = index + 1;
-    else this.resent[index] = 1;
-    this.chunksSent++;
-    this.publish(message, this.init.dataQos);
+    this.#publish(message, this.init.dataQos);
   }
 
-  private publish(payload: Uint8Array, qos: 0 | 1): void {
+  #publish(payload: Uint8Array, qos: 0 | 1): void {
     this.init.send(this.init.dataTopic, payload, {
       qos,
       responseTopic: this.init.ackTopic,
