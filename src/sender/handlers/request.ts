@@ -64,7 +64,7 @@ export async function handleRequest(
     return replies.send(topics.error, correlation, {
       code: ErrorCode.RESPONSE_TOPIC_REFUSED,
       message:
-        `Request refused: ${problem}; use a topic under "${settings.prefix}/dev/${deviceId}/", e.g. "${topics.data}"`,
+        `Request refused: ${problem}; use a topic under "${topics.namespace}", e.g. "${topics.data}"`,
     });
   }
   const to: ReplyTo = { deviceId, topic: responseTopic, correlation };
