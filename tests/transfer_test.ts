@@ -63,6 +63,7 @@ function setup(
 ) {
   const sent: Uint8Array[] = [];
   let closed: TransferEnd | null = null;
+  let ends = 0;
   const chunkSize = opts.chunkSize ?? 256;
   const t = new Transfer({
     transferId: 42,
@@ -79,12 +80,15 @@ function setup(
     timing: opts.timing ?? TIMING,
     send: (_topic, payload) => sent.push(payload),
     mayPublish: opts.mayPublish,
-    onClose: (x) => (closed = x),
+    onClose: (x) => {
+      closed = x;
+      ends++;
+    },
   });
   const chunks = () => sent.filter((m) => peekType(m) === 4).map((m) => decodeChunk(m).index);
   const ack = (nextIndex: number, nack = 0, now = 0) =>
     t.dispatch({ type: "ack", ack: { transferId: 42, nextIndex, nack } as Ack }, now);
-  return { t, sent, chunks, ack, closed: () => closed };
+  return { t, sent, chunks, ack, closed: () => closed, ends: () => ends };
 }
 
 Deno.test("Transfer.start() sends the manifest then one window of chunks", () => {
@@ -272,19 +276,13 @@ Deno.test("supersede is a row of the table: it closes an open transfer silently 
 });
 
 Deno.test("a closed transfer ignores supersede, ACKs and ticks and reports its end once", () => {
-  let ends = 0;
-  const { t } = setup();
-  const onClose = t.init.onClose;
-  t.init.onClose = (end) => {
-    ends++;
-    onClose(end);
-  };
+  const { t, ends } = setup();
   t.start(0);
   t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 1);
   t.dispatch({ type: "supersede" }, 2);
   t.dispatch({ type: "ack", ack: { transferId: 42, nextIndex: 2, nack: 0 } as Ack }, 3);
   t.dispatch({ type: "tick" }, 10000);
-  assertEquals([t.state, ends], ["CLOSED", 1]);
+  assertEquals([t.state, ends()], ["CLOSED", 1]);
 });
 
 Deno.test("a transfer's end reports the bytes acknowledged from its start offset, not the image size", () => {
