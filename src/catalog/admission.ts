@@ -6,7 +6,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { CatalogError } from "./errors.ts";
 import { ESP_CHIP_ID_ESP32 } from "../protocol/image_format.ts";
 import {
@@ -17,7 +16,7 @@ import {
   parseEspAppImage,
   readEspImageHeader,
 } from "./esp_image.ts";
-import type { ImageMeta } from "./image_meta.ts";
+import { type ImageMeta, sha256Hex } from "./image_meta.ts";
 import {
   MAX_IMAGE_BYTES,
   MAX_NAME_BYTES,
@@ -110,11 +109,6 @@ export function admitImage(
     addedAt,
     ...(signature === undefined ? {} : { signature }),
   };
-}
-
-/** SHA-256 of `bytes`, lower-case hex: an image's identity. */
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /**

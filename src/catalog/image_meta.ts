@@ -1,8 +1,15 @@
 /**
- * What the catalog knows about an image: the metadata record stored beside its bytes and handed
- * to the sender and the operator CLI.
+ * What the catalog knows about an image: its identity (the SHA-256 of its bytes) and the metadata
+ * record stored beside its bytes and handed to the sender and the operator CLI.
  * @module
  */
+
+import { createHash } from "node:crypto";
+
+/** SHA-256 of `bytes`, lower-case hex: an image's identity. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
 
 /** What an image is: an ESP32 application (`esp32-app`) or any other file (`file`). */
 export type ImageKind = "esp32-app" | "file";

@@ -16,8 +16,7 @@
 
 import { CatalogError } from "./errors.ts";
 import { deleteAll } from "./_kv_delete.ts";
-import type { ImageMeta } from "./image_meta.ts";
-import { sha256Hex } from "./admission.ts";
+import { type ImageMeta, sha256Hex } from "./image_meta.ts";
 import {
   imageKey,
   imagePrefix,

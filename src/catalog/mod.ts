@@ -12,7 +12,7 @@
  * @module
  */
 
-export { type AddImageOptions, admitImage, sha256Hex } from "./admission.ts";
+export { type AddImageOptions, admitImage } from "./admission.ts";
 export {
   _catalogInternals,
   Catalog,
@@ -20,7 +20,7 @@ export {
   type CatalogOptions,
 } from "./catalog.ts";
 export { type DeviceStatusRecord, type TransferRecord } from "./history.ts";
-export { type ImageKind, type ImageMeta } from "./image_meta.ts";
+export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";
 export * from "./esp_image.ts";
 export * from "./limits.ts";
