@@ -67,8 +67,7 @@ export function wantsNewest(request: Request): boolean {
  * Decides what `request` gets. A resume point with a known SHA-256 of the product continues that
  * image (an offset beyond it is OUT_OF_RANGE); an unknown one is no error and the request
  * resolves `wantedVersion` as usual from offset 0 (D4). UNKNOWN_IMAGE only when nothing
- * resolves; UP_TO_DATE when the device asked for the newest version, already runs it and sent
- * no resume point.
+ * resolves; UP_TO_DATE when the device asked for the newest version and already runs it.
  */
 export function grantRequest(
   request: Request,
@@ -86,8 +85,7 @@ export function grantRequest(
   }
   const image = resumed ?? lookup.resolved;
   if (!image) return refuse(ErrorCode.UNKNOWN_IMAGE, unknownImageMessage(request));
-  // §9: UP_TO_DATE does not apply to a request with a resume point, known or not.
-  if (!request.resume && wantsNewest(request) && request.currentVersion === image.version) {
+  if (!resumed && wantsNewest(request) && request.currentVersion === image.version) {
     return refuse(
       ErrorCode.UP_TO_DATE,
       `Device already runs ${image.product}@${image.version}, the newest version; nothing to download`,
