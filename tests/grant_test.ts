@@ -110,12 +110,15 @@ Deno.test("UNKNOWN_IMAGE only when nothing resolves, and its message says what t
   );
 });
 
-Deno.test("UP_TO_DATE when the newest version is asked for and already running, not when named or resumed", () => {
+Deno.test("UP_TO_DATE when the newest version is asked for and already running, not when named or a resumed image is continued", () => {
   const lookup = { resumed: null, resolved: meta() };
   const running = request({ currentVersion: "1.1.0" });
   assertEquals(codeOf(grantRequest(running, lookup, LIMITS)), ErrorCode.UP_TO_DATE);
   const named = request({ currentVersion: "1.1.0", wantedVersion: "1.1.0" });
   assertEquals(grantOf(grantRequest(named, lookup, LIMITS)).image.version, "1.1.0");
+  // §5.1/§9: an unknown resume SHA-256 is as if there were no resume point, UP_TO_DATE included.
+  const unknown = request({ currentVersion: "1.1.0", resume: resume(4096, "cc".repeat(32)) });
+  assertEquals(codeOf(grantRequest(unknown, lookup, LIMITS)), ErrorCode.UP_TO_DATE);
   const same = meta({ sha256: OLD.sha256 });
   const resumed = request({ currentVersion: "1.1.0", resume: resume(0) });
   assertEquals(

@@ -67,7 +67,8 @@ export function wantsNewest(request: Request): boolean {
  * Decides what `request` gets. A resume point with a known SHA-256 of the product continues that
  * image (an offset beyond it is OUT_OF_RANGE); an unknown one is no error and the request
  * resolves `wantedVersion` as usual from offset 0 (D4). UNKNOWN_IMAGE only when nothing
- * resolves; UP_TO_DATE when the device asked for the newest version and already runs it.
+ * resolves; UP_TO_DATE when the device asked for the newest version, already runs it and no
+ * resumed image is continued (§5.1).
  */
 export function grantRequest(
   request: Request,
