@@ -69,6 +69,7 @@ function transferRecord(n: number, overrides: Partial<TransferRecord> = {}): Tra
     seconds: 2,
     resends: n,
     outcome: n === 2 ? "HASH_MISMATCH" : "VERIFIED",
+    ok: n !== 2,
     startedAt: "2025-01-01T00:00:00.000Z",
     endedAt: `2025-01-01T00:00:0${n}.000Z`,
     senderId: "sender-a",
