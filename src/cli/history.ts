@@ -46,7 +46,7 @@ async function transfers(ctx: Context): Promise<number> {
   const records = await (await ctx.catalog()).listTransfers(limitOf(ctx, ["transfers"]));
   return await printRecords(ctx, records, "No transfers recorded yet", () =>
     formatTable(
-      ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "SENT", "TIME", "RATE", "RESENDS", "SENDER"],
+      ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "ACKED", "TIME", "RATE", "RESENDS", "SENDER"],
       records.map((t) => [
         formatTime(t.endedAt),
         t.deviceId,
