@@ -10,7 +10,7 @@ import { makeSampleImage } from "../src/catalog/mod.ts";
 import { mosquittoTest } from "./_broker.ts";
 import { type CommandRun, ROOT, runDeno } from "./_run.ts";
 
-const TASKS = ["sender", "device", "ota", "demo", "bench", "test"];
+const TASKS = ["sender", "device", "ota", "demo", "bench", "test", "fuzz"];
 
 /** Runs `deno task <args>` in the project with `env` added. */
 function task(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {

@@ -10,7 +10,14 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  intOption,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../../src/command/args.ts";
 
 /** Budget of a run when `--seconds` is not given. */
 const DEFAULT_SECONDS = 300;
@@ -76,33 +83,25 @@ interface Args {
   buildOnly: boolean;
 }
 
+/** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
-  // `deno task fuzz -- --seconds 20` and `deno task fuzz --seconds 20` both work.
-  const args = argv[0] === "--" ? argv.slice(1) : argv;
-  const { values } = parseArgs({
-    args,
-    options: {
-      seconds: { type: "string" },
-      target: { type: "string" },
-      "build-only": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
+  const { values } = parseCommandLine(argv, {
+    seconds: { type: "string" },
+    target: { type: "string" },
+    "build-only": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(HELP);
     return null;
   }
-  const seconds = values.seconds === undefined ? DEFAULT_SECONDS : Number(values.seconds);
-  if (!Number.isInteger(seconds) || seconds < 2) {
-    throw new Error(`Invalid --seconds '${values.seconds}': give a whole number of at least 2`);
-  }
-  const target = values.target ?? "all";
+  const seconds = intOption(values.seconds, "--seconds", { min: 2 }) ?? DEFAULT_SECONDS;
+  const target = String(values.target ?? "all");
   if (target !== "all" && !(target in MAX_INPUT_BYTES)) {
-    throw new Error(`Unknown --target '${target}': use codec, receiver or all`);
+    throw new UsageError(`option "--target" is "${target}", expected codec, receiver or all`);
   }
   const targets: Target[] = target === "all" ? ["codec", "receiver"] : [target as Target];
-  return { seconds, targets, buildOnly: values["build-only"] ?? false };
+  return { seconds, targets, buildOnly: values["build-only"] === true };
 }
 
 /** Runs a command with inherited output; true when it exits with 0. */
@@ -247,12 +246,12 @@ async function main(): Promise<number> {
   try {
     args = parse(Deno.args);
   } catch (err) {
-    console.error(`${(err as Error).message}; see deno task fuzz --help`);
-    return 2;
+    if (err instanceof UsageError) return reportUsage("fuzz", err);
+    throw err;
   }
-  if (!args) return 0;
-  if (!await buildTargets()) return 1;
-  if (args.buildOnly) return 0;
+  if (!args) return EXIT_OK;
+  if (!await buildTargets()) return EXIT_FAILURE;
+  if (args.buildOnly) return EXIT_OK;
   const results: RunResult[] = [];
   for (const target of args.targets) {
     const share = args.targets.length === 1
@@ -282,9 +281,9 @@ async function main(): Promise<number> {
       "A failing input is now a regression test (deno task test replays it): fix the core, " +
         "then rename the file to say what it found.",
     );
-    return 1;
+    return EXIT_FAILURE;
   }
-  return 0;
+  return EXIT_OK;
 }
 
 Deno.exit(await main());
