@@ -16,7 +16,8 @@ namespace ota_fuzz {
 /// - a message that decodes encodes back to exactly the same bytes, and peekTransferId() reads
 ///   the decoded transfer id;
 /// - the message taken as a topic name: a topic parseDeviceTopic() accepts is rebuilt exactly by
-///   buildDeviceTopic().
+///   buildDeviceTopic(), and isAckTopicOf() agrees with it;
+/// - the message taken as a string: an id isValidId() accepts is valid UTF-8.
 /// Returns nullptr when every property holds, else a sentence naming the broken one.
 const char* fuzzCodec(const uint8_t* data, size_t size);
 

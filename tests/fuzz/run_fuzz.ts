@@ -175,6 +175,29 @@ function failureReason(log: string): string {
   return (line ?? "libFuzzer stopped with a failure").trim();
 }
 
+/**
+ * Writes the target's regression inputs (hex under firmware/test/fuzz_regressions/) as binary
+ * files into a corpus directory, so every run replays them first under the sanitizers: the host
+ * build's gtest replays them too, but without AddressSanitizer a memory error may pass there.
+ */
+function regressionCorpus(target: Target): string {
+  const dir = `${build}/regressions/${target}`;
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  Deno.mkdirSync(dir, { recursive: true });
+  for (const name of listDir(regressions)) {
+    if (!name.startsWith(`${target}-`) || !name.endsWith(".hex")) continue;
+    const hex = Deno.readTextFileSync(`${regressions}/${name}`).split("\n")
+      .filter((line) => !line.startsWith("#")).join("").replace(/\s+/g, "");
+    const bytes = Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16));
+    Deno.writeFileSync(`${dir}/${name.slice(0, -4)}`, bytes);
+  }
+  return dir;
+}
+
 async function fuzz(target: Target, seconds: number): Promise<RunResult> {
   const corpus = `${build}/corpus/${target}`;
   const artifacts = `${build}/artifacts`;
@@ -192,6 +215,7 @@ async function fuzz(target: Target, seconds: number): Promise<RunResult> {
     `-artifact_prefix=${artifacts}/${target}-`,
     corpus,
     `${build}/seeds/${target}`,
+    regressionCorpus(target),
   ];
   console.log(`\n$ fuzz_${target} ${args.join(" ")}`);
   const child = new Deno.Command(`${build}/fuzz_${target}`, {
