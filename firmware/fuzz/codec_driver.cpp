@@ -27,6 +27,55 @@ bool inside(Bytes view, const uint8_t* data, size_t size) {
          static_cast<size_t>(view.data - data) <= size - view.size;
 }
 
+/// Encodes the (valid) message `p` again into exactly sized buffers one byte short and half its
+/// size: the encoder must return 0, and AddressSanitizer sees any write past the buffer.
+bool encodeRefusesShortBuffers(MessageType type, const uint8_t* p, size_t n) {
+  for (size_t capacity : {n - 1, n / 2}) {
+    std::vector<uint8_t> out(capacity);
+    size_t encoded = 1;
+    switch (type) {
+      case MessageType::REQUEST: {
+        Request m;
+        decodeRequest(p, n, m);
+        encoded = encodeRequest(m, out.data(), capacity);
+        break;
+      }
+      case MessageType::MANIFEST: {
+        Manifest m;
+        decodeManifest(p, n, m);
+        encoded = encodeManifest(m, out.data(), capacity);
+        break;
+      }
+      case MessageType::ERROR: {
+        ErrorMessage m;
+        decodeError(p, n, m);
+        encoded = encodeError(m, out.data(), capacity);
+        break;
+      }
+      case MessageType::CHUNK: {
+        Chunk m;
+        decodeChunk(p, n, m);
+        encoded = encodeChunk(m, out.data(), capacity);
+        break;
+      }
+      case MessageType::ACK: {
+        Ack m;
+        decodeAck(p, n, m);
+        encoded = encodeAck(m, out.data(), capacity);
+        break;
+      }
+      case MessageType::STATUS: {
+        Status m;
+        decodeStatus(p, n, m);
+        encoded = encodeStatus(m, out.data(), capacity);
+        break;
+      }
+    }
+    if (encoded != 0) return false;
+  }
+  return true;
+}
+
 /// Decodes `msg` as `type`; when it decodes, checks views, the transfer id peek and the exact
 /// re-encoding. Returns the decode error, or sets `broken`.
 DecodeError decodeAs(MessageType type, const std::vector<uint8_t>& msg, const char*& broken) {
@@ -104,6 +153,8 @@ DecodeError decodeAs(MessageType type, const std::vector<uint8_t>& msg, const ch
     broken = "a decoded field points outside the message";
   } else if (encoded != n || std::memcmp(out.data(), p, n) != 0) {
     broken = "a decoded message does not encode back to the same bytes";
+  } else if (!encodeRefusesShortBuffers(type, p, n)) {
+    broken = "an encoder wrote a message into a buffer too small for it";
   } else {
     uint32_t peeked = 0;
     bool found = peekTransferId(p, n, peeked);

@@ -13,8 +13,9 @@ namespace ota_fuzz {
 /// - every decoder returns without a sanitizer report, and a decoder of another type than the
 ///   header's refuses with the header's error or UNEXPECTED_TYPE;
 /// - peekTypeOn() agrees with peekType() and the topic table (carries());
-/// - a message that decodes encodes back to exactly the same bytes, and peekTransferId() reads
-///   the decoded transfer id;
+/// - a message that decodes encodes back to exactly the same bytes, an encoder given a buffer
+///   too small for it returns 0 without writing past it, and peekTransferId() reads the decoded
+///   transfer id;
 /// - the message taken as a topic name: a topic parseDeviceTopic() accepts is rebuilt exactly by
 ///   buildDeviceTopic(), and isAckTopicOf() agrees with it;
 /// - the message taken as a string: an id isValidId() accepts is valid UTF-8.

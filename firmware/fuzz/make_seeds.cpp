@@ -98,7 +98,11 @@ size_t receiverSeeds(const fs::path& dir, const std::vector<std::vector<uint8_t>
           transfer().run(2).raw(0, messages[i]).run(64).data());
     write(dir / ("vector-fragments-" + std::to_string(i)),
           transfer().run(2).raw(0, messages[i], 7).run(64).data());
-    n += 2;
+    // A piece lost, repeated, or resent from offset 0 (glitch bits 4-5) at the second piece.
+    write(dir / ("vector-fragments-glitch-" + std::to_string(i)),
+          transfer().run(2).raw(0, messages[i], 7, static_cast<uint8_t>(1 | (1 + i % 3) << 4))
+              .run(64).data());
+    n += 3;
   }
   return n;
 }

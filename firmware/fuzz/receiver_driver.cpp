@@ -155,9 +155,10 @@ class World {
     Corr corr = static_cast<Corr>((param >> 2) & 3);
     bool fragmented = (param & 16) != 0;
     size_t fragment = fragmented ? in.u8() + 1u : 0;
+    uint8_t glitch = fragmented ? in.u8() : 0;
     std::vector<uint8_t> msg = in.bytes(in.u16());
     if (fragmented) {
-      deliverInFragments(topic, msg, corr, fragment);
+      deliverInFragments(topic, msg, corr, fragment, glitch);
     } else {
       deliver(topic, msg, corr);
     }
@@ -269,18 +270,21 @@ class World {
     return false;
   }
 
-  /// Correlation Data of the last REQUEST: an MQTT 5 property, or in the body under 3.1.1.
-  std::vector<uint8_t> ourCorrelation() {
-    for (auto it = pub_.sent.rbegin(); it != pub_.sent.rend(); ++it) {
-      if (it->topic != rx_->requestTopic()) continue;
-      if (!it->correlation.empty()) return it->correlation;
+  /// Correlation Data of the last REQUEST: an MQTT 5 property, or in the body under 3.1.1. Only
+  /// messages published since the last call are looked at, so a long run stays linear.
+  const std::vector<uint8_t>& ourCorrelation() {
+    for (; correlationScanned_ < pub_.sent.size(); ++correlationScanned_) {
+      const fakes::Published& p = pub_.sent[correlationScanned_];
+      if (p.topic != rx_->requestTopic()) continue;
       Request req;
-      if (decodeRequest(it->data.data(), it->data.size(), req) == DecodeError::NONE) {
-        return std::vector<uint8_t>(req.correlationData.data,
-                                    req.correlationData.data + req.correlationData.size);
+      if (!p.correlation.empty()) {
+        correlation_ = p.correlation;
+      } else if (decodeRequest(p.data.data(), p.data.size(), req) == DecodeError::NONE) {
+        correlation_.assign(req.correlationData.data,
+                            req.correlationData.data + req.correlationData.size);
       }
     }
-    return {};
+    return correlation_;
   }
 
   std::vector<uint8_t> correlation(Corr corr, bool& tooLong) {
@@ -312,8 +316,11 @@ class World {
     rx_->onMessage(m);
   }
 
+  /// Feeds `payload` to a MessageAssembler in pieces of `fragment` bytes, as esp-mqtt hands them
+  /// over; `glitch` (low nibble: which piece, bits 4-5: what) drops, repeats or restarts one
+  /// piece, as a broken client library might.
   void deliverInFragments(const std::string& topic, const std::vector<uint8_t>& payload, Corr corr,
-                          size_t fragment) {
+                          size_t fragment, uint8_t glitch) {
     bool tooLong = false;
     std::vector<uint8_t> corrBytes = correlation(corr, tooLong);
     if (tooLong) corrBytes.resize(kCorrelationBytes + 1, 0x5A);  // the assembler flags it
@@ -324,12 +331,24 @@ class World {
     header.correlation = view(corrBytes);
     std::string responseTopic = kAckTopic;
     if (mqtt5()) header.responseTopic = view(responseTopic);
-    for (size_t offset = 0;;) {
+    size_t glitchAt = glitch & 0x0F;
+    uint8_t what = (glitch >> 4) & 3;  // 0 none, 1 drop, 2 repeat, 3 restart from offset 0
+    for (size_t offset = 0, piece = 0;; ++piece) {
       size_t n = payload.size() - offset < fragment ? payload.size() - offset : fragment;
-      std::vector<uint8_t> piece(payload.begin() + static_cast<std::ptrdiff_t>(offset),
-                                 payload.begin() + static_cast<std::ptrdiff_t>(offset + n));
+      bool glitched = what != 0 && piece == glitchAt;
+      if (glitched && what == 1) {
+        offset += n;  // lost: the next piece arrives at an offset the assembler does not expect
+        if (offset >= payload.size()) return;
+        continue;
+      }
+      size_t at = glitched && what == 3 ? 0 : offset;
+      std::vector<uint8_t> bytes(payload.begin() + static_cast<std::ptrdiff_t>(at),
+                                 payload.begin() + static_cast<std::ptrdiff_t>(at + n));
       MessageAssembler::Result r =
-          assembler.feed(header, piece.data(), piece.size(), offset, payload.size());
+          assembler.feed(header, bytes.data(), bytes.size(), at, payload.size());
+      if (glitched && what == 2) {
+        r = assembler.feed(header, bytes.data(), bytes.size(), at, payload.size());
+      }
       offset += n;
       if (r == MessageAssembler::Result::COMPLETE) {
         rx_->onMessage(assembler.message());
@@ -438,6 +457,8 @@ class World {
   std::vector<uint8_t> image_;
   uint8_t sha_[kSha256Bytes] = {};
   std::vector<uint8_t> lastRequestBytes_;
+  std::vector<uint8_t> correlation_;
+  size_t correlationScanned_ = 0;
   // The sender's model of the transfer.
   uint32_t chunkSize_;
   uint32_t transferId_ = kFirstTransferId;

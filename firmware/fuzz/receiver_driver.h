@@ -51,7 +51,8 @@ constexpr uint8_t kBadImageHeader = 3; ///< the image does not start with the ES
 enum class Op : uint8_t {
   /// topic (param & 3: data, error, another device's data, our request topic), correlation
   /// ((param >> 2) & 3: ours, none, foreign, too long), param & 16: in fragments of [u8 + 1]
-  /// bytes through a MessageAssembler; then [u16 length] and that many message bytes.
+  /// bytes through a MessageAssembler, one of them dropped, repeated or sent from offset 0
+  /// ([u8 glitch], see deliverInFragments); then [u16 length] and that many message bytes.
   RAW = 0,
   /// [u8 index]: the well-formed CHUNK of that index of the current transfer; param bit 0
   /// corrupts its CRC, bit 1 names another transfer, bit 2 drops the correlation, bit 3 sends a
@@ -107,7 +108,7 @@ class ReceiverInputBuilder {
   ReceiverInputBuilder(uint8_t setupBits, uint16_t imageBytes, uint8_t chunkSizeSelector,
                        uint8_t window);
   ReceiverInputBuilder& raw(uint8_t param, const std::vector<uint8_t>& message,
-                            uint8_t fragmentBytes = 0);
+                            uint8_t fragmentBytes = 0, uint8_t glitch = 0);
   ReceiverInputBuilder& chunk(uint8_t index, uint8_t param = 0);
   ReceiverInputBuilder& run(uint8_t count);
   ReceiverInputBuilder& tick(uint16_t ms, uint8_t shift = 0);

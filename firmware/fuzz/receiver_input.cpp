@@ -11,9 +11,9 @@ ReceiverInputBuilder::ReceiverInputBuilder(uint8_t setupBits, uint16_t imageByte
 }
 
 ReceiverInputBuilder& ReceiverInputBuilder::raw(uint8_t param, const std::vector<uint8_t>& message,
-                                                uint8_t fragmentBytes) {
+                                                uint8_t fragmentBytes, uint8_t glitch) {
   op(Op::RAW, static_cast<uint8_t>(param | (fragmentBytes != 0 ? 16 : 0)));
-  if (fragmentBytes != 0) out_.u8(static_cast<uint8_t>(fragmentBytes - 1));
+  if (fragmentBytes != 0) out_.u8(static_cast<uint8_t>(fragmentBytes - 1)).u8(glitch);
   out_.u16(static_cast<uint16_t>(message.size())).bytes(message);
   return *this;
 }
