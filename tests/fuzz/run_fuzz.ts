@@ -32,9 +32,9 @@ const MAX_INPUT_BYTES = { codec: 65536, receiver: 16384 } as const;
 /**
  * AddressSanitizer's options unless ASAN_OPTIONS is set. A 16 MiB quarantine still holds the
  * blocks a typical input frees (most allocate less than 1 MiB), so a use after free within an
- * input is still caught; the default 256 MiB made every allocation touch fresh pages, and the receiver
- * target spent half its CPU time in page faults (measured: 4.5 s against 2.0 s of CPU for one
- * pass over a 1574-input corpus).
+ * input is still caught; the default 256 MiB made every allocation touch fresh pages, and the
+ * receiver target spent half its CPU time in page faults (measured: 4.5 s against 2.0 s of CPU
+ * for one pass over a 1574-input corpus).
  */
 const ASAN_OPTIONS = "quarantine_size_mb=16";
 /** libFuzzer's names for the inputs it saves when something fails. */
