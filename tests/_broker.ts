@@ -73,6 +73,8 @@ export interface ShippedFiles {
   brokerKey: string;
   /** Password file (password variant): `/etc/mosquitto/ota.passwd`. */
   passwords?: string;
+  /** Lines an operator appends to the shipped ota.acl (docs/broker.md: revoking a device). */
+  aclAppendix?: string;
 }
 
 /** A Mosquitto running the shipped configuration. */
@@ -140,7 +142,8 @@ export async function startShippedMosquitto(
       [`ota-listener-${variant}.conf`, `conf.d/ota-listener-${variant}.conf`],
     ]
   ) {
-    const text = await Deno.readTextFile(new URL(from, SHIPPED));
+    let text = await Deno.readTextFile(new URL(from, SHIPPED));
+    if (from === "ota.acl" && files.aclAppendix) text += `\n${files.aclAppendix}\n`;
     await Deno.writeTextFile(`${dir}/${to}`, renderShippedConfig(text, port, dir));
   }
   await Deno.writeTextFile(

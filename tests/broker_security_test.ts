@@ -163,6 +163,8 @@ const QUIET = { info: () => {}, warn: () => {} };
 interface WorldOptions {
   /** Run the sender as a member of this shared-subscription group. */
   sharedGroup?: string;
+  /** Append to ota.acl, as docs/broker.md tells an operator to revoke a device. */
+  aclAppendix?: string;
 }
 
 async function world(variant: ShippedVariant, options: WorldOptions = {}): Promise<World> {
@@ -178,6 +180,7 @@ async function world(variant: ShippedVariant, options: WorldOptions = {}): Promi
     brokerCert: pki.brokerCert,
     brokerKey: pki.brokerKey,
     passwords,
+    aclAppendix: options.aclAppendix,
   });
   const kvDir = await Deno.makeTempDir({ prefix: "ota-sec-" });
   const issued = new Map<string, Promise<Creds>>();
@@ -698,6 +701,23 @@ attackTest("a packet over max_packet_size is refused before it reaches the sende
   await assertSenderUntouched(w);
   await assertLegitimateDownload(w);
 });
+
+attackTest(
+  "a device revoked with a deny block in ota.acl is refused everything, the others are served",
+  async (w) => {
+    const a = await w.client(await w.creds("devA"));
+    await a.subscribe(["ota/dev/devA/data", "ota/dev/devA/error"]);
+    for (
+      const topic of ["ota/dev/devA/req", "ota/dev/devA/status", `ota/dev/devA/ack/${SENDER_ID}`]
+    ) {
+      assertEquals(await a.publish(topic, requestFor("devA")), NOT_AUTHORIZED, topic);
+    }
+    await assertSenderUntouched(w);
+    await assertLegitimateDownload(w, "devB");
+    assertEquals(a.inbox.length, 0);
+  },
+  { aclAppendix: "user devA\ntopic deny ota/#" },
+);
 
 // ---- the sender's own check (defence in depth) ----
 
