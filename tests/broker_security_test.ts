@@ -19,7 +19,13 @@ import {
   type ShippedVariant,
   startShippedMosquitto,
 } from "./_broker.ts";
-import { makePasswordFile, makeShippedPki, makeTestCerts, type ShippedPki } from "./_certs.ts";
+import {
+  makePasswordFile,
+  makeShippedPki,
+  makeTestCerts,
+  runIssueCert,
+  type ShippedPki,
+} from "./_certs.ts";
 import { request as baseRequest } from "./_fixtures.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import {
@@ -418,6 +424,63 @@ attackTest("a legitimate device completes a real download from the sender", asyn
   assertEquals(w.running.sender.stats.transfersOk, 2);
 });
 
+const ROOT = new URL("..", import.meta.url).pathname;
+const HOST_BUILD = `${ROOT}firmware/build-host`;
+const HOST_RECEIVER = `${HOST_BUILD}/ota-receiver-host`;
+
+/** Builds firmware/host when its receiver is missing (deno task test builds it first). */
+async function ensureHostReceiver(): Promise<void> {
+  try {
+    await Deno.stat(HOST_RECEIVER);
+    return;
+  } catch {
+    // build below
+  }
+  for (const args of [["-S", `${ROOT}firmware/host`, "-B", HOST_BUILD], ["--build", HOST_BUILD]]) {
+    const out = await new Deno.Command("cmake", { args, stdout: "piped", stderr: "piped" })
+      .output();
+    if (!out.success) {
+      throw new Error(`Cannot build ota-receiver-host: cmake ${args.join(" ")} failed`);
+    }
+  }
+}
+
+Deno.test({
+  name: "cert variant: the C++ firmware core completes a download with its device certificate",
+  ignore: SKIP,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await ensureHostReceiver();
+    const w = await world("cert");
+    const dir = await Deno.makeTempDir({ prefix: "ota-sec-fw-" });
+    try {
+      const files = await w.pki.device("fw-1");
+      const out = await new Deno.Command(HOST_RECEIVER, {
+        args: [
+          ...["--host", "127.0.0.1", "--port", String(w.broker.port), "--device-id", "fw-1"],
+          ...["--product", "blink", "--current", "1.0.0", "--dir", dir, "--timeout-s", "30"],
+          ...["--cafile", files.ca, "--cert", files.cert, "--key", files.key],
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      const report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}");
+      assertEquals(
+        report.status,
+        "VERIFIED",
+        `${stdout}\n${new TextDecoder().decode(out.stderr)}\nbroker: ${w.broker.log()}`,
+      );
+      const records = await w.running.catalog.listDeviceStatus();
+      assert(records.some((r) => r.deviceId === "fw-1" && r.status === "VERIFIED"));
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await w.stop();
+    }
+  },
+});
+
 // ---- 1. a client id with "/" that reads another device's data ----
 
 attackTest(
@@ -718,6 +781,34 @@ attackTest(
   },
   { aclAppendix: "user devA\ntopic deny ota/#" },
 );
+
+// ---- the certificate script ----
+
+Deno.test("issue-cert.sh issues CN = device id and refuses ids that are not one topic level", async () => {
+  const pki = await makeShippedPki();
+  try {
+    const files = await pki.device("esp32:lab-1.a_b");
+    const subject = await new Deno.Command("openssl", {
+      args: ["x509", "-in", files.cert, "-noout", "-subject", "-ext", "extendedKeyUsage"],
+      stdout: "piped",
+    }).output();
+    const text = new TextDecoder().decode(subject.stdout);
+    assert(/CN ?= ?esp32:lab-1\.a_b\b/.test(text), text);
+    assert(text.includes("TLS Web Client Authentication"), text);
+    for (const id of ["devA/data", "dev+1", "dev#1", "", "a b", "x".repeat(65), SENDER_ACCOUNT]) {
+      const run = await runIssueCert(["device", pki.dir, id]);
+      assertEquals(run.code, 2, `device "${id}" was issued`);
+      assert(run.stderr.includes("not valid") || run.stderr.includes("longer"), run.stderr);
+    }
+    for (const account of ["ota-sender", "a@b@c", "@x", "x@", "a/b@c"]) {
+      assertEquals((await runIssueCert(["sender", pki.dir, account])).code, 2, account);
+    }
+    // Issuing the same device twice would silently replace a key a device already holds.
+    assertEquals((await runIssueCert(["device", pki.dir, "esp32:lab-1.a_b"])).code, 2);
+  } finally {
+    await pki.remove();
+  }
+});
 
 // ---- the sender's own check (defence in depth) ----
 
