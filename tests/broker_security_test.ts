@@ -143,6 +143,8 @@ interface ClientOptions {
   will?: mqtt.IClientOptions["will"];
   /** Skip TLS (to try plain MQTT on the TLS port). */
   plain?: boolean;
+  /** MQTT 5 (default) or 4 (3.1.1). */
+  protocolVersion?: 4 | 5;
   /** Verify the broker against this CA instead of the shipped one. */
   ca?: string;
 }
@@ -248,7 +250,7 @@ async function world(variant: ShippedVariant, options: WorldOptions = {}): Promi
     const url = o.plain ? broker.url.replace("mqtts:", "mqtt:") : broker.url;
     const client = mqtt.connect(url, {
       clientId: o.clientId ?? c.username ?? `client-${crypto.randomUUID().slice(0, 8)}`,
-      protocolVersion: 5,
+      protocolVersion: o.protocolVersion ?? 5,
       reconnectPeriod: 0,
       connectTimeout: 3000,
       clean: true,
@@ -724,6 +726,28 @@ attackTest(
     console.log(`${w.variant}: ${8 - arrived} of 8 requests swallowed`);
   },
   { sharedGroup: SECRET_GROUP },
+);
+
+attackTest(
+  "over MQTT 3.1.1 (no reason codes) the same forgeries and spying reach nothing",
+  async (w) => {
+    const b = await w.client(await w.creds("devB"), { protocolVersion: 4, clientId: "devA/ack" });
+    await b.subscribe(["ota/#", "ota/dev/devA/data", "#"]);
+    for (
+      const [topic, payload] of [
+        ["ota/dev/devA/req", requestFor("devA")],
+        [`ota/dev/devA/ack/${SENDER_ID}`, statusFor(StatusCode.VERIFIED)],
+        ["ota/dev/devA/status", statusFor(StatusCode.BOOTED)],
+        ["ota/dev/devA/data", fakeManifest("devA")],
+      ] as const
+    ) {
+      // 3.1.1 has no way to say "not authorized": Mosquitto acknowledges and drops.
+      await b.publish(topic, payload);
+    }
+    await assertSenderUntouched(w);
+    await assertLegitimateDownload(w);
+    assertEquals(b.inbox.map((m) => m.topic), []);
+  },
 );
 
 // ---- beyond the list: wills, retained messages, oversized packets ----
