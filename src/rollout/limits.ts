@@ -42,8 +42,11 @@ export const MAX_JITTER_MS = 60 * 60 * 1000;
 
 /** Most groups a rollout may target. */
 export const MAX_TARGET_GROUPS = 16;
-/** Most device ids a rollout may list explicitly. */
-export const MAX_TARGET_DEVICES = 1000;
+/**
+ * Most device ids a rollout may list explicitly: its record must stay well under the 64 KiB KV
+ * value limit. Label larger sets with a group.
+ */
+export const MAX_TARGET_DEVICES = 500;
 
 /** Group names: the same topic-safe alphabet as device ids, 1 to 64 characters. */
 export const GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -56,3 +59,21 @@ export const MAX_COMMIT_ATTEMPTS = 16;
 export const DEFAULT_PAGE_SIZE = 100;
 /** Largest page a listing returns. */
 export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * Most `check`s Deno KV accepts in one atomic commit (denokv `limits.rs`; the other KV limits
+ * live in the catalog's limits module, where this one belongs once rollouts are wired in).
+ */
+export const KV_MAX_CHECKS_PER_COMMIT = 100;
+/**
+ * Devices enrolled per commit when a wave opens: one check each, plus the check of the rollout
+ * record, within {@linkcode KV_MAX_CHECKS_PER_COMMIT}.
+ */
+export const ENROLL_BATCH = KV_MAX_CHECKS_PER_COMMIT - 1;
+/**
+ * Longest a store waits in total for a KV file another process (or another handle) holds locked
+ * (SQLite `database is locked`) before it gives up with `CONFLICT`.
+ */
+export const KV_BUSY_WAIT_MS = 5000;
+/** Longest single back-off while the KV file is locked; the wait doubles up to it from 1 ms. */
+export const KV_BUSY_MAX_BACKOFF_MS = 50;

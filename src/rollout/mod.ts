@@ -21,4 +21,5 @@ export * from "./limits.ts";
 export * from "./membership.ts";
 export * from "./rollout_state.ts";
 export * from "./spec.ts";
+export * from "./store.ts";
 export * from "./target.ts";

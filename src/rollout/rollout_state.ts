@@ -24,7 +24,12 @@
  * @module
  */
 
-import { type DeviceState, FAILURE_STATES, OUTCOME_STATES } from "./device_lifecycle.ts";
+import {
+  type DeviceEventName,
+  type DeviceState,
+  FAILURE_STATES,
+  OUTCOME_STATES,
+} from "./device_lifecycle.ts";
 import { RolloutError } from "./errors.ts";
 import { MAX_ROLLOUT_EVENTS } from "./limits.ts";
 import type { RolloutSpec } from "./spec.ts";
@@ -285,4 +290,52 @@ export function evaluateRollout(
   return record.currentWave + 1 >= record.waves.length
     ? { event: "succeed", reason: why }
     : { event: "advance", reason: why };
+}
+
+const OUTCOME_EVENTS: readonly DeviceEventName[] = [
+  "verified",
+  "runs_target",
+  "rolled_back",
+  "attempt_failed",
+  "timeout",
+];
+const SERVING_EVENTS: readonly DeviceEventName[] = ["request", "manifest", ...OUTCOME_EVENTS];
+
+/**
+ * Which (classified) device events a rollout records in each state. Only a RUNNING rollout opens
+ * waves and sends offers; a PAUSED or SUCCEEDED one still serves devices that ask (a transfer
+ * under way, a device that was offline); an ABORTED or CANCELLED one only records the outcomes
+ * of transfers already under way.
+ */
+export const DEVICE_EVENTS_RECORDED: Readonly<Record<RolloutState, readonly DeviceEventName[]>> = {
+  CREATED: [],
+  RUNNING: ["wave_opened", "offer_sent", ...SERVING_EVENTS],
+  PAUSED: SERVING_EVENTS,
+  SUCCEEDED: SERVING_EVENTS,
+  ABORTED: OUTCOME_EVENTS,
+  CANCELLED: OUTCOME_EVENTS,
+};
+
+/**
+ * Why a rollout does not record a device event, or `undefined` when it does: the rollout's state
+ * does not record that event (see {@linkcode DEVICE_EVENTS_RECORDED}), or the event would enroll
+ * a device whose wave is not open or into a rollout that ended without success.
+ */
+export function deviceEventRefusal(
+  record: RolloutRecord,
+  enrolled: boolean,
+  on: DeviceEventName,
+  wave: number,
+): string | undefined {
+  if (!DEVICE_EVENTS_RECORDED[record.state].includes(on)) {
+    return `rollout "${record.id}" is ${record.state} and does not record ${on}`;
+  }
+  if (enrolled) return undefined;
+  if (record.state === "ABORTED" || record.state === "CANCELLED") {
+    return `rollout "${record.id}" is ${record.state} and enrolls no device`;
+  }
+  if (wave < 0 || wave > record.currentWave) {
+    return `wave ${wave + 1} of rollout "${record.id}" is not open`;
+  }
+  return undefined;
 }
