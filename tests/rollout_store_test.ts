@@ -6,8 +6,11 @@
  */
 
 import assert from "node:assert/strict";
+import { InventoryStore } from "../src/inventory/mod.ts";
 import {
+  decideLatest,
   type DeviceEvent,
+  holdingRollout,
   type ImageRef,
   parseRolloutSpec,
   RolloutError,
@@ -468,6 +471,46 @@ Deno.test("RolloutStore.listDevices() refuses a page size out of range", async (
     const store = new RolloutStore(await open());
     await rejectsWith(store.listDevices("r-1", { limit: 0 }), "INVALID_ARGUMENT", /page size 0/);
     await rejectsWith(store.listDevices("r-1", { limit: 5000 }), "INVALID_ARGUMENT");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a rollout to a group enrolls exactly the group's devices of the product, read from the inventory", async () => {
+  const { open, cleanup } = await kvFile();
+  try {
+    const kv = await open();
+    const inventory = new InventoryStore(kv);
+    const store = new RolloutStore(kv);
+    for (const id of ids(60)) {
+      await inventory.recordRequest(id, { product: "blink", version: "1.0.0" });
+    }
+    await inventory.recordRequest("other-0", { product: "fan", version: "1.0.0" });
+    const lab = ids(60).filter((_, i) => i % 3 === 0);
+    for (const id of [...lab, "other-0"]) await inventory.label(id, { add: ["lab"] });
+    const r = await store.create(spec({ groups: ["lab"] }), { start: true });
+    const { enrolled, finished } = await store.enrollWave(
+      r.id,
+      0,
+      inventory.targetDeviceIds(r.target),
+    );
+    assert.ok(finished);
+    assert.equal(enrolled, lab.length);
+    const listed = (await store.listDevices(r.id)).devices.map((d) => d.deviceId);
+    assert.deepEqual(listed, [...lab].sort());
+    // What each device asking for `latest` gets follows from the same records.
+    const rollouts = await store.list();
+    for (const id of [ids(60)[0], ids(60)[1]]) {
+      const record = (await inventory.get(id))!;
+      const device = { ...record, runningVersion: record.version };
+      const holder = holdingRollout(rollouts, device);
+      const decision = decideLatest(
+        holder,
+        device,
+        holder ? await store.entry(holder.id, id) : null,
+      );
+      assert.equal(decision.kind, lab.includes(id) ? "image" : "up_to_date", id);
+    }
   } finally {
     await cleanup();
   }
