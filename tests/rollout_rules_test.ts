@@ -404,6 +404,32 @@ Deno.test("device transition table names only known states and every state is re
   assert.deepEqual([...reached].sort(), [...DEVICE_STATES].sort());
 });
 
+Deno.test("the device table in docs/rollouts.md is the code's DEVICE_TRANSITIONS, row for row", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/rollouts.md", import.meta.url));
+  const table = doc.slice(doc.indexOf("| event (classified)"));
+  const rows = table.slice(0, table.indexOf("\n\n")).split("\n").slice(2).map((line) => {
+    const [on, from, to] = line.split("|").slice(1, 4).map((c) => c.trim());
+    const states = from.split(",").map((f) => f.trim());
+    return {
+      on: on.replaceAll("`", ""),
+      from: states.filter((f) => f !== "retries left").map((f) =>
+        f === "not enrolled" ? "NOT_ENROLLED" : f
+      ),
+      guarded: states.includes("retries left"),
+      to,
+    };
+  });
+  assert.deepEqual(
+    rows,
+    DEVICE_TRANSITIONS.map((r) => ({
+      on: r.on,
+      from: [...r.from],
+      guarded: r.when !== undefined,
+      to: r.to,
+    })),
+  );
+});
+
 // ---- rollout state machine ----
 
 function counts(perWave: Array<Partial<WaveCounts>>): WaveCounts[] {
