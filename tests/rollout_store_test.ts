@@ -12,6 +12,9 @@ import {
   type DeviceEvent,
   holdingRollout,
   type ImageRef,
+  MAX_REASON_CHARS,
+  MAX_ROLLOUT_EVENTS,
+  MAX_TARGET_DEVICES,
   parseRolloutSpec,
   RolloutError,
   type RolloutErrorCode,
@@ -155,7 +158,7 @@ Deno.test("RolloutStore commands: pause and resume, cancel, and refusals that ch
     const r = await store.create(spec({ waves: "50,100" }));
     await rejectsWith(store.command(r.id, "pause"), "INVALID_TRANSITION", /it is CREATED/);
     await store.command(r.id, "start");
-    const paused = await store.command(r.id, "pause", "investigating a report");
+    const paused = await store.command(r.id, "pause", { reason: "investigating a report" });
     assert.equal(paused.state, "PAUSED");
     assert.equal(paused.reason, "investigating a report");
     await rejectsWith(store.command(r.id, "pause"), "INVALID_TRANSITION", /it is PAUSED/);
@@ -183,7 +186,7 @@ Deno.test("success rule through the store: waves 10,50,100 over 120 devices open
     const r = await store.create(spec({ waves: "10,50,100", successPct: 100 }), { start: true });
     const opened: number[] = [];
     for (let wave = 0; wave < 3; wave++) {
-      const { finished } = await store.enrollWave(r.id, wave, fleet);
+      const { finished } = await store.enrollWave(r.id, fleet, { wave });
       assert.ok(finished);
       const queued = await store.listDevices(r.id, { state: "QUEUED", limit: 1000 });
       opened.push(queued.devices.length);
@@ -223,7 +226,7 @@ Deno.test("abort rule through the store: boot failures abort in the first wave a
       spec({ waves: "20,100", abortFailurePct: 10, abortMinDevices: 10 }),
       { start: true },
     );
-    await store.enrollWave(r.id, 0, fleet);
+    await store.enrollWave(r.id, fleet, { wave: 0 });
     const wave0 = (await store.listDevices(r.id, { limit: 1000 })).devices.map((d) => d.deviceId);
     // 8 succeed, 2 roll back: 20 % of 10 outcomes > 10 %.
     for (const id of wave0.slice(0, 8)) await drive(store, r.id, id, "BOOTED");
@@ -239,7 +242,7 @@ Deno.test("abort rule through the store: boot failures abort in the first wave a
     const offer = await store.recordDeviceEvent(r.id, waiting, { type: "offer_sent" });
     assert.equal(offer.applied, false);
     assert.match(offer.reason!, /ABORTED and does not record offer_sent/);
-    assert.equal((await store.enrollWave(r.id, 1, fleet)).finished, false);
+    assert.equal((await store.enrollWave(r.id, fleet, { wave: 1 })).finished, false);
     // A transfer already under way still reports its outcome.
     const late = wave0[11];
     await store.recordDeviceEvent(r.id, late, { type: "offer_sent" }).catch(() => {});
@@ -260,7 +263,7 @@ Deno.test("an aborted rollout still records the outcome of a transfer under way"
     const r = await store.create(spec({ abortMinDevices: 1, abortFailurePct: 0 }), {
       start: true,
     });
-    await store.enrollWave(r.id, 0, ["a", "b"]);
+    await store.enrollWave(r.id, ["a", "b"], { wave: 0 });
     await store.recordDeviceEvent(r.id, "b", { type: "manifest" });
     await drive(store, r.id, "a", "ROLLED_BACK");
     assert.equal((await store.evaluate(r.id)).record.state, "ABORTED");
@@ -283,7 +286,7 @@ Deno.test("pause holds the next wave and stops offers; resume lets the wave adva
   try {
     const store = new RolloutStore(await open());
     const r = await store.create(spec({ waves: "50,100", successPct: 50 }), { start: true });
-    await store.enrollWave(r.id, 0, ids(40));
+    await store.enrollWave(r.id, ids(40), { wave: 0 });
     const wave0 = (await store.listDevices(r.id, { limit: 100 })).devices.map((d) => d.deviceId);
     await store.command(r.id, "pause");
     for (const id of wave0) {
@@ -317,7 +320,7 @@ Deno.test("two store instances on one KV file racing to advance a wave: exactly 
     const b = new RolloutStore(await open());
     for (let round = 0; round < 10; round++) {
       const r = await a.create(spec({ groups: [`g${round}`], waves: "50,100" }), { start: true });
-      await a.enrollWave(r.id, 0, ids(20));
+      await a.enrollWave(r.id, ids(20), { wave: 0 });
       const members = (await a.listDevices(r.id)).devices.map((d) => d.deviceId);
       for (const id of members) {
         await b.recordDeviceEvent(r.id, id, { type: "request", runningVersion: "2.0.0" });
@@ -343,8 +346,8 @@ Deno.test("two store instances on one KV file recording the same devices at once
     const r = await a.create(spec(), { start: true });
     // Both sweep the wave and both enroll on requests, interleaved.
     await Promise.all([
-      a.enrollWave(r.id, 0, fleet),
-      b.enrollWave(r.id, 0, [...fleet].reverse()),
+      a.enrollWave(r.id, fleet, { wave: 0 }),
+      b.enrollWave(r.id, [...fleet].reverse(), { wave: 0 }),
       ...fleet.slice(0, 50).map((id) =>
         b.recordDeviceEvent(r.id, id, { type: "request", runningVersion: "1.0.0" })
       ),
@@ -381,7 +384,7 @@ Deno.test("timeouts: due devices are listed by deadline, retried, then TIMED_OUT
     const t = clock();
     const store = new RolloutStore(await open(), { now: t.now });
     const r = await store.create(spec({ deviceTimeout: "10m", retries: 1 }), { start: true });
-    await store.enrollWave(r.id, 0, ["a", "b"]);
+    await store.enrollWave(r.id, ["a", "b"], { wave: 0 });
     await store.recordDeviceEvent(r.id, "a", { type: "offer_sent" });
     t.advance(60_000);
     await store.recordDeviceEvent(r.id, "b", { type: "offer_sent" });
@@ -443,7 +446,7 @@ Deno.test("a store reopened on the same KV file mid-rollout carries on where the
     const kv1 = await open();
     const first = new RolloutStore(kv1);
     const r = await first.create(spec({ waves: "50,100", successPct: 100 }), { start: true });
-    await first.enrollWave(r.id, 0, ids(30));
+    await first.enrollWave(r.id, ids(30), { wave: 0 });
     const members = (await first.listDevices(r.id)).devices.map((d) => d.deviceId);
     for (const id of members.slice(1)) await drive(first, r.id, id, "BOOTED");
     await first.recordDeviceEvent(r.id, members[0], { type: "manifest" });
@@ -491,8 +494,8 @@ Deno.test("a rollout to a group enrolls exactly the group's devices of the produ
     const r = await store.create(spec({ groups: ["lab"] }), { start: true });
     const { enrolled, finished } = await store.enrollWave(
       r.id,
-      0,
       inventory.targetDeviceIds(r.target),
+      { wave: 0 },
     );
     assert.ok(finished);
     assert.equal(enrolled, lab.length);
@@ -511,6 +514,30 @@ Deno.test("a rollout to a group enrolls exactly the group's devices of the produ
       );
       assert.equal(decision.kind, lab.includes(id) ? "image" : "up_to_date", id);
     }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("the largest rollout record (500 listed devices, a full log of long reasons) fits one KV value", async () => {
+  const { open, cleanup } = await kvFile();
+  try {
+    const store = new RolloutStore(await open());
+    const devices = Array.from({ length: MAX_TARGET_DEVICES }, (_, i) => `${i}`.padStart(64, "d"));
+    const r = await store.create(spec({ devices }), { start: true });
+    const reason = "r".repeat(MAX_REASON_CHARS);
+    for (let i = 0; i < MAX_ROLLOUT_EVENTS; i++) {
+      await store.command(r.id, "pause", { reason });
+      await store.command(r.id, "resume", { reason });
+    }
+    const record = await store.get(r.id);
+    assert.equal(record?.log.length, MAX_ROLLOUT_EVENTS);
+    assert.equal(record?.target.devices.length, MAX_TARGET_DEVICES);
+    await rejectsWith(
+      store.command(r.id, "pause", { reason: reason + "!" }),
+      "INVALID_ARGUMENT",
+      /the reason is 201 characters, at most 200/,
+    );
   } finally {
     await cleanup();
   }

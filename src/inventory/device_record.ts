@@ -162,10 +162,10 @@ function newRecord(id: string, at: string): DeviceRecord {
  */
 export function applyRequest(
   old: DeviceRecord | null,
-  id: string,
-  facts: RequestFacts,
-  at: string,
+  request: RequestFacts & { id: string; at: string },
 ): RecordUpdate {
+  const { id, at } = request;
+  const facts = request;
   const what = `record the request of "${id}"`;
   const product = checkText(facts.product, "product", MAX_PRODUCT_BYTES, what);
   const version = checkText(facts.version, "version", MAX_VERSION_BYTES, what);
@@ -185,10 +185,10 @@ export function applyRequest(
  */
 export function applyStatus(
   old: DeviceRecord | null,
-  id: string,
-  facts: StatusFacts,
-  at: string,
+  report: StatusFacts & { id: string; at: string },
 ): RecordUpdate {
+  const { id, at } = report;
+  const facts = report;
   const what = `record the status of "${id}"`;
   const status = checkText(facts.status, "status", MAX_STATUS_NAME_CHARS, what);
   const version = checkText(facts.version, "version", MAX_VERSION_BYTES, what);
@@ -211,9 +211,9 @@ export function applyStatus(
 /** A finished transfer to the device. */
 export function applyTransfer(
   old: DeviceRecord | null,
-  id: string,
-  summary: TransferSummary,
+  transfer: TransferSummary & { id: string },
 ): RecordUpdate {
+  const { id, ...summary } = transfer;
   const what = `record the transfer to "${id}"`;
   checkText(summary.outcome, "outcome", MAX_STATUS_NAME_CHARS, what);
   checkText(summary.version, "version", MAX_VERSION_BYTES, what);

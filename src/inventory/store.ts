@@ -89,19 +89,19 @@ export class InventoryStore {
   /** Records a REQUEST: creates the device on first contact, updates its running version. */
   async recordRequest(deviceId: string, facts: RequestFacts): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "record a request");
-    return await this.#update(id, (old, at) => applyRequest(old, id, facts, at));
+    return await this.#update(id, (old, at) => applyRequest(old, { ...facts, id, at }));
   }
 
   /** Records a STATUS the device reported (BOOTED updates its running version). */
   async recordStatus(deviceId: string, facts: StatusFacts): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "record a status");
-    return await this.#update(id, (old, at) => applyStatus(old, id, facts, at));
+    return await this.#update(id, (old, at) => applyStatus(old, { ...facts, id, at }));
   }
 
   /** Records the end of a transfer to the device. */
   async recordTransfer(deviceId: string, summary: TransferSummary): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "record a transfer");
-    return await this.#update(id, (old) => applyTransfer(old, id, summary));
+    return await this.#update(id, (old) => applyTransfer(old, { ...summary, id }));
   }
 
   /**

@@ -51,6 +51,8 @@ export const MAX_TARGET_DEVICES = 500;
 /** Group names: the same topic-safe alphabet as device ids, 1 to 64 characters. */
 export const GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
+/** Longest reason an operator may give to a command (kept in the record's log). */
+export const MAX_REASON_CHARS = 200;
 /** Events kept in a rollout record's own log (start, waves, pause, resume, end). */
 export const MAX_ROLLOUT_EVENTS = 64;
 /** Attempts of an optimistic KV commit before a store gives up with `CONFLICT`. */

@@ -31,7 +31,7 @@ import {
   OUTCOME_STATES,
 } from "./device_lifecycle.ts";
 import { RolloutError } from "./errors.ts";
-import { MAX_ROLLOUT_EVENTS } from "./limits.ts";
+import { MAX_REASON_CHARS, MAX_ROLLOUT_EVENTS } from "./limits.ts";
 import type { RolloutSpec } from "./spec.ts";
 
 /** States of a rollout. */
@@ -167,6 +167,13 @@ export function applyRolloutEvent(
       "INVALID_TRANSITION",
       `Cannot ${event} rollout "${record.id}": it is ${record.state}, ` +
         `only a ${allowed.join(" or ")} rollout can be ${PAST[event]}`,
+    );
+  }
+  if (opts.reason !== undefined && opts.reason.length > MAX_REASON_CHARS) {
+    throw new RolloutError(
+      "INVALID_ARGUMENT",
+      `Cannot ${event} rollout "${record.id}": the reason is ${opts.reason.length} characters, ` +
+        `at most ${MAX_REASON_CHARS} are kept; shorten it`,
     );
   }
   const opens = event === "start" || event === "advance";
@@ -323,10 +330,9 @@ export const DEVICE_EVENTS_RECORDED: Readonly<Record<RolloutState, readonly Devi
  */
 export function deviceEventRefusal(
   record: RolloutRecord,
-  enrolled: boolean,
-  on: DeviceEventName,
-  wave: number,
+  event: { enrolled: boolean; on: DeviceEventName; wave: number },
 ): string | undefined {
+  const { enrolled, on, wave } = event;
   if (!DEVICE_EVENTS_RECORDED[record.state].includes(on)) {
     return `rollout "${record.id}" is ${record.state} and does not record ${on}`;
   }

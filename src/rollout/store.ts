@@ -175,11 +175,14 @@ export class RolloutStore {
   async command(
     rolloutId: string,
     command: RolloutCommand,
-    reason?: string,
+    options: { reason?: string } = {},
   ): Promise<RolloutRecord> {
     return await this.#retry(`${command} rollout "${rolloutId}"`, async () => {
       const entry = await this.#requireEntry(rolloutId);
-      const next = applyRolloutEvent(entry.value, command, { now: this.#now(), reason });
+      const next = applyRolloutEvent(entry.value, command, {
+        now: this.#now(),
+        reason: options.reason,
+      });
       return await this.#commitRecord(entry, next);
     });
   }
@@ -251,7 +254,7 @@ export class RolloutStore {
       });
       const refusal = step.row === undefined
         ? `${step.from} does not take ${step.on}`
-        : deviceEventRefusal(record, old !== null, step.on, wave);
+        : deviceEventRefusal(record, { enrolled: old !== null, on: step.on, wave });
       if (refusal !== undefined || step.entry === null) {
         return { applied: false, entry: old, from: step.from, reason: refusal };
       }
@@ -271,9 +274,10 @@ export class RolloutStore {
    */
   async enrollWave(
     rolloutId: string,
-    wave: number,
     deviceIds: AsyncIterable<string> | Iterable<string>,
+    options: { wave: number },
   ): Promise<{ enrolled: number; finished: boolean }> {
+    const wave = options.wave;
     let enrolled = 0;
     let batch: string[] = [];
     const flush = async (): Promise<boolean> => {
