@@ -29,6 +29,7 @@ import {
   type RolloutRecord,
   type RolloutSpecInput,
   type RolloutTarget,
+  summarizeRollout,
   targetOverlap,
   type WaveCounts,
   waveIndexOf,
@@ -590,4 +591,24 @@ Deno.test("holdingRollout() picks the oldest active rollout, else the newest suc
   assert.equal(holdingRollout([aborted], device("x")), undefined);
   assert.equal(holdingRollout([lab], device("x")), undefined);
   assert.equal(holdingRollout([old], { ...device("x"), product: "other" }), undefined);
+});
+
+Deno.test("summarizeRollout() shows per-wave devices, totals, the abort numbers and what comes next", () => {
+  const r = { ...started({ waves: "10,100", groups: ["lab"], devices: ["dev-1"] }), id: "r-5" };
+  const s = summarizeRollout(
+    r,
+    counts([{ SUCCEEDED: 8, FAILED: 1, DOWNLOADING: 1 }, { QUEUED: 3 }]),
+  );
+  assert.equal(s.image, "blink@1.1.0");
+  assert.equal(s.target, "blink: groups lab; devices dev-1");
+  assert.equal(s.currentWave, 1);
+  assert.deepEqual(s.waves.map((w) => [w.wave, w.pct, w.enrolled, w.openedAt !== null]), [
+    [1, 10, 10, true],
+    [2, 100, 3, false],
+  ]);
+  assert.equal(s.totals.SUCCEEDED, 8);
+  assert.equal(s.totals.QUEUED, 3);
+  assert.deepEqual(s.outcomes, { outcomes: 9, failures: 1 });
+  assert.equal(s.next, "wave 1 (10 %) succeeded 8/10 (80 %), needs 95 %");
+  assert.equal(summarizeRollout(rollout(), []).target, "every blink device");
 });

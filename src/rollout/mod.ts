@@ -22,4 +22,5 @@ export * from "./membership.ts";
 export * from "./rollout_state.ts";
 export * from "./spec.ts";
 export * from "./store.ts";
+export * from "./summary.ts";
 export * from "./target.ts";

@@ -266,11 +266,11 @@ export class RolloutStore {
   }
 
   /**
-   * Enrolls (QUEUED) every device of `deviceIds` whose wave is at most `wave` and that is not
-   * enrolled yet, in commits of up to 100 devices, then marks the wave's enrolment finished so
-   * the success rule may judge it. Idempotent: several instances may sweep at once, each device
-   * is counted once. Stops, returning what it did, when the rollout stops RUNNING. `deviceIds`
-   * are the devices the target covers (from the inventory).
+   * Enrolls (QUEUED) every device of `deviceIds` whose wave is at most `options.wave` and that
+   * is not enrolled yet, in commits of up to `ENROLL_BATCH` devices, then marks the wave's
+   * enrolment finished so the success rule may judge it. Idempotent: several instances may sweep
+   * at once, each device is counted once. Stops, returning what it did, when the rollout stops
+   * RUNNING. `deviceIds` are the devices the target covers (from the inventory).
    */
   async enrollWave(
     rolloutId: string,
