@@ -542,3 +542,35 @@ Deno.test("the largest rollout record (500 listed devices, a full log of long re
     await cleanup();
   }
 });
+
+Deno.test("a wave sweep cut short by a crash is finished by the next sweep, each device counted once", async () => {
+  const { open, cleanup } = await kvFile();
+  try {
+    const kv1 = await open();
+    const first = new RolloutStore(kv1);
+    const fleet = ids(400);
+    const r = await first.create(spec(), { start: true });
+    async function* dying() {
+      for (const [i, id] of fleet.entries()) {
+        if (i === 250) throw new Error("sender killed");
+        yield id;
+      }
+    }
+    await assert.rejects(first.enrollWave(r.id, dying(), { wave: 0 }), /sender killed/);
+    kv1.close();
+
+    const second = new RolloutStore(await open());
+    const partial = (await second.counters(r.id))[0].QUEUED;
+    assert.ok(partial > 0 && partial < 250, `${partial} enrolled before the crash`);
+    const held = await second.evaluate(r.id);
+    assert.equal(held.applied, false);
+    assert.match(held.decision.reason, /wave 1 is still being enrolled/);
+    const { enrolled, finished } = await second.enrollWave(r.id, fleet, { wave: 0 });
+    assert.ok(finished);
+    assert.equal(enrolled, fleet.length - partial);
+    assert.equal((await second.counters(r.id))[0].QUEUED, fleet.length);
+    assert.equal((await second.get(r.id))?.enrolledWave, 0);
+  } finally {
+    await cleanup();
+  }
+});
