@@ -504,10 +504,15 @@ Deno.test("success rule: the next wave opens when the cumulative success fractio
   assert.match(done.reason, /wave 2 \(100 %\) succeeded 91\/100 \(91 %\), at least 90 %/);
 });
 
-Deno.test("success rule: a wave is not judged before its enrolment finished; an empty wave passes", () => {
+Deno.test("success rule: a wave is not judged before its enrolment finished; an empty wave passes, an empty last wave waits", () => {
   const r = started({ waves: "1,100" });
   assert.equal(evaluateRollout({ ...r, enrolledWave: -1 }, counts([])).event, null);
   assert.equal(evaluateRollout(r, counts([])).event, "advance");
+  const last = { ...applyRolloutEvent(r, "advance", { now: T0 }), enrolledWave: 1 };
+  const empty = evaluateRollout(last, counts([]));
+  assert.equal(empty.event, null);
+  assert.equal(empty.reason, "wave 2 (100 %) has no device yet; it succeeds once its devices do");
+  assert.equal(evaluateRollout(last, counts([{}, { SUCCEEDED: 1 }])).event, "succeed");
 });
 
 Deno.test("abort rule: failures above abortFailurePct abort only after abortMinDevices outcomes", () => {

@@ -15,9 +15,11 @@
  *   `abortFailurePct` % of the outcomes. Applies while RUNNING or PAUSED.
  * - Next wave: waves are cumulative, so the success fraction of wave `k` is SUCCEEDED / enrolled
  *   over the devices of waves `0..k`. When it reaches `successPct` % (or no device is enrolled
- *   there at all), wave `k + 1` opens; after the last wave the rollout SUCCEEDED. Only once the
- *   enrolment of wave `k` finished (`enrolledWave >= currentWave`), so a wave is never judged
- *   on a partial count.
+ *   there yet, so a 1 % wave of a small fleet does not stall), wave `k + 1` opens; when the last
+ *   wave reaches it the rollout SUCCEEDED. The last wave never succeeds empty: a rollout whose
+ *   target has no device yet stays RUNNING, serving and judging the devices that appear. Only
+ *   once the enrolment of wave `k` finished (`enrolledWave >= currentWave`), so a wave is never
+ *   judged on a partial count.
  * - SUCCEEDED, ABORTED and CANCELLED are final. An ABORTED or CANCELLED rollout offers and
  *   assigns nothing more; devices it already updated stay as they are.
  *
@@ -285,8 +287,12 @@ export function evaluateRollout(
   if (record.enrolledWave < record.currentWave) {
     return { event: null, reason: `wave ${record.currentWave + 1} is still being enrolled` };
   }
-  const reached = t.enrolled === 0 || t.succeeded * 100 >= record.successPct * t.enrolled;
+  const last = record.currentWave + 1 >= record.waves.length;
   const wave = `wave ${record.currentWave + 1} (${record.waves[record.currentWave]} %)`;
+  if (t.enrolled === 0 && last) {
+    return { event: null, reason: `${wave} has no device yet; it succeeds once its devices do` };
+  }
+  const reached = t.enrolled === 0 || t.succeeded * 100 >= record.successPct * t.enrolled;
   if (!reached) {
     return {
       event: null,
@@ -294,9 +300,7 @@ export function evaluateRollout(
     };
   }
   const why = `${wave} succeeded ${pct(t.succeeded, t.enrolled)}, at least ${record.successPct} %`;
-  return record.currentWave + 1 >= record.waves.length
-    ? { event: "succeed", reason: why }
-    : { event: "advance", reason: why };
+  return last ? { event: "succeed", reason: why } : { event: "advance", reason: why };
 }
 
 const OUTCOME_EVENTS: readonly DeviceEventName[] = [
