@@ -16,6 +16,7 @@
 import { createHash, type Hash } from "node:crypto";
 import {
   ACK_TIMEOUT_MS,
+  ackTopicProblem,
   type Chunk,
   codeName,
   crc32,
@@ -23,7 +24,6 @@ import {
   decodeError,
   decodeManifest,
   DEFAULT_PREFIX,
-  DEVICE_ID_PATTERN,
   DEVICE_IDLE_TIMEOUT_MS,
   deviceTopics,
   encodeAck,
@@ -583,10 +583,10 @@ export class Receiver {
     const m = e.manifest;
     // §8: the ack topic must lie in this device's namespace; nothing is published on another.
     const ackTopic = m.ackTopic || e.responseTopic || "";
-    const problem = ackTopicProblem(ackTopic, this.topics.ack(""));
+    const problem = ackTopicProblem(this.o.prefix, this.o.deviceId, ackTopic);
     this.manifest = m;
     this.ackTopic = "";
-    if (problem) return await this.fail(StatusCode.ABORTED, problem);
+    if (problem) return await this.fail(StatusCode.ABORTED, `Refused the MANIFEST: ${problem}`);
     this.ackTopic = ackTopic;
     this.log(
       `manifest ${m.product}@${m.version} ${m.size} B chunk ${m.chunkSize} window ${m.window}` +
@@ -892,6 +892,11 @@ export class Receiver {
     if (msg.topic !== this.topics.data && msg.topic !== this.topics.error) return;
     const came: Came = { correlation: msg.correlationData };
     const type = peekType(msg.payload);
+    // §2: the error topic carries only ERROR.
+    if (msg.topic === this.topics.error && type !== MessageType.ERROR) {
+      this.stats.ignored++;
+      return;
+    }
     try {
       if (type === MessageType.CHUNK) {
         let chunk: Chunk;
@@ -947,17 +952,6 @@ export class Receiver {
   private log(line: string): void {
     this.o.log?.(`${this.o.deviceId}: ${line}`);
   }
-}
-
-/**
- * Why `topic` cannot be this device's ack topic, or null when it can: it must be `ackBase`
- * (`{p}/dev/{id}/ack/`) followed by a sender id of the §2 device-id rule (protocol §8).
- */
-export function ackTopicProblem(topic: string, ackBase: string): string | null {
-  if (topic.startsWith(ackBase) && DEVICE_ID_PATTERN.test(topic.slice(ackBase.length))) {
-    return null;
-  }
-  return `Ack topic "${topic}" is outside this device's namespace "${ackBase}{senderId}"`;
 }
 
 /** The device's sink: the chosen one, slowed by the flash timing, with flash faults outermost. */

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ota_core/crc32.h"
+#include "ota_core/topics.h"
 
 namespace ota_core {
 namespace {
@@ -153,7 +154,10 @@ void Receiver::onMessage(const InboundMessage& m) {
   bool onData = equals(m.topic, dataTopic_);
   bool onError = equals(m.topic, errorTopic_);
   MessageType type{};
-  if ((!onData && !onError) || peekType(m.payload.data, m.payload.size, type) != DecodeError::NONE) {
+  // §2: the data topic carries MANIFEST, CHUNK and ERROR; the error topic only ERROR.
+  if ((!onData && !onError) ||
+      peekTypeOn(onData ? TopicKind::DATA : TopicKind::ERROR, m.payload.data, m.payload.size,
+                 type) != DecodeError::NONE) {
     ++stats_.ignored;
     return;
   }
@@ -280,16 +284,6 @@ void Receiver::abortWrite() {
   }
 }
 
-bool Receiver::ackTopicInNamespace(Bytes topic) const {
-  // `{p}/dev/{id}/ack/` followed by one sender id of the §2 id rule.
-  char base[kMaxOwnTopicBytes];
-  int n = std::snprintf(base, sizeof base, "%s/dev/%s/ack/", config_.prefix, config_.deviceId);
-  if (n <= 0 || static_cast<size_t>(n) >= sizeof base || topic.size <= static_cast<size_t>(n)) {
-    return false;
-  }
-  if (std::memcmp(topic.data, base, static_cast<size_t>(n)) != 0) return false;
-  return isValidId(Bytes{topic.data + n, topic.size - static_cast<size_t>(n)});
-}
 
 State Receiver::acceptManifest() {
   const Manifest& m = manifest_;
@@ -312,7 +306,8 @@ State Receiver::acceptManifest() {
   copyString(outcome_.version, sizeof outcome_.version, version_);
 
   unanswered_ = 0;
-  if (m.ackTopic.size > kMaxTopicBytes || !ackTopicInNamespace(m.ackTopic)) {
+  if (m.ackTopic.size > kMaxTopicBytes ||
+      !isAckTopicOf(m.ackTopic, config_.prefix, config_.deviceId)) {
     // Protocol §8: nothing is published outside this device's namespace, not even a STATUS.
     ackTopic_[0] = '\0';
     abortWrite();

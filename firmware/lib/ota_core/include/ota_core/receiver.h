@@ -147,7 +147,6 @@ class Receiver {
   void sendStatus(StatusCode code, const char* detail);
   void saveResumePoint();
   bool correlationMatches(const InboundMessage& m) const;
-  bool ackTopicInNamespace(Bytes topic) const;
   void abortWrite();
 
   ReceiverConfig config_;
