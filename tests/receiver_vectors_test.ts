@@ -234,7 +234,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
       };
       currentTransferId = m.transferId;
       const responseTopic = s.responseTopic ?? m.ackTopic;
-      ackTopic = m.ackTopic || responseTopic;
+      ackTopic = m.ackTopic;
       link.deliver({
         topic: topics.data,
         payload: encodeManifest(m),

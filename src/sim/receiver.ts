@@ -203,7 +203,7 @@ interface Came {
 /** Events that drive a receiver. */
 export type ReceiverEvent =
   | { type: "start" }
-  | { type: "manifest"; manifest: Manifest; responseTopic?: string } & Came
+  | { type: "manifest"; manifest: Manifest } & Came
   | { type: "error"; error: ErrorMessage } & Came
   | { type: "chunk"; chunk: Chunk } & Came
   | { type: "bad_chunk"; transferId: number; why: string } & Came
@@ -582,7 +582,7 @@ export class Receiver {
     this.unanswered = 0;
     const m = e.manifest;
     // §8: the ack topic must lie in this device's namespace; nothing is published on another.
-    const ackTopic = m.ackTopic || e.responseTopic || "";
+    const ackTopic = m.ackTopic;
     const problem = ackTopicProblem(this.o.prefix, this.o.deviceId, ackTopic);
     this.manifest = m;
     this.ackTopic = "";
@@ -912,7 +912,7 @@ export class Receiver {
         this.post({ type: "chunk", chunk, ...came });
       } else if (type === MessageType.MANIFEST) {
         const manifest = decodeManifest(msg.payload);
-        this.post({ type: "manifest", manifest, responseTopic: msg.responseTopic, ...came });
+        this.post({ type: "manifest", manifest, ...came });
       } else if (type === MessageType.ERROR) {
         this.post({ type: "error", error: decodeError(msg.payload), ...came });
       } else this.stats.ignored++;

@@ -208,7 +208,7 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       ASSERT_FALSE(out.empty());
       currentTransferId = m.transferId;
       std::string responseTopic = s.has("responseTopic") ? s["responseTopic"].string : body;
-      ackTopic = body.empty() ? responseTopic : body;
+      ackTopic = body;
       deliver(dataTopic, out, correlationFor(s), responseTopic);
     } else if (step.has("chunk")) {
       const Value& s = step["chunk"];

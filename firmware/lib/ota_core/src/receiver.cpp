@@ -176,8 +176,7 @@ void Receiver::onMessage(const InboundMessage& m) {
         ++stats_.ignored;
         return;
       }
-      // The ack topic is the body's; under MQTT 5 it may travel only as the Response Topic.
-      if (manifest_.ackTopic.size == 0 && config_.mqtt5) manifest_.ackTopic = m.responseTopic;
+      // The ack topic is the body's field (§8.4), also under MQTT 5.
       dispatch(Event::MANIFEST);
       return;
     case MessageType::ERROR: {
