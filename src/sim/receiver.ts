@@ -323,7 +323,9 @@ export class Receiver {
   /** Generation of the connection; messages of a closed one are ignored. */
   private generation = 0;
   private readonly queue: ReceiverEvent[] = [];
-  private draining: Promise<void> | null = null;
+  /** True while drain() runs; `drained` resolves when it ends. */
+  private draining = false;
+  private drained: Promise<void> = Promise.resolve();
 
   // The exchange in progress.
   private correlation: Uint8Array = EMPTY;
@@ -429,7 +431,7 @@ export class Receiver {
 
   /** Resolves once every queued event has been handled (tools and tests that step a device). */
   async settled(): Promise<void> {
-    while (this.draining) await this.draining;
+    while (this.draining) await this.drained;
   }
 
   /** A snapshot for progress display. */
@@ -459,10 +461,20 @@ export class Receiver {
 
   private post(event: ReceiverEvent): void {
     this.queue.push(event);
-    this.draining ??= this.drain().finally(() => (this.draining = null));
+    if (this.draining) return;
+    this.draining = true;
+    this.drained = this.drain();
   }
 
   private async drain(): Promise<void> {
+    try {
+      await this.drainQueue();
+    } finally {
+      this.draining = false; // set in the same step as the loop ends: no post can fall between
+    }
+  }
+
+  private async drainQueue(): Promise<void> {
     while (this.queue.length > 0 && !TERMINAL.has(this.state)) {
       const event = this.queue.shift()!;
       const row = TRANSITIONS.find((t) => t.state === this.state && t.event === event.type) ??
