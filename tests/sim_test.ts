@@ -29,6 +29,7 @@ import { withLinkFaults } from "../src/sim/faulty_link.ts";
 import { FaultySink } from "../src/sim/faulty_sink.ts";
 import { ESP32_FLASH_TIMING, TimedSink } from "../src/sim/flash_timing.ts";
 import { MemorySink } from "../src/sim/sink.ts";
+import { transitionFor, TRANSITIONS } from "../src/sim/transitions.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
 
@@ -554,3 +555,18 @@ mosquittoTest(
     });
   },
 );
+
+Deno.test("the transition table: every open state handles stop and disconnect, no row leaves VERIFIED or FAILED", () => {
+  for (const state of ["IDLE", "REQUESTED", "BACKING_OFF", "RECEIVING"] as const) {
+    assert(transitionFor(state, "stop"), `${state} stop`);
+    assert(transitionFor(state, "disconnect"), `${state} disconnect`);
+  }
+  for (const state of ["VERIFIED", "FAILED"] as const) {
+    for (const row of TRANSITIONS) assertEquals(transitionFor(state, row.event), undefined);
+  }
+  assertEquals(
+    transitionFor("REQUESTED", "chunk"),
+    undefined,
+    "a chunk while REQUESTED is ignored",
+  );
+});

@@ -2,24 +2,21 @@
  * One simulated device: the receiver state machine of docs/protocol.md §8 over a {@link Link}
  * (one MQTT connection per device, client id = device id). It requests an image, takes the
  * MANIFEST, writes CHUNKs strictly in order into a {@link FlashSink}, acknowledges them
- * (coalesced as §8 allows), NACKs what it cannot use, re-requests after an idle timeout or a
+ * (coalesced as §8.2 allows), NACKs what it cannot use, re-requests after an idle timeout or a
  * disconnect, verifies the SHA-256 and reports a STATUS.
  *
- * Inbound messages and timers become events in one queue, handled one at a time through the
- * {@link TRANSITIONS} table, so a slow flash write delays the next chunk exactly as it would on
- * a device. The receiver holds no fault code: faults come from wrapping its link
- * (faulty_link.ts) and its sink (faulty_sink.ts, flash_timing.ts). The behaviour vectors
- * (tests/vectors/receiver_*.json) pin what it does, step by step, as they pin the firmware's.
+ * This module owns the device's plumbing: the event queue, the filter of §8.1, the one deadline
+ * of each state, the connection and the result. What each event does is in the transition table
+ * (transitions.ts) and its handlers (handlers/). The receiver holds no fault code: faults come
+ * from wrapping its link (faulty_link.ts) and its sink (faulty_sink.ts, flash_timing.ts). The
+ * behaviour vectors (tests/vectors/receiver_*.json) pin what it does, as they pin the firmware's.
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
 import {
   ACK_TIMEOUT_MS,
-  ackTopicProblem,
   type Chunk,
   codeName,
-  crc32,
   decodeChunk,
   decodeError,
   decodeManifest,
@@ -27,12 +24,8 @@ import {
   DEVICE_IDLE_TIMEOUT_MS,
   deviceTopics,
   encodeAck,
-  encodeRequest,
   encodeStatus,
-  ErrorCode,
-  type ErrorMessage,
   ImageKindCode,
-  type Manifest,
   MessageType,
   NackReason,
   peekType,
@@ -40,251 +33,51 @@ import {
   StatusCode,
   toHex,
 } from "../protocol/mod.ts";
-import { ESP_IMAGE_HEADER_MAGIC } from "../protocol/image_format.ts";
-import { verifySignature } from "../protocol/signing.ts";
 import type { InboundMessage } from "../transport/types.ts";
 import { realClock, type SimClock } from "./clock.ts";
 import { FaultySink } from "./faulty_sink.ts";
-import { flashAtRate, type FlashTiming, TimedSink } from "./flash_timing.ts";
-import { type Link, type LinkFaultCounts, type LinkFaults, withLinkFaults } from "./faulty_link.ts";
+import { flashAtRate, TimedSink } from "./flash_timing.ts";
+import { type Link, type LinkFaultCounts, withLinkFaults } from "./faulty_link.ts";
+import type { Device, Exchange } from "./handlers/_device.ts";
 import {
   ACK_DELAY_MS,
-  MAX_FLASH_FAILURES,
   MAX_UNANSWERED_REQUESTS,
   SLOT_BYTES,
   STATUS_PUBLISH_TIMEOUT_MS,
 } from "./limits.ts";
+import type {
+  Came,
+  ReceiverEvent,
+  ReceiverFaults,
+  ReceiverOptions,
+  ReceiverProgress,
+  ReceiverResult,
+  ReceiverState,
+  ReceiverStats,
+  ResolvedReceiverOptions,
+} from "./receiver_types.ts";
 import { FileSink, type FlashSink, MemorySink } from "./sink.ts";
+import { transitionFor } from "./transitions.ts";
 
-/**
- * States of the receiver (protocol §8). `VERIFIED` and `FAILED` end a run; `BACKING_OFF` waits
- * `retryAfterMs` before asking again.
- */
-export type ReceiverState =
-  | "IDLE"
-  | "REQUESTED"
-  | "BACKING_OFF"
-  | "RECEIVING"
-  | "VERIFIED"
-  | "FAILED";
+export type {
+  ReceiverEvent,
+  ReceiverFaults,
+  ReceiverOptions,
+  ReceiverProgress,
+  ReceiverResult,
+  ReceiverState,
+  ReceiverStats,
+} from "./receiver_types.ts";
+export type { Link } from "./faulty_link.ts";
+export { TRANSITIONS } from "./transitions.ts";
 
-/**
- * Faults a simulated device suffers; each fires once. They are applied by wrapping the device's
- * link and sink, never inside the state machine.
- */
-export interface ReceiverFaults extends LinkFaults {
-  /**
-   * Fail the first flash write of chunk N. Counted in write calls: the (N+1)th write of the run,
-   * which is chunk N when the run starts at offset 0.
-   */
-  failWriteChunk?: number;
-  /** Flash writes at this many KiB/s (a delay per write). */
-  slowFlashKiBps?: number;
-}
-
-/** Settings of a {@link Receiver}. */
-export interface ReceiverOptions {
-  /** Device id; also the MQTT client id the `connect` function must use. */
-  deviceId: string;
-  /**
-   * Opens the device's MQTT connection; called again after a disconnect. The connection's
-   * protocol version decides how Response Topic and Correlation Data travel: MQTT 5 as
-   * properties, MQTT 3.1.1 in the REQUEST body (and the ack topic from the MANIFEST body).
-   */
-  connect: () => Promise<Link>;
-  /** Where `connect` goes (e.g. `mqtt://127.0.0.1:1883`), named when no sender answers. */
-  broker?: string;
-  /** Topic prefix; default `ota`. */
-  prefix?: string;
-  product: string;
-  currentVersion?: string;
-  /** Wanted version; empty or `latest` for the newest. */
-  wantedVersion?: string;
-  /** Chunk size announced in the REQUEST; 0 = the sender's default. */
-  chunkSize?: number;
-  /** Window announced in the REQUEST; 0 = the sender's default. */
-  window?: number;
-  /** `"memory"` (default), a file path, or a sink object. */
-  sink?: "memory" | string | FlashSink;
-  /** How long flash writes take (e.g. ESP32_FLASH_TIMING); default: memory speed. */
-  flashTiming?: FlashTiming;
-  /** Re-request with the resume point after this long without data; default DEVICE_IDLE_TIMEOUT_MS. */
-  idleTimeoutMs?: number;
-  /** Acknowledge every N in-order chunks; default `ceil(window / 2)` of the granted window. */
-  ackEvery?: number;
-  /** Longest wait of a coalesced ACK for further chunks; default ACK_DELAY_MS. */
-  ackDelayMs?: number;
-  /** Wait after TRANSFER_ABORTED or UNKNOWN_TRANSFER without `retryAfterMs`; default ACK_TIMEOUT_MS. */
-  retryDelayMs?: number;
-  /** Unanswered REQUESTs in a row before giving up; default MAX_UNANSWERED_REQUESTS. */
-  maxUnansweredRequests?: number;
-  /** Largest image the slot takes; default SLOT_BYTES. */
-  slotBytes?: number;
-  /** MANIFEST kinds this device installs (ImageKindCode values); default both. */
-  kinds?: number[];
-  /**
-   * SPKI PEM of the ECDSA P-256 key manifests must be signed with; when set, an unsigned or
-   * badly signed MANIFEST ends in STATUS SIGNATURE_INVALID before anything is written (§8).
-   */
-  publicKeyPem?: string;
-  /** A resume point stored by an earlier run (its bytes must be in the sink). */
-  resume?: ResumePoint;
-  faults?: ReceiverFaults;
-  /** The device's clock; default the real one. Tests step a FakeClock. */
-  clock?: SimClock;
-  /** Log lines of this device (state changes, faults, errors). */
-  log?: (line: string) => void;
-}
-
-/** Counters of one device. */
-export interface ReceiverStats {
-  /** Chunk payload bytes that arrived for our transfers, duplicates included. */
-  bytesReceived: number;
-  /** Bytes written to the sink in this run. */
-  bytesWritten: number;
-  /** Chunk messages that arrived for our transfers, duplicates and faulty ones included. */
-  chunksReceived: number;
-  /** Chunks written. */
-  chunks: number;
-  duplicates: number;
-  crcErrors: number;
-  /** Chunks that arrived ahead of the one wanted (dropped). */
-  gaps: number;
-  badChunks: number;
-  flashErrors: number;
-  /** Chunk deliveries the `dropChunk` fault lost. */
-  dropped: number;
-  acks: number;
-  nacks: number;
-  requests: number;
-  reconnects: number;
-  /** Messages of another transfer or request, ignored (protocol §8). */
-  ignored: number;
-  /** `startOffset` of the last MANIFEST that resumed (0 when none did). */
-  resumedFrom: number;
-}
-
-/** How a device's run ended. */
-export interface ReceiverResult extends ReceiverStats {
-  deviceId: string;
-  /** `VERIFIED`, another STATUS code name, or the sender's ERROR code name that stopped it. */
-  status: string;
-  ok: boolean;
-  detail: string;
-  transferId: number;
-  version: string;
-  size: number;
-  /** SHA-256 the device computed over its sink, hex; empty when it never finished. */
-  sha256: string;
-  /** SHA-256 the MANIFEST announced, hex. */
-  expectedSha256: string;
-  seconds: number;
-  /** Bytes written in this run per second, in MiB/s. */
-  mibPerSecond: number;
-}
-
-/** A snapshot for progress bars; `DONE` once the run is over. */
-export interface ReceiverProgress {
-  deviceId: string;
-  state: ReceiverState | "DONE";
-  /** Bytes of the image in the sink (resumed bytes included). */
-  offset: number;
-  /** Image size, 0 before the MANIFEST. */
-  size: number;
-  bytesWritten: number;
-}
-
-/** Correlation Data and topic an inbound message came with. */
-interface Came {
-  /** MQTT 5 Correlation Data; undefined when absent. */
-  correlation?: Uint8Array;
-}
-
-/** Events that drive a receiver. */
-export type ReceiverEvent =
-  | { type: "start" }
-  | { type: "manifest"; manifest: Manifest } & Came
-  | { type: "error"; error: ErrorMessage } & Came
-  | { type: "chunk"; chunk: Chunk } & Came
-  | { type: "bad_chunk"; transferId: number; why: string } & Came
-  | { type: "ack_due" }
-  | { type: "timeout" }
-  | { type: "disconnect"; why: string }
-  | { type: "stop"; why: string };
-
-type EventOf<T extends ReceiverEvent["type"]> = Extract<ReceiverEvent, { type: T }>;
-
-type HandlerName =
-  | "sendRequest"
-  | "acceptManifest"
-  | "onRequestError"
-  | "reRequest"
-  | "onChunk"
-  | "onBadChunk"
-  | "flushAck"
-  | "onTransferError"
-  | "reconnect"
-  | "stopRun";
-
-/** One row of the table: in `state`, `event` runs `handler`, which returns one of `next`. */
-interface Transition {
-  /** `*`: every state before the run ends (not VERIFIED, not FAILED). */
-  state: ReceiverState | "*";
-  event: ReceiverEvent["type"];
-  handler: HandlerName;
-  next: readonly ReceiverState[];
-}
-
-/**
- * Protocol §8 as a table. A (state, event) pair without a row is ignored, which is what §8 asks
- * of stray and late messages; VERIFIED and FAILED end the run, so no row leaves them.
- */
-export const TRANSITIONS: readonly Transition[] = [
-  { state: "IDLE", event: "start", handler: "sendRequest", next: ["REQUESTED"] },
-  {
-    state: "REQUESTED",
-    event: "manifest",
-    handler: "acceptManifest",
-    next: ["RECEIVING", "FAILED"],
-  },
-  {
-    state: "REQUESTED",
-    event: "error",
-    handler: "onRequestError",
-    next: ["BACKING_OFF", "FAILED"],
-  },
-  { state: "REQUESTED", event: "timeout", handler: "reRequest", next: ["REQUESTED", "FAILED"] },
-  { state: "BACKING_OFF", event: "timeout", handler: "sendRequest", next: ["REQUESTED"] },
-  {
-    state: "RECEIVING",
-    event: "chunk",
-    handler: "onChunk",
-    next: ["RECEIVING", "VERIFIED", "FAILED"],
-  },
-  { state: "RECEIVING", event: "bad_chunk", handler: "onBadChunk", next: ["RECEIVING"] },
-  { state: "RECEIVING", event: "ack_due", handler: "flushAck", next: ["RECEIVING"] },
-  {
-    state: "RECEIVING",
-    event: "error",
-    handler: "onTransferError",
-    next: ["BACKING_OFF", "FAILED"],
-  },
-  { state: "RECEIVING", event: "timeout", handler: "reRequest", next: ["REQUESTED", "FAILED"] },
-  {
-    state: "*",
-    event: "disconnect",
-    handler: "reconnect",
-    next: ["REQUESTED", "BACKING_OFF", "FAILED"],
-  },
-  { state: "*", event: "stop", handler: "stopRun", next: ["FAILED"] },
-];
-
-const EMPTY = new Uint8Array(0);
 const TERMINAL: ReadonlySet<ReceiverState> = new Set(["VERIFIED", "FAILED"]);
 
 /** One simulated device; see the module doc. Call {@link Receiver.run} once. */
-export class Receiver {
+export class Receiver implements Device {
+  /** The §8 state. */
   state: ReceiverState = "IDLE";
+  /** Counters of this run. */
   readonly stats: ReceiverStats = {
     bytesReceived: 0,
     bytesWritten: 0,
@@ -303,23 +96,19 @@ export class Receiver {
     ignored: 0,
     resumedFrom: 0,
   };
+  /** @internal The settings with their defaults (handlers read them). */
+  readonly o: ResolvedReceiverOptions;
+  /** @internal The device's topics. */
+  readonly topics: ReturnType<typeof deviceTopics>;
+  /** @internal The flash, wrapped by its timing and faults. */
+  readonly sink: FlashSink;
+  /** @internal The exchange in progress (handlers change it). */
+  readonly x: Exchange;
 
-  private readonly o: ReceiverOptions & {
-    prefix: string;
-    idleTimeoutMs: number;
-    ackDelayMs: number;
-    retryDelayMs: number;
-    maxUnansweredRequests: number;
-    slotBytes: number;
-    kinds: number[];
-  };
-  private readonly topics: ReturnType<typeof deviceTopics>;
-  private readonly sink: FlashSink;
   private readonly clock: SimClock;
   private readonly connect: () => Promise<Link>;
-  private readonly linkFaults: LinkFaultCounts | null;
-  private readonly handlers: Record<HandlerName, (e: ReceiverEvent) => Promise<ReceiverState>>;
-  private link: Link | null = null;
+  private readonly linkFaults: LinkFaultCounts;
+  private current: Link | null = null;
   /** Generation of the connection; messages of a closed one are ignored. */
   private generation = 0;
   private readonly queue: ReceiverEvent[] = [];
@@ -327,30 +116,13 @@ export class Receiver {
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
 
-  // The exchange in progress.
-  private correlation: Uint8Array = EMPTY;
-  private unanswered = 0;
-  private manifest: Manifest | null = null;
-  private ackTopic = "";
-  private next = 0;
-  private unacked = 0;
-  /** A duplicate arrived: an ACK of `next` is owed (coalesced, protocol §8). */
-  private ackOwed = false;
-  private ackEvery = 1;
-  /** `next` when the last NACK was sent: a GAP is NACKed once per nextIndex (§8). */
-  private nackedAt = -1;
-  private flashFailuresInARow = 0;
-  private backoffMs = 0;
-  private hash: Hash | null = null;
-  private resumePoint: ResumePoint | null;
-
   // How the run ended.
   private outcome = "";
   private detail = "";
   private sha256 = "";
-  private upToDate = false;
+  private nothingToDo = false;
 
-  // Timers: the one deadline of the state (idle, back-off) and the coalesced-ACK flush.
+  // Timers: the one deadline of the state (idle, back-off) and the held-back ACK's flush.
   private cancelDeadline: (() => void) | null = null;
   private cancelAckFlush: (() => void) | null = null;
   private startedAt = 0;
@@ -376,29 +148,26 @@ export class Receiver {
     this.clock = options.clock ?? realClock;
     this.topics = deviceTopics(this.o.prefix, this.o.deviceId);
     const faults = options.faults ?? {};
-    const log = (line: string) => this.log(line);
-    const wrapped = withLinkFaults(options.connect, faults, log);
+    const wrapped = withLinkFaults(options.connect, faults, (line) => this.log(line));
     this.connect = wrapped.connect;
     this.linkFaults = wrapped.counts;
     this.sink = deviceSink(options, faults, this.clock);
-    this.resumePoint = options.resume ?? null;
-    this.done = new Promise((resolve) => (this.finished = resolve));
-    const h = <T extends ReceiverEvent["type"]>(
-      fn: (e: EventOf<T>) => Promise<ReceiverState> | ReceiverState,
-    ) =>
-    (e: ReceiverEvent) => Promise.resolve(fn(e as EventOf<T>));
-    this.handlers = {
-      sendRequest: h(() => this.sendRequest()),
-      acceptManifest: h<"manifest">((e) => this.acceptManifest(e)),
-      onRequestError: h<"error">((e) => this.onRequestError(e.error)),
-      reRequest: h(() => this.reRequest()),
-      onChunk: h<"chunk">((e) => this.onChunk(e.chunk)),
-      onBadChunk: h<"bad_chunk">((e) => this.onBadChunk(e.why)),
-      flushAck: h(() => this.flushAck()),
-      onTransferError: h<"error">((e) => this.onTransferError(e.error)),
-      reconnect: h<"disconnect">((e) => this.reconnect(e.why)),
-      stopRun: h<"stop">((e) => this.stopRun(e.why)),
+    this.x = {
+      correlation: new Uint8Array(0),
+      unanswered: 0,
+      manifest: null,
+      ackTopic: "",
+      next: 0,
+      unacked: 0,
+      ackOwed: false,
+      ackEvery: 1,
+      nackedAt: -1,
+      flashFailuresInARow: 0,
+      backoffMs: 0,
+      hash: null,
+      resumePoint: options.resume ?? null,
     };
+    this.done = new Promise((resolve) => (this.finished = resolve));
   }
 
   /** Device id. */
@@ -436,8 +205,8 @@ export class Receiver {
 
   /** A snapshot for progress display. */
   progress(): ReceiverProgress {
-    const size = this.manifest?.size ?? 0;
-    const offset = this.manifest ? Math.min(this.next * this.manifest.chunkSize, size) : 0;
+    const size = this.x.manifest?.size ?? 0;
+    const offset = this.x.manifest ? Math.min(this.x.next * this.x.manifest.chunkSize, size) : 0;
     return {
       deviceId: this.o.deviceId,
       state: TERMINAL.has(this.state) ? "DONE" : this.state,
@@ -449,7 +218,7 @@ export class Receiver {
 
   /** The stored resume point: what the sink holds of which image. */
   get resume(): ResumePoint | null {
-    return this.resumePoint;
+    return this.x.resumePoint;
   }
 
   /** How the run ended so far: a STATUS or ERROR code name, empty while it runs. */
@@ -457,7 +226,7 @@ export class Receiver {
     return this.outcome;
   }
 
-  // ---- the event queue and the table ----
+  // ---- the event queue ----
 
   private post(event: ReceiverEvent): void {
     this.queue.push(event);
@@ -477,8 +246,7 @@ export class Receiver {
   private async drainQueue(): Promise<void> {
     while (this.queue.length > 0 && !TERMINAL.has(this.state)) {
       const event = this.queue.shift()!;
-      const row = TRANSITIONS.find((t) => t.state === this.state && t.event === event.type) ??
-        TRANSITIONS.find((t) => t.state === "*" && t.event === event.type);
+      const row = transitionFor(this.state, event.type);
       if (!row || !this.isCurrent(event)) {
         if (event.type !== "ack_due" && event.type !== "timeout") this.stats.ignored++;
         continue;
@@ -486,9 +254,9 @@ export class Receiver {
       const before = this.state;
       let next: ReceiverState;
       try {
-        next = await this.handlers[row.handler](event);
+        next = await row.handler(this, event);
         if (!row.next.includes(next)) {
-          throw new Error(`${row.handler} returned ${next}, not one of ${row.next.join(", ")}`);
+          throw new Error(`${event.type} in ${before} led to ${next}, not ${row.next.join(" / ")}`);
         }
       } catch (err) {
         this.log(`internal error on ${event.type} in ${before}: ${(err as Error).stack ?? err}`);
@@ -502,29 +270,28 @@ export class Receiver {
   }
 
   /**
-   * Protocol §8: a message whose transferId is not the current one, or whose Correlation Data
-   * differs, is ignored. A MANIFEST, and an ERROR answering a request, must carry our
-   * Correlation Data under MQTT 5; other messages may come without it.
+   * Protocol §8.1: a message whose transferId is not the current one, or whose Correlation Data
+   * is present and differs, is ignored. A MANIFEST, and an ERROR answering a request, must carry
+   * our Correlation Data under MQTT 5; while receiving, only an ERROR naming the transfer counts.
    */
   private isCurrent(event: ReceiverEvent): boolean {
     if (!("correlation" in event) && event.type !== "manifest" && event.type !== "error") {
       return true;
     }
     const came = (event as Came).correlation;
-    const v5 = this.link?.protocolVersion === 5;
-    const ours = came !== undefined && bytesEqual(came, this.correlation);
+    const v5 = this.current?.protocolVersion === 5;
+    const ours = came !== undefined && bytesEqual(came, this.x.correlation);
     if (v5 && came !== undefined && came.length > 0 && !ours) return false;
+    const transferId = this.x.manifest?.transferId;
     switch (event.type) {
       case "manifest":
         return !v5 || ours;
       case "error":
-        return this.state === "REQUESTED"
-          ? !v5 || ours
-          : event.error.transferId === this.manifest?.transferId;
+        return this.state === "REQUESTED" ? !v5 || ours : event.error.transferId === transferId;
       case "chunk":
-        return event.chunk.transferId === this.manifest?.transferId;
+        return event.chunk.transferId === transferId;
       case "bad_chunk":
-        return event.transferId === this.manifest?.transferId;
+        return event.transferId === transferId;
     }
     return true;
   }
@@ -536,7 +303,7 @@ export class Receiver {
     const ms = state === "REQUESTED" || state === "RECEIVING"
       ? this.o.idleTimeoutMs
       : state === "BACKING_OFF"
-      ? this.backoffMs
+      ? this.x.backoffMs
       : -1;
     if (ms < 0) return;
     this.cancelDeadline = this.clock.setTimer(ms, () => {
@@ -545,256 +312,53 @@ export class Receiver {
     });
   }
 
-  // ---- handlers (called only through TRANSITIONS) ----
+  // ---- what handlers may do (Device) ----
 
-  /** Publishes a REQUEST, with the resume point when one is stored. */
-  private async sendRequest(): Promise<ReceiverState> {
-    this.stats.requests++;
-    this.unanswered++;
-    this.stopAckFlush();
-    this.correlation = crypto.getRandomValues(new Uint8Array(8));
-    const v5 = this.link!.protocolVersion === 5;
-    const body = encodeRequest({
-      chunkSize: this.o.chunkSize ?? 0,
-      window: this.o.window ?? 0,
-      deviceId: this.o.deviceId,
-      product: this.o.product,
-      currentVersion: this.o.currentVersion ?? "",
-      wantedVersion: this.o.wantedVersion ?? "",
-      responseTopic: v5 ? "" : this.topics.data,
-      correlationData: v5 ? EMPTY : this.correlation,
-      resume: this.resumePoint && this.resumePoint.offset > 0 ? this.resumePoint : null,
+  /** @internal The open connection. */
+  link(): Link {
+    if (!this.current) throw new Error(`Device "${this.o.deviceId}" has no open connection`);
+    return this.current;
+  }
+
+  /** @internal Publishes an ACK or NACK of `x.next` on the accepted ack topic. */
+  sendAck(nack: number): void {
+    const x = this.x;
+    this.dropHeldAck();
+    x.unacked = 0;
+    x.ackOwed = false;
+    if (nack === NackReason.NONE) this.stats.acks++;
+    else {
+      this.stats.nacks++;
+      x.nackedAt = x.next;
+    }
+    this.link().publish(
+      x.ackTopic,
+      encodeAck({ transferId: x.manifest!.transferId, nextIndex: x.next, nack }),
+      { qos: 1, responseTopic: this.topics.data, correlationData: x.correlation },
+    ).catch((err) => this.log(`cannot publish ACK: ${(err as Error).message}`));
+  }
+
+  /** @internal Starts the ACK_FLUSH_MS bound of the oldest held-back chunk (or duplicate). */
+  holdAck(): void {
+    this.cancelAckFlush ??= this.clock.setTimer(this.o.ackDelayMs, () => {
+      this.cancelAckFlush = null;
+      this.post({ type: "ack_due" });
     });
-    await this.link!.publish(this.topics.request, body, {
-      qos: 1,
-      responseTopic: this.topics.data,
-      correlationData: this.correlation,
-    }).catch((err) => this.log(`cannot publish REQUEST: ${(err as Error).message}`));
-    return "REQUESTED";
   }
 
-  /** The deadline passed in REQUESTED or RECEIVING: ask again, or give up when nobody answers. */
-  private async reRequest(): Promise<ReceiverState> {
-    if (this.unanswered >= this.o.maxUnansweredRequests) {
-      const seconds = Math.round((this.unanswered * this.o.idleTimeoutMs) / 1000);
-      return await this.fail(
-        StatusCode.ABORTED,
-        `No sender answered ${this.unanswered} requests on "${this.topics.request}"` +
-          `${this.o.broker ? ` at ${this.o.broker}` : ""} within ${seconds} s: is a sender ` +
-          `running on that broker with prefix "${this.o.prefix}"?`,
-        "NO_SENDER",
-      );
-    }
-    this.log(`nothing heard for ${this.o.idleTimeoutMs} ms; asking again`);
-    return await this.sendRequest();
+  /** @internal Drops the held-back ACK's timer. */
+  dropHeldAck(): void {
+    this.cancelAckFlush?.();
+    this.cancelAckFlush = null;
   }
 
-  /** Checks a MANIFEST and begins or resumes the flash write at `startOffset`. */
-  private async acceptManifest(e: EventOf<"manifest">): Promise<ReceiverState> {
-    this.unanswered = 0;
-    const m = e.manifest;
-    // §8: the ack topic must lie in this device's namespace; nothing is published on another.
-    const ackTopic = m.ackTopic;
-    const problem = ackTopicProblem(this.o.prefix, this.o.deviceId, ackTopic);
-    this.manifest = m;
-    this.ackTopic = "";
-    if (problem) return await this.fail(StatusCode.ABORTED, `Refused the MANIFEST: ${problem}`);
-    this.ackTopic = ackTopic;
-    this.log(
-      `manifest ${m.product}@${m.version} ${m.size} B chunk ${m.chunkSize} window ${m.window}` +
-        (m.startOffset ? ` resume at ${m.startOffset}` : "") + ` (transfer ${m.transferId})`,
-    );
-    if (!this.o.kinds.includes(m.kind)) {
-      return await this.fail(StatusCode.IMAGE_INVALID, `Image kind ${m.kind} is not accepted`);
-    }
-    if (m.size > this.o.slotBytes) {
-      return await this.fail(
-        StatusCode.ABORTED,
-        `Image of ${m.size} bytes exceeds the slot of ${this.o.slotBytes}`,
-      );
-    }
-    // §8: the signature is checked when the MANIFEST arrives, before any flash is erased.
-    if (this.o.publicKeyPem !== undefined) {
-      if (m.signature.length === 0) {
-        return await this.fail(StatusCode.SIGNATURE_INVALID, "The image is not signed");
-      }
-      if (!(await verifySignature(this.o.publicKeyPem, m.sha256, m.signature))) {
-        return await this.fail(StatusCode.SIGNATURE_INVALID, "The signature does not verify");
-      }
-    }
-    if (m.startOffset > 0) {
-      const rp = this.resumePoint;
-      if (!rp || toHex(rp.sha256) !== toHex(m.sha256) || m.startOffset > rp.offset) {
-        return await this.fail(
-          StatusCode.ABORTED,
-          `Start offset ${m.startOffset} is beyond the bytes this device holds`,
-        );
-      }
-      this.stats.resumedFrom = m.startOffset;
-    }
-    await this.sink.begin(m.size, m.startOffset);
-    this.hash = createHash("sha256");
-    // Protocol §9: the device rehashes the bytes below startOffset from its flash.
-    if (m.startOffset > 0) this.hash.update(await this.sink.read(0, m.startOffset));
-    this.next = m.startOffset / m.chunkSize;
-    this.unacked = 0;
-    this.ackOwed = false;
-    this.nackedAt = -1;
-    this.flashFailuresInARow = 0;
-    this.ackEvery = Math.max(1, this.o.ackEvery ?? Math.ceil(m.window / 2));
-    this.resumePoint = { sha256: m.sha256, offset: m.startOffset };
-    return "RECEIVING";
+  /** @internal Records the SHA-256 computed over the sink. */
+  computedSha256(sha256: string): void {
+    this.sha256 = sha256;
   }
 
-  /** An ERROR answering our REQUEST. */
-  private async onRequestError(error: ErrorMessage): Promise<ReceiverState> {
-    this.unanswered = 0;
-    const name = codeName(ErrorCode, error.code);
-    this.log(`error ${name}: ${error.message}`);
-    if (error.code === ErrorCode.BUSY) {
-      this.backoffMs = error.retryAfterMs;
-      return "BACKING_OFF";
-    }
-    if (error.code === ErrorCode.UP_TO_DATE) {
-      // Nothing to download is a success, not a failure; no STATUS (there is no transfer).
-      this.upToDate = true;
-      return await this.fail(StatusCode.ABORTED, error.message, name, false);
-    }
-    // §9: a resume point the sender cannot use is forgotten, so the next run starts afresh.
-    if (error.code === ErrorCode.OUT_OF_RANGE) this.resumePoint = null;
-    return await this.fail(StatusCode.ABORTED, error.message, name, false);
-  }
-
-  /** An ERROR naming our transfer while receiving. */
-  private async onTransferError(error: ErrorMessage): Promise<ReceiverState> {
-    const name = codeName(ErrorCode, error.code);
-    this.log(`error ${name}: ${error.message}`);
-    this.stopAckFlush();
-    if (error.code === ErrorCode.TRANSFER_ABORTED || error.code === ErrorCode.UNKNOWN_TRANSFER) {
-      this.backoffMs = error.retryAfterMs || this.o.retryDelayMs;
-      return "BACKING_OFF";
-    }
-    // The sender ended the transfer with its ERROR: no STATUS answers it (§5.3).
-    return await this.fail(StatusCode.ABORTED, error.message, name, false);
-  }
-
-  /** One CHUNK of our transfer while receiving. */
-  private async onChunk(c: Chunk): Promise<ReceiverState> {
-    const m = this.manifest!;
-    this.unanswered = 0;
-    this.stats.bytesReceived += c.length;
-    this.stats.chunksReceived++;
-    const offset = c.index * m.chunkSize;
-    if (
-      c.index >= m.chunkCount || c.offset !== offset ||
-      c.length !== Math.min(m.chunkSize, m.size - offset)
-    ) {
-      return this.onBadChunk(
-        `chunk ${c.index} at ${c.offset} with ${c.length} bytes does not fit the manifest`,
-      );
-    }
-    if (c.index < this.next) {
-      this.stats.duplicates++;
-      this.ackOwed = true;
-      this.startAckFlush();
-      return "RECEIVING";
-    }
-    if (c.index > this.next) {
-      this.stats.gaps++;
-      if (this.nackedAt !== this.next) this.sendAck(NackReason.GAP);
-      return "RECEIVING";
-    }
-    if (crc32(c.payload) !== c.crc32) {
-      this.stats.crcErrors++;
-      this.sendAck(NackReason.CRC_MISMATCH);
-      return "RECEIVING";
-    }
-    if (
-      c.index === 0 && m.kind === ImageKindCode.ESP32_APP && c.payload[0] !== ESP_IMAGE_HEADER_MAGIC
-    ) {
-      return await this.fail(
-        StatusCode.IMAGE_INVALID,
-        `First byte 0x${c.payload[0].toString(16)} is not 0xe9`,
-      );
-    }
-    try {
-      await this.sink.write(offset, c.payload);
-    } catch (err) {
-      this.stats.flashErrors++;
-      this.log(`flash write of chunk ${c.index} failed: ${(err as Error).message}`);
-      if (++this.flashFailuresInARow >= MAX_FLASH_FAILURES) {
-        return await this.fail(
-          StatusCode.FLASH_ERROR,
-          `${MAX_FLASH_FAILURES} flash writes in a row failed`,
-        );
-      }
-      this.sendAck(NackReason.FLASH_WRITE_FAILED);
-      return "RECEIVING";
-    }
-    this.flashFailuresInARow = 0;
-    this.hash!.update(c.payload);
-    this.next++;
-    this.unacked++;
-    this.stats.chunks++;
-    this.stats.bytesWritten += c.payload.length;
-    this.resumePoint = { sha256: m.sha256, offset: Math.min(this.next * m.chunkSize, m.size) };
-    if (this.next === m.chunkCount) {
-      this.sendAck(NackReason.NONE);
-      return await this.verify();
-    }
-    if (this.unacked >= this.ackEvery) this.sendAck(NackReason.NONE);
-    else this.startAckFlush();
-    return "RECEIVING";
-  }
-
-  /** A chunk of our transfer that does not decode or fit the manifest. */
-  private onBadChunk(why: string): ReceiverState {
-    this.stats.badChunks++;
-    this.log(`bad chunk: ${why}`);
-    this.sendAck(NackReason.BAD_CHUNK);
-    return "RECEIVING";
-  }
-
-  /** The coalescing delay passed: acknowledge what is written. */
-  private flushAck(): ReceiverState {
-    if (this.unacked > 0 || this.ackOwed) this.sendAck(NackReason.NONE);
-    return "RECEIVING";
-  }
-
-  /** The connection dropped: reconnect, then ask again with the resume point. */
-  private async reconnect(why: string): Promise<ReceiverState> {
-    this.log(`connection lost (${why}) at ${this.resumePoint?.offset ?? 0} bytes; reconnecting`);
-    this.stopAckFlush();
-    this.unacked = 0;
-    this.ackOwed = false;
-    await this.detach();
-    this.stats.reconnects++;
-    try {
-      await this.attach();
-    } catch (err) {
-      return await this.fail(StatusCode.ABORTED, `Cannot reconnect: ${(err as Error).message}`);
-    }
-    return this.state === "BACKING_OFF" ? "BACKING_OFF" : await this.sendRequest();
-  }
-
-  /** The operator stops the device. */
-  private async stopRun(why: string): Promise<ReceiverState> {
-    return await this.fail(StatusCode.ABORTED, why);
-  }
-
-  // ---- helpers ----
-
-  /** Finishes the write: compares the SHA-256 of what the sink holds with the manifest's. */
-  private async verify(): Promise<ReceiverState> {
-    const m = this.manifest!;
-    this.sha256 = this.hash!.digest("hex");
-    if (this.sha256 !== toHex(m.sha256)) {
-      return await this.fail(
-        StatusCode.HASH_MISMATCH,
-        `SHA-256 ${this.sha256} differs from the manifest's ${toHex(m.sha256)}`,
-      );
-    }
-    this.resumePoint = null; // nothing to resume: the image is complete
+  /** @internal Ends the run VERIFIED with STATUS VERIFIED. */
+  async verified(): Promise<ReceiverState> {
     this.outcome = "VERIFIED";
     this.endedAt = this.clock.now();
     await this.sendStatus(StatusCode.VERIFIED);
@@ -802,11 +366,11 @@ export class Receiver {
   }
 
   /**
-   * Ends the run as FAILED with `code` (and `outcome`, a name, when it is not the code's). A
-   * STATUS goes to the ack topic when a transfer is open and `status` allows; the sender learns
-   * nothing from a device that refused its ack topic or that it ended itself with an ERROR.
+   * @internal Ends the run FAILED with `code` (and `outcome`, a name, when it is not the
+   * code's). A STATUS goes to the accepted ack topic unless `status` is false: the sender learns
+   * nothing from a device that refused its ack topic, or whose transfer it ended itself.
    */
-  private async fail(
+  async fail(
     code: number,
     detail: string,
     outcome = codeName(StatusCode, code),
@@ -815,18 +379,36 @@ export class Receiver {
     this.outcome = outcome;
     this.detail = detail;
     this.endedAt ||= this.clock.now();
-    this.stopAckFlush();
+    this.dropHeldAck();
     // Bytes that failed verification, or a slot that cannot be written, are not worth resuming.
     if (code === StatusCode.HASH_MISMATCH || code === StatusCode.FLASH_ERROR) {
-      this.resumePoint = null;
+      this.x.resumePoint = null;
     }
     if (status) await this.sendStatus(code);
     return "FAILED";
   }
 
+  /** @internal Marks the run as "nothing to do" (UP_TO_DATE). */
+  upToDate(): void {
+    this.nothingToDo = true;
+  }
+
+  /** @internal Closes the connection and opens a new one. */
+  async reconnect(): Promise<void> {
+    await this.detach();
+    await this.attach();
+  }
+
+  /** @internal A log line of this device. */
+  log(line: string): void {
+    this.o.log?.(`${this.o.deviceId}: ${line}`);
+  }
+
+  // ---- plumbing ----
+
   private async sendStatus(code: number): Promise<void> {
-    const m = this.manifest;
-    if (!m || !this.ackTopic) return;
+    const m = this.x.manifest;
+    if (!m || !this.x.ackTopic) return;
     const status = encodeStatus({
       transferId: m.transferId,
       status: code,
@@ -836,10 +418,10 @@ export class Receiver {
     });
     try {
       await withTimeout(
-        this.link!.publish(this.ackTopic, status, {
+        this.link().publish(this.x.ackTopic, status, {
           qos: 1,
           responseTopic: this.topics.data,
-          correlationData: this.correlation,
+          correlationData: this.x.correlation,
         }),
         STATUS_PUBLISH_TIMEOUT_MS,
         this.clock,
@@ -847,36 +429,6 @@ export class Receiver {
     } catch (err) {
       this.log(`cannot publish STATUS: ${(err as Error).message}`);
     }
-  }
-
-  private sendAck(nack: number): void {
-    const m = this.manifest!;
-    this.stopAckFlush();
-    this.unacked = 0;
-    this.ackOwed = false;
-    if (nack === NackReason.NONE) this.stats.acks++;
-    else {
-      this.stats.nacks++;
-      this.nackedAt = this.next;
-    }
-    this.link!.publish(
-      this.ackTopic,
-      encodeAck({ transferId: m.transferId, nextIndex: this.next, nack }),
-      { qos: 1, responseTopic: this.topics.data, correlationData: this.correlation },
-    ).catch((err) => this.log(`cannot publish ACK: ${(err as Error).message}`));
-  }
-
-  /** Starts the ACK_FLUSH_MS bound of the oldest unacknowledged chunk (or duplicate). */
-  private startAckFlush(): void {
-    this.cancelAckFlush ??= this.clock.setTimer(this.o.ackDelayMs, () => {
-      this.cancelAckFlush = null;
-      this.post({ type: "ack_due" });
-    });
-  }
-
-  private stopAckFlush(): void {
-    this.cancelAckFlush?.();
-    this.cancelAckFlush = null;
   }
 
   private async attach(): Promise<void> {
@@ -888,14 +440,14 @@ export class Receiver {
     link.onClose?.((why) => {
       if (generation === this.generation) this.post({ type: "disconnect", why });
     });
-    this.link = link;
+    this.current = link;
     await link.subscribe([this.topics.data, this.topics.error], 1);
   }
 
   private async detach(): Promise<void> {
     this.generation++;
-    const link = this.link;
-    this.link = null;
+    const link = this.current;
+    this.current = null;
     if (link) await link.close().catch(() => {});
   }
 
@@ -923,8 +475,7 @@ export class Receiver {
         }
         this.post({ type: "chunk", chunk, ...came });
       } else if (type === MessageType.MANIFEST) {
-        const manifest = decodeManifest(msg.payload);
-        this.post({ type: "manifest", manifest, ...came });
+        this.post({ type: "manifest", manifest: decodeManifest(msg.payload), ...came });
       } else if (type === MessageType.ERROR) {
         this.post({ type: "error", error: decodeError(msg.payload), ...came });
       } else this.stats.ignored++;
@@ -936,20 +487,19 @@ export class Receiver {
 
   private async finish(): Promise<void> {
     this.cancelDeadline?.();
-    this.stopAckFlush();
+    this.dropHeldAck();
     this.queue.length = 0;
     await this.detach();
     await this.sink.close().catch(() => {});
     this.endedAt ||= this.clock.now();
-    if (this.linkFaults) this.stats.dropped = this.linkFaults.dropped;
+    this.stats.dropped = this.linkFaults.dropped;
     const seconds = (this.endedAt - this.startedAt) / 1000;
-    const m = this.manifest;
-    const verified = this.state === "VERIFIED";
+    const m = this.x.manifest;
     this.finished({
       ...this.stats,
       deviceId: this.o.deviceId,
       status: this.outcome,
-      ok: verified || this.upToDate,
+      ok: this.state === "VERIFIED" || this.nothingToDo,
       detail: this.detail,
       transferId: m?.transferId ?? 0,
       version: m?.version ?? "",
@@ -959,10 +509,6 @@ export class Receiver {
       seconds,
       mibPerSecond: seconds > 0 ? this.stats.bytesWritten / 1048576 / seconds : 0,
     });
-  }
-
-  private log(line: string): void {
-    this.o.log?.(`${this.o.deviceId}: ${line}`);
   }
 }
 
@@ -1001,5 +547,3 @@ async function withTimeout<T>(p: Promise<T>, ms: number, clock: SimClock): Promi
     cancel?.();
   }
 }
-
-export type { Link };
