@@ -309,6 +309,7 @@ TEST(Receiver, GivesUpAndSaysNoSenderAnsweredAfterMaxUnansweredRequests) {
   }
   EXPECT_EQ(rx.state(), State::FAILED);
   EXPECT_TRUE(rx.outcome().noSender);
+  EXPECT_STREQ(rx.outcome().detail, "no sender answered 3 requests on ota/dev/dev-1/req");
   EXPECT_EQ(h.requests().size(), kMaxUnansweredRequests);
 }
 

@@ -264,12 +264,14 @@ State Receiver::sendRequest() {
 
 State Receiver::reRequest() {
   if (unanswered_ >= kMaxUnansweredRequests) {
-    // Protocol §8: nobody answers. Say so (the platform names topic and broker) instead of asking
-    // forever; the resume point stays, so a later start() continues the image.
+    // Protocol §8.6: nobody answers. Say so, naming the request topic (the platform adds the
+    // broker), instead of asking forever; the resume point stays for a later start().
     outcome_ = Outcome{};
     outcome_.status = StatusCode::ABORTED;
     outcome_.noSender = true;
-    outcome_.detail = "no sender answered 3 requests in a row";
+    std::snprintf(detail_, sizeof detail_, "no sender answered %u requests on %s",
+                  static_cast<unsigned>(unanswered_), reqTopic_);
+    outcome_.detail = detail_;
     abortWrite();
     return State::FAILED;
   }

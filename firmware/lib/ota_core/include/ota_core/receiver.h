@@ -208,6 +208,8 @@ class Receiver {
   char dataTopic_[kMaxOwnTopicBytes] = {};
   char errorTopic_[kMaxOwnTopicBytes] = {};
   char statusTopic_[kMaxOwnTopicBytes] = {};
+  /// Outcome::detail text that names a topic (no heap: formatted here).
+  char detail_[kMaxOwnTopicBytes + 48] = {};
   uint8_t txBuffer_[kMaxRequestBytes > kMaxStatusBytes ? kMaxRequestBytes : kMaxStatusBytes];
   uint8_t rehashBuffer_[kRehashBlockBytes];
 };
