@@ -49,18 +49,10 @@ interface DeviceConfig {
   publicKeyPem: string | null;
 }
 
-interface TransferConfig {
-  transferId: number;
-  size: number;
-  chunkSize: number;
-  window: number;
-  kind: number;
-  name: string;
-  product: string;
-  version: string;
-  ackTopic: string;
-  signature: string;
-}
+/** What the sender announces: a MANIFEST without the fields the runner computes. */
+type TransferConfig =
+  & Omit<Manifest, "sha256" | "chunkCount" | "startOffset" | "signature">
+  & { signature: string };
 
 type Correlation = "ours" | "other" | "none";
 

@@ -28,6 +28,7 @@ import {
   ImageKindCode,
   MessageType,
   NackReason,
+  peekTransferId,
   peekType,
   type ResumePoint,
   StatusCode,
@@ -59,15 +60,7 @@ import type {
 import { FileSink, type FlashSink, MemorySink } from "./sink.ts";
 import { transitionFor } from "./transitions.ts";
 
-export type {
-  ReceiverEvent,
-  ReceiverFaults,
-  ReceiverOptions,
-  ReceiverProgress,
-  ReceiverResult,
-  ReceiverState,
-  ReceiverStats,
-} from "./receiver_types.ts";
+export type * from "./receiver_types.ts";
 export type { Link } from "./faulty_link.ts";
 export { TRANSITIONS } from "./transitions.ts";
 
@@ -467,9 +460,8 @@ export class Receiver implements Device {
         try {
           chunk = decodeChunk(msg.payload);
         } catch (err) {
-          if (msg.payload.length < 8) throw err;
-          const transferId = new DataView(msg.payload.buffer, msg.payload.byteOffset)
-            .getUint32(4, true);
+          const transferId = peekTransferId(msg.payload);
+          if (transferId === null) throw err;
           this.post({ type: "bad_chunk", transferId, why: (err as Error).message, ...came });
           return;
         }

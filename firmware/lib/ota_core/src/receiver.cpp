@@ -23,22 +23,7 @@ void copyString(char* dst, size_t cap, const char* src) { copyString(dst, cap, b
 
 bool isLatest(const char* wanted) { return wanted[0] == '\0' || std::strcmp(wanted, "latest") == 0; }
 
-bool validPrefix(const char* prefix) {
-  size_t n = std::strlen(prefix);
-  if (n == 0 || n > kMaxPrefixBytes || prefix[n - 1] == '/') return false;
-  return std::strpbrk(prefix, "+#") == nullptr;
-}
-
 uint32_t ceilHalf(uint16_t window) { return (static_cast<uint32_t>(window) + 1) / 2; }
-
-/// Reads the transfer id of a CHUNK that failed to decode (bytes 4..7), if it is there.
-bool rawTransferId(Bytes payload, uint32_t& id) {
-  if (payload.size < 8) return false;
-  const uint8_t* p = payload.data + 4;
-  id = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-       (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-  return true;
-}
 
 }  // namespace
 
@@ -79,20 +64,18 @@ const Receiver::Transition Receiver::kTransitions[] = {
 Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher,
                    StateStore& store, Clock& clock)
     : config_(config), sink_(sink), publisher_(publisher), store_(store), clock_(clock) {
-  configValid_ = validPrefix(config_.prefix) && isValidId(bytesOf(config_.deviceId)) &&
-                 std::strlen(config_.product) >= 1 &&
+  configValid_ = isValidPrefix(config_.prefix) && std::strlen(config_.prefix) <= kMaxPrefixBytes &&
+                 isValidId(bytesOf(config_.deviceId)) && std::strlen(config_.product) >= 1 &&
                  std::strlen(config_.product) <= kMaxProductBytes &&
                  std::strlen(config_.currentVersion) <= kMaxVersionBytes &&
                  std::strlen(config_.wantedVersion) <= kMaxVersionBytes;
-  if (configValid_) {
-    std::snprintf(reqTopic_, sizeof reqTopic_, "%s/dev/%s/req", config_.prefix, config_.deviceId);
-    std::snprintf(dataTopic_, sizeof dataTopic_, "%s/dev/%s/data", config_.prefix,
-                  config_.deviceId);
-    std::snprintf(errorTopic_, sizeof errorTopic_, "%s/dev/%s/error", config_.prefix,
-                  config_.deviceId);
-    std::snprintf(statusTopic_, sizeof statusTopic_, "%s/dev/%s/status", config_.prefix,
-                  config_.deviceId);
-  }
+  const char* p = config_.prefix;
+  const char* id = config_.deviceId;
+  configValid_ = configValid_ &&
+                 buildDeviceTopic(reqTopic_, sizeof reqTopic_, p, id, TopicKind::REQUEST) != 0 &&
+                 buildDeviceTopic(dataTopic_, sizeof dataTopic_, p, id, TopicKind::DATA) != 0 &&
+                 buildDeviceTopic(errorTopic_, sizeof errorTopic_, p, id, TopicKind::ERROR) != 0 &&
+                 buildDeviceTopic(statusTopic_, sizeof statusTopic_, p, id, TopicKind::STATUS) != 0;
   haveResume_ = store_.load(resume_);
 }
 
@@ -198,7 +181,7 @@ void Receiver::onMessage(const InboundMessage& m) {
       uint32_t id = 0;
       if (chunkDecoded_) {
         id = chunk_.transferId;
-      } else if (!rawTransferId(m.payload, id)) {
+      } else if (!peekTransferId(m.payload.data, m.payload.size, id)) {
         ++stats_.ignored;
         return;
       }
