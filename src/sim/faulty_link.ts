@@ -7,7 +7,14 @@
  * @module
  */
 
-import { decodeManifest, MessageType, peekType } from "../protocol/mod.ts";
+import {
+  type Chunk,
+  CHUNK_HEADER_BYTES,
+  decodeChunk,
+  decodeManifest,
+  MessageType,
+  peekType,
+} from "../protocol/mod.ts";
 import type { InboundMessage, Transport } from "../transport/types.ts";
 
 /** A device's connection: a {@link Transport} that may also report that it closed. */
@@ -77,9 +84,8 @@ export function withLinkFaults(
         } catch { /* the receiver logs what does not decode */ }
         return [m];
       }
-      if (type !== MessageType.CHUNK || m.payload.length < 24) return [m];
-      const v = new DataView(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
-      const index = v.getUint32(8, true);
+      const index = chunkOf(m)?.index;
+      if (index === undefined) return [m];
       if (once("drop", faults.dropChunk, index)) {
         counts.dropped++;
         log(`fault: dropped chunk ${index}`);
@@ -89,7 +95,7 @@ export function withLinkFaults(
         counts.corrupted++;
         log(`fault: corrupted chunk ${index}`);
         const payload = m.payload.slice();
-        payload[24 + ((payload.length - 24) >> 1)] ^= 0xFF;
+        payload[CHUNK_HEADER_BYTES + ((payload.length - CHUNK_HEADER_BYTES) >> 1)] ^= 0xFF;
         m = { ...m, payload };
       }
       if (once("duplicate", faults.duplicateChunk, index)) {
@@ -102,12 +108,9 @@ export function withLinkFaults(
     /** True once the delivered chunks reach `disconnectAtPercent` of the image. */
     const reachesCut = (m: InboundMessage): boolean => {
       const pct = faults.disconnectAtPercent;
-      if (pct === undefined || imageSize === 0 || peekType(m.payload) !== MessageType.CHUNK) {
-        return false;
-      }
-      const v = new DataView(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
-      const end = v.getUint32(12, true) + v.getUint32(16, true);
-      return end * 100 >= pct * imageSize && once("disconnect", 0, 0);
+      const c = pct === undefined || imageSize === 0 ? null : chunkOf(m);
+      if (!c) return false;
+      return (c.offset + c.length) * 100 >= pct! * imageSize && once("disconnect", 0, 0);
     };
     return {
       protocolVersion: inner.protocolVersion,
@@ -130,4 +133,14 @@ export function withLinkFaults(
     };
   };
   return { connect: open, counts };
+}
+
+/** The CHUNK `m` carries, or null for another message or one that does not decode. */
+function chunkOf(m: InboundMessage): Chunk | null {
+  if (peekType(m.payload) !== MessageType.CHUNK) return null;
+  try {
+    return decodeChunk(m.payload);
+  } catch {
+    return null; // the receiver NACKs what does not decode; the network leaves it alone
+  }
 }
