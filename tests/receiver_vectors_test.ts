@@ -47,6 +47,8 @@ interface DeviceConfig {
   slotBytes: number;
   kinds: number[];
   publicKeyPem: string | null;
+  /** 5, or 4 for MQTT 3.1.1. */
+  mqtt: 4 | 5;
 }
 
 /** What the sender announces: a MANIFEST without the fields the runner computes. */
@@ -105,7 +107,7 @@ interface VectorFile {
 
 /** A link that records publications and lets the script deliver messages. */
 class ScriptLink implements Link {
-  readonly protocolVersion = 5 as const;
+  constructor(readonly protocolVersion: 4 | 5) {}
   readonly published: Array<{ topic: string; payload: Uint8Array; options: PublishOptions }> = [];
   private handler: (m: InboundMessage) => void = () => {};
 
@@ -167,7 +169,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
   const imageSha = new Uint8Array(await crypto.subtle.digest("SHA-256", image));
   const topics = deviceTopics(device.prefix, device.deviceId);
   const clock = new FakeClock();
-  const link = new ScriptLink();
+  const link = new ScriptLink(device.mqtt);
   const recorder = new RecordingSink(new MemorySink());
   const flash = new FaultySink(recorder);
   const receiver = new Receiver({
@@ -193,8 +195,9 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
   };
   let currentTransferId = transfer.transferId;
   let ackTopic = transfer.ackTopic;
+  const v5 = device.mqtt === 5;
   const correlation = (which: Correlation = "ours"): Uint8Array | undefined => {
-    if (which === "none") return undefined;
+    if (which === "none" || !v5) return undefined;
     const ours = [...link.published].reverse().find((p) => p.topic === topics.request)?.options
       .correlationData ?? new Uint8Array(8);
     return which === "ours" ? ours : ours.map((b) => b ^ 0x5A);
@@ -230,7 +233,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
       link.deliver({
         topic: topics.data,
         payload: encodeManifest(m),
-        responseTopic: responseTopic || undefined,
+        responseTopic: v5 && responseTopic ? responseTopic : undefined,
         correlationData: correlation(s.correlation),
       });
     } else if (step.chunk) {
@@ -252,7 +255,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
       link.deliver({
         topic: topics.data,
         payload: encodeChunk(c),
-        responseTopic: ackTopic,
+        responseTopic: v5 ? ackTopic : undefined,
         correlationData: correlation(s.correlation),
       });
     } else if (step.error) {
