@@ -11,7 +11,7 @@ import {
   formatTable,
   transferRate,
 } from "../format/mod.ts";
-import { EXIT_OK, UsageError } from "./args.ts";
+import { EXIT_OK, UsageError } from "../command/args.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 import { SHORT_SHA_CHARS } from "./image.ts";
 
