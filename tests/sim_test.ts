@@ -570,3 +570,27 @@ Deno.test("the transition table: every open state handles stop and disconnect, n
     "a chunk while REQUESTED is ignored",
   );
 });
+
+Deno.test("maxRequests bounds the REQUESTs of a run before MAX_UNANSWERED_REQUESTS would", async () => {
+  const clock = new FakeClock();
+  const receiver = new Receiver({
+    deviceId: "dev-budget",
+    connect: () => Promise.resolve(scriptedTransport()),
+    product: "blink",
+    idleTimeoutMs: 100,
+    maxRequests: 2,
+    maxUnansweredRequests: 10,
+    clock,
+  });
+  const settle = async () => {
+    await new Promise((r) => setTimeout(r, 0));
+    await receiver.settled();
+  };
+  const done = receiver.run();
+  await settle();
+  await clock.advance(250, settle);
+  const r = await done;
+  assertEquals(r.status, "ABORTED");
+  assertEquals(r.requests, 2);
+  assert(r.detail.includes("after 2 requests"), r.detail);
+});

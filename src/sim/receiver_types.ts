@@ -73,6 +73,11 @@ export interface ReceiverOptions {
   retryDelayMs?: number;
   /** Unanswered REQUESTs in a row before giving up; default MAX_UNANSWERED_REQUESTS. */
   maxUnansweredRequests?: number;
+  /**
+   * REQUESTs one run may send in all (first, BUSY retries, re-requests) before it gives up as
+   * ABORTED: a budget for tests and tools. Default: none beyond `maxUnansweredRequests`.
+   */
+  maxRequests?: number;
   /** Largest image the slot takes; default SLOT_BYTES. */
   slotBytes?: number;
   /** MANIFEST kinds this device installs (ImageKindCode values); default both. */

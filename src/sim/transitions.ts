@@ -37,11 +37,11 @@ function row<T extends EventType>(
 
 /** The rows of protocol §8 (docs/protocol.md), in the order of its table. */
 export const TRANSITIONS: readonly Transition[] = [
-  row("IDLE", "start", sendRequest, ["REQUESTED"]),
+  row("IDLE", "start", sendRequest, ["REQUESTED", "FAILED"]),
   row("REQUESTED", "manifest", acceptManifest, ["RECEIVING", "FAILED"]),
   row("REQUESTED", "error", onRequestError, ["BACKING_OFF", "FAILED"]),
   row("REQUESTED", "timeout", reRequest, ["REQUESTED", "FAILED"]),
-  row("BACKING_OFF", "timeout", sendRequest, ["REQUESTED"]),
+  row("BACKING_OFF", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
   row("RECEIVING", "error", onTransferError, ["BACKING_OFF", "FAILED"]),
   row("RECEIVING", "chunk", onChunk, ["RECEIVING", "VERIFIED", "FAILED"]),
   row("RECEIVING", "bad_chunk", (d, e) => onBadChunk(d, e.why), ["RECEIVING"]),

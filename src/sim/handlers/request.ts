@@ -13,6 +13,12 @@ const EMPTY = new Uint8Array(0);
 /** Publishes a REQUEST, with the resume point when one is stored. */
 export async function sendRequest(d: Device): Promise<ReceiverState> {
   const { o, x } = d;
+  if (o.maxRequests !== undefined && d.stats.requests >= o.maxRequests) {
+    return await d.fail(
+      StatusCode.ABORTED,
+      `No image after ${d.stats.requests} requests, the most this run may send`,
+    );
+  }
   d.stats.requests++;
   x.unanswered++;
   d.dropHeldAck();
