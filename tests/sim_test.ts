@@ -594,3 +594,21 @@ Deno.test("maxRequests bounds the REQUESTs of a run before MAX_UNANSWERED_REQUES
   assertEquals(r.requests, 2);
   assert(r.detail.includes("after 2 requests"), r.detail);
 });
+
+mosquittoTest(
+  "device and sender measure one rate: MANIFEST to last ACK, connecting and STATUS left out",
+  async (b) => {
+    await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+      // A 512 KiB/s flash makes the transfer take about half a second, long beside the broker's
+      // round trips, so both sides' intervals are comparable.
+      const r = await runDevice(h, "dev-rate", { faults: { slowFlashKiBps: 512 } });
+      assertVerified(r, h);
+      assert(r.rateSeconds > 0.3 && r.rateSeconds <= r.seconds, `${r.rateSeconds} of ${r.seconds}`);
+      assertEquals(r.mibPerSecond, r.bytesWritten / 1048576 / r.rateSeconds);
+      await waitFor(() => h.summaries.length > 0, 3000);
+      const sent = h.summaries[0];
+      const ratio = (sent.bytes / sent.seconds) / (r.bytesWritten / r.rateSeconds);
+      assert(ratio > 0.8 && ratio < 1.25, `sender ${sent.seconds} s, device ${r.rateSeconds} s`);
+    });
+  },
+);

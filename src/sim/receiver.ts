@@ -35,6 +35,7 @@ import {
   toHex,
 } from "../protocol/mod.ts";
 import type { InboundMessage } from "../transport/types.ts";
+import { MiB, TransferClock, transferRate } from "../format/mod.ts";
 import { realClock, type SimClock } from "./clock.ts";
 import { FaultySink } from "./faulty_sink.ts";
 import { flashAtRate, TimedSink } from "./flash_timing.ts";
@@ -120,6 +121,8 @@ export class Receiver implements Device {
   private cancelAckFlush: (() => void) | null = null;
   private startedAt = 0;
   private endedAt = 0;
+  /** Measures the rate by the one definition: first MANIFEST accepted to the last ACK. */
+  private readonly rateClock = new TransferClock();
   private finished!: (r: ReceiverResult) => void;
   private readonly done: Promise<ReceiverResult>;
 
@@ -256,6 +259,9 @@ export class Receiver implements Device {
         next = await this.fail(StatusCode.ABORTED, `Internal error: ${(err as Error).message}`);
       }
       if (next !== before) this.log(`${before} -> ${next} (${event.type})`);
+      if (event.type === "manifest" && next === "RECEIVING") {
+        this.rateClock.manifest(this.clock.now());
+      }
       this.state = next;
       if (event.type !== "ack_due") this.armDeadline(next);
     }
@@ -319,8 +325,10 @@ export class Receiver implements Device {
     this.dropHeldAck();
     x.unacked = 0;
     x.ackOwed = false;
-    if (nack === NackReason.NONE) this.stats.acks++;
-    else {
+    if (nack === NackReason.NONE) {
+      this.stats.acks++;
+      this.rateClock.acked(this.stats.bytesWritten, this.clock.now());
+    } else {
       this.stats.nacks++;
       x.nackedAt = x.next;
     }
@@ -486,6 +494,8 @@ export class Receiver implements Device {
     this.endedAt ||= this.clock.now();
     this.stats.dropped = this.linkFaults.dropped;
     const seconds = (this.endedAt - this.startedAt) / 1000;
+    this.rateClock.end(this.endedAt);
+    const rate = transferRate(this.stats.bytesWritten, this.rateClock.seconds);
     const m = this.x.manifest;
     this.finished({
       ...this.stats,
@@ -499,7 +509,8 @@ export class Receiver implements Device {
       sha256: this.sha256,
       expectedSha256: m ? toHex(m.sha256) : "",
       seconds,
-      mibPerSecond: seconds > 0 ? this.stats.bytesWritten / 1048576 / seconds : 0,
+      rateSeconds: this.rateClock.seconds,
+      mibPerSecond: Number.isFinite(rate) ? rate / MiB : 0,
     });
   }
 }

@@ -138,8 +138,14 @@ export interface ReceiverResult extends ReceiverStats {
   sha256: string;
   /** SHA-256 the MANIFEST announced, hex. */
   expectedSha256: string;
+  /** The whole run, from the first connect to the end (completion time). */
   seconds: number;
-  /** Bytes written in this run per second, in MiB/s. */
+  /**
+   * The rate's interval by the one definition of `src/format/rate.ts`: from the first accepted
+   * MANIFEST to the last ACK (or the end). The sender measures the same interval.
+   */
+  rateSeconds: number;
+  /** {@link bytesWritten} over {@link rateSeconds}, in MiB/s (0 when there is none). */
   mibPerSecond: number;
 }
 
