@@ -4,7 +4,9 @@
  * `firmware/build-host/ota-receiver-host` (the core over libmosquitto with a file-backed flash
  * that behaves like NOR flash and esp_ota_*). Checks that a 1 MiB ESP32 image arrives with the
  * same SHA-256, that a receiver killed mid-transfer continues from its stored offset, and that
- * a tampered image or a bad signature never switches the boot slot.
+ * a tampered image or a bad signature never switches the boot slot. The receiver runs the ESP32's
+ * concurrency design (network thread -> bounded inbox -> receiver task); one case fills the
+ * inbox with a flash slower than the link and checks that GAP NACKs recover every dropped chunk.
  *
  * The binary is built with CMake when missing (`cmake -S firmware/host -B firmware/build-host`).
  * @module
@@ -33,6 +35,11 @@ interface ReceiverReport {
   bytesWritten: number;
   rehashed: number;
   bootSlot: number;
+  gaps: number;
+  nacks: number;
+  /** Messages dropped because every inbox slot was taken. */
+  dropped: number;
+  design: string;
   detail: string;
 }
 
@@ -191,6 +198,7 @@ mosquittoTest("the C++ receiver downloads a 1 MiB image with an equal SHA-256", 
       assertEquals(r.report?.sha256, h.sha256);
       assertEquals(r.report?.bytes, MiB);
       assertEquals(r.report?.resumedFrom, 0);
+      assertEquals(r.report?.design, "task");
       // The slot the receiver switched to holds exactly the image.
       assertEquals(await bootSlot(dir), 1);
       const slot = (await Deno.readFile(`${dir}/slot_1.bin`)).subarray(0, h.size);
@@ -291,6 +299,40 @@ mosquittoTest(
         assertEquals(good.report?.status, "VERIFIED", good.stdout + good.stderr);
         assertEquals(good.report?.sha256, h.sha256);
         assertEquals(await bootSlot(`${dir}/b`), 1);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
+
+mosquittoTest(
+  "a full inbox drops chunks while the flash is busy and GAP NACKs recover every one",
+  async (b) => {
+    await withSender(b.url, {}, async (h) => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        // Two slots, a window of 64 on loopback, and a flash that takes 4 ms per sector erase:
+        // chunks arrive faster than they are written, so the pool fills up.
+        const r = await runReceiver(b.port, dir, [
+          "--slots",
+          "2",
+          "--window",
+          "64",
+          "--erase-ms",
+          "4",
+          "--program-ms",
+          "1",
+        ]);
+        assertEquals(r.code, 0, `receiver failed:\n${r.stdout}\n${r.stderr}`);
+        const report = r.report!;
+        assertEquals(report.status, "VERIFIED");
+        assertEquals(report.sha256, h.sha256);
+        assert(report.dropped > 0, `expected drops on a full inbox, got ${report.dropped}`);
+        assert(report.gaps > 0 && report.nacks > 0, `gaps ${report.gaps}, nacks ${report.nacks}`);
+        assertEquals(await bootSlot(dir), 1);
+        const slot = (await Deno.readFile(`${dir}/slot_1.bin`)).subarray(0, h.size);
+        assertEquals(await sha256Hex(slot), h.sha256);
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
