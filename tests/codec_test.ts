@@ -21,6 +21,7 @@ import {
   encodeStatus,
   fromHex,
   parseInboundTopic,
+  peekTransferId,
   responseTopicProblem,
   toHex,
 } from "../src/protocol/mod.ts";
@@ -99,6 +100,12 @@ for (const suite of suites) {
       });
     }
   }
+}
+
+for (const v of loadVectors("transfer_id") as (Vector & { transferId: number | null })[]) {
+  Deno.test(`peekTransferId(): "${v.name}" gives ${v.transferId}`, () => {
+    assertEquals(peekTransferId(fromHex(v.hex!)), v.transferId);
+  });
 }
 
 Deno.test("crc32() gives the standard check value for 123456789", () => {

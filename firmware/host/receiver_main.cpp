@@ -29,6 +29,7 @@
 #include "ota_core/inbox.h"
 #include "ota_core/receiver.h"
 #include "ota_core/receiver_task.h"
+#include "ota_core/topics.h"
 
 namespace {
 
@@ -163,8 +164,10 @@ int main(int argc, char** argv) {
   SteadyClock clock;
   ota_host::MosquittoTransport transport;
   // The receiver publishes through this (the self-test's view of its requests on the device).
-  std::string requestTopic = prefix + "/dev/" + deviceId + "/req";
-  ota_core::TrackingPublisher publisher(transport, requestTopic.c_str());
+  char requestTopic[ota_core::kMaxOwnTopicBytes] = {};
+  ota_core::buildDeviceTopic(requestTopic, sizeof requestTopic, prefix.c_str(), deviceId.c_str(),
+                             ota_core::TopicKind::REQUEST);
+  ota_core::TrackingPublisher publisher(transport, requestTopic);
 
   ota_core::ReceiverConfig cfg;
   cfg.prefix = prefix.c_str();

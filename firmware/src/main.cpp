@@ -30,6 +30,7 @@
 #include "ota_core/receiver_task.h"
 #include "ota_core/resume_store.h"
 #include "ota_core/self_test.h"
+#include "ota_core/topics.h"
 #include "wifi_station.h"
 
 namespace {
@@ -57,11 +58,12 @@ class EspClock : public ota_core::Clock {
   uint32_t nowMs() override { return static_cast<uint32_t>(esp_timer_get_time() / 1000); }
 };
 
-/// `{p}/dev/{id}/<leaf>` in static storage (one buffer per leaf).
-template <int kLeaf>
-const char* topicFor(const char* id, const char* leaf) {
+/// `{p}/dev/{id}/<kind>` (ota_core::buildDeviceTopic) in static storage, one buffer per kind.
+/// Empty when the prefix or id breaks protocol §2 (the Receiver then reports its config invalid).
+template <ota_core::TopicKind kKind>
+const char* topicFor(const char* id) {
   static char topic[ota_core::kMaxOwnTopicBytes];
-  std::snprintf(topic, sizeof topic, "%s/dev/%s/%s", CONFIG_OTA_TOPIC_PREFIX, id, leaf);
+  ota_core::buildDeviceTopic(topic, sizeof topic, CONFIG_OTA_TOPIC_PREFIX, id, kKind);
   return topic;
 }
 
@@ -70,12 +72,13 @@ class App {
  public:
   App(const char* deviceId, const char* version)
       : inbox_(slots_.pointers(), kInboxSlots, freeSlots_, readySlots_),
-        link_(deviceId, topicFor<0>(deviceId, "data"), topicFor<1>(deviceId, "error"), inbox_),
-        publisher_(link_, topicFor<2>(deviceId, "req")),
+        link_(deviceId, topicFor<ota_core::TopicKind::DATA>(deviceId),
+              topicFor<ota_core::TopicKind::ERROR>(deviceId), inbox_),
+        publisher_(link_, topicFor<ota_core::TopicKind::REQUEST>(deviceId)),
         resumeStore_(resumeRecords_, sink_.slotId()),
         recordingSink_(sink_, bootStore_, sink_.label()),
         rx_(makeConfig(deviceId, version), recordingSink_, publisher_, resumeStore_, clock_),
-        selfTest_(boot_, bootStore_, publisher_, topicFor<3>(deviceId, "status"), version,
+        selfTest_(boot_, bootStore_, publisher_, topicFor<ota_core::TopicKind::STATUS>(deviceId), version,
                   static_cast<uint32_t>(CONFIG_OTA_SELFTEST_TIMEOUT_S) * 1000u),
         task_(rx_, inbox_, clock_, publisher_, &selfTest_, taskOptions()) {
     recordingSink_.watch(rx_);

@@ -22,7 +22,9 @@ import {
   MAX_VERSION_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
+  SIGNATURE_BYTES,
 } from "./limits.ts";
+import type { TopicKind } from "./topics.ts";
 
 /** Protocol version carried in every header. */
 export const PROTOCOL_VERSION = 1;
@@ -178,8 +180,12 @@ class Reader {
   bytes8(field: string): Uint8Array {
     return this.raw(this.u8(`${field} length`), field).slice();
   }
-  str8(field: string): string {
-    const raw = this.raw(this.u8(`${field} length`), field);
+  /** A `str8`'s raw bytes; {@link text} checks and decodes them once framing is known good. */
+  str8(field: string): Uint8Array {
+    return this.raw(this.u8(`${field} length`), field);
+  }
+  /** The UTF-8 text of a `str8` read earlier: `BAD_STRING` when not UTF-8 or holding NUL. */
+  text(raw: Uint8Array, field: string): string {
     let text: string;
     try {
       text = decoder.decode(raw);
@@ -188,6 +194,13 @@ class Reader {
     }
     if (text.includes("\0")) this.fail("BAD_STRING", `${field} contains a NUL character`);
     return text;
+  }
+  /** `OUT_OF_RANGE` unless the `str8` has `min..max` bytes (protocol §4, counted in UTF-8 bytes). */
+  bytesIn(raw: Uint8Array, min: number, max: number, field: string): void {
+    this.range(
+      raw.length >= min && raw.length <= max,
+      `${field} is ${raw.length} bytes, must be ${min} to ${max}`,
+    );
   }
   zero(value: number, field: string): void {
     if (value !== 0) this.fail("RESERVED_NOT_ZERO", `${field} is ${value}, must be 0`);
@@ -271,47 +284,64 @@ export function peekType(bytes: Uint8Array): number | null {
   return bytes[3];
 }
 
+/**
+ * The `transferId` of `bytes` without decoding the rest, or null when the message has no valid
+ * v1 header, is too short to hold the field, or is a REQUEST (which has none). The field sits at
+ * bytes 4..8 of MANIFEST, CHUNK, ACK and STATUS and at bytes 8..12 of ERROR (§4). A receiver uses
+ * it to tell whether a CHUNK that fails to decode belongs to its transfer (NACK `BAD_CHUNK`).
+ */
+export function peekTransferId(bytes: Uint8Array): number | null {
+  const type = peekType(bytes);
+  const at = type === MessageType.ERROR ? 8 : type === MessageType.REQUEST ? -1 : 4;
+  if (type === null || type < MessageType.REQUEST || type > MessageType.STATUS || at < 0) {
+    return null;
+  }
+  if (bytes.length < at + 4) return null;
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at, true);
+}
+
 /** True when `id` is a valid device id (protocol §2). */
 export function isValidDeviceId(id: string): boolean {
   return DEVICE_ID_PATTERN.test(id);
 }
 
-/** Decodes a REQUEST. */
+/**
+ * Decodes a REQUEST. Like every decoder here it checks in the order of protocol §4.7: header,
+ * framing (`TRUNCATED`, `TRAILING_BYTES`), reserved bits, strings, value ranges.
+ */
 export function decodeRequest(bytes: Uint8Array): Request {
   const r = new Reader(bytes, "REQUEST");
   r.header(MessageType.REQUEST);
   const chunkSize = r.u32("chunkSize");
   const window = r.u16("window");
   const flags = r.u8("flags");
-  r.zero(flags & 0xFE, "flags bits 1-7");
-  r.zero(r.u8("reserved"), "reserved");
-  const deviceId = r.str8("deviceId");
-  r.range(
-    isValidDeviceId(deviceId),
-    `deviceId "${deviceId}" must match ${DEVICE_ID_PATTERN.source}`,
-  );
-  const product = r.str8("product");
-  r.range(
-    product.length > 0 && encoder.encode(product).length <= MAX_PRODUCT_BYTES,
-    `product must be 1 to ${MAX_PRODUCT_BYTES} bytes`,
-  );
-  const currentVersion = r.str8("currentVersion");
-  r.range(
-    currentVersion.length <= MAX_VERSION_BYTES,
-    `currentVersion exceeds ${MAX_VERSION_BYTES} bytes`,
-  );
-  const wantedVersion = r.str8("wantedVersion");
-  r.range(
-    wantedVersion.length <= MAX_VERSION_BYTES,
-    `wantedVersion exceeds ${MAX_VERSION_BYTES} bytes`,
-  );
-  const responseTopic = r.str8("responseTopic");
+  const reserved = r.u8("reserved");
+  const rawDeviceId = r.str8("deviceId");
+  const rawProduct = r.str8("product");
+  const rawCurrent = r.str8("currentVersion");
+  const rawWanted = r.str8("wantedVersion");
+  const rawTopic = r.str8("responseTopic");
   const correlationData = r.bytes8("correlationData");
   let resume: ResumePoint | null = null;
+  // Bit 0 alone decides the framing; the other bits are checked as reserved below.
   if (flags & 1) {
     resume = { sha256: r.raw(32, "resumeSha256").slice(), offset: r.u32("resumeOffset") };
   }
   r.end();
+  r.zero(flags & 0xFE, "flags bits 1-7");
+  r.zero(reserved, "reserved");
+  const deviceId = r.text(rawDeviceId, "deviceId");
+  const product = r.text(rawProduct, "product");
+  const currentVersion = r.text(rawCurrent, "currentVersion");
+  const wantedVersion = r.text(rawWanted, "wantedVersion");
+  const responseTopic = r.text(rawTopic, "responseTopic");
+  r.range(
+    isValidDeviceId(deviceId),
+    `deviceId "${deviceId}" must match ${DEVICE_ID_PATTERN.source}`,
+  );
+  r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
+  r.bytesIn(rawCurrent, 0, MAX_VERSION_BYTES, "currentVersion");
+  r.bytesIn(rawWanted, 0, MAX_VERSION_BYTES, "wantedVersion");
   return {
     chunkSize,
     window,
@@ -349,13 +379,17 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   const window = r.u16("window");
   const kind = r.u8("kind");
   const flags = r.u8("flags");
-  r.zero(flags & 0xFE, "flags bits 1-7");
-  const name = r.str8("name");
-  const product = r.str8("product");
-  const version = r.str8("version");
-  const ackTopic = r.str8("ackTopic");
+  const rawName = r.str8("name");
+  const rawProduct = r.str8("product");
+  const rawVersion = r.str8("version");
+  const rawAckTopic = r.str8("ackTopic");
   const signature = r.bytes8("signature");
   r.end();
+  r.zero(flags & 0xFE, "flags bits 1-7");
+  const name = r.text(rawName, "name");
+  const product = r.text(rawProduct, "product");
+  const version = r.text(rawVersion, "version");
+  const ackTopic = r.text(rawAckTopic, "ackTopic");
   r.range(transferId !== 0, "transferId must not be 0");
   r.range(size >= 1, "size must be at least 1");
   r.range(
@@ -372,9 +406,15 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   );
   r.range(window >= 1 && window <= MAX_WINDOW, `window ${window} outside 1..${MAX_WINDOW}`);
   r.range(kind === ImageKindCode.ESP32_APP || kind === ImageKindCode.FILE, `unknown kind ${kind}`);
+  r.bytesIn(rawName, 1, MAX_STR8_BYTES, "name");
+  r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
+  r.bytesIn(rawVersion, 1, MAX_VERSION_BYTES, "version");
+  const signed = (flags & 1) === 1;
   r.range(
-    (flags & 1) === (signature.length > 0 ? 1 : 0),
-    "SIGNED flag disagrees with the signature length",
+    signed ? signature.length === SIGNATURE_BYTES : signature.length === 0,
+    `signature is ${signature.length} bytes with the SIGNED flag ${
+      signed ? "set" : "clear"
+    }; must be ${SIGNATURE_BYTES} with it, 0 without`,
   );
   return {
     transferId,
@@ -409,11 +449,13 @@ export function decodeError(bytes: Uint8Array): ErrorMessage {
   const r = new Reader(bytes, "ERROR");
   r.header(MessageType.ERROR);
   const code = r.u16("code");
-  r.zero(r.u16("reserved"), "reserved");
+  const reserved = r.u16("reserved");
   const transferId = r.u32("transferId");
   const retryAfterMs = r.u32("retryAfterMs");
-  const message = r.str8("message");
+  const rawMessage = r.str8("message");
   r.end();
+  r.zero(reserved, "reserved");
+  const message = r.text(rawMessage, "message");
   r.range(isKnownCode(ErrorCode, code), `unknown error code ${code}`);
   return { code, transferId, retryAfterMs, message };
 }
@@ -435,9 +477,14 @@ export function decodeChunk(bytes: Uint8Array): Chunk {
   const offset = r.u32("offset");
   const length = r.u32("length");
   const crc = r.u32("crc32");
+  // The payload is the rest of the message: its size and the length field are checked against
+  // MAX_CHUNK_BYTES first, then against each other (never TRUNCATED or TRAILING_BYTES).
   const payloadBytes = bytes.length - CHUNK_HEADER_BYTES;
-  if (payloadBytes > MAX_CHUNK_BYTES) {
-    r.fail("CHUNK_TOO_LARGE", `payload length ${payloadBytes} exceeds ${MAX_CHUNK_BYTES}`);
+  if (payloadBytes > MAX_CHUNK_BYTES || length > MAX_CHUNK_BYTES) {
+    r.fail(
+      "CHUNK_TOO_LARGE",
+      `payload length ${payloadBytes}, length field ${length}: at most ${MAX_CHUNK_BYTES}`,
+    );
   }
   if (length !== payloadBytes) {
     r.fail("LENGTH_MISMATCH", `length field ${length}, payload has ${payloadBytes} bytes`);
@@ -493,8 +540,9 @@ export function decodeAck(bytes: Uint8Array): Ack {
   const transferId = r.u32("transferId");
   const nextIndex = r.u32("nextIndex");
   const nack = r.u8("nack");
-  r.zero(r.u8("reserved") | r.u8("reserved") | r.u8("reserved"), "reserved");
+  const reserved = r.u8("reserved") | r.u8("reserved") | r.u8("reserved");
   r.end();
+  r.zero(reserved, "reserved");
   r.range(isKnownCode(NackReason, nack), `unknown nack reason ${nack}`);
   return { transferId, nextIndex, nack };
 }
@@ -516,12 +564,16 @@ export function decodeStatus(bytes: Uint8Array): Status {
   r.header(MessageType.STATUS);
   const transferId = r.u32("transferId");
   const status = r.u8("status");
-  r.zero(r.u8("reserved") | r.u8("reserved") | r.u8("reserved"), "reserved");
+  const reserved = r.u8("reserved") | r.u8("reserved") | r.u8("reserved");
   const sha256 = r.raw(32, "sha256").slice();
-  const version = r.str8("version");
-  const detail = r.str8("detail");
+  const rawVersion = r.str8("version");
+  const rawDetail = r.str8("detail");
   r.end();
+  r.zero(reserved, "reserved");
+  const version = r.text(rawVersion, "version");
+  const detail = r.text(rawDetail, "detail");
   r.range(isKnownCode(StatusCode, status), `unknown status code ${status}`);
+  r.bytesIn(rawVersion, 0, MAX_VERSION_BYTES, "version");
   return { transferId, status, sha256, version, detail };
 }
 
@@ -529,6 +581,59 @@ export function decodeStatus(bytes: Uint8Array): Status {
 export function encodeStatus(m: Status): Uint8Array {
   return new Writer(MessageType.STATUS).u32(m.transferId).u8(m.status).u8(0).u16(0)
     .raw(checkSha(m.sha256, "sha256")).str8(m.version, "version").str8(m.detail, "detail").done();
+}
+
+/** The message types each topic of protocol §2 carries; any other type there is UNEXPECTED_TYPE. */
+export const TOPIC_MESSAGE_TYPES: Readonly<Record<TopicKind, readonly number[]>> = {
+  request: [MessageType.REQUEST],
+  data: [MessageType.MANIFEST, MessageType.CHUNK, MessageType.ERROR],
+  ack: [MessageType.ACK, MessageType.STATUS],
+  status: [MessageType.STATUS],
+  error: [MessageType.ERROR],
+};
+
+/** A message decoded by {@link decodeOnTopic}, tagged with its type. */
+export type DecodedMessage =
+  | { type: "REQUEST"; message: Request }
+  | { type: "MANIFEST"; message: Manifest }
+  | { type: "ERROR"; message: ErrorMessage }
+  | { type: "CHUNK"; message: Chunk }
+  | { type: "ACK"; message: Ack }
+  | { type: "STATUS"; message: Status };
+
+/**
+ * Decodes a message received on a topic of kind `kind` (protocol §2, §4): checks the header,
+ * refuses a type that topic does not carry with `UNEXPECTED_TYPE`, then decodes the message.
+ * Throws {@link DecodeError}.
+ */
+export function decodeOnTopic(kind: TopicKind, bytes: Uint8Array): DecodedMessage {
+  const r = new Reader(bytes, `message on the ${kind} topic`);
+  r.need(4, "header");
+  if (bytes[0] !== 0x4F || bytes[1] !== 0x54) r.fail("BAD_MAGIC", 'magic is not "OT"');
+  if (bytes[2] !== PROTOCOL_VERSION) {
+    r.fail(
+      "UNSUPPORTED_VERSION",
+      `protocol version ${bytes[2]}, this codec speaks ${PROTOCOL_VERSION}`,
+    );
+  }
+  const type = bytes[3];
+  if (!TOPIC_MESSAGE_TYPES[kind].includes(type)) {
+    r.fail("UNEXPECTED_TYPE", `message type ${type} is not carried on the ${kind} topic`);
+  }
+  switch (type) {
+    case MessageType.REQUEST:
+      return { type: "REQUEST", message: decodeRequest(bytes) };
+    case MessageType.MANIFEST:
+      return { type: "MANIFEST", message: decodeManifest(bytes) };
+    case MessageType.ERROR:
+      return { type: "ERROR", message: decodeError(bytes) };
+    case MessageType.CHUNK:
+      return { type: "CHUNK", message: decodeChunk(bytes) };
+    case MessageType.ACK:
+      return { type: "ACK", message: decodeAck(bytes) };
+    default:
+      return { type: "STATUS", message: decodeStatus(bytes) };
+  }
 }
 
 /** Lower-case hex of `bytes`. */

@@ -24,9 +24,16 @@ export const MAX_STR8_BYTES = 255;
 export const MAX_PRODUCT_BYTES = 64;
 /** Longest version string. */
 export const MAX_VERSION_BYTES = 32;
-/** First resend timeout; doubled on every timeout without progress. */
+/** Bytes of a MANIFEST `signature` when present: ECDSA P-256 `r‖s` (§4.2). */
+export const SIGNATURE_BYTES = 64;
+/** Resend timeout before the first round-trip sample of a transfer (protocol §6, §7). */
 export const ACK_TIMEOUT_MS = 2000;
-/** Ceiling of the doubled resend timeout. */
+/**
+ * Floor of the estimated resend timeout (§7): covers the worst ESP32 4 KiB sector erase (about
+ * 300 ms by the flash datasheets), {@link ACK_FLUSH_MS} and a Wi-Fi round trip.
+ */
+export const MIN_RESEND_TIMEOUT_MS = 1000;
+/** Ceiling of the resend timeout, estimated or doubled (§7). */
 export const MAX_ACK_TIMEOUT_MS = 16000;
 /** Timeouts in a row without progress before the sender aborts a transfer. */
 export const MAX_RETRIES = 8;

@@ -1,6 +1,6 @@
 /**
  * Topic names of protocol v1 (docs/protocol.md §2) and the Response Topic rule of §2.1. Every
- * topic string in the project is built or parsed here.
+ * topic string in the project is built or parsed here; no other module formats `{p}/dev/...`.
  * @module
  */
 
@@ -9,21 +9,37 @@ import { DEVICE_ID_PATTERN, MAX_STR8_BYTES } from "./limits.ts";
 /** Default topic prefix. */
 export const DEFAULT_PREFIX = "ota";
 
-/** The topics of one device under `prefix`. */
+/**
+ * The five topics of a device's namespace (protocol §2): `request` (`req`, REQUEST), `data`
+ * (MANIFEST, CHUNK, ERROR), `ack` (`ack/{senderId}`, ACK and STATUS), `status` (STATUS) and
+ * `error` (ERROR).
+ */
+export type TopicKind = "request" | "data" | "ack" | "status" | "error";
+
+/** The namespace `{p}/dev/{id}/` of one device, with its trailing slash. */
+export function deviceNamespace(prefix: string, deviceId: string): string {
+  return `${prefix}/dev/${deviceId}/`;
+}
+
+/** The topics of one device under `prefix`; `all` is the `{p}/dev/{id}/#` filter. */
 export function deviceTopics(prefix: string, deviceId: string): {
+  namespace: string;
+  all: string;
   request: string;
   data: string;
   status: string;
   error: string;
   ack: (senderId: string) => string;
 } {
-  const base = `${prefix}/dev/${deviceId}`;
+  const ns = deviceNamespace(prefix, deviceId);
   return {
-    request: `${base}/req`,
-    data: `${base}/data`,
-    status: `${base}/status`,
-    error: `${base}/error`,
-    ack: (senderId: string) => `${base}/ack/${senderId}`,
+    namespace: ns,
+    all: `${ns}#`,
+    request: `${ns}req`,
+    data: `${ns}data`,
+    status: `${ns}status`,
+    error: `${ns}error`,
+    ack: (senderId: string) => `${ns}ack/${senderId}`,
   };
 }
 
@@ -34,11 +50,41 @@ export function senderSubscriptions(prefix: string, senderId: string, group?: st
   status: string;
 } {
   const share = (t: string) => (group ? `$share/${group}/${t}` : t);
+  const any = deviceTopics(prefix, "+");
   return {
-    requests: share(`${prefix}/dev/+/req`),
-    acks: `${prefix}/dev/+/ack/${senderId}`,
-    status: share(`${prefix}/dev/+/status`),
+    requests: share(any.request),
+    acks: any.ack(senderId),
+    status: share(any.status),
   };
+}
+
+/** A topic of some device's namespace, taken apart. `senderId` is set for `ack` only. */
+export interface DeviceTopic {
+  kind: TopicKind;
+  deviceId: string;
+  senderId?: string;
+}
+
+/**
+ * Parses `topic` as one of the five topics of protocol §2 under `prefix`, or null when it is
+ * none of them (another prefix, an invalid device or sender id, an unknown leaf).
+ */
+export function parseDeviceTopic(prefix: string, topic: string): DeviceTopic | null {
+  const head = `${prefix}/dev/`;
+  if (!topic.startsWith(head)) return null;
+  const parts = topic.slice(head.length).split("/");
+  const deviceId = parts[0];
+  if (!DEVICE_ID_PATTERN.test(deviceId)) return null;
+  if (parts.length === 2) {
+    const leaf = parts[1];
+    if (leaf === "req") return { kind: "request", deviceId };
+    if (leaf === "data" || leaf === "status" || leaf === "error") return { kind: leaf, deviceId };
+    return null;
+  }
+  if (parts.length === 3 && parts[1] === "ack" && DEVICE_ID_PATTERN.test(parts[2])) {
+    return { kind: "ack", deviceId, senderId: parts[2] };
+  }
+  return null;
 }
 
 /** What a topic a sender receives on means. */
@@ -49,14 +95,22 @@ export type InboundTopic =
 
 /** Parses a topic the sender received under `prefix`, or null when it is none of ours. */
 export function parseInboundTopic(prefix: string, topic: string): InboundTopic | null {
-  if (!topic.startsWith(`${prefix}/dev/`)) return null;
-  const parts = topic.slice(prefix.length + 5).split("/");
-  const deviceId = parts[0];
-  if (!DEVICE_ID_PATTERN.test(deviceId)) return null;
-  if (parts.length === 2 && parts[1] === "req") return { kind: "request", deviceId };
-  if (parts.length === 2 && parts[1] === "status") return { kind: "status", deviceId };
-  if (parts.length === 3 && parts[1] === "ack") {
-    return { kind: "ack", deviceId, senderId: parts[2] };
+  const t = parseDeviceTopic(prefix, topic);
+  if (t === null) return null;
+  if (t.kind === "request" || t.kind === "status") return { kind: t.kind, deviceId: t.deviceId };
+  if (t.kind === "ack") return { kind: "ack", deviceId: t.deviceId, senderId: t.senderId! };
+  return null;
+}
+
+/**
+ * Why `topic` cannot be device `deviceId`'s ack topic `{p}/dev/{id}/ack/{senderId}` (protocol
+ * §2), or null when it is one. A receiver checks the ack topic a MANIFEST names before it
+ * publishes there, so a forged MANIFEST cannot make it write outside its namespace.
+ */
+export function ackTopicProblem(prefix: string, deviceId: string, topic: string): string | null {
+  const t = parseDeviceTopic(prefix, topic);
+  if (t === null || t.kind !== "ack" || t.deviceId !== deviceId) {
+    return `the ack topic "${topic}" is not "${deviceNamespace(prefix, deviceId)}ack/{senderId}"`;
   }
   return null;
 }
@@ -82,7 +136,7 @@ export function responseTopicProblem(
   deviceId: string,
   responseTopic: string,
 ): string | null {
-  const base = `${prefix}/dev/${deviceId}/`;
+  const base = deviceNamespace(prefix, deviceId);
   if (responseTopic.length === 0) return "the request has no Response Topic";
   if (new TextEncoder().encode(responseTopic).length > MAX_STR8_BYTES) {
     return `the Response Topic is longer than ${MAX_STR8_BYTES} bytes`;

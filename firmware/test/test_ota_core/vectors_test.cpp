@@ -232,6 +232,18 @@ TEST(Crc32, MatchesTheZlibCheckValueAndTheChunkVectors) {
   }
 }
 
+TEST(PeekTransferId, ReadsTheFieldOfEveryMessageTypeOrNothing) {
+  Value doc = json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/transfer_id.json");
+  for (const Value& v : doc["vectors"].array) {
+    std::vector<uint8_t> b = hex(v["hex"].string);
+    uint32_t id = 12345;
+    bool ok = peekTransferId(b.data(), b.size(), id);
+    EXPECT_EQ(ok, !v["transferId"].isNull()) << v["name"].string;
+    uint64_t expected = ok ? v["transferId"].u64() : 12345u;
+    EXPECT_EQ(id, expected) << v["name"].string;
+  }
+}
+
 TEST(DecodeError, ToStringUsesTheProtocolNames) {
   EXPECT_STREQ(toString(DecodeError::TRUNCATED), "TRUNCATED");
   EXPECT_STREQ(toString(DecodeError::TRAILING_BYTES), "TRAILING_BYTES");

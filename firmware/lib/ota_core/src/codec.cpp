@@ -1,6 +1,6 @@
 // codec.cpp: the byte layouts of protocol §4. A Reader walks the input and remembers the first
-// failure (TRUNCATED), so each decoder reads like the protocol's byte table, followed by the range
-// checks of that table in document order.
+// failure (TRUNCATED), so each decoder reads like the protocol's byte table. The checks then run
+// in the order of protocol §4.7: header, framing, reserved bits, strings, value ranges.
 #include "ota_core/codec.h"
 
 #include <cstring>
@@ -136,6 +136,9 @@ bool isKnownStatus(uint8_t s) {
           s <= static_cast<uint8_t>(StatusCode::ABORTED));
 }
 
+/// The str8 length bounds of §4, in bytes (UTF-8 bytes for text, never characters).
+bool sizeIn(Bytes b, size_t min, size_t max) { return b.size >= min && b.size <= max; }
+
 uint32_t ceilDiv(uint32_t a, uint32_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
 }  // namespace
@@ -270,6 +273,18 @@ DecodeError peekType(const uint8_t* data, size_t size, MessageType& type) {
   return DecodeError::NONE;
 }
 
+bool peekTransferId(const uint8_t* data, size_t size, uint32_t& id) {
+  MessageType type{};
+  if (peekType(data, size, type) != DecodeError::NONE || type == MessageType::REQUEST) {
+    return false;
+  }
+  size_t at = type == MessageType::ERROR ? 8 : 4;
+  if (size < at + 4) return false;
+  Reader r(data + at, 4);
+  id = r.u32();
+  return true;
+}
+
 DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   DecodeError e = expectHeader(data, size, MessageType::REQUEST);
   if (e != DecodeError::NONE) return e;
@@ -279,14 +294,13 @@ DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   out.window = r.u16();
   uint8_t flags = r.u8();
   uint8_t reserved = r.u8();
-  if (r.truncated()) return DecodeError::TRUNCATED;
-  if ((flags & 0xFE) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
   out.deviceId = r.var8();
   out.product = r.var8();
   out.currentVersion = r.var8();
   out.wantedVersion = r.var8();
   out.responseTopic = r.var8();
   out.correlationData = r.var8();
+  // Bit 0 alone decides the framing; the other bits are checked as reserved below.
   out.hasResume = (flags & 0x01) != 0;
   if (out.hasResume) {
     r.copy(out.resumeSha256, kSha256Bytes);
@@ -294,12 +308,14 @@ DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   }
   e = finish(r);
   if (e != DecodeError::NONE) return e;
+  if ((flags & 0xFE) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
   for (Bytes s : {out.deviceId, out.product, out.currentVersion, out.wantedVersion,
                   out.responseTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
   }
-  if (!isValidId(out.deviceId) || out.product.size < 1 || out.product.size > kMaxProductBytes ||
-      out.currentVersion.size > kMaxVersionBytes || out.wantedVersion.size > kMaxVersionBytes) {
+  if (!isValidId(out.deviceId) || !sizeIn(out.product, 1, kMaxProductBytes) ||
+      !sizeIn(out.currentVersion, 0, kMaxVersionBytes) ||
+      !sizeIn(out.wantedVersion, 0, kMaxVersionBytes)) {
     return DecodeError::OUT_OF_RANGE;
   }
   return DecodeError::NONE;
@@ -319,8 +335,6 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   out.window = r.u16();
   uint8_t kind = r.u8();
   uint8_t flags = r.u8();
-  if (r.truncated()) return DecodeError::TRUNCATED;
-  if ((flags & 0xFE) != 0) return DecodeError::RESERVED_NOT_ZERO;
   out.name = r.var8();
   out.product = r.var8();
   out.version = r.var8();
@@ -328,6 +342,7 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   out.signature = r.var8();
   e = finish(r);
   if (e != DecodeError::NONE) return e;
+  if ((flags & 0xFE) != 0) return DecodeError::RESERVED_NOT_ZERO;
   for (Bytes s : {out.name, out.product, out.version, out.ackTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
   }
@@ -335,7 +350,9 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   if (out.transferId == 0 || out.size < 1 || out.chunkSize < kMinChunkBytes ||
       out.chunkSize > kMaxChunkBytes || out.chunkCount != ceilDiv(out.size, out.chunkSize) ||
       out.startOffset % out.chunkSize != 0 || out.startOffset >= out.size || out.window < 1 ||
-      out.window > kMaxWindow || kind > static_cast<uint8_t>(ImageKind::GENERIC_FILE)) {
+      out.window > kMaxWindow || kind > static_cast<uint8_t>(ImageKind::GENERIC_FILE) ||
+      !sizeIn(out.name, 1, kMaxStr8Bytes) || !sizeIn(out.product, 1, kMaxProductBytes) ||
+      !sizeIn(out.version, 1, kMaxVersionBytes)) {
     return DecodeError::OUT_OF_RANGE;
   }
   // SIGNED <=> a signature is present, and a present signature is r||s of P-256 (64 bytes).
@@ -356,11 +373,10 @@ DecodeError decodeError(const uint8_t* data, size_t size, ErrorMessage& out) {
   uint16_t reserved = r.u16();
   out.transferId = r.u32();
   out.retryAfterMs = r.u32();
-  if (r.truncated()) return DecodeError::TRUNCATED;
-  if (reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
   out.message = r.var8();
   e = finish(r);
   if (e != DecodeError::NONE) return e;
+  if (reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
   if (!isValidUtf8(out.message)) return DecodeError::BAD_STRING;
   if (code < static_cast<uint16_t>(ErrorCode::MALFORMED_REQUEST) ||
       code > static_cast<uint16_t>(ErrorCode::UP_TO_DATE)) {
@@ -418,16 +434,15 @@ DecodeError decodeStatus(const uint8_t* data, size_t size, Status& out) {
   uint8_t status = r.u8();
   uint8_t reserved[3] = {r.u8(), r.u8(), r.u8()};
   r.copy(out.sha256, kSha256Bytes);
-  if (r.truncated()) return DecodeError::TRUNCATED;
-  if (reserved[0] != 0 || reserved[1] != 0 || reserved[2] != 0) {
-    return DecodeError::RESERVED_NOT_ZERO;
-  }
   out.version = r.var8();
   out.detail = r.var8();
   e = finish(r);
   if (e != DecodeError::NONE) return e;
+  if (reserved[0] != 0 || reserved[1] != 0 || reserved[2] != 0) {
+    return DecodeError::RESERVED_NOT_ZERO;
+  }
   if (!isValidUtf8(out.version) || !isValidUtf8(out.detail)) return DecodeError::BAD_STRING;
-  if (!isKnownStatus(status)) {
+  if (!isKnownStatus(status) || !sizeIn(out.version, 0, kMaxVersionBytes)) {
     return DecodeError::OUT_OF_RANGE;
   }
   out.status = static_cast<StatusCode>(status);

@@ -165,6 +165,12 @@ struct Status {
 /// UNSUPPORTED_VERSION or UNEXPECTED_TYPE (unknown type byte).
 DecodeError peekType(const uint8_t* data, size_t size, MessageType& type);
 
+/// Reads the `transferId` of a message without decoding the rest: bytes 4..8 of MANIFEST, CHUNK,
+/// ACK and STATUS, bytes 8..12 of ERROR (§4). Returns false (and leaves `id` alone) when the
+/// header is invalid, the message is too short to hold the field, or it is a REQUEST (no
+/// transfer id). A receiver uses it to tell whether a CHUNK that fails to decode is its own.
+bool peekTransferId(const uint8_t* data, size_t size, uint32_t& id);
+
 /// Decoders: fill `out` and return NONE, or return the first rule of §4 the bytes break. A type
 /// byte other than the decoder's own is UNEXPECTED_TYPE. Views in `out` point into `data`.
 DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out);

@@ -44,7 +44,11 @@ constexpr uint32_t kDefaultChunkBytes = 4096;
 constexpr size_t kMaxChunkMessageBytes = kChunkHeaderBytes + kMaxChunkBytes;
 constexpr uint16_t kMaxWindow = 64;
 constexpr uint16_t kDefaultWindow = 64;
+/// Resend timeout before the first round-trip sample (§7.1).
 constexpr uint32_t kAckTimeoutMs = 2000;
+/// Floor of the estimated resend timeout (§7.1): worst 4 KiB sector erase, ACK flush, a round trip.
+constexpr uint32_t kMinResendTimeoutMs = 1000;
+/// Ceiling of the resend timeout, estimated or doubled (§7.1).
 constexpr uint32_t kMaxAckTimeoutMs = 16000;
 constexpr uint32_t kMaxRetries = 8;
 constexpr uint32_t kStatusTimeoutMs = 30000;

@@ -1,0 +1,101 @@
+// topics_test.cpp: the topic builders and parsers of ota_core/topics.h against
+// tests/vectors/topics.json (protocol §2), the same vectors the TypeScript topics run, and the
+// message types each topic carries.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "json_mini.h"
+#include "ota_core/topics.h"
+
+using namespace ota_core;
+using json_mini::Value;
+
+namespace {
+
+Value vectors() { return json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/topics.json"); }
+
+TopicKind kindOf(const std::string& name) {
+  if (name == "request") return TopicKind::REQUEST;
+  if (name == "data") return TopicKind::DATA;
+  if (name == "ack") return TopicKind::ACK;
+  if (name == "status") return TopicKind::STATUS;
+  return TopicKind::ERROR;
+}
+
+Bytes view(const std::string& s) { return Bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+TEST(Topics, BuildDeviceTopicGivesEveryBuildVector) {
+  Value doc = vectors();
+  for (const Value& v : doc["build"].array) {
+    char out[256];
+    std::string sender = v.has("senderId") ? v["senderId"].string : "";
+    size_t n = buildDeviceTopic(out, sizeof out, v["prefix"].string.c_str(),
+                                v["deviceId"].string.c_str(), kindOf(v["kind"].string),
+                                v.has("senderId") ? sender.c_str() : nullptr);
+    EXPECT_EQ(std::string(out, n), v["topic"].string);
+    EXPECT_EQ(n, v["topic"].string.size());
+  }
+}
+
+TEST(Topics, ParseDeviceTopicGivesEveryParseVector) {
+  Value doc = vectors();
+  for (const Value& v : doc["parse"].array) {
+    TopicKind kind{};
+    Bytes sender;
+    const std::string& topic = v["topic"].string;
+    bool ok = parseDeviceTopic(view(topic), v["prefix"].string.c_str(),
+                               v["deviceId"].string.c_str(), kind, sender);
+    EXPECT_EQ(ok, !v["kind"].isNull()) << topic;
+    if (ok && !v["kind"].isNull()) {
+      EXPECT_EQ(kind, kindOf(v["kind"].string)) << topic;
+      if (kind == TopicKind::ACK) {
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(sender.data), sender.size),
+                  v["senderId"].string);
+      }
+    }
+    bool isAck = !v["kind"].isNull() && v["kind"].string == "ack";
+    EXPECT_EQ(isAckTopicOf(view(topic), v["prefix"].string.c_str(), v["deviceId"].string.c_str()),
+              isAck)
+        << topic;
+  }
+}
+
+TEST(Topics, BuildDeviceTopicRefusesWhatDoesNotFitOrBreaksTheIdRules) {
+  char out[32];
+  EXPECT_EQ(buildDeviceTopic(out, 18, "ota", "dev-1", TopicKind::DATA), 0u);  // 18 + NUL needed
+  EXPECT_STREQ(out, "");
+  EXPECT_EQ(buildDeviceTopic(out, 19, "ota", "dev-1", TopicKind::DATA), 18u);
+  EXPECT_EQ(buildDeviceTopic(out, sizeof out, "ota", "dev 1", TopicKind::DATA), 0u);
+  EXPECT_EQ(buildDeviceTopic(out, sizeof out, "ota/", "d", TopicKind::DATA), 0u);
+  EXPECT_EQ(buildDeviceTopic(out, sizeof out, "o+", "d", TopicKind::DATA), 0u);
+  EXPECT_EQ(buildDeviceTopic(out, sizeof out, "ota", "d", TopicKind::ACK), 0u);
+  EXPECT_EQ(buildDeviceTopic(out, sizeof out, "ota", "d", TopicKind::ACK, "s/1"), 0u);
+}
+
+TEST(Topics, EachTopicCarriesOnlyItsMessageTypes) {
+  using T = MessageType;
+  EXPECT_TRUE(carries(TopicKind::REQUEST, T::REQUEST));
+  EXPECT_FALSE(carries(TopicKind::REQUEST, T::STATUS));
+  EXPECT_TRUE(carries(TopicKind::DATA, T::MANIFEST));
+  EXPECT_TRUE(carries(TopicKind::DATA, T::CHUNK));
+  EXPECT_TRUE(carries(TopicKind::DATA, T::ERROR));
+  EXPECT_FALSE(carries(TopicKind::DATA, T::ACK));
+  EXPECT_TRUE(carries(TopicKind::ACK, T::ACK));
+  EXPECT_TRUE(carries(TopicKind::ACK, T::STATUS));
+  EXPECT_FALSE(carries(TopicKind::ACK, T::CHUNK));
+  EXPECT_TRUE(carries(TopicKind::STATUS, T::STATUS));
+  EXPECT_FALSE(carries(TopicKind::STATUS, T::ACK));
+  EXPECT_TRUE(carries(TopicKind::ERROR, T::ERROR));
+  EXPECT_FALSE(carries(TopicKind::ERROR, T::MANIFEST));
+}
+
+TEST(Topics, PeekTypeOnRefusesATypeTheTopicDoesNotCarry) {
+  const uint8_t ack[] = {0x4F, 0x54, 0x01, 0x05};
+  MessageType type{};
+  EXPECT_EQ(peekTypeOn(TopicKind::DATA, ack, sizeof ack, type), DecodeError::UNEXPECTED_TYPE);
+  EXPECT_EQ(peekTypeOn(TopicKind::ACK, ack, sizeof ack, type), DecodeError::NONE);
+  EXPECT_EQ(type, MessageType::ACK);
+}
+
+}  // namespace
