@@ -312,11 +312,14 @@ mosquittoTest(
     await withSender(b.url, {}, async (h) => {
       const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
       try {
-        // Two slots, a window of 64 on loopback, and a flash that takes 4 ms per sector erase:
-        // chunks arrive faster than they are written, so the pool fills up.
+        // Two slots the network thread does not wait for, a window of 64 on loopback, and a
+        // flash that takes 4 ms per sector erase: chunks arrive faster than they are written, so
+        // the pool fills up and chunks are dropped.
         const r = await runReceiver(b.port, dir, [
           "--slots",
           "2",
+          "--slot-wait-ms",
+          "0",
           "--window",
           "64",
           "--erase-ms",

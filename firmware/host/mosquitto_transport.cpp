@@ -6,6 +6,7 @@
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <sys/socket.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -14,9 +15,31 @@
 
 namespace ota_host {
 
+void FairRecursiveLock::lock() {
+  std::unique_lock<std::mutex> guard(mutex_);
+  if (depth_ > 0 && owner_ == std::this_thread::get_id()) {
+    ++depth_;
+    return;
+  }
+  uint64_t ticket = nextTicket_++;
+  turn_.wait(guard, [&] { return depth_ == 0 && serving_ == ticket; });
+  owner_ = std::this_thread::get_id();
+  depth_ = 1;
+}
+
+void FairRecursiveLock::unlock() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (--depth_ == 0) {
+    owner_ = std::thread::id();
+    ++serving_;
+    turn_.notify_all();
+  }
+}
+
 struct MosquittoCallbacks {
   static void connect(struct mosquitto* m, void* obj, int rc, int, const mosquitto_property*) {
     auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     if (rc != 0) {
       std::fprintf(stderr, "connect refused: %s\n", mosquitto_reason_string(rc));
       return;
@@ -31,6 +54,7 @@ struct MosquittoCallbacks {
   static void subscribe(struct mosquitto*, void* obj, int, int count, const int* granted,
                         const mosquitto_property*) {
     auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     // A SUBACK reason code >= 0x80 refuses the subscription (MQTT 5 §3.9.3; 3.1.1: 0x80).
     for (int i = 0; i < count; ++i) {
       if (granted[i] >= 0x80) t->refused_ = true;
@@ -44,12 +68,14 @@ struct MosquittoCallbacks {
   }
   static void disconnect(struct mosquitto*, void* obj, int, const mosquitto_property*) {
     auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     t->connected_ = false;
     if (t->inbox_ != nullptr) t->inbox_->postEvent(ota_core::kLinkDown);
   }
   static void message(struct mosquitto*, void* obj, const struct mosquitto_message* msg,
                       const mosquitto_property* props) {
     auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     char* rt = nullptr;
     void* corr = nullptr;
     uint16_t corrLen = 0;
@@ -124,6 +150,15 @@ bool MosquittoTransport::connect(const TransportOptions& o, std::vector<std::str
             mosquitto_strerror(rc);
     return false;
   }
+  if (o.tcpWindow > 0) {
+    // Set after connect (libmosquitto opens the socket): the advertised window shrinks to it
+    // from here on; Linux doubles the value for its bookkeeping.
+    int fd = mosquitto_socket(mosq_);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o.tcpWindow, sizeof o.tcpWindow) != 0) {
+      error = "cannot set the socket's receive buffer";
+      return false;
+    }
+  }
   return true;
 }
 
@@ -148,6 +183,7 @@ bool MosquittoTransport::loop(int timeoutMs) {
 
 bool MosquittoTransport::publish(const char* topic, const uint8_t* data, size_t size,
                                  const char* responseTopic, ota_core::Bytes correlation) {
+  std::lock_guard<FairRecursiveLock> lock(apiLock_);
   mosquitto_property* props = nullptr;
   if (mqtt5_ && responseTopic != nullptr) {
     mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, responseTopic);

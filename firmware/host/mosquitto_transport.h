@@ -4,13 +4,21 @@
 //  - task design (the ESP32's): startThread() runs libmosquitto's own network thread (like
 //    esp-mqtt's MQTT task); its message callback only copies each message into an Inbox and
 //    link events are posted to it; the receiver task publishes (libmosquitto queues the packet
-//    for its thread).
+//    for its thread). Like esp-mqtt, which dispatches every event with the client's recursive
+//    API lock held and takes the same lock in every publish (esp_mqtt_task, mqtt_client.c),
+//    callbacks and publish() share one recursive lock, so the host meets the same contention.
+//    The lock is handed over in arrival order: on the ESP32 the receiver task runs above the
+//    MQTT task's priority, so it gets the lock as soon as the MQTT task gives it back.
 //  - inline design (the old firmware's): loop() on the caller's thread, whose message callback
 //    runs the receiver, flash writes included, before the next packet is read.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <functional>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +31,22 @@ struct mosquitto;
 
 namespace ota_host {
 
+/// A recursive lock granted in the order it was asked for (a ticket lock), the host's model of
+/// esp-mqtt's API lock taken by a higher-priority receiver task.
+class FairRecursiveLock {
+ public:
+  void lock();
+  void unlock();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable turn_;
+  uint64_t nextTicket_ = 0;
+  uint64_t serving_ = 0;
+  std::thread::id owner_;
+  int depth_ = 0;
+};
+
 /// Connection settings.
 struct TransportOptions {
   std::string host = "127.0.0.1";
@@ -30,6 +54,9 @@ struct TransportOptions {
   std::string clientId;
   bool mqtt5 = true;
   std::string caFile, certFile, keyFile;  // TLS when caFile is set
+  /// Receive buffer of the socket (SO_RCVBUF) in bytes, 0 = the system's. A small one models a
+  /// device's TCP window (lwIP on the ESP32: CONFIG_LWIP_TCP_WND_DEFAULT = 5760).
+  int tcpWindow = 0;
 };
 
 /// See file header.
@@ -75,6 +102,8 @@ class MosquittoTransport : public ota_core::Publisher {
   std::vector<std::string> topics_;
   ota_core::Inbox* inbox_ = nullptr;
   MessageHandler handler_;
+  /// esp-mqtt's API lock (see file header).
+  FairRecursiveLock apiLock_;
   std::vector<uint8_t> storage_;
   std::unique_ptr<ota_core::MessageAssembler> assembler_;
 

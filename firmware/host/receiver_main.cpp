@@ -44,6 +44,8 @@ const char kUsage[] =
     "  --fail-write N        make flash write call N fail (with --fail-count C, default 1)\n"
     "  --timeout-s S (120)   give up after S seconds\n"
     "  --slots N (2)         inbox slots between the network thread and the receiver task\n"
+    "  --slot-wait-ms MS (350)  longest wait of the network thread for a free slot (0: drop)\n"
+    "  --tcp-window BYTES    socket receive buffer, e.g. 5760 like lwIP on the ESP32\n"
     "  --inline              old design: run the receiver inside the network callback\n"
     "  --esp32-flash         model the ESP32 flash: 45 ms per 4 KiB erase, 10 ms per 4 KiB program\n"
     "  --erase-ms MS  --program-ms MS   the flash model's times (per 4 KiB)\n"
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
   unsigned long long exitAfter = 0;
   unsigned failWrite = 0, failCount = 1, timeoutS = 120;
   unsigned slots = static_cast<unsigned>(ota_core::kMinInboxSlots);
+  uint32_t slotWaitMs = ota_core::kInboxSlotWaitMs;
   bool generic = false, inlineDesign = false;
   ota_host::FlashTiming timing;
   for (int i = 1; i < argc; ++i) {
@@ -116,6 +119,8 @@ int main(int argc, char** argv) {
     else if (a == "--timeout-s") timeoutS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--slots") slots = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--inline") inlineDesign = true;
+    else if (a == "--slot-wait-ms") slotWaitMs = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--tcp-window") net.tcpWindow = std::atoi(next().c_str());
     else if (a == "--esp32-flash") timing = ota_host::FlashTiming::esp32();
     else if (a == "--erase-ms") timing.eraseSectorUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
     else if (a == "--program-ms") timing.program4KiBUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
@@ -198,7 +203,7 @@ int main(int argc, char** argv) {
     slotPointers.push_back(assemblers.back().get());
   }
   ota_host::StdQueue freeSlots(slots), readySlots(slots + 1);
-  ota_core::Inbox inbox(slotPointers.data(), slots, freeSlots, readySlots);
+  ota_core::Inbox inbox(slotPointers.data(), slots, freeSlots, readySlots, slotWaitMs);
 
   if (inlineDesign) {
     transport.onMessage([&](const ota_core::InboundMessage& m) { rx.onMessage(m); });
@@ -294,10 +299,10 @@ int main(int argc, char** argv) {
       "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
       "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
-      "\"design\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
+      "\"waited\":%u,\"design\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, seconds(), s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
-      inlineDesign ? "inline" : "task", static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
+      inbox.waitedForSlot(), inlineDesign ? "inline" : "task", static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
   return status == "VERIFIED" || status == "UP_TO_DATE" ? 0 : 1;
 }

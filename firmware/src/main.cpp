@@ -39,15 +39,19 @@ const char* const kTag = "ota_app";
 /// Time for the final STATUS VERIFIED to reach the broker before the restart.
 constexpr uint32_t kRestartDelayMs = 1000;
 constexpr uint32_t kWifiTimeoutMs = 30000;
-/// Inbox slots: one being written to flash while the next chunk arrives, at least.
+/// Inbox slots: one being written to flash while the next chunk arrives, at least. When all are
+/// taken the MQTT task waits up to ota_core::kInboxSlotWaitMs, then drops (inbox.h).
 constexpr size_t kInboxSlots = CONFIG_OTA_INBOX_SLOTS;
 /// A slot holds one whole CHUNK message of the configured chunk size.
 constexpr size_t kSlotBytes = ota_core::kChunkHeaderBytes + CONFIG_OTA_CHUNK_SIZE;
 /// The receiver task verifies an ECDSA signature once per image (mbedTLS needs a few KiB).
 constexpr uint32_t kReceiverStackBytes = 8192;
-/// Below esp-mqtt's task (CONFIG_MQTT_TASK_PRIORITY, default 5): the network copies the next
-/// message into a free slot as soon as it arrives, even while this task writes flash.
-constexpr uint32_t kReceiverPriority = 4;
+/// Just above esp-mqtt's task (MqttLink::kTaskPriority). This task blocks on the inbox
+/// queue and in the flash driver (which yields during erases), so the MQTT task still copies
+/// the next chunk meanwhile; but when the MQTT task gives back the client's API lock, this task
+/// must get it before the MQTT task takes it again for the next packet (a FreeRTOS mutex wakes
+/// its waiter without handing it over), or an ACK could wait behind a whole chunk's copy.
+constexpr uint32_t kReceiverPriority = MqttLink::kTaskPriority + 1;
 
 #if CONFIG_OTA_EMBED_SIGNING_KEY
 extern const char kSigningPem[] asm("_binary_signing_pub_pem_start");

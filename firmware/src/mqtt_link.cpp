@@ -43,6 +43,7 @@ bool MqttLink::start() {
   cfg.buffer.size = static_cast<int>(ota_core::kChunkHeaderBytes + CONFIG_OTA_CHUNK_SIZE) + 512;
   cfg.buffer.out_size = 1024;
   // This task only copies messages now: the default stack is plenty.
+  cfg.task.priority = kTaskPriority;
   client_ = esp_mqtt_client_init(&cfg);
   if (client_ == nullptr) return false;
   return esp_mqtt_client_register_event(client_, MQTT_EVENT_ANY, onEvent, this) == ESP_OK &&
@@ -97,8 +98,9 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
           static_cast<size_t>(event->data_len), static_cast<size_t>(event->current_data_offset),
           static_cast<size_t>(event->total_data_len));
       if (r == ota_core::Inbox::FeedResult::DROPPED && event->current_data_offset == 0) {
-        // Every slot busy (the flash is behind) or too large. A lost CHUNK is NACKed with GAP
-        // when the next one arrives and resent by the sender (protocol §7).
+        // Every slot stayed busy for kInboxSlotWaitMs (the flash is far behind), or too large.
+        // A lost CHUNK is NACKed with GAP when the next one arrives and resent by the sender
+        // (protocol §7).
         ESP_LOGD(kTag, "dropped a %d-byte message (inbox full or too large)",
                  event->total_data_len);
       }

@@ -29,6 +29,10 @@ class MqttLink : public ota_core::Publisher {
   /// `clientId` and the topics must outlive the link; `inbox` receives messages and link events.
   MqttLink(const char* clientId, const char* dataTopic, const char* errorTopic,
            ota_core::Inbox& inbox);
+  /// Priority of esp-mqtt's task (its default, MQTT_TASK_PRIORITY in mqtt_config.h, set
+  /// explicitly: the receiver task is placed just above it).
+  static constexpr int kTaskPriority = 5;
+
   /// Creates and starts the client; false when esp-mqtt refused the configuration.
   bool start();
   /// Receiver task only (see file header).

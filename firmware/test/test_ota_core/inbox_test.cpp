@@ -1,7 +1,9 @@
 // inbox_test.cpp: the bounded slot pool between the network task and the receiver task.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "os_std.h"
@@ -11,13 +13,15 @@ using namespace ota_core;
 
 namespace {
 
-/// An Inbox of `kSlots` 64-byte slots over the host queues.
+/// An Inbox of `kSlots` 64-byte slots over the host queues; by default the network side does
+/// not wait for a slot (the drop path).
 template <size_t kSlots>
 struct InboxFixture {
+  explicit InboxFixture(uint32_t slotWaitMs = 0) : inbox{slots.pointers(), kSlots, free, ready, slotWaitMs} {}
   InboxSlots<kSlots, 64> slots;
   ota_host::StdQueue free{kSlots};
   ota_host::StdQueue ready{kSlots + 1};
-  Inbox inbox{slots.pointers(), kSlots, free, ready};
+  Inbox inbox;
 
   Inbox::FeedResult send(const std::string& payload, const std::string& corr = "") {
     FragmentHeader h;
@@ -111,4 +115,33 @@ TEST(Inbox, LinkEventsWakeTheReceiverAndAccumulateUntilTaken) {
   EXPECT_EQ(f.inbox.receive(1000, m), Inbox::kNone);  // woken at once, no message
   EXPECT_EQ(f.inbox.takeEvents(), static_cast<uint32_t>(kLinkDown | kLinkReady));
   EXPECT_EQ(f.inbox.takeEvents(), 0u);
+}
+
+TEST(Inbox, WaitsABoundedTimeForTheReceiverToFreeASlotInsteadOfDropping) {
+  InboxFixture<2> f(2000);
+  EXPECT_EQ(f.send("a"), Inbox::FeedResult::QUEUED);
+  EXPECT_EQ(f.send("b"), Inbox::FeedResult::QUEUED);
+  // The receiver task finishes its flash write 50 ms later and gives "a"'s slot back.
+  std::thread receiver([&] {
+    uint32_t slot = 0;
+    EXPECT_EQ(f.take(&slot), "a");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    f.inbox.release(slot);
+  });
+  EXPECT_EQ(f.send("c"), Inbox::FeedResult::QUEUED);  // waited, nothing lost
+  receiver.join();
+  EXPECT_EQ(f.inbox.waitedForSlot(), 1u);
+  EXPECT_EQ(f.inbox.droppedPoolFull(), 0u);
+  EXPECT_EQ(f.take(), "b");
+  EXPECT_EQ(f.take(), "c");
+}
+
+TEST(Inbox, DropsAfterTheSlotWaitRunsOut) {
+  InboxFixture<2> f(30);
+  f.send("a");
+  f.send("b");
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(f.send("c"), Inbox::FeedResult::DROPPED);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(30));
+  EXPECT_EQ(f.inbox.droppedPoolFull(), 1u);
 }

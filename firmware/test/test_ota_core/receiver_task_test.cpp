@@ -3,6 +3,7 @@
 // and lets the self-test see an answer before the Receiver opens the slot.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@ struct TaskFixture {
   InboxSlots<2, kChunkHeaderBytes + 4096> slots;
   ota_host::StdQueue free{2};
   ota_host::StdQueue ready{3};
-  Inbox inbox{slots.pointers(), 2, free, ready};
+  Inbox inbox{slots.pointers(), 2, free, ready, 0};  // drop at once: no second task here
   ReceiverTask task;
 
   explicit TaskFixture(SelfTest* selfTest = nullptr)
@@ -131,4 +132,99 @@ TEST(ReceiverTask, MarksAPendingImageValidBeforeTheReceiverOpensTheSlotForAManif
   EXPECT_EQ(log, std::vector<std::string>{"valid"});
   EXPECT_EQ(f.h.flash.begins, 1u);
   EXPECT_EQ(f.rx.state(), State::RECEIVING);
+}
+
+TEST(ReceiverTask, DefersPublishesUntilTheSlotIsReleased) {
+  // While the receiver task holds a slot, the network task may wait for it holding esp-mqtt's
+  // API lock, which every publish takes: the ACK must leave only after the release.
+  struct SlotWatcher : public Publisher {
+    ota_host::StdQueue* free = nullptr;
+    std::vector<bool> slotFreeAtPublish;
+    bool publish(const char*, const uint8_t*, size_t, const char*, Bytes) override {
+      uint32_t item = 0;
+      bool gotOne = free->receive(item, 0);
+      if (gotOne) free->trySend(item);  // put it back: only looking
+      slotFreeAtPublish.push_back(gotOne);
+      return true;
+    }
+  };
+  fakes::Harness h{2048, 1024, 2};
+  SlotWatcher watcher;
+  TrackingPublisher publisher{watcher, "ota/dev/dev-1/req"};
+  Receiver rx{h.cfg, h.flash, publisher, h.store, h.clock};
+  InboxSlots<2, kChunkHeaderBytes + 4096> slots;
+  ota_host::StdQueue free{2}, ready{3};
+  watcher.free = &free;
+  Inbox inbox{slots.pointers(), 2, free, ready, 0};
+  ReceiverTask task(rx, inbox, h.clock, publisher, nullptr, TaskFixture::options());
+  inbox.postEvent(kLinkReady);
+  task.step();
+  std::string topic = "ota/dev/dev-1/data";
+  auto arrive = [&](const std::vector<uint8_t>& payload) {
+    FragmentHeader hd;
+    hd.topic = bytesOf(topic.c_str());
+    Bytes corr = publisher.lastRequestCorrelation();
+    hd.correlation = corr;
+    inbox.feed(hd, payload.data(), payload.size(), 0, payload.size());
+  };
+  arrive(h.manifestBytes(0));
+  task.step();
+  // Fill the other slot so that only the message being handled can free one.
+  arrive(h.chunkBytes(0));
+  arrive(h.chunkBytes(1));
+  task.step();
+  task.step();
+  ASSERT_EQ(rx.state(), State::VERIFIED);
+  ASSERT_GE(watcher.slotFreeAtPublish.size(), 3u);  // REQUEST, ACK, STATUS VERIFIED
+  for (bool slotFree : watcher.slotFreeAtPublish) EXPECT_TRUE(slotFree);
+  EXPECT_GE(publisher.deferred(), 2u);
+}
+
+TEST(ReceiverTask, KeepsPublishesQueuedWhileEverySlotIsTakenAndSendsThemOnceOneIsFree) {
+  // A clock that lets the "network task" refill a slot as soon as one is freed mid-step.
+  struct HookClock : public Clock {
+    std::function<void()> hook;
+    Inbox* inbox = nullptr;
+    uint32_t nowMs() override {
+      if (hook && inbox != nullptr && inbox->hasFreeSlot()) {
+        auto h = hook;
+        hook = nullptr;
+        h();
+      }
+      return 1000;
+    }
+  };
+  fakes::Harness h{4096, 1024, 2};
+  HookClock clock;
+  TrackingPublisher publisher{h.pub, "ota/dev/dev-1/req"};
+  Receiver rx{h.cfg, h.flash, publisher, h.store, clock};
+  InboxSlots<2, kChunkHeaderBytes + 4096> slots;
+  ota_host::StdQueue free{2}, ready{3};
+  Inbox inbox{slots.pointers(), 2, free, ready, 0};
+  clock.inbox = &inbox;
+  ReceiverTask task(rx, inbox, clock, publisher, nullptr, TaskFixture::options());
+  std::string topic = "ota/dev/dev-1/data";
+  auto arrive = [&](const std::vector<uint8_t>& payload) {
+    FragmentHeader hd;
+    hd.topic = bytesOf(topic.c_str());
+    hd.correlation = publisher.lastRequestCorrelation();
+    return inbox.feed(hd, payload.data(), payload.size(), 0, payload.size());
+  };
+  inbox.postEvent(kLinkReady);
+  task.step();
+  arrive(h.manifestBytes(0));
+  task.step();
+  ASSERT_EQ(rx.state(), State::RECEIVING);
+  size_t sentBefore = h.pub.sent.size();
+  arrive(h.chunkBytes(0));
+  arrive(h.chunkBytes(1));
+  // While chunk 0 is handled its slot is freed and at once refilled with chunk 2: no slot free.
+  clock.hook = [&] { EXPECT_EQ(arrive(h.chunkBytes(2)), Inbox::FeedResult::QUEUED); };
+  task.step();
+  EXPECT_FALSE(inbox.hasFreeSlot());
+  EXPECT_EQ(h.pub.sent.size(), sentBefore) << "the ACK of chunk 0 must wait for a free slot";
+  task.step();  // handles chunk 1: its slot is released and stays free
+  EXPECT_TRUE(inbox.hasFreeSlot());
+  EXPECT_GT(h.pub.sent.size(), sentBefore);
+  EXPECT_EQ(h.acks().front().nextIndex, 1u);  // in order: chunk 0's ACK first
 }

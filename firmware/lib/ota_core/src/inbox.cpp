@@ -3,22 +3,32 @@
 
 namespace ota_core {
 
-Inbox::Inbox(MessageAssembler* const* slots, size_t count, OsQueue& free, OsQueue& ready)
-    : slots_(slots), count_(count), free_(free), ready_(ready) {
-  for (size_t i = 0; i < count_; ++i) free_.trySend(static_cast<uint32_t>(i));
+Inbox::Inbox(MessageAssembler* const* slots, size_t count, OsQueue& free, OsQueue& ready,
+             uint32_t slotWaitMs)
+    : slots_(slots), count_(count), free_(free), ready_(ready), slotWaitMs_(slotWaitMs) {
+  for (size_t i = 0; i < count_; ++i) {
+    if (free_.trySend(static_cast<uint32_t>(i))) freeSlots_.fetch_add(1);
+  }
 }
 
 Inbox::FeedResult Inbox::feed(const FragmentHeader& header, const uint8_t* data, size_t size,
                               size_t offset, size_t total) {
   if (offset == 0) {
     // A first fragment starts a new message. A slot still held by an unfinished message (its
-    // fragments stopped arriving) is reused for it; otherwise take a free one, never waiting.
+    // fragments stopped arriving) is reused for it; otherwise take a free one, waiting a bounded
+    // time for the receiver task to finish its flash write.
     skipping_ = false;
-    if (filling_ == kNone && !free_.receive(filling_, 0)) {
-      filling_ = kNone;
-      skipping_ = true;
-      droppedPoolFull_.fetch_add(1);
-      return FeedResult::DROPPED;
+    if (filling_ == kNone) {
+      if (!free_.receive(filling_, 0)) {
+        waited_.fetch_add(1);
+        if (slotWaitMs_ == 0 || !free_.receive(filling_, slotWaitMs_)) {
+          filling_ = kNone;
+          skipping_ = true;
+          droppedPoolFull_.fetch_add(1);
+          return FeedResult::DROPPED;
+        }
+      }
+      freeSlots_.fetch_sub(1);
     }
   } else if (skipping_) {
     return FeedResult::DROPPED;  // the rest of a message that found no slot (counted once)
@@ -53,7 +63,7 @@ uint32_t Inbox::receive(uint32_t timeoutMs, const InboundMessage*& message) {
 }
 
 void Inbox::release(uint32_t slot) {
-  if (slot < count_) free_.trySend(slot);
+  if (slot < count_ && free_.trySend(slot)) freeSlots_.fetch_add(1);
 }
 
 }  // namespace ota_core

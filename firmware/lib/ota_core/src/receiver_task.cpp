@@ -11,12 +11,33 @@ bool TrackingPublisher::publish(const char* topic, const uint8_t* data, size_t s
     correlationSize_ = correlation.size <= sizeof correlation_ ? correlation.size : 0;
     if (correlationSize_ != 0) std::memcpy(correlation_, correlation.data, correlationSize_);
   }
+  size_t topicBytes = std::strlen(topic);
+  if (holding_ && queued_ < kMaxDeferredPublishes && responseTopic == nullptr &&
+      correlation.size == 0 && size <= sizeof queue_[0].data && topicBytes <= kMaxTopicBytes) {
+    Deferred& d = queue_[queued_++];
+    std::memcpy(d.topic, topic, topicBytes + 1);
+    std::memcpy(d.data, data, size);
+    d.size = size;
+    return true;
+  }
+  // Not holding, or a message the queue does not take (never one the Receiver sends while it
+  // handles a message): send it now.
   ++published_;
   return inner_.publish(topic, data, size, responseTopic, correlation);
 }
 
+void TrackingPublisher::flush() {
+  holding_ = false;
+  for (size_t i = 0; i < queued_; ++i) {
+    ++published_;
+    ++deferredTotal_;
+    inner_.publish(queue_[i].topic, queue_[i].data, queue_[i].size, nullptr, Bytes{});
+  }
+  queued_ = 0;
+}
+
 ReceiverTask::ReceiverTask(Receiver& receiver, Inbox& inbox, Clock& clock,
-                           const TrackingPublisher& publisher, SelfTest* selfTest,
+                           TrackingPublisher& publisher, SelfTest* selfTest,
                            const ReceiverTaskOptions& options)
     : rx_(receiver),
       inbox_(inbox),
@@ -26,6 +47,8 @@ ReceiverTask::ReceiverTask(Receiver& receiver, Inbox& inbox, Clock& clock,
       options_(options) {}
 
 void ReceiverTask::step() {
+  // Everything this step publishes is queued and sent at the end, once a slot is free.
+  publisher_.hold();
   const InboundMessage* message = nullptr;
   uint32_t slot = inbox_.receive(options_.tickMs, message);
   uint32_t now = clock_.nowMs();
@@ -47,6 +70,9 @@ void ReceiverTask::step() {
       static_cast<uint32_t>(now - lastCheckMs_) >= options_.checkIntervalMs) {
     startIfIdle(now);
   }
+  // With every slot taken the network task may be waiting for one, holding the lock a publish
+  // needs: keep the queue until the next message is handled and its slot released.
+  if (inbox_.hasFreeSlot()) publisher_.flush();
 }
 
 void ReceiverTask::onLinkEvents(uint32_t events, uint32_t nowMs) {

@@ -5,10 +5,19 @@
 // Receiver and gives the slot back. The network task therefore never waits for the flash, and
 // the receiver never reads a client library buffer that the next packet may overwrite.
 //
-// When every slot is taken (the flash is slower than the link), the new message is dropped and
-// counted. That loses nothing: a dropped CHUNK leaves a hole that the next CHUNK reveals, the
-// Receiver NACKs it with GAP (protocol §7, go-back-N) and the sender resends from there; a
-// dropped MANIFEST or ERROR is asked for again after DEVICE_IDLE_TIMEOUT_MS.
+// When every slot is taken (the flash is slower than the link), the network task waits for one
+// at most `slotWaitMs` (about one slow flash write): meanwhile TCP flow control holds the sender
+// back, as it did when the receiver ran inside the network callback, and nothing is lost. After
+// that the new message is dropped and counted. That loses nothing either: a dropped CHUNK leaves
+// a hole that the next CHUNK reveals, the Receiver NACKs it with GAP (protocol §7, go-back-N) and
+// the sender resends from there; a dropped MANIFEST or ERROR is asked for again after
+// DEVICE_IDLE_TIMEOUT_MS. Dropping costs a resend of the window, waiting does not: measured in
+// docs/performance.md.
+//
+// esp-mqtt's MQTT task keeps the client's API lock while it waits here, and every publish takes
+// that lock: the receiver task must therefore publish only while a slot is free, or the two
+// would wait for each other until slotWaitMs runs out. It queues what it publishes and sends it
+// when hasFreeSlot() (TrackingPublisher and ReceiverTask, receiver_task.h).
 #pragma once
 
 #include <atomic>
@@ -25,6 +34,10 @@ namespace ota_core {
 constexpr size_t kMaxInboxSlots = 8;
 /// Fewest slots that let the network receive the next chunk while the previous one is written.
 constexpr size_t kMinInboxSlots = 2;
+/// Longest wait of the network task for a free slot before it drops the message: a little more
+/// than one chunk's flash write (ESP32: ~55 ms typical per 4 KiB sector erased and programmed,
+/// up to ~300 ms worst case per the flash datasheets).
+constexpr uint32_t kInboxSlotWaitMs = 350;
 
 /// Link events the network task reports to the receiver task (bits of Inbox::takeEvents()).
 enum LinkEvent : uint32_t {
@@ -49,13 +62,15 @@ class Inbox {
 
   /// `slots` are `count` assemblers over their own storage (see InboxSlots). `free` and `ready`
   /// are empty queues with room for `count` items each, plus one more in `ready` for the wake-up
-  /// of postEvent().
-  Inbox(MessageAssembler* const* slots, size_t count, OsQueue& free, OsQueue& ready);
+  /// of postEvent(). `slotWaitMs` bounds the network task's wait for a free slot (0: drop at
+  /// once).
+  Inbox(MessageAssembler* const* slots, size_t count, OsQueue& free, OsQueue& ready,
+        uint32_t slotWaitMs = kInboxSlotWaitMs);
 
   // ---- network task ----
   /// Feeds one fragment of an MQTT message (see MessageAssembler::feed). At offset 0 it takes a
-  /// free slot without waiting; when there is none the whole message is dropped and counted in
-  /// droppedPoolFull().
+  /// free slot, waiting at most slotWaitMs; when none came free the whole message is dropped and
+  /// counted in droppedPoolFull().
   FeedResult feed(const FragmentHeader& header, const uint8_t* data, size_t size, size_t offset,
                   size_t total);
   /// Reports link events (LinkEvent bits) and wakes the receiver task. Never blocks; if the wake
@@ -68,11 +83,15 @@ class Inbox {
   uint32_t receive(uint32_t timeoutMs, const InboundMessage*& message);
   /// Gives a slot back to the network task once its message was handled.
   void release(uint32_t slot);
+  /// At least one slot is neither filled nor being handled: the network task cannot be waiting.
+  bool hasFreeSlot() const { return freeSlots_.load() > 0; }
   /// Link events posted since the last call (cleared by the call).
   uint32_t takeEvents() { return events_.exchange(0); }
 
-  /// Messages dropped because every slot was taken.
+  /// Messages dropped because every slot stayed taken for slotWaitMs.
   uint32_t droppedPoolFull() const { return droppedPoolFull_.load(); }
+  /// Messages that found every slot taken and waited for one (dropped or not).
+  uint32_t waitedForSlot() const { return waited_.load(); }
   /// Messages dropped by the assembler (larger than a slot, or fragments out of sequence).
   uint32_t droppedOther() const { return droppedOther_.load(); }
   size_t slotCount() const { return count_; }
@@ -85,6 +104,7 @@ class Inbox {
   size_t count_;
   OsQueue& free_;
   OsQueue& ready_;
+  uint32_t slotWaitMs_;
   /// Slot being filled by the network task (kNone: none), and whether the message that is
   /// arriving is being skipped because no slot was free.
   uint32_t filling_ = kNone;
@@ -92,6 +112,9 @@ class Inbox {
   std::atomic<uint32_t> events_{0};
   std::atomic<uint32_t> droppedPoolFull_{0};
   std::atomic<uint32_t> droppedOther_{0};
+  std::atomic<uint32_t> waited_{0};
+  /// Items in `free` (kept beside the queue: OsQueue has no count).
+  std::atomic<uint32_t> freeSlots_{0};
 };
 
 /// Storage for `kSlots` messages of up to `kSlotBytes` each, with their assemblers; statically

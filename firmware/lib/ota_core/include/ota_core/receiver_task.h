@@ -18,25 +18,50 @@
 
 namespace ota_core {
 
-/// A Publisher in front of the real one that remembers the Correlation Data of the last message
-/// published on the request topic, so the self-test can tell the answer to our REQUEST.
+/// Messages queued for sending while every inbox slot is taken: ACKs and STATUS of a few chunks.
+constexpr size_t kMaxDeferredPublishes = 8;
+
+/// The Publisher the Receiver and the self-test use, in front of the transport. It remembers the
+/// Correlation Data of the last REQUEST, so the self-test can tell the answer to it; and between
+/// hold() and flush() it queues what is published instead of sending it. The receiver task holds
+/// whenever it may be the reason the network task waits for a slot (while it handles a message,
+/// and while every slot is taken): the network task waits with esp-mqtt's API lock held, and a
+/// publish would wait for that lock (inbox.h). A message the queue cannot take (full, or with
+/// MQTT 5 properties: a REQUEST, never sent while chunks stream in) is sent at once.
 class TrackingPublisher : public Publisher {
  public:
   TrackingPublisher(Publisher& inner, const char* requestTopic)
       : inner_(inner), requestTopic_(requestTopic) {}
   bool publish(const char* topic, const uint8_t* data, size_t size, const char* responseTopic,
                Bytes correlation) override;
+  /// Queue publishes from now on.
+  void hold() { holding_ = true; }
+  /// Send what was queued, in order, and stop queueing.
+  void flush();
   /// Correlation Data of the last REQUEST (empty before the first).
   Bytes lastRequestCorrelation() const { return Bytes{correlation_, correlationSize_}; }
-  /// Messages published so far.
+  /// Messages passed to the transport so far.
   uint32_t published() const { return published_; }
+  /// Messages that were queued by hold() and sent by flush().
+  uint32_t deferred() const { return deferredTotal_; }
 
  private:
+  /// A queued message without MQTT 5 properties (ACK and STATUS carry none).
+  struct Deferred {
+    char topic[kMaxTopicBytes + 1];
+    uint8_t data[kMaxStatusBytes > kAckBytes ? kMaxStatusBytes : kAckBytes];
+    size_t size;
+  };
+
   Publisher& inner_;
   const char* requestTopic_;
   uint8_t correlation_[kCorrelationBytes] = {};
   size_t correlationSize_ = 0;
   uint32_t published_ = 0;
+  bool holding_ = false;
+  Deferred queue_[kMaxDeferredPublishes];
+  size_t queued_ = 0;
+  uint32_t deferredTotal_ = 0;
 };
 
 /// Settings of the receiver task.
@@ -55,7 +80,7 @@ class ReceiverTask {
  public:
   /// `publisher` must be the TrackingPublisher the Receiver publishes through; `selfTest` may be
   /// nullptr (no probation handling, e.g. the host CLI without a boot model).
-  ReceiverTask(Receiver& receiver, Inbox& inbox, Clock& clock, const TrackingPublisher& publisher,
+  ReceiverTask(Receiver& receiver, Inbox& inbox, Clock& clock, TrackingPublisher& publisher,
                SelfTest* selfTest, const ReceiverTaskOptions& options);
 
   /// One iteration: wait up to tickMs for a message or link event, handle it, tick.
@@ -73,7 +98,7 @@ class ReceiverTask {
   Receiver& rx_;
   Inbox& inbox_;
   Clock& clock_;
-  const TrackingPublisher& publisher_;
+  TrackingPublisher& publisher_;
   SelfTest* selfTest_;
   ReceiverTaskOptions options_;
   bool linkReady_ = false;
