@@ -4,6 +4,14 @@
 #include <cstring>
 
 namespace ota_core {
+namespace {
+
+/// A plain cumulative ACK (no NACK reason): a later one for the same transfer replaces it.
+bool isPlainAck(const uint8_t* data, size_t size, Ack& out) {
+  return decodeAck(data, size, out) == DecodeError::NONE && out.nack == NackReason::NONE;
+}
+
+}  // namespace
 
 bool TrackingPublisher::publish(const char* topic, const uint8_t* data, size_t size,
                                 const char* responseTopic, Bytes correlation) {
@@ -12,8 +20,18 @@ bool TrackingPublisher::publish(const char* topic, const uint8_t* data, size_t s
     if (correlationSize_ != 0) std::memcpy(correlation_, correlation.data, correlationSize_);
   }
   size_t topicBytes = std::strlen(topic);
-  if (holding_ && queued_ < kMaxDeferredPublishes && responseTopic == nullptr &&
-      correlation.size == 0 && size <= sizeof queue_[0].data && topicBytes <= kMaxTopicBytes) {
+  bool plain = holding_ && responseTopic == nullptr && correlation.size == 0 &&
+               size <= sizeof queue_[0].data && topicBytes <= kMaxTopicBytes;
+  Ack next, last;
+  if (plain && queued_ != 0 && std::strcmp(queue_[queued_ - 1].topic, topic) == 0 &&
+      isPlainAck(data, size, next) &&
+      isPlainAck(queue_[queued_ - 1].data, queue_[queued_ - 1].size, last) &&
+      last.transferId == next.transferId) {
+    // ACKs are cumulative (protocol §4.5): the newer one says all the older one did.
+    std::memcpy(queue_[queued_ - 1].data, data, size);
+    return true;
+  }
+  if (plain && queued_ < kMaxDeferredPublishes) {
     Deferred& d = queue_[queued_++];
     std::memcpy(d.topic, topic, topicBytes + 1);
     std::memcpy(d.data, data, size);
