@@ -484,10 +484,9 @@ function table(out: Record<string, unknown>): string {
       } KiB, link ${f.linkSeconds} s, flash ${f.flashSeconds} s, ideal ${f.idealSeconds} s`,
     );
     grid(
-      ["design", "device TCP window", "seconds", "× ideal", "waited", "dropped", "gaps"],
+      ["design", "seconds", "× ideal", "waited", "dropped", "gaps"],
       (f.runs as Record<string, number | string>[]).map((r) => [
         r.design,
-        r.tcpWindow,
         Number(r.seconds).toFixed(2),
         Number(r.ratioToIdeal).toFixed(2),
         r.waited,

@@ -277,6 +277,8 @@ int main(int argc, char** argv) {
     }, &context, 0, 0);
   }  // ~StdOs joins the receiver task
   if (transport.subscriptionRefused()) std::fprintf(stderr, "the broker refused a subscription\n");
+  // The transfer's time ends with its last state change, not with the drain below.
+  double elapsed = seconds();
   // Let the final STATUS reach the broker (QoS 1: wait for its PUBACK, at most 2 s).
   auto drainUntil = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (transport.inFlight() > 0 && std::chrono::steady_clock::now() < drainUntil) {
@@ -300,7 +302,7 @@ int main(int argc, char** argv) {
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
       "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
       "\"waited\":%u,\"design\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
-      status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, seconds(), s.resumedFrom,
+      status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
       inbox.waitedForSlot(), inlineDesign ? "inline" : "task", static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
