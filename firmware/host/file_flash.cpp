@@ -147,6 +147,13 @@ bool FileFlash::activate() {
   std::fprintf(f, "slot_%d\n", targetSlot());
   std::fclose(f);
   if (std::rename(tmp.c_str(), (dir_ + "/boot").c_str()) != 0) return false;
+  // Like esp_ota_set_boot_partition with app rollback enabled: the new image boots on probation
+  // (file_boot.h reads this).
+  std::FILE* pending = std::fopen((dir_ + "/pending").c_str(), "w");
+  if (pending != nullptr) {
+    std::fprintf(pending, "slot_%d\n", bootSlot());
+    std::fclose(pending);
+  }
   finished_ = false;
   ++activations_;
   return true;

@@ -1,7 +1,8 @@
 // receiver_main.cpp: ota-receiver-host, the firmware core driven over a real broker with a
 // file-backed flash and state store. One run = one update attempt; the last stdout line is JSON:
 //   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...}
-// Exit 0 on VERIFIED, 1 on any failure, 2 on bad usage, 3 for a simulated power cut.
+// Exit 0 on VERIFIED, 1 on any failure, 2 on bad usage, 3 for a simulated power cut, 4 when the
+// boot self-test failed and the boot slot was switched back (the next run is the reboot).
 //
 // By default it runs the ESP32's concurrency design: libmosquitto's network thread copies each
 // message into an Inbox of --slots slots, and a receiver task (a std::thread started through the
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "file_boot.h"
 #include "file_flash.h"
 #include "file_state_store.h"
 #include "mosquitto_transport.h"
@@ -46,6 +48,7 @@ const char kUsage[] =
     "  --slots N (2)         inbox slots between the network thread and the receiver task\n"
     "  --slot-wait-ms MS (350)  longest wait of the network thread for a free slot (0: drop)\n"
     "  --tcp-window BYTES    socket receive buffer, e.g. 5760 like lwIP on the ESP32\n"
+    "  --self-test-s S (60)  time an image on probation has to pass its self-test\n"
     "  --inline              old design: run the receiver inside the network callback\n"
     "  --esp32-flash         model the ESP32 flash: 45 ms per 4 KiB erase, 10 ms per 4 KiB program\n"
     "  --erase-ms MS  --program-ms MS   the flash model's times (per 4 KiB)\n"
@@ -82,6 +85,7 @@ int main(int argc, char** argv) {
   unsigned failWrite = 0, failCount = 1, timeoutS = 120;
   unsigned slots = static_cast<unsigned>(ota_core::kMinInboxSlots);
   uint32_t slotWaitMs = ota_core::kInboxSlotWaitMs;
+  unsigned selfTestS = 60;
   bool generic = false, inlineDesign = false;
   ota_host::FlashTiming timing;
   for (int i = 1; i < argc; ++i) {
@@ -121,6 +125,7 @@ int main(int argc, char** argv) {
     else if (a == "--inline") inlineDesign = true;
     else if (a == "--slot-wait-ms") slotWaitMs = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--tcp-window") net.tcpWindow = std::atoi(next().c_str());
+    else if (a == "--self-test-s") selfTestS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--esp32-flash") timing = ota_host::FlashTiming::esp32();
     else if (a == "--erase-ms") timing.eraseSectorUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
     else if (a == "--program-ms") timing.program4KiBUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
@@ -187,7 +192,16 @@ int main(int argc, char** argv) {
   cfg.acceptEsp32App = true;
   cfg.acceptGenericFile = generic;
   cfg.verifier = &verifier;
-  ota_core::Receiver rx(cfg, flash, publisher, store, clock);
+  // The boot model: the record is saved before the boot slot switches (RecordingSink).
+  ota_host::FileBootControl boot(flash, dir);
+  ota_host::FileBootStore bootStore(dir);
+  std::string targetLabel = "slot_" + std::to_string(flash.targetSlot());
+  ota_core::RecordingSink sink(flash, bootStore, targetLabel.c_str());
+  ota_core::Receiver rx(cfg, sink, publisher, store, clock);
+  sink.watch(rx);
+  ota_core::SelfTest selfTest(boot, bootStore, publisher, rx.statusTopic(), current.c_str(),
+                              selfTestS * 1000u);
+  selfTest.begin(clock.nowMs());
   if (!rx.configValid()) {
     std::fprintf(stderr, "Invalid configuration: device id \"%s\", prefix \"%s\", product \"%s\"\n",
                  deviceId.c_str(), prefix.c_str(), product.c_str());
@@ -226,6 +240,7 @@ int main(int argc, char** argv) {
   };
   uint32_t lastPrinted = 0;
   ota_core::State lastState = rx.state();
+  ota_core::SelfTestPhase lastPhase = selfTest.phase();
   // Progress lines and the end condition, checked after every step on the receiver's thread.
   auto watch = [&]() -> bool {
     const ota_core::ReceiverStats& s = rx.stats();
@@ -243,8 +258,12 @@ int main(int argc, char** argv) {
                   inbox.droppedPoolFull());
     }
     std::fflush(stdout);
+    if (selfTest.phase() != lastPhase) {
+      lastPhase = selfTest.phase();
+      std::printf("self-test %s %s\n", ota_core::toString(lastPhase), selfTest.failure());
+    }
     return rx.state() == ota_core::State::VERIFIED || rx.state() == ota_core::State::FAILED ||
-           seconds() >= timeoutS;
+           lastPhase == ota_core::SelfTestPhase::ROLLING_BACK || seconds() >= timeoutS;
   };
 
   if (inlineDesign) {
@@ -263,7 +282,7 @@ int main(int argc, char** argv) {
   } else {
     ota_core::ReceiverTaskOptions taskOptions;
     taskOptions.mqtt5 = net.mqtt5;
-    ota_core::ReceiverTask task(rx, inbox, clock, publisher, nullptr, taskOptions);
+    ota_core::ReceiverTask task(rx, inbox, clock, publisher, &selfTest, taskOptions);
     struct Context {
       ota_core::ReceiverTask* task;
       std::function<bool()> done;
@@ -292,7 +311,8 @@ int main(int argc, char** argv) {
   const ota_core::Outcome& o = rx.outcome();
   const ota_core::ReceiverStats& s = rx.stats();
   std::string status;
-  if (rx.state() == ota_core::State::VERIFIED) status = "VERIFIED";
+  if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) status = "SELF_TEST_FAILED";
+  else if (rx.state() == ota_core::State::VERIFIED) status = "VERIFIED";
   else if (rx.state() != ota_core::State::FAILED) status = "TIMEOUT";
   else if (o.upToDate) status = "UP_TO_DATE";
   else if (o.senderError) status = std::string("ERROR_") + ota_core::toString(o.error);
@@ -301,10 +321,11 @@ int main(int argc, char** argv) {
       "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
       "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
-      "\"waited\":%u,\"design\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
+      "\"waited\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
-      inbox.waitedForSlot(), inlineDesign ? "inline" : "task", static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
+      inbox.waitedForSlot(), inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
+  if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
   return status == "VERIFIED" || status == "UP_TO_DATE" ? 0 : 1;
 }
