@@ -5,8 +5,13 @@
 import { assertEquals } from "./_assert.ts";
 import {
   ackTopicProblem,
+  DecodeError,
+  decodeOnTopic,
   deviceTopics,
+  MessageType,
+  type MessageTypeName,
   parseDeviceTopic,
+  senderIdProblem,
   senderSubscriptions,
   type TopicKind,
 } from "../src/protocol/mod.ts";
@@ -28,7 +33,11 @@ interface ParseVector {
 
 const doc = JSON.parse(
   Deno.readTextFileSync(new URL("./vectors/topics.json", import.meta.url)),
-) as { build: BuildVector[]; parse: ParseVector[] };
+) as {
+  build: BuildVector[];
+  parse: ParseVector[];
+  carries: { kind: TopicKind; types: MessageTypeName[] }[];
+};
 
 function build(v: BuildVector): string {
   const t = deviceTopics(v.prefix, v.deviceId);
@@ -64,4 +73,29 @@ Deno.test("senderSubscriptions() shares requests and status but never the acks",
 Deno.test("deviceTopics() gives the namespace and its wildcard filter", () => {
   const t = deviceTopics("ota", "d1");
   assertEquals([t.namespace, t.all], ["ota/dev/d1/", "ota/dev/d1/#"]);
+});
+
+for (const v of doc.carries) {
+  Deno.test(`decodeOnTopic() takes only ${v.types.join(", ")} on the ${v.kind} topic`, () => {
+    for (let type = 0; type <= 8; type++) {
+      const header = new Uint8Array([0x4F, 0x54, 0x01, type]);
+      let code: string | undefined;
+      try {
+        decodeOnTopic(v.kind, header);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        code = err.code;
+      }
+      const carried = v.types.some((name) => MessageType[name] === type);
+      // A carried type gets past the type check and fails later (a bare header is TRUNCATED).
+      assertEquals(code, carried ? "TRUNCATED" : "UNEXPECTED_TYPE", `type ${type}`);
+    }
+  });
+}
+
+Deno.test("senderIdProblem() refuses the reserved last levels of device topics and bad ids", () => {
+  for (const id of ["req", "status", "data", "error", "a/b", "", "x".repeat(65)]) {
+    assertEquals(typeof senderIdProblem(id), "string", id);
+  }
+  for (const id of ["s1", "ota-sender.2", "ack"]) assertEquals(senderIdProblem(id), null, id);
 });

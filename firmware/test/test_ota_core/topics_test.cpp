@@ -73,21 +73,24 @@ TEST(Topics, BuildDeviceTopicRefusesWhatDoesNotFitOrBreaksTheIdRules) {
   EXPECT_EQ(buildDeviceTopic(out, sizeof out, "ota", "d", TopicKind::ACK, "s/1"), 0u);
 }
 
-TEST(Topics, EachTopicCarriesOnlyItsMessageTypes) {
-  using T = MessageType;
-  EXPECT_TRUE(carries(TopicKind::REQUEST, T::REQUEST));
-  EXPECT_FALSE(carries(TopicKind::REQUEST, T::STATUS));
-  EXPECT_TRUE(carries(TopicKind::DATA, T::MANIFEST));
-  EXPECT_TRUE(carries(TopicKind::DATA, T::CHUNK));
-  EXPECT_TRUE(carries(TopicKind::DATA, T::ERROR));
-  EXPECT_FALSE(carries(TopicKind::DATA, T::ACK));
-  EXPECT_TRUE(carries(TopicKind::ACK, T::ACK));
-  EXPECT_TRUE(carries(TopicKind::ACK, T::STATUS));
-  EXPECT_FALSE(carries(TopicKind::ACK, T::CHUNK));
-  EXPECT_TRUE(carries(TopicKind::STATUS, T::STATUS));
-  EXPECT_FALSE(carries(TopicKind::STATUS, T::ACK));
-  EXPECT_TRUE(carries(TopicKind::ERROR, T::ERROR));
-  EXPECT_FALSE(carries(TopicKind::ERROR, T::MANIFEST));
+TEST(Topics, EachTopicCarriesOnlyTheTypesOfItsCarriesVector) {
+  Value doc = vectors();
+  const char* names[] = {"", "REQUEST", "MANIFEST", "ERROR", "CHUNK", "ACK", "STATUS"};
+  for (const Value& v : doc["carries"].array) {
+    TopicKind kind = kindOf(v["kind"].string);
+    for (uint8_t type = 0; type <= 8; ++type) {
+      bool listed = false;
+      for (const Value& t : v["types"].array) listed = listed || (type >= 1 && type <= 6 && t.string == names[type]);
+      if (type >= 1 && type <= 6) {
+        EXPECT_EQ(carries(kind, static_cast<MessageType>(type)), listed) << v["kind"].string << " " << int(type);
+      }
+      const uint8_t header[] = {0x4F, 0x54, 0x01, type};
+      MessageType got{};
+      EXPECT_EQ(peekTypeOn(kind, header, sizeof header, got),
+                listed ? DecodeError::NONE : DecodeError::UNEXPECTED_TYPE)
+          << v["kind"].string << " " << int(type);
+    }
+  }
 }
 
 TEST(Topics, PeekTypeOnRefusesATypeTheTopicDoesNotCarry) {
