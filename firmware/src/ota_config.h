@@ -1,7 +1,7 @@
 // ota_config.h: the Kconfig values (src/Kconfig.projbuild) the glue reads. In a real build
 // sdkconfig.h defines every CONFIG_OTA_* symbol; the fallbacks below only apply when a file is
-// compiled without the project's sdkconfig (a check against the bare IDF headers), and equal the Kconfig
-// defaults.
+// compiled without the project's sdkconfig (a check against the bare IDF headers), and equal
+// the Kconfig defaults.
 #pragma once
 
 #include "sdkconfig.h"
