@@ -50,7 +50,9 @@ class FuzzOutput {
     out_.push_back(v);
     return *this;
   }
-  FuzzOutput& u16(uint16_t v) { return u8(static_cast<uint8_t>(v)).u8(static_cast<uint8_t>(v >> 8)); }
+  FuzzOutput& u16(uint16_t v) {
+    return u8(static_cast<uint8_t>(v)).u8(static_cast<uint8_t>(v >> 8));
+  }
   FuzzOutput& u32(uint32_t v) {
     return u16(static_cast<uint16_t>(v)).u16(static_cast<uint16_t>(v >> 16));
   }

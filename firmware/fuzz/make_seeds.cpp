@@ -21,7 +21,8 @@ using ota_fuzz::ReceiverInputBuilder;
 
 namespace {
 
-/// Topic-kind bytes of codec_driver (REQUEST, DATA, ACK, STATUS, ERROR) that carry each file's type.
+/// Topic-kind bytes of codec_driver (REQUEST, DATA, ACK, STATUS, ERROR) that carry each file's
+/// message type.
 std::vector<uint8_t> kindsOf(const std::string& file) {
   if (file == "request") return {0};
   if (file == "manifest" || file == "chunk") return {1};
@@ -78,12 +79,15 @@ size_t receiverSeeds(const fs::path& dir, const std::vector<std::vector<uint8_t>
       {"broken-flash", ReceiverInputBuilder(0, 10000, 2 | ota_fuzz::faults::kWrites234Fail << 2, 8)
            .run(64).data()},
       {"bad-image-header",
-       ReceiverInputBuilder(0, 10000, 2 | ota_fuzz::faults::kBadImageHeader << 2, 8).run(64).data()},
+       ReceiverInputBuilder(0, 10000, 2 | ota_fuzz::faults::kBadImageHeader << 2, 8).run(64)
+           .data()},
       {"signed", transfer(ota_fuzz::setup::kSigned).run(64).data()},
       {"signed-wrong-sha", transfer(ota_fuzz::setup::kSigned | ota_fuzz::setup::kNoManifest)
            .manifest(0, 0, 0, 4).data()},
       {"generic-file", transfer(ota_fuzz::setup::kGenericImage | ota_fuzz::setup::kAcceptGeneric)
            .run(64).data()},
+      {"inbox-full", transfer().raw(0, {1, 2, 3}, 2, 0x40).raw(0, {4, 5, 6}, 2, 0x40)
+           .raw(0, {7, 8, 9}, 2).tick(1).run(64).data()},
       {"chunk-fields", transfer().chunkFields(0, 0, 1024).chunkFields(1, 1000, 1024)
            .chunkFields(9, 9216, 784).chunkFields(0xFFFFFFFF, 0xFFFFFC00, 1024).data()},
   };

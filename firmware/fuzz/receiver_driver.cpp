@@ -4,12 +4,15 @@
 #include "receiver_driver.h"
 
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "fakes.h"
 #include "ota_core/assembler.h"
+#include "ota_core/inbox.h"
+#include "ota_core/os.h"
 #include "ota_core/crc32.h"
 #include "ota_core/crypto.h"
 #include "ota_core/receiver.h"
@@ -67,6 +70,31 @@ Bytes view(const std::string& s) {
   return Bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 Bytes view(const std::vector<uint8_t>& v) { return Bytes{v.data(), v.size()}; }
+
+/// Slots of the driver's Inbox: the fewest a device may have, so a held message fills the pool.
+constexpr size_t kInboxSlots = kMinInboxSlots;
+
+/// The OsQueue of one task: the driver is the network task and the receiver task in turn, so a
+/// queue never waits (an empty one answers at once, as after a timeout).
+class RingQueue : public OsQueue {
+ public:
+  explicit RingQueue(size_t capacity) : capacity_(capacity) {}
+  bool trySend(uint32_t item) override {
+    if (items_.size() >= capacity_) return false;
+    items_.push_back(item);
+    return true;
+  }
+  bool receive(uint32_t& item, uint32_t /*timeoutMs*/) override {
+    if (items_.empty()) return false;
+    item = items_.front();
+    items_.pop_front();
+    return true;
+  }
+
+ private:
+  size_t capacity_;
+  std::deque<uint32_t> items_;
+};
 
 /// Which Correlation Data a message carries.
 enum class Corr : uint8_t { OURS, NONE, FOREIGN, TOO_LONG };
@@ -316,16 +344,15 @@ class World {
     rx_->onMessage(m);
   }
 
-  /// Feeds `payload` to a MessageAssembler in pieces of `fragment` bytes, as esp-mqtt hands them
-  /// over; `glitch` (low nibble: which piece, bits 4-5: what) drops, repeats or restarts one
-  /// piece, as a broken client library might.
+  /// Feeds `payload` to the Inbox in pieces of `fragment` bytes, as esp-mqtt hands them over;
+  /// `glitch` (low nibble: which piece, bits 4-5: what) drops, repeats or restarts one piece, as
+  /// a broken client library might, and bit 6 leaves the message in the inbox (the receiver task
+  /// is busy writing flash) so that the next ones find the pool full.
   void deliverInFragments(const std::string& topic, const std::vector<uint8_t>& payload, Corr corr,
                           size_t fragment, uint8_t glitch) {
     bool tooLong = false;
     std::vector<uint8_t> corrBytes = correlation(corr, tooLong);
     if (tooLong) corrBytes.resize(kCorrelationBytes + 1, 0x5A);  // the assembler flags it
-    std::vector<uint8_t> storage(kAssemblerBytes);
-    MessageAssembler assembler(storage.data(), storage.size());
     FragmentHeader header;
     header.topic = view(topic);
     header.correlation = view(corrBytes);
@@ -344,19 +371,32 @@ class World {
       size_t at = glitched && what == 3 ? 0 : offset;
       std::vector<uint8_t> bytes(payload.begin() + static_cast<std::ptrdiff_t>(at),
                                  payload.begin() + static_cast<std::ptrdiff_t>(at + n));
-      MessageAssembler::Result r =
-          assembler.feed(header, bytes.data(), bytes.size(), at, payload.size());
+      Inbox::FeedResult r = inbox_.feed(header, bytes.data(), bytes.size(), at, payload.size());
       if (glitched && what == 2) {
-        r = assembler.feed(header, bytes.data(), bytes.size(), at, payload.size());
+        r = inbox_.feed(header, bytes.data(), bytes.size(), at, payload.size());
       }
       offset += n;
-      if (r == MessageAssembler::Result::COMPLETE) {
-        rx_->onMessage(assembler.message());
-        return;
-      }
-      if (r == MessageAssembler::Result::DROPPED || offset >= payload.size()) return;
+      if (r != Inbox::FeedResult::PENDING || offset >= payload.size()) break;
+    }
+    if ((glitch & 0x40) == 0) drainInbox();
+  }
+
+ public:
+  /// The receiver task's turn: hands every queued message to the receiver, giving each slot
+  /// back (receiver_task.cpp does the same).
+  void drainInbox() {
+    const InboundMessage* message = nullptr;
+    for (uint32_t slot; (slot = inbox_.receive(0, message)) != Inbox::kNone;) {
+      rx_->onMessage(*message);
+      inbox_.release(slot);
     }
   }
+
+  /// After a drain at most the slot of one unfinished message is taken: the network task can
+  /// always take the next message.
+  bool inboxHasRoom() const { return inbox_.hasFreeSlot(); }
+
+ private:
 
   std::vector<uint8_t> chunkBytes(uint32_t index, bool corrupt, uint32_t transferId) {
     Chunk c;
@@ -446,6 +486,11 @@ class World {
     return nullptr;
   }
 
+  InboxSlots<kInboxSlots, kAssemblerBytes> slots_;
+  RingQueue freeQueue_{kInboxSlots};
+  RingQueue readyQueue_{kInboxSlots + 1};
+  /// slotWaitMs 0: a full pool drops at once (no other task could free a slot meanwhile).
+  Inbox inbox_{slots_.pointers(), kInboxSlots, freeQueue_, readyQueue_, 0};
   fakes::FakeFlash flash_;
   fakes::FakePublisher pub_;
   fakes::MemStore store_;
@@ -497,7 +542,9 @@ const char* fuzzReceiver(const uint8_t* data, size_t size, ReceiverRunSummary* s
       case Op::TICK: {
         uint32_t ms = static_cast<uint32_t>(in.u16()) << (param % 16);
         w.clock().now += ms;
+        w.drainInbox();
         w.rx().tick(w.clock().now);
+        if (!w.inboxHasRoom()) return "the inbox holds every slot after the receiver drained it";
         break;
       }
       case Op::START:

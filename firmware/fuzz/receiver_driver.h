@@ -2,9 +2,9 @@
 // fuzz input: a receiver on the in-memory fakes of the unit tests is started, answered with a
 // valid MANIFEST (so the fuzzer starts in RECEIVING, deep in the table), then fed a sequence of
 // records: raw messages on any topic with any correlation, whole or in fragments through the
-// MessageAssembler, well-formed chunks the fuzzer may corrupt, runs of in-order chunks, clock
-// steps, ERRORs and MANIFESTs. Shared by the libFuzzer target (fuzz_receiver.cpp), the seed
-// generator and the regression gtest of the host build.
+// Inbox the device's network task fills, well-formed chunks the fuzzer may corrupt, runs of
+// in-order chunks, clock steps, power cuts, ERRORs and MANIFESTs. Shared by the libFuzzer target
+// (fuzz_receiver.cpp), the seed generator and the regression gtest of the host build.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +27,7 @@ namespace setup {
 constexpr uint8_t kMqtt311 = 0x01;            ///< MQTT 3.1.1: no properties, no correlation check
 constexpr uint8_t kAcceptGeneric = 0x02;      ///< the device installs GENERIC_FILE images
 constexpr uint8_t kGenericImage = 0x04;       ///< the offered image is a GENERIC_FILE
-constexpr uint8_t kStoredResume = 0x08;       ///< half the image is in flash, its resume point saved
+constexpr uint8_t kStoredResume = 0x08;       ///< half the image in flash, its resume point saved
 constexpr uint8_t kPinnedVersion = 0x10;      ///< the device asks for "1.1.0", not the newest
 constexpr uint8_t kNoManifest = 0x20;         ///< stay in REQUESTED: no MANIFEST before the records
 constexpr uint8_t kSigned = 0x40;             ///< the device requires signed images (fixed key)
@@ -51,8 +51,9 @@ constexpr uint8_t kBadImageHeader = 3; ///< the image does not start with the ES
 enum class Op : uint8_t {
   /// topic (param & 3: data, error, another device's data, our request topic), correlation
   /// ((param >> 2) & 3: ours, none, foreign, too long), param & 16: in fragments of [u8 + 1]
-  /// bytes through a MessageAssembler, one of them dropped, repeated or sent from offset 0
-  /// ([u8 glitch], see deliverInFragments); then [u16 length] and that many message bytes.
+  /// bytes through the device's Inbox (two slots), one of them dropped, repeated or sent from
+  /// offset 0, or the message left queued ([u8 glitch], see deliverInFragments); then
+  /// [u16 length] and that many message bytes.
   RAW = 0,
   /// [u8 index]: the well-formed CHUNK of that index of the current transfer; param bit 0
   /// corrupts its CRC, bit 1 names another transfer, bit 2 drops the correlation, bit 3 sends a
@@ -61,7 +62,7 @@ enum class Op : uint8_t {
   /// [u8 count]: the sender's next 1 + count % 64 chunks in order; a NACK among the ACKs they
   /// draw rewinds the sender to its nextIndex (go-back-N, protocol §7).
   RUN = 2,
-  /// [u16 ms]: the clock moves ms << (param % 16) forward, then tick().
+  /// [u16 ms]: the clock moves ms << (param % 16) forward, the inbox is drained, then tick().
   TICK = 3,
   /// start(): "update wanted"; param bit 0 first reboots (a new receiver over the same flash
   /// and state store: a power cut).
@@ -88,7 +89,8 @@ enum class Op : uint8_t {
 /// - a saved resume point for the image never claims bytes the flash does not hold;
 /// - a STATUS VERIFIED is sent only when the flash holds bytes whose SHA-256 is the one it
 ///   reports, after the boot slot was switched;
-/// - one record draws a bounded number of messages.
+/// - one record draws a bounded number of messages;
+/// - once drained, the inbox has a free slot for the next message.
 /// Returns nullptr when every property holds, else a sentence naming the broken one; fills
 /// `summary` when given.
 struct ReceiverRunSummary;

@@ -122,6 +122,21 @@ TEST(FuzzDrivers, ReceiverDriverFlashFaultsEndInFlashErrorOrInvalidImage) {
   }
 }
 
+TEST(FuzzDrivers, ReceiverDriverFillsTheInboxAndTheTransferStillCompletes) {
+  // Two messages left queued fill both slots, the third is dropped; a clock step drains the
+  // inbox, and the transfer then completes.
+  std::vector<uint8_t> input = ReceiverInputBuilder(0, 10000, 2, 8)
+                                   .raw(0, {1, 2, 3}, 2, 0x40)
+                                   .raw(0, {4, 5, 6}, 2, 0x40)
+                                   .raw(0, {7, 8, 9}, 2)
+                                   .tick(1)
+                                   .run(64)
+                                   .data();
+  ReceiverRunSummary summary;
+  EXPECT_EQ(ota_fuzz::fuzzReceiver(input.data(), input.size(), &summary), nullptr);
+  EXPECT_EQ(summary.state, ota_core::State::VERIFIED);
+}
+
 TEST(FuzzDrivers, ReceiverDriverBacksOffOnBusyAndAsksAgain) {
   std::vector<uint8_t> input = ReceiverInputBuilder(ota_fuzz::setup::kNoManifest, 10000, 2, 8)
                                    .error(5, 500, 0, 0)
