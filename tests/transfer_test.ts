@@ -28,6 +28,7 @@ const TIMING: TransferTiming = {
   maxAckTimeoutMs: 400,
   maxRetries: 3,
   statusTimeoutMs: 1000,
+  firstAckTimeoutMs: 60000,
 };
 
 function image(size: number, chunkSize: number): TransferImage {
@@ -166,7 +167,7 @@ Deno.test("the last ACK waits for STATUS; STATUS VERIFIED closes the transfer as
     status: {
       transferId: 42,
       status: StatusCode.VERIFIED,
-      sha256: new Uint8Array(32),
+      sha256: new Uint8Array(32).fill(1),
       version: "1",
       detail: "",
     },
