@@ -7,14 +7,17 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import {
+  crc32,
   decodeError,
   decodeManifest,
   encodeAck,
   encodeRequest,
   encodeStatus,
+  ERROR_BURST,
   ErrorCode,
   fromHex,
   type Manifest,
+  MAX_CORRELATION_BYTES,
   MessageType,
   NackReason,
   peekType,
@@ -22,7 +25,14 @@ import {
   toHex,
 } from "../src/protocol/mod.ts";
 import type { ImageMeta, TransferRecord } from "../src/catalog/mod.ts";
-import { Sender, type SenderCatalog, type SenderOptions } from "../src/sender/sender.ts";
+import {
+  _senderInternals,
+  Sender,
+  type SenderCatalog,
+  type SenderOptions,
+} from "../src/sender/sender.ts";
+import { Backlog, publishedBytes } from "../src/sender/backlog.ts";
+import { ChunkCrcs } from "../src/sender/transfer_images.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
 import { request } from "./_fixtures.ts";
 
@@ -214,4 +224,137 @@ Deno.test("a transfer that never receives an ACK is aborted after firstAckTimeou
   );
   assertEquals(errors, [ErrorCode.TRANSFER_ABORTED]);
   await w.sender.stop();
+});
+
+Deno.test("20 000 device ids sending REQUESTs leave no per-device state once they have no transfer", async () => {
+  let now = 0;
+  const w = await setup({ now: () => now, maxTransfers: 100 });
+  const ids = Array.from({ length: 20000 }, (_, i) => `dev-${i}`);
+  for (const id of ids) {
+    // Half ask for an unknown product (refused), half for the image (opened or BUSY).
+    const product = Number(id.slice(4)) % 2 ? "nope" : "blink";
+    w.device.publish(`ota/dev/${id}/req`, encodeRequest(request({ deviceId: id, product })), {
+      qos: 1,
+      responseTopic: `ota/dev/${id}/data`,
+    });
+  }
+  await w.settle();
+  await w.settle();
+  const open = w.sender.openTransfers().length;
+  assert(open > 0 && open <= 100, `${open} transfers open`);
+  // Every open transfer ends (no ACK), then the rate buckets refill and are swept.
+  for (now = 0; now <= 60000 && w.sender.openTransfers().length > 0; now += 500) w.sender.tick(now);
+  now += 60000;
+  w.sender.tick(now);
+  const entries = _senderInternals(w.sender).perDeviceEntries();
+  assertEquals(
+    Object.entries(entries).filter(([, n]) => n !== 0),
+    [],
+    `per-device maps: ${JSON.stringify(entries)}`,
+  );
+  await w.sender.stop();
+});
+
+Deno.test("a device flooding REQUESTs gets BUSY with a retry-after and never makes other devices BUSY", async () => {
+  const w = await setup({ maxTransfers: 2 });
+  for (let i = 0; i < 200; i++) {
+    w.device.publish("ota/dev/flood/req", encodeRequest(request({ deviceId: "flood" })), {
+      qos: 1,
+      responseTopic: "ota/dev/flood/data",
+    });
+  }
+  await w.settle();
+  await w.ask("calm");
+  const errorsTo = (id: string) =>
+    w.inbox.filter((m) =>
+      m.topic === `ota/dev/${id}/data` && peekType(m.payload) === MessageType.ERROR
+    ).map((m) => decodeError(m.payload));
+  assertEquals(errorsTo("calm"), [], "the other device is served");
+  assert(w.manifestOf("calm").transferId > 0);
+  const busy = errorsTo("flood").filter((e) => e.code === ErrorCode.BUSY);
+  assert(busy.length > 0, "the flooding device is told to wait");
+  assert(busy.every((e) => e.retryAfterMs > 0 && e.retryAfterMs <= 1000), "with a retry-after");
+  assertEquals(w.sender.openTransfers().length, 2, "the flood holds one slot, not all");
+  await w.sender.stop();
+});
+
+Deno.test("Correlation Data over MAX_CORRELATION_BYTES is refused with MALFORMED_REQUEST and not echoed", async () => {
+  const w = await setup();
+  await w.device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+    correlationData: new Uint8Array(MAX_CORRELATION_BYTES + 1),
+  });
+  await w.settle();
+  const out = w.broker.published.filter((p) => p.topic === "ota/dev/d1/data");
+  assertEquals(out.map((p) => peekType(p.payload)), [MessageType.ERROR]);
+  const e = decodeError(out[0].payload);
+  assertEquals(e.code, ErrorCode.MALFORMED_REQUEST);
+  assert(e.message.includes(`exceeds ${MAX_CORRELATION_BYTES}`), e.message);
+  assertEquals(out[0].options.correlationData, undefined);
+  // At the limit it is served and echoed.
+  await w.device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+    correlationData: new Uint8Array(MAX_CORRELATION_BYTES).fill(9),
+  });
+  await w.settle();
+  assertEquals(w.manifestOf("d1").chunkCount, CHUNKS);
+  await w.sender.stop();
+});
+
+Deno.test("every byte of a publication (topic, properties, payload) counts toward the backlog", () => {
+  const pending: Array<() => void> = [];
+  const transport = {
+    protocolVersion: 5 as const,
+    publish: () => new Promise<void>((r) => pending.push(r)),
+    subscribe: () => Promise.resolve(),
+    onMessage: () => {},
+    close: () => Promise.resolve(),
+  };
+  const backlog = new Backlog<string>(transport, {
+    maxBytes: 1000,
+    warn: () => {},
+    resume: () => {},
+  });
+  const options = {
+    qos: 0 as const,
+    responseTopic: "ota/dev/d1/ack/s1",
+    correlationData: new Uint8Array(990),
+  };
+  backlog.publish("ota/dev/d1/data", new Uint8Array(10), options);
+  assertEquals(backlog.bytes, "ota/dev/d1/data".length + 10 + "ota/dev/d1/ack/s1".length + 990);
+  assertEquals(publishedBytes("t", new Uint8Array(1), { qos: 1 }), 2);
+  assertEquals(backlog.mayPublish("next"), false, "the correlation data alone filled the backlog");
+});
+
+Deno.test("50 000 malformed REQUESTs from one device get at most ERROR_BURST ERRORs, and others still get theirs", async () => {
+  const w = await setup({ now: () => 0 }); // no time passes: no ERROR is earned back
+  for (let i = 0; i < 50000; i++) {
+    w.device.publish("ota/dev/bad/req", new Uint8Array([0x4f, 0x54, 1, 1, i & 0xff]), {
+      qos: 1,
+      responseTopic: "ota/dev/bad/data",
+    });
+  }
+  await w.settle();
+  await w.device.publish("ota/dev/other/req", new Uint8Array([1]), {
+    qos: 1,
+    responseTopic: "ota/dev/other/data",
+  });
+  await w.settle();
+  const errors = (id: string) => w.broker.on(`ota/dev/${id}/data`).length;
+  assert(errors("bad") <= ERROR_BURST, `${errors("bad")} ERRORs to the flooding device`);
+  assertEquals(errors("other"), 1);
+  assertEquals(w.sender.stats.errorsSuppressed, 50000 - ERROR_BURST);
+  await w.sender.stop();
+});
+
+Deno.test("ChunkCrcs computes the CRC of a chunk only when it is first asked for", () => {
+  const bytes = new Uint8Array(16 * 1024 * 1024).map((_, i) => i & 0xff);
+  const crcs = new ChunkCrcs(bytes, 257);
+  assertEquals(crcs.computed, 0, "no pass over the image up front");
+  const first = crcs.of(3);
+  assertEquals(crcs.of(3), first);
+  assertEquals(crcs.computed, 1);
+  assertEquals(first, crc32(bytes.subarray(3 * 257, 4 * 257)));
 });

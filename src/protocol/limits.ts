@@ -71,3 +71,19 @@ export const MAX_RESENDS_PER_CHUNK = 4;
  * device ids and never acknowledges holds each slot this long at most.
  */
 export const FIRST_ACK_TIMEOUT_MS = 15000;
+/**
+ * REQUESTs one device may send at once before the sender answers `BUSY` (with the `retryAfterMs`
+ * until its next one is allowed); it earns one more every {@link REQUEST_REFILL_MS}. A device that
+ * floods REQUESTs only delays itself.
+ */
+export const REQUEST_BURST = 8;
+/** One more REQUEST of a device is admitted every this many ms (see {@link REQUEST_BURST}). */
+export const REQUEST_REFILL_MS = 1000;
+/**
+ * ERRORs the sender answers one device with at once (malformed or refused input); beyond them it
+ * drops the message without an answer until the device earns another, one per
+ * {@link ERROR_REFILL_MS}. Bounds what 50 000 malformed REQUESTs cost: 50 000 ERRORs before.
+ */
+export const ERROR_BURST = 8;
+/** One more ERROR to a device is allowed every this many ms (see {@link ERROR_BURST}). */
+export const ERROR_REFILL_MS = 1000;

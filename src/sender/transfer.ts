@@ -46,8 +46,11 @@ export interface TransferImage {
   version: string;
   kind: "esp32-app" | "file";
   bytes: Uint8Array;
-  /** CRC-32 of every chunk at `chunkSize`, computed once per image and chunk size. */
-  crcs: Uint32Array;
+  /**
+   * CRC-32 of chunk `index` at the transfer's chunk size: computed when the chunk is first sent
+   * and kept per image and chunk size, so an unusual chunk size costs no pass over the image.
+   */
+  crc(index: number): number;
   /** ECDSA signature of the manifest, or empty. */
   signature: Uint8Array;
 }
@@ -487,7 +490,7 @@ export class Transfer {
       index,
       offset,
       length: payload.length,
-      crc32: image.crcs[index],
+      crc32: image.crc(index),
     });
     message.set(payload, CHUNK_HEADER_BYTES);
     this.#publish(message, this.init.dataQos);

@@ -1,7 +1,9 @@
 /**
  * Image preparation: turns catalog metadata into the {@link TransferImage} transfers send (the
  * bytes, a CRC-32 per chunk and the manifest signature), once per (SHA-256, chunk size) and
- * shared by every transfer of that pair.
+ * shared by every transfer of that pair. CRCs are computed lazily, chunk by chunk as they are
+ * first sent ({@link ChunkCrcs}): a REQUEST with an unusual chunk size used to cost a CRC pass
+ * over the whole image (2 ms on 16 MiB, synchronous) before anything was sent.
  *
  * The signature of an image signed offline (`image add --signature`) is served as stored, so the
  * private key never has to be on the sender; only an image without one is signed here, when the
@@ -48,18 +50,14 @@ export class TransferImages {
 
   async #prepare(meta: ImageMeta, chunkSize: number): Promise<TransferImage> {
     const bytes = await this.source.readImage(meta.sha256);
-    const count = Math.ceil(bytes.length / chunkSize);
-    const crcs = new Uint32Array(count);
-    for (let i = 0; i < count; i++) {
-      crcs[i] = crc32(bytes.subarray(i * chunkSize, (i + 1) * chunkSize));
-    }
+    const crcs = new ChunkCrcs(bytes, chunkSize);
     const sha256 = fromHex(meta.sha256);
     return {
       ...meta,
       shaHex: meta.sha256,
       sha256,
       bytes,
-      crcs,
+      crc: (index) => crcs.of(index),
       signature: await this.#signature(meta, sha256),
     };
   }
@@ -67,5 +65,35 @@ export class TransferImages {
   async #signature(meta: ImageMeta, sha256: Uint8Array): Promise<Uint8Array> {
     if (meta.signature) return fromHex(meta.signature);
     return this.source.sign ? await this.source.sign(sha256) : new Uint8Array(0);
+  }
+}
+
+/** CRC-32 of each chunk of an image, computed the first time it is asked for and then kept. */
+export class ChunkCrcs {
+  readonly #values: Uint32Array;
+  readonly #known: Uint8Array;
+  #computed = 0;
+
+  /** CRCs of `bytes` cut in chunks of `chunkSize`; none is computed yet. */
+  constructor(readonly bytes: Uint8Array, readonly chunkSize: number) {
+    const count = Math.ceil(bytes.length / chunkSize);
+    this.#values = new Uint32Array(count);
+    this.#known = new Uint8Array(count);
+  }
+
+  /** Chunks whose CRC has been computed so far. */
+  get computed(): number {
+    return this.#computed;
+  }
+
+  /** CRC-32 of chunk `index`. */
+  of(index: number): number {
+    if (!this.#known[index]) {
+      const start = index * this.chunkSize;
+      this.#values[index] = crc32(this.bytes.subarray(start, start + this.chunkSize));
+      this.#known[index] = 1;
+      this.#computed++;
+    }
+    return this.#values[index];
   }
 }

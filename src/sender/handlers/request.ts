@@ -10,6 +10,7 @@ import {
   decodeRequest,
   deviceTopics,
   ErrorCode,
+  MAX_CORRELATION_BYTES,
   type Request,
   responseTopicProblem,
   toHex,
@@ -18,14 +19,8 @@ import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
 import { type Grant, type GrantLookup, grantRequest, resumableImage } from "../grant.ts";
 import { fmtBytes } from "../recording.ts";
+import type { ReplyTo } from "../replies.ts";
 import { Transfer, type TransferImage } from "../transfer.ts";
-
-/** Where the answers to one request go. */
-interface ReplyTo {
-  deviceId: string;
-  topic: string;
-  correlation: Uint8Array | undefined;
-}
 
 /** Handles one REQUEST from `deviceId`; resolves when it is answered. */
 export async function handleRequest(
@@ -42,17 +37,26 @@ export async function handleRequest(
     const topic = replies.usableResponseTopic(deviceId, message.responseTopic ?? "") ??
       replies.errorTopic(deviceId);
     const why = err instanceof DecodeError ? err.message : String(err);
-    return replies.send(topic, message.correlationData, {
+    return replies.send({ deviceId, topic, correlation: message.correlationData }, {
       code: ErrorCode.MALFORMED_REQUEST,
       message: `${why}; see docs/protocol.md §4.1`,
     });
   }
   const correlation = message.correlationData ?? request.correlationData;
   const responseTopic = message.responseTopic ?? (request.responseTopic || "");
+  if (correlation && correlation.length > MAX_CORRELATION_BYTES) {
+    const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
+      replies.errorTopic(deviceId);
+    return replies.send({ deviceId, topic, correlation: undefined }, {
+      code: ErrorCode.MALFORMED_REQUEST,
+      message:
+        `Request refused: Correlation Data of ${correlation.length} bytes exceeds ${MAX_CORRELATION_BYTES}; send at most ${MAX_CORRELATION_BYTES} (docs/protocol.md §6)`,
+    });
+  }
   if (request.deviceId !== deviceId) {
     const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
       replies.errorTopic(deviceId);
-    return replies.send(topic, correlation, {
+    return replies.send({ deviceId, topic, correlation }, {
       code: ErrorCode.DEVICE_MISMATCH,
       message:
         `Request refused: body device id "${request.deviceId}" differs from the topic's "${deviceId}"`,
@@ -61,15 +65,19 @@ export async function handleRequest(
   const problem = responseTopicProblem(settings.prefix, deviceId, responseTopic);
   if (problem) {
     const topics = deviceTopics(settings.prefix, deviceId);
-    return replies.send(topics.error, correlation, {
+    return replies.send({ deviceId, topic: topics.error, correlation }, {
       code: ErrorCode.RESPONSE_TOPIC_REFUSED,
       message:
         `Request refused: ${problem}; use a topic under "${topics.namespace}", e.g. "${topics.data}"`,
     });
   }
   const to: ReplyTo = { deviceId, topic: responseTopic, correlation };
-  const busy = ctx.admission.refusal(ctx.transfers.size, !!ctx.transfers.ofDevice(deviceId));
-  if (busy) return replies.send(to.topic, to.correlation, busy);
+  const busy = ctx.admission.refusal(deviceId, {
+    open: ctx.transfers.size,
+    deviceHasTransfer: !!ctx.transfers.ofDevice(deviceId),
+    now: settings.now(),
+  });
+  if (busy) return replies.send(to, busy);
   const ticket = ctx.admission.begin(deviceId);
   try {
     const grant = await decide(ctx, request, to);
@@ -78,7 +86,7 @@ export async function handleRequest(
     try {
       image = await ctx.images.get(grant.image, grant.chunkSize);
     } catch (err) {
-      return replies.send(to.topic, to.correlation, {
+      return replies.send(to, {
         code: ErrorCode.INTERNAL_ERROR,
         message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
       });
@@ -100,7 +108,7 @@ async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promis
     const resolved = resumed ? null : await catalog.resolve(request.product, request.wantedVersion);
     lookup = { resumed, resolved };
   } catch (err) {
-    ctx.replies.send(to.topic, to.correlation, {
+    ctx.replies.send(to, {
       code: ErrorCode.INTERNAL_ERROR,
       message: `Catalog lookup failed: ${err}; ask again later`,
     });
@@ -108,7 +116,7 @@ async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promis
   }
   const result = grantRequest(request, lookup, ctx.settings);
   if ("refusal" in result) {
-    ctx.replies.send(to.topic, to.correlation, result.refusal);
+    ctx.replies.send(to, result.refusal);
     return null;
   }
   return result.grant;
