@@ -46,7 +46,7 @@ function image(size: number, chunkSize: number): TransferImage {
     version: "1.0.0",
     kind: "file",
     bytes,
-    crcs,
+    crc: (i: number) => crcs[i],
     signature: new Uint8Array(0),
   };
 }
