@@ -19,6 +19,7 @@ import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_LIST_LIMIT,
   HISTORY_LIMIT,
+  HISTORY_PER_DEVICE,
   MIN_SHA_PREFIX_CHARS,
 } from "./limits.ts";
 import { compareVersions } from "./semver.ts";
@@ -27,8 +28,10 @@ import { compareVersions } from "./semver.ts";
 export interface CatalogOptions {
   /** Bytes of whole images kept in memory (least recently used evicted first); default 64 MiB. */
   cacheBytes?: number;
-  /** Transfer and device status records kept, each; default {@linkcode HISTORY_LIMIT}. */
+  /** Transfer and device status records kept in all, each; default {@linkcode HISTORY_LIMIT}. */
   historyLimit?: number;
+  /** Records of each kind kept per device; default {@linkcode HISTORY_PER_DEVICE}. */
+  historyPerDevice?: number;
 }
 
 /** Test-only view of a catalog's internals; see {@linkcode _catalogInternals}. */
@@ -89,10 +92,13 @@ export class Catalog {
     });
   }
 
-  private constructor(kv: Deno.Kv, cacheBytes: number, historyLimit: number) {
+  private constructor(
+    kv: Deno.Kv,
+    { cacheBytes, historyLimit, historyPerDevice }: Required<CatalogOptions>,
+  ) {
     this.#kv = kv;
     this.#store = new ImageStore(kv);
-    this.#history = new History(kv, historyLimit);
+    this.#history = new History(kv, { limit: historyLimit, perDevice: historyPerDevice });
     this.#cache = new ImageCache(cacheBytes);
   }
 
@@ -104,11 +110,17 @@ export class Catalog {
   static async open(path?: string, options: CatalogOptions = {}): Promise<Catalog> {
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     const historyLimit = options.historyLimit ?? HISTORY_LIMIT;
+    const historyPerDevice = options.historyPerDevice ?? HISTORY_PER_DEVICE;
     if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
       throw invalid(`Cannot open catalog: cacheBytes ${cacheBytes} is not a non-negative integer`);
     }
     if (!Number.isSafeInteger(historyLimit) || historyLimit < 1) {
       throw invalid(`Cannot open catalog: historyLimit ${historyLimit} is not a positive integer`);
+    }
+    if (!Number.isSafeInteger(historyPerDevice) || historyPerDevice < 1) {
+      throw invalid(
+        `Cannot open catalog: historyPerDevice ${historyPerDevice} is not a positive integer`,
+      );
     }
     const where = path === undefined || path === ":memory:" ? ":memory:" : path;
     let kv: Deno.Kv;
@@ -123,7 +135,7 @@ export class Catalog {
         { cause: e },
       );
     }
-    return new Catalog(kv, cacheBytes, historyLimit);
+    return new Catalog(kv, { cacheBytes, historyLimit, historyPerDevice });
   }
 
   /**
@@ -259,7 +271,10 @@ export class Catalog {
     });
   }
 
-  /** Records a finished transfer. Only the newest `historyLimit` records are kept. */
+  /**
+   * Records a finished transfer, replacing its open record. Only the newest `historyPerDevice`
+   * records of a device, and `historyLimit` in all, are kept.
+   */
   async recordTransfer(record: TransferRecord): Promise<void> {
     this.#assertOpen();
     await this.#history.recordTransfer(record);
@@ -271,7 +286,10 @@ export class Catalog {
     return await this.#history.listTransfers(limit);
   }
 
-  /** Records a device status report. Only the newest `historyLimit` records are kept. */
+  /**
+   * Records a device status report. Only the newest `historyPerDevice` records of a device, and
+   * `historyLimit` in all, are kept.
+   */
   async recordDeviceStatus(record: DeviceStatusRecord): Promise<void> {
     this.#assertOpen();
     await this.#history.recordDeviceStatus(record);
@@ -281,6 +299,27 @@ export class Catalog {
   async listDeviceStatus(limit = DEFAULT_LIST_LIMIT): Promise<DeviceStatusRecord[]> {
     this.#assertOpen();
     return await this.#history.listDeviceStatus(limit);
+  }
+
+  /** Records a transfer that has just opened; its end record replaces it. */
+  async recordOpenTransfer(record: TransferRecord): Promise<void> {
+    this.#assertOpen();
+    await this.#history.recordOpenTransfer(record);
+  }
+
+  /** Records of transfers still open (or whose sender was killed), of one sender or all. */
+  async listOpenTransfers(senderId?: string): Promise<TransferRecord[]> {
+    this.#assertOpen();
+    return await this.#history.listOpenTransfers(senderId);
+  }
+
+  /**
+   * Ends the open records a previous run of sender `senderId` left (it was killed) as
+   * `INTERRUPTED`; returns how many.
+   */
+  async closeInterruptedTransfers(senderId: string): Promise<number> {
+    this.#assertOpen();
+    return await this.#history.closeInterrupted(senderId, new Date());
   }
 
   /** Closes the KV store and drops the cache. Calling it twice is harmless. */

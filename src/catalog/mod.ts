@@ -19,7 +19,12 @@ export {
   type CatalogInternals,
   type CatalogOptions,
 } from "./catalog.ts";
-export { type DeviceStatusRecord, type TransferRecord } from "./history.ts";
+export {
+  type DeviceStatusRecord,
+  INTERRUPTED_OUTCOME,
+  OPEN_OUTCOME,
+  type TransferRecord,
+} from "./history.ts";
 export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";
 export * from "./esp_image.ts";

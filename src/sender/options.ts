@@ -20,10 +20,9 @@ import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
 
 /** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
-export type SenderCatalog = Pick<
-  Catalog,
-  "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus"
->;
+export type SenderCatalog =
+  & Pick<Catalog, "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus">
+  & Partial<Pick<Catalog, "recordOpenTransfer" | "closeInterruptedTransfers">>;
 
 /** Where the sender writes its log lines. */
 export interface SenderLog {

@@ -13,6 +13,7 @@ import type { Transport } from "../transport/types.ts";
 import type { SenderConfig } from "./config.ts";
 import { Sender, type SenderLog } from "./sender.ts";
 import { signerFromPem } from "../protocol/signing.ts";
+import { escapeControl } from "../format/mod.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -127,11 +128,14 @@ export async function runSender(
   };
 }
 
-/** Log lines to stdout with a time stamp. */
+/**
+ * Log lines to stdout with a time stamp, control characters escaped: a line may quote what a
+ * device sent (an id, a version, a detail), and a newline or ESC in it must not forge a line.
+ */
 export function consoleLog(): SenderLog {
   const ts = () => new Date().toISOString().slice(11, 23);
   return {
-    info: (line) => console.log(`${ts()} ${line}`),
-    warn: (line) => console.log(`${ts()} ${line}`),
+    info: (line) => console.log(`${ts()} ${escapeControl(line)}`),
+    warn: (line) => console.log(`${ts()} ${escapeControl(line)}`),
   };
 }

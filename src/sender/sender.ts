@@ -114,6 +114,7 @@ export class Sender {
   static async start(options: SenderOptions): Promise<Sender> {
     const s = new Sender(options);
     const o = s.#settings;
+    await s.#ctx.recorder.closeInterrupted();
     const subs = senderSubscriptions(o.prefix, o.senderId, o.sharedGroup);
     o.transport.onMessage((m) => s.handle(m));
     await o.transport.subscribe([subs.requests, subs.acks, subs.status], 1);

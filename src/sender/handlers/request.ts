@@ -151,6 +151,14 @@ function openTransfer(
   ctx.transfers.add(transfer);
   ctx.stats.transfersStarted++;
   const { image: meta, chunkSize, window, startOffset } = grant;
+  ctx.recorder.transferOpened({
+    transferId: transfer.id,
+    deviceId: to.deviceId,
+    sha256: meta.sha256,
+    product: meta.product,
+    version: meta.version,
+    startOffset,
+  });
   settings.log.info(
     `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
       fmtBytes(meta.size)
