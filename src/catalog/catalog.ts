@@ -13,7 +13,7 @@ import { History } from "./history.ts";
 import type { DeviceStatusRecord, TransferRecord } from "./history.ts";
 import { ImageCache } from "./image_cache.ts";
 import type { ImageMeta } from "./image_meta.ts";
-import { ImageStore } from "./image_store.ts";
+import { type GarbageReport, ImageStore } from "./image_store.ts";
 import { KeyLock } from "./key_lock.ts";
 import {
   DEFAULT_CACHE_BYTES,
@@ -21,6 +21,7 @@ import {
   HISTORY_LIMIT,
   HISTORY_PER_DEVICE,
   MIN_SHA_PREFIX_CHARS,
+  UPLOAD_GRACE_MS,
 } from "./limits.ts";
 import { compareVersions } from "./semver.ts";
 
@@ -299,6 +300,26 @@ export class Catalog {
   async listDeviceStatus(limit = DEFAULT_LIST_LIMIT): Promise<DeviceStatusRecord[]> {
     this.#assertOpen();
     return await this.#history.listDeviceStatus(limit);
+  }
+
+  /**
+   * Collects the pieces an interrupted `image add` left (pieces no image owns) once their add
+   * made no progress for `graceMs` (default {@linkcode UPLOAD_GRACE_MS}); an add in progress, in
+   * this process or another, is never touched. `dryRun` reports without deleting.
+   */
+  async collectGarbage(
+    options: { graceMs?: number; dryRun?: boolean } = {},
+  ): Promise<GarbageReport> {
+    this.#assertOpen();
+    const graceMs = options.graceMs ?? UPLOAD_GRACE_MS;
+    if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+      throw invalid(`Cannot collect garbage: grace ${graceMs} ms is not a non-negative integer`);
+    }
+    return await this.#store.collectGarbage({
+      graceMs,
+      dryRun: options.dryRun ?? false,
+      now: Date.now(),
+    });
   }
 
   /** Records a transfer that has just opened; its end record replaces it. */

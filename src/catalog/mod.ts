@@ -26,6 +26,7 @@ export {
   type TransferRecord,
 } from "./history.ts";
 export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
+export type { GarbageReport, OrphanPieces } from "./image_store.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";
 export * from "./esp_image.ts";
 export * from "./limits.ts";

@@ -58,6 +58,7 @@ export async function runSender(
   const catalog = await Catalog.open(config.kvPath === ":memory:" ? undefined : config.kvPath, {
     cacheBytes: config.cache.maxBytes,
   });
+  await collectGarbage(catalog, log);
   const tls = config.broker.tls;
   let transport: Transport;
   try {
@@ -126,6 +127,18 @@ export async function runSender(
       await embedded?.stop();
     },
   };
+}
+
+/** Deletes what interrupted image adds left (after the grace period); logs, never fails. */
+async function collectGarbage(catalog: Catalog, log: SenderLog): Promise<void> {
+  try {
+    const { collected } = await catalog.collectGarbage();
+    if (collected.length === 0) return;
+    const pieces = collected.reduce((n, o) => n + o.pieces, 0);
+    log.info(`gc     deleted ${pieces} pieces of ${collected.length} interrupted image adds`);
+  } catch (err) {
+    log.warn(`cannot collect the pieces of interrupted image adds: ${err}`);
+  }
 }
 
 /**
