@@ -11,7 +11,13 @@
  * @module
  */
 
-import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from "../src/cli/args.ts";
+import {
+  EXIT_OK,
+  intOption,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../src/command/args.ts";
 import { formatBytes, formatTable, MiB } from "../src/format/mod.ts";
 import { MAX_WINDOW } from "../src/protocol/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";

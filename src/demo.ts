@@ -7,7 +7,7 @@
  * @module
  */
 
-import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from "./cli/args.ts";
+import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from "./command/args.ts";
 import { findMosquitto, startEmbeddedBroker, startMosquitto } from "./broker/mod.ts";
 import { makeSampleImage } from "./catalog/mod.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "./sender/mod.ts";

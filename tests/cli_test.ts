@@ -252,7 +252,7 @@ Deno.test("transfers and devices list recorded history newest first", async () =
     const r = await w.ota("transfers");
     assert.equal(r.code, EXIT_OK, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
-    assert.match(lines[0], /^ENDED +DEVICE +IMAGE +OUTCOME +SENT +TIME +RATE +RESENDS +SENDER$/);
+    assert.match(lines[0], /^ENDED +DEVICE +IMAGE +OUTCOME +ACKED +TIME +RATE +RESENDS +SENDER$/);
     assert.match(
       lines[1],
       /^2025-01-01 00:00:02 {2}dev-2 +blink@1\.1\.0 {2}HASH_MISMATCH +256\.0 KiB/,

@@ -11,7 +11,7 @@ import {
   parseCommandLine,
   reportUsage,
   UsageError,
-} from "../src/cli/args.ts";
+} from "../src/command/args.ts";
 
 /** Debian packages the whole suite needs. */
 const APT_PACKAGES = "cmake g++ libgtest-dev libmosquitto-dev libmbedtls-dev mosquitto";

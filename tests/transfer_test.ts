@@ -21,6 +21,7 @@ import {
   type TransferImage,
   type TransferTiming,
 } from "../src/sender/transfer.ts";
+import { transferRecord } from "../src/sender/recording.ts";
 
 const TIMING: TransferTiming = {
   ackTimeoutMs: 100,
@@ -323,4 +324,22 @@ Deno.test("D1 (Karn): an ACK of a resent chunk gives no sample; the timeout stay
   // The ACK of resent chunk 1 comes 5 s later: progress, but no 5000 ms sample.
   ack(2, 0, 6300);
   assertEquals([t.rto, t.retries], [1000, 0]);
+});
+
+Deno.test("a transfer's rate interval runs from the MANIFEST to the last ACK, not to STATUS", () => {
+  const { t, ack, closed } = setup({ size: 600, chunkSize: 256, window: 4 });
+  t.start(1000);
+  ack(1, 0, 1200);
+  ack(3, 0, 1500); // last chunk acknowledged 0.5 s after the MANIFEST
+  t.dispatch({ type: "tick" }, 1500 + TIMING.statusTimeoutMs); // no STATUS: closes much later
+  const end = closed()!;
+  assertEquals(end.rateSeconds, 0.5);
+  assertEquals(transferRecord(end, { senderId: "s", endedAt: new Date(0) }).seconds, 0.5);
+});
+
+Deno.test("a transfer that ends without any ACK measures its rate interval to the end", () => {
+  const { t, closed } = setup({ size: 600, chunkSize: 256 });
+  t.start(0);
+  t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 250);
+  assertEquals(closed()!.rateSeconds, 0.25);
 });

@@ -6,7 +6,7 @@
 
 import { formatBytes, formatTable } from "../format/mod.ts";
 import { type OrphanPieces, UPLOAD_GRACE_MS } from "../catalog/mod.ts";
-import { EXIT_OK, UsageError } from "./args.ts";
+import { EXIT_OK, UsageError } from "../command/args.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 
 /** The catalog maintenance commands. */

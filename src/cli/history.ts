@@ -12,7 +12,7 @@ import {
   transferRate,
 } from "../format/mod.ts";
 import { INTERRUPTED_OUTCOME, OPEN_OUTCOME } from "../catalog/mod.ts";
-import { EXIT_OK, UsageError } from "./args.ts";
+import { EXIT_OK, UsageError } from "../command/args.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 import { SHORT_SHA_CHARS } from "./image.ts";
 
@@ -51,7 +51,7 @@ async function transfers(ctx: Context): Promise<number> {
   const records = [...open, ...await catalog.listTransfers(limitOf(ctx, ["transfers"]))];
   return await printRecords(ctx, records, "No transfers recorded yet", () =>
     formatTable(
-      ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "SENT", "TIME", "RATE", "RESENDS", "SENDER"],
+      ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "ACKED", "TIME", "RATE", "RESENDS", "SENDER"],
       records.map((t) => [
         t.outcome === OPEN_OUTCOME ? "-" : formatTime(t.endedAt),
         t.deviceId,

@@ -7,7 +7,7 @@ import { CatalogError, type ImageMeta, parseSemver } from "../catalog/mod.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import { escapeControl, formatBytes, formatPairs, formatTable } from "../format/mod.ts";
 import { resolveFrom } from "../sender/config.ts";
-import { EXIT_OK } from "./args.ts";
+import { EXIT_OK } from "../command/args.ts";
 import { type Command, type Context, formatTime, ImageFileError, INVOKE } from "./_command.ts";
 
 /** Characters of a SHA-256 shown in tables. */

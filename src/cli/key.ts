@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { generateSigningKeys } from "../protocol/signing.ts";
 import { resolveFrom } from "../sender/config.ts";
-import { EXIT_OK } from "./args.ts";
+import { EXIT_OK } from "../command/args.ts";
 import type { Command, Context } from "./_command.ts";
 
 /** Folder `key generate` writes to when no `--out` is given. */

@@ -26,7 +26,7 @@ import {
   parseCommandLine,
   taskArgs,
   UsageError,
-} from "./args.ts";
+} from "../command/args.ts";
 import {
   type Command,
   type Context,
@@ -39,7 +39,7 @@ import { HISTORY_COMMANDS } from "./history.ts";
 import { IMAGE_COMMANDS } from "./image.ts";
 import { KEY_COMMANDS } from "./key.ts";
 
-export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./args.ts";
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../command/args.ts";
 
 /** Somewhere {@linkcode runOta} writes text; `Deno.stdout` and `Deno.stderr` are ones. */
 export interface OtaWriter {

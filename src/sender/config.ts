@@ -9,13 +9,15 @@
 import { parse as parseJsoncText, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { isAbsolute, join, resolve } from "node:path";
 import {
-  DEFAULT_WINDOW,
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
 } from "../protocol/mod.ts";
+import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
+import { SENDER_DEFAULTS } from "./options.ts";
+import { DEFAULT_TIMING } from "./transfer.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -66,18 +68,12 @@ export const DEFAULT_CONFIG: SenderConfig = {
   senderId: "",
   kvPath: ".data/ota.kv",
   transfer: {
-    dataQos: 0,
-    defaultChunkSize: 4096,
-    defaultWindow: DEFAULT_WINDOW,
-    maxWindow: 64,
-    adaptiveWindow: true,
-    maxTransfers: 2000,
-    busyRetryAfterMs: 5000,
-    ackTimeoutMs: 2000,
-    maxRetries: 8,
-    statusTimeoutMs: 30000,
+    ...SENDER_DEFAULTS,
+    ackTimeoutMs: DEFAULT_TIMING.ackTimeoutMs,
+    maxRetries: DEFAULT_TIMING.maxRetries,
+    statusTimeoutMs: DEFAULT_TIMING.statusTimeoutMs,
   },
-  cache: { maxBytes: 64 * 1024 * 1024 },
+  cache: { maxBytes: DEFAULT_CACHE_BYTES },
   signing: { keyFile: "" },
 };
 

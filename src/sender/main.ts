@@ -3,7 +3,13 @@
  * @module
  */
 
-import { EXIT_FAILURE, EXIT_OK, parseCommandLine, reportUsage, UsageError } from "../cli/args.ts";
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../command/args.ts";
 import { ConfigError, DEFAULT_CONFIG_FILE, envName, loadCommandConfig } from "./config.ts";
 import { runSender } from "./run.ts";
 import { TransportError } from "../transport/mqtt_client.ts";

@@ -79,16 +79,25 @@ export type SenderSettings = Required<Omit<SenderOptions, "sharedGroup" | "sign"
 
 const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };
 
+/**
+ * The one home of the sender's transfer defaults; the configuration's built-in defaults
+ * (`DEFAULT_CONFIG.transfer`) are made from these and from {@link DEFAULT_TIMING}.
+ */
+export const SENDER_DEFAULTS = {
+  /** QoS 0 for data, chosen by measurement (docs/performance.md). */
+  dataQos: 0 as 0 | 1,
+  defaultChunkSize: DEFAULT_CHUNK_BYTES,
+  defaultWindow: DEFAULT_WINDOW,
+  maxWindow: MAX_WINDOW,
+  adaptiveWindow: true,
+  maxTransfers: 2000,
+  busyRetryAfterMs: 5000,
+} as const;
+
 /** Fills in the defaults of `options`. */
 export function senderSettings(options: SenderOptions): SenderSettings {
   return {
-    dataQos: 0,
-    defaultChunkSize: DEFAULT_CHUNK_BYTES,
-    defaultWindow: DEFAULT_WINDOW,
-    maxWindow: MAX_WINDOW,
-    adaptiveWindow: true,
-    maxTransfers: 2000,
-    busyRetryAfterMs: 5000,
+    ...SENDER_DEFAULTS,
     requestRate: { burst: REQUEST_BURST, refillMs: REQUEST_REFILL_MS },
     errorRate: { burst: ERROR_BURST, refillMs: ERROR_REFILL_MS },
     tickMs: 50,

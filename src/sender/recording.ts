@@ -8,18 +8,17 @@
  */
 
 import { type DeviceStatusRecord, OPEN_OUTCOME, type TransferRecord } from "../catalog/mod.ts";
-import { escapeControl } from "../format/mod.ts";
 import type { SenderCatalog, SenderLog } from "./options.ts";
 import type { TransferEnd } from "./transfer.ts";
-
-const MiB = 1024 * 1024;
+import { escapeControl, formatBytes, formatRate, transferRate } from "../format/mod.ts";
 
 /** The record of a transfer's end; `endedAt` is the wall-clock time it ended. */
 export function transferRecord(
   end: TransferEnd,
   { senderId, endedAt }: { senderId: string; endedAt: Date },
 ): TransferRecord {
-  const seconds = (end.endedAt - end.startedAt) / 1000;
+  const seconds = end.rateSeconds;
+  const startedAt = new Date(endedAt.getTime() - (end.endedAt - end.startedAt));
   return {
     transferId: end.transferId,
     deviceId: end.deviceId,
@@ -33,23 +32,22 @@ export function transferRecord(
     outcome: end.outcome.outcome,
     ok: end.outcome.ok,
     detail: end.outcome.detail,
-    startedAt: new Date(endedAt.getTime() - seconds * 1000).toISOString(),
+    startedAt: startedAt.toISOString(),
     endedAt: endedAt.toISOString(),
     senderId,
   };
 }
 
 /**
- * The log line of a transfer's end: outcome, bytes acknowledged, time, rate, resends; escaped
- * (the detail may quote a device).
+ * The log line of a transfer's end: outcome, bytes acknowledged, the rate's interval and the
+ * rate by the one definition of `src/format/rate.ts`, resends. The device id and detail come
+ * from the device and are escaped.
  */
 export function transferEndLine(r: TransferRecord): string {
-  const rate = r.seconds > 0 ? (r.bytes / MiB / r.seconds).toFixed(2) : "-";
-  return escapeControl(
-    `end    ${r.deviceId} ${r.product}@${r.version} ${r.outcome} ` +
-      `${fmtBytes(r.bytes)} in ${r.seconds.toFixed(2)} s, ${rate} MiB/s, ${r.resends} resends` +
-      (r.detail ? ` (${r.detail})` : ""),
-  );
+  return `end    ${escapeControl(r.deviceId)} ${r.product}@${r.version} ${r.outcome} ` +
+    `${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s, ` +
+    `${formatRate(transferRate(r.bytes, r.seconds))}, ${r.resends} resends` +
+    (r.detail ? ` (${escapeControl(r.detail)})` : "");
 }
 
 /** What an open transfer is recorded with. */
@@ -125,11 +123,4 @@ export class Recorder {
       this.options.log.warn(`cannot record status of "${record.deviceId}": ${err}`)
     );
   }
-}
-
-/** Human-readable size. */
-export function fmtBytes(n: number): string {
-  if (n >= MiB) return `${(n / MiB).toFixed(2)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
 }

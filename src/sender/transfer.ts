@@ -31,6 +31,7 @@ import {
   writeChunkHeader,
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
+import { TransferClock } from "../format/rate.ts";
 import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
 
@@ -176,6 +177,8 @@ export interface TransferEnd {
   /** Start and end on the transfer's clock, in ms. */
   startedAt: number;
   endedAt: number;
+  /** Seconds from the MANIFEST to the last ACK that advanced (or to the end): the rate's interval. */
+  rateSeconds: number;
   outcome: TransferOutcome;
 }
 
@@ -203,6 +206,7 @@ export class Transfer {
   #everAdvanced = false;
   /** Resends allowed in all (MAX_RESENDS_PER_CHUNK per chunk to send, plus one window). */
   readonly #resendBudget: number;
+  readonly #clock = new TransferClock();
   #outcome: TransferOutcome | null = null;
 
   constructor(readonly init: TransferInit) {
@@ -281,6 +285,7 @@ export class Transfer {
   /** Sends the MANIFEST and the first window of chunks. */
   start(now: number): void {
     this.#startedAt = now;
+    this.#clock.manifest(now);
     const { image, chunkSize } = this.init;
     const manifest = encodeManifest({
       transferId: this.id,
@@ -318,6 +323,7 @@ export class Transfer {
   #end(now: number): TransferEnd {
     const { image, chunkSize, startOffset } = this.init;
     const acknowledged = Math.min(this.#window.acked * chunkSize, image.bytes.length);
+    this.#clock.end(now);
     return {
       transferId: this.id,
       deviceId: this.deviceId,
@@ -328,6 +334,7 @@ export class Transfer {
       resends: this.#window.resends,
       startedAt: this.#startedAt,
       endedAt: now,
+      rateSeconds: this.#clock.seconds,
       outcome: this.#outcome ?? { outcome: "UNKNOWN", detail: "", ok: false },
     };
   }
@@ -345,6 +352,7 @@ export class Transfer {
       this.#retries = 0;
       this.#timer.reset();
       this.deadline = now + this.rto;
+      this.#clock.acked(this.#window.acked, now);
     }
     if (ack.nack !== NackReason.NONE) {
       this.#window.nack(ack.nextIndex, { gap: ack.nack === NackReason.GAP });

@@ -12,7 +12,7 @@ import {
   parseCommandLine,
   reportUsage,
   UsageError,
-} from "../cli/args.ts";
+} from "../command/args.ts";
 import { MAX_CHUNK_BYTES, MAX_WINDOW } from "../protocol/mod.ts";
 import type { TlsOptions } from "../transport/mqtt_client.ts";
 import { formatSummary, Terminal } from "./progress.ts";

@@ -18,7 +18,7 @@ import {
 import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
 import { type Grant, type GrantLookup, grantRequest, resumableImage } from "../grant.ts";
-import { fmtBytes } from "../recording.ts";
+import { formatBytes } from "../../format/mod.ts";
 import type { ReplyTo } from "../replies.ts";
 import { Transfer, type TransferImage } from "../transfer.ts";
 
@@ -161,7 +161,7 @@ function openTransfer(
   });
   settings.log.info(
     `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
-      fmtBytes(meta.size)
+      formatBytes(meta.size)
     } chunk ${chunkSize} window ${window}${
       startOffset ? ` resume at ${startOffset}` : ""
     } (transfer ${transfer.id})`,
