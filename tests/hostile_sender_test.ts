@@ -24,7 +24,12 @@ import {
   StatusCode,
   toHex,
 } from "../src/protocol/mod.ts";
-import type { ImageMeta, TransferRecord } from "../src/catalog/mod.ts";
+import {
+  _catalogInternals,
+  Catalog,
+  type ImageMeta,
+  type TransferRecord,
+} from "../src/catalog/mod.ts";
 import {
   _senderInternals,
   Sender,
@@ -351,10 +356,64 @@ Deno.test("50 000 malformed REQUESTs from one device get at most ERROR_BURST ERR
 
 Deno.test("ChunkCrcs computes the CRC of a chunk only when it is first asked for", () => {
   const bytes = new Uint8Array(16 * 1024 * 1024).map((_, i) => i & 0xff);
-  const crcs = new ChunkCrcs(bytes, 257);
+  const crcs = new ChunkCrcs(bytes.length, 257);
   assertEquals(crcs.computed, 0, "no pass over the image up front");
-  const first = crcs.of(3);
-  assertEquals(crcs.of(3), first);
+  const first = crcs.of(3, bytes);
+  assertEquals(crcs.of(3, bytes), first);
   assertEquals(crcs.computed, 1);
   assertEquals(first, crc32(bytes.subarray(3 * 257, 4 * 257)));
+});
+
+Deno.test("image bytes in use by open transfers count toward cache.maxBytes: beyond it a REQUEST gets BUSY", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ota-hostile-images-" });
+  const SIZE = 256 * 1024;
+  const catalog = await Catalog.open(`${dir}/ota.kv`, { cacheBytes: 3 * SIZE });
+  try {
+    for (let i = 0; i < 12; i++) {
+      const bytes = new Uint8Array(SIZE).map((_, j) => (j * (i + 3)) & 0xff);
+      await catalog.addImage(bytes, { generic: true, product: "walk", version: `1.0.${i}` });
+    }
+    const broker = new MemoryBroker();
+    const sender = await Sender.start({
+      transport: broker.connect(),
+      catalog,
+      prefix: "ota",
+      senderId: "s1",
+      tickMs: 0,
+      requestRate: { burst: 100, refillMs: 1000 },
+    });
+    const device = broker.connect();
+    const ask = (id: string, version: string) =>
+      device.publish(
+        `ota/dev/${id}/req`,
+        encodeRequest(request({ deviceId: id, product: "walk", wantedVersion: version })),
+        { qos: 1, responseTopic: `ota/dev/${id}/data` },
+      );
+    const held = () => _catalogInternals(catalog).cachedBytes();
+    const answers = (id: string) => broker.on(`ota/dev/${id}/data`).map((p) => peekType(p));
+    // One device walking every version: each request supersedes (and releases) the last.
+    for (let i = 0; i < 12; i++) {
+      await ask("walker", `1.0.${i}`);
+      await new Promise((r) => setTimeout(r, 30));
+      assert(held() <= 3 * SIZE, `${held()} bytes held after version ${i}`);
+    }
+    assertEquals(answers("walker").filter((t) => t === MessageType.MANIFEST).length, 12);
+    // Five devices at once on five other versions: two fit beside the walker's, then BUSY.
+    for (let i = 0; i < 5; i++) await ask(`d${i}`, `1.0.${i}`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert(held() <= 3 * SIZE, `${held()} bytes held`);
+    const served = [0, 1, 2, 3, 4].filter((i) => answers(`d${i}`).includes(MessageType.MANIFEST));
+    assertEquals(served.length, 2);
+    const busy = [0, 1, 2, 3, 4].flatMap((i) =>
+      broker.on(`ota/dev/d${i}/data`).filter((p) => peekType(p) === MessageType.ERROR).map((p) =>
+        decodeError(p).code
+      )
+    );
+    assertEquals(busy, [ErrorCode.BUSY, ErrorCode.BUSY, ErrorCode.BUSY]);
+    await sender.stop();
+    assertEquals(_catalogInternals(catalog).cachedBytes() <= 3 * SIZE, true);
+  } finally {
+    catalog.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

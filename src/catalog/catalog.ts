@@ -27,7 +27,10 @@ import { compareVersions } from "./semver.ts";
 
 /** Options of {@linkcode Catalog.open}. */
 export interface CatalogOptions {
-  /** Bytes of whole images kept in memory (least recently used evicted first); default 64 MiB. */
+  /**
+   * Bytes of whole images held in memory, cached or leased in use ({@linkcode Catalog.leaseImage});
+   * least recently used unused images are evicted first; default 64 MiB.
+   */
   cacheBytes?: number;
   /** Transfer and device status records kept in all, each; default {@linkcode HISTORY_LIMIT}. */
   historyLimit?: number;
@@ -47,8 +50,16 @@ export interface CatalogInternals {
   countPieces(sha256: string): Promise<number>;
   /** Calls `hook` after every piece commit of an upload (with its 0-based number); may throw. */
   setPieceCommitHook(hook: ((commit: number) => void | Promise<void>) | undefined): void;
-  /** Bytes now held by the cache. */
+  /** Bytes now held by the cache (cached and leased). */
   cachedBytes(): number;
+}
+
+/** Bytes of an image held in memory for its user until `release()` (idempotent). */
+export interface ImageLease {
+  /** The image; shared, never write to it. */
+  bytes: Uint8Array;
+  /** Ends the lease; the bytes may then be evicted. */
+  release(): void;
 }
 
 let internalsOf: (catalog: Catalog) => CatalogInternals;
@@ -249,6 +260,42 @@ export class Catalog {
     })();
     this.#loading.set(sha, entry);
     return entry.promise;
+  }
+
+  /**
+   * Leases an image's bytes for as long as they are in use (an open transfer): they stay in memory
+   * and count toward `cacheBytes` until `release()`, the one bound for every image byte held.
+   * Throws {@linkcode CatalogError} `MEMORY_BOUND` when the images in use leave no room for this
+   * one (one image alone is always served), and what {@linkcode Catalog.readImage} throws.
+   */
+  async leaseImage(sha256: string): Promise<ImageLease> {
+    this.#assertOpen();
+    const sha = sha256.toLowerCase();
+    const lease = (bytes: Uint8Array): ImageLease => {
+      let released = false;
+      return {
+        bytes,
+        release: () => {
+          if (released) return;
+          released = true;
+          this.#cache.release(sha);
+        },
+      };
+    };
+    const cached = this.#cache.get(sha);
+    if (cached && this.#cache.pin(sha, cached)) return lease(cached);
+    const meta = await this.get(sha);
+    if (meta && !this.#cache.fits(meta.size)) throw this.#overBound(meta.size);
+    const bytes = await this.readImage(sha);
+    if (!this.#cache.pin(sha, bytes)) throw this.#overBound(bytes.length);
+    return lease(bytes);
+  }
+
+  #overBound(size: number): CatalogError {
+    return new CatalogError(
+      "MEMORY_BOUND",
+      `Cannot load image: ${this.#cache.inUseBytes} bytes of images in use and ${size} more exceed the memory bound of ${this.#cache.limitBytes} bytes (cacheBytes)`,
+    );
   }
 
   /**

@@ -18,6 +18,7 @@ export {
   Catalog,
   type CatalogInternals,
   type CatalogOptions,
+  type ImageLease,
 } from "./catalog.ts";
 export {
   type DeviceStatusRecord,

@@ -259,6 +259,8 @@ function hintFor(code: CatalogErrorCode, words: string[]): string {
       return `run "${INVOKE} ${[...words, "--help"].join(" ")}" for usage`;
     case "CORRUPT_IMAGE":
       return "remove it and add it again";
+    case "MEMORY_BOUND":
+      return "wait for transfers to end, or raise cache.maxBytes";
     case "STORAGE_ERROR":
       return "check --kv (or OTA_KV_PATH, or kvPath in the config) and that the folder is writable";
   }

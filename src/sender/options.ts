@@ -22,7 +22,7 @@ import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
 /** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
 export type SenderCatalog =
   & Pick<Catalog, "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus">
-  & Partial<Pick<Catalog, "recordOpenTransfer" | "closeInterruptedTransfers">>;
+  & Partial<Pick<Catalog, "recordOpenTransfer" | "closeInterruptedTransfers" | "leaseImage">>;
 
 /** Where the sender writes its log lines. */
 export interface SenderLog {

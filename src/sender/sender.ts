@@ -100,6 +100,7 @@ export class Sender {
         now: settings.now,
       }),
       images: new TransferImages({
+        leaseImage: settings.catalog.leaseImage?.bind(settings.catalog),
         readImage: (sha) => settings.catalog.readImage(sha),
         sign: settings.sign,
       }),
@@ -184,6 +185,7 @@ export class Sender {
   #closed(end: TransferEnd): void {
     const t = this.#ctx.transfers.remove(end.transferId);
     if (t) this.#ctx.backlog.forget(t);
+    end.image.release?.();
     this.stats.chunksSent += end.chunksSent;
     this.stats.resends += end.resends;
     if (end.outcome.ok) this.stats.transfersOk++;

@@ -54,6 +54,8 @@ export interface TransferImage {
   crc(index: number): number;
   /** ECDSA signature of the manifest, or empty. */
   signature: Uint8Array;
+  /** Ends the transfer's hold on the bytes (the catalog's memory bound); called once it closes. */
+  release?: () => void;
 }
 
 /** Timing knobs; the protocol's values by default, shorter ones in tests. */

@@ -15,6 +15,7 @@ import {
   responseTopicProblem,
   toHex,
 } from "../../protocol/mod.ts";
+import { CatalogError } from "../../catalog/mod.ts";
 import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
 import { type Grant, type GrantLookup, grantRequest, resumableImage } from "../grant.ts";
@@ -86,12 +87,21 @@ export async function handleRequest(
     try {
       image = await ctx.images.get(grant.image, grant.chunkSize);
     } catch (err) {
+      if (err instanceof CatalogError && err.code === "MEMORY_BOUND") {
+        const retryAfterMs = settings.busyRetryAfterMs;
+        return replies.send(to, {
+          code: ErrorCode.BUSY,
+          message: `${err.message}; ask again after ${retryAfterMs} ms`,
+          retryAfterMs,
+        });
+      }
       return replies.send(to, {
         code: ErrorCode.INTERNAL_ERROR,
         message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
       });
     }
     if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, image, to });
+    else image.release?.();
   } finally {
     ctx.admission.done(ticket);
   }
