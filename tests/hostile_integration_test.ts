@@ -25,7 +25,7 @@ import { DEFAULT_CONFIG, type SenderConfig } from "../src/sender/config.ts";
 import { runSender } from "../src/sender/run.ts";
 import { Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { Receiver } from "../src/sim/receiver.ts";
-import { connectMqtt } from "../src/transport/mqtt_client.ts";
+import { connectMqtt, MAX_PENDING_PUBLISHES } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";
 import { runOta } from "../src/cli/ota.ts";
 import { assert, assertEquals } from "./_assert.ts";
@@ -357,4 +357,29 @@ mosquittoTest(
       await Deno.remove(dir, { recursive: true });
     }
   },
+);
+
+mosquittoTest(
+  "QoS 1 publications beyond MAX_PENDING_PUBLISHES are refused at once instead of queueing without bound",
+  async (b) => {
+    const t = await connectMqtt({ url: b.url, clientId: "queue-bound", reconnectMs: 100 });
+    await b.stop();
+    const outcomes: Array<Promise<string>> = [];
+    for (let i = 0; i < MAX_PENDING_PUBLISHES + 100; i++) {
+      outcomes.push(
+        t.publish("ota/dev/x/error", new Uint8Array(1), { qos: 1 }).then(
+          () => "sent",
+          (err) => String(err),
+        ),
+      );
+    }
+    const settled = await Promise.race([
+      Promise.all(outcomes.slice(-50)),
+      new Promise<null>((r) => setTimeout(() => r(null), 3000)),
+    ]);
+    assert(settled !== null, "the publications over the bound were refused at once");
+    assert(settled.every((o) => o.includes("already wait for the broker")), settled[0]);
+    await t.close();
+  },
+  { sanitizeOps: false, sanitizeResources: false },
 );

@@ -56,10 +56,11 @@ export interface MqttOptions {
 }
 
 /**
- * QoS 1 publications waiting for room under the broker's Receive Maximum, at most; one more is
- * refused at once. Without a bound, 50 000 ERRORs at QoS 1 queued here while the broker was slow.
+ * QoS 1 publications not yet acknowledged (in flight, or waiting for room under the broker's
+ * Receive Maximum), at most; one more is refused at once. Without a bound, 50 000 ERRORs at QoS 1
+ * queued while the broker was slow or down.
  */
-export const MAX_WAITING_PUBLISHES = 10000;
+export const MAX_PENDING_PUBLISHES = 10000;
 /**
  * How long {@link Transport.close} waits for QoS 1 publications in flight to be acknowledged
  * before it drops the connection: with the broker down they never are, and shutdown hung.
@@ -149,15 +150,14 @@ class MqttTransport implements Transport {
           else resolve();
         });
       };
-      if (this.inflight < this.receiveMaximum) go();
-      else if (this.waiting.length < MAX_WAITING_PUBLISHES) this.waiting.push({ go, fail: reject });
-      else {
+      if (this.inflight + this.waiting.length >= MAX_PENDING_PUBLISHES) {
         reject(
           new Error(
-            `Cannot publish to "${topic}": ${MAX_WAITING_PUBLISHES} QoS 1 publications already wait for the broker; it is too slow or unreachable`,
+            `Cannot publish to "${topic}": ${MAX_PENDING_PUBLISHES} QoS 1 publications already wait for the broker; it is too slow or unreachable`,
           ),
         );
-      }
+      } else if (this.inflight < this.receiveMaximum) go();
+      else this.waiting.push({ go, fail: reject });
     });
   }
 
@@ -168,11 +168,6 @@ class MqttTransport implements Transport {
 
   onMessage(handler: (message: InboundMessage) => void): void {
     this.handler = handler;
-  }
-
-  /** Waiting QoS 1 publications (for tests of the bound). */
-  get waitingCount(): number {
-    return this.waiting.length;
   }
 
   async close(): Promise<void> {
