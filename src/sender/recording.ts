@@ -50,6 +50,15 @@ export function transferEndLine(r: TransferRecord): string {
     (r.detail ? ` (${escapeControl(r.detail)})` : "");
 }
 
+/**
+ * Device status records being written at most, in all and per device; beyond them a STATUS is
+ * logged but not recorded. KV writes take milliseconds: without a bound, 100 000 fuzzed messages
+ * queued tens of thousands of writes (and their records) in memory.
+ */
+export const MAX_PENDING_STATUS_RECORDS = 256;
+/** Device status records of one device being written at most (see the bound in all). */
+export const MAX_PENDING_STATUS_RECORDS_PER_DEVICE = 2;
+
 /** What an open transfer is recorded with. */
 export interface OpenedTransfer {
   transferId: number;
@@ -64,6 +73,11 @@ export interface OpenedTransfer {
 export class Recorder {
   /** Open-record writes under way, so a transfer's end record is written after its open one. */
   readonly #opening = new Map<number, Promise<void>>();
+  /** Status record writes under way, by device. */
+  readonly #pendingStatus = new Map<string, number>();
+  #pendingStatusAll = 0;
+  /** STATUS messages not recorded because too many records were being written. */
+  statusRecordsDropped = 0;
 
   /** A recorder writing to `catalog` for sender `senderId`. */
   constructor(
@@ -117,10 +131,34 @@ export class Recorder {
     return record;
   }
 
-  /** Records a device's STATUS. */
+  /**
+   * Records a device's STATUS, unless too many status records are being written already (in all,
+   * or of this device): then it is dropped and counted in `statusRecordsDropped`.
+   */
   deviceStatus(record: DeviceStatusRecord): void {
+    const { deviceId } = record;
+    const ofDevice = this.#pendingStatus.get(deviceId) ?? 0;
+    if (
+      this.#pendingStatusAll >= MAX_PENDING_STATUS_RECORDS ||
+      ofDevice >= MAX_PENDING_STATUS_RECORDS_PER_DEVICE
+    ) {
+      this.statusRecordsDropped++;
+      return;
+    }
+    this.#pendingStatusAll++;
+    this.#pendingStatus.set(deviceId, ofDevice + 1);
     this.catalog.recordDeviceStatus(record).catch((err) =>
-      this.options.log.warn(`cannot record status of "${record.deviceId}": ${err}`)
-    );
+      this.options.log.warn(`cannot record status of "${deviceId}": ${err}`)
+    ).finally(() => {
+      this.#pendingStatusAll--;
+      const left = (this.#pendingStatus.get(deviceId) ?? 1) - 1;
+      if (left > 0) this.#pendingStatus.set(deviceId, left);
+      else this.#pendingStatus.delete(deviceId);
+    });
+  }
+
+  /** Entries of the per-device map, for tests counting per-device state. */
+  get perDeviceEntries(): Record<string, number> {
+    return { pendingStatusRecords: this.#pendingStatus.size, openRecordWrites: this.#opening.size };
   }
 }

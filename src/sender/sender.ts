@@ -64,6 +64,7 @@ export class Sender {
         ...s.#ctx.transfers.perDeviceEntries,
         ...s.#ctx.admission.perDeviceEntries,
         ...s.#ctx.replies.perDeviceEntries,
+        ...s.#ctx.recorder.perDeviceEntries,
         heldByBacklog: s.#ctx.backlog.heldCount,
       }),
     });
