@@ -11,8 +11,12 @@ import {
   makeSampleImage,
   MAX_IMAGE_BYTES,
   sha256Hex,
+  UPLOAD_GRACE_MS,
 } from "../src/catalog/mod.ts";
 import { runOta } from "../src/cli/ota.ts";
+import { DEFAULT_CONFIG, type SenderConfig } from "../src/sender/config.ts";
+import { runSender } from "../src/sender/run.ts";
+import { mosquittoTest } from "./_broker.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -155,3 +159,30 @@ Deno.test("catalog gc --help explains the grace period and the dry run", async (
   assertEquals(bad.code, 2);
   assert(bad.stderr.includes('--grace "soon"'), bad.stderr);
 });
+
+mosquittoTest(
+  "the sender collects the pieces of an add interrupted long ago when it starts",
+  async (b) => {
+    const dir = await Deno.makeTempDir({ prefix: "ota-gc-" });
+    try {
+      const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+      config.broker.url = b.url;
+      config.kvPath = `${dir}/ota.kv`;
+      const image = makeSampleImage({ size: 256 * 1024 });
+      const sha = sha256Hex(image);
+      const catalog = await Catalog.open(config.kvPath);
+      const internals = _catalogInternals(catalog);
+      await internals.writePieces(sha, image);
+      await internals.kv.set(["upload", sha], { at: Date.now() - UPLOAD_GRACE_MS - 1000 });
+      catalog.close();
+      assert((await countPieces(config.kvPath, sha)) > 0);
+      const lines: string[] = [];
+      const running = await runSender(config, { info: (l) => lines.push(l), warn: () => {} });
+      await running.stop();
+      assertEquals(await countPieces(config.kvPath, sha), 0);
+      assert(lines.some((l) => l.includes("interrupted image adds")), lines.join("\n"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
