@@ -283,6 +283,14 @@ mosquittoTest(
       const ms = Date.now() - started;
       assert(stopped, "stop() returned");
       assert(ms < 5000, `stop() took ${ms} ms`);
+      const after = await Catalog.open(config.kvPath);
+      try {
+        assertEquals(await after.listOpenTransfers(), [], "no transfer is left open");
+        const ends = (await after.listTransfers()).map((r) => r.outcome);
+        assertEquals(ends, ["TRANSFER_ABORTED", "TRANSFER_ABORTED", "TRANSFER_ABORTED"]);
+      } finally {
+        after.close();
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -73,6 +73,8 @@ export interface OpenedTransfer {
 export class Recorder {
   /** Open-record writes under way, so a transfer's end record is written after its open one. */
   readonly #opening = new Map<number, Promise<void>>();
+  /** Every record write under way, for {@link Recorder.flush}. */
+  readonly #writes = new Set<Promise<void>>();
   /** Status record writes under way, by device. */
   readonly #pendingStatus = new Map<string, number>();
   #pendingStatusAll = 0;
@@ -117,6 +119,25 @@ export class Recorder {
       senderId: this.options.senderId,
     }).catch((err) => this.options.log.warn(`cannot record open transfer ${t.transferId}: ${err}`));
     this.#opening.set(t.transferId, write);
+    this.#track(write);
+  }
+
+  /**
+   * Waits until the records being written are written, at most `timeoutMs` (shutdown must stay
+   * bounded even when KV is slow).
+   */
+  async flush(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#writes]),
+      new Promise((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #track(write: Promise<void>): void {
+    this.#writes.add(write);
+    write.finally(() => this.#writes.delete(write));
   }
 
   /** Records and logs a transfer's end, replacing its open record; returns its record. */
@@ -125,8 +146,10 @@ export class Recorder {
     this.options.log.info(transferEndLine(record));
     const opened = this.#opening.get(end.transferId) ?? Promise.resolve();
     this.#opening.delete(end.transferId);
-    opened.then(() => this.catalog.recordTransfer(record)).catch((err) =>
-      this.options.log.warn(`cannot record transfer ${record.transferId}: ${err}`)
+    this.#track(
+      opened.then(() => this.catalog.recordTransfer(record)).catch((err) =>
+        this.options.log.warn(`cannot record transfer ${record.transferId}: ${err}`)
+      ),
     );
     return record;
   }
@@ -147,7 +170,7 @@ export class Recorder {
     }
     this.#pendingStatusAll++;
     this.#pendingStatus.set(deviceId, ofDevice + 1);
-    this.catalog.recordDeviceStatus(record).catch((err) =>
+    const write = this.catalog.recordDeviceStatus(record).catch((err) =>
       this.options.log.warn(`cannot record status of "${deviceId}": ${err}`)
     ).finally(() => {
       this.#pendingStatusAll--;
@@ -155,6 +178,7 @@ export class Recorder {
       if (left > 0) this.#pendingStatus.set(deviceId, left);
       else this.#pendingStatus.delete(deviceId);
     });
+    this.#track(write);
   }
 
   /** Entries of the per-device map, for tests counting per-device state. */

@@ -34,6 +34,12 @@ export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
 export type { SenderStats } from "./stats.ts";
 export { MAX_BACKLOG_BYTES } from "./backlog.ts";
 
+/**
+ * How long {@link Sender.stop} waits for the records of the transfers it closes to be written:
+ * bounded, so shutdown is (with the transport's own bound) a few seconds at most.
+ */
+const SHUTDOWN_RECORDS_MS = 2000;
+
 /** How often the timer drops the rate buckets of devices that have refilled. */
 const SWEEP_EVERY_MS = 1000;
 
@@ -187,7 +193,7 @@ export class Sender {
     for (const t of this.#ctx.transfers.all()) {
       this.#ctx.safely(() => t.dispatch({ type: "shutdown", retryAfterMs }, now));
     }
-    await new Promise((r) => setTimeout(r, 0));
+    await this.#ctx.recorder.flush(SHUTDOWN_RECORDS_MS);
   }
 
   #closed(end: TransferEnd): void {
