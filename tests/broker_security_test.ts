@@ -411,11 +411,25 @@ async function assertLegitimateDownload(w: World, id = "devA"): Promise<void> {
   const result = await w.download(id);
   assertEquals(result.status, "VERIFIED", `${id}: ${result.detail}; broker log: ${w.broker.log()}`);
   assertEquals(result.sha256, result.expectedSha256);
-  const records = await w.running.catalog.listDeviceStatus();
+  const records = await recordedStatus(w, id);
   assert(
     records.some((r) => r.deviceId === id && r.status === "VERIFIED"),
     JSON.stringify(records),
   );
+}
+
+/**
+ * The device status records once `id`'s VERIFIED is among them, or after 3 s: the sender writes
+ * a record after the device has sent it, so a device's run can end before its record is written.
+ */
+async function recordedStatus(w: World, id: string) {
+  const end = Date.now() + 3000;
+  for (;;) {
+    const records = await w.running.catalog.listDeviceStatus();
+    const found = records.some((r) => r.deviceId === id && r.status === "VERIFIED");
+    if (found || Date.now() > end) return records;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 // ---- the legitimate path ----
@@ -474,7 +488,7 @@ Deno.test({
         "VERIFIED",
         `${stdout}\n${new TextDecoder().decode(out.stderr)}\nbroker: ${w.broker.log()}`,
       );
-      const records = await w.running.catalog.listDeviceStatus();
+      const records = await recordedStatus(w, "fw-1");
       assert(records.some((r) => r.deviceId === "fw-1" && r.status === "VERIFIED"));
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});

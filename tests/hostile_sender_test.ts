@@ -392,15 +392,19 @@ Deno.test("image bytes in use by open transfers count toward cache.maxBytes: bey
     const held = () => _catalogInternals(catalog).cachedBytes();
     const answers = (id: string) => broker.on(`ota/dev/${id}/data`).map((p) => peekType(p));
     // One device walking every version: each request supersedes (and releases) the last.
+    const manifests = (id: string) => answers(id).filter((t) => t === MessageType.MANIFEST).length;
     for (let i = 0; i < 12; i++) {
       await ask("walker", `1.0.${i}`);
-      await new Promise((r) => setTimeout(r, 30));
+      for (let k = 0; k < 500 && manifests("walker") <= i; k++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       assert(held() <= 3 * SIZE, `${held()} bytes held after version ${i}`);
     }
-    assertEquals(answers("walker").filter((t) => t === MessageType.MANIFEST).length, 12);
+    assertEquals(manifests("walker"), 12);
     // Five devices at once on five other versions: two fit beside the walker's, then BUSY.
     for (let i = 0; i < 5; i++) await ask(`d${i}`, `1.0.${i}`);
-    await new Promise((r) => setTimeout(r, 100));
+    const answered = () => [0, 1, 2, 3, 4].every((i) => answers(`d${i}`).length > 0);
+    for (let k = 0; k < 500 && !answered(); k++) await new Promise((r) => setTimeout(r, 10));
     assert(held() <= 3 * SIZE, `${held()} bytes held`);
     const served = [0, 1, 2, 3, 4].filter((i) => answers(`d${i}`).includes(MessageType.MANIFEST));
     assertEquals(served.length, 2);
