@@ -51,8 +51,9 @@ UndefinedBehaviorSanitizer) in firmware/build-fuzz and runs them for N seconds i
                  any topic (whole or in fragments), chunks, runs of chunks, clock steps, ERRORs
                  and MANIFESTs; it must publish only valid messages in its own namespace and
                  never report VERIFIED for bytes that do not hash to the image
-This runs the C++ fuzzing only: the TypeScript side (hostile messages against a running sender)
-is part of deno task test.
+This runs the C++ fuzzing only. The TypeScript side, hostile messages against a sender serving
+real devices through a real Mosquitto, runs in deno task test (5000 messages) and in
+deno task fuzz-ts (100 000).
 
 A failing input is written to firmware/test/fuzz_regressions/<target>-<kind>-<hash>.hex and the
 run fails; deno task test replays every file there (no clang needed). Fix the core, then rename
