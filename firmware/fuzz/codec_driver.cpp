@@ -14,8 +14,8 @@ namespace {
 
 using namespace ota_core;
 
-constexpr TopicKind kTopicKinds[] = {TopicKind::REQUEST, TopicKind::DATA, TopicKind::ACK,
-                                     TopicKind::STATUS, TopicKind::ERROR};
+constexpr TopicKind kTopicKinds[] = {TopicKind::REQUEST, TopicKind::DATA,  TopicKind::ACK,
+                                     TopicKind::STATUS,  TopicKind::ERROR, TopicKind::OFFER};
 constexpr size_t kTopicKindCount = sizeof kTopicKinds / sizeof kTopicKinds[0];
 constexpr const char* kPrefix = "ota";
 constexpr const char* kDeviceId = "dev-1";
@@ -68,6 +68,12 @@ bool encodeRefusesShortBuffers(MessageType type, const uint8_t* p, size_t n) {
         Status m;
         decodeStatus(p, n, m);
         encoded = encodeStatus(m, out.data(), capacity);
+        break;
+      }
+      case MessageType::OFFER: {
+        Offer m;
+        decodeOffer(p, n, m);
+        encoded = encodeOffer(m, out.data(), capacity);
         break;
       }
     }
@@ -148,6 +154,16 @@ DecodeError decodeAs(MessageType type, const std::vector<uint8_t>& msg, const ch
       encoded = encodeStatus(m, out.data(), out.size());
       break;
     }
+    case MessageType::OFFER: {
+      Offer m;
+      e = decodeOffer(p, n, m);
+      if (e != DecodeError::NONE) return e;
+      hasTransferId = false;  // bytes 4..8 of an OFFER are its jitterMs
+      viewsInside = inside(m.rolloutId, p, n) && inside(m.product, p, n) &&
+                    inside(m.version, p, n);
+      encoded = encodeOffer(m, out.data(), out.size());
+      break;
+    }
   }
   if (!viewsInside) {
     broken = "a decoded field points outside the message";
@@ -211,7 +227,8 @@ const char* fuzzCodec(const uint8_t* data, size_t size) {
 
   const char* broken = nullptr;
   for (MessageType t : {MessageType::REQUEST, MessageType::MANIFEST, MessageType::ERROR,
-                        MessageType::CHUNK, MessageType::ACK, MessageType::STATUS}) {
+                        MessageType::CHUNK, MessageType::ACK, MessageType::STATUS,
+                        MessageType::OFFER}) {
     DecodeError e = decodeAs(t, msg, broken);
     if (broken != nullptr) return broken;
     if (header != DecodeError::NONE && e != header) {

@@ -8,7 +8,7 @@
 
 namespace ota_fuzz {
 
-/// Input layout: byte 0 picks the topic kind the message arrived on (modulo the five kinds of
+/// Input layout: byte 0 picks the topic kind the message arrived on (modulo the six kinds of
 /// protocol §2); the rest is the message. Properties checked:
 /// - every decoder returns without a sanitizer report, and a decoder of another type than the
 ///   header's refuses with the header's error or UNEXPECTED_TYPE;

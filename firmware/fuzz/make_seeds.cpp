@@ -21,13 +21,14 @@ using ota_fuzz::ReceiverInputBuilder;
 
 namespace {
 
-/// Topic-kind bytes of codec_driver (REQUEST, DATA, ACK, STATUS, ERROR) that carry each file's
-/// message type.
+/// Topic-kind bytes of codec_driver (REQUEST, DATA, ACK, STATUS, ERROR, OFFER) that carry each
+/// file's message type.
 std::vector<uint8_t> kindsOf(const std::string& file) {
   if (file == "request") return {0};
   if (file == "manifest" || file == "chunk") return {1};
   if (file == "error") return {1, 4};
   if (file == "ack") return {2};
+  if (file == "offer") return {5};
   return {2, 3};  // status
 }
 
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
     fs::create_directories(out / "receiver");
     std::vector<std::vector<uint8_t>> messages;
     size_t codec = 0;
-    for (const char* file : {"request", "manifest", "error", "chunk", "ack", "status"}) {
+    for (const char* file : {"request", "manifest", "error", "chunk", "ack", "status", "offer"}) {
       Value doc = json_mini::parseFile((vectors / (std::string(file) + ".json")).string());
       const Value& vs = doc["vectors"];
       for (size_t i = 0; i < vs.array.size(); ++i) {

@@ -147,12 +147,12 @@ TEST(FuzzDrivers, ReceiverDriverBacksOffOnBusyAndAsksAgain) {
 }
 
 TEST(FuzzDrivers, CodecDriverHoldsForEveryGoldenVector) {
-  for (const char* file : {"request", "manifest", "error", "chunk", "ack", "status"}) {
+  for (const char* file : {"request", "manifest", "error", "chunk", "ack", "status", "offer"}) {
     json_mini::Value doc =
         json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/" + file + ".json");
     for (const json_mini::Value& v : doc["vectors"].array) {
       if (!v.has("hex")) continue;
-      for (uint8_t kind = 0; kind < 5; ++kind) {
+      for (uint8_t kind = 0; kind < 6; ++kind) {
         std::vector<uint8_t> input{kind};
         std::vector<uint8_t> msg = json_mini::hex(v["hex"].string);
         input.insert(input.end(), msg.begin(), msg.end());
