@@ -59,6 +59,8 @@ export interface NativePipeOptions extends NativePipeShape {
   url: string;
   /** Chunk payload bytes to move; the message count is this divided by `chunkBytes`. */
   totalBytes: number;
+  /** The run fails after this long; default 120 s. */
+  timeoutSeconds?: number;
 }
 
 /** One run of the native pipe. */
@@ -167,7 +169,7 @@ export async function runNativePipe(
     ["--ack-bytes", ACK_BYTES],
     ["--correlation-bytes", CORRELATION_BYTES],
     ["--warmup", Math.floor(messages * WARMUP_FRACTION)],
-    ["--timeout", PIPE_TIMEOUT_SECONDS],
+    ["--timeout", options.timeoutSeconds ?? PIPE_TIMEOUT_SECONDS],
   ].flat().map(String);
   const o = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder();
