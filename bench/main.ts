@@ -13,7 +13,15 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import {
+  EXIT_OK,
+  intOption,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../src/command/args.ts";
+import { formatBytes, formatTable, MiB } from "../src/format/mod.ts";
+import { MAX_WINDOW } from "../src/protocol/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { type CeilingResult, measureCeiling } from "./ceiling.ts";
 import { cpuSecondsBetween, readCpu } from "./cpu_clock.ts";
@@ -29,13 +37,12 @@ import { checkNativeTargets, type TargetVerdict } from "./native_targets.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
 
-const MiB = 1048576;
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
 /** Fleets from this size up run their devices in worker processes. */
 const DEFAULT_WORKERS_FROM = 1000;
 
-const HELP = `Usage: deno task bench [-- options]
+const HELP = `Usage: deno task bench [--] [options]
 
 Measures the OTA sender against the raw MQTT ceiling of a Mosquitto it starts itself and
 a native C pipe on libmosquitto (bench/native/pipe.c, built with cc): single transfers, a
@@ -65,36 +72,49 @@ interface Args {
   workersFrom: number;
 }
 
-function parse(): Args | null {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean" },
-      json: { type: "boolean" },
-      only: { type: "string" },
-      fleet: { type: "string" },
-      "data-qos": { type: "string" },
-      window: { type: "string" },
-      workers: { type: "string" },
-      "workers-from": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
+/** Sections of a run, in the order they run. */
+const SECTIONS = ["ceiling", "single", "slow", "fleet"];
+
+/** Parses the command line; `null` when it asked for help (printed here). */
+function parse(argv: string[]): Args | null {
+  const { values } = parseCommandLine(argv, {
+    quick: { type: "boolean" },
+    json: { type: "boolean" },
+    only: { type: "string" },
+    fleet: { type: "string" },
+    "data-qos": { type: "string" },
+    window: { type: "string" },
+    workers: { type: "string" },
+    "workers-from": { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(HELP);
     return null;
   }
   const quick = values.quick === true;
+  const only = String(values.only ?? SECTIONS.join(",")).split(",");
+  const unknown = only.find((s) => !SECTIONS.includes(s));
+  if (unknown !== undefined) {
+    throw new UsageError(
+      `option "--only" names "${unknown}", expected a comma-separated list of ${
+        SECTIONS.join(",")
+      }`,
+    );
+  }
+  const fleet = String(values.fleet ?? (quick ? "1,10,100" : "1,10,100,1000")).split(",")
+    .map((n) => intOption(n, "--fleet", { min: 1, max: 100000 })!);
+  const dataQos = intOption(values["data-qos"], "--data-qos", { min: 0, max: 1 });
   return {
     quick,
     json: values.json === true,
-    only: new Set((values.only ?? "ceiling,single,slow,fleet").split(",")),
-    fleet: (values.fleet ?? (quick ? "1,10,100" : "1,10,100,1000")).split(",").map(Number),
-    dataQos: values["data-qos"] === undefined ? undefined : Number(values["data-qos"]) as 0 | 1,
-    window: values.window === undefined ? undefined : Number(values.window),
-    workers: Number(values.workers ?? DEFAULT_WORKERS),
-    workersFrom: Number(values["workers-from"] ?? DEFAULT_WORKERS_FROM),
+    only: new Set(only),
+    fleet,
+    dataQos: dataQos as 0 | 1 | undefined,
+    window: intOption(values.window, "--window", { min: 1, max: MAX_WINDOW }),
+    workers: intOption(values.workers, "--workers", { min: 0, max: 64 }) ?? DEFAULT_WORKERS,
+    workersFrom: intOption(values["workers-from"], "--workers-from", { min: 1 }) ??
+      DEFAULT_WORKERS_FROM,
   };
 }
 
@@ -124,12 +144,12 @@ interface SingleCase {
 async function main(): Promise<number> {
   let args: Args | null;
   try {
-    args = parse();
+    args = parse(Deno.args);
   } catch (err) {
-    console.error(`${(err as Error).message}; see deno task bench -- --help`);
-    return 2;
+    if (err instanceof UsageError) return reportUsage("bench", err);
+    throw err;
   }
-  if (!args) return 0;
+  if (!args) return EXIT_OK;
   const q = args.quick;
   const sizes = {
     ceilingBytes: q ? 32 * MiB : 64 * MiB,
@@ -477,10 +497,8 @@ function table(out: Record<string, unknown>): string {
   lines.push(
     `mqtt-ota bench (${out.mode}) — ${m.nproc} × ${m.cpu}, Deno ${m.deno}, Mosquitto ${m.mosquitto}`,
   );
-  const grid = (head: string[], rows: unknown[][]) => {
-    const cells = [head, ...rows.map((r) => r.map((c) => String(c)))];
-    const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-    lines.push(...cells.map((r) => "  " + r.map((c, i) => c.padStart(w[i])).join("  ")));
+  const grid = (head: string[], rows: Array<Array<string | number>>) => {
+    lines.push(formatTable(head, rows, { indent: "  ", right: head.map((_, i) => i) }));
   };
   if (out.ceiling) {
     lines.push("", "Ceiling: raw MQTT QoS 1 publish → subscribe through the same broker");
@@ -517,7 +535,7 @@ function table(out: Record<string, unknown>): string {
       ["case", "image", "MiB/s", "× ceiling", "× native", "(at B)", "CPU s/MiB", "× native CPU"],
       (out.single as Record<string, number | string>[]).map((r) => [
         r.case,
-        `${(Number(r.imageBytes) / MiB).toFixed(1)} MiB`,
+        formatBytes(Number(r.imageBytes)),
         Number(r.mibPerSecond).toFixed(2),
         Number(r.ratioToCeiling).toFixed(2),
         Number(r.ratioToNative).toFixed(2),
@@ -564,7 +582,7 @@ function table(out: Record<string, unknown>): string {
       ],
       (out.fleet as Record<string, number>[]).map((r) => [
         r.devices,
-        `${(r.imageBytes / 1024).toFixed(0)} KiB`,
+        formatBytes(r.imageBytes),
         r.aggregateMibPerSecond.toFixed(1),
         r.ratioToCeiling.toFixed(2),
         r.ratioToNative.toFixed(2),

@@ -7,14 +7,15 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from "./command/args.ts";
 import { findMosquitto, startEmbeddedBroker, startMosquitto } from "./broker/mod.ts";
 import { makeSampleImage } from "./catalog/mod.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "./sender/mod.ts";
+import { formatRate, transferRate } from "./format/mod.ts";
 import { formatSummary, Terminal } from "./sim/progress.ts";
 import { runDevices } from "./sim/run_devices.ts";
 
-const USAGE = `Usage: deno task demo [-- options]
+const USAGE = `Usage: deno task demo [--] [options]
 
 Runs a broker, a catalog with the sample image asset/blink-1.1.0.bin, the sender and simulated
 ESP32 devices in one process; each device downloads the image over MQTT, checks its SHA-256
@@ -34,35 +35,31 @@ const PREFIX = "ota";
 const SENDER_ID = "demo-sender";
 /** How long the demo waits for the sender to record the devices' STATUS before stopping it. */
 const SETTLE_MS = 3000;
+/** Simulated devices when no `--count` is given. */
+const DEFAULT_DEMO_DEVICES = 3;
+/** Most simulated devices the demo runs. */
+const MAX_DEMO_DEVICES = 1000;
 
 /** Runs the demo; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   let values;
+  let count: number;
   try {
-    ({ values } = parseArgs({
-      args: args[0] === "--" ? args.slice(1) : args,
-      strict: true,
-      options: {
-        count: { type: "string", default: "3" },
-        verbose: { type: "boolean", default: false },
-        embedded: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
+    values = parseCommandLine(args, {
+      count: { type: "string" },
+      verbose: { type: "boolean" },
+      embedded: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    }).values;
+    count = intOption(values.count, "--count", { min: 1, max: MAX_DEMO_DEVICES }) ??
+      DEFAULT_DEMO_DEVICES;
   } catch (err) {
-    console.error(`${(err as Error).message}; see deno task demo -- --help`);
-    return 2;
+    if (err instanceof UsageError) return reportUsage("demo", err);
+    throw err;
   }
   if (values.help) {
     console.log(USAGE);
-    return 0;
-  }
-  const count = Number(values.count);
-  if (!/^\d+$/.test(values.count) || count < 1 || count > 1000) {
-    console.error(
-      `Option "--count" is "${values.count}", expected 1 to 1000; see deno task demo -- --help`,
-    );
-    return 2;
+    return EXIT_OK;
   }
 
   const term = Terminal.stderr();
@@ -86,7 +83,7 @@ export async function main(args: string[]): Promise<number> {
       say("!".repeat(78));
       say(
         `!!! ${
-          values.embedded ? "--embedded" : "Mosquitto is not installed"
+          values.embedded === true ? "--embedded" : "Mosquitto is not installed"
         }: using the EMBEDDED ` +
           `aedes broker on ${url}, MQTT 3.1.1 only.`,
       );
@@ -132,7 +129,7 @@ export async function main(args: string[]): Promise<number> {
         protocolVersion,
         prefix: PREFIX,
       },
-      { terminal: term, verbose: values.verbose },
+      { terminal: term, verbose: values.verbose === true },
     );
     const settleEnd = Date.now() + SETTLE_MS;
     while (sender.openTransfers().length > 0 && Date.now() < settleEnd) {
@@ -147,7 +144,9 @@ export async function main(args: string[]): Promise<number> {
       const same = r.sha256 === meta.sha256;
       console.log(
         `${r.deviceId} ${r.status} sha256 ${r.sha256 || "-"} ` +
-          `${same ? "== catalog" : "!= catalog " + meta.sha256} ${r.mibPerSecond.toFixed(2)} MiB/s`,
+          `${same ? "== catalog" : "!= catalog " + meta.sha256} ${
+            formatRate(transferRate(r.bytesWritten, r.seconds))
+          }`,
       );
     }
     const recorded = await catalog.listTransfers(count * 2);

@@ -52,6 +52,7 @@ function transfer(n: number): TransferRecord {
     seconds: 1.5,
     resends: 0,
     outcome: "VERIFIED",
+    ok: true,
     startedAt: "2025-01-01T00:00:00.000Z",
     endedAt: "2025-01-01T00:00:01.500Z",
     senderId: "sender-a",

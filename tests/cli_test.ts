@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, formatSize, runOta } from "../src/cli/ota.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runOta } from "../src/cli/ota.ts";
+import { loadCommandConfig } from "../src/sender/config.ts";
 
 interface Run {
   code: number;
@@ -36,7 +37,7 @@ async function workspace() {
     const code = await runOta(args, {
       stdout: writer(out),
       stderr: writer(err),
-      env: (name) => env[name],
+      env,
       cwd: dir,
     });
     return { code, stdout: out.join(""), stderr: err.join("") };
@@ -46,7 +47,33 @@ async function workspace() {
     kv,
     ota: (...args: string[]) => run([...args, "--kv", kv]),
     run,
+    /** Opens (creating) the workspace's catalog directly, to record history into it. */
+    openCatalog: async () => {
+      await Deno.mkdir(`${dir}/data`, { recursive: true });
+      return await Catalog.open(kv);
+    },
     cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+/** Transfer record `n` of device `dev-<n>`; `overrides` change any field. */
+function transferRecord(n: number, overrides: Partial<TransferRecord> = {}): TransferRecord {
+  return {
+    transferId: n,
+    deviceId: `dev-${n}`,
+    sha256: "ab".repeat(32),
+    product: "blink",
+    version: "1.1.0",
+    bytes: 262144,
+    startOffset: 0,
+    seconds: 2,
+    resends: n,
+    outcome: n === 2 ? "HASH_MISMATCH" : "VERIFIED",
+    ok: n !== 2,
+    startedAt: "2025-01-01T00:00:00.000Z",
+    endedAt: `2025-01-01T00:00:0${n}.000Z`,
+    senderId: "sender-a",
+    ...overrides,
   };
 }
 
@@ -135,6 +162,8 @@ Deno.test("image add refuses a contradicting version, a duplicate and a missing 
 Deno.test("image list prints an aligned table with short SHA-256 and human sizes", async () => {
   const w = await workspace();
   try {
+    await w.ota("image", "add", "blink-1.1.0.bin");
+    await w.ota("image", "rm", "blink@1.1.0");
     const empty = await w.ota("image", "list");
     assert.equal(empty.code, EXIT_OK);
     assert.match(empty.stdout, /^No images\. Add one with: deno task ota -- image add <file>\n$/);
@@ -205,24 +234,9 @@ Deno.test("image rm removes the image so list no longer shows it", async () => {
 Deno.test("transfers and devices list recorded history newest first", async () => {
   const w = await workspace();
   try {
+    const catalog = await w.openCatalog();
     assert.match((await w.ota("transfers")).stdout, /No transfers recorded yet/);
-    await Deno.mkdir(`${w.dir}/data`, { recursive: true });
-    const catalog = await Catalog.open(w.kv);
-    const t = (n: number): TransferRecord => ({
-      transferId: n,
-      deviceId: `dev-${n}`,
-      sha256: "ab".repeat(32),
-      product: "blink",
-      version: "1.1.0",
-      bytes: 262144,
-      startOffset: 0,
-      seconds: 2,
-      resends: n,
-      outcome: n === 2 ? "HASH_MISMATCH" : "VERIFIED",
-      startedAt: "2025-01-01T00:00:00.000Z",
-      endedAt: `2025-01-01T00:00:0${n}.000Z`,
-      senderId: "sender-a",
-    });
+    const t = (n: number) => transferRecord(n);
     await catalog.recordTransfer(t(1));
     await catalog.recordTransfer(t(2));
     await catalog.recordDeviceStatus({
@@ -238,7 +252,7 @@ Deno.test("transfers and devices list recorded history newest first", async () =
     const r = await w.ota("transfers");
     assert.equal(r.code, EXIT_OK, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
-    assert.match(lines[0], /^ENDED +DEVICE +IMAGE +OUTCOME +SENT +TIME +RATE +RESENDS +SENDER$/);
+    assert.match(lines[0], /^ENDED +DEVICE +IMAGE +OUTCOME +ACKED +TIME +RATE +RESENDS +SENDER$/);
     assert.match(
       lines[1],
       /^2025-01-01 00:00:02 {2}dev-2 +blink@1\.1\.0 {2}HASH_MISMATCH +256\.0 KiB/,
@@ -332,13 +346,14 @@ Deno.test("usage errors print one line naming the fix and exit 2", async () => {
       EXIT_USAGE,
       /unexpected argument "extra"/,
     );
+    assert.equal((await w.ota("image", "add", "blink-1.1.0.bin")).code, EXIT_OK);
     assertOneErrorLine(await w.ota("image", "show", "abc"), EXIT_USAGE, /reference "abc"/);
   } finally {
     await w.cleanup();
   }
 });
 
-Deno.test("the KV path comes from --kv, else OTA_KV_PATH, and its folder is created", async () => {
+Deno.test("the KV path comes from --kv, else OTA_KV_PATH; image add creates its folder", async () => {
   const w = await workspace();
   try {
     const viaEnv = `${w.dir}/env/sub/ota.kv`;
@@ -353,8 +368,111 @@ Deno.test("the KV path comes from --kv, else OTA_KV_PATH, and its folder is crea
   }
 });
 
-Deno.test("formatSize() uses B, KiB and MiB", () => {
-  assert.equal(formatSize(512), "512 B");
-  assert.equal(formatSize(262144), "256.0 KiB");
-  assert.equal(formatSize(1536 * 1024), "1.50 MiB");
+Deno.test("a catalog that does not exist is refused, not created, except by image add", async () => {
+  const w = await workspace();
+  try {
+    const missing = `${w.dir}/nonexistent/dir/x.kv`;
+    for (const args of [["image", "list"], ["image", "show", "blink@1.1.0"], ["transfers"]]) {
+      assertOneErrorLine(
+        await w.run([...args, "--kv", missing]),
+        EXIT_FAILURE,
+        /Cannot open catalog ".*nonexistent\/dir\/x\.kv": no such file; create it by adding an image \("deno task ota -- image add <file> --kv /,
+      );
+    }
+    assert.equal(await Deno.stat(`${w.dir}/nonexistent`).then(() => true, () => false), false);
+    const added = await w.run(["image", "add", "blink-1.1.0.bin", "--kv", missing]);
+    assert.equal(added.code, EXIT_OK, added.stderr);
+    assert.equal((await w.run(["image", "list", "--kv", missing])).code, EXIT_OK);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+Deno.test("the CLI and the sender take kvPath from the same config file and environment", async () => {
+  const w = await workspace();
+  try {
+    const kv = `${w.dir}/from-config/ota.kv`;
+    await Deno.writeTextFile(
+      `${w.dir}/sender.jsonc`,
+      `{ // the sender's config\n "kvPath": "${kv}" }`,
+    );
+    const added = await w.run(["image", "add", "blink-1.1.0.bin", "--config", "sender.jsonc"]);
+    assert.equal(added.code, EXIT_OK, added.stderr);
+    assert.ok((await Deno.stat(kv)).isFile);
+    const sender = await loadCommandConfig({
+      configFile: "sender.jsonc",
+      env: {},
+      callerDir: w.dir,
+      checkFiles: false,
+    });
+    assert.equal(sender.kvPath, kv);
+    // OTA_KV_PATH beats the file for both.
+    const env = { OTA_KV_PATH: `${w.dir}/env.kv` };
+    const viaEnv = await loadCommandConfig({ configFile: `${w.dir}/sender.jsonc`, env });
+    assert.equal(viaEnv.kvPath, `${w.dir}/env.kv`);
+    const cli = await w.run(["image", "add", "blink-1.1.0.bin", "--config", "sender.jsonc"], env);
+    assert.equal(cli.code, EXIT_OK, cli.stderr);
+    assert.ok((await Deno.stat(`${w.dir}/env.kv`)).isFile);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+Deno.test("image add warns when the version is not a semantic version, and still adds it", async () => {
+  const w = await workspace();
+  try {
+    const r = await w.ota(
+      "image",
+      "add",
+      "notes.txt",
+      "--generic",
+      "--product",
+      "cfg",
+      "--version",
+      "nightly",
+    );
+    assert.equal(r.code, EXIT_OK, r.stderr);
+    assert.match(r.stdout, /^Added cfg@nightly/);
+    assert.match(
+      r.stderr,
+      /^ota image add: warning: version "nightly" is not a semantic version \(MAJOR\.MINOR\.PATCH such as 1\.4\.2/,
+    );
+    const semver = await w.ota("image", "add", "blink-1.1.0.bin");
+    assert.equal(semver.stderr, "");
+  } finally {
+    await w.cleanup();
+  }
+});
+
+Deno.test("device-supplied control characters are escaped and cannot forge a table row", async () => {
+  const w = await workspace();
+  try {
+    const catalog = await w.openCatalog();
+    const forged = "2025-01-01 00:09:00  dev-9  VERIFIED";
+    await catalog.recordDeviceStatus({
+      deviceId: "dev\x1b[2J-1",
+      status: "BOOTED",
+      sha256: "ab".repeat(32),
+      version: "1.1.0",
+      detail: `ok\n${forged}`,
+      at: "2025-01-01T00:01:00.000Z",
+    });
+    await catalog.recordTransfer(transferRecord(1, { deviceId: "dev\r-2" }));
+    catalog.close();
+    const d = await w.ota("devices");
+    assert.equal(d.code, EXIT_OK, d.stderr);
+    // deno-lint-ignore no-control-regex -- the point: no raw control character reaches the terminal
+    assert.doesNotMatch(d.stdout, /[\x00-\x09\x0b-\x1f\x7f]/);
+    const lines = d.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2, d.stdout);
+    assert.match(
+      lines[1],
+      /dev\\e\[2J-1 +BOOTED .* ok\\n2025-01-01 00:09:00 {2}dev-9 {2}VERIFIED$/,
+    );
+    const t = await w.ota("transfers");
+    assert.equal(t.stdout.trimEnd().split("\n").length, 2, t.stdout);
+    assert.match(t.stdout, /dev\\r-2/);
+  } finally {
+    await w.cleanup();
+  }
 });

@@ -5,20 +5,11 @@
  */
 
 import { assert, assertEquals } from "./_assert.ts";
+import { type CommandRun, runDeno } from "./_run.ts";
 
 /** Runs src/demo.ts with `args` from the project root; returns its exit code and output. */
-async function runDemo(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../src/demo.ts", import.meta.url).pathname, ...args],
-    cwd: new URL("..", import.meta.url).pathname,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+function runDemo(...args: string[]): Promise<CommandRun> {
+  return runDeno(["run", "-A", "src/demo.ts", ...args]);
 }
 
 Deno.test("deno run -A src/demo.ts exits 0 and reports 3 devices VERIFIED", async () => {

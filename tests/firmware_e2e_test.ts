@@ -10,9 +10,9 @@
  * @module
  */
 
-import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
+import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
 import { generateSigningKeys, signerFromPem } from "../src/protocol/mod.ts";
-import { Sender, type SenderCatalog, type TransferSummary } from "../src/sender/mod.ts";
+import { Sender, type SenderCatalog } from "../src/sender/mod.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
@@ -66,7 +66,7 @@ interface Harness {
   sender: Sender;
   sha256: string;
   size: number;
-  summaries: TransferSummary[];
+  summaries: TransferRecord[];
   statuses: string[];
 }
 
@@ -110,7 +110,7 @@ async function withSender(
       timing: { ackTimeoutMs: 500, statusTimeoutMs: 5000 },
       sign: options.sign,
     });
-    const summaries: TransferSummary[] = [];
+    const summaries: TransferRecord[] = [];
     sender.onTransferEnd((s) => summaries.push(s));
     await fn({ sender, sha256: meta.sha256, size: meta.size, summaries, statuses });
   } finally {

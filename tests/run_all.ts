@@ -5,13 +5,32 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../src/command/args.ts";
 
-const HELP = `Usage: deno task test [-- --only deno|cpp] [-- deno test filter args]
+/** Debian packages the whole suite needs. */
+const APT_PACKAGES = "cmake g++ libgtest-dev libmosquitto-dev libmbedtls-dev mosquitto";
 
-Builds firmware/host with CMake and runs ctest, then runs deno test over tests/.
-Needs cmake, g++, libgtest-dev, libmosquitto-dev, libmbedtls-dev and mosquitto (apt); .ci/run
-installs them. Set OTA_REQUIRE_MOSQUITTO=1 to make a missing Mosquitto a failure.`;
+const HELP = `Usage: deno task test [--] [options] [-- deno test arguments]
+
+Builds firmware/host with CMake and runs its C++ tests (ctest), then runs deno test over tests/.
+
+Options:
+  --only cpp|deno   run only the C++ tests, or only the Deno tests
+  -h, --help        this text
+
+Other arguments go to deno test (options of deno test after a second "--"), e.g.
+  deno task test --only deno tests/cli_test.ts
+  deno task test -- --only deno -- --filter "image add"
+
+Needs ${APT_PACKAGES}
+(apt-get install -y ${APT_PACKAGES}); .ci/run installs them.
+Set OTA_REQUIRE_MOSQUITTO=1 to make a missing Mosquitto a failure instead of skipped tests.`;
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -21,7 +40,17 @@ const counts = { passed: 0, failed: 0 };
 /** Runs a command, streaming its output, and adds the test counts its output reports. */
 async function run(cmd: string, args: string[], cwd = root): Promise<boolean> {
   console.log(`\n$ ${cmd} ${args.join(" ")}`);
-  const child = new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "inherit" }).spawn();
+  let child;
+  try {
+    child = new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "inherit" }).spawn();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    console.error(
+      `${cmd} is not installed: install the build tools with apt-get install -y ${APT_PACKAGES}, ` +
+        `or run only the Deno tests with deno task test --only deno`,
+    );
+    return false;
+  }
   let tail = "";
   const text = new TextDecoder();
   for await (const part of child.stdout) {
@@ -70,16 +99,23 @@ async function cpp(): Promise<boolean> {
     await run("ctest", ["--test-dir", build, "--output-on-failure"]);
 }
 
-async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    options: { only: { type: "string" }, help: { type: "boolean", short: "h" } },
-    allowPositionals: true,
-    strict: true,
-  });
+async function main(args: string[]): Promise<number> {
+  let values, positionals;
+  try {
+    ({ values, positionals } = parseCommandLine(args, {
+      only: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    }, { positionals: true }));
+    if (values.only !== undefined && values.only !== "cpp" && values.only !== "deno") {
+      throw new UsageError(`option "--only" is "${values.only}", expected cpp or deno`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return reportUsage("test", err);
+    throw err;
+  }
   if (values.help) {
     console.log(HELP);
-    return 0;
+    return EXIT_OK;
   }
   const results: Array<[string, boolean]> = [];
   if (values.only !== "deno") results.push(["C++ (ctest)", await cpp()]);
@@ -98,7 +134,7 @@ async function main(): Promise<number> {
   console.log("\nSummary:");
   for (const [name, ok] of results) console.log(`  ${ok ? "ok  " : "FAIL"} ${name}`);
   console.log(`${counts.passed} passed, ${counts.failed} failed`);
-  return results.every(([, ok]) => ok) ? 0 : 1;
+  return results.every(([, ok]) => ok) ? EXIT_OK : EXIT_FAILURE;
 }
 
-Deno.exit(await main());
+Deno.exit(await main(Deno.args));

@@ -18,12 +18,8 @@ import {
   StatusCode,
   toHex,
 } from "../src/protocol/mod.ts";
-import {
-  Sender,
-  type SenderCatalog,
-  type SenderImageMeta,
-  type TransferSummary,
-} from "../src/sender/sender.ts";
+import type { ImageMeta, TransferRecord } from "../src/catalog/mod.ts";
+import { Sender, type SenderCatalog } from "../src/sender/sender.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
 import { request } from "./_fixtures.ts";
 
@@ -32,7 +28,7 @@ const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
 
 /** A catalog with one image, for unit tests only (the real one is tested in catalog_test.ts). */
 function fakeCatalog(): SenderCatalog & { transfers: unknown[]; statuses: unknown[] } {
-  const meta: SenderImageMeta = {
+  const meta: ImageMeta = {
     addedAt: "2026-01-01T00:00:00.000Z",
     sha256: SHA,
     name: "fw.bin",
@@ -81,7 +77,7 @@ async function setup(options: { maxTransfers?: number } = {}) {
   await device.subscribe(["ota/dev/#"]);
   const inbox: Array<{ topic: string; payload: Uint8Array; responseTopic?: string }> = [];
   device.onMessage((m) => inbox.push(m));
-  const ended: TransferSummary[] = [];
+  const ended: TransferRecord[] = [];
   sender.onTransferEnd((s) => ended.push(s));
   const settle = () => new Promise((r) => setTimeout(r, 10));
   return { broker, catalog, sender, device, inbox, ended, settle };
@@ -393,5 +389,38 @@ Deno.test("thousands of random and mutated messages on every inbound topic never
       m.topic === "ota/dev/d9/data" && peekType(m.payload) === MessageType.MANIFEST
     ),
   );
+  await sender.stop();
+});
+
+Deno.test("a new request from the same device supersedes its open transfer, recorded with the bytes acknowledged", async () => {
+  const { device, inbox, settle, sender, ended, catalog } = await setup();
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  const first = decodeManifest(
+    inbox.find((m) => peekType(m.payload) === MessageType.MANIFEST)!.payload,
+  );
+  await device.publish(
+    first.ackTopic,
+    encodeAck({ transferId: first.transferId, nextIndex: 2, nack: 0 }),
+    { qos: 1 },
+  );
+  await settle();
+  inbox.length = 0;
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await settle();
+  assertEquals(ended.map((e) => [e.transferId, e.outcome, e.bytes, e.ok]), [
+    [first.transferId, "SUPERSEDED", 2 * 1024, false],
+  ]);
+  assertEquals(catalog.transfers.length, 1);
+  assertEquals(errorsOn(inbox, "ota/dev/d1/data"), [], "superseding is silent");
+  const open = sender.openTransfers();
+  assertEquals(open.length, 1);
+  assert(open[0].transferId !== first.transferId);
   await sender.stop();
 });

@@ -7,8 +7,8 @@
  */
 
 import { type RunningMosquitto, startEmbeddedBroker } from "../src/broker/mod.ts";
-import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
-import { Sender, type SenderOptions, type TransferSummary } from "../src/sender/sender.ts";
+import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
+import { Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { generateSigningKeys, signerFromPem } from "../src/protocol/signing.ts";
 import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
@@ -27,7 +27,7 @@ interface Harness {
   sender: Sender;
   sha256: string;
   size: number;
-  summaries: TransferSummary[];
+  summaries: TransferRecord[];
 }
 
 /** Starts a catalog with one sample image and a sender on `url`, runs `fn`, tears all down. */
@@ -59,7 +59,7 @@ async function withSender(
       timing: { ackTimeoutMs: 300, statusTimeoutMs: 3000 },
       ...options.sender,
     });
-    const summaries: TransferSummary[] = [];
+    const summaries: TransferRecord[] = [];
     sender.onTransferEnd((s) => summaries.push(s));
     await fn({ url, sender, sha256: meta.sha256, size: meta.size, summaries });
     // The sender closes a transfer when the STATUS arrives, just after the device resolves.

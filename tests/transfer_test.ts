@@ -14,10 +14,18 @@ import {
   peekType,
   StatusCode,
 } from "../src/protocol/mod.ts";
-import { Transfer, type TransferImage, type TransferTiming } from "../src/sender/transfer.ts";
+import {
+  DEFAULT_TIMING,
+  Transfer,
+  type TransferEnd,
+  type TransferImage,
+  type TransferTiming,
+} from "../src/sender/transfer.ts";
+import { transferRecord } from "../src/sender/recording.ts";
 
 const TIMING: TransferTiming = {
   ackTimeoutMs: 100,
+  minResendTimeoutMs: 50,
   maxAckTimeoutMs: 400,
   maxRetries: 3,
   statusTimeoutMs: 1000,
@@ -51,10 +59,12 @@ function setup(
     adaptive?: boolean;
     startOffset?: number;
     mayPublish?: (t: Transfer) => boolean;
+    timing?: TransferTiming;
   } = {},
 ) {
   const sent: Uint8Array[] = [];
-  let closed: Transfer | null = null;
+  let closed: TransferEnd | null = null;
+  let ends = 0;
   const chunkSize = opts.chunkSize ?? 256;
   const t = new Transfer({
     transferId: 42,
@@ -68,15 +78,18 @@ function setup(
     correlationData: new Uint8Array([7]),
     dataQos: 0,
     adaptive: opts.adaptive ?? false,
-    timing: TIMING,
+    timing: opts.timing ?? TIMING,
     send: (_topic, payload) => sent.push(payload),
     mayPublish: opts.mayPublish,
-    onClose: (x) => (closed = x),
+    onClose: (x) => {
+      closed = x;
+      ends++;
+    },
   });
   const chunks = () => sent.filter((m) => peekType(m) === 4).map((m) => decodeChunk(m).index);
   const ack = (nextIndex: number, nack = 0, now = 0) =>
     t.dispatch({ type: "ack", ack: { transferId: 42, nextIndex, nack } as Ack }, now);
-  return { t, sent, chunks, ack, closed: () => closed };
+  return { t, sent, chunks, ack, closed: () => closed, ends: () => ends };
 }
 
 Deno.test("Transfer.start() sends the manifest then one window of chunks", () => {
@@ -247,4 +260,85 @@ Deno.test("losses halve the adaptive window but never below the device's ack bat
   assertEquals(t.cwnd, 8);
   t.dispatch({ type: "tick" }, 10000); // an ack timeout
   assertEquals(t.cwnd, 8);
+});
+
+Deno.test("supersede is a row of the table: it closes an open transfer silently as SUPERSEDED", () => {
+  for (const state of ["SENDING", "AWAIT_STATUS"]) {
+    const { t, sent, ack, closed } = setup({ size: 600, chunkSize: 256 });
+    t.start(0);
+    if (state === "AWAIT_STATUS") ack(3, 0, 1);
+    assertEquals(t.state, state);
+    const before = sent.length;
+    t.dispatch({ type: "supersede" }, 2);
+    assertEquals(t.state, "CLOSED");
+    assertEquals(sent.length, before, "nothing is published");
+    assertEquals(closed()?.outcome.outcome, "SUPERSEDED");
+  }
+});
+
+Deno.test("a closed transfer ignores supersede, ACKs and ticks and reports its end once", () => {
+  const { t, ends } = setup();
+  t.start(0);
+  t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 1);
+  t.dispatch({ type: "supersede" }, 2);
+  t.dispatch({ type: "ack", ack: { transferId: 42, nextIndex: 2, nack: 0 } as Ack }, 3);
+  t.dispatch({ type: "tick" }, 10000);
+  assertEquals([t.state, ends()], ["CLOSED", 1]);
+});
+
+Deno.test("a transfer's end reports the bytes acknowledged from its start offset, not the image size", () => {
+  const { t, ack, closed } = setup({ size: 256 * 10, startOffset: 512 });
+  t.start(0);
+  ack(5, 0, 10); // chunks 2..4 acknowledged
+  t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 20);
+  const end = closed()!;
+  assertEquals([end.startOffset, end.bytesAcknowledged], [512, 3 * 256]);
+  assertEquals([end.startedAt, end.endedAt], [0, 20]);
+});
+
+Deno.test("a completed transfer's end counts the short last chunk exactly", () => {
+  const { t, ack, closed } = setup({ size: 600, chunkSize: 256 });
+  t.start(0);
+  ack(3, 0, 1);
+  t.dispatch({ type: "tick" }, 5000);
+  assertEquals(closed()?.bytesAcknowledged, 600);
+});
+
+Deno.test("D1: a Transfer samples the round trip of the newest chunk an ACK newly acknowledges", () => {
+  const { t, ack } = setup({ timing: DEFAULT_TIMING });
+  t.start(1000); // chunks 0..3 sent at 1000
+  assertEquals(t.rto, 2000);
+  ack(2, 0, 1400); // chunk 1 sent at 1000: R = 400 -> 400 + 4·200
+  assertEquals(t.rto, 1200);
+});
+
+Deno.test("D1 (Karn): an ACK of a resent chunk gives no sample; the timeout stays doubled until progress", () => {
+  const { t, chunks, ack } = setup({ timing: DEFAULT_TIMING });
+  t.start(0);
+  ack(1, 0, 300); // R = 300 -> 300 + 4·150 = 900, floored to MIN_RESEND_TIMEOUT_MS
+  assertEquals(t.rto, 1000);
+  t.dispatch({ type: "tick" }, 1300); // timeout: resend 1..4, timeout doubled
+  assertEquals(chunks().slice(-4), [1, 2, 3, 4]);
+  assertEquals(t.rto, 2000);
+  // The ACK of resent chunk 1 comes 5 s later: progress, but no 5000 ms sample.
+  ack(2, 0, 6300);
+  assertEquals([t.rto, t.retries], [1000, 0]);
+});
+
+Deno.test("a transfer's rate interval runs from the MANIFEST to the last ACK, not to STATUS", () => {
+  const { t, ack, closed } = setup({ size: 600, chunkSize: 256, window: 4 });
+  t.start(1000);
+  ack(1, 0, 1200);
+  ack(3, 0, 1500); // last chunk acknowledged 0.5 s after the MANIFEST
+  t.dispatch({ type: "tick" }, 1500 + TIMING.statusTimeoutMs); // no STATUS: closes much later
+  const end = closed()!;
+  assertEquals(end.rateSeconds, 0.5);
+  assertEquals(transferRecord(end, { senderId: "s", endedAt: new Date(0) }).seconds, 0.5);
+});
+
+Deno.test("a transfer that ends without any ACK measures its rate interval to the end", () => {
+  const { t, closed } = setup({ size: 600, chunkSize: 256 });
+  t.start(0);
+  t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 250);
+  assertEquals(closed()!.rateSeconds, 0.25);
 });

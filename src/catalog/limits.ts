@@ -38,8 +38,8 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 export { MAX_PRODUCT_BYTES, MAX_VERSION_BYTES } from "../protocol/limits.ts";
 /** Longest image name in UTF-8 bytes (a protocol `str8`). */
 export const MAX_NAME_BYTES = 255;
-/** Bytes of an ECDSA P-256 signature `r‖s` (protocol §4.2 `signature`). */
-export const SIGNATURE_BYTES = 64;
+/** Bytes of an ECDSA P-256 signature `r‖s`: the protocol's own (§4.2 `signature`). */
+export { SIGNATURE_BYTES } from "../protocol/limits.ts";
 /** Shortest SHA-256 prefix accepted as an image reference. */
 export const MIN_SHA_PREFIX_CHARS = 8;
 

@@ -12,17 +12,15 @@
  * @module
  */
 
+export { type AddImageOptions, admitImage } from "./admission.ts";
 export {
   _catalogInternals,
-  type AddImageOptions,
   Catalog,
   type CatalogInternals,
   type CatalogOptions,
-  type DeviceStatusRecord,
-  type ImageKind,
-  type ImageMeta,
-  type TransferRecord,
 } from "./catalog.ts";
+export { type DeviceStatusRecord, type TransferRecord } from "./history.ts";
+export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";
 export * from "./esp_image.ts";
 export * from "./limits.ts";

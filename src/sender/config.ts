@@ -1,17 +1,23 @@
 /**
  * Sender configuration: JSONC file (config/sender.jsonc), environment overrides named after the
- * key path (broker.url → OTA_BROKER_URL), and validation whose errors name the bad key.
+ * key path (broker.url → OTA_BROKER_URL), command-line overrides, and validation whose errors
+ * name the bad key. The sender and the operator CLI both resolve their settings (the catalog's
+ * KV path above all) through {@link loadCommandConfig}, so they always open the same catalog.
  * @module
  */
 
+import { parse as parseJsoncText, type ParseError, printParseErrorCode } from "jsonc-parser";
+import { isAbsolute, join, resolve } from "node:path";
 import {
-  DEFAULT_WINDOW,
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
 } from "../protocol/mod.ts";
+import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
+import { SENDER_DEFAULTS } from "./options.ts";
+import { DEFAULT_TIMING } from "./transfer.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -49,7 +55,7 @@ export interface SenderConfig {
 export const DEFAULT_CONFIG: SenderConfig = {
   broker: {
     url: "mqtt://127.0.0.1:1883",
-    embedded: true,
+    embedded: false,
     protocolVersion: 5,
     clientId: "",
     username: "",
@@ -62,18 +68,12 @@ export const DEFAULT_CONFIG: SenderConfig = {
   senderId: "",
   kvPath: ".data/ota.kv",
   transfer: {
-    dataQos: 0,
-    defaultChunkSize: 4096,
-    defaultWindow: DEFAULT_WINDOW,
-    maxWindow: 64,
-    adaptiveWindow: true,
-    maxTransfers: 2000,
-    busyRetryAfterMs: 5000,
-    ackTimeoutMs: 2000,
-    maxRetries: 8,
-    statusTimeoutMs: 30000,
+    ...SENDER_DEFAULTS,
+    ackTimeoutMs: DEFAULT_TIMING.ackTimeoutMs,
+    maxRetries: DEFAULT_TIMING.maxRetries,
+    statusTimeoutMs: DEFAULT_TIMING.statusTimeoutMs,
   },
-  cache: { maxBytes: 64 * 1024 * 1024 },
+  cache: { maxBytes: DEFAULT_CACHE_BYTES },
   signing: { keyFile: "" },
 };
 
@@ -85,28 +85,6 @@ export class ConfigError extends Error {
     super(message);
     this.name = "ConfigError";
   }
-}
-
-/** Removes // and /* *\/ comments and trailing commas from JSONC, leaving strings intact. */
-export function stripJsonc(text: string): string {
-  let out = "";
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j;
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-      out += "\n";
-    } else if (c === "/" && text[i + 1] === "*") {
-      i = text.indexOf("*/", i + 2);
-      if (i < 0) throw new ConfigError("Cannot parse config: unterminated /* comment");
-      i++;
-    } else out += c;
-  }
-  return out.replace(/,(\s*[}\]])/g, "$1");
 }
 
 /** The environment variable that overrides a key path, e.g. ["transfer","dataQos"] → OTA_TRANSFER_DATA_QOS. */
@@ -182,6 +160,9 @@ function applyEnv(
   }
 }
 
+/** Highest TCP port. */
+const MAX_PORT = 65535;
+
 function check(ok: boolean, key: string, expected: string, value: unknown): void {
   if (!ok) {
     throw new ConfigError(
@@ -196,6 +177,15 @@ function int(v: number, lo: number, hi: number): boolean {
 
 /** Checks value ranges; throws {@link ConfigError} naming the first bad key. */
 export function validateConfig(c: SenderConfig): SenderConfig {
+  const port = /^[a-z]+:\/\/(?:[^/@]*@)?(?:\[[^\]]*\]|[^/:]*):(\d+)(?:\/|$)/i.exec(c.broker.url)
+    ?.[1];
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= MAX_PORT)) {
+    throw new ConfigError(
+      `Invalid config: "broker.url" is ${
+        JSON.stringify(c.broker.url)
+      }, whose port ${port} is out of range; use a port from 1 to ${MAX_PORT} (MQTT: 1883, TLS: 8883)`,
+    );
+  }
   let url: URL | null = null;
   try {
     url = new URL(c.broker.url);
@@ -274,35 +264,220 @@ export function validateConfig(c: SenderConfig): SenderConfig {
   return c;
 }
 
+/** Environment variables starting with OTA_ that are not config keys but are known. */
+const OTHER_OTA_VARIABLES = new Set(["OTA_REQUIRE_MOSQUITTO"]);
+
+/** Every environment variable that sets a config key, e.g. `OTA_BROKER_URL`. */
+export function configEnvNames(
+  config: Record<string, unknown> = DEFAULT_CONFIG as unknown as Record<string, unknown>,
+  path: string[] = [],
+): string[] {
+  return Object.entries(config).flatMap(([key, value]) =>
+    value !== null && typeof value === "object" && !Array.isArray(value)
+      ? configEnvNames(value as Record<string, unknown>, [...path, key])
+      : [envName([...path, key])]
+  );
+}
+
+/**
+ * One warning per `OTA_*` environment variable that sets nothing (a typo such as
+ * `OTA_BROKER_URI` would otherwise be ignored in silence), naming the closest known one.
+ */
+export function unknownEnvWarnings(env: Record<string, string | undefined>): string[] {
+  const known = configEnvNames();
+  return Object.keys(env)
+    .filter((name) => name.startsWith("OTA_") && !known.includes(name))
+    .filter((name) => !OTHER_OTA_VARIABLES.has(name))
+    .sort()
+    .map((name) => {
+      const near = closest(name, known);
+      return `Unknown environment variable ${name} is ignored; did you mean ${near}? ` +
+        `(OTA_ + a config key in upper snake case, see config/sender.jsonc)`;
+    });
+}
+
+/** The candidate with the smallest edit distance to `word`. */
+function closest(word: string, candidates: string[]): string {
+  let best = candidates[0];
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/**
+ * Parses JSONC (comments and trailing commas allowed) into an object; a syntax error names the
+ * line and column in `text` as written, so the user finds it in their editor.
+ */
+export function parseJsonc(text: string, source: string): Record<string, Json> {
+  const errors: ParseError[] = [];
+  const value = parseJsoncText(text, errors, { allowTrailingComma: true });
+  if (errors.length > 0) {
+    const e = errors[0];
+    const { line, column } = lineColumn(text, e.offset);
+    throw new ConfigError(
+      `Cannot parse config "${source}": ${describeJsoncError(printParseErrorCode(e.error))} ` +
+        `at line ${line}, column ${column}; fix the JSONC there`,
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigError(
+      `Cannot parse config "${source}": it must hold one object ({ ... }); see config/sender.jsonc`,
+    );
+  }
+  return value as Record<string, Json>;
+}
+
+/** `ValueExpected` → `value expected`. */
+function describeJsoncError(code: string): string {
+  return code.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+}
+
+/** 1-based line and column of `offset` in `text`. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  return { line, column: offset - (before.lastIndexOf("\n") + 1) + 1 };
+}
+
+/** Config keys that name files, and how each is used (for errors that name the key). */
+const FILE_KEYS: ReadonlyArray<[string, (c: SenderConfig) => string]> = [
+  ["broker.tls.ca", (c) => c.broker.tls.ca],
+  ["broker.tls.cert", (c) => c.broker.tls.cert],
+  ["broker.tls.key", (c) => c.broker.tls.key],
+  ["signing.keyFile", (c) => c.signing.keyFile],
+];
+
+/** Checks that every file the config names can be read; the error names the key. */
+async function checkFiles(c: SenderConfig): Promise<void> {
+  for (const [key, get] of FILE_KEYS) {
+    const path = get(c);
+    if (path === "") continue;
+    try {
+      const info = await Deno.stat(path);
+      if (!info.isFile) throw new Error("it is not a file");
+    } catch (err) {
+      const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
+      throw new ConfigError(
+        `Cannot read "${key}" file "${path}": ${why}; fix "${key}" (${
+          envName(key.split("."))
+        }) or create the file`,
+      );
+    }
+  }
+}
+
+/** How {@link loadConfig} finds and checks its inputs. */
+export interface LoadConfigOptions {
+  /** Environment (`OTA_*` overrides); default the process environment. */
+  env?: Record<string, string | undefined>;
+  /** A missing config file is an error (it was named explicitly); default false. */
+  required?: boolean;
+  /** Receives warnings (unknown `OTA_*` variables); default: none are reported. */
+  warn?: (line: string) => void;
+  /** Check that the files the config names exist; default true. */
+  checkFiles?: boolean;
+}
+
 /**
  * Loads the config: defaults, then the JSONC file (when `path` is given and exists, or must
- * exist when `required`), then OTA_* environment variables; then validates.
+ * exist when `required`), then OTA_* environment variables; then validates, and checks that
+ * the files it names (TLS, signing key) exist.
  */
 export async function loadConfig(
   path: string | undefined,
-  env: Record<string, string | undefined> = Deno.env.toObject(),
-  required = false,
+  options: LoadConfigOptions = {},
 ): Promise<SenderConfig> {
+  const env = options.env ?? Deno.env.toObject();
   let file: Record<string, Json> = {};
   if (path) {
     let text: string | null = null;
     try {
       text = await Deno.readTextFile(path);
     } catch (err) {
-      if (required || !(err instanceof Deno.errors.NotFound)) {
-        throw new ConfigError(`Cannot read config "${path}": ${(err as Error).message}`);
+      if (options.required || !(err instanceof Deno.errors.NotFound)) {
+        const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
+        throw new ConfigError(`Cannot read config "${path}": ${why}`);
       }
     }
-    if (text !== null) {
-      try {
-        file = JSON.parse(stripJsonc(text));
-      } catch (err) {
-        if (err instanceof ConfigError) throw err;
-        throw new ConfigError(`Cannot parse config "${path}": ${(err as Error).message}`);
-      }
-    }
+    if (text !== null) file = parseJsonc(text, path);
   }
-  const merged = merge(DEFAULT_CONFIG as unknown as Record<string, Json>, file, []);
+  // A deep copy: applyEnv writes into the nested objects, which must never be the defaults'.
+  const defaults = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, Json>;
+  const merged = merge(defaults, file, []);
   applyEnv(merged, env, []);
-  return validateConfig(merged as unknown as SenderConfig);
+  for (const line of unknownEnvWarnings(env)) options.warn?.(line);
+  const config = validateConfig(merged as unknown as SenderConfig);
+  if (options.checkFiles ?? true) await checkFiles(config);
+  return config;
+}
+
+/** The config file `deno task sender` and `deno task ota` read when none is named. */
+export const DEFAULT_CONFIG_FILE = "config/sender.jsonc";
+
+/** Command-line options that override the config (`--config`, `--broker`, `--kv`). */
+export interface CommandConfigOptions {
+  /** `--config FILE`: must exist; default {@link DEFAULT_CONFIG_FILE}, used when present. */
+  configFile?: string;
+  /** `--broker URL`. */
+  brokerUrl?: string;
+  /** `--kv PATH`. */
+  kvPath?: string;
+  /** Environment; default the process environment. */
+  env?: Record<string, string | undefined>;
+  /**
+   * Folder the user ran the command from, against which relative `--config` and `--kv` paths
+   * are resolved; default `INIT_CWD` (set by `deno task`), else the current folder.
+   */
+  callerDir?: string;
+  /** Receives warnings (unknown `OTA_*` variables). */
+  warn?: (line: string) => void;
+  /** Check that the files the config names exist; default true. */
+  checkFiles?: boolean;
+}
+
+/**
+ * The one resolution of the settings for the sender and the CLI: defaults, then the config file,
+ * then `OTA_*` variables, then the command line. `--kv` beats `OTA_KV_PATH`, which beats
+ * `kvPath` in the file. Paths on the command line are relative to the caller's folder; paths in
+ * the file or the environment to the current folder (the project, under `deno task`).
+ */
+export async function loadCommandConfig(options: CommandConfigOptions): Promise<SenderConfig> {
+  const env = { ...(options.env ?? Deno.env.toObject()) };
+  const callerDir = options.callerDir ?? env.INIT_CWD ?? Deno.cwd();
+  if (options.brokerUrl !== undefined) env[envName(["broker", "url"])] = options.brokerUrl;
+  if (options.kvPath !== undefined) {
+    env[envName(["kvPath"])] = resolveFrom(callerDir, options.kvPath);
+  }
+  return await loadConfig(
+    options.configFile === undefined
+      ? DEFAULT_CONFIG_FILE
+      : resolveFrom(callerDir, options.configFile),
+    {
+      env,
+      required: options.configFile !== undefined,
+      warn: options.warn,
+      checkFiles: options.checkFiles,
+    },
+  );
+}
+
+/** `path` made absolute against `dir`; `:memory:` and absolute paths stay as they are. */
+export function resolveFrom(dir: string, path: string): string {
+  if (path === ":memory:" || path === "" || isAbsolute(path)) return path;
+  return resolve(join(dir, path));
 }

@@ -3,58 +3,61 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { ConfigError, envName, loadConfig } from "./config.ts";
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../command/args.ts";
+import { ConfigError, DEFAULT_CONFIG_FILE, envName, loadCommandConfig } from "./config.ts";
 import { runSender } from "./run.ts";
+import { TransportError } from "../transport/mqtt_client.ts";
 
-const HELP = `Usage: deno task sender [-- options]
+const HELP = `Usage: deno task sender [--] [options]
 
 Serves firmware images from the Deno KV catalog to devices over MQTT (docs/protocol.md).
-With the defaults it opens .data/ota.kv and connects to mqtt://127.0.0.1:1883; when nothing
-listens there it starts an embedded broker (MQTT 3.1.1) itself.
+With the defaults it opens .data/ota.kv and connects to mqtt://127.0.0.1:1883 (start Mosquitto
+first, or set broker.embedded to true to have the sender start a test broker when none listens).
 
 Options:
-  --config FILE   JSONC config (default: config/sender.jsonc; missing file = built-in defaults)
+  --config FILE   JSONC config (default: ${DEFAULT_CONFIG_FILE}; missing file = built-in defaults)
   --broker URL    broker URL, e.g. mqtt://127.0.0.1:1883 or mqtts://host:8883 (${
   envName(["broker", "url"])
 })
-  --kv PATH       Deno KV file of the catalog (${envName(["kvPath"])})
-  --help          this text
+  --kv PATH       Deno KV file of the catalog (${envName(["kvPath"])}); the CLI reads the same one
+  -h, --help      this text
 
 Every config key can be set by an environment variable: OTA_ + the key path in upper snake
 case, e.g. ${envName(["transfer", "dataQos"])}=1. Add images with: deno task ota -- image add FILE`;
 
-async function main(): Promise<number> {
-  let args;
+const OPTIONS = {
+  config: { type: "string" },
+  broker: { type: "string" },
+  kv: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+async function main(args: string[]): Promise<number> {
+  let values;
   try {
-    args = parseArgs({
-      args: Deno.args,
-      options: {
-        config: { type: "string" },
-        broker: { type: "string" },
-        kv: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }).values;
+    values = parseCommandLine(args, OPTIONS).values;
   } catch (err) {
-    console.error(`${(err as Error).message}; see deno task sender -- --help`);
-    return 2;
+    if (err instanceof UsageError) return reportUsage("sender", err);
+    throw err;
   }
-  if (args.help) {
+  if (values.help) {
     console.log(HELP);
-    return 0;
+    return EXIT_OK;
   }
-  const env = Deno.env.toObject();
-  if (args.broker) env[envName(["broker", "url"])] = args.broker;
-  if (args.kv) env[envName(["kvPath"])] = args.kv;
   let running;
   try {
-    const config = await loadConfig(
-      args.config ?? "config/sender.jsonc",
-      env,
-      args.config !== undefined,
-    );
+    const config = await loadCommandConfig({
+      configFile: values.config as string | undefined,
+      brokerUrl: values.broker as string | undefined,
+      kvPath: values.kv as string | undefined,
+      warn: (line) => console.error(`WARNING ${line}`),
+    });
     running = await runSender(config);
     console.log(
       `mqtt-ota sender ${running.senderId} serving ${config.kvPath} on ${running.brokerUrl} ` +
@@ -67,9 +70,15 @@ async function main(): Promise<number> {
       console.log("The catalog is empty: add an image with deno task ota -- image add FILE");
     }
   } catch (err) {
-    const next = err instanceof ConfigError ? "; fix it in the config file or the environment" : "";
+    const next = err instanceof ConfigError
+      ? "; fix it on the command line, in the config file or in the environment"
+      : err instanceof TransportError
+      ? `; no broker? start Mosquitto (apt-get install mosquitto), or set ${
+        envName(["broker", "embedded"])
+      }=true to let the sender start a test broker`
+      : "";
     console.error(`${(err as Error).message}${next}`);
-    return 1;
+    return EXIT_FAILURE;
   }
   const { promise, resolve } = Promise.withResolvers<void>();
   const onSignal = () => resolve();
@@ -78,7 +87,7 @@ async function main(): Promise<number> {
   await promise;
   console.log("Shutting down: open transfers are told to retry later");
   await running.stop();
-  return 0;
+  return EXIT_OK;
 }
 
-Deno.exit(await main());
+Deno.exit(await main(Deno.args));

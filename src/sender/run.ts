@@ -76,11 +76,7 @@ export async function runSender(
           insecure: tls.insecure,
         }
         : undefined,
-      onEvent: (event, detail) => {
-        if (event === "offline") {
-          log.warn(`broker connection lost; reconnecting every ${config.broker.reconnectMs} ms`);
-        } else if (event === "error") log.warn(`broker: ${detail}`);
-      },
+      onStatus: (line) => log.warn(line),
     });
   } catch (err) {
     catalog.close();

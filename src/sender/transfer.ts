@@ -1,10 +1,12 @@
 /**
- * One transfer on the sender side: the state machine of docs/protocol.md §7. It owns the
- * window (go-back-N with a cumulative ACK), resends on NACK and on timeout with backoff, the
- * round-trip estimate that sizes how many chunks are in flight, and the final outcome.
+ * One transfer on the sender side: the state machine of docs/protocol.md §7. Its transition
+ * table decides what each event does in each state; it drives its {@link SendWindow} (go-back-N
+ * with a cumulative ACK), its {@link ResendTimer} (resends on timeout with backoff) and the
+ * status timeout, builds the MANIFEST, CHUNK and ERROR messages, and keeps the final outcome.
  *
- * It does no I/O of its own: it publishes through the `send` function it is given and is driven
- * by `onAck`, `onStatus`, `onTick` and `shutdown`, so a test can run it without a broker.
+ * It does no I/O of its own: it publishes through the `send` function it is given, is driven by
+ * events through {@link Transfer.dispatch}, and reports its end through `onClose`, so a test can
+ * run it without a broker.
  * @module
  */
 
@@ -19,6 +21,7 @@ import {
   ImageKindCode,
   MAX_ACK_TIMEOUT_MS,
   MAX_RETRIES,
+  MIN_RESEND_TIMEOUT_MS,
   NackReason,
   type Status,
   STATUS_TIMEOUT_MS,
@@ -26,6 +29,9 @@ import {
   writeChunkHeader,
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
+import { TransferClock } from "../format/rate.ts";
+import { ResendTimer } from "./resend_timer.ts";
+import { SendWindow } from "./send_window.ts";
 
 /** States of a transfer (protocol §7). */
 export type TransferState = "SENDING" | "AWAIT_STATUS" | "CLOSED";
@@ -47,7 +53,11 @@ export interface TransferImage {
 
 /** Timing knobs; the protocol's values by default, shorter ones in tests. */
 export interface TransferTiming {
+  /** Resend timeout before the first round-trip sample. */
   ackTimeoutMs: number;
+  /** Floor of the estimated resend timeout. */
+  minResendTimeoutMs: number;
+  /** Ceiling of the estimated and of the doubled resend timeout. */
   maxAckTimeoutMs: number;
   maxRetries: number;
   statusTimeoutMs: number;
@@ -56,6 +66,7 @@ export interface TransferTiming {
 /** The protocol's timing (§6). */
 export const DEFAULT_TIMING: TransferTiming = {
   ackTimeoutMs: ACK_TIMEOUT_MS,
+  minResendTimeoutMs: MIN_RESEND_TIMEOUT_MS,
   maxAckTimeoutMs: MAX_ACK_TIMEOUT_MS,
   maxRetries: MAX_RETRIES,
   statusTimeoutMs: STATUS_TIMEOUT_MS,
@@ -84,8 +95,8 @@ export interface TransferInit {
    * outgoing socket is backed up). Default: always true.
    */
   mayPublish?: (t: Transfer) => boolean;
-  /** Called once when the transfer closes. */
-  onClose: (t: Transfer) => void;
+  /** Called once when the transfer closes, with what it achieved. */
+  onClose: (end: TransferEnd) => void;
 }
 
 /** Events that drive a transfer. */
@@ -94,6 +105,7 @@ export type TransferEvent =
   | { type: "status"; status: Status }
   | { type: "tick" }
   | { type: "resume" }
+  | { type: "supersede" }
   | { type: "shutdown"; retryAfterMs: number };
 
 type Handler = (t: Transfer, e: TransferEvent, now: number) => TransferState;
@@ -101,7 +113,8 @@ type Handler = (t: Transfer, e: TransferEvent, now: number) => TransferState;
 /**
  * The transition table of protocol §7: for each state, the events it handles and the handler
  * that returns the next state. Events a state does not list are ignored (e.g. a late ACK of a
- * closed transfer).
+ * closed transfer). `supersede` is the row "new REQUEST from the same device": the old transfer
+ * closes silently.
  */
 const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], Handler>>> = {
   SENDING: {
@@ -109,6 +122,7 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
     status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
     tick: (t, _e, now) => t.handleAckTimeout(now),
     resume: (t, _e, now) => t.handleResume(now),
+    supersede: (t) => t.supersede(),
     shutdown: (t, e, now) =>
       t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
   },
@@ -116,6 +130,7 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
     ack: () => "AWAIT_STATUS", // duplicate final ACK: nothing to send
     status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
     tick: (t, _e, now) => (now >= t.deadline ? t.finish(now, null) : "AWAIT_STATUS"),
+    supersede: (t) => t.supersede(),
     shutdown: (t, _e, now) => t.finish(now, null),
   },
   CLOSED: {},
@@ -129,45 +144,60 @@ export interface TransferOutcome {
   ok: boolean;
 }
 
+/** What a closed transfer achieved: its output to the sender, which records it. */
+export interface TransferEnd {
+  transferId: number;
+  deviceId: string;
+  image: TransferImage;
+  startOffset: number;
+  /** Bytes the device acknowledged in this transfer (from `startOffset`), resends not counted. */
+  bytesAcknowledged: number;
+  chunksSent: number;
+  resends: number;
+  /** Start and end on the transfer's clock, in ms. */
+  startedAt: number;
+  endedAt: number;
+  /** Seconds from the MANIFEST to the last ACK that advanced (or to the end): the rate's interval. */
+  rateSeconds: number;
+  outcome: TransferOutcome;
+}
+
+/** Where an open transfer stands, for listings. */
+export interface TransferProgress {
+  transferId: number;
+  deviceId: string;
+  state: TransferState;
+  /** Chunks acknowledged (every index below this one). */
+  acked: number;
+  chunks: number;
+}
+
 /** One transfer; see the module doc. */
 export class Transfer {
-  state: TransferState = "SENDING";
+  #state: TransferState = "SENDING";
   readonly chunkCount: number;
-  /** Every chunk below this index is acknowledged. */
-  acked: number;
-  /** Next chunk index to send. */
-  next: number;
-  /** One past the highest chunk index ever sent. */
-  highestSent: number;
-  /** Chunks allowed in flight now (≤ window). */
-  cwnd: number;
+  readonly #window: SendWindow;
   /** Deadline of the current timer (ack timeout or status timeout), in ms. */
   deadline = 0;
-  rto: number;
-  retries = 0;
-  /** Smoothed round trip in ms, 0 until measured. */
-  srtt = 0;
-  resends = 0;
-  chunksSent = 0;
-  bytesSent = 0;
-  startedAt = 0;
-  endedAt = 0;
-  outcome: TransferOutcome | null = null;
-  /** The NACK'd index already resent since the last progress (one go-back per index). */
-  private nackedAt = -1;
-  /** Send time of each in-flight chunk, by index modulo the window, for RTT samples. */
-  private readonly sentAt: Float64Array;
-  /** Indexes sent more than once (Karn: no RTT sample from them). */
-  private resentAbove = -1;
+  readonly #timer: ResendTimer;
+  #retries = 0;
+  #startedAt = 0;
+  readonly #clock = new TransferClock();
+  #outcome: TransferOutcome | null = null;
 
   constructor(readonly init: TransferInit) {
     this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
-    this.acked = init.startOffset / init.chunkSize;
-    this.next = this.acked;
-    this.highestSent = this.acked;
-    this.cwnd = init.adaptive ? this.minCwnd() : init.window;
-    this.rto = init.timing.ackTimeoutMs;
-    this.sentAt = new Float64Array(init.window);
+    this.#window = new SendWindow({
+      chunkCount: this.chunkCount,
+      firstIndex: init.startOffset / init.chunkSize,
+      window: init.window,
+      adaptive: init.adaptive,
+    });
+    this.#timer = new ResendTimer({
+      initialMs: init.timing.ackTimeoutMs,
+      minMs: init.timing.minResendTimeoutMs,
+      maxMs: init.timing.maxAckTimeoutMs,
+    });
   }
 
   /** Transfer id of the manifest. */
@@ -175,9 +205,61 @@ export class Transfer {
     return this.init.transferId;
   }
 
+  /** Device the transfer serves. */
+  get deviceId(): string {
+    return this.init.deviceId;
+  }
+
+  /** Current state (protocol §7). */
+  get state(): TransferState {
+    return this.#state;
+  }
+
+  /** Every chunk below this index is acknowledged. */
+  get acked(): number {
+    return this.#window.acked;
+  }
+
+  /** Chunks allowed in flight now (≤ the granted window). */
+  get cwnd(): number {
+    return this.#window.cwnd;
+  }
+
+  /** Timeouts in a row without progress. */
+  get retries(): number {
+    return this.#retries;
+  }
+
+  /** Chunks sent again so far. */
+  get resends(): number {
+    return this.#window.resends;
+  }
+
+  /** The resend timeout now, in ms. */
+  get rto(): number {
+    return this.#timer.timeoutMs;
+  }
+
+  /** How the transfer ended; null while open. */
+  get outcome(): TransferOutcome | null {
+    return this.#outcome;
+  }
+
+  /** Where the transfer stands, for listings. */
+  progress(): TransferProgress {
+    return {
+      transferId: this.id,
+      deviceId: this.deviceId,
+      state: this.#state,
+      acked: this.#window.acked,
+      chunks: this.chunkCount,
+    };
+  }
+
   /** Sends the MANIFEST and the first window of chunks. */
   start(now: number): void {
-    this.startedAt = now;
+    this.#startedAt = now;
+    this.#clock.manifest(now);
     const { image, chunkSize } = this.init;
     const manifest = encodeManifest({
       transferId: this.id,
@@ -196,86 +278,88 @@ export class Transfer {
     });
     // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
     // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
-    this.publish(manifest, this.init.dataQos);
+    this.#publish(manifest, this.init.dataQos);
     this.deadline = now + this.rto;
-    this.pump(now);
+    this.#pump(now);
   }
 
   /** Feeds an event through the transition table. */
   dispatch(event: TransferEvent, now: number): void {
-    const handler = TRANSITIONS[this.state][event.type];
+    const handler = TRANSITIONS[this.#state][event.type];
     if (!handler) return;
     const nextState = handler(this, event, now);
-    if (nextState === "CLOSED" && this.state !== "CLOSED") {
-      this.state = "CLOSED";
-      this.endedAt = now;
-      this.init.onClose(this);
-    } else this.state = nextState;
+    if (nextState === "CLOSED" && this.#state !== "CLOSED") {
+      this.#state = "CLOSED";
+      this.init.onClose(this.#end(now));
+    } else this.#state = nextState;
   }
 
-  /** Bytes the device will have received when this transfer completes (from startOffset). */
-  get bytesToSend(): number {
-    return this.init.image.bytes.length - this.init.startOffset;
+  #end(now: number): TransferEnd {
+    const { image, chunkSize, startOffset } = this.init;
+    const acknowledged = Math.min(this.#window.acked * chunkSize, image.bytes.length);
+    this.#clock.end(now);
+    return {
+      transferId: this.id,
+      deviceId: this.deviceId,
+      image,
+      startOffset,
+      bytesAcknowledged: Math.max(0, acknowledged - startOffset),
+      chunksSent: this.#window.chunksSent,
+      resends: this.#window.resends,
+      startedAt: this.#startedAt,
+      endedAt: now,
+      rateSeconds: this.#clock.seconds,
+      outcome: this.#outcome ?? { outcome: "UNKNOWN", detail: "", ok: false },
+    };
   }
 
   // ---- handlers (called only through TRANSITIONS) ----
 
   /** @internal ACK or NACK while sending. */
   handleAck(ack: Ack, now: number): TransferState {
-    const n = ack.nextIndex;
-    if (n > this.highestSent) return this.state; // beyond anything sent: ignore
-    if (n > this.acked) {
-      const newly = n - this.acked;
-      if (n - 1 > this.resentAbove) this.sample(now - this.sentAt[(n - 1) % this.init.window]);
-      this.acked = n;
-      this.next = Math.max(this.next, n); // a late ACK after a go-back still counts
-      this.retries = 0;
-      this.rto = this.baseRto();
+    const effect = this.#window.ack(ack.nextIndex);
+    if (!effect) return this.#state; // beyond anything sent: ignore
+    if (effect.advanced) {
+      // D1: the newest chunk this ACK newly acknowledges gives the sample, unless it was resent.
+      if (effect.sentAt !== undefined) this.#timer.sample(now - effect.sentAt);
+      this.#retries = 0;
+      this.#timer.reset();
       this.deadline = now + this.rto;
-      this.nackedAt = -1;
-      if (this.init.adaptive) this.cwnd = Math.min(this.init.window, this.cwnd + newly);
+      this.#clock.acked(this.#window.acked, now);
     }
-    if (
-      ack.nack !== NackReason.NONE && n === this.acked && n < this.chunkCount && this.nackedAt !== n
-    ) {
-      // Go back to the NACK'd chunk once; later NACKs for it are the rest of the old window.
-      this.nackedAt = n;
-      if (this.init.adaptive && ack.nack === NackReason.GAP) {
-        this.cwnd = Math.max(this.minCwnd(), this.cwnd >> 1);
-      }
-      this.goBack(now);
+    if (ack.nack !== NackReason.NONE) {
+      this.#window.nack(ack.nextIndex, { gap: ack.nack === NackReason.GAP });
     }
-    if (this.acked >= this.chunkCount) {
+    if (this.#window.complete) {
       this.deadline = now + this.init.timing.statusTimeoutMs;
       return "AWAIT_STATUS";
     }
-    this.pump(now);
+    this.#pump(now);
     return "SENDING";
   }
 
   /** @internal The sender may publish again: send what the window allows. */
   handleResume(now: number): TransferState {
-    this.pump(now);
+    this.#pump(now);
     return "SENDING";
   }
 
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
     if (now < this.deadline) return "SENDING";
-    if (this.next === this.acked) {
+    if (this.#window.inFlight === 0) {
       // Nothing in flight: the sender held this transfer back (mayPublish), the device is
       // not late. Wait another timeout without counting a retry.
       this.deadline = now + this.rto;
       return "SENDING";
     }
-    this.retries++;
-    if (this.retries > this.init.timing.maxRetries) {
+    this.#retries++;
+    if (this.#retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
     }
-    this.rto = Math.min(this.rto * 2, this.init.timing.maxAckTimeoutMs);
-    if (this.init.adaptive) this.cwnd = Math.max(this.minCwnd(), this.cwnd >> 1);
-    this.nackedAt = -1;
-    this.goBack(now);
+    this.#timer.backoff();
+    this.#window.timeout();
+    this.#pump(now);
     this.deadline = now + this.rto;
     return "SENDING";
   }
@@ -284,22 +368,22 @@ export class Transfer {
   finish(_now: number, status: Status | null): TransferState {
     if (status) {
       const name = codeName(StatusCode, status.status);
-      this.outcome = { outcome: name, detail: status.detail, ok: status.status < 16 };
-    } else if (this.acked >= this.chunkCount) {
-      this.outcome = {
+      this.#outcome = { outcome: name, detail: status.detail, ok: status.status < 16 };
+    } else if (this.#window.complete) {
+      this.#outcome = {
         outcome: "DELIVERED_UNVERIFIED",
         detail: "no STATUS from the device",
         ok: true,
       };
     } else {
-      this.outcome = { outcome: "TRANSFER_ABORTED", detail: "closed before delivery", ok: false };
+      this.#outcome = { outcome: "TRANSFER_ABORTED", detail: "closed before delivery", ok: false };
     }
     return "CLOSED";
   }
 
   /** @internal Sends ERROR TRANSFER_ABORTED and closes. */
   abort(_now: number, why: string, retryAfterMs: number): TransferState {
-    this.publish(
+    this.#publish(
       encodeError({
         code: ErrorCode.TRANSFER_ABORTED,
         transferId: this.id,
@@ -308,7 +392,7 @@ export class Transfer {
       }),
       1,
     );
-    this.outcome = {
+    this.#outcome = {
       outcome: codeName(ErrorCode, ErrorCode.TRANSFER_ABORTED),
       detail: why,
       ok: false,
@@ -316,52 +400,23 @@ export class Transfer {
     return "CLOSED";
   }
 
-  /** Closes without a message (the device asked again, so this transfer is replaced). */
-  supersede(now: number): void {
-    if (this.state === "CLOSED") return;
-    this.outcome = { outcome: "SUPERSEDED", detail: "the device sent a new request", ok: false };
-    this.state = "CLOSED";
-    this.endedAt = now;
-    this.init.onClose(this);
+  /** @internal Closes without a message: the device asked again, so this transfer is replaced. */
+  supersede(): TransferState {
+    this.#outcome = { outcome: "SUPERSEDED", detail: "the device sent a new request", ok: false };
+    return "CLOSED";
   }
 
-  // ---- window mechanics ----
+  // ---- messages ----
 
-  /**
-   * The smallest useful cwnd: a device acknowledges every ceil(window / 2) in-order chunks
-   * (protocol §8) and holds a smaller batch for its ack delay, so fewer chunks in flight than
-   * that stall every round trip on the device's ack timer (measured: ~10 ms per doubling).
-   */
-  private minCwnd(): number {
-    return Math.min(this.init.window, Math.max(4, Math.ceil(this.init.window / 2)));
-  }
-
-  private baseRto(): number {
-    // Before a sample exists the protocol's first timeout holds; after, 4 × SRTT bounded by it.
-    const t = this.init.timing;
-    return this.srtt > 0 ? Math.min(t.ackTimeoutMs, Math.max(200, 4 * this.srtt)) : t.ackTimeoutMs;
-  }
-
-  private sample(rtt: number): void {
-    if (!(rtt >= 0)) return;
-    this.srtt = this.srtt === 0 ? rtt : this.srtt * 0.875 + rtt * 0.125;
-  }
-
-  private goBack(now: number): void {
-    this.resentAbove = Math.max(this.resentAbove, this.next - 1);
-    this.resends += this.next - this.acked;
-    this.next = this.acked;
-    this.pump(now);
-  }
-
-  /** Sends chunks while the window has room. */
-  private pump(now: number): void {
-    const limit = Math.min(this.chunkCount, this.acked + this.cwnd);
+  /** Sends chunks while the window has room and the sender lets this transfer publish. */
+  #pump(now: number): void {
     const may = this.init.mayPublish;
-    while (this.next < limit && (!may || may(this))) this.sendChunk(this.next++, now);
+    while (this.#window.hasRoom() && (!may || may(this))) {
+      this.#sendChunk(this.#window.take(now));
+    }
   }
 
-  private sendChunk(index: number, now: number): void {
+  #sendChunk(index: number): void {
     const { image, chunkSize } = this.init;
     const offset = index * chunkSize;
     const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
@@ -374,14 +429,10 @@ export class Transfer {
       crc32: image.crcs[index],
     });
     message.set(payload, CHUNK_HEADER_BYTES);
-    this.sentAt[index % this.init.window] = now;
-    if (index >= this.highestSent) this.highestSent = index + 1;
-    this.chunksSent++;
-    this.bytesSent += payload.length;
-    this.publish(message, this.init.dataQos);
+    this.#publish(message, this.init.dataQos);
   }
 
-  private publish(payload: Uint8Array, qos: 0 | 1): void {
+  #publish(payload: Uint8Array, qos: 0 | 1): void {
     this.init.send(this.init.dataTopic, payload, {
       qos,
       responseTopic: this.init.ackTopic,

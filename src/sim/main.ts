@@ -5,14 +5,21 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  intOption,
+  parseCommandLine,
+  reportUsage,
+  UsageError,
+} from "../command/args.ts";
 import { MAX_CHUNK_BYTES, MAX_WINDOW } from "../protocol/mod.ts";
 import type { TlsOptions } from "../transport/mqtt_client.ts";
 import { formatSummary, Terminal } from "./progress.ts";
 import type { ReceiverFaults } from "./receiver.ts";
 import { type DeviceRunOptions, runDevices } from "./run_devices.ts";
 
-const USAGE = `Usage: deno task device -- [options]
+const USAGE = `Usage: deno task device [--] [options]
 
 Runs simulated ESP32 devices that request, receive and verify a firmware image over MQTT.
 Start a sender first (deno task sender), or run everything at once with deno task demo.
@@ -47,56 +54,51 @@ Faults (each once per device):
 
 Exit status: 0 when every device VERIFIED, 1 when one did not, 2 for a usage error.`;
 
-/** A usage error: printed with a hint to --help, exit status 2. */
-class UsageError extends Error {}
+const OPTIONS = {
+  broker: { type: "string", default: "mqtt://127.0.0.1:1883" },
+  count: { type: "string", default: "1" },
+  "id-prefix": { type: "string", default: "sim" },
+  product: { type: "string", default: "blink" },
+  want: { type: "string", default: "latest" },
+  chunk: { type: "string", default: "4096" },
+  window: { type: "string", default: "0" },
+  mqtt: { type: "string" },
+  out: { type: "string" },
+  prefix: { type: "string", default: "ota" },
+  "ack-every": { type: "string" },
+  "idle-timeout": { type: "string" },
+  drop: { type: "string" },
+  corrupt: { type: "string" },
+  "disconnect-at": { type: "string" },
+  "slow-flash": { type: "string" },
+  ca: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  insecure: { type: "boolean", default: false },
+  "public-key": { type: "string" },
+  json: { type: "boolean", default: false },
+  verbose: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** Option values as parsed: defaults filled in. */
+type DeviceValues = {
+  [K in keyof typeof OPTIONS]: (typeof OPTIONS)[K] extends { type: "boolean" } ? boolean
+    : (typeof OPTIONS)[K] extends { default: string } ? string
+    : string | undefined;
+};
 
 /** Parses `args` into run options; throws {@link UsageError} with what to do. */
 export async function parseDeviceArgs(
   args: string[],
 ): Promise<{ help: boolean; json: boolean; verbose: boolean; options: DeviceRunOptions }> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      // `deno task device -- --count 3` passes the "--" through.
-      args: args[0] === "--" ? args.slice(1) : args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        broker: { type: "string", default: "mqtt://127.0.0.1:1883" },
-        count: { type: "string", default: "1" },
-        "id-prefix": { type: "string", default: "sim" },
-        product: { type: "string", default: "blink" },
-        want: { type: "string", default: "latest" },
-        chunk: { type: "string", default: "4096" },
-        window: { type: "string", default: "0" },
-        mqtt: { type: "string" },
-        out: { type: "string" },
-        prefix: { type: "string", default: "ota" },
-        "ack-every": { type: "string" },
-        "idle-timeout": { type: "string" },
-        drop: { type: "string" },
-        corrupt: { type: "string" },
-        "disconnect-at": { type: "string" },
-        "slow-flash": { type: "string" },
-        ca: { type: "string" },
-        cert: { type: "string" },
-        key: { type: "string" },
-        insecure: { type: "boolean", default: false },
-        "public-key": { type: "string" },
-        json: { type: "boolean", default: false },
-        verbose: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseCommandLine(args, OPTIONS) as unknown as { values: DeviceValues };
   if (values.mqtt !== undefined && values.mqtt !== "5" && values.mqtt !== "311") {
-    throw new UsageError(`Option "--mqtt" is "${values.mqtt}", expected 5 or 311`);
+    throw new UsageError(`option "--mqtt" is "${values.mqtt}", expected 5 or 311`);
   }
   if (!/^mqtts?:\/\/[^/]+$/.test(values.broker)) {
     throw new UsageError(
-      `Option "--broker" is "${values.broker}", expected mqtt://host:port or mqtts://host:port`,
+      `option "--broker" is "${values.broker}", expected mqtt://host:port or mqtts://host:port`,
     );
   }
   const faults: ReceiverFaults = {
@@ -140,14 +142,8 @@ export async function parseDeviceArgs(
   };
 }
 
-function int(text: string, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw new UsageError(
-      `Option "${name}" is "${text}", expected a whole number from ${min} to ${max}`,
-    );
-  }
-  return n;
+function int(text: string, name: string, min: number, max?: number): number {
+  return intOption(text, name, { min, max })!;
 }
 
 function optInt(
@@ -156,14 +152,15 @@ function optInt(
   min: number,
   max?: number,
 ): number | undefined {
-  return text === undefined ? undefined : int(text, name, min, max);
+  return intOption(text, name, { min, max });
 }
 
 async function readPem(path: string, name: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
-    throw new UsageError(`Cannot read ${name} file "${path}": ${(err as Error).message}`);
+    const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
+    throw new UsageError(`cannot read ${name} file "${path}": ${why}`);
   }
 }
 
@@ -174,12 +171,11 @@ export async function main(args: string[]): Promise<number> {
     parsed = await parseDeviceArgs(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`${err.message}; see deno task device -- --help`);
-    return 2;
+    return reportUsage("device", err);
   }
   if (parsed.help) {
     console.log(USAGE);
-    return 0;
+    return EXIT_OK;
   }
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -193,7 +189,7 @@ export async function main(args: string[]): Promise<number> {
     });
     if (parsed.json) console.log(JSON.stringify(results, null, 2));
     else console.log(formatSummary(results));
-    return results.length > 0 && results.every((r) => r.ok) ? 0 : 1;
+    return results.length > 0 && results.every((r) => r.ok) ? EXIT_OK : EXIT_FAILURE;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
   }

@@ -7,11 +7,9 @@
 
 import { DEFAULT_PREFIX } from "../protocol/mod.ts";
 import { connectMqtt, type TlsOptions } from "../transport/mqtt_client.ts";
-import { aggregateBar, deviceBar, Terminal } from "./progress.ts";
+import { ProgressBoard, Terminal } from "./progress.ts";
 import { Receiver, type ReceiverFaults, type ReceiverResult } from "./receiver.ts";
 
-/** Devices shown with a bar each; above this, one aggregate bar. */
-export const MAX_DEVICE_BARS = 8;
 /** Default delay between two devices' starts, so N connections do not arrive in one burst. */
 export const DEFAULT_STAGGER_MS = 20;
 /** How often progress is redrawn on a TTY. */
@@ -106,15 +104,8 @@ export async function runDevices(
   const onAbort = () => receivers.forEach((r) => r.stop());
   io.signal?.addEventListener("abort", onAbort);
 
-  const started = performance.now();
-  const draw = () => {
-    const seconds = (performance.now() - started) / 1000;
-    const all = receivers.map((r) => r.progress());
-    if (count <= MAX_DEVICE_BARS && term.isTty) term.setLive(all.map((p) => deviceBar(p, seconds)));
-    else if (count <= MAX_DEVICE_BARS) {
-      term.setLive([all.map((p) => `${p.deviceId} ${percent(p)}`).join("  ")]);
-    } else term.setLive([aggregateBar(all, seconds)]);
-  };
+  const board = new ProgressBoard(term);
+  const draw = () => board.draw(receivers.map((r) => r.progress()), performance.now());
   const showProgress = io.progress ?? true;
   const timer = showProgress
     ? setInterval(draw, term.isTty ? TTY_REDRAW_MS : PLAIN_PROGRESS_MS)
@@ -136,9 +127,4 @@ export async function runDevices(
       term.endLive();
     }
   }
-}
-
-function percent(p: { offset: number; size: number; state: string }): string {
-  if (p.state === "DONE") return "done";
-  return p.size > 0 ? `${Math.floor((p.offset / p.size) * 100)}%` : p.state.toLowerCase();
 }

@@ -8,6 +8,7 @@
 
 import mqtt from "mqtt";
 import { Buffer } from "node:buffer";
+import { OutageReporter } from "./outage.ts";
 import type { InboundMessage, PublishOptions, Transport } from "./types.ts";
 
 /** TLS settings; files are PEM. */
@@ -43,8 +44,15 @@ export interface MqttOptions {
    * the embedded aedes), connect again with MQTT 3.1.1 instead of failing.
    */
   fallbackToV311?: boolean;
-  /** Called on connection state changes, for logging. */
+  /** Called on connection state changes (every reconnect attempt and error included). */
   onEvent?: (event: "connect" | "reconnect" | "offline" | "error", detail?: string) => void;
+  /**
+   * Called with the lines worth logging about the connection: the loss once, "still
+   * unreachable after N s" at growing intervals, and "reconnected after N s" (see outage.ts).
+   */
+  onStatus?: (line: string) => void;
+  /** Seconds into an outage at which `onStatus` reports it again; default OUTAGE_REPORT_SECONDS. */
+  outageReportSeconds?: readonly number[];
 }
 
 /** Error thrown when the broker cannot be reached or refuses us. */
@@ -213,6 +221,18 @@ async function connectOnce(options: MqttOptions): Promise<Transport> {
     );
   }
   const t = new MqttTransport(client, protocolVersion, connack);
+  if (options.onStatus) {
+    const outage = new OutageReporter(options.onStatus, {
+      reconnectMs: opts.reconnectPeriod ?? 0,
+      reportSeconds: options.outageReportSeconds,
+    });
+    // `disconnecting` is set by our own close(): that is no outage.
+    const lost = () => client.disconnecting || outage.lost(Date.now());
+    client.on("offline", lost);
+    client.on("close", lost);
+    client.on("error", (err) => outage.down && outage.lost(Date.now(), err.message));
+    client.on("connect", () => outage.connected(Date.now()));
+  }
   if (options.onEvent) {
     const on = options.onEvent;
     client.on("reconnect", () => on("reconnect"));

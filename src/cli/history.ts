@@ -1,0 +1,105 @@
+/**
+ * `deno task ota -- transfers|devices`: the transfer and device-status history the sender
+ * records. Device ids and details come from devices and are escaped before they are printed.
+ * @module
+ */
+
+import {
+  formatBytes,
+  formatDuration,
+  formatRate,
+  formatTable,
+  transferRate,
+} from "../format/mod.ts";
+import { EXIT_OK, UsageError } from "../command/args.ts";
+import { type Command, type Context, formatTime } from "./_command.ts";
+import { SHORT_SHA_CHARS } from "./image.ts";
+
+/** Records `transfers` and `devices` show when no `--limit` is given. */
+export const DEFAULT_HISTORY_ROWS = 20;
+
+/** The history commands. */
+export const HISTORY_COMMANDS: Command[] = [
+  {
+    words: ["transfers"],
+    args: [],
+    summary: "list recent transfers, newest first",
+    help: `Options:
+  --limit N     show at most N transfers (default ${DEFAULT_HISTORY_ROWS})
+
+RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or the end.`,
+    options: { limit: { type: "string" } },
+    run: transfers,
+  },
+  {
+    words: ["devices"],
+    args: [],
+    summary: "list recent device status reports, newest first",
+    help: `Options:
+  --limit N     show at most N reports (default ${DEFAULT_HISTORY_ROWS})`,
+    options: { limit: { type: "string" } },
+    run: devices,
+  },
+];
+
+async function transfers(ctx: Context): Promise<number> {
+  const records = await (await ctx.catalog()).listTransfers(limitOf(ctx, ["transfers"]));
+  return await printRecords(ctx, records, "No transfers recorded yet", () =>
+    formatTable(
+      ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "ACKED", "TIME", "RATE", "RESENDS", "SENDER"],
+      records.map((t) => [
+        formatTime(t.endedAt),
+        t.deviceId,
+        `${t.product}@${t.version}`,
+        t.outcome,
+        formatBytes(t.bytes),
+        formatDuration(t.seconds),
+        formatRate(transferRate(t.bytes, t.seconds)),
+        String(t.resends),
+        t.senderId,
+      ]),
+      { right: [4, 5, 6, 7] },
+    ));
+}
+
+async function devices(ctx: Context): Promise<number> {
+  const records = await (await ctx.catalog()).listDeviceStatus(limitOf(ctx, ["devices"]));
+  return await printRecords(
+    ctx,
+    records,
+    "No device status reports recorded yet",
+    () =>
+      formatTable(
+        ["AT", "DEVICE", "STATUS", "VERSION", "SHA256", "DETAIL"],
+        records.map((d) => [
+          formatTime(d.at),
+          d.deviceId,
+          d.status,
+          d.version,
+          d.sha256.slice(0, SHORT_SHA_CHARS),
+          d.detail,
+        ]),
+      ),
+  );
+}
+
+/** Prints records as JSON (`--json`), as `empty` when there are none, else as `table()`. */
+async function printRecords(
+  ctx: Context,
+  records: unknown[],
+  empty: string,
+  table: () => string,
+): Promise<number> {
+  if (ctx.json) await ctx.out(JSON.stringify(records, null, 2));
+  else await ctx.out(records.length === 0 ? empty : table());
+  return EXIT_OK;
+}
+
+function limitOf(ctx: Context, words: string[]): number {
+  const raw = ctx.values.limit as string | undefined;
+  if (raw === undefined) return DEFAULT_HISTORY_ROWS;
+  if (!/^[1-9]\d{0,5}$/.test(raw)) {
+    throw new UsageError(`--limit "${raw}" is not a whole number from 1 to 999999`, words);
+  }
+  return Number(raw);
+}

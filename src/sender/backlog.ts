@@ -1,0 +1,72 @@
+/**
+ * The sender's outgoing backlog: bytes handed to the transport and not yet written to its socket.
+ * Transfers ask before each CHUNK; above the cap they are held, and resumed oldest first once the
+ * backlog has drained to half of it.
+ * @module
+ */
+
+import type { PublishOptions, Transport } from "../transport/types.ts";
+
+/**
+ * Default cap of the sender's outgoing backlog. Without one, 1000 devices asking for window 64
+ * put 1000 × 64 × 4 KiB into the socket's buffer at once (QoS 0 has no broker flow control):
+ * round trips grew past the resend timeout, resends fed the backlog, the sender reached
+ * 1.7 GiB and 28 % of transfers failed (bench, docs/performance.md). 1 MiB drains in ~10 ms
+ * at the broker's rate, far below the 1000 ms minimum resend timeout; 4 MiB moved no more data
+ * but cost 60-80 MiB more peak RSS at 1000 devices and O(n²) work on MQTT.js's one-per-publish
+ * `drain` listeners.
+ */
+export const MAX_BACKLOG_BYTES = 1024 * 1024;
+
+/** Counts published bytes until written and holds senders above the cap. */
+export class Backlog<T> {
+  #bytes = 0;
+  /** Held back by the cap, resumed in order as it drains. */
+  readonly #held = new Set<T>();
+
+  /**
+   * A backlog publishing through `transport`, holding above `maxBytes`; `resume` is called for
+   * each held sender that may publish again, `warn` for a failed publication.
+   */
+  constructor(
+    readonly transport: Transport,
+    readonly options: { maxBytes: number; warn: (line: string) => void; resume: (held: T) => void },
+  ) {}
+
+  /** Bytes published and not yet written. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Publishes, counting the bytes until the transport has written them. */
+  publish(topic: string, payload: Uint8Array, options: PublishOptions): void {
+    const n = payload.length;
+    this.#bytes += n;
+    this.transport.publish(topic, payload, options).catch((err) =>
+      this.options.warn(`publish to "${topic}" failed: ${err}`)
+    ).finally(() => {
+      this.#bytes -= n;
+      if (this.#held.size > 0 && this.#bytes < this.options.maxBytes / 2) this.#resumeHeld();
+    });
+  }
+
+  /** True when `sender` may publish now; otherwise it is held until the backlog drains. */
+  mayPublish(sender: T): boolean {
+    if (this.#bytes < this.options.maxBytes) return true;
+    this.#held.add(sender);
+    return false;
+  }
+
+  /** Forgets a sender that will publish no more. */
+  forget(sender: T): void {
+    this.#held.delete(sender);
+  }
+
+  #resumeHeld(): void {
+    for (const t of this.#held) {
+      if (this.#bytes >= this.options.maxBytes) break;
+      this.#held.delete(t);
+      this.options.resume(t);
+    }
+  }
+}

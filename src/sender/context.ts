@@ -1,0 +1,32 @@
+/**
+ * What the message handlers share: the sender's settings and its rooms (open transfers,
+ * admission, replies, prepared images, backlog, recording, counters). The {@link Sender} builds
+ * one and hands it to every handler.
+ * @module
+ */
+
+import type { Admission } from "./admission.ts";
+import type { Backlog } from "./backlog.ts";
+import type { SenderSettings } from "./options.ts";
+import type { Recorder } from "./recording.ts";
+import type { TransferRegistry } from "./registry.ts";
+import type { Replies } from "./replies.ts";
+import type { SenderStats } from "./stats.ts";
+import type { Transfer, TransferEnd } from "./transfer.ts";
+import type { TransferImages } from "./transfer_images.ts";
+
+/** The state and services handlers work with. */
+export interface SenderContext {
+  readonly settings: SenderSettings;
+  readonly stats: SenderStats;
+  readonly transfers: TransferRegistry;
+  readonly admission: Admission;
+  readonly replies: Replies;
+  readonly images: TransferImages;
+  readonly backlog: Backlog<Transfer>;
+  readonly recorder: Recorder;
+  /** Called once by every transfer when it closes. */
+  transferClosed(end: TransferEnd): void;
+  /** Runs `fn`, logging instead of throwing: one transfer's bug must not stop the others. */
+  safely(fn: () => void): void;
+}

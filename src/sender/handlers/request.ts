@@ -1,0 +1,154 @@
+/**
+ * REQUEST handler (docs/protocol.md §4.1, §5.1, §7): decodes and checks the request, admits it,
+ * asks the catalog, lets {@link grantRequest} decide, and opens the transfer, superseding the
+ * device's old one. Every refusal is an ERROR on the request's Response Topic (D2).
+ * @module
+ */
+
+import {
+  DecodeError,
+  decodeRequest,
+  deviceTopics,
+  ErrorCode,
+  type Request,
+  responseTopicProblem,
+  toHex,
+} from "../../protocol/mod.ts";
+import type { InboundMessage } from "../../transport/types.ts";
+import type { SenderContext } from "../context.ts";
+import { type Grant, type GrantLookup, grantRequest, resumableImage } from "../grant.ts";
+import { formatBytes } from "../../format/mod.ts";
+import { Transfer, type TransferImage } from "../transfer.ts";
+
+/** Where the answers to one request go. */
+interface ReplyTo {
+  deviceId: string;
+  topic: string;
+  correlation: Uint8Array | undefined;
+}
+
+/** Handles one REQUEST from `deviceId`; resolves when it is answered. */
+export async function handleRequest(
+  ctx: SenderContext,
+  deviceId: string,
+  message: InboundMessage,
+): Promise<void> {
+  ctx.stats.requests++;
+  const { replies, settings } = ctx;
+  let request: Request;
+  try {
+    request = decodeRequest(message.payload);
+  } catch (err) {
+    const topic = replies.usableResponseTopic(deviceId, message.responseTopic ?? "") ??
+      replies.errorTopic(deviceId);
+    const why = err instanceof DecodeError ? err.message : String(err);
+    return replies.send(topic, message.correlationData, {
+      code: ErrorCode.MALFORMED_REQUEST,
+      message: `${why}; see docs/protocol.md §4.1`,
+    });
+  }
+  const correlation = message.correlationData ?? request.correlationData;
+  const responseTopic = message.responseTopic ?? (request.responseTopic || "");
+  if (request.deviceId !== deviceId) {
+    const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
+      replies.errorTopic(deviceId);
+    return replies.send(topic, correlation, {
+      code: ErrorCode.DEVICE_MISMATCH,
+      message:
+        `Request refused: body device id "${request.deviceId}" differs from the topic's "${deviceId}"`,
+    });
+  }
+  const problem = responseTopicProblem(settings.prefix, deviceId, responseTopic);
+  if (problem) {
+    const topics = deviceTopics(settings.prefix, deviceId);
+    return replies.send(topics.error, correlation, {
+      code: ErrorCode.RESPONSE_TOPIC_REFUSED,
+      message:
+        `Request refused: ${problem}; use a topic under "${topics.namespace}", e.g. "${topics.data}"`,
+    });
+  }
+  const to: ReplyTo = { deviceId, topic: responseTopic, correlation };
+  const busy = ctx.admission.refusal(ctx.transfers.size, !!ctx.transfers.ofDevice(deviceId));
+  if (busy) return replies.send(to.topic, to.correlation, busy);
+  const ticket = ctx.admission.begin(deviceId);
+  try {
+    const grant = await decide(ctx, request, to);
+    if (!grant) return;
+    let image: TransferImage;
+    try {
+      image = await ctx.images.get(grant.image, grant.chunkSize);
+    } catch (err) {
+      return replies.send(to.topic, to.correlation, {
+        code: ErrorCode.INTERNAL_ERROR,
+        message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
+      });
+    }
+    if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, image, to });
+  } finally {
+    ctx.admission.done(ticket);
+  }
+}
+
+/** Asks the catalog and the grant rules; answers a refusal itself and gives null. */
+async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promise<Grant | null> {
+  const { catalog } = ctx.settings;
+  let lookup: GrantLookup;
+  try {
+    const found = request.resume ? await catalog.get(toHex(request.resume.sha256)) : null;
+    const resumed = resumableImage(request, found);
+    // D4: an unknown resume point is no error; the request resolves as if it had none.
+    const resolved = resumed ? null : await catalog.resolve(request.product, request.wantedVersion);
+    lookup = { resumed, resolved };
+  } catch (err) {
+    ctx.replies.send(to.topic, to.correlation, {
+      code: ErrorCode.INTERNAL_ERROR,
+      message: `Catalog lookup failed: ${err}; ask again later`,
+    });
+    return null;
+  }
+  const result = grantRequest(request, lookup, ctx.settings);
+  if ("refusal" in result) {
+    ctx.replies.send(to.topic, to.correlation, result.refusal);
+    return null;
+  }
+  return result.grant;
+}
+
+/** Opens the granted transfer; the device's old transfer, if any, is superseded (§7). */
+function openTransfer(
+  ctx: SenderContext,
+  { grant, image, to }: { grant: Grant; image: TransferImage; to: ReplyTo },
+): void {
+  const { settings } = ctx;
+  const now = settings.now();
+  const old = ctx.transfers.ofDevice(to.deviceId);
+  if (old) ctx.safely(() => old.dispatch({ type: "supersede" }, now));
+  const transfer = new Transfer({
+    transferId: ctx.transfers.newId(),
+    deviceId: to.deviceId,
+    image,
+    chunkSize: grant.chunkSize,
+    window: grant.window,
+    startOffset: grant.startOffset,
+    dataTopic: to.topic,
+    ackTopic: deviceTopics(settings.prefix, to.deviceId).ack(settings.senderId),
+    correlationData: to.correlation ?? new Uint8Array(0),
+    dataQos: settings.dataQos,
+    adaptive: settings.adaptiveWindow,
+    timing: settings.timing,
+    send: (topic, payload, options) => ctx.backlog.publish(topic, payload, options),
+    mayPublish: (t) => ctx.backlog.mayPublish(t),
+    onClose: (end) => ctx.transferClosed(end),
+  });
+  ctx.transfers.add(transfer);
+  ctx.stats.transfersStarted++;
+  const { image: meta, chunkSize, window, startOffset } = grant;
+  settings.log.info(
+    `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
+      formatBytes(meta.size)
+    } chunk ${chunkSize} window ${window}${
+      startOffset ? ` resume at ${startOffset}` : ""
+    } (transfer ${transfer.id})`,
+  );
+  transfer.start(now);
+}

@@ -1,0 +1,96 @@
+/**
+ * Settings of a {@link Sender} and the narrow interfaces it is given: the catalog methods it
+ * calls and where it logs. Defaults are filled in once here.
+ * @module
+ */
+
+import { DEFAULT_CHUNK_BYTES, DEFAULT_WINDOW, MAX_WINDOW } from "../protocol/mod.ts";
+import type { Catalog } from "../catalog/mod.ts";
+import type { Transport } from "../transport/types.ts";
+import { MAX_BACKLOG_BYTES } from "./backlog.ts";
+import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
+
+/** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
+export type SenderCatalog = Pick<
+  Catalog,
+  "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus"
+>;
+
+/** Where the sender writes its log lines. */
+export interface SenderLog {
+  info(line: string): void;
+  warn(line: string): void;
+}
+
+/** Settings of a {@link Sender}. */
+export interface SenderOptions {
+  transport: Transport;
+  catalog: SenderCatalog;
+  prefix: string;
+  senderId: string;
+  /** Shared-subscription group for several instances; none by default. */
+  sharedGroup?: string;
+  /** QoS of MANIFEST and CHUNK messages (ERROR goes with QoS 1); default 0, chosen by measurement. */
+  dataQos?: 0 | 1;
+  defaultChunkSize?: number;
+  defaultWindow?: number;
+  /** Upper bound of the granted window (≤ MAX_WINDOW), e.g. to respect broker queue limits. */
+  maxWindow?: number;
+  /** Adapt chunks in flight to the measured round trip. */
+  adaptiveWindow?: boolean;
+  /** Open transfers at most; further requests get BUSY. */
+  maxTransfers?: number;
+  busyRetryAfterMs?: number;
+  timing?: Partial<TransferTiming>;
+  /** Interval of the timer that checks every transfer's deadline. */
+  tickMs?: number;
+  /**
+   * Bytes handed to the transport and not yet written to its socket above which transfers
+   * stop sending chunks until it drains; default {@link MAX_BACKLOG_BYTES}.
+   */
+  maxBacklogBytes?: number;
+  /**
+   * Signs `sha256` of an image whose catalog entry carries no signature; the signature goes into
+   * the MANIFEST. An image signed offline keeps its stored signature.
+   */
+  sign?: (sha256: Uint8Array) => Promise<Uint8Array>;
+  log?: SenderLog;
+  now?: () => number;
+}
+
+/** {@link SenderOptions} with every default filled in. */
+export type SenderSettings = Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing">> & {
+  timing: TransferTiming;
+  sharedGroup?: string;
+  sign?: SenderOptions["sign"];
+};
+
+const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };
+
+/**
+ * The one home of the sender's transfer defaults; the configuration's built-in defaults
+ * (`DEFAULT_CONFIG.transfer`) are made from these and from {@link DEFAULT_TIMING}.
+ */
+export const SENDER_DEFAULTS = {
+  /** QoS 0 for data, chosen by measurement (docs/performance.md). */
+  dataQos: 0 as 0 | 1,
+  defaultChunkSize: DEFAULT_CHUNK_BYTES,
+  defaultWindow: DEFAULT_WINDOW,
+  maxWindow: MAX_WINDOW,
+  adaptiveWindow: true,
+  maxTransfers: 2000,
+  busyRetryAfterMs: 5000,
+} as const;
+
+/** Fills in the defaults of `options`. */
+export function senderSettings(options: SenderOptions): SenderSettings {
+  return {
+    ...SENDER_DEFAULTS,
+    tickMs: 50,
+    maxBacklogBytes: MAX_BACKLOG_BYTES,
+    log: QUIET_LOG,
+    now: () => performance.now(),
+    ...options,
+    timing: { ...DEFAULT_TIMING, ...options.timing },
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * The sender's counters, for tests, the CLI and benchmarks.
+ * @module
+ */
+
+/** Counters of a running sender. */
+export interface SenderStats {
+  requests: number;
+  transfersStarted: number;
+  transfersOk: number;
+  transfersFailed: number;
+  errorsSent: Record<string, number>;
+  dropped: number;
+  chunksSent: number;
+  resends: number;
+}
+
+/** All counters at zero. */
+export function emptyStats(): SenderStats {
+  return {
+    requests: 0,
+    transfersStarted: 0,
+    transfersOk: 0,
+    transfersFailed: 0,
+    errorsSent: {},
+    dropped: 0,
+    chunksSent: 0,
+    resends: 0,
+  };
+}
