@@ -19,8 +19,8 @@ import {
   DEFAULT_WINDOW,
   deviceTopics,
 } from "../src/protocol/mod.ts";
+import { MiB } from "../src/format/mod.ts";
 
-const MiB = 1048576;
 /** Path of the C source. */
 export const NATIVE_PIPE_SOURCE = new URL("./native/pipe.c", import.meta.url).pathname;
 /** Correlation Data of every CHUNK: the simulated device's REQUEST carries 8 random bytes. */

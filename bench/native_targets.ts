@@ -4,6 +4,8 @@
  * @module
  */
 
+import { MiB } from "../src/format/mod.ts";
+
 /** One 4 MiB transfer at default settings must reach this share of the native pipe. */
 export const MIN_SINGLE_RATIO_TO_NATIVE = 0.8;
 /** The sender may spend at most this multiple of the native publisher's CPU per MiB. */
@@ -32,7 +34,7 @@ export interface TargetVerdict {
   note?: string;
 }
 
-const FULL_IMAGE_BYTES = 4 * 1048576;
+const FULL_IMAGE_BYTES = 4 * MiB;
 
 /** Checks the targets a run has figures for; missing figures give no verdict. */
 export function checkNativeTargets(input: NativeTargetInput): TargetVerdict[] {

@@ -6,6 +6,7 @@
  */
 
 import { freePort } from "../src/broker/mod.ts";
+import { MiB } from "../src/format/mod.ts";
 import { CHUNK_HEADER_BYTES, DEFAULT_WINDOW, MIN_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { cpuSecondsBetween, readCpu } from "../bench/cpu_clock.ts";
 import { buildNativePipe, NativePipeError, runNativePipe } from "../bench/native_ceiling.ts";
@@ -16,8 +17,6 @@ import {
 } from "../bench/native_targets.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
-
-const MiB = 1048576;
 
 let built: Promise<string> | null = null;
 /** Builds the pipe once for this file; the folder goes when the test process ends. */
