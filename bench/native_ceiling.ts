@@ -27,8 +27,10 @@ export const NATIVE_PIPE_SOURCE = new URL("./native/pipe.c", import.meta.url).pa
 const CORRELATION_BYTES = 8;
 /** Share of the messages not timed, as in bench/ceiling.ts. */
 const WARMUP_FRACTION = 0.25;
-/** Fewest messages of a run, so that a few are timed even for large chunks. */
+/** Fewest messages of a run (tests run small ones). */
 const MIN_MESSAGES = 100;
+/** Fewest messages of a bench measurement, so that large chunks are timed over thousands too. */
+const MIN_MEASURED_MESSAGES = 4096;
 /** The pipe gives up after this long (a broker that stopped forwarding, a lost message). */
 const PIPE_TIMEOUT_SECONDS = 120;
 
@@ -201,7 +203,7 @@ export async function runNativePipe(
 /** Options of {@link createNativeCeiling}. */
 export interface NativeCeilingOptions {
   url: string;
-  /** Chunk payload bytes per run. */
+  /** Chunk payload bytes per run; at least 4096 messages are sent whatever the chunk size. */
   totalBytes: number;
   /** Runs per chunk size; the median is kept. */
   runs: number;
@@ -253,7 +255,7 @@ export function createNativeCeiling(options: NativeCeilingOptions): NativeCeilin
           await runNativePipe(binary, {
             url: options.url,
             chunkBytes,
-            totalBytes: options.totalBytes,
+            totalBytes: Math.max(options.totalBytes, chunkBytes * MIN_MEASURED_MESSAGES),
           }),
         );
       }
