@@ -25,6 +25,7 @@
 #include <mqtt_protocol.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -469,6 +470,8 @@ static bool parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (!parse(argc, argv)) return 2;
+	/* A broker that goes away mid-run must end in an error message, not a silent SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	mosquitto_lib_init();
 	deadline = now_seconds() + (double)opt.timeout_s;
 	struct client publisher = {0};
