@@ -8,7 +8,8 @@
  *
  * This module builds the program with the system compiler (`cc`, flags from `pkg-config
  * libmosquitto`) into a temporary folder on first use, runs it, and keeps the median of a few
- * runs per chunk size. Every size and count comes from the protocol constants; the C program knows none.
+ * runs per chunk size. Every size and count comes from the protocol constants; the C program
+ * knows none.
  * @module
  */
 
