@@ -127,6 +127,24 @@ export function prefixProblem(prefix: string): string | null {
 }
 
 /**
+ * Sender ids a sender MUST NOT take (protocol §2.2): under the username-keyed ACL a client whose
+ * username is `devA/ack` may write `{p}/dev/devA/ack/{x}`, and these `{x}` are the last levels of
+ * topics the sender listens on or devices read.
+ */
+export const RESERVED_SENDER_IDS: readonly string[] = ["req", "status", "data", "error"];
+
+/** Why `senderId` cannot name a sender's ack topic (protocol §2, §2.2), or null when it can. */
+export function senderIdProblem(senderId: string): string | null {
+  if (!DEVICE_ID_PATTERN.test(senderId)) {
+    return `the sender id "${senderId}" breaks the id rule [A-Za-z0-9._:-]{1,64}`;
+  }
+  if (RESERVED_SENDER_IDS.includes(senderId)) {
+    return `the sender id "${senderId}" is reserved (${RESERVED_SENDER_IDS.join(", ")})`;
+  }
+  return null;
+}
+
+/**
  * Why the sender must refuse `responseTopic` for device `deviceId` (protocol §2.1), or null
  * when it may publish there. Without this check any device could make the sender flood another
  * device's topics.

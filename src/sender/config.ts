@@ -14,6 +14,8 @@ import {
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
+  RESERVED_SENDER_IDS,
+  senderIdProblem,
 } from "../protocol/mod.ts";
 import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
 import { SENDER_DEFAULTS } from "./options.ts";
@@ -224,9 +226,9 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     c.topics.sharedGroup,
   );
   check(
-    c.senderId === "" || DEVICE_ID_PATTERN.test(c.senderId),
+    c.senderId === "" || senderIdProblem(c.senderId) === null,
     "senderId",
-    "empty or [A-Za-z0-9._:-]{1,64}",
+    `empty, or [A-Za-z0-9._:-]{1,64} other than ${RESERVED_SENDER_IDS.join(", ")}`,
     c.senderId,
   );
   check(c.kvPath !== "", "kvPath", "a file path or :memory:", c.kvPath);

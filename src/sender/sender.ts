@@ -8,7 +8,12 @@
  * @module
  */
 
-import { parseInboundTopic, senderSubscriptions } from "../protocol/mod.ts";
+import {
+  parseInboundTopic,
+  prefixProblem,
+  senderIdProblem,
+  senderSubscriptions,
+} from "../protocol/mod.ts";
 import type { TransferRecord } from "../catalog/mod.ts";
 import type { InboundMessage } from "../transport/types.ts";
 import { Admission } from "./admission.ts";
@@ -75,6 +80,8 @@ export class Sender {
 
   /** Subscribes to requests, acks and status, and starts the deadline timer. */
   static async start(options: SenderOptions): Promise<Sender> {
+    const problem = senderIdProblem(options.senderId) ?? prefixProblem(options.prefix);
+    if (problem) throw new Error(`Cannot start the sender: ${problem}; choose another one`);
     const s = new Sender(options);
     const o = s.#settings;
     const subs = senderSubscriptions(o.prefix, o.senderId, o.sharedGroup);

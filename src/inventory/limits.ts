@@ -1,0 +1,21 @@
+/**
+ * Limits of the device inventory, in one place.
+ *
+ * @module
+ */
+
+/** History entries kept per device (a ring: the oldest is overwritten). */
+export const HISTORY_PER_DEVICE = 32;
+/** Most groups one device may carry. */
+export const MAX_GROUPS_PER_DEVICE = 16;
+/** Longest STATUS name or transfer outcome stored (protocol names are far shorter). */
+export const MAX_STATUS_NAME_CHARS = 32;
+/** Longest detail text kept in a history entry; longer text is cut. */
+export const MAX_DETAIL_CHARS = 200;
+/**
+ * Index keys one page of a filtered listing reads at most; a page that reaches it comes back
+ * short, with a cursor to go on, so no call reads the whole inventory.
+ */
+export const MAX_SCAN_PER_PAGE = 10_000;
+/** Bytes counted per key when `putMany` sizes a commit (keys are far shorter). */
+export const IMPORT_KEY_BYTES_ESTIMATE = 160;

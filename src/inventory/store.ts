@@ -1,0 +1,405 @@
+/**
+ * The device inventory in Deno KV: one small record per device, secondary index keys (product,
+ * version, group, rollout state) for listings that page with a cursor, and a bounded history
+ * ring per device. It only stores and loads; the update rules are in `device_record.ts`, the
+ * keys in `rollout/keys.ts`. It takes an already open `Deno.Kv`.
+ *
+ * Each update is one read and one commit checked against the record's versionstamp: the record,
+ * the index keys that changed and at most one history slot. A polling device whose product and
+ * version stay the same costs one small write per REQUEST.
+ *
+ * @module
+ */
+
+import {
+  COMMIT_HEADROOM_BYTES,
+  KV_MAX_COMMIT_BYTES,
+  KV_MAX_GET_MANY_KEYS,
+  KV_MAX_MUTATIONS_PER_COMMIT,
+} from "../catalog/limits.ts";
+import { retryCommit } from "../rollout/_kv_retry.ts";
+import {
+  inventoryDeviceKey,
+  inventoryDevicePrefix,
+  inventoryHistoryKey,
+  inventoryHistoryPrefix,
+  type InventoryIndexField,
+  inventoryIndexKey,
+  inventoryIndexPrefix,
+} from "../rollout/keys.ts";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../rollout/limits.ts";
+import type { RolloutTarget } from "../rollout/target.ts";
+import {
+  applyLabels,
+  applyRequest,
+  applyRolloutState,
+  applyStatus,
+  applyTransfer,
+  checkDeviceId,
+  checkGroup,
+  type DeviceFilter,
+  type DeviceRecord,
+  type DeviceRolloutState,
+  type HistoryEntry,
+  indexEntries,
+  matchesFilter,
+  type RecordUpdate,
+  type RequestFacts,
+  type StatusFacts,
+  type TransferSummary,
+} from "./device_record.ts";
+import { InventoryError } from "./errors.ts";
+import { HISTORY_PER_DEVICE, IMPORT_KEY_BYTES_ESTIMATE, MAX_SCAN_PER_PAGE } from "./limits.ts";
+
+/** Bytes one import commit may carry: the KV limit less the catalog's usual headroom. */
+const IMPORT_COMMIT_BYTES = KV_MAX_COMMIT_BYTES - COMMIT_HEADROOM_BYTES;
+
+/** Options of {@linkcode InventoryStore}. */
+export interface InventoryStoreOptions {
+  /** Clock in ms since the epoch; default `Date.now`. */
+  now?: () => number;
+}
+
+/** One page of a listing. */
+export interface DevicePage {
+  /** Matching devices, in device id order within the index read. */
+  devices: DeviceRecord[];
+  /**
+   * Where the next page starts (a device id), or undefined when the listing is complete. A page
+   * may hold fewer devices than asked (even none) and still have a cursor, when it stopped
+   * after reading `MAX_SCAN_PER_PAGE` index keys.
+   */
+  cursor?: string;
+}
+
+/** Order in which a filtered listing picks the index it reads: the most selective first. */
+const INDEX_PREFERENCE: readonly InventoryIndexField[] = ["group", "state", "version", "product"];
+
+/** The inventory store; see the module doc. */
+export class InventoryStore {
+  readonly #kv: Deno.Kv;
+  readonly #now: () => number;
+
+  /** Wraps an open KV; the caller owns it and closes it. */
+  constructor(kv: Deno.Kv, options: InventoryStoreOptions = {}) {
+    this.#kv = kv;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Records a REQUEST: creates the device on first contact, updates its running version. */
+  async recordRequest(deviceId: string, facts: RequestFacts): Promise<DeviceRecord> {
+    const id = checkDeviceId(deviceId, "record a request");
+    return await this.#update(id, (old, at) => applyRequest(old, { ...facts, id, at }));
+  }
+
+  /** Records a STATUS the device reported (BOOTED updates its running version). */
+  async recordStatus(deviceId: string, facts: StatusFacts): Promise<DeviceRecord> {
+    const id = checkDeviceId(deviceId, "record a status");
+    return await this.#update(id, (old, at) => applyStatus(old, { ...facts, id, at }));
+  }
+
+  /** Records the end of a transfer to the device. */
+  async recordTransfer(deviceId: string, summary: TransferSummary): Promise<DeviceRecord> {
+    const id = checkDeviceId(deviceId, "record a transfer");
+    return await this.#update(id, (old) => applyTransfer(old, { ...summary, id }));
+  }
+
+  /**
+   * Sets the device's state in the rollout that holds it (null: none). Throws `NOT_FOUND` for
+   * a device the inventory does not know.
+   */
+  async setRolloutState(
+    deviceId: string,
+    rollout: Omit<DeviceRolloutState, "at"> | null,
+  ): Promise<DeviceRecord> {
+    const id = checkDeviceId(deviceId, "set a rollout state");
+    return await this.#update(id, (old, at) => {
+      if (old === null) throw notFound(id, "set the rollout state of");
+      const same = old.rollout?.id === rollout?.id && old.rollout?.state === rollout?.state;
+      if (same) return null;
+      return applyRolloutState(old, rollout === null ? null : { ...rollout, at });
+    });
+  }
+
+  /** Adds and removes groups of a known device (`NOT_FOUND` for an unknown one). */
+  async label(
+    deviceId: string,
+    change: { add?: readonly string[]; remove?: readonly string[] },
+  ): Promise<DeviceRecord> {
+    const id = checkDeviceId(deviceId, "label a device");
+    return await this.#update(id, (old) => {
+      if (old === null) throw notFound(id, "label");
+      return applyLabels(old, change);
+    });
+  }
+
+  /** The record of a device, or null. */
+  async get(deviceId: string): Promise<DeviceRecord | null> {
+    return (await this.#kv.get<DeviceRecord>(inventoryDeviceKey(deviceId))).value;
+  }
+
+  /** The device's history, oldest first (at most `HISTORY_PER_DEVICE` entries). */
+  async history(deviceId: string): Promise<HistoryEntry[]> {
+    const out: HistoryEntry[] = [];
+    const iter = this.#kv.list<HistoryEntry>({ prefix: inventoryHistoryPrefix(deviceId) });
+    for await (const e of iter) out.push(e.value);
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * One page of the devices matching `filter`. Reads the index of the most selective filter
+   * given (group, then state, version, product) and checks the others on the records, so a
+   * page costs its own size in reads, never the whole inventory. Pass `cursor` from the
+   * previous page to continue.
+   */
+  async list(
+    filter: DeviceFilter = {},
+    options: { cursor?: string; limit?: number } = {},
+  ): Promise<DevicePage> {
+    const limit = options.limit ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new InventoryError(
+        "INVALID_ARGUMENT",
+        `Cannot list devices: page size ${limit} is not a whole number within 1..${MAX_PAGE_SIZE}`,
+      );
+    }
+    const field = INDEX_PREFERENCE.find((f) => filter[f] !== undefined);
+    if (field === undefined) return await this.#listAll(options.cursor, limit);
+    return await this.#listIndexed(field, filter, options.cursor, limit);
+  }
+
+  /**
+   * Every device id a rollout target covers, read from the indexes page by page (whole
+   * product; or its groups and listed devices, each device once).
+   */
+  async *targetDeviceIds(target: RolloutTarget): AsyncGenerator<string> {
+    if (target.groups.length === 0 && target.devices.length === 0) {
+      yield* this.#indexIds("product", target.product, target.product);
+      return;
+    }
+    const seen = new Set<string>();
+    for (const group of target.groups) {
+      for await (const id of this.#indexIds("group", group, target.product)) {
+        if (!seen.has(id)) {
+          seen.add(id);
+          yield id;
+        }
+      }
+    }
+    for (let i = 0; i < target.devices.length; i += KV_MAX_GET_MANY_KEYS) {
+      const part = target.devices.slice(i, i + KV_MAX_GET_MANY_KEYS);
+      const got = await this.#kv.getMany<DeviceRecord[]>(part.map(inventoryDeviceKey));
+      for (const g of got) {
+        const r = g.value;
+        if (r !== null && r.product === target.product && !seen.has(r.id)) {
+          seen.add(r.id);
+          yield r.id;
+        }
+      }
+    }
+  }
+
+  /**
+   * Imports records of devices the inventory does not hold yet, with their index keys, in
+   * commits that stay within the KV limits (1000 mutations, 800 KiB), for seeding a test or a
+   * benchmark, or a migration. Before each commit it reads the id range of the batch: a device
+   * that exists already is refused with `INVALID_ARGUMENT` and that batch is not written. Not
+   * atomic against a sender updating the same devices meanwhile: run it while none does.
+   */
+  async putMany(records: Iterable<DeviceRecord>): Promise<number> {
+    let batch: DeviceRecord[] = [];
+    let mutations = 0;
+    let bytes = 0;
+    let written = 0;
+    const flush = async () => {
+      await this.#refuseExisting(batch);
+      await retryCommit(async () => {
+        const op = this.#kv.atomic();
+        for (const r of batch) {
+          op.set(inventoryDeviceKey(r.id), r);
+          for (const [field, value] of indexEntries(r)) {
+            op.set(inventoryIndexKey(field, value, r.id), r.product);
+          }
+        }
+        return (await op.commit()).ok || undefined;
+      }, conflict("import devices"));
+      written += batch.length;
+      batch = [];
+      mutations = 0;
+      bytes = 0;
+    };
+    for (const r of records) {
+      checkDeviceId(r.id, "import a device");
+      r.groups.forEach((g) => checkGroup(g, `import device "${r.id}"`));
+      const n = 1 + indexEntries(r).length;
+      // Generous size estimate: the record as JSON plus a key's worth per mutation.
+      const size = JSON.stringify(r).length + n * IMPORT_KEY_BYTES_ESTIMATE;
+      if (mutations + n > KV_MAX_MUTATIONS_PER_COMMIT || bytes + size > IMPORT_COMMIT_BYTES) {
+        await flush();
+      }
+      batch.push(r);
+      mutations += n;
+      bytes += size;
+    }
+    if (batch.length > 0) await flush();
+    return written;
+  }
+
+  // ---- internals ----
+
+  /**
+   * Reads a record, applies `change` (null: nothing to write) and commits the record, its
+   * changed index keys and a history slot against the record's versionstamp.
+   */
+  async #update(
+    deviceId: string,
+    change: (old: DeviceRecord | null, at: string) => RecordUpdate | null,
+  ): Promise<DeviceRecord> {
+    return await retryCommit(async () => {
+      const entry = await this.#kv.get<DeviceRecord>(inventoryDeviceKey(deviceId));
+      const old = entry.value;
+      const at = new Date(this.#now()).toISOString();
+      const update = change(old, at);
+      if (update === null) return old!;
+      const record = { ...update.record };
+      const op = this.#kv.atomic().check(entry);
+      if (update.history !== undefined) {
+        record.historySeq = (old?.historySeq ?? 0) + 1;
+        const slot = (record.historySeq - 1) % HISTORY_PER_DEVICE;
+        const line: HistoryEntry = { seq: record.historySeq, at, ...update.history };
+        op.set(inventoryHistoryKey(deviceId, slot), line);
+      }
+      op.set(inventoryDeviceKey(deviceId), record);
+      const before = new Map(
+        (old === null ? [] : indexEntries(old)).map(([f, v]) => [`${f}\0${v}`, old!.product]),
+      );
+      for (const [field, value] of indexEntries(record)) {
+        const k = `${field}\0${value}`;
+        if (before.get(k) !== record.product) {
+          op.set(inventoryIndexKey(field, value, deviceId), record.product);
+        }
+        before.delete(k);
+      }
+      for (const k of before.keys()) {
+        const [field, value] = k.split("\0") as [InventoryIndexField, string];
+        op.delete(inventoryIndexKey(field, value, deviceId));
+      }
+      return (await op.commit()).ok ? record : undefined;
+    }, conflict(`update device "${deviceId}"`));
+  }
+
+  /** Throws `INVALID_ARGUMENT` when a device of `batch` is in the inventory already. */
+  async #refuseExisting(batch: readonly DeviceRecord[]): Promise<void> {
+    const ids = new Set(batch.map((r) => r.id));
+    const sorted = [...ids].sort();
+    const range = {
+      start: inventoryDeviceKey(sorted[0]),
+      end: inventoryDeviceKey(`${sorted[sorted.length - 1]}\0`),
+    };
+    for await (const e of this.#kv.list<DeviceRecord>(range, { batchSize: 1000 })) {
+      const id = e.key[e.key.length - 1] as string;
+      if (ids.has(id)) {
+        throw new InventoryError(
+          "INVALID_ARGUMENT",
+          `Cannot import device "${id}": the inventory holds it already; import only new ` +
+            `devices (its batch of ${batch.length} was not written)`,
+        );
+      }
+    }
+    if (ids.size !== batch.length) {
+      throw new InventoryError(
+        "INVALID_ARGUMENT",
+        `Cannot import devices: the same device id appears twice in one batch`,
+      );
+    }
+  }
+
+  async #listAll(cursor: string | undefined, limit: number): Promise<DevicePage> {
+    const prefix = inventoryDevicePrefix();
+    const devices: DeviceRecord[] = [];
+    let more = false;
+    for await (
+      const e of this.#kv.list<DeviceRecord>(after(prefix, cursor), { limit: limit + 1 })
+    ) {
+      if (devices.length === limit) {
+        more = true;
+        break;
+      }
+      devices.push(e.value);
+    }
+    return { devices, cursor: more ? devices[devices.length - 1].id : undefined };
+  }
+
+  async #listIndexed(
+    field: InventoryIndexField,
+    filter: DeviceFilter,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<DevicePage> {
+    const prefix = inventoryIndexPrefix(field, filter[field]!);
+    const devices: DeviceRecord[] = [];
+    let pending: string[] = [];
+    let scanned = 0;
+    let lastScanned: string | undefined;
+    // Loads the pending candidates and keeps the matches; returns the id at which the page
+    // filled up, if it did.
+    const resolve = async (): Promise<string | undefined> => {
+      const got = await this.#kv.getMany<DeviceRecord[]>(pending.map(inventoryDeviceKey));
+      const ids = pending;
+      pending = [];
+      for (let i = 0; i < got.length; i++) {
+        const r = got[i].value;
+        if (r === null || !matchesFilter(r, filter)) continue;
+        devices.push(r);
+        if (devices.length === limit) return ids[i];
+      }
+      return undefined;
+    };
+    const iter = this.#kv.list<string>(after(prefix, cursor), { batchSize: 500 });
+    for await (const e of iter) {
+      const id = e.key[e.key.length - 1] as string;
+      scanned++;
+      lastScanned = id;
+      // The index value is the device's product: a product filter needs no record read.
+      if (filter.product === undefined || e.value === filter.product) pending.push(id);
+      if (pending.length === KV_MAX_GET_MANY_KEYS) {
+        const full = await resolve();
+        if (full !== undefined) return { devices, cursor: full };
+      }
+      if (scanned >= MAX_SCAN_PER_PAGE) {
+        const full = pending.length > 0 ? await resolve() : undefined;
+        return { devices, cursor: full ?? lastScanned };
+      }
+    }
+    if (pending.length > 0) {
+      const full = await resolve();
+      // Filled exactly on the last candidates: there may be nothing after, but say where.
+      if (full !== undefined && full !== lastScanned) return { devices, cursor: full };
+    }
+    return { devices };
+  }
+
+  async *#indexIds(field: InventoryIndexField, value: string, product: string) {
+    const iter = this.#kv.list<string>({ prefix: inventoryIndexPrefix(field, value) });
+    for await (const e of iter) {
+      if (e.value === product) yield e.key[e.key.length - 1] as string;
+    }
+  }
+}
+
+/** A selector of the keys under `prefix` after the one ending in `cursor` (all when none). */
+function after(prefix: Deno.KvKey, cursor: string | undefined): Deno.KvListSelector {
+  return cursor === undefined ? { prefix } : { prefix, start: [...prefix, `${cursor}\0`] };
+}
+
+function notFound(id: string, verb: string): InventoryError {
+  return new InventoryError(
+    "NOT_FOUND",
+    `Cannot ${verb} device "${id}": the inventory has no such device; it appears with its ` +
+      `first REQUEST`,
+  );
+}
+
+function conflict(what: string): (why: string) => InventoryError {
+  return (why) => new InventoryError("CONFLICT", `Cannot ${what}: ${why}; try again`);
+}

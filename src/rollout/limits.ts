@@ -1,0 +1,81 @@
+/**
+ * Limits and defaults of rollouts, in one place. Defaults are what `rollout create` uses when an
+ * option is left out; bounds are what {@linkcode parseRolloutSpec} accepts.
+ *
+ * @module
+ */
+
+/** Waves of a rollout when none are given: one wave to the whole target (`image add --release`). */
+export const DEFAULT_WAVES: readonly number[] = [100];
+/** Most waves a rollout may have. */
+export const MAX_WAVES = 20;
+/** Smallest wave percentage. */
+export const MIN_WAVE_PCT = 1;
+/** Largest wave percentage; the last wave must equal it, so every targeted device gets a wave. */
+export const MAX_WAVE_PCT = 100;
+
+/** Percentage of a wave's devices that must succeed before the next wave opens, by default. */
+export const DEFAULT_SUCCESS_PCT = 95;
+/** Failure percentage above which a rollout aborts, by default. */
+export const DEFAULT_ABORT_FAILURE_PCT = 10;
+/** Outcomes (succeeded, failed, timed out) a rollout needs before it may abort, by default. */
+export const DEFAULT_ABORT_MIN_DEVICES = 10;
+/** Largest `abortMinDevices` accepted. */
+export const MAX_ABORT_MIN_DEVICES = 1_000_000;
+
+/** Time a device has from its offer (or first request) to an outcome, by default (30 min). */
+export const DEFAULT_DEVICE_TIMEOUT_MS = 30 * 60 * 1000;
+/** Shortest device timeout accepted (1 s). */
+export const MIN_DEVICE_TIMEOUT_MS = 1000;
+/** Longest device timeout accepted (7 days). */
+export const MAX_DEVICE_TIMEOUT_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** Attempts a device gets after its first one fails or times out, by default. */
+export const DEFAULT_RETRIES = 2;
+/** Most retries accepted. */
+export const MAX_RETRIES = 10;
+
+/** Longest random delay a device waits after an offer before it asks, by default (60 s). */
+export const DEFAULT_JITTER_MS = 60 * 1000;
+/** Longest jitter accepted (1 h). */
+export const MAX_JITTER_MS = 60 * 60 * 1000;
+
+/** Most groups a rollout may target. */
+export const MAX_TARGET_GROUPS = 16;
+/**
+ * Most device ids a rollout may list explicitly: its record must stay well under the 64 KiB KV
+ * value limit. Label larger sets with a group.
+ */
+export const MAX_TARGET_DEVICES = 500;
+
+/** Group names: the same topic-safe alphabet as device ids, 1 to 64 characters. */
+export const GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Longest reason an operator may give to a command (kept in the record's log). */
+export const MAX_REASON_CHARS = 200;
+/** Events kept in a rollout record's own log (start, waves, pause, resume, end). */
+export const MAX_ROLLOUT_EVENTS = 64;
+/** Attempts of an optimistic KV commit before a store gives up with `CONFLICT`. */
+export const MAX_COMMIT_ATTEMPTS = 16;
+/** Devices returned by one page of a listing when no limit is given. */
+export const DEFAULT_PAGE_SIZE = 100;
+/** Largest page a listing returns. */
+export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * Most `check`s Deno KV accepts in one atomic commit (denokv `limits.rs`; the other KV limits
+ * live in the catalog's limits module, where this one belongs once rollouts are wired in).
+ */
+export const KV_MAX_CHECKS_PER_COMMIT = 100;
+/**
+ * Devices enrolled per commit when a wave opens: one check each, plus the check of the rollout
+ * record, within {@linkcode KV_MAX_CHECKS_PER_COMMIT}.
+ */
+export const ENROLL_BATCH = KV_MAX_CHECKS_PER_COMMIT - 1;
+/**
+ * Longest a store waits in total for a KV file another process (or another handle) holds locked
+ * (SQLite `database is locked`) before it gives up with `CONFLICT`.
+ */
+export const KV_BUSY_WAIT_MS = 5000;
+/** Longest single back-off while the KV file is locked; the wait doubles up to it from 1 ms. */
+export const KV_BUSY_MAX_BACKOFF_MS = 50;
