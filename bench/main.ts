@@ -42,6 +42,8 @@ import { runFirmwareSection } from "./firmware_device.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
+/** Bytes of unrecorded single transfers before the recorded ones (JIT warm-up). */
+const SINGLE_WARMUP_BYTES = 12 * MiB;
 /** Fleets from this size up run their devices in worker processes. */
 const DEFAULT_WORKERS_FROM = 1000;
 
@@ -250,7 +252,9 @@ async function main(): Promise<number> {
       const rows = [];
       try {
         // Warm-up, not recorded: a long-running sender has its hot paths compiled; so do we.
-        for (let i = 0; i < 3; i++) {
+        // At least 12 MiB of it: after 3 × 1 MiB (--quick) the first case recorded still paid
+        // 2-3 × the sender CPU per MiB of the same settings one case later.
+        for (let i = 0; i < Math.max(3, Math.ceil(SINGLE_WARMUP_BYTES / sizes.single)); i++) {
           await runOneConnected({ url: broker.url, product: "bench-single", window: 64 });
         }
         for (const c of cases) {
