@@ -145,7 +145,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(
         `${r.deviceId} ${r.status} sha256 ${r.sha256 || "-"} ` +
           `${same ? "== catalog" : "!= catalog " + meta.sha256} ${
-            formatRate(transferRate(r.bytesWritten, r.seconds))
+            formatRate(transferRate(r.bytesWritten, r.rateSeconds))
           }`,
       );
     }

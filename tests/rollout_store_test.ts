@@ -543,6 +543,14 @@ Deno.test("the largest rollout record (500 listed devices, a full log of long re
   }
 });
 
+/** Yields `fleet` and throws at index `at`, like a sender killed in the middle of a sweep. */
+async function* dyingAt(fleet: string[], at: number): AsyncGenerator<string> {
+  for (const [i, id] of fleet.entries()) {
+    if (i === at) throw new Error("sender killed");
+    yield id;
+  }
+}
+
 Deno.test("a wave sweep cut short by a crash is finished by the next sweep, each device counted once", async () => {
   const { open, cleanup } = await kvFile();
   try {
@@ -550,13 +558,7 @@ Deno.test("a wave sweep cut short by a crash is finished by the next sweep, each
     const first = new RolloutStore(kv1);
     const fleet = ids(400);
     const r = await first.create(spec(), { start: true });
-    async function* dying() {
-      for (const [i, id] of fleet.entries()) {
-        if (i === 250) throw new Error("sender killed");
-        yield id;
-      }
-    }
-    await assert.rejects(first.enrollWave(r.id, dying(), { wave: 0 }), /sender killed/);
+    await assert.rejects(first.enrollWave(r.id, dyingAt(fleet, 250), { wave: 0 }), /sender killed/);
     kv1.close();
 
     const second = new RolloutStore(await open());

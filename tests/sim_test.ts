@@ -12,9 +12,24 @@ import { Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { generateSigningKeys, signerFromPem } from "../src/protocol/signing.ts";
 import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
+import { MAX_UNANSWERED_REQUESTS } from "../src/sim/limits.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";
-import { crc32, MessageType, peekType } from "../src/protocol/mod.ts";
+import {
+  type Chunk,
+  crc32,
+  decodeChunk,
+  encodeChunk,
+  encodeManifest,
+  MessageType,
+  peekType,
+} from "../src/protocol/mod.ts";
+import { FakeClock } from "../src/sim/clock.ts";
+import { withLinkFaults } from "../src/sim/faulty_link.ts";
+import { FaultySink } from "../src/sim/faulty_sink.ts";
+import { ESP32_FLASH_TIMING, TimedSink } from "../src/sim/flash_timing.ts";
+import { MemorySink } from "../src/sim/sink.ts";
+import { transitionFor, TRANSITIONS } from "../src/sim/transitions.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
 
@@ -132,12 +147,15 @@ mosquittoTest(
   "a dropped chunk and a corrupted chunk are resent and the image verifies",
   async (b) => {
     await withSender(b.url, { size: 256 * 1024 }, async (h) => {
-      const r = await runDevice(h, "dev-faults", { faults: { dropChunk: 5, corruptChunk: 20 } });
+      // The corrupted chunk comes first: a corrupted delivery that arrives after a gap is dropped
+      // as out of order before its CRC is checked.
+      const r = await runDevice(h, "dev-faults", { faults: { corruptChunk: 5, dropChunk: 20 } });
       assertVerified(r, h);
       assertEquals(r.dropped, 1);
       assert(r.gaps > 0, `gaps ${r.gaps}`);
       assertEquals(r.crcErrors, 1);
-      assert(r.nacks >= 2, `nacks ${r.nacks}`);
+      // One NACK per nextIndex (§8): the CRC_MISMATCH NACK of chunk 5 covers the gaps behind it.
+      assert(r.nacks >= 1, `nacks ${r.nacks}`);
       await waitFor(() => h.summaries.length > 0, 3000);
       assert(h.sender.stats.resends > 0, `sender resends ${h.sender.stats.resends}`);
       assert(h.summaries[0].resends > 0);
@@ -285,6 +303,25 @@ mosquittoTest(
   },
 );
 
+mosquittoTest(
+  "a device with no sender gives up after MAX_UNANSWERED_REQUESTS and names topic and broker",
+  async (b) => {
+    const r = await new Receiver({
+      deviceId: "dev-lonely",
+      connect: () => connectMqtt({ url: b.url, clientId: "dev-lonely" }),
+      broker: b.url,
+      prefix: PREFIX,
+      product: "blink",
+      idleTimeoutMs: 100,
+    }).run();
+    assertEquals(r.status, "NO_SENDER");
+    assert(!r.ok);
+    assertEquals(r.requests, MAX_UNANSWERED_REQUESTS);
+    assert(r.detail.includes(`"${PREFIX}/dev/dev-lonely/req"`), r.detail);
+    assert(r.detail.includes(b.url), r.detail);
+  },
+);
+
 mosquittoTest("a product the catalog lacks ends the run with UNKNOWN_IMAGE", async (b) => {
   await withSender(b.url, { size: 4096 }, async (h) => {
     const r = await runDevice(h, "dev-unknown", { product: "no-such-product" });
@@ -373,3 +410,205 @@ mosquittoTest("a device that requires a signature refuses an unsigned image", as
     assert(r.detail.includes("not signed"), r.detail);
   });
 });
+
+// ---- the simulator's fault wrappers and flash model, without a broker ----
+
+/** A transport whose deliveries the test makes; records what goes through. */
+function scriptedTransport(): Transport & { deliver(m: InboundMessage): void; closed: boolean } {
+  let handler: (m: InboundMessage) => void = () => {};
+  const t = {
+    protocolVersion: 5 as const,
+    closed: false,
+    publish: () => Promise.resolve(),
+    subscribe: () => Promise.resolve(),
+    onMessage(h: (m: InboundMessage) => void) {
+      handler = h;
+    },
+    close() {
+      t.closed = true;
+      return Promise.resolve();
+    },
+    deliver: (m: InboundMessage) => handler(m),
+  };
+  return t;
+}
+
+function chunkMessage(index: number, size = 100): InboundMessage {
+  const payload = new Uint8Array(size).fill(index);
+  return {
+    topic: "ota/dev/d/data",
+    payload: encodeChunk({
+      transferId: 1,
+      index,
+      offset: index * size,
+      length: size,
+      crc32: crc32(payload),
+      payload,
+    }),
+  };
+}
+
+Deno.test("withLinkFaults() drops, corrupts and duplicates one delivery each, once per run", async () => {
+  const inner = scriptedTransport();
+  const { connect, counts } = withLinkFaults(() => Promise.resolve(inner), {
+    dropChunk: 1,
+    corruptChunk: 2,
+    duplicateChunk: 3,
+  });
+  const link = await connect();
+  const got: Chunk[] = [];
+  link.onMessage((m) => got.push(decodeChunk(m.payload)));
+  for (const i of [0, 1, 2, 3, 1, 2, 3]) inner.deliver(chunkMessage(i));
+  assertEquals(got.map((c) => c.index), [0, 2, 3, 3, 1, 2, 3]);
+  assert(crc32(got[1].payload) !== got[1].crc32, "the first delivery of chunk 2 is corrupted");
+  assertEquals(crc32(got[5].payload), got[5].crc32);
+  assertEquals(counts, { dropped: 1, corrupted: 1, duplicated: 1, disconnects: 0 });
+});
+
+Deno.test("withLinkFaults() cuts the connection once the delivered chunks reach the percentage", async () => {
+  const inner = scriptedTransport();
+  const { connect, counts } = withLinkFaults(() => Promise.resolve(inner), {
+    disconnectAtPercent: 50,
+  });
+  const link = await connect();
+  const closes: string[] = [];
+  const got: number[] = [];
+  link.onMessage((m) => {
+    if (peekType(m.payload) === MessageType.CHUNK) got.push(decodeChunk(m.payload).index);
+  });
+  link.onClose!((why) => closes.push(why));
+  inner.deliver({
+    topic: "ota/dev/d/data",
+    payload: encodeManifest({
+      transferId: 1,
+      sha256: new Uint8Array(32),
+      size: 1024,
+      chunkSize: 256,
+      chunkCount: 4,
+      startOffset: 0,
+      window: 4,
+      kind: 1,
+      name: "f",
+      product: "p",
+      version: "1",
+      ackTopic: "ota/dev/d/ack/s",
+      signature: new Uint8Array(0),
+    }),
+  });
+  for (const i of [0, 1, 2, 3]) inner.deliver(chunkMessage(i, 256));
+  assertEquals(got, [0, 1], "chunk 1 ends at 50% and is delivered; nothing after the cut");
+  assertEquals(closes.length, 1);
+  assert(inner.closed);
+  assertEquals(counts.disconnects, 1);
+});
+
+Deno.test("FaultySink fails the chosen write calls and the next N after failNext()", async () => {
+  const sink = new FaultySink(new MemorySink(), [2]);
+  await sink.begin(400, 0);
+  const ok = (offset: number) =>
+    sink.write(offset, new Uint8Array(100)).then(() => true, () => false);
+  assertEquals([await ok(0), await ok(100), await ok(100)], [true, false, true]);
+  sink.failNext(2);
+  assertEquals([await ok(200), await ok(200), await ok(200)], [false, false, true]);
+  assertEquals(sink.failures, 3);
+});
+
+Deno.test("TimedSink with ESP32_FLASH_TIMING erases each 4 KiB sector once and programs every byte", async () => {
+  const clock = new FakeClock();
+  const sink = new TimedSink(new MemorySink(), ESP32_FLASH_TIMING, clock);
+  await sink.begin(3 * 4096, 0);
+  const done: number[] = [];
+  const write = (offset: number) =>
+    sink.write(offset, new Uint8Array(2048)).then(() => done.push(clock.now()));
+  // Four 2 KiB writes: sectors 0 and 1 are each erased once (45 ms), every write programs 5 ms.
+  const all = Promise.all([write(0), write(2048), write(4096), write(6144)]);
+  await clock.advance(200, () => new Promise((r) => setTimeout(r, 0)));
+  await all;
+  assertEquals(done, [50, 55, 105, 110]);
+});
+
+Deno.test("TimedSink keeps the sectors below a resume offset: no erase for them", async () => {
+  const clock = new FakeClock();
+  const sink = new TimedSink(new MemorySink(), ESP32_FLASH_TIMING, clock);
+  await sink.begin(2 * 4096, 4096);
+  let at = -1;
+  const w = sink.write(4096, new Uint8Array(4096)).then(() => (at = clock.now()));
+  await clock.advance(100, () => new Promise((r) => setTimeout(r, 0)));
+  await w;
+  assertEquals(at, 55, "sector 1 is erased (45 ms) and programmed (10 ms); sector 0 is kept");
+});
+
+mosquittoTest(
+  "a device with ESP32 flash timing verifies without a resend: the resend timeout covers erases",
+  async (b) => {
+    // Default sender timing: the resend timeout must tolerate a 4 KiB sector erase per chunk.
+    await withSender(b.url, { size: 256 * 1024, sender: { timing: {} } }, async (h) => {
+      const r = await runDevice(h, "dev-esp32-flash", {
+        window: 16,
+        flashTiming: ESP32_FLASH_TIMING,
+      });
+      assertVerified(r, h);
+      // 64 sectors at 45 + 10 ms: the flash alone needs 3.5 s.
+      assert(r.seconds >= 3.5, `seconds ${r.seconds}`);
+      await waitFor(() => h.summaries.length > 0, 3000);
+      assertEquals(h.summaries[0].resends, 0);
+    });
+  },
+);
+
+Deno.test("the transition table: every open state handles stop and disconnect, no row leaves VERIFIED or FAILED", () => {
+  for (const state of ["IDLE", "REQUESTED", "BACKING_OFF", "RECEIVING"] as const) {
+    assert(transitionFor(state, "stop"), `${state} stop`);
+    assert(transitionFor(state, "disconnect"), `${state} disconnect`);
+  }
+  for (const state of ["VERIFIED", "FAILED"] as const) {
+    for (const row of TRANSITIONS) assertEquals(transitionFor(state, row.event), undefined);
+  }
+  assertEquals(
+    transitionFor("REQUESTED", "chunk"),
+    undefined,
+    "a chunk while REQUESTED is ignored",
+  );
+});
+
+Deno.test("maxRequests bounds the REQUESTs of a run before MAX_UNANSWERED_REQUESTS would", async () => {
+  const clock = new FakeClock();
+  const receiver = new Receiver({
+    deviceId: "dev-budget",
+    connect: () => Promise.resolve(scriptedTransport()),
+    product: "blink",
+    idleTimeoutMs: 100,
+    maxRequests: 2,
+    maxUnansweredRequests: 10,
+    clock,
+  });
+  const settle = async () => {
+    await new Promise((r) => setTimeout(r, 0));
+    await receiver.settled();
+  };
+  const done = receiver.run();
+  await settle();
+  await clock.advance(250, settle);
+  const r = await done;
+  assertEquals(r.status, "ABORTED");
+  assertEquals(r.requests, 2);
+  assert(r.detail.includes("after 2 requests"), r.detail);
+});
+
+mosquittoTest(
+  "device and sender measure one rate: MANIFEST to last ACK, connecting and STATUS left out",
+  async (b) => {
+    await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+      // A 512 KiB/s flash makes the transfer take about half a second, long beside the broker's
+      // round trips, so both sides' intervals are comparable.
+      const r = await runDevice(h, "dev-rate", { faults: { slowFlashKiBps: 512 } });
+      assertVerified(r, h);
+      assert(r.rateSeconds > 0.3 && r.rateSeconds <= r.seconds, `${r.rateSeconds} of ${r.seconds}`);
+      assertEquals(r.mibPerSecond, r.bytesWritten / 1048576 / r.rateSeconds);
+      await waitFor(() => h.summaries.length > 0, 3000);
+      const sent = h.summaries[0];
+      const ratio = (sent.bytes / sent.seconds) / (r.bytesWritten / r.rateSeconds);
+      assert(ratio > 0.8 && ratio < 1.25, `sender ${sent.seconds} s, device ${r.rateSeconds} s`);
+    });
+  },
+);

@@ -5,10 +5,16 @@
  * @module
  */
 
-import { ACK_FLUSH_MS } from "../protocol/limits.ts";
+import { ACK_FLUSH_MS, DEVICE_IDLE_TIMEOUT_MS } from "../protocol/limits.ts";
 
-/** REQUESTs one run may send (first, BUSY retries, idle re-requests, resumes) before giving up. */
-export const MAX_REQUESTS = 20;
+/**
+ * REQUESTs in a row that get no answer (no MANIFEST, no ERROR) before the device gives up and
+ * says that no sender answered (protocol §8). Each waits DEVICE_IDLE_TIMEOUT_MS, so a device
+ * with no sender gives up after {@link NO_SENDER_GIVE_UP_MS}. The firmware uses the same number.
+ */
+export const MAX_UNANSWERED_REQUESTS = 3;
+/** How long a device with no sender answering waits before it gives up: 30 s. */
+export const NO_SENDER_GIVE_UP_MS = MAX_UNANSWERED_REQUESTS * DEVICE_IDLE_TIMEOUT_MS;
 /**
  * A coalesced ACK waits at most this long for more in-order chunks: half the protocol's bound
  * ACK_FLUSH_MS, so timer lateness cannot push it past. Without it a device whose sender keeps
@@ -16,8 +22,6 @@ export const MAX_REQUESTS = 20;
  * unacknowledged until the sender's ack timeout.
  */
 export const ACK_DELAY_MS = ACK_FLUSH_MS / 2;
-/** Wait before asking again after TRANSFER_ABORTED or INTERNAL_ERROR without `retryAfterMs`. */
-export const RETRY_DELAY_MS = 1000;
 /** Largest image the simulated OTA slot takes (an ESP32 with 16 MiB flash and two slots). */
 export const SLOT_BYTES = 8 * 1024 * 1024;
 /** Flash write failures in a row before the device reports FLASH_ERROR (protocol §8). */

@@ -16,6 +16,7 @@ import {
 import { MAX_CHUNK_BYTES, MAX_WINDOW } from "../protocol/mod.ts";
 import type { TlsOptions } from "../transport/mqtt_client.ts";
 import { formatSummary, Terminal } from "./progress.ts";
+import { ESP32_FLASH_TIMING } from "./flash_timing.ts";
 import type { ReceiverFaults } from "./receiver.ts";
 import { type DeviceRunOptions, runDevices } from "./run_devices.ts";
 
@@ -51,6 +52,9 @@ Faults (each once per device):
   --corrupt N         flip a byte of chunk N the first time it is checked (CRC mismatch)
   --disconnect-at PCT drop the connection at PCT % written, reconnect and resume
   --slow-flash KIB    write flash at KIB KiB/s
+  --duplicate N       deliver chunk N twice
+  --flash MODEL       memory (default) or esp32: erase 45 ms per 4 KiB sector, program 10 ms
+                      per 4 KiB, like an ESP32's SPI NOR flash
 
 Exit status: 0 when every device VERIFIED, 1 when one did not, 2 for a usage error.`;
 
@@ -71,6 +75,8 @@ const OPTIONS = {
   corrupt: { type: "string" },
   "disconnect-at": { type: "string" },
   "slow-flash": { type: "string" },
+  duplicate: { type: "string" },
+  flash: { type: "string", default: "memory" },
   ca: { type: "string" },
   cert: { type: "string" },
   key: { type: "string" },
@@ -106,7 +112,11 @@ export async function parseDeviceArgs(
     corruptChunk: optInt(values.corrupt, "--corrupt", 0),
     disconnectAtPercent: optInt(values["disconnect-at"], "--disconnect-at", 1, 99),
     slowFlashKiBps: optInt(values["slow-flash"], "--slow-flash", 1),
+    duplicateChunk: optInt(values.duplicate, "--duplicate", 0),
   };
+  if (values.flash !== "memory" && values.flash !== "esp32") {
+    throw new UsageError(`option "--flash" is "${values.flash}", expected memory or esp32`);
+  }
   let tls: TlsOptions | undefined;
   if (values.ca || values.cert || values.key || values.insecure) {
     tls = {
@@ -133,6 +143,7 @@ export async function parseDeviceArgs(
       prefix: values.prefix,
       tls,
       faults,
+      flashTiming: values.flash === "esp32" ? ESP32_FLASH_TIMING : undefined,
       publicKeyPem: values["public-key"]
         ? await readPem(values["public-key"], "--public-key")
         : undefined,

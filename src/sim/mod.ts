@@ -4,6 +4,10 @@
  * progress bars (the core of `deno task device`, the demo and the benchmark).
  * @module
  */
+export * from "./clock.ts";
+export * from "./faulty_link.ts";
+export * from "./faulty_sink.ts";
+export * from "./flash_timing.ts";
 export * from "./limits.ts";
 export * from "./progress.ts";
 export * from "./receiver.ts";

@@ -187,7 +187,7 @@ export function formatSummary(results: ReceiverResult[]): string {
       r.status,
       formatBytes(r.bytesWritten),
       r.seconds.toFixed(2),
-      formatRate(transferRate(r.bytesWritten, r.seconds)),
+      formatRate(transferRate(r.bytesWritten, r.rateSeconds)),
       `${r.chunksReceived - r.chunks}/${r.duplicates}`,
       r.sha256 ? r.sha256.slice(0, 12) : "-",
     ]),

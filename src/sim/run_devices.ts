@@ -7,6 +7,7 @@
 
 import { DEFAULT_PREFIX } from "../protocol/mod.ts";
 import { connectMqtt, type TlsOptions } from "../transport/mqtt_client.ts";
+import type { FlashTiming } from "./flash_timing.ts";
 import { ProgressBoard, Terminal } from "./progress.ts";
 import { Receiver, type ReceiverFaults, type ReceiverResult } from "./receiver.ts";
 
@@ -44,6 +45,8 @@ export interface DeviceRunOptions {
   prefix?: string;
   tls?: TlsOptions;
   faults?: ReceiverFaults;
+  /** How long flash writes take (e.g. ESP32_FLASH_TIMING); default: memory speed. */
+  flashTiming?: FlashTiming;
   /** SPKI PEM key that manifests must be signed with. */
   publicKeyPem?: string;
   ackEvery?: number;
@@ -86,6 +89,7 @@ export async function runDevices(
             fallbackToV311: options.protocolVersion === undefined,
             tls: options.tls,
           }),
+        broker: options.broker,
         prefix: options.prefix ?? DEFAULT_PREFIX,
         product: options.product,
         currentVersion: options.currentVersion,
@@ -94,6 +98,7 @@ export async function runDevices(
         window: options.window,
         sink: options.outDir ? `${options.outDir}/${deviceId}.bin` : "memory",
         faults: options.faults,
+        flashTiming: options.flashTiming,
         publicKeyPem: options.publicKeyPem,
         ackEvery: options.ackEvery,
         idleTimeoutMs: options.idleTimeoutMs,

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ota_core/crc32.h"
+#include "ota_core/topics.h"
 
 namespace ota_core {
 namespace {
@@ -22,22 +23,7 @@ void copyString(char* dst, size_t cap, const char* src) { copyString(dst, cap, b
 
 bool isLatest(const char* wanted) { return wanted[0] == '\0' || std::strcmp(wanted, "latest") == 0; }
 
-bool validPrefix(const char* prefix) {
-  size_t n = std::strlen(prefix);
-  if (n == 0 || n > kMaxPrefixBytes || prefix[n - 1] == '/') return false;
-  return std::strpbrk(prefix, "+#") == nullptr;
-}
-
 uint32_t ceilHalf(uint16_t window) { return (static_cast<uint32_t>(window) + 1) / 2; }
-
-/// Reads the transfer id of a CHUNK that failed to decode (bytes 4..7), if it is there.
-bool rawTransferId(Bytes payload, uint32_t& id) {
-  if (payload.size < 8) return false;
-  const uint8_t* p = payload.data + 4;
-  id = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-       (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-  return true;
-}
 
 }  // namespace
 
@@ -55,20 +41,21 @@ const char* toString(State state) {
 
 // The whole of protocol §8. Next states each handler may return are in the comment.
 const Receiver::Transition Receiver::kTransitions[] = {
-    // update wanted: REQUEST (with resume point when stored)         -> REQUESTED / FAILED
+    // update wanted: REQUEST (with resume point when stored)         -> REQUESTED
     {State::IDLE, Event::UPDATE_WANTED, &Receiver::sendRequest},
     {State::FAILED, Event::UPDATE_WANTED, &Receiver::sendRequest},
     // MANIFEST with our correlation: check it, begin/resume the write -> RECEIVING / FAILED
     {State::REQUESTED, Event::MANIFEST, &Receiver::acceptManifest},
-    // ERROR: BUSY waits retryAfterMs, anything else stops             -> BACKING_OFF / FAILED
+    // ERROR: BUSY waits retryAfterMs, UP_TO_DATE / anything else stop -> BACKING_OFF / FAILED
     {State::REQUESTED, Event::ERROR, &Receiver::onRequestError},
-    // no answer within DEVICE_IDLE_TIMEOUT_MS: ask again              -> REQUESTED / FAILED
+    // no answer within DEVICE_IDLE_TIMEOUT_MS: ask again, or give up  -> REQUESTED / FAILED
     {State::REQUESTED, Event::TIMEOUT, &Receiver::reRequest},
-    // retryAfterMs elapsed                                            -> REQUESTED / FAILED
-    {State::BACKING_OFF, Event::TIMEOUT, &Receiver::reRequest},
+    // retryAfterMs elapsed                                            -> REQUESTED
+    {State::BACKING_OFF, Event::TIMEOUT, &Receiver::sendRequest},
     // CHUNK: write in order, NACK, re-ACK duplicates, finish on last  -> RECEIVING/VERIFIED/FAILED
     {State::RECEIVING, Event::CHUNK, &Receiver::onChunk},
-    // ERROR naming our transfer (sender gave up / shuts down)         -> BACKING_OFF
+    // ERROR naming our transfer: TRANSFER_ABORTED / UNKNOWN_TRANSFER
+    // back off and resume, any other ends the transfer               -> BACKING_OFF / FAILED
     {State::RECEIVING, Event::ERROR, &Receiver::onTransferError},
     // DEVICE_IDLE_TIMEOUT_MS without data: re-request with resume     -> REQUESTED / FAILED
     {State::RECEIVING, Event::TIMEOUT, &Receiver::reRequest},
@@ -77,20 +64,18 @@ const Receiver::Transition Receiver::kTransitions[] = {
 Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher,
                    StateStore& store, Clock& clock)
     : config_(config), sink_(sink), publisher_(publisher), store_(store), clock_(clock) {
-  configValid_ = validPrefix(config_.prefix) && isValidId(bytesOf(config_.deviceId)) &&
-                 std::strlen(config_.product) >= 1 &&
+  configValid_ = isValidPrefix(config_.prefix) && std::strlen(config_.prefix) <= kMaxPrefixBytes &&
+                 isValidId(bytesOf(config_.deviceId)) && std::strlen(config_.product) >= 1 &&
                  std::strlen(config_.product) <= kMaxProductBytes &&
                  std::strlen(config_.currentVersion) <= kMaxVersionBytes &&
                  std::strlen(config_.wantedVersion) <= kMaxVersionBytes;
-  if (configValid_) {
-    std::snprintf(reqTopic_, sizeof reqTopic_, "%s/dev/%s/req", config_.prefix, config_.deviceId);
-    std::snprintf(dataTopic_, sizeof dataTopic_, "%s/dev/%s/data", config_.prefix,
-                  config_.deviceId);
-    std::snprintf(errorTopic_, sizeof errorTopic_, "%s/dev/%s/error", config_.prefix,
-                  config_.deviceId);
-    std::snprintf(statusTopic_, sizeof statusTopic_, "%s/dev/%s/status", config_.prefix,
-                  config_.deviceId);
-  }
+  const char* p = config_.prefix;
+  const char* id = config_.deviceId;
+  configValid_ = configValid_ &&
+                 buildDeviceTopic(reqTopic_, sizeof reqTopic_, p, id, TopicKind::REQUEST) != 0 &&
+                 buildDeviceTopic(dataTopic_, sizeof dataTopic_, p, id, TopicKind::DATA) != 0 &&
+                 buildDeviceTopic(errorTopic_, sizeof errorTopic_, p, id, TopicKind::ERROR) != 0 &&
+                 buildDeviceTopic(statusTopic_, sizeof statusTopic_, p, id, TopicKind::STATUS) != 0;
   haveResume_ = store_.load(resume_);
 }
 
@@ -101,7 +86,7 @@ void Receiver::start() {
     state_ = State::FAILED;
     return;
   }
-  attempts_ = 0;
+  unanswered_ = 0;
   dispatch(Event::UPDATE_WANTED);
 }
 
@@ -135,8 +120,8 @@ void Receiver::enter(State next) {
 }
 
 void Receiver::tick(uint32_t nowMs) {
-  if (state_ == State::RECEIVING && unacked_ > 0 &&
-      static_cast<uint32_t>(nowMs - lastChunkMs_) >= kAckFlushDelayMs) {
+  if (state_ == State::RECEIVING && (unacked_ > 0 || ackOwed_) &&
+      static_cast<uint32_t>(nowMs - ackOwedSinceMs_) >= kAckFlushDelayMs) {
     sendAck(NackReason::NONE);
   }
   if (deadlineArmed_ && static_cast<int32_t>(nowMs - deadlineMs_) >= 0) dispatch(Event::TIMEOUT);
@@ -152,22 +137,18 @@ void Receiver::onMessage(const InboundMessage& m) {
   bool onData = equals(m.topic, dataTopic_);
   bool onError = equals(m.topic, errorTopic_);
   MessageType type{};
-  if ((!onData && !onError) || peekType(m.payload.data, m.payload.size, type) != DecodeError::NONE) {
+  // §2: the data topic carries MANIFEST, CHUNK and ERROR; the error topic only ERROR.
+  if ((!onData && !onError) ||
+      peekTypeOn(onData ? TopicKind::DATA : TopicKind::ERROR, m.payload.data, m.payload.size,
+                 type) != DecodeError::NONE) {
     ++stats_.ignored;
     return;
   }
-  // A correlation that is present but not ours marks a message of another request (§8).
-  bool foreignCorrelation = config_.mqtt5 && m.correlation.size != 0 && !correlationMatches(m);
-
-  if (onError) {
-    // Used only when our request had no usable Response Topic, so it cannot echo correlation.
-    if (type != MessageType::ERROR ||
-        decodeError(m.payload.data, m.payload.size, error_) != DecodeError::NONE ||
-        state_ != State::REQUESTED) {
-      ++stats_.ignored;
-      return;
-    }
-    dispatch(Event::ERROR);
+  // Protocol §8: a Correlation Data that is present but not ours marks another request's message.
+  // A MANIFEST, and an ERROR answering a request, must carry ours (MQTT 5); a CHUNK may come
+  // without it. The data topic and the error topic follow the same rules.
+  if (config_.mqtt5 && m.correlation.size != 0 && !correlationMatches(m)) {
+    ++stats_.ignored;
     return;
   }
 
@@ -178,35 +159,33 @@ void Receiver::onMessage(const InboundMessage& m) {
         ++stats_.ignored;
         return;
       }
-      if (manifest_.ackTopic.size == 0 && config_.mqtt5) manifest_.ackTopic = m.responseTopic;
+      // The ack topic is the body's field (§8.4), also under MQTT 5.
       dispatch(Event::MANIFEST);
       return;
-    case MessageType::ERROR:
-      if (decodeError(m.payload.data, m.payload.size, error_) != DecodeError::NONE ||
-          foreignCorrelation) {
+    case MessageType::ERROR: {
+      if (decodeError(m.payload.data, m.payload.size, error_) != DecodeError::NONE) {
         ++stats_.ignored;
         return;
       }
-      if (state_ == State::REQUESTED && !correlationMatches(m)) {
-        ++stats_.ignored;
-        return;
-      }
-      if (state_ == State::RECEIVING && error_.transferId != transferId_) {
+      bool ours = state_ == State::REQUESTED ? correlationMatches(m)
+                                              : error_.transferId == transferId_;
+      if (!ours) {
         ++stats_.ignored;
         return;
       }
       dispatch(Event::ERROR);
       return;
+    }
     case MessageType::CHUNK: {
       chunkDecoded_ = decodeChunk(m.payload.data, m.payload.size, chunk_) == DecodeError::NONE;
       uint32_t id = 0;
       if (chunkDecoded_) {
         id = chunk_.transferId;
-      } else if (!rawTransferId(m.payload, id)) {
+      } else if (!peekTransferId(m.payload.data, m.payload.size, id)) {
         ++stats_.ignored;
         return;
       }
-      if (state_ != State::RECEIVING || id != transferId_ || foreignCorrelation) {
+      if (state_ != State::RECEIVING || id != transferId_) {
         ++stats_.ignored;
         return;
       }
@@ -220,16 +199,7 @@ void Receiver::onMessage(const InboundMessage& m) {
 }
 
 State Receiver::sendRequest() {
-  if (++attempts_ > kMaxRequestAttempts) {
-    outcome_ = Outcome{};
-    outcome_.status = StatusCode::ABORTED;
-    outcome_.detail = "no usable answer from the sender after MAX_RETRIES requests";
-    if (sinkOpen_) {
-      sink_.abort();  // the resume point stays: a later start() continues the image
-      sinkOpen_ = false;
-    }
-    return State::FAILED;
-  }
+  ++unanswered_;
   ++requestCounter_;
   uint32_t now = clock_.nowMs();
   for (size_t i = 0; i < 4; ++i) {
@@ -275,7 +245,29 @@ State Receiver::sendRequest() {
   return State::REQUESTED;
 }
 
-State Receiver::reRequest() { return sendRequest(); }
+State Receiver::reRequest() {
+  if (unanswered_ >= kMaxUnansweredRequests) {
+    // Protocol §8.6: nobody answers. Say so, naming the request topic (the platform adds the
+    // broker), instead of asking forever; the resume point stays for a later start().
+    outcome_ = Outcome{};
+    outcome_.status = StatusCode::ABORTED;
+    outcome_.noSender = true;
+    std::snprintf(detail_, sizeof detail_, "no sender answered %u requests on %s",
+                  static_cast<unsigned>(unanswered_), reqTopic_);
+    outcome_.detail = detail_;
+    abortWrite();
+    return State::FAILED;
+  }
+  return sendRequest();
+}
+
+void Receiver::abortWrite() {
+  if (sinkOpen_) {
+    sink_.abort();
+    sinkOpen_ = false;
+  }
+}
+
 
 State Receiver::acceptManifest() {
   const Manifest& m = manifest_;
@@ -297,13 +289,14 @@ State Receiver::acceptManifest() {
   outcome_.size = size_;
   copyString(outcome_.version, sizeof outcome_.version, version_);
 
-  if (ackTopic_[0] == '\0' || m.ackTopic.size > kMaxTopicBytes) {
-    if (sinkOpen_) {
-      sink_.abort();
-      sinkOpen_ = false;
-    }
-    outcome_.detail = "manifest names no ack topic";
-    return State::FAILED;  // nowhere to send a STATUS to
+  unanswered_ = 0;
+  if (m.ackTopic.size > kMaxTopicBytes ||
+      !isAckTopicOf(m.ackTopic, config_.prefix, config_.deviceId)) {
+    // Protocol §8: nothing is published outside this device's namespace, not even a STATUS.
+    ackTopic_[0] = '\0';
+    abortWrite();
+    outcome_.detail = "ack topic outside this device's namespace";
+    return State::FAILED;
   }
   if (!equals(m.product, config_.product)) return fail(StatusCode::ABORTED, "product differs");
   if ((m.kind == ImageKind::ESP32_APP && !config_.acceptEsp32App) ||
@@ -355,9 +348,9 @@ State Receiver::acceptManifest() {
   }
   nextIndex_ = m.startOffset / m.chunkSize;
   unacked_ = 0;
-  gapNackedFor_ = UINT32_MAX;
+  ackOwed_ = false;
+  nackedFor_ = UINT32_MAX;
   flashFailuresInARow_ = 0;
-  lastChunkMs_ = clock_.nowMs();
   saveResumePoint();
   return State::RECEIVING;
 }
@@ -375,6 +368,7 @@ bool Receiver::rehash(uint32_t upTo) {
 }
 
 State Receiver::onRequestError() {
+  unanswered_ = 0;
   if (error_.code == ErrorCode::BUSY) {
     backoffMs_ = error_.retryAfterMs;
     return State::BACKING_OFF;
@@ -393,6 +387,7 @@ State Receiver::onRequestError() {
     store_.clear();
     haveResume_ = false;
   }
+  abortWrite();  // a write left open by an earlier transfer of this attempt
   outcome_ = Outcome{};
   outcome_.senderError = true;
   outcome_.error = error_.code;
@@ -401,13 +396,27 @@ State Receiver::onRequestError() {
 }
 
 State Receiver::onTransferError() {
-  // The sender closed our transfer (TRANSFER_ABORTED, e.g. shutting down). Keep the write
-  // handle and ask again later with the resume point.
-  backoffMs_ = error_.retryAfterMs != 0 ? error_.retryAfterMs : kAckTimeoutMs;
-  return State::BACKING_OFF;
+  unanswered_ = 0;
+  unacked_ = 0;
+  ackOwed_ = false;
+  if (error_.code == ErrorCode::TRANSFER_ABORTED || error_.code == ErrorCode::UNKNOWN_TRANSFER) {
+    // The sender closed or lost our transfer (gave up, restarted, shutting down). Keep the write
+    // handle and ask again later with the resume point.
+    backoffMs_ = error_.retryAfterMs != 0 ? error_.retryAfterMs : kAckTimeoutMs;
+    return State::BACKING_OFF;
+  }
+  // Any other ERROR ends the transfer: the sender has closed it, so no STATUS answers it (§5.3);
+  // the flash write is dropped and the boot slot never switched.
+  abortWrite();
+  outcome_.status = StatusCode::ABORTED;
+  outcome_.senderError = true;
+  outcome_.error = error_.code;
+  outcome_.detail = toString(error_.code);
+  return State::FAILED;
 }
 
 State Receiver::onChunk() {
+  unanswered_ = 0;
   if (!chunkDecoded_) {
     ++stats_.badChunks;
     sendAck(NackReason::BAD_CHUNK);
@@ -422,17 +431,15 @@ State Receiver::onChunk() {
     sendAck(NackReason::BAD_CHUNK);
     return State::RECEIVING;
   }
-  if (c.index < nextIndex_) {  // duplicate: tell the sender where we are
+  if (c.index < nextIndex_) {  // duplicate: tell the sender where we are, coalesced (§8)
     ++stats_.duplicates;
-    sendAck(NackReason::NONE);
+    if (unacked_ == 0 && !ackOwed_) ackOwedSinceMs_ = clock_.nowMs();
+    ackOwed_ = true;
     return State::RECEIVING;
   }
-  if (c.index > nextIndex_) {  // chunk nextIndex was lost: go-back-N, one NACK per position
+  if (c.index > nextIndex_) {  // chunk nextIndex was lost: go-back-N, one NACK per nextIndex
     ++stats_.gaps;
-    if (gapNackedFor_ != nextIndex_) {
-      gapNackedFor_ = nextIndex_;
-      sendAck(NackReason::GAP);
-    }
+    if (nackedFor_ != nextIndex_) sendAck(NackReason::GAP);
     return State::RECEIVING;
   }
   if (crc32(0, c.payload.data, c.payload.size) != c.crc32) {
@@ -455,13 +462,11 @@ State Receiver::onChunk() {
   flashFailuresInARow_ = 0;
   hash_.update(c.payload.data, c.payload.size);
   ++nextIndex_;
-  gapNackedFor_ = UINT32_MAX;
-  attempts_ = 0;
   ++stats_.chunksWritten;
   stats_.bytesWritten += static_cast<uint32_t>(c.payload.size);
   saveResumePoint();
+  if (unacked_ == 0 && !ackOwed_) ackOwedSinceMs_ = clock_.nowMs();
   ++unacked_;
-  lastChunkMs_ = clock_.nowMs();
   if (nextIndex_ == chunkCount_) {
     sendAck(NackReason::NONE);  // the last chunk is always acknowledged at once
     return finishImage();
@@ -521,10 +526,12 @@ void Receiver::sendAck(NackReason nack) {
   size_t n = encodeAck(ack, buf, sizeof buf);
   publisher_.publish(ackTopic_, buf, n, nullptr, Bytes{});
   unacked_ = 0;  // a NACK for nextIndex is cumulative too (§4.5)
+  ackOwed_ = false;
   if (nack == NackReason::NONE) {
     ++stats_.acksSent;
   } else {
     ++stats_.nacksSent;
+    nackedFor_ = nextIndex_;  // any NACK counts as the one NACK of this nextIndex (§8)
   }
 }
 

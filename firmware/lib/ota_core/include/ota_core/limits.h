@@ -78,11 +78,14 @@ constexpr uint32_t kFlashSectorBytes = 4096;
 constexpr uint32_t kMaxFlashFailuresInARow = 3;
 /// Block size for rehashing the already written part of an image on resume.
 constexpr size_t kRehashBlockBytes = 512;
-/// After this long without another in-order chunk, pending acknowledgements are flushed even if
-/// fewer than ceil(window/2) chunks are unacknowledged: a sender that adapts its in-flight count
-/// below ceil(window/2) (protocol §7 allows it) would otherwise wait for ACK_TIMEOUT_MS.
+/// Protocol ACK_FLUSH_MS: a held-back acknowledgement (fewer than ceil(window/2) chunks, or a
+/// duplicate) goes out at the latest this long after the oldest chunk it acknowledges arrived; a
+/// sender that keeps fewer than ceil(window/2) in flight (§7 allows it) would otherwise wait for
+/// its resend timeout.
 constexpr uint32_t kAckFlushDelayMs = 20;
-/// Requests without any answer before the receiver gives up (reuses protocol MAX_RETRIES).
-constexpr uint32_t kMaxRequestAttempts = kMaxRetries;
+/// REQUESTs in a row without any answer (MANIFEST, ERROR or CHUNK) before the receiver gives up
+/// and reports that no sender answered (protocol §8): 3 x DEVICE_IDLE_TIMEOUT_MS = 30 s. The
+/// simulator uses the same number (src/sim/limits.ts MAX_UNANSWERED_REQUESTS).
+constexpr uint32_t kMaxUnansweredRequests = 3;
 
 }  // namespace ota_core

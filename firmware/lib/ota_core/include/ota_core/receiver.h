@@ -24,7 +24,8 @@ constexpr size_t kMaxPrefixBytes = 64;
 /// Room for the receiver's own topics: `{p}/dev/{id}/status` and shorter.
 constexpr size_t kMaxOwnTopicBytes = kMaxPrefixBytes + 5 + kMaxDeviceIdBytes + 8;
 
-/// Receiver states (protocol §8 plus BACKING_OFF, the "wait retryAfterMs" of a BUSY answer).
+/// Receiver states (protocol §8). BACKING_OFF waits `retryAfterMs` (BUSY, TRANSFER_ABORTED,
+/// UNKNOWN_TRANSFER) before asking again; VERIFIED and FAILED end an attempt.
 enum class State : uint8_t { IDLE, REQUESTED, BACKING_OFF, RECEIVING, VERIFIED, FAILED };
 const char* toString(State state);
 
@@ -84,6 +85,8 @@ struct Outcome {
   /// Nothing to do: the sender answered UP_TO_DATE, or offered the version already running
   /// (see ReceiverConfig::declineCurrentVersion). The state is FAILED, but nothing failed.
   bool upToDate = false;
+  /// No sender answered kMaxUnansweredRequests REQUESTs in a row (protocol §8).
+  bool noSender = false;
   ErrorCode error = ErrorCode::INTERNAL_ERROR;
   const char* detail = "";
   uint8_t sha256[kSha256Bytes] = {};
@@ -144,6 +147,7 @@ class Receiver {
   void sendStatus(StatusCode code, const char* detail);
   void saveResumePoint();
   bool correlationMatches(const InboundMessage& m) const;
+  void abortWrite();
 
   ReceiverConfig config_;
   FlashSink& sink_;
@@ -156,7 +160,8 @@ class Receiver {
   uint32_t deadlineMs_ = 0;
   bool deadlineArmed_ = false;
   uint32_t backoffMs_ = 0;
-  uint32_t attempts_ = 0;
+  /// REQUESTs sent since the last answer (MANIFEST, ERROR or CHUNK of ours).
+  uint32_t unanswered_ = 0;
 
   // Current request.
   uint8_t correlation_[kCorrelationBytes] = {};
@@ -175,9 +180,14 @@ class Receiver {
 
   // Progress.
   uint32_t nextIndex_ = 0;
+  /// In-order chunks written since the last ACK.
   uint32_t unacked_ = 0;
-  uint32_t lastChunkMs_ = 0;
-  uint32_t gapNackedFor_ = UINT32_MAX;
+  /// A duplicate arrived since the last ACK: an ACK of nextIndex is owed (coalesced, §8).
+  bool ackOwed_ = false;
+  /// When the oldest chunk (or duplicate) the held-back ACK covers arrived.
+  uint32_t ackOwedSinceMs_ = 0;
+  /// nextIndex_ when the last NACK went out: a GAP is NACKed once per nextIndex (§8).
+  uint32_t nackedFor_ = UINT32_MAX;
   uint32_t flashFailuresInARow_ = 0;
   bool sinkOpen_ = false;
   Sha256 hash_;
@@ -198,6 +208,8 @@ class Receiver {
   char dataTopic_[kMaxOwnTopicBytes] = {};
   char errorTopic_[kMaxOwnTopicBytes] = {};
   char statusTopic_[kMaxOwnTopicBytes] = {};
+  /// Outcome::detail text that names a topic (no heap: formatted here).
+  char detail_[kMaxOwnTopicBytes + 48] = {};
   uint8_t txBuffer_[kMaxRequestBytes > kMaxStatusBytes ? kMaxRequestBytes : kMaxStatusBytes];
   uint8_t rehashBuffer_[kRehashBlockBytes];
 };

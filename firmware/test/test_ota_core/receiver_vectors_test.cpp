@@ -1,0 +1,309 @@
+// receiver_vectors_test.cpp: runs the behaviour vectors (tests/vectors/receiver_*.json, format in
+// tests/vectors/README.md) against the firmware core's Receiver, driven by the fakes of fakes.h: a
+// clock the script advances (ticking every millisecond, as the device's task would), a publisher
+// that records what the receiver sends, and a RAM flash that records writes and fails them on
+// demand. The simulator runs the same scripts in tests/receiver_vectors_test.ts.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fakes.h"
+#include "json_mini.h"
+
+using namespace ota_core;
+using json_mini::Value;
+
+namespace {
+
+struct ScriptCase {
+  std::string file;
+  size_t index;
+  std::string name;
+};
+
+void PrintTo(const ScriptCase& c, std::ostream* os) { *os << c.file << ": " << c.name; }
+
+std::vector<std::string> vectorFiles() {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(OTA_VECTORS_DIR)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("receiver_", 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".json") {
+      files.push_back(n);
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<ScriptCase> allScripts() {
+  std::vector<ScriptCase> cases;
+  for (const std::string& file : vectorFiles()) {
+    Value doc = json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/" + file);
+    const Value& scripts = doc["scripts"];
+    for (size_t i = 0; i < scripts.array.size(); ++i) {
+      std::string name = file.substr(0, file.size() - 5) + "_" + std::to_string(i);
+      cases.push_back({file, i, name});
+    }
+  }
+  return cases;
+}
+
+/// A field of the script's override object, else of the file's defaults.
+const Value& field(const Value& defaults, const Value& script, const char* part, const char* key) {
+  if (script.has(part) && script[part].has(key)) return script[part][key];
+  return defaults[part][key];
+}
+
+Bytes view(const std::string& s) {
+  return Bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+template <typename Code>
+Code codeFromName(const std::string& name, unsigned last) {
+  for (unsigned i = 0; i <= last; ++i) {
+    if (name == toString(static_cast<Code>(i))) return static_cast<Code>(i);
+  }
+  throw std::runtime_error("unknown code name " + name);
+}
+
+/// The FakeFlash, recording the offset of every successful write.
+class RecordingFlash : public fakes::FakeFlash {
+ public:
+  using FakeFlash::FakeFlash;
+  SinkResult write(const uint8_t* d, size_t n) override {
+    uint32_t at = pos;
+    SinkResult r = FakeFlash::write(d, n);
+    if (r == SinkResult::OK) writes.push_back(at);
+    return r;
+  }
+  std::vector<uint32_t> writes;
+};
+
+std::string outcomeName(const Receiver& rx) {
+  const Outcome& o = rx.outcome();
+  if (rx.state() == State::VERIFIED) return "VERIFIED";
+  if (o.noSender) return "NO_SENDER";
+  if (o.upToDate) return "UP_TO_DATE";
+  if (o.senderError) return toString(o.error);
+  return toString(o.status);
+}
+
+class ReceiverVectors : public ::testing::TestWithParam<ScriptCase> {};
+
+TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
+  const ScriptCase& sc = GetParam();
+  Value doc = json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/" + sc.file);
+  const Value& defaults = doc["defaults"];
+  const Value& script = doc["scripts"].array[sc.index];
+  SCOPED_TRACE(script["name"].string);
+  auto dev = [&](const char* k) -> const Value& { return field(defaults, script, "device", k); };
+  auto tr = [&](const char* k) -> const Value& { return field(defaults, script, "transfer", k); };
+
+  // The device.
+  std::string prefix = dev("prefix").string, deviceId = dev("deviceId").string;
+  std::string product = dev("product").string, current = dev("currentVersion").string;
+  std::string wanted = dev("wantedVersion").string;
+  std::string reqTopic = prefix + "/dev/" + deviceId + "/req";
+  std::string dataTopic = prefix + "/dev/" + deviceId + "/data";
+  std::string errorTopic = prefix + "/dev/" + deviceId + "/error";
+  RecordingFlash flash(static_cast<uint32_t>(dev("slotBytes").u64()));
+  fakes::FakePublisher pub;
+  fakes::MemStore store;
+  fakes::FakeClock clock;
+  SignatureVerifier verifier;
+  ReceiverConfig cfg;
+  cfg.prefix = prefix.c_str();
+  cfg.deviceId = deviceId.c_str();
+  cfg.product = product.c_str();
+  cfg.currentVersion = current.c_str();
+  cfg.wantedVersion = wanted.c_str();
+  cfg.chunkSize = static_cast<uint32_t>(dev("chunkSize").u64());
+  cfg.window = static_cast<uint16_t>(dev("window").u64());
+  cfg.maxChunkBytes = kDefaultChunkBytes;
+  cfg.mqtt5 = dev("mqtt").u64() == 5;
+  cfg.acceptEsp32App = cfg.acceptGenericFile = false;
+  for (const Value& k : dev("kinds").array) {
+    (k.u64() == 0 ? cfg.acceptEsp32App : cfg.acceptGenericFile) = true;
+  }
+  std::string pem;
+  if (!dev("publicKeyPem").isNull()) {
+    pem = dev("publicKeyPem").string;
+    ASSERT_TRUE(verifier.loadPublicKey(reinterpret_cast<const uint8_t*>(pem.c_str()), pem.size() + 1));
+    cfg.verifier = &verifier;
+  }
+  Receiver rx(cfg, flash, pub, store, clock);
+  ASSERT_TRUE(rx.configValid());
+
+  // The image and what the sender announces.
+  uint32_t size = static_cast<uint32_t>(tr("size").u64());
+  uint32_t chunkSize = static_cast<uint32_t>(tr("chunkSize").u64());
+  std::vector<uint8_t> image(size);
+  for (uint32_t i = 0; i < size; ++i) image[i] = static_cast<uint8_t>(i * 7 + 3);
+  image[0] = 0xE9;
+  uint8_t imageSha[32];
+  Sha256 h;
+  h.begin();
+  h.update(image.data(), image.size());
+  h.finish(imageSha);
+  uint32_t currentTransferId = static_cast<uint32_t>(tr("transferId").u64());
+  std::string ackTopic = tr("ackTopic").string;
+
+  auto ourCorrelation = [&]() -> std::vector<uint8_t> {
+    for (auto it = pub.sent.rbegin(); it != pub.sent.rend(); ++it) {
+      if (it->topic == reqTopic) return it->correlation;
+    }
+    return std::vector<uint8_t>(8, 0);
+  };
+  auto correlationFor = [&](const Value& step) -> std::vector<uint8_t> {
+    std::string which = step.has("correlation") ? step["correlation"].string : "ours";
+    if (which == "none" || !cfg.mqtt5) return {};  // MQTT 3.1.1 carries no properties
+    std::vector<uint8_t> c = ourCorrelation();
+    if (which == "other") for (uint8_t& b : c) b ^= 0x5A;
+    return c;
+  };
+  auto deliver = [&](const std::string& topic, const std::vector<uint8_t>& payload,
+                     const std::vector<uint8_t>& corr, const std::string& responseTopic) {
+    InboundMessage m;
+    m.topic = view(topic);
+    m.payload = Bytes{payload.data(), payload.size()};
+    m.correlation = Bytes{corr.data(), corr.size()};
+    m.responseTopic = cfg.mqtt5 ? view(responseTopic) : Bytes{};
+    rx.onMessage(m);
+  };
+
+  const std::vector<Value>& steps = script["steps"].array;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Value& step = steps[i];
+    SCOPED_TRACE("step " + std::to_string(i));
+    size_t sentBefore = pub.sent.size();
+    size_t writesBefore = flash.writes.size();
+    if (step.has("start")) {
+      rx.start();
+    } else if (step.has("manifest")) {
+      const Value& s = step["manifest"];
+      auto get = [&](const char* k) -> const Value& { return s.has(k) ? s[k] : tr(k); };
+      std::vector<uint8_t> sha = s.has("sha256") ? json_mini::hex(s["sha256"].string)
+                                                 : std::vector<uint8_t>(imageSha, imageSha + 32);
+      std::vector<uint8_t> sig = json_mini::hex(get("signature").string);
+      std::string name = get("name").string, prod = get("product").string;
+      std::string version = get("version").string, body = get("ackTopic").string;
+      Manifest m;
+      m.transferId = static_cast<uint32_t>(get("transferId").u64());
+      std::memcpy(m.sha256, sha.data(), 32);
+      m.size = static_cast<uint32_t>(get("size").u64());
+      m.chunkSize = static_cast<uint32_t>(get("chunkSize").u64());
+      m.chunkCount = (m.size + m.chunkSize - 1) / m.chunkSize;
+      m.startOffset = s.has("startOffset") ? static_cast<uint32_t>(s["startOffset"].u64()) : 0;
+      m.window = static_cast<uint16_t>(get("window").u64());
+      m.kind = static_cast<ImageKind>(get("kind").u64());
+      m.name = view(name);
+      m.product = view(prod);
+      m.version = view(version);
+      m.ackTopic = view(body);
+      m.signature = Bytes{sig.data(), sig.size()};
+      std::vector<uint8_t> out(1024);
+      out.resize(encodeManifest(m, out.data(), out.size()));
+      ASSERT_FALSE(out.empty());
+      currentTransferId = m.transferId;
+      std::string responseTopic = s.has("responseTopic") ? s["responseTopic"].string : body;
+      ackTopic = body;
+      deliver(dataTopic, out, correlationFor(s), responseTopic);
+    } else if (step.has("chunk")) {
+      const Value& s = step["chunk"];
+      uint32_t index = static_cast<uint32_t>(s["index"].u64());
+      uint32_t start = index * chunkSize;
+      std::vector<uint8_t> payload(image.begin() + start,
+                                   image.begin() + std::min(start + chunkSize, size));
+      if (s.has("tamper") && s["tamper"].boolean) payload[payload.size() >> 1] ^= 0x01;
+      Chunk c;
+      c.transferId = s.has("transferId") ? static_cast<uint32_t>(s["transferId"].u64()) : currentTransferId;
+      c.index = index;
+      c.offset = s.has("offset") ? static_cast<uint32_t>(s["offset"].u64()) : start;
+      c.payload = Bytes{payload.data(), payload.size()};
+      c.crc32 = crc32(0, payload.data(), payload.size()) ^
+                (s.has("crc") && s["crc"].string == "bad" ? 1u : 0u);
+      std::vector<uint8_t> out(kChunkHeaderBytes + payload.size());
+      out.resize(encodeChunk(c, out.data(), out.size()));
+      deliver(dataTopic, out, correlationFor(s), ackTopic);
+    } else if (step.has("error")) {
+      const Value& s = step["error"];
+      ErrorMessage e;
+      e.code = codeFromName<ErrorCode>(s["code"].string, 32);
+      e.transferId = s.has("transferId") ? static_cast<uint32_t>(s["transferId"].u64()) : 0;
+      e.retryAfterMs = s.has("retryAfterMs") ? static_cast<uint32_t>(s["retryAfterMs"].u64()) : 0;
+      e.message = bytesOf("error from the script");
+      std::vector<uint8_t> out(128);
+      out.resize(encodeError(e, out.data(), out.size()));
+      bool onError = s.has("topic") && s["topic"].string == "error";
+      deliver(onError ? errorTopic : dataTopic, out, correlationFor(s), "");
+    } else if (step.has("advance")) {
+      // The device's task ticks often; every millisecond here, so due times are exact.
+      for (uint64_t t = 0; t < step["advance"].u64(); ++t) rx.tick(++clock.now);
+    } else if (step.has("failWrites")) {
+      for (uint64_t k = 1; k <= step["failWrites"].u64(); ++k) {
+        flash.failAt.insert(flash.writeCalls + static_cast<uint32_t>(k));
+      }
+    } else {
+      FAIL() << "unknown step";
+    }
+
+    // What the receiver published during the step, as the vectors write it.
+    const Value& expect = step["expect"];
+    std::vector<std::string> got, want;
+    for (size_t k = sentBefore; k < pub.sent.size(); ++k) {
+      const fakes::Published& p = pub.sent[k];
+      Request r;
+      Ack a;
+      Status st;
+      if (decodeRequest(p.data.data(), p.data.size(), r) == DecodeError::NONE) {
+        got.push_back(p.topic + " REQUEST resume=" +
+                      (r.hasResume ? std::to_string(r.resumeOffset) : "null"));
+      } else if (decodeAck(p.data.data(), p.data.size(), a) == DecodeError::NONE) {
+        got.push_back(p.topic + " ACK " + std::to_string(a.nextIndex) + " " + toString(a.nack));
+      } else if (decodeStatus(p.data.data(), p.data.size(), st) == DecodeError::NONE) {
+        got.push_back(p.topic + " STATUS " + toString(st.status));
+      } else {
+        got.push_back(p.topic + " UNDECODABLE");
+      }
+    }
+    if (expect.has("out")) {
+      for (const Value& o : expect["out"].array) {
+        const std::string& type = o["type"].string;
+        if (type == "REQUEST") {
+          want.push_back(reqTopic + " REQUEST resume=" +
+                         (o["resumeOffset"].isNull() ? "null" : std::to_string(o["resumeOffset"].u64())));
+        } else if (type == "ACK") {
+          want.push_back(ackTopic + " ACK " + std::to_string(o["nextIndex"].u64()) + " " +
+                         o["nack"].string);
+        } else {
+          want.push_back(ackTopic + " STATUS " + o["status"].string);
+        }
+      }
+    }
+    EXPECT_EQ(got, want) << "published";
+    std::vector<uint32_t> wroteNow(flash.writes.begin() + static_cast<long>(writesBefore),
+                                   flash.writes.end());
+    std::vector<uint32_t> wantWrites;
+    if (expect.has("writes")) {
+      for (const Value& w : expect["writes"].array) wantWrites.push_back(static_cast<uint32_t>(w.u64()));
+    }
+    EXPECT_EQ(wroteNow, wantWrites) << "writes";
+    EXPECT_STREQ(toString(rx.state()), expect["state"].string.c_str()) << "state";
+    if (expect.has("outcome")) {
+      EXPECT_EQ(outcomeName(rx), expect["outcome"].string) << "outcome";
+    }
+    if (::testing::Test::HasFailure()) return;  // later steps only repeat the first difference
+  }
+  // VERIFIED promises a boot switch (§8); nothing else may switch it.
+  EXPECT_EQ(flash.activations, rx.state() == State::VERIFIED ? 1u : 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Behaviour, ReceiverVectors, ::testing::ValuesIn(allScripts()),
+                         [](const ::testing::TestParamInfo<ScriptCase>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace

@@ -1,0 +1,59 @@
+/**
+ * Protocol §8 as a table, the way the AWS OTA agent writes its state machine: one row per
+ * `{ state, event, handler, next }`, `*` rows for events every open state handles alike. The
+ * receiver looks a (state, event) pair up here and runs the handler, whose result must be one of
+ * the row's next states. A pair without a row is ignored, which is what §8 asks of stray and late
+ * messages; VERIFIED and FAILED end the run, so no row leaves them.
+ * @module
+ */
+
+import { flushAck, onBadChunk, onChunk } from "./handlers/chunk.ts";
+import { reconnect, stopRun } from "./handlers/connection.ts";
+import type { Device } from "./handlers/_device.ts";
+import { acceptManifest } from "./handlers/manifest.ts";
+import { onRequestError, onTransferError } from "./handlers/error.ts";
+import { reRequest, sendRequest } from "./handlers/request.ts";
+import type { EventOf, ReceiverEvent, ReceiverState } from "./receiver_types.ts";
+
+type EventType = ReceiverEvent["type"];
+
+/** One row: in `state`, `event` runs `handler`, which returns one of `next`. */
+export interface Transition {
+  /** `*`: every state before the run ends (not VERIFIED, not FAILED). */
+  state: ReceiverState | "*";
+  event: EventType;
+  handler: (d: Device, e: ReceiverEvent) => Promise<ReceiverState> | ReceiverState;
+  next: readonly ReceiverState[];
+}
+
+function row<T extends EventType>(
+  state: ReceiverState | "*",
+  event: T,
+  handler: (d: Device, e: EventOf<T>) => Promise<ReceiverState> | ReceiverState,
+  next: readonly ReceiverState[],
+): Transition {
+  return { state, event, handler: (d, e) => handler(d, e as EventOf<T>), next };
+}
+
+/** The rows of protocol §8 (docs/protocol.md), in the order of its table. */
+export const TRANSITIONS: readonly Transition[] = [
+  row("IDLE", "start", sendRequest, ["REQUESTED", "FAILED"]),
+  row("REQUESTED", "manifest", acceptManifest, ["RECEIVING", "FAILED"]),
+  row("REQUESTED", "error", onRequestError, ["BACKING_OFF", "FAILED"]),
+  row("REQUESTED", "timeout", reRequest, ["REQUESTED", "FAILED"]),
+  row("BACKING_OFF", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
+  row("RECEIVING", "error", onTransferError, ["BACKING_OFF", "FAILED"]),
+  row("RECEIVING", "chunk", onChunk, ["RECEIVING", "VERIFIED", "FAILED"]),
+  row("RECEIVING", "bad_chunk", (d, e) => onBadChunk(d, e.why), ["RECEIVING"]),
+  row("RECEIVING", "ack_due", flushAck, ["RECEIVING"]),
+  row("RECEIVING", "timeout", reRequest, ["REQUESTED", "FAILED"]),
+  row("*", "disconnect", reconnect, ["REQUESTED", "BACKING_OFF", "FAILED"]),
+  row("*", "stop", stopRun, ["FAILED"]),
+];
+
+/** The row for `event` in `state`: its own row first, then a `*` row; undefined when none. */
+export function transitionFor(state: ReceiverState, event: EventType): Transition | undefined {
+  if (state === "VERIFIED" || state === "FAILED") return undefined;
+  return TRANSITIONS.find((t) => t.state === state && t.event === event) ??
+    TRANSITIONS.find((t) => t.state === "*" && t.event === event);
+}

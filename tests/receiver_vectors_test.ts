@@ -1,0 +1,333 @@
+/**
+ * Runs the behaviour vectors (tests/vectors/receiver_*.json, format in tests/vectors/README.md)
+ * against the simulator's receiver: a fake clock the script advances, a fake link that records
+ * what the device publishes and delivers what the script sends, and a memory flash that records
+ * writes and fails them on demand. The firmware core runs the same scripts in
+ * firmware/test/test_ota_core/receiver_vectors_test.cpp.
+ * @module
+ */
+
+import {
+  type Chunk,
+  codeName,
+  crc32,
+  decodeAck,
+  decodeRequest,
+  decodeStatus,
+  deviceTopics,
+  encodeChunk,
+  encodeError,
+  encodeManifest,
+  ErrorCode,
+  fromHex,
+  type Manifest,
+  MessageType,
+  NackReason,
+  peekType,
+  StatusCode,
+} from "../src/protocol/mod.ts";
+import type { InboundMessage, PublishOptions } from "../src/transport/types.ts";
+import { FakeClock } from "../src/sim/clock.ts";
+import { FaultySink } from "../src/sim/faulty_sink.ts";
+import type { Link } from "../src/sim/faulty_link.ts";
+import { Receiver } from "../src/sim/receiver.ts";
+import { type FlashSink, MemorySink } from "../src/sim/sink.ts";
+import { assertEquals } from "./_assert.ts";
+
+// ---- the vector format (tests/vectors/README.md) ----
+
+interface DeviceConfig {
+  prefix: string;
+  deviceId: string;
+  product: string;
+  currentVersion: string;
+  wantedVersion: string;
+  chunkSize: number;
+  window: number;
+  slotBytes: number;
+  kinds: number[];
+  publicKeyPem: string | null;
+  /** 5, or 4 for MQTT 3.1.1. */
+  mqtt: 4 | 5;
+}
+
+/** What the sender announces: a MANIFEST without the fields the runner computes. */
+type TransferConfig =
+  & Omit<Manifest, "sha256" | "chunkCount" | "startOffset" | "signature">
+  & { signature: string };
+
+type Correlation = "ours" | "other" | "none";
+
+interface Step {
+  start?: Record<string, never>;
+  manifest?: Partial<TransferConfig> & {
+    startOffset?: number;
+    sha256?: string;
+    responseTopic?: string;
+    correlation?: Correlation;
+  };
+  chunk?: {
+    index: number;
+    crc?: "bad";
+    tamper?: boolean;
+    offset?: number;
+    transferId?: number;
+    correlation?: Correlation;
+  };
+  error?: {
+    code: string;
+    transferId?: number;
+    retryAfterMs?: number;
+    topic?: "data" | "error";
+    correlation?: Correlation;
+  };
+  advance?: number;
+  failWrites?: number;
+  expect: {
+    state: string;
+    out?: Array<Record<string, unknown>>;
+    writes?: number[];
+    outcome?: string;
+  };
+}
+
+interface Script {
+  name: string;
+  device?: Partial<DeviceConfig>;
+  transfer?: Partial<TransferConfig>;
+  steps: Step[];
+}
+
+interface VectorFile {
+  defaults: { device: DeviceConfig; transfer: TransferConfig };
+  scripts: Script[];
+}
+
+// ---- fakes ----
+
+/** A link that records publications and lets the script deliver messages. */
+class ScriptLink implements Link {
+  constructor(readonly protocolVersion: 4 | 5) {}
+  readonly published: Array<{ topic: string; payload: Uint8Array; options: PublishOptions }> = [];
+  private handler: (m: InboundMessage) => void = () => {};
+
+  publish(topic: string, payload: Uint8Array, options: PublishOptions): Promise<void> {
+    this.published.push({ topic, payload, options });
+    return Promise.resolve();
+  }
+  subscribe(): Promise<void> {
+    return Promise.resolve();
+  }
+  onMessage(handler: (m: InboundMessage) => void): void {
+    this.handler = handler;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  deliver(m: InboundMessage): void {
+    this.handler(m);
+  }
+}
+
+/** Records the offsets of successful writes. */
+class RecordingSink implements FlashSink {
+  readonly writes: number[] = [];
+  constructor(private readonly inner: FlashSink) {}
+  begin(size: number, keep: number): Promise<void> {
+    return this.inner.begin(size, keep);
+  }
+  async write(offset: number, bytes: Uint8Array): Promise<void> {
+    await this.inner.write(offset, bytes);
+    this.writes.push(offset);
+  }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.inner.read(offset, length);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** The image of the vectors: byte i is (i * 7 + 3) mod 256, byte 0 is 0xE9. */
+function vectorImage(size: number): Uint8Array<ArrayBuffer> {
+  const image = new Uint8Array(size);
+  for (let i = 0; i < size; i++) image[i] = (i * 7 + 3) & 0xFF;
+  image[0] = 0xE9;
+  return image;
+}
+
+function tick(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+// ---- the runner ----
+
+async function runScript(defaults: VectorFile["defaults"], script: Script): Promise<void> {
+  const device = { ...defaults.device, ...script.device };
+  const transfer = { ...defaults.transfer, ...script.transfer };
+  const image = vectorImage(transfer.size);
+  const imageSha = new Uint8Array(await crypto.subtle.digest("SHA-256", image));
+  const topics = deviceTopics(device.prefix, device.deviceId);
+  const clock = new FakeClock();
+  const link = new ScriptLink(device.mqtt);
+  const recorder = new RecordingSink(new MemorySink());
+  const flash = new FaultySink(recorder);
+  const receiver = new Receiver({
+    deviceId: device.deviceId,
+    connect: () => Promise.resolve(link),
+    prefix: device.prefix,
+    product: device.product,
+    currentVersion: device.currentVersion,
+    wantedVersion: device.wantedVersion,
+    chunkSize: device.chunkSize,
+    window: device.window,
+    slotBytes: device.slotBytes,
+    kinds: device.kinds,
+    publicKeyPem: device.publicKeyPem ?? undefined,
+    sink: flash,
+    clock,
+  });
+  const settle = async () => {
+    for (let i = 0; i < 3; i++) {
+      await tick();
+      await receiver.settled();
+    }
+  };
+  let currentTransferId = transfer.transferId;
+  let ackTopic = transfer.ackTopic;
+  const v5 = device.mqtt === 5;
+  const correlation = (which: Correlation = "ours"): Uint8Array | undefined => {
+    if (which === "none" || !v5) return undefined;
+    const ours = [...link.published].reverse().find((p) => p.topic === topics.request)?.options
+      .correlationData ?? new Uint8Array(8);
+    return which === "ours" ? ours : ours.map((b) => b ^ 0x5A);
+  };
+
+  for (const [i, step] of script.steps.entries()) {
+    const where = `step ${i} ${JSON.stringify(step).slice(0, 80)}`;
+    const sentBefore = link.published.length;
+    const writesBefore = recorder.writes.length;
+    if (step.start) {
+      void receiver.run();
+    } else if (step.manifest) {
+      const s = step.manifest;
+      const t = { ...transfer, ...s };
+      const m: Manifest = {
+        transferId: t.transferId,
+        sha256: s.sha256 ? fromHex(s.sha256) : imageSha,
+        size: t.size,
+        chunkSize: t.chunkSize,
+        chunkCount: Math.ceil(t.size / t.chunkSize),
+        startOffset: s.startOffset ?? 0,
+        window: t.window,
+        kind: t.kind,
+        name: t.name,
+        product: t.product,
+        version: t.version,
+        ackTopic: t.ackTopic,
+        signature: fromHex(t.signature),
+      };
+      currentTransferId = m.transferId;
+      const responseTopic = s.responseTopic ?? m.ackTopic;
+      ackTopic = m.ackTopic;
+      link.deliver({
+        topic: topics.data,
+        payload: encodeManifest(m),
+        responseTopic: v5 && responseTopic ? responseTopic : undefined,
+        correlationData: correlation(s.correlation),
+      });
+    } else if (step.chunk) {
+      const s = step.chunk;
+      const start = s.index * transfer.chunkSize;
+      let payload = image.slice(start, Math.min(start + transfer.chunkSize, transfer.size));
+      if (s.tamper) {
+        payload = payload.slice();
+        payload[payload.length >> 1] ^= 0x01;
+      }
+      const c: Chunk = {
+        transferId: s.transferId ?? currentTransferId,
+        index: s.index,
+        offset: s.offset ?? start,
+        length: payload.length,
+        crc32: (crc32(payload) ^ (s.crc === "bad" ? 1 : 0)) >>> 0,
+        payload,
+      };
+      link.deliver({
+        topic: topics.data,
+        payload: encodeChunk(c),
+        responseTopic: v5 ? ackTopic : undefined,
+        correlationData: correlation(s.correlation),
+      });
+    } else if (step.error) {
+      const s = step.error;
+      link.deliver({
+        topic: s.topic === "error" ? topics.error : topics.data,
+        payload: encodeError({
+          code: ErrorCode[s.code as keyof typeof ErrorCode],
+          transferId: s.transferId ?? 0,
+          retryAfterMs: s.retryAfterMs ?? 0,
+          message: "error from the script",
+        }),
+        correlationData: correlation(s.correlation),
+      });
+    } else if (step.advance !== undefined) {
+      await clock.advance(step.advance, settle);
+    } else if (step.failWrites !== undefined) {
+      flash.failNext(step.failWrites);
+    } else {
+      throw new Error(`Unknown step ${where}`);
+    }
+    await settle();
+
+    const out = link.published.slice(sentBefore).map((p) => describe(p.topic, p.payload));
+    const expectedOut = (step.expect.out ?? []).map((o) => {
+      const topic = o.type === "REQUEST" ? topics.request : ackTopic;
+      return { topic, ...o };
+    });
+    assertEquals(out, expectedOut, `${where}: published`);
+    assertEquals(recorder.writes.slice(writesBefore), step.expect.writes ?? [], `${where}: writes`);
+    assertEquals(receiver.state as string, step.expect.state, `${where}: state`);
+    if (step.expect.outcome !== undefined) {
+      assertEquals(receiver.result, step.expect.outcome, `${where}: outcome`);
+    }
+  }
+  receiver.stop("script over");
+  await settle();
+}
+
+/** A published message as the vectors describe it. */
+function describe(topic: string, payload: Uint8Array): Record<string, unknown> {
+  switch (peekType(payload)) {
+    case MessageType.REQUEST:
+      return {
+        topic,
+        type: "REQUEST",
+        resumeOffset: decodeRequest(payload).resume?.offset ?? null,
+      };
+    case MessageType.ACK: {
+      const a = decodeAck(payload);
+      return { topic, type: "ACK", nextIndex: a.nextIndex, nack: codeName(NackReason, a.nack) };
+    }
+    case MessageType.STATUS:
+      return { topic, type: "STATUS", status: codeName(StatusCode, decodeStatus(payload).status) };
+  }
+  return { topic, type: `UNEXPECTED(${peekType(payload)})` };
+}
+
+const dir = new URL("./vectors/", import.meta.url);
+const files = [...Deno.readDirSync(dir)]
+  .map((e) => e.name)
+  .filter((n) => /^receiver_.*\.json$/.test(n))
+  .sort();
+
+Deno.test("the behaviour vectors cover every file of tests/vectors/receiver_*.json", () => {
+  assertEquals(files.length >= 4, true, `found ${files.join(", ")}`);
+});
+
+for (const file of files) {
+  const doc = JSON.parse(Deno.readTextFileSync(new URL(file, dir))) as VectorFile;
+  for (const script of doc.scripts) {
+    Deno.test(`simulator receiver, ${file.replace(".json", "")}: ${script.name}`, () =>
+      runScript(doc.defaults, script));
+  }
+}
