@@ -6,8 +6,9 @@
  * deadline passed, publishes OFFERs to queued devices (rate-limited sender-wide) and lets the
  * rules open the next wave, succeed or abort.
  *
- * Every decision is read from and committed to KV; the driver keeps only a copy of the rollout
- * records (refreshed every tick) so that a request reads just the device's entry. Several sender
+ * Every decision is read from and committed to KV; the driver keeps only a copy of the finished
+ * rollout records (refreshed every tick) and reads the active ones and the device's entry per
+ * request. Several sender
  * instances on one KV may run drivers at once: the store's versionstamp checks make each step
  * happen once, and an offer is published only by the instance whose commit moved the device
  * from QUEUED to OFFERED. A sender restarted mid-rollout carries on from KV.
@@ -19,6 +20,7 @@
 import type { ImageMeta } from "../catalog/mod.ts";
 import type { InventoryStore } from "../inventory/mod.ts";
 import {
+  ACTIVE_ROLLOUT_STATES,
   decideLatest,
   type DeviceEntry,
   type DeviceEvent,
@@ -138,7 +140,7 @@ export class RolloutDriver {
       groups: record?.groups ?? [],
       runningVersion: seen.currentVersion,
     };
-    const rollout = holdingRollout(this.#records, device);
+    const rollout = holdingRollout(await this.#current(), device);
     if (rollout === undefined) return decideLatest(undefined, device, null);
     const entry = await this.#store.entry(rollout.id, deviceId);
     const decision = decideLatest(rollout, device, entry);
@@ -352,6 +354,24 @@ export class RolloutDriver {
       const after = await this.#store.entry(rolloutId, deviceId);
       if (after?.state === entry.state && after.updatedAt === entry.updatedAt) return;
     }
+  }
+
+  /**
+   * The rollout records with the active ones read fresh (two KV reads), so that a rollout just
+   * created, paused or resumed applies to the next request, not only after the next tick. When
+   * the set of active rollouts changed, every record is reloaded.
+   */
+  async #current(): Promise<RolloutRecord[]> {
+    const active = await this.#store.active();
+    const isActive = (r: RolloutRecord) => ACTIVE_ROLLOUT_STATES.includes(r.state);
+    const cached = this.#records.filter(isActive).map((r) => r.id).join(",");
+    if (cached === active.map((r) => r.id).join(",")) {
+      this.#records = [...this.#records.filter((r) => !isActive(r)), ...active]
+        .sort((a, b) => a.seq - b.seq);
+    } else {
+      await this.#refresh();
+    }
+    return this.#records;
   }
 
   async #refresh(): Promise<void> {
