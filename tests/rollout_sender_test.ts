@@ -19,6 +19,8 @@ import { mosquittoTest } from "./_broker.ts";
 
 const PREFIX = "ota";
 const IMAGE_BYTES = 16 * 1024;
+/** A device stops polling after this long, so a rollout that stalls fails the test. */
+const POLL_LIMIT_MS = 60_000;
 
 /** A sender instance on its own handle of the shared KV file. */
 interface Instance {
@@ -85,7 +87,8 @@ async function pollUntil(
   options: { target: string; until: () => boolean; log?: string[] },
 ): Promise<string> {
   let version = "1.0.0";
-  while (version !== options.target && !options.until()) {
+  const giveUp = Date.now() + POLL_LIMIT_MS;
+  while (version !== options.target && !options.until() && Date.now() < giveUp) {
     const receiver = new Receiver({
       deviceId,
       connect: () => connectMqtt({ url, clientId: deviceId, protocolVersion: 5 }),

@@ -46,6 +46,8 @@ export interface RolloutWiring {
   offersPerSecond?: number;
   /** Interval of the driver's timer in ms; default 250. */
   tickMs?: number;
+  /** Wall clock for device deadlines, ms since the epoch; default `Date.now` (the stores'). */
+  now?: () => number;
 }
 
 /** The one home of the rollout settings' defaults (config `rollouts.*` is made from these). */
@@ -83,6 +85,7 @@ export class RolloutDriver {
   readonly #host: DriverHost;
   readonly #limiter: RateLimiter;
   readonly #tickMs: number;
+  readonly #now: () => number;
   #records: RolloutRecord[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
@@ -99,6 +102,7 @@ export class RolloutDriver {
       ROLLOUT_DEFAULTS.allowExplicitVersions;
     this.#limiter = new RateLimiter(wiring.offersPerSecond ?? ROLLOUT_DEFAULTS.offersPerSecond);
     this.#tickMs = wiring.tickMs ?? ROLLOUT_DEFAULTS.tickMs;
+    this.#now = wiring.now ?? Date.now;
   }
 
   /** Loads the rollouts and starts the timer (none when `tickMs` is 0: tests call `tick`). */
@@ -250,7 +254,7 @@ export class RolloutDriver {
               wave: r.currentWave,
             });
           }
-          for (const id of await this.#store.dueDevices(r.id, Date.now())) {
+          for (const id of await this.#store.dueDevices(r.id, this.#now())) {
             await this.#event(r.id, id, { type: "timeout" });
           }
           await this.#offer(r);
