@@ -7,8 +7,8 @@
  * rules open the next wave, succeed or abort.
  *
  * Every decision is read from and committed to KV; the driver keeps only a copy of the finished
- * rollout records (refreshed every tick) and reads the active ones and the device's entry per
- * request. Several sender
+ * rollout records (reloaded when the set of active rollouts changes) and reads the active ones
+ * per tick and per request, and the device's entry per request. Several sender
  * instances on one KV may run drivers at once: the store's versionstamp checks make each step
  * happen once, and an offer is published only by the instance whose commit moved the device
  * from QUEUED to OFFERED. A sender restarted mid-rollout carries on from KV.
@@ -230,7 +230,7 @@ export class RolloutDriver {
   }
 
   /**
-   * One step of every rollout: reload the records; for each RUNNING one enroll an opened wave,
+   * One step of every rollout: read the active records; for each RUNNING one enroll an opened wave,
    * time out overdue devices and offer the image to queued devices; then let the rules decide
    * (next wave, success, abort) for RUNNING and PAUSED ones. Runs one at a time.
    */
@@ -243,8 +243,7 @@ export class RolloutDriver {
   }
 
   async #step(): Promise<void> {
-    await this.#refresh();
-    for (const r of this.#records) {
+    for (const r of await this.#guard("load rollouts", () => this.#current()) ?? []) {
       if (this.#stopped) return;
       if (r.state !== "RUNNING" && r.state !== "PAUSED") continue;
       try {
@@ -270,7 +269,6 @@ export class RolloutDriver {
         this.#host.log.warn(`rollout ${r.id}: step failed: ${(err as Error).message ?? err}`);
       }
     }
-    await this.#refresh();
   }
 
   /** Offers the image to the rollout's QUEUED devices, as many as the rate limit allows. */
