@@ -276,3 +276,51 @@ Deno.test("BOOTED on a version no rollout gave is recorded in the inventory and 
     await r.close();
   }
 });
+
+Deno.test("ROLLED_BACK devices abort the rollout after abortMinDevices outcomes, and nothing more is offered or assigned", async () => {
+  const r = await rig();
+  try {
+    const fleet = ids(8);
+    await seed(r, fleet);
+    const rollout = await createRollout(r.catalog, {
+      image: "blink@2.0.0",
+      abortMinDevices: 3,
+      abortFailurePct: 10,
+    });
+    const failing = fleet.slice(0, 3);
+    for (const id of failing) {
+      assertEquals(peekType(await ask(r, id)), MessageType.MANIFEST);
+      const device = r.broker.connect();
+      await device.publish(
+        deviceTopics(PREFIX, id).status,
+        encodeStatus({
+          transferId: 0,
+          status: StatusCode.ROLLED_BACK,
+          sha256: fromHex(r.sha.v2),
+          version: "2.0.0",
+          detail: "self-test failed",
+        }),
+        { qos: 1 },
+      );
+    }
+    const store = r.catalog.rollouts();
+    for (let i = 0; i < 100; i++) {
+      const states = await Promise.all(failing.map((id) => store.entry(rollout.id, id)));
+      if (states.every((e) => e?.state === "FAILED")) break;
+      await settle();
+    }
+    await r.sender.rollouts!.tick();
+    const record = (await store.get(rollout.id))!;
+    assertEquals(record.state, "ABORTED");
+    assert(record.reason.includes("failures 3/3"), record.reason);
+    await settle();
+    const offered = offersTo(r, fleet).length;
+    await r.sender.rollouts!.tick();
+    await settle();
+    assertEquals(offersTo(r, fleet).length, offered);
+    assertEquals(errorCode(await ask(r, fleet[7])), ErrorCode.UP_TO_DATE);
+    assertEquals((await r.catalog.inventory().get(failing[0]))?.rollout?.state, "FAILED");
+  } finally {
+    await r.close();
+  }
+});

@@ -213,7 +213,10 @@ mosquittoTest(
       assertEquals(counters.reduce((n, w) => n + w.FAILED + w.TIMED_OUT, 0), 0);
       const updated = await a.catalog.inventory().list({ version: "2.0.0" }, { limit: 100 });
       assertEquals(updated.devices.length, 20);
-      for (const d of updated.devices) assertEquals(d.rollout?.state, "SUCCEEDED", d.id);
+      for (const d of updated.devices) {
+        assertEquals(d.rollout?.state, "SUCCEEDED", d.id);
+        assertEquals([d.lastTransfer?.version, d.lastTransfer?.outcome], ["2.0.0", "VERIFIED"]);
+      }
       // Only the instance that moved a device out of QUEUED offers it: never twice.
       for (const [id, n] of offers.counts) assertEquals(n, 1, `offers to ${id}`);
       assert(offers.counts.size > 0, "no OFFER was published");
