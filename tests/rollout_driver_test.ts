@@ -236,6 +236,7 @@ Deno.test("a device with no outcome before its deadline is retried, then TIMED_O
     r.clock.now += 11_000;
     await r.sender.rollouts!.tick();
     assertEquals((await store.entry(rollout.id, "d1"))?.state, "TIMED_OUT");
+    await r.sender.rollouts!.settled();
     assertEquals((await r.catalog.inventory().get("d1"))?.rollout?.state, "TIMED_OUT");
     await settle();
     assertEquals(r.broker.on(offerTopic(PREFIX, "d1")).length, 2);
@@ -319,6 +320,7 @@ Deno.test("ROLLED_BACK devices abort the rollout after abortMinDevices outcomes,
     await settle();
     assertEquals(offersTo(r, fleet).length, offered);
     assertEquals(errorCode(await ask(r, fleet[7])), ErrorCode.UP_TO_DATE);
+    await r.sender.rollouts!.settled();
     assertEquals((await r.catalog.inventory().get(failing[0]))?.rollout?.state, "FAILED");
   } finally {
     await r.close();

@@ -90,6 +90,8 @@ export class RolloutDriver {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
   #stopped = false;
+  /** Inventory copies of rollout states under way; `stop` waits for them. */
+  readonly #copies = new Set<Promise<unknown>>();
   /** OFFERs published by this instance. */
   offersSent = 0;
 
@@ -116,6 +118,12 @@ export class RolloutDriver {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#ticking;
+    await Promise.all([...this.#copies]);
+  }
+
+  /** Resolves when the inventory's copies of rollout states under way are written (tests). */
+  async settled(): Promise<void> {
+    while (this.#copies.size > 0) await Promise.all([...this.#copies]);
   }
 
   /**
@@ -129,14 +137,18 @@ export class RolloutDriver {
     options: { latest: boolean },
   ): Promise<LatestDecision | undefined> {
     if (this.#stopped) return undefined;
-    const record = await this.#guard(
-      `record the request of "${deviceId}"`,
-      () =>
-        this.#inventory.recordRequest(deviceId, {
-          product: seen.product,
-          version: seen.currentVersion,
-        }),
-    );
+    // The inventory write and the read of the active rollouts do not depend on each other.
+    const [record, rollouts] = await Promise.all([
+      this.#guard(
+        `record the request of "${deviceId}"`,
+        () =>
+          this.#inventory.recordRequest(deviceId, {
+            product: seen.product,
+            version: seen.currentVersion,
+          }),
+      ),
+      options.latest ? this.#current() : [],
+    ]);
     if (!options.latest) return undefined;
     const device = {
       id: deviceId,
@@ -144,14 +156,18 @@ export class RolloutDriver {
       groups: record?.groups ?? [],
       runningVersion: seen.currentVersion,
     };
-    const rollout = holdingRollout(await this.#current(), device);
+    const rollout = holdingRollout(rollouts, device);
     if (rollout === undefined) return decideLatest(undefined, device, null);
     const entry = await this.#store.entry(rollout.id, deviceId);
     const decision = decideLatest(rollout, device, entry);
-    await this.#event(rollout.id, deviceId, {
-      type: "request",
-      runningVersion: seen.currentVersion,
-    });
+    // An image answer is followed at once by the `manifest` event, which enrolls the device as
+    // well; the `request` event matters when nothing is sent (a device running the version).
+    if (decision.kind !== "image") {
+      await this.#event(rollout.id, deviceId, {
+        type: "request",
+        runningVersion: seen.currentVersion,
+      });
+    }
     return decision;
   }
 
@@ -334,10 +350,12 @@ export class RolloutDriver {
     );
     if (result === undefined || !result.applied || result.entry === null) return result;
     if (result.entry.state !== result.from) {
-      await this.#guard(
+      // Off the request's path: the copy is for listings, the store's entry is the truth.
+      const copy = this.#guard(
         `set the rollout state of "${deviceId}"`,
         () => this.#copyState(rolloutId, deviceId),
-      );
+      ).finally(() => this.#copies.delete(copy));
+      this.#copies.add(copy);
     }
     return result;
   }
