@@ -178,6 +178,14 @@ Deno.test("image add --release stores the image and starts a one-wave rollout to
     const json = JSON.parse((await w.ota("rollout", "show", "r-1", "--json")).stdout);
     assert.deepEqual(json.summary.waves.map((x: { pct: number }) => x.pct), [100]);
     assert.equal(json.summary.state, "RUNNING");
+    // A second release while the first holds the product: stored, not released, and it says so.
+    oneErrorLine(
+      await w.ota("image", "add", "b1.bin", "--release"),
+      EXIT_FAILURE,
+      /Added blink@1\.1\.0 \(sha256 [0-9a-f]{64}\) but did not release it: rollout "r-1"/,
+    );
+    assert.match((await w.ota("image", "list")).stdout, /blink +1\.1\.0/);
+    assert.equal(JSON.parse((await w.ota("rollout", "list", "--json")).stdout).length, 1);
   } finally {
     await w.cleanup();
   }

@@ -8,6 +8,7 @@ import type { Catalog } from "../catalog/mod.ts";
 import { escapeControl, formatBytes, formatPairs, formatTable } from "../format/mod.ts";
 import { resolveFrom } from "../sender/config.ts";
 import { releaseImage } from "../ops/rollouts.ts";
+import { RolloutError } from "../rollout/mod.ts";
 import { EXIT_OK } from "../command/args.ts";
 import { type Command, type Context, formatTime, ImageFileError, INVOKE } from "./_command.ts";
 
@@ -106,7 +107,7 @@ async function imageAdd(ctx: Context): Promise<number> {
         `"latest" ranks it below every semantic version, so devices asking for latest may not get it`,
     );
   }
-  const rollout = v.release === true ? await releaseImage(catalog, meta) : undefined;
+  const rollout = v.release === true ? await release(catalog, meta) : undefined;
   if (ctx.json) {
     await ctx.out(JSON.stringify(rollout ? { image: meta, rollout } : meta, null, 2));
   } else {
@@ -123,6 +124,20 @@ async function imageAdd(ctx: Context): Promise<number> {
     );
   }
   return EXIT_OK;
+}
+
+/** Releases a just added image; a refusal says the image was stored all the same. */
+async function release(catalog: Catalog, meta: ImageMeta) {
+  try {
+    return await releaseImage(catalog, meta);
+  } catch (e) {
+    if (!(e instanceof RolloutError)) throw e;
+    throw new RolloutError(
+      e.code,
+      `Added ${meta.product}@${meta.version} (sha256 ${meta.sha256}) but did not release it: ` +
+        e.message.replace(/^Cannot create rollout: /, ""),
+    );
+  }
 }
 
 async function imageList(ctx: Context): Promise<number> {
