@@ -8,7 +8,13 @@
 
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { createRollout } from "../src/ops/rollouts.ts";
-import { deviceTopics, encodeStatus, fromHex, StatusCode } from "../src/protocol/mod.ts";
+import {
+  decodeOffer,
+  deviceTopics,
+  encodeStatus,
+  fromHex,
+  StatusCode,
+} from "../src/protocol/mod.ts";
 import type { RolloutRecord } from "../src/rollout/mod.ts";
 import { Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { Receiver } from "../src/sim/receiver.ts";
@@ -136,6 +142,7 @@ async function watchOffers(
   const t = await connectMqtt({ url, clientId: "offer-watch", protocolVersion: 5 });
   t.onMessage((m) => {
     const id = m.topic.split("/")[2];
+    assertEquals(decodeOffer(m.payload).version, "2.0.0");
     counts.set(id, (counts.get(id) ?? 0) + 1);
   });
   await t.subscribe([`${PREFIX}/dev/+/offer`], 1);

@@ -1,11 +1,12 @@
 /**
  * The OFFER a sender publishes when a device's wave opens (docs/rollouts.md, protocol §4.8): what
- * it carries and where it goes (`{p}/dev/{id}/offer`, QoS 1, not retained). One function builds
- * the payload, so the rollout driver does not depend on how an OFFER is encoded.
+ * it carries and where it goes (`{p}/dev/{id}/offer`, QoS 1, not retained). The rollout driver
+ * builds its fields; this module turns them into the protocol's topic and bytes.
  * @module
  */
 
-import { deviceNamespace } from "../protocol/mod.ts";
+import type { ImageKind } from "../catalog/mod.ts";
+import { deviceTopics, encodeOffer, fromHex, ImageKindCode } from "../protocol/mod.ts";
 
 /** What an OFFER tells a device. */
 export interface OfferFields {
@@ -20,20 +21,25 @@ export interface OfferFields {
   /** Size of the image in bytes. */
   size: number;
   /** Kind of the image, as the catalog names it. */
-  kind: string;
+  kind: ImageKind;
   /** Longest random delay the device waits before its REQUEST, in ms. */
   jitterMs: number;
 }
 
 /** The topic a device reads its OFFERs on: `{p}/dev/{id}/offer`. */
 export function offerTopic(prefix: string, deviceId: string): string {
-  return `${deviceNamespace(prefix, deviceId)}offer`;
+  return deviceTopics(prefix, deviceId).offer;
 }
 
-/**
- * The payload of an OFFER. Until the binary OFFER of protocol §4.8 is in the codec this is the
- * fields as UTF-8 JSON; devices that do not know OFFER ignore the topic and keep polling.
- */
+/** The OFFER message (protocol §4.8) of `offer`. */
 export function offerPayload(offer: OfferFields): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(offer));
+  return encodeOffer({
+    jitterMs: offer.jitterMs,
+    sha256: fromHex(offer.sha256),
+    size: offer.size,
+    kind: offer.kind === "file" ? ImageKindCode.FILE : ImageKindCode.ESP32_APP,
+    rolloutId: offer.rolloutId,
+    product: offer.product,
+    version: offer.version,
+  });
 }
