@@ -6,6 +6,8 @@
  * @module
  */
 
+import { createRollout } from "../src/ops/rollouts.ts";
+import { MAX_RETRIES } from "../src/rollout/mod.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { envName } from "../src/sender/config.ts";
 
@@ -68,9 +70,17 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   const catalog = await Catalog.open(kvPath);
   try {
     for (const [i, im] of options.images.entries()) {
-      await catalog.addImage(
+      const meta = await catalog.addImage(
         makeSampleImage({ product: im.product, version: im.version, size: im.size, seed: i + 7 }),
       );
+      // Devices asking for latest get what a rollout assigns: one wave to the whole product,
+      // which no benchmark failure aborts.
+      await createRollout(catalog, {
+        image: meta.sha256,
+        waves: [100],
+        abortFailurePct: 100,
+        retries: MAX_RETRIES,
+      });
     }
   } finally {
     catalog.close();

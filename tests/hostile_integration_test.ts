@@ -7,6 +7,7 @@
  * visible.
  * @module
  */
+import { releaseImage } from "../src/ops/rollouts.ts";
 import type { RunningMosquitto } from "../src/broker/mod.ts";
 import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
 import {
@@ -262,7 +263,12 @@ mosquittoTest(
       config.kvPath = `${dir}/ota.kv`;
       config.senderId = "s-stop";
       const seed = await Catalog.open(config.kvPath);
-      await seed.addImage(makeSampleImage({ product: "blink", version: "2.0.0", size: 64 * 1024 }));
+      await releaseImage(
+        seed,
+        await seed.addImage(
+          makeSampleImage({ product: "blink", version: "2.0.0", size: 64 * 1024 }),
+        ),
+      );
       seed.close();
       const running = await runSender(config, { info: () => {}, warn: () => {} });
       const dev = await snoop(b.url, "d1");
@@ -304,7 +310,10 @@ mosquittoTest(
     const dir = await Deno.makeTempDir({ prefix: "ota-hostile-kill-" });
     const kvPath = `${dir}/ota.kv`;
     const seed = await Catalog.open(kvPath);
-    await seed.addImage(makeSampleImage({ product: "blink", version: "2.0.0", size: 64 * 1024 }));
+    await releaseImage(
+      seed,
+      await seed.addImage(makeSampleImage({ product: "blink", version: "2.0.0", size: 64 * 1024 })),
+    );
     seed.close();
     const spawn = () =>
       new Deno.Command(Deno.execPath(), {
