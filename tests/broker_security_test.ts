@@ -28,6 +28,7 @@ import {
   type ShippedPki,
 } from "./_certs.ts";
 import { request as baseRequest } from "./_fixtures.ts";
+import { recordedStatuses, until } from "./_sender_harness.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import {
   encodeError,
@@ -429,25 +430,12 @@ async function assertLegitimateDownload(w: World, id = "devA"): Promise<void> {
   const result = await w.download(id);
   assertEquals(result.status, "VERIFIED", `${id}: ${result.detail}; broker log: ${w.broker.log()}`);
   assertEquals(result.sha256, result.expectedSha256);
-  const records = await recordedStatus(w, id);
-  assert(
-    records.some((r) => r.deviceId === id && r.status === "VERIFIED"),
-    JSON.stringify(records),
+  // The sender writes a record after the device has sent it, so a run can end before its record.
+  await until(
+    `${id}'s STATUS VERIFIED recorded`,
+    async () => (await recordedStatuses(w.running.catalog, id)).includes("VERIFIED"),
+    3000,
   );
-}
-
-/**
- * The device status records once `id`'s VERIFIED is among them, or after 3 s: the sender writes
- * a record after the device has sent it, so a device's run can end before its record is written.
- */
-async function recordedStatus(w: World, id: string) {
-  const end = Date.now() + 3000;
-  for (;;) {
-    const records = await w.running.catalog.listDeviceStatus();
-    const found = records.some((r) => r.deviceId === id && r.status === "VERIFIED");
-    if (found || Date.now() > end) return records;
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 // ---- the legitimate path ----
@@ -507,13 +495,11 @@ Deno.test({
         `${stdout}\n${new TextDecoder().decode(out.stderr)}\nbroker: ${w.broker.log()}`,
       );
       // The sender records the STATUS when it arrives, which may be just after the receiver exits.
-      const recorded = async () =>
-        (await w.running.catalog.listDeviceStatus()).some((r) =>
-          r.deviceId === "fw-1" && r.status === "VERIFIED"
-        );
-      const until = Date.now() + 5000;
-      while (!(await recorded()) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-      assert(await recorded(), "the sender never recorded fw-1's STATUS VERIFIED");
+      await until(
+        "fw-1's STATUS VERIFIED recorded",
+        async () => (await recordedStatuses(w.running.catalog, "fw-1")).includes("VERIFIED"),
+        5000,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       await w.stop();

@@ -14,12 +14,17 @@
  * @module
  */
 
-import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
 import { generateSigningKeys, signerFromPem } from "../src/protocol/mod.ts";
-import { Sender, type SenderCatalog } from "../src/sender/mod.ts";
-import { connectMqtt } from "../src/transport/mqtt_client.ts";
+import type { SenderCatalog } from "../src/sender/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
+import {
+  recordedStatuses,
+  type TestSender,
+  type TestSenderOptions,
+  until,
+  withTestSender,
+} from "./_sender_harness.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}firmware/build-host`;
@@ -73,63 +78,19 @@ function ensureBinary(): Promise<void> {
 }
 
 /** A sender on `url` serving one 1 MiB sample image from a temporary KV file. */
-interface Harness {
-  sender: Sender;
-  sha256: string;
-  size: number;
-  summaries: TransferRecord[];
-  statuses: string[];
-}
-
-async function withSender(
+function withSender(
   url: string,
-  options: {
-    sign?: (sha256: Uint8Array) => Promise<Uint8Array>;
-    /** Wraps the catalog, e.g. to corrupt the bytes the sender reads. */
-    wrap?: (c: SenderCatalog) => SenderCatalog;
-  },
-  fn: (h: Harness) => Promise<void>,
+  options: Pick<TestSenderOptions, "wrap" | "sender">,
+  fn: (h: TestSender) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-kv-" });
-  const catalog = await Catalog.open(`${dir}/catalog.kv`);
-  const transport = await connectMqtt({
-    url,
-    clientId: `fw-e2e-sender-${crypto.randomUUID().slice(0, 8)}`,
-    protocolVersion: 5,
-  });
-  let sender: Sender | undefined;
-  try {
-    const image = makeSampleImage({ product: "blink", version: "2.0.0", size: MiB, seed: 11 });
-    const meta = await catalog.addImage(image);
-    const statuses: string[] = [];
-    const base = options.wrap ? options.wrap(catalog) : catalog;
-    const recording: SenderCatalog = {
-      get: (s) => base.get(s),
-      resolve: (p, v) => base.resolve(p, v),
-      readImage: (s) => base.readImage(s),
-      recordTransfer: (r) => base.recordTransfer(r),
-      recordDeviceStatus: (r) => {
-        statuses.push(r.status);
-        return base.recordDeviceStatus(r);
-      },
-    };
-    sender = await Sender.start({
-      transport,
-      catalog: recording,
-      prefix: PREFIX,
-      senderId: "fw-e2e",
-      timing: { ackTimeoutMs: 500, statusTimeoutMs: 5000 },
-      sign: options.sign,
-    });
-    const summaries: TransferRecord[] = [];
-    sender.onTransferEnd((s) => summaries.push(s));
-    await fn({ sender, sha256: meta.sha256, size: meta.size, summaries, statuses });
-  } finally {
-    await sender?.stop();
-    await transport.close();
-    catalog.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withTestSender(url, {
+    size: MiB,
+    seed: 11,
+    prefix: PREFIX,
+    senderId: "fw-e2e",
+    ...options,
+    sender: { timing: { ackTimeoutMs: 500, statusTimeoutMs: 5000 }, ...options.sender },
+  }, fn);
 }
 
 /** Runs ota-receiver-host to its end; returns its exit code and final JSON report. */
@@ -187,11 +148,6 @@ async function bootSlot(dir: string): Promise<number> {
   }
 }
 
-async function waitFor(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-}
-
 mosquittoTest("the C++ receiver downloads a 1 MiB image with an equal SHA-256", async (b) => {
   await withSender(b.url, {}, async (h) => {
     const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
@@ -207,8 +163,8 @@ mosquittoTest("the C++ receiver downloads a 1 MiB image with an equal SHA-256", 
       assertEquals(await bootSlot(dir), 1);
       const slot = (await Deno.readFile(`${dir}/slot_1.bin`)).subarray(0, h.size);
       assertEquals(await sha256Hex(slot), h.sha256);
-      await waitFor(() => h.summaries.length > 0, 5000);
-      assertEquals(h.summaries[0]?.outcome, "VERIFIED");
+      await until("h.records.length > 0", () => h.records.length > 0, 5000);
+      assertEquals(h.records[0]?.outcome, "VERIFIED");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -241,8 +197,12 @@ mosquittoTest(
         assertEquals(r.resumedFrom % 4096, 0);
         assertEquals(r.rehashed, r.resumedFrom);
         assertEquals(r.bytesWritten, h.size - r.resumedFrom);
-        await waitFor(() => h.summaries.some((s) => s.outcome === "VERIFIED"), 5000);
-        const ok = h.summaries.find((s) => s.outcome === "VERIFIED")!;
+        await until(
+          'h.records.some((s) => s.outcome === "VERIFIED")',
+          () => h.records.some((s) => s.outcome === "VERIFIED"),
+          5000,
+        );
+        const ok = h.records.find((s) => s.outcome === "VERIFIED")!;
         assertEquals(ok.startOffset, r.resumedFrom);
         assertEquals(ok.bytes, h.size - r.resumedFrom, "the sender sent only the missing part");
         assertEquals(await bootSlot(dir), 1);
@@ -275,8 +235,8 @@ mosquittoTest(
         assertEquals(r.code, 1);
         assertEquals(r.report?.status, "HASH_MISMATCH", r.stdout);
         assertEquals(await bootSlot(dir), 0);
-        await waitFor(() => h.summaries.length > 0, 5000);
-        assertEquals(h.summaries[0]?.outcome, "HASH_MISMATCH");
+        await until("h.records.length > 0", () => h.records.length > 0, 5000);
+        assertEquals(h.records[0]?.outcome, "HASH_MISMATCH");
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
@@ -290,7 +250,7 @@ mosquittoTest(
     const keys = await generateSigningKeys();
     const other = await generateSigningKeys();
     const sign = await signerFromPem(keys.privateKey);
-    await withSender(b.url, { sign }, async (h) => {
+    await withSender(b.url, { sender: { sign } }, async (h) => {
       const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
       try {
         await Deno.writeTextFile(`${dir}/good.pem`, keys.publicKey);
@@ -372,8 +332,11 @@ mosquittoTest(
         assertEquals(boot.report?.status, "UP_TO_DATE");
         assertEquals(await exists(`${dir}/pending`), false);
         assertEquals(await bootSlot(dir), 1);
-        await waitFor(() => h.statuses.includes("BOOTED"), 5000);
-        assert(h.statuses.includes("BOOTED"), `statuses ${h.statuses}`);
+        await until(
+          "BOOTED recorded",
+          async () => (await recordedStatuses(h.catalog)).includes("BOOTED"),
+          5000,
+        );
       } finally {
         await Deno.remove(dir, { recursive: true });
       }
@@ -405,8 +368,11 @@ mosquittoTest(
         // The old image boots and reports what happened, with the SHA-256 of the failed one.
         const old = await runReceiver(b.port, dir);
         assert(old.report !== undefined, old.stdout + old.stderr);
-        await waitFor(() => h.statuses.includes("ROLLED_BACK"), 5000);
-        assert(h.statuses.includes("ROLLED_BACK"), `statuses ${h.statuses}`);
+        await until(
+          "ROLLED_BACK recorded",
+          async () => (await recordedStatuses(h.catalog)).includes("ROLLED_BACK"),
+          5000,
+        );
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

@@ -24,56 +24,27 @@ import {
 } from "../src/protocol/mod.ts";
 import { DEFAULT_CONFIG, type SenderConfig } from "../src/sender/config.ts";
 import { runSender } from "../src/sender/run.ts";
-import { Sender, type SenderOptions } from "../src/sender/sender.ts";
+import type { SenderOptions } from "../src/sender/sender.ts";
 import { Receiver } from "../src/sim/receiver.ts";
 import { connectMqtt, MAX_PENDING_PUBLISHES } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";
 import { runOta } from "../src/cli/ota.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
+import { type TestSender, until, withTestSender } from "./_sender_harness.ts";
 import { request } from "./_fixtures.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-interface World {
-  url: string;
-  kvPath: string;
-  catalog: Catalog;
-  sha: string;
-  sender: Sender;
-  records: TransferRecord[];
-}
+/** A sender over `b` with a catalog in a fresh KV file holding one 64 KiB sample image. */
+type World = TestSender;
 
-async function withWorld(
+function withWorld(
   b: RunningMosquitto,
   options: Partial<SenderOptions>,
   fn: (w: World) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ota-hostile-" });
-  const kvPath = `${dir}/ota.kv`;
-  const catalog = await Catalog.open(kvPath);
-  const transport = await connectMqtt({ url: b.url, clientId: "ota-sender-hostile" });
-  let sender: Sender | undefined;
-  try {
-    const image = makeSampleImage({ product: "blink", version: "2.0.0", size: 64 * 1024, seed: 5 });
-    const meta = await catalog.addImage(image);
-    sender = await Sender.start({
-      transport,
-      catalog,
-      prefix: "ota",
-      senderId: "s1",
-      timing: { ackTimeoutMs: 300, statusTimeoutMs: 3000 },
-      ...options,
-    });
-    const records: TransferRecord[] = [];
-    sender.onTransferEnd((r) => records.push(r));
-    await fn({ url: b.url, kvPath, catalog, sha: meta.sha256, sender, records });
-  } finally {
-    await sender?.stop();
-    await transport.close();
-    catalog.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withTestSender(b.url, { size: 64 * 1024, seed: 5, senderId: "s1", sender: options }, fn);
 }
 
 /** A raw MQTT client subscribed to everything under `ota/dev/#` (no ACL stops it). */
@@ -110,19 +81,6 @@ function device(w: World, deviceId: string, options: { ackDelayMs?: number } = {
   }).run();
 }
 
-async function until(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  ms = 10000,
-  pollMs = 10,
-) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
-
 mosquittoTest(
   "forged ACK, NACK and STATUS naming another device's transfer id change nothing recorded over a real broker",
   async (b) => {
@@ -138,7 +96,13 @@ mosquittoTest(
           await fake(encodeAck({ transferId, nextIndex: 0, nack: NackReason.CRC_MISMATCH }));
           const status = StatusCode.HASH_MISMATCH;
           await fake(
-            encodeStatus({ transferId, status, sha256: fromHex(w.sha), version: "", detail: "" }),
+            encodeStatus({
+              transferId,
+              status,
+              sha256: fromHex(w.sha256),
+              version: "",
+              detail: "",
+            }),
           );
         }
         const result = await victim;
@@ -176,7 +140,7 @@ mosquittoTest(
           encodeStatus({
             transferId,
             status: StatusCode.VERIFIED,
-            sha256: fromHex(w.sha),
+            sha256: fromHex(w.sha256),
             version: "2.0.0",
             detail: "",
           }),
@@ -232,7 +196,7 @@ mosquittoTest(
             encodeStatus({
               transferId: manifest!.transferId,
               status: StatusCode.ABORTED,
-              sha256: fromHex(w.sha),
+              sha256: fromHex(w.sha256),
               version: "",
               detail: `cycle ${i}`,
             }),

@@ -7,12 +7,7 @@
  */
 
 import type { RunningMosquitto } from "../src/broker/mod.ts";
-import {
-  Catalog,
-  type ImageMeta,
-  makeSampleImage,
-  type TransferRecord,
-} from "../src/catalog/mod.ts";
+import { makeSampleImage } from "../src/catalog/mod.ts";
 import {
   decodeError,
   decodeManifest,
@@ -25,61 +20,35 @@ import {
   peekType,
   type Request,
   signerFromPem,
-  toHex,
   verifySignature,
 } from "../src/protocol/mod.ts";
-import { Sender, type SenderOptions } from "../src/sender/sender.ts";
+import type { SenderOptions } from "../src/sender/sender.ts";
 import { Receiver } from "../src/sim/receiver.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
+import { type TestSender, withTestSender } from "./_sender_harness.ts";
 import { request } from "./_fixtures.ts";
 
 const SENDER_ID = "proto-sender";
 
-/** A sender over `b` with a catalog in a fresh KV file holding one sample image. */
-interface World {
-  url: string;
-  catalog: Catalog;
-  meta: ImageMeta;
-  sender: Sender;
-  records: TransferRecord[];
-}
+/** A sender over `b` with a catalog in a fresh KV file holding one 32 KiB sample image. */
+type World = TestSender;
 
 async function withWorld(
   b: RunningMosquitto,
   options: { signature?: string; sender?: Partial<SenderOptions> },
   fn: (w: World) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ota-proto-" });
-  const catalog = await Catalog.open(`${dir}/ota.kv`);
-  const transport = await connectMqtt({ url: b.url, clientId: `sender-${SENDER_ID}` });
-  let sender: Sender | undefined;
-  try {
-    const image = makeSampleImage({ product: "blink", version: "2.0.0", size: 32 * 1024, seed: 3 });
-    const sha = new Uint8Array(await crypto.subtle.digest("SHA-256", image));
-    const signature = options.signature === undefined
-      ? undefined
-      : toHex(await (await signerFromPem(options.signature))(sha));
-    const meta = await catalog.addImage(image, { signature });
-    sender = await Sender.start({
-      transport,
-      catalog,
-      prefix: "ota",
-      senderId: SENDER_ID,
-      timing: { ackTimeoutMs: 300, statusTimeoutMs: 3000 },
-      ...options.sender,
-    });
-    const records: TransferRecord[] = [];
-    sender.onTransferEnd((r) => records.push(r));
-    await fn({ url: b.url, catalog, meta, sender, records });
-  } finally {
-    await sender?.stop();
-    await transport.close();
-    catalog.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  const signOffline = options.signature === undefined
+    ? undefined
+    : await signerFromPem(options.signature);
+  await withTestSender(
+    b.url,
+    { size: 32 * 1024, seed: 3, senderId: SENDER_ID, signOffline, sender: options.sender },
+    fn,
+  );
 }
 
 /** A simulated device that verifies the manifest signature with `publicKeyPem`. */

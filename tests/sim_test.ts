@@ -7,8 +7,6 @@
  */
 
 import { type RunningMosquitto, startEmbeddedBroker } from "../src/broker/mod.ts";
-import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
-import { Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { generateSigningKeys, signerFromPem } from "../src/protocol/signing.ts";
 import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
@@ -32,63 +30,15 @@ import { MemorySink } from "../src/sim/sink.ts";
 import { transitionFor, TRANSITIONS } from "../src/sim/transitions.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
+import { type TestSender, until, withTestSender } from "./_sender_harness.ts";
 
 const MiB = 1024 * 1024;
 const PREFIX = "ota";
 
 /** A sender serving one sample image, with what it reported. */
-interface Harness {
-  url: string;
-  sender: Sender;
-  sha256: string;
-  size: number;
-  summaries: TransferRecord[];
-}
-
-/** Starts a catalog with one sample image and a sender on `url`, runs `fn`, tears all down. */
-async function withSender(
-  url: string,
-  options: { size: number; protocolVersion?: 4 | 5; sender?: Partial<SenderOptions> },
-  fn: (h: Harness) => Promise<void>,
-): Promise<void> {
-  const catalog = await Catalog.open(":memory:");
-  const transport = await connectMqtt({
-    url,
-    clientId: `test-sender-${crypto.randomUUID().slice(0, 8)}`,
-    protocolVersion: options.protocolVersion ?? 5,
-  });
-  let sender: Sender | undefined;
-  try {
-    const image = makeSampleImage({
-      product: "blink",
-      version: "2.0.0",
-      size: options.size,
-      seed: 7,
-    });
-    const meta = await catalog.addImage(image);
-    sender = await Sender.start({
-      transport,
-      catalog,
-      prefix: PREFIX,
-      senderId: "test-sender",
-      timing: { ackTimeoutMs: 300, statusTimeoutMs: 3000 },
-      ...options.sender,
-    });
-    const summaries: TransferRecord[] = [];
-    sender.onTransferEnd((s) => summaries.push(s));
-    await fn({ url, sender, sha256: meta.sha256, size: meta.size, summaries });
-    // The sender closes a transfer when the STATUS arrives, just after the device resolves.
-    await waitFor(() => sender!.openTransfers().length === 0, 3000);
-  } finally {
-    await sender?.stop();
-    await transport.close();
-    catalog.close();
-  }
-}
-
 /** Runs one device against `h` with short timing. */
 function runDevice(
-  h: Harness,
+  h: TestSender,
   deviceId: string,
   options: Partial<ReceiverOptions> & { protocolVersion?: 4 | 5 } = {},
 ): Promise<ReceiverResult> {
@@ -106,12 +56,7 @@ function runDevice(
   return receiver.run();
 }
 
-async function waitFor(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-}
-
-function assertVerified(r: ReceiverResult, h: Harness): void {
+function assertVerified(r: ReceiverResult, h: TestSender): void {
   assertEquals(r.status, "VERIFIED", `${r.deviceId}: ${r.detail}`);
   assert(r.ok);
   assertEquals(r.sha256, h.sha256);
@@ -122,19 +67,19 @@ function assertVerified(r: ReceiverResult, h: Harness): void {
 mosquittoTest(
   "a 1 MiB transfer over MQTT 5 verifies with the catalog's SHA-256",
   async (b: RunningMosquitto) => {
-    await withSender(b.url, { size: MiB }, async (h) => {
+    await withTestSender(b.url, { size: MiB }, async (h) => {
       const r = await runDevice(h, "dev-1mib");
       assertVerified(r, h);
       assertEquals(r.bytesWritten, MiB);
       assertEquals(r.chunks, MiB / 4096);
-      assertEquals(h.summaries.length, 1);
-      assertEquals(h.summaries[0].outcome, "VERIFIED");
+      assertEquals(h.records.length, 1);
+      assertEquals(h.records[0].outcome, "VERIFIED");
     });
   },
 );
 
 mosquittoTest("the stop-and-wait mode (chunk 1024, window 1) verifies", async (b) => {
-  await withSender(b.url, { size: 64 * 1024 }, async (h) => {
+  await withTestSender(b.url, { size: 64 * 1024 }, async (h) => {
     const r = await runDevice(h, "dev-saw", { chunkSize: 1024, window: 1 });
     assertVerified(r, h);
     assertEquals(r.chunks, 64);
@@ -146,7 +91,7 @@ mosquittoTest("the stop-and-wait mode (chunk 1024, window 1) verifies", async (b
 mosquittoTest(
   "a dropped chunk and a corrupted chunk are resent and the image verifies",
   async (b) => {
-    await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+    await withTestSender(b.url, { size: 256 * 1024 }, async (h) => {
       // The corrupted chunk comes first: a corrupted delivery that arrives after a gap is dropped
       // as out of order before its CRC is checked.
       const r = await runDevice(h, "dev-faults", { faults: { corruptChunk: 5, dropChunk: 20 } });
@@ -156,15 +101,15 @@ mosquittoTest(
       assertEquals(r.crcErrors, 1);
       // One NACK per nextIndex (§8): the CRC_MISMATCH NACK of chunk 5 covers the gaps behind it.
       assert(r.nacks >= 1, `nacks ${r.nacks}`);
-      await waitFor(() => h.summaries.length > 0, 3000);
+      await until("h.records.length > 0", () => h.records.length > 0, 3000);
       assert(h.sender.stats.resends > 0, `sender resends ${h.sender.stats.resends}`);
-      assert(h.summaries[0].resends > 0);
+      assert(h.records[0].resends > 0);
     });
   },
 );
 
 mosquittoTest("a failed flash write is NACKed, resent and the image verifies", async (b) => {
-  await withSender(b.url, { size: 64 * 1024 }, async (h) => {
+  await withTestSender(b.url, { size: 64 * 1024 }, async (h) => {
     const r = await runDevice(h, "dev-flash", { faults: { failWriteChunk: 3 } });
     assertVerified(r, h);
     assertEquals(r.flashErrors, 1);
@@ -174,13 +119,17 @@ mosquittoTest("a failed flash write is NACKed, resent and the image verifies", a
 mosquittoTest(
   "a disconnect at 50% resumes: the second transfer starts at the offset",
   async (b) => {
-    await withSender(b.url, { size: MiB }, async (h) => {
+    await withTestSender(b.url, { size: MiB }, async (h) => {
       const r = await runDevice(h, "dev-resume", { faults: { disconnectAtPercent: 50 } });
       assertVerified(r, h);
       assertEquals(r.reconnects, 1);
       assert(r.resumedFrom >= MiB / 2, `resumedFrom ${r.resumedFrom}`);
-      await waitFor(() => h.summaries.some((s) => s.outcome === "VERIFIED"), 3000);
-      const second = h.summaries.find((s) => s.outcome === "VERIFIED")!;
+      await until(
+        'h.records.some((s) => s.outcome === "VERIFIED")',
+        () => h.records.some((s) => s.outcome === "VERIFIED"),
+        3000,
+      );
+      const second = h.records.find((s) => s.outcome === "VERIFIED")!;
       assert(second.startOffset > 0, `startOffset ${second.startOffset}`);
       assertEquals(second.startOffset, r.resumedFrom);
       assert(second.bytes < h.size, `bytes ${second.bytes}`);
@@ -191,7 +140,7 @@ mosquittoTest(
 );
 
 mosquittoTest("20 devices at once all verify", async (b) => {
-  await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+  await withTestSender(b.url, { size: 256 * 1024 }, async (h) => {
     const results = await runDevices({
       broker: h.url,
       count: 20,
@@ -213,11 +162,15 @@ Deno.test("MQTT 3.1.1 against the embedded aedes broker: a transfer verifies", a
     // Chunks at QoS 0, as the sender's default config has it: aedes reorders across QoS levels,
     // so a manifest at another QoS than its chunks would cost an ACK timeout and resends.
     const sender = { dataQos: 0 as const, timing: { ackTimeoutMs: 2000, statusTimeoutMs: 3000 } };
-    await withSender(broker.url, { size: 128 * 1024, protocolVersion: 4, sender }, async (h) => {
-      const r = await runDevice(h, "dev-311", { protocolVersion: 4 });
-      assertVerified(r, h);
-      assertEquals(h.summaries.map((x) => x.resends), [0]);
-    });
+    await withTestSender(
+      broker.url,
+      { size: 128 * 1024, protocolVersion: 4, sender },
+      async (h) => {
+        const r = await runDevice(h, "dev-311", { protocolVersion: 4 });
+        assertVerified(r, h);
+        assertEquals(h.records.map((x) => x.resends), [0]);
+      },
+    );
   } finally {
     await broker.stop();
   }
@@ -254,7 +207,7 @@ function chunkHeader(m: InboundMessage): { transferId: number; index: number } |
 mosquittoTest(
   "a device that hears nothing re-requests after its idle timeout and resumes",
   async (b) => {
-    await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+    await withTestSender(b.url, { size: 256 * 1024 }, async (h) => {
       // The network loses every chunk from index 10 on of the first transfer.
       let first = 0;
       const deviceId = "dev-idle";
@@ -271,8 +224,12 @@ mosquittoTest(
       assertVerified(r, h);
       assertEquals(r.requests, 2);
       assertEquals(r.resumedFrom, 10 * 4096);
-      await waitFor(() => h.summaries.some((s) => s.outcome === "VERIFIED"), 3000);
-      const resumed = h.summaries.find((s) => s.outcome === "VERIFIED")!;
+      await until(
+        'h.records.some((s) => s.outcome === "VERIFIED")',
+        () => h.records.some((s) => s.outcome === "VERIFIED"),
+        3000,
+      );
+      const resumed = h.records.find((s) => s.outcome === "VERIFIED")!;
       assertEquals(resumed.startOffset, 10 * 4096);
     });
   },
@@ -281,7 +238,7 @@ mosquittoTest(
 mosquittoTest(
   "bytes changed in transit with a matching CRC end in STATUS HASH_MISMATCH",
   async (b) => {
-    await withSender(b.url, { size: 64 * 1024 }, async (h) => {
+    await withTestSender(b.url, { size: 64 * 1024 }, async (h) => {
       const deviceId = "dev-tamper";
       const r = await runDevice(h, deviceId, {
         connect: async () =>
@@ -296,9 +253,9 @@ mosquittoTest(
       assertEquals(r.status, "HASH_MISMATCH");
       assert(!r.ok);
       assert(r.sha256 !== h.sha256);
-      await waitFor(() => h.summaries.length > 0, 3000);
-      assertEquals(h.summaries[0].outcome, "HASH_MISMATCH");
-      assert(!h.summaries[0].ok);
+      await until("h.records.length > 0", () => h.records.length > 0, 3000);
+      assertEquals(h.records[0].outcome, "HASH_MISMATCH");
+      assert(!h.records[0].ok);
     });
   },
 );
@@ -323,7 +280,7 @@ mosquittoTest(
 );
 
 mosquittoTest("a product the catalog lacks ends the run with UNKNOWN_IMAGE", async (b) => {
-  await withSender(b.url, { size: 4096 }, async (h) => {
+  await withTestSender(b.url, { size: 4096 }, async (h) => {
     const r = await runDevice(h, "dev-unknown", { product: "no-such-product" });
     assertEquals(r.status, "UNKNOWN_IMAGE");
     assert(!r.ok);
@@ -334,7 +291,7 @@ mosquittoTest("a product the catalog lacks ends the run with UNKNOWN_IMAGE", asy
 mosquittoTest(
   "a BUSY sender makes devices wait retryAfterMs and ask again; all verify",
   async (b) => {
-    await withSender(
+    await withTestSender(
       b.url,
       { size: 256 * 1024, sender: { maxTransfers: 1, busyRetryAfterMs: 50 } },
       async (h) => {
@@ -342,7 +299,11 @@ mosquittoTest(
         // it is open: the sender checks its limit before resolving the image (see the report).
         const slow = { faults: { slowFlashKiBps: 2048 } };
         const first = runDevice(h, "dev-busy-1", slow);
-        await waitFor(() => h.sender.openTransfers().length > 0, 3000);
+        await until(
+          "h.sender.openTransfers().length > 0",
+          () => h.sender.openTransfers().length > 0,
+          3000,
+        );
         const results = await Promise.all([
           first,
           runDevice(h, "dev-busy-2", slow),
@@ -357,7 +318,7 @@ mosquittoTest(
 );
 
 mosquittoTest("a file sink holds the verified image after the run", async (b) => {
-  await withSender(b.url, { size: 128 * 1024 }, async (h) => {
+  await withTestSender(b.url, { size: 128 * 1024 }, async (h) => {
     const dir = await Deno.makeTempDir({ prefix: "ota-sim-test-" });
     try {
       const results = await runDevices({
@@ -384,7 +345,7 @@ mosquittoTest("a file sink holds the verified image after the run", async (b) =>
 mosquittoTest("a signed manifest verifies with the right key and fails with another", async (b) => {
   const keys = await generateSigningKeys();
   const other = await generateSigningKeys();
-  await withSender(
+  await withTestSender(
     b.url,
     { size: 64 * 1024, sender: { sign: await signerFromPem(keys.privateKey) } },
     async (h) => {
@@ -393,9 +354,9 @@ mosquittoTest("a signed manifest verifies with the right key and fails with anot
       const bad = await runDevice(h, "dev-wrong-key", { publicKeyPem: other.publicKey });
       assertEquals(bad.status, "SIGNATURE_INVALID");
       assert(!bad.ok);
-      await waitFor(() => h.summaries.length === 2, 3000);
+      await until("h.records.length === 2", () => h.records.length === 2, 3000);
       assertEquals(
-        h.summaries.map((s) => s.outcome).sort(),
+        h.records.map((s) => s.outcome).sort(),
         ["SIGNATURE_INVALID", "VERIFIED"],
       );
     },
@@ -404,7 +365,7 @@ mosquittoTest("a signed manifest verifies with the right key and fails with anot
 
 mosquittoTest("a device that requires a signature refuses an unsigned image", async (b) => {
   const keys = await generateSigningKeys();
-  await withSender(b.url, { size: 16 * 1024 }, async (h) => {
+  await withTestSender(b.url, { size: 16 * 1024 }, async (h) => {
     const r = await runDevice(h, "dev-unsigned", { publicKeyPem: keys.publicKey });
     assertEquals(r.status, "SIGNATURE_INVALID");
     assert(r.detail.includes("not signed"), r.detail);
@@ -542,7 +503,7 @@ mosquittoTest(
   "a device with ESP32 flash timing verifies without a resend: the resend timeout covers erases",
   async (b) => {
     // Default sender timing: the resend timeout must tolerate a 4 KiB sector erase per chunk.
-    await withSender(b.url, { size: 256 * 1024, sender: { timing: {} } }, async (h) => {
+    await withTestSender(b.url, { size: 256 * 1024, sender: { timing: {} } }, async (h) => {
       const r = await runDevice(h, "dev-esp32-flash", {
         window: 16,
         flashTiming: ESP32_FLASH_TIMING,
@@ -550,8 +511,8 @@ mosquittoTest(
       assertVerified(r, h);
       // 64 sectors at 45 + 10 ms: the flash alone needs 3.5 s.
       assert(r.seconds >= 3.5, `seconds ${r.seconds}`);
-      await waitFor(() => h.summaries.length > 0, 3000);
-      assertEquals(h.summaries[0].resends, 0);
+      await until("h.records.length > 0", () => h.records.length > 0, 3000);
+      assertEquals(h.records[0].resends, 0);
     });
   },
 );
@@ -598,15 +559,15 @@ Deno.test("maxRequests bounds the REQUESTs of a run before MAX_UNANSWERED_REQUES
 mosquittoTest(
   "device and sender measure one rate: MANIFEST to last ACK, connecting and STATUS left out",
   async (b) => {
-    await withSender(b.url, { size: 256 * 1024 }, async (h) => {
+    await withTestSender(b.url, { size: 256 * 1024 }, async (h) => {
       // A 512 KiB/s flash makes the transfer take about half a second, long beside the broker's
       // round trips, so both sides' intervals are comparable.
       const r = await runDevice(h, "dev-rate", { faults: { slowFlashKiBps: 512 } });
       assertVerified(r, h);
       assert(r.rateSeconds > 0.3 && r.rateSeconds <= r.seconds, `${r.rateSeconds} of ${r.seconds}`);
       assertEquals(r.mibPerSecond, r.bytesWritten / 1048576 / r.rateSeconds);
-      await waitFor(() => h.summaries.length > 0, 3000);
-      const sent = h.summaries[0];
+      await until("h.records.length > 0", () => h.records.length > 0, 3000);
+      const sent = h.records[0];
       const ratio = (sent.bytes / sent.seconds) / (r.bytesWritten / r.rateSeconds);
       assert(ratio > 0.8 && ratio < 1.25, `sender ${sent.seconds} s, device ${r.rateSeconds} s`);
     });
