@@ -40,7 +40,12 @@ const ASAN_OPTIONS = "quarantine_size_mb=16";
 /** libFuzzer's names for the inputs it saves when something fails. */
 const FAILURE_KINDS = ["crash", "leak", "timeout", "oom"];
 
-const HELP = `Usage: deno task fuzz [--] [--seconds N] [--target codec|receiver|all] [--build-only]
+/** Hostile messages the TypeScript sender fuzz sends by default (issue budget: 100 000). */
+const DEFAULT_SENDER_MESSAGES = 100_000;
+
+const HELP =
+  `Usage: deno task fuzz [--] [--seconds N] [--messages N] [--target codec|receiver|sender|all]
+                      [--build-only]
 
 Builds the C++ fuzz targets of the firmware core with clang (libFuzzer, AddressSanitizer,
 UndefinedBehaviorSanitizer) in firmware/build-fuzz and runs them for N seconds in all
@@ -51,9 +56,10 @@ UndefinedBehaviorSanitizer) in firmware/build-fuzz and runs them for N seconds i
                  any topic (whole or in fragments), chunks, runs of chunks, clock steps, ERRORs
                  and MANIFESTs; it must publish only valid messages in its own namespace and
                  never report VERIFIED for bytes that do not hash to the image
-This runs the C++ fuzzing only. The TypeScript side, hostile messages against a sender serving
-real devices through a real Mosquitto, runs in deno task test (5000 messages) and in
-deno task fuzz-ts (100 000).
+Then (target sender or all) the TypeScript side: N seeded hostile REQUEST/ACK/STATUS messages
+(default ${DEFAULT_SENDER_MESSAGES}) against a real sender serving real devices through a real
+Mosquitto (tests/sender_fuzz_test.ts; deno task test runs 5000 of them, deno task fuzz-ts the same
+100 000 alone).
 
 A failing input is written to firmware/test/fuzz_regressions/<target>-<kind>-<hash>.hex and the
 run fails; deno task test replays every file there (no clang needed). Fix the core, then rename
@@ -63,7 +69,8 @@ Needs clang, cmake and libmbedtls-dev (apt-get install clang cmake libmbedtls-de
 
 Options:
   --seconds N    time budget for both targets together (default ${DEFAULT_SECONDS})
-  --target T     codec, receiver or all (default all)
+  --messages N   hostile messages of the sender fuzz (default ${DEFAULT_SENDER_MESSAGES}; 0 skips it)
+  --target T     codec, receiver, sender or all (default all)
   --build-only   build the targets and the seed corpus, do not fuzz
   --help         this text`;
 
@@ -89,6 +96,8 @@ interface RunResult {
 interface Args {
   seconds: number;
   targets: Target[];
+  /** Messages of the TypeScript sender fuzz; 0 when it does not run. */
+  senderMessages: number;
   buildOnly: boolean;
 }
 
@@ -96,6 +105,7 @@ interface Args {
 function parse(argv: string[]): Args | null {
   const { values } = parseCommandLine(argv, {
     seconds: { type: "string" },
+    messages: { type: "string" },
     target: { type: "string" },
     "build-only": { type: "boolean" },
     help: { type: "boolean", short: "h" },
@@ -106,11 +116,20 @@ function parse(argv: string[]): Args | null {
   }
   const seconds = intOption(values.seconds, "--seconds", { min: 2 }) ?? DEFAULT_SECONDS;
   const target = String(values.target ?? "all");
-  if (target !== "all" && !(target in MAX_INPUT_BYTES)) {
-    throw new UsageError(`option "--target" is "${target}", expected codec, receiver or all`);
+  if (target !== "all" && target !== "sender" && !(target in MAX_INPUT_BYTES)) {
+    throw new UsageError(
+      `option "--target" is "${target}", expected codec, receiver, sender or all`,
+    );
   }
-  const targets: Target[] = target === "all" ? ["codec", "receiver"] : [target as Target];
-  return { seconds, targets, buildOnly: values["build-only"] === true };
+  const targets: Target[] = target === "all"
+    ? ["codec", "receiver"]
+    : target === "sender"
+    ? []
+    : [target as Target];
+  const messages = intOption(values.messages, "--messages", { min: 0 }) ??
+    DEFAULT_SENDER_MESSAGES;
+  const senderMessages = target === "all" || target === "sender" ? messages : 0;
+  return { seconds, targets, senderMessages, buildOnly: values["build-only"] === true };
 }
 
 /** Runs a command with inherited output; true when it exits with 0. */
@@ -275,6 +294,22 @@ async function fuzz(target: Target, seconds: number): Promise<RunResult> {
   };
 }
 
+/**
+ * The TypeScript half: `messages` seeded hostile messages against a real sender serving real
+ * devices through a real Mosquitto (tests/sender_fuzz_test.ts, OTA_FUZZ_SEED replays a seed).
+ */
+async function fuzzSender(messages: number): Promise<boolean> {
+  console.log(`\nSender fuzz: ${messages} hostile messages while real devices download`);
+  const { success } = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "--allow-all", "tests/sender_fuzz_test.ts"],
+    cwd: root,
+    env: { OTA_FUZZ_MESSAGES: String(messages), OTA_REQUIRE_MOSQUITTO: "1" },
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return success;
+}
+
 async function main(): Promise<number> {
   let args: Args | null;
   try {
@@ -284,7 +319,7 @@ async function main(): Promise<number> {
     throw err;
   }
   if (!args) return EXIT_OK;
-  if (!await buildTargets()) return EXIT_FAILURE;
+  if (args.targets.length > 0 && !await buildTargets()) return EXIT_FAILURE;
   if (args.buildOnly) return EXIT_OK;
   const results: RunResult[] = [];
   for (const target of args.targets) {
@@ -309,6 +344,9 @@ async function main(): Promise<number> {
     );
   }
   const failures = results.flatMap((r) => r.failures);
+  if (args.senderMessages > 0 && !await fuzzSender(args.senderMessages)) {
+    failures.push(`the sender fuzz (${args.senderMessages} messages) failed: see its output above`);
+  }
   for (const f of failures) console.log(`  FAILED: ${f}`);
   if (failures.length > 0) {
     console.log(
