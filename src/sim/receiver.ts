@@ -177,7 +177,8 @@ export class Receiver implements Device {
     this.startedAt = this.clock.now();
     try {
       await this.attach();
-      this.post({ type: "start" });
+      if (this.o.listen) this.armDeadline("IDLE");
+      else this.post({ type: "start" });
     } catch (err) {
       this.outcome = "CONNECT_FAILED";
       this.detail = `Cannot connect${this.o.broker ? ` to ${this.o.broker}` : ""}: ${
@@ -187,6 +188,11 @@ export class Receiver implements Device {
       await this.finish();
     }
     return this.done;
+  }
+
+  /** "Update wanted": a listening device in IDLE sends its REQUEST now (ignored in other states). */
+  checkNow(): void {
+    this.post({ type: "start" });
   }
 
   /** Ends the run as ABORTED (e.g. on Ctrl-C); the result still resolves `run()`. */
@@ -295,7 +301,10 @@ export class Receiver implements Device {
     return true;
   }
 
-  /** Arms the one deadline a state has: idle in REQUESTED and RECEIVING, back-off in BACKING_OFF. */
+  /**
+   * Arms the one deadline a state has: idle in REQUESTED and RECEIVING, back-off in BACKING_OFF,
+   * the poll interval in IDLE of a listening device.
+   */
   private armDeadline(state: ReceiverState): void {
     this.cancelDeadline?.();
     this.cancelDeadline = null;
@@ -303,6 +312,8 @@ export class Receiver implements Device {
       ? this.o.idleTimeoutMs
       : state === "BACKING_OFF"
       ? this.x.backoffMs
+      : state === "IDLE" && this.o.listen && this.o.pollMs !== undefined
+      ? this.o.pollMs
       : -1;
     if (ms < 0) return;
     this.cancelDeadline = this.clock.setTimer(ms, () => {

@@ -94,6 +94,14 @@ export interface ReceiverOptions {
   clock?: SimClock;
   /** Log lines of this device (state changes, faults, errors). */
   log?: (line: string) => void;
+  /**
+   * Wait connected in IDLE instead of requesting at once: the device asks when it polls
+   * ({@link pollMs}) or is told to ({@link Receiver.checkNow}). A long-lived device (the fleet
+   * simulator) runs one such receiver per attempt on its connection.
+   */
+  listen?: boolean;
+  /** In `listen` mode, ask after this long in IDLE (a poll); default: never on its own. */
+  pollMs?: number;
 }
 
 /** Counters of one device. */

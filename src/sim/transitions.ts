@@ -38,6 +38,8 @@ function row<T extends EventType>(
 /** The rows of protocol §8 (docs/protocol.md), in the order of its table. */
 export const TRANSITIONS: readonly Transition[] = [
   row("IDLE", "start", sendRequest, ["REQUESTED", "FAILED"]),
+  // A listening device's poll: its IDLE deadline is the poll interval.
+  row("IDLE", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
   row("REQUESTED", "manifest", acceptManifest, ["RECEIVING", "FAILED"]),
   row("REQUESTED", "error", onRequestError, ["BACKING_OFF", "FAILED"]),
   row("REQUESTED", "timeout", reRequest, ["REQUESTED", "FAILED"]),
