@@ -5,6 +5,8 @@
  * 1. the raw MQTT QoS 1 ceiling at each chunk size (bench/ceiling.ts);
  * 2. single transfers to one simulated device (default settings, 16 KiB chunks, stop-and-wait);
  * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
+ * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
+ *    the task design (bench/firmware_device.ts);
  * 4. fleets of 1 to 1000 devices downloading at once from one sender process.
  * Every throughput is also given as a ratio to the ceiling at the same chunk size. The sender
  * always runs as its own process (bench/sender_process.ts), the devices in this one.
@@ -31,6 +33,7 @@ import {
 } from "./devices.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
+import { runFirmwareSection } from "./firmware_device.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
@@ -46,7 +49,7 @@ Needs mosquitto (apt-get install mosquitto). Results: docs/performance.md.
 Options:
   --quick          smaller images, fleets up to 100 (under a minute)
   --json           print one JSON object with every figure on stdout (progress and table: stderr)
-  --only LIST      comma-separated sections: ceiling,single,slow,fleet (default: all)
+  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet (default: all)
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
   --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
   --window N       window the simulated devices announce in the slow-link and fleet runs
@@ -67,7 +70,7 @@ interface Args {
 }
 
 /** Sections of a run, in the order they run. */
-const SECTIONS = ["ceiling", "single", "slow", "fleet"];
+const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet"];
 
 /** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
@@ -322,6 +325,15 @@ async function main(): Promise<number> {
       };
     }
 
+    if (args.only.has("firmware")) {
+      out.firmwareDevice = await runFirmwareSection({
+        brokerPort: broker.port,
+        brokerUrl: broker.url,
+        imageBytes: q ? 256 * 1024 : MiB,
+        progress,
+      });
+    }
+
     if (args.only.has("fleet")) {
       const rows = [];
       const ceiling = await ceilingAt(4096);
@@ -478,6 +490,26 @@ function table(out: Record<string, unknown>): string {
         Number(r.seconds).toFixed(2),
         Number(r.ratioToIdeal).toFixed(2),
         Number(r.speedupOverStopAndWait).toFixed(1),
+      ]),
+    );
+  }
+  if (out.firmwareDevice) {
+    const f = out.firmwareDevice as Record<string, unknown>;
+    lines.push(
+      "",
+      `C++ firmware device, slow link + ESP32 flash model: ${
+        (Number(f.imageBytes) / 1024).toFixed(0)
+      } KiB, link ${f.linkSeconds} s, flash ${f.flashSeconds} s, ideal ${f.idealSeconds} s`,
+    );
+    grid(
+      ["design", "seconds", "× ideal", "waited", "dropped", "gaps"],
+      (f.runs as Record<string, number | string>[]).map((r) => [
+        r.design,
+        Number(r.seconds).toFixed(2),
+        Number(r.ratioToIdeal).toFixed(2),
+        r.waited,
+        r.dropped,
+        r.gaps,
       ]),
     );
   }

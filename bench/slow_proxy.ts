@@ -62,7 +62,9 @@ export function startSlowProxy(options: SlowProxyOptions): SlowProxy {
         }
         if (ended) to.closeWrite().catch(() => {});
       } catch {
-        from.close();
+        try {
+          from.close();
+        } catch { /* already closed by the reader */ }
       } finally {
         writing = false;
       }

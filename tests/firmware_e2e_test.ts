@@ -4,7 +4,11 @@
  * `firmware/build-host/ota-receiver-host` (the core over libmosquitto with a file-backed flash
  * that behaves like NOR flash and esp_ota_*). Checks that a 1 MiB ESP32 image arrives with the
  * same SHA-256, that a receiver killed mid-transfer continues from its stored offset, and that
- * a tampered image or a bad signature never switches the boot slot.
+ * a tampered image or a bad signature never switches the boot slot. The receiver runs the ESP32's
+ * concurrency design (network thread -> bounded inbox -> receiver task); one case fills the
+ * inbox with a flash slower than the link and checks that GAP NACKs recover every dropped chunk.
+ * Each run is one boot: an activated image is on probation in the next run until its self-test
+ * sees a REQUEST answered, or is rolled back (file `boot` switched back, exit code 4).
  *
  * The binary is built with CMake when missing (`cmake -S firmware/host -B firmware/build-host`).
  * @module
@@ -33,6 +37,13 @@ interface ReceiverReport {
   bytesWritten: number;
   rehashed: number;
   bootSlot: number;
+  gaps: number;
+  nacks: number;
+  /** Messages dropped because every inbox slot was taken. */
+  dropped: number;
+  design: string;
+  /** Where the boot self-test ended (ota_core::SelfTestPhase). */
+  selfTest: string;
   detail: string;
 }
 
@@ -191,6 +202,7 @@ mosquittoTest("the C++ receiver downloads a 1 MiB image with an equal SHA-256", 
       assertEquals(r.report?.sha256, h.sha256);
       assertEquals(r.report?.bytes, MiB);
       assertEquals(r.report?.resumedFrom, 0);
+      assertEquals(r.report?.design, "task");
       // The slot the receiver switched to holds exactly the image.
       assertEquals(await bootSlot(dir), 1);
       const slot = (await Deno.readFile(`${dir}/slot_1.bin`)).subarray(0, h.size);
@@ -291,6 +303,139 @@ mosquittoTest(
         assertEquals(good.report?.status, "VERIFIED", good.stdout + good.stderr);
         assertEquals(good.report?.sha256, h.sha256);
         assertEquals(await bootSlot(`${dir}/b`), 1);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
+
+mosquittoTest(
+  "a full inbox drops chunks while the flash is busy and GAP NACKs recover every one",
+  async (b) => {
+    await withSender(b.url, {}, async (h) => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        // Two slots the network thread does not wait for, a window of 64 on loopback, and a
+        // flash that takes 4 ms per sector erase: chunks arrive faster than they are written, so
+        // the pool fills up and chunks are dropped.
+        const r = await runReceiver(b.port, dir, [
+          "--slots",
+          "2",
+          "--slot-wait-ms",
+          "0",
+          "--window",
+          "64",
+          "--erase-ms",
+          "4",
+          "--program-ms",
+          "1",
+        ]);
+        assertEquals(r.code, 0, `receiver failed:\n${r.stdout}\n${r.stderr}`);
+        const report = r.report!;
+        assertEquals(report.status, "VERIFIED");
+        assertEquals(report.sha256, h.sha256);
+        assert(report.dropped > 0, `expected drops on a full inbox, got ${report.dropped}`);
+        assert(report.gaps > 0 && report.nacks > 0, `gaps ${report.gaps}, nacks ${report.nacks}`);
+        assertEquals(await bootSlot(dir), 1);
+        const slot = (await Deno.readFile(`${dir}/slot_1.bin`)).subarray(0, h.size);
+        assertEquals(await sha256Hex(slot), h.sha256);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+mosquittoTest(
+  "a new image is marked valid only after the sender answers its request, and reports BOOTED",
+  async (b) => {
+    await withSender(b.url, {}, async (h) => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        const update = await runReceiver(b.port, dir);
+        assertEquals(update.report?.status, "VERIFIED", update.stdout + update.stderr);
+        assert(await exists(`${dir}/pending`), "the new image must boot on probation");
+        // The reboot: 2.0.0 runs, asks for the latest, the sender answers UP_TO_DATE.
+        const boot = await runReceiver(b.port, dir, ["--current", "2.0.0"]);
+        assertEquals(boot.code, 0, boot.stdout + boot.stderr);
+        assertEquals(boot.report?.selfTest, "PASSED");
+        assertEquals(boot.report?.status, "UP_TO_DATE");
+        assertEquals(await exists(`${dir}/pending`), false);
+        assertEquals(await bootSlot(dir), 1);
+        await waitFor(() => h.statuses.includes("BOOTED"), 5000);
+        assert(h.statuses.includes("BOOTED"), `statuses ${h.statuses}`);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
+
+mosquittoTest(
+  "a new image cut off from its sender is rolled back, and the old one reports ROLLED_BACK",
+  async (b) => {
+    await withSender(b.url, {}, async (h) => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        const update = await runReceiver(b.port, dir);
+        assertEquals(update.report?.status, "VERIFIED", update.stdout + update.stderr);
+        // The new image came with a wrong topic prefix: connected and subscribed, but no
+        // answer ever comes. Its self-test must fail and switch the boot slot back.
+        const bad = await runReceiver(b.port, dir, [
+          "--current",
+          "2.0.0",
+          "--prefix",
+          "wrong",
+          "--self-test-s",
+          "2",
+        ]);
+        assertEquals(bad.code, 4, bad.stdout + bad.stderr);
+        assertEquals(bad.report?.status, "SELF_TEST_FAILED");
+        assertEquals(await bootSlot(dir), 0);
+        // The old image boots and reports what happened, with the SHA-256 of the failed one.
+        const old = await runReceiver(b.port, dir);
+        assert(old.report !== undefined, old.stdout + old.stderr);
+        await waitFor(() => h.statuses.includes("ROLLED_BACK"), 5000);
+        assert(h.statuses.includes("ROLLED_BACK"), `statuses ${h.statuses}`);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
+
+mosquittoTest(
+  "a failed self-test with nothing to roll back to keeps the image and stays updatable",
+  async (b) => {
+    await withSender(b.url, {}, async () => {
+      const dir = await Deno.makeTempDir({ prefix: "ota-fw-e2e-" });
+      try {
+        const update = await runReceiver(b.port, dir);
+        assertEquals(update.report?.status, "VERIFIED", update.stdout + update.stderr);
+        await Deno.writeTextFile(`${dir}/invalid_slot_0`, "invalid\n");
+        const kept = await runReceiver(b.port, dir, [
+          "--current",
+          "2.0.0",
+          "--prefix",
+          "wrong",
+          "--self-test-s",
+          "2",
+          "--timeout-s",
+          "4",
+        ]);
+        assertEquals(kept.report?.selfTest, "KEPT_AFTER_FAILED_ROLLBACK", kept.stdout);
+        assertEquals(await bootSlot(dir), 1);
+        assertEquals(await exists(`${dir}/pending`), false, "marked valid: updates stay possible");
       } finally {
         await Deno.remove(dir, { recursive: true });
       }

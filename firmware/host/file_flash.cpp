@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "ota_core/limits.h"
@@ -60,8 +62,17 @@ SinkResult FileFlash::resume(uint32_t offset, uint32_t size, ImageKind kind) {
   return open(offset, size, kind);
 }
 
+namespace {
+void spend(uint64_t us, uint64_t& total) {
+  if (us == 0) return;
+  total += us;
+  std::this_thread::sleep_for(std::chrono::microseconds(us));
+}
+}  // namespace
+
 bool FileFlash::eraseSector(uint32_t sector) {
   static const std::vector<uint8_t> kErased(kSector, 0xFF);
+  spend(timing_.eraseSectorUs, modelledUs_);
   return std::fseek(file_, static_cast<long>(sector) * kSector, SEEK_SET) == 0 &&
          std::fwrite(kErased.data(), 1, kSector, file_) == kSector;
 }
@@ -96,6 +107,7 @@ SinkResult FileFlash::write(const uint8_t* data, size_t size) {
     n = static_cast<size_t>(exitAfter_ - bytesThisProcess_);
     cut = true;
   }
+  spend(static_cast<uint64_t>(timing_.program4KiBUs) * n / kSector, modelledUs_);
   if (std::fseek(file_, pos_, SEEK_SET) != 0 || std::fwrite(data, 1, n, file_) != n) {
     return SinkResult::FAILED;
   }
@@ -135,6 +147,13 @@ bool FileFlash::activate() {
   std::fprintf(f, "slot_%d\n", targetSlot());
   std::fclose(f);
   if (std::rename(tmp.c_str(), (dir_ + "/boot").c_str()) != 0) return false;
+  // Like esp_ota_set_boot_partition with app rollback enabled: the new image boots on probation
+  // (file_boot.h reads this).
+  std::FILE* pending = std::fopen((dir_ + "/pending").c_str(), "w");
+  if (pending != nullptr) {
+    std::fprintf(pending, "slot_%d\n", bootSlot());
+    std::fclose(pending);
+  }
   finished_ = false;
   ++activations_;
   return true;

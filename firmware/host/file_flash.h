@@ -14,6 +14,16 @@
 
 namespace ota_host {
 
+/// Time the flash takes; zero = as fast as the file system.
+struct FlashTiming {
+  /// Erasing one 4 KiB sector.
+  uint32_t eraseSectorUs = 0;
+  /// Programming 4 KiB (proportionally less for smaller writes).
+  uint32_t program4KiBUs = 0;
+  /// Typical ESP32 module flash: 45 ms per sector erase, 10 ms per 4 KiB programmed.
+  static FlashTiming esp32() { return FlashTiming{45000, 10000}; }
+};
+
 /// See file header.
 class FileFlash : public ota_core::FlashSink {
  public:
@@ -42,7 +52,11 @@ class FileFlash : public ota_core::FlashSink {
   /// Power cut: after `bytes` image bytes written by this process, the process _exit(3)s
   /// (in the middle of a chunk when `bytes` is not on a chunk boundary).
   void exitAfterBytes(uint64_t bytes) { exitAfter_ = bytes; }
+  /// Makes erases and writes take the time of a real flash.
+  void setTiming(const FlashTiming& timing) { timing_ = timing; }
   uint32_t writeCalls() const { return writeCalls_; }
+  /// Microseconds the timing model slept so far (erase + program).
+  uint64_t modelledUs() const { return modelledUs_; }
   uint32_t activations() const { return activations_; }
 
  private:
@@ -62,6 +76,8 @@ class FileFlash : public ota_core::FlashSink {
   uint64_t exitAfter_ = 0;
   uint64_t bytesThisProcess_ = 0;
   uint32_t activations_ = 0;
+  FlashTiming timing_;
+  uint64_t modelledUs_ = 0;
 };
 
 }  // namespace ota_host

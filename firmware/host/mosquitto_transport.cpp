@@ -1,10 +1,12 @@
 // mosquitto_transport.cpp: see mosquitto_transport.h. libmosquitto hands over whole messages;
-// they still go through the core's MessageAssembler (as one fragment) so host and ESP32 share the
-// same inbound path, including the copy of Response Topic / Correlation Data.
+// they still go through the core's MessageAssembler (as one fragment; in the task design the
+// Inbox's) so host and ESP32 share the same inbound path, including the copy of Response Topic /
+// Correlation Data. Callbacks run on libmosquitto's thread in the task design.
 #include "mosquitto_transport.h"
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <sys/socket.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -13,31 +15,67 @@
 
 namespace ota_host {
 
+void FairRecursiveLock::lock() {
+  std::unique_lock<std::mutex> guard(mutex_);
+  if (depth_ > 0 && owner_ == std::this_thread::get_id()) {
+    ++depth_;
+    return;
+  }
+  uint64_t ticket = nextTicket_++;
+  turn_.wait(guard, [&] { return depth_ == 0 && serving_ == ticket; });
+  owner_ = std::this_thread::get_id();
+  depth_ = 1;
+}
+
+void FairRecursiveLock::unlock() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (--depth_ == 0) {
+    owner_ = std::thread::id();
+    ++serving_;
+    turn_.notify_all();
+  }
+}
+
 struct MosquittoCallbacks {
   static void connect(struct mosquitto* m, void* obj, int rc, int, const mosquitto_property*) {
     auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     if (rc != 0) {
       std::fprintf(stderr, "connect refused: %s\n", mosquitto_reason_string(rc));
       return;
     }
     t->connected_ = true;
     t->subscribed_ = 0;
+    t->refused_ = false;
     for (const std::string& topic : t->topics_) {
       mosquitto_subscribe_v5(m, nullptr, topic.c_str(), 1, 0, nullptr);
     }
   }
-  static void subscribe(struct mosquitto*, void* obj, int, int, const int*, const mosquitto_property*) {
-    static_cast<MosquittoTransport*>(obj)->subscribed_++;
+  static void subscribe(struct mosquitto*, void* obj, int, int count, const int* granted,
+                        const mosquitto_property*) {
+    auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
+    // A SUBACK reason code >= 0x80 refuses the subscription (MQTT 5 §3.9.3; 3.1.1: 0x80).
+    for (int i = 0; i < count; ++i) {
+      if (granted[i] >= 0x80) t->refused_ = true;
+    }
+    if (++t->subscribed_ == t->topics_.size() && t->inbox_ != nullptr) {
+      t->inbox_->postEvent(t->refused_ ? ota_core::kLinkSubscribeRefused : ota_core::kLinkReady);
+    }
   }
   static void publish(struct mosquitto*, void* obj, int, int, const mosquitto_property*) {
     static_cast<MosquittoTransport*>(obj)->inFlight_--;
   }
   static void disconnect(struct mosquitto*, void* obj, int, const mosquitto_property*) {
-    static_cast<MosquittoTransport*>(obj)->connected_ = false;
+    auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
+    t->connected_ = false;
+    if (t->inbox_ != nullptr) t->inbox_->postEvent(ota_core::kLinkDown);
   }
   static void message(struct mosquitto*, void* obj, const struct mosquitto_message* msg,
                       const mosquitto_property* props) {
     auto* t = static_cast<MosquittoTransport*>(obj);
+    std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     char* rt = nullptr;
     void* corr = nullptr;
     uint16_t corrLen = 0;
@@ -50,12 +88,18 @@ struct MosquittoCallbacks {
     h.responseTopic = ota_core::bytesOf(rt);
     h.correlation = ota_core::Bytes{static_cast<const uint8_t*>(corr), corrLen};
     size_t len = static_cast<size_t>(msg->payloadlen);
-    auto r = t->assembler_->feed(h, static_cast<const uint8_t*>(msg->payload), len, 0, len);
+    const auto* payload = static_cast<const uint8_t*>(msg->payload);
+    if (t->inbox_ != nullptr) {
+      // Task design: copy and return; the receiver task does the rest.
+      t->inbox_->feed(h, payload, len, 0, len);
+    } else {
+      auto r = t->assembler_->feed(h, payload, len, 0, len);
+      if (r == ota_core::MessageAssembler::Result::COMPLETE && t->handler_) {
+        t->handler_(t->assembler_->message());
+      }
+    }
     std::free(rt);
     std::free(corr);
-    if (r == ota_core::MessageAssembler::Result::COMPLETE && t->handler_) {
-      t->handler_(t->assembler_->message());
-    }
   }
 };
 
@@ -68,6 +112,7 @@ MosquittoTransport::MosquittoTransport()
 MosquittoTransport::~MosquittoTransport() {
   if (mosq_ != nullptr) {
     mosquitto_disconnect(mosq_);
+    if (threaded_) mosquitto_loop_stop(mosq_, false);
     mosquitto_destroy(mosq_);
   }
   mosquitto_lib_cleanup();
@@ -105,6 +150,25 @@ bool MosquittoTransport::connect(const TransportOptions& o, std::vector<std::str
             mosquitto_strerror(rc);
     return false;
   }
+  if (o.tcpWindow > 0) {
+    // Set after connect (libmosquitto opens the socket): the advertised window shrinks to it
+    // from here on; Linux doubles the value for its bookkeeping.
+    int fd = mosquitto_socket(mosq_);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o.tcpWindow, sizeof o.tcpWindow) != 0) {
+      error = "cannot set the socket's receive buffer";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool MosquittoTransport::startThread(std::string& error) {
+  int rc = mosquitto_loop_start(mosq_);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    error = std::string("cannot start the network thread: ") + mosquitto_strerror(rc);
+    return false;
+  }
+  threaded_ = true;
   return true;
 }
 
@@ -119,6 +183,7 @@ bool MosquittoTransport::loop(int timeoutMs) {
 
 bool MosquittoTransport::publish(const char* topic, const uint8_t* data, size_t size,
                                  const char* responseTopic, ota_core::Bytes correlation) {
+  std::lock_guard<FairRecursiveLock> lock(apiLock_);
   mosquitto_property* props = nullptr;
   if (mqtt5_ && responseTopic != nullptr) {
     mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, responseTopic);
@@ -127,9 +192,10 @@ bool MosquittoTransport::publish(const char* topic, const uint8_t* data, size_t 
     mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, correlation.data,
                                   static_cast<uint16_t>(correlation.size));
   }
+  ++inFlight_;  // before the call: the PUBACK may arrive on the network thread before it returns
   int rc = mosquitto_publish_v5(mosq_, nullptr, topic, static_cast<int>(size), data, 1, false, props);
   mosquitto_property_free_all(&props);
-  if (rc == MOSQ_ERR_SUCCESS) ++inFlight_;
+  if (rc != MOSQ_ERR_SUCCESS) --inFlight_;
   return rc == MOSQ_ERR_SUCCESS;
 }
 

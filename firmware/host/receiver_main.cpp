@@ -1,7 +1,13 @@
 // receiver_main.cpp: ota-receiver-host, the firmware core driven over a real broker with a
 // file-backed flash and state store. One run = one update attempt; the last stdout line is JSON:
 //   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...}
-// Exit 0 on VERIFIED, 1 on any failure, 2 on bad usage, 3 for a simulated power cut.
+// Exit 0 on VERIFIED, 1 on any failure, 2 on bad usage, 3 for a simulated power cut, 4 when the
+// boot self-test failed and the boot slot was switched back (the next run is the reboot).
+//
+// By default it runs the ESP32's concurrency design: libmosquitto's network thread copies each
+// message into an Inbox of --slots slots, and a receiver task (a std::thread started through the
+// core's OS interface) owns the Receiver, ticks it, writes the flash and publishes. --inline runs
+// the old design instead (everything in the network callback), for the benchmark.
 #include <sys/stat.h>
 
 #include <chrono>
@@ -9,14 +15,23 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "file_boot.h"
 #include "file_flash.h"
 #include "file_state_store.h"
 #include "mosquitto_transport.h"
+#include "os_std.h"
 #include "ota_core/crypto.h"
+#include "ota_core/inbox.h"
 #include "ota_core/receiver.h"
+#include "ota_core/receiver_task.h"
+#include "ota_core/topics.h"
 
 namespace {
 
@@ -30,6 +45,13 @@ const char kUsage[] =
     "  --exit-after-bytes N  simulate a power cut: exit(3) once N bytes were written\n"
     "  --fail-write N        make flash write call N fail (with --fail-count C, default 1)\n"
     "  --timeout-s S (120)   give up after S seconds\n"
+    "  --slots N (2)         inbox slots between the network thread and the receiver task\n"
+    "  --slot-wait-ms MS (350)  longest wait of the network thread for a free slot (0: drop)\n"
+    "  --tcp-window BYTES    socket receive buffer, e.g. 5760 like lwIP on the ESP32\n"
+    "  --self-test-s S (60)  time an image on probation has to pass its self-test\n"
+    "  --inline              old design: run the receiver inside the network callback\n"
+    "  --esp32-flash         model the ESP32 flash: 45 ms per 4 KiB erase, 10 ms per 4 KiB program\n"
+    "  --erase-ms MS  --program-ms MS   the flash model's times (per 4 KiB)\n"
     "  --cafile F --cert F --key F   TLS\n";
 
 class SteadyClock : public ota_core::Clock {
@@ -61,7 +83,11 @@ int main(int argc, char** argv) {
   unsigned window = ota_core::kDefaultWindow;
   unsigned long long exitAfter = 0;
   unsigned failWrite = 0, failCount = 1, timeoutS = 120;
-  bool generic = false;
+  unsigned slots = static_cast<unsigned>(ota_core::kMinInboxSlots);
+  uint32_t slotWaitMs = ota_core::kInboxSlotWaitMs;
+  unsigned selfTestS = 60;
+  bool generic = false, inlineDesign = false;
+  ota_host::FlashTiming timing;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -95,6 +121,14 @@ int main(int argc, char** argv) {
     else if (a == "--fail-write") failWrite = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--fail-count") failCount = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--timeout-s") timeoutS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--slots") slots = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--inline") inlineDesign = true;
+    else if (a == "--slot-wait-ms") slotWaitMs = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--tcp-window") net.tcpWindow = std::atoi(next().c_str());
+    else if (a == "--self-test-s") selfTestS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    else if (a == "--esp32-flash") timing = ota_host::FlashTiming::esp32();
+    else if (a == "--erase-ms") timing.eraseSectorUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
+    else if (a == "--program-ms") timing.program4KiBUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
     else if (a == "--cafile") net.caFile = next();
     else if (a == "--cert") net.certFile = next();
     else if (a == "--key") net.keyFile = next();
@@ -108,6 +142,11 @@ int main(int argc, char** argv) {
   }
   if (deviceId.empty() || product.empty() || window > ota_core::kMaxWindow) {
     std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (slots < ota_core::kMinInboxSlots || slots > ota_core::kMaxInboxSlots) {
+    std::fprintf(stderr, "--slots must be %zu..%zu, got %u\n", ota_core::kMinInboxSlots,
+                 ota_core::kMaxInboxSlots, slots);
     return 2;
   }
   ::mkdir(dir.c_str(), 0755);
@@ -130,9 +169,15 @@ int main(int argc, char** argv) {
   ota_host::FileFlash flash(dir, slotSize);
   if (exitAfter != 0) flash.exitAfterBytes(exitAfter);
   if (failWrite != 0) flash.failWrites(failWrite, failCount);
+  flash.setTiming(timing);
   ota_host::FileStateStore store(dir);
   SteadyClock clock;
   ota_host::MosquittoTransport transport;
+  // The receiver publishes through this (the self-test's view of its requests on the device).
+  char requestTopic[ota_core::kMaxOwnTopicBytes] = {};
+  ota_core::buildDeviceTopic(requestTopic, sizeof requestTopic, prefix.c_str(), deviceId.c_str(),
+                             ota_core::TopicKind::REQUEST);
+  ota_core::TrackingPublisher publisher(transport, requestTopic);
 
   ota_core::ReceiverConfig cfg;
   cfg.prefix = prefix.c_str();
@@ -147,40 +192,57 @@ int main(int argc, char** argv) {
   cfg.acceptEsp32App = true;
   cfg.acceptGenericFile = generic;
   cfg.verifier = &verifier;
-  ota_core::Receiver rx(cfg, flash, transport, store, clock);
+  // The boot model: the record is saved before the boot slot switches (RecordingSink).
+  ota_host::FileBootControl boot(flash, dir);
+  ota_host::FileBootStore bootStore(dir);
+  std::string targetLabel = "slot_" + std::to_string(flash.targetSlot());
+  ota_core::RecordingSink sink(flash, bootStore, targetLabel.c_str());
+  ota_core::Receiver rx(cfg, sink, publisher, store, clock);
+  sink.watch(rx);
+  ota_core::SelfTest selfTest(boot, bootStore, publisher, rx.statusTopic(), current.c_str(),
+                              selfTestS * 1000u);
+  selfTest.begin(clock.nowMs());
   if (!rx.configValid()) {
     std::fprintf(stderr, "Invalid configuration: device id \"%s\", prefix \"%s\", product \"%s\"\n",
                  deviceId.c_str(), prefix.c_str(), product.c_str());
     return 2;
   }
-  transport.onMessage([&](const ota_core::InboundMessage& m) { rx.onMessage(m); });
+  // The inbox: `slots` preallocated messages of the largest CHUNK this receiver accepts.
+  const size_t slotBytes = ota_core::kChunkHeaderBytes + cfg.maxChunkBytes;
+  std::vector<std::vector<uint8_t>> slotStorage(slots, std::vector<uint8_t>(slotBytes));
+  std::vector<std::unique_ptr<ota_core::MessageAssembler>> assemblers;
+  std::vector<ota_core::MessageAssembler*> slotPointers;
+  for (auto& bytes : slotStorage) {
+    assemblers.push_back(std::make_unique<ota_core::MessageAssembler>(bytes.data(), bytes.size()));
+    slotPointers.push_back(assemblers.back().get());
+  }
+  ota_host::StdQueue freeSlots(slots), readySlots(slots + 1);
+  ota_core::Inbox inbox(slotPointers.data(), slots, freeSlots, readySlots, slotWaitMs);
+
+  if (inlineDesign) {
+    transport.onMessage([&](const ota_core::InboundMessage& m) { rx.onMessage(m); });
+  } else {
+    transport.deliverTo(&inbox);
+  }
   std::string error;
-  if (!transport.connect(net, {rx.dataTopic(), rx.errorTopic()}, error)) {
+  if (!transport.connect(net, {rx.dataTopic(), rx.errorTopic()}, error) ||
+      (!inlineDesign && !transport.startThread(error))) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  std::printf("slot %d boots now; writing slot %d; mqtt %s\n", flash.bootSlot(), flash.targetSlot(),
-              net.mqtt5 ? "5" : "3.1.1");
+  std::printf("slot %d boots now; writing slot %d; mqtt %s; %s design\n", flash.bootSlot(),
+              flash.targetSlot(), net.mqtt5 ? "5" : "3.1.1", inlineDesign ? "inline" : "task");
   std::fflush(stdout);
 
   auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
-  bool started = false;
   uint32_t lastPrinted = 0;
   ota_core::State lastState = rx.state();
-  while (seconds() < timeoutS) {
-    if (!transport.loop(5)) {
-      std::fprintf(stderr, "connection to the broker lost\n");
-      break;
-    }
-    if (!started && transport.ready()) {
-      started = true;
-      rx.start();
-    }
-    if (!started) continue;
-    rx.tick(clock.nowMs());
+  ota_core::SelfTestPhase lastPhase = selfTest.phase();
+  // Progress lines and the end condition, checked after every step on the receiver's thread.
+  auto watch = [&]() -> bool {
     const ota_core::ReceiverStats& s = rx.stats();
     if (rx.state() != lastState) {
       std::printf("state %s\n", ota_core::toString(rx.state()));
@@ -191,20 +253,66 @@ int main(int argc, char** argv) {
     }
     if (s.bytesWritten - lastPrinted >= 128 * 1024) {
       lastPrinted = s.bytesWritten;
-      std::printf("progress written=%u chunks=%u dup=%u crc=%u gap=%u nacks=%u\n", s.bytesWritten,
-                  s.chunksWritten, s.duplicates, s.crcErrors, s.gaps, s.nacksSent);
+      std::printf("progress written=%u chunks=%u dup=%u crc=%u gap=%u nacks=%u dropped=%u\n",
+                  s.bytesWritten, s.chunksWritten, s.duplicates, s.crcErrors, s.gaps, s.nacksSent,
+                  inbox.droppedPoolFull());
     }
     std::fflush(stdout);
-    if (rx.state() == ota_core::State::VERIFIED || rx.state() == ota_core::State::FAILED) break;
-  }
+    if (selfTest.phase() != lastPhase) {
+      lastPhase = selfTest.phase();
+      std::printf("self-test %s %s\n", ota_core::toString(lastPhase), selfTest.failure());
+    }
+    return rx.state() == ota_core::State::VERIFIED || rx.state() == ota_core::State::FAILED ||
+           lastPhase == ota_core::SelfTestPhase::ROLLING_BACK || seconds() >= timeoutS;
+  };
+
+  if (inlineDesign) {
+    bool started = false;
+    while (!watch()) {
+      if (!transport.loop(5)) {
+        std::fprintf(stderr, "connection to the broker lost\n");
+        break;
+      }
+      if (!started && transport.ready()) {
+        started = true;
+        rx.start();
+      }
+      if (started) rx.tick(clock.nowMs());
+    }
+  } else {
+    ota_core::ReceiverTaskOptions taskOptions;
+    taskOptions.mqtt5 = net.mqtt5;
+    ota_core::ReceiverTask task(rx, inbox, clock, publisher, &selfTest, taskOptions);
+    struct Context {
+      ota_core::ReceiverTask* task;
+      std::function<bool()> done;
+    } context{&task, watch};
+    ota_host::StdOs os;
+    os.startTask("ota_rx", [](void* arg) {
+      auto* c = static_cast<Context*>(arg);
+      do {
+        c->task->step();
+      } while (!c->done());
+    }, &context, 0, 0);
+  }  // ~StdOs joins the receiver task
+  if (transport.subscriptionRefused()) std::fprintf(stderr, "the broker refused a subscription\n");
+  // The transfer's time ends with its last state change, not with the drain below.
+  double elapsed = seconds();
   // Let the final STATUS reach the broker (QoS 1: wait for its PUBACK, at most 2 s).
   auto drainUntil = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (transport.inFlight() > 0 && std::chrono::steady_clock::now() < drainUntil) transport.loop(10);
+  while (transport.inFlight() > 0 && std::chrono::steady_clock::now() < drainUntil) {
+    if (inlineDesign) {
+      transport.loop(10);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 
   const ota_core::Outcome& o = rx.outcome();
   const ota_core::ReceiverStats& s = rx.stats();
   std::string status;
-  if (rx.state() == ota_core::State::VERIFIED) status = "VERIFIED";
+  if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) status = "SELF_TEST_FAILED";
+  else if (rx.state() == ota_core::State::VERIFIED) status = "VERIFIED";
   else if (rx.state() != ota_core::State::FAILED) status = "TIMEOUT";
   else if (o.upToDate) status = "UP_TO_DATE";
   else if (o.senderError) status = std::string("ERROR_") + ota_core::toString(o.error);
@@ -212,9 +320,12 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
-      "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"detail\":\"%s\"}\n",
-      status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, seconds(), s.resumedFrom,
+      "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
+      "\"waited\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
+      status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
-      s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), o.detail);
+      s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
+      inbox.waitedForSlot(), inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
+  if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
   return status == "VERIFIED" || status == "UP_TO_DATE" ? 0 : 1;
 }

@@ -1,5 +1,5 @@
-// esp_ota_sink.cpp: see esp_ota_sink.h. Signatures checked against ESP-IDF v5.5.3
-// components/app_update/include/esp_ota_ops.h.
+// esp_ota_sink.cpp: see esp_ota_sink.h. Semantics from ESP-IDF v5.5.3
+// components/app_update/esp_ota_ops.c and include/esp_ota_ops.h.
 #include "esp_ota_sink.h"
 
 #include "esp_log.h"
@@ -17,6 +17,8 @@ ota_core::SinkResult toResult(esp_err_t err) {
 
 EspOtaSink::EspOtaSink() : part_(esp_ota_get_next_update_partition(nullptr)) {}
 
+const char* EspOtaSink::label() const { return part_ != nullptr ? part_->label : ""; }
+
 uint32_t EspOtaSink::capacity() const { return part_ != nullptr ? part_->size : 0; }
 
 ota_core::SinkResult EspOtaSink::begin(uint32_t size, ota_core::ImageKind kind) {
@@ -33,11 +35,38 @@ ota_core::SinkResult EspOtaSink::begin(uint32_t size, ota_core::ImageKind kind) 
   return ota_core::SinkResult::OK;
 }
 
+ota_core::SlotId EspOtaSink::slotId() const {
+  ota_core::SlotId id;
+  if (part_ != nullptr) {
+    id.address = part_->address;
+    id.size = part_->size;
+  }
+  return id;
+}
+
 ota_core::SinkResult EspOtaSink::resume(uint32_t offset, uint32_t size, ota_core::ImageKind kind) {
   abort();
   if (part_ == nullptr || kind != ota_core::ImageKind::ESP32_APP || size > part_->size) {
     return ota_core::SinkResult::FAILED;
   }
+  // esp_ota_resume (esp_ota_ops.c) skips two things esp_ota_begin does: it does not refuse while
+  // the running image is PENDING_VERIFY, and it does not invalidate the otadata slot of the
+  // partition about to be overwritten. Do both here. (That the stored offset belongs to this
+  // partition at all is checked when the resume record is loaded: ota_core::ResumeRecordStore.)
+#if CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE
+  esp_ota_img_states_t running = ESP_OTA_IMG_UNDEFINED;
+  if (esp_ota_get_state_partition(esp_ota_get_running_partition(), &running) == ESP_OK &&
+      running == ESP_OTA_IMG_PENDING_VERIFY) {
+    ESP_LOGE(kTag, "not resuming into %s: the running image is still pending verification",
+             part_->label);
+    return ota_core::SinkResult::FAILED;
+  }
+  esp_err_t invalidated = esp_ota_invalidate_inactive_ota_data_slot();
+  if (invalidated != ESP_OK) {
+    ESP_LOGE(kTag, "esp_ota_invalidate_inactive_ota_data_slot: %s", esp_err_to_name(invalidated));
+    return ota_core::SinkResult::FAILED;
+  }
+#endif
   // erase_size = OTA_WITH_SEQUENTIAL_WRITES: sectors are erased as writes reach them; the core
   // resumes on a sector boundary after a reboot so the first write erases a fresh sector.
   esp_err_t err = esp_ota_resume(part_, OTA_WITH_SEQUENTIAL_WRITES, offset, &handle_);

@@ -1,8 +1,12 @@
 // main.cpp: app_main of the mqtt-ota receiver. Wires the portable core (lib/ota_core) to the
-// ESP-IDF: Wi-Fi station, esp-mqtt (MQTT 5), the OTA partition sink and NVS. After an update it
-// restarts into the new image, which runs a self-test (Wi-Fi up, broker reached, subscriptions
-// acknowledged) while PENDING_VERIFY and then marks itself valid, or rolls back; the outcome is
-// reported as STATUS BOOTED / ROLLED_BACK on {p}/dev/{id}/status.
+// ESP-IDF: Wi-Fi station, esp-mqtt (MQTT 5), the OTA partition sink, NVS and FreeRTOS.
+//
+// Tasks: esp-mqtt's MQTT task runs MqttLink's event handler, which only copies each message into
+// the Inbox (a bounded pool of preallocated slots) and returns. The receiver task ("ota_rx",
+// created here) owns everything else: it blocks on the Inbox with a timeout that drives the
+// Receiver's tick(), writes and hashes the image, runs the boot self-test and is the only task
+// that publishes. After an update it restarts into the new image, which stays PENDING_VERIFY
+// until its self-test passed (ota_core::SelfTest) and reports STATUS BOOTED / ROLLED_BACK.
 #include <cstdio>
 #include <cstring>
 
@@ -12,25 +16,42 @@
 #include "esp_ota_ops.h"
 #include "esp_system.h"
 #include "esp_timer.h"
-#include "freertos/FreeRTOS.h"
-#include "freertos/event_groups.h"
 #include "nvs_flash.h"
 
+#include "esp_boot_control.h"
 #include "esp_ota_sink.h"
 #include "mqtt_link.h"
 #include "nvs_state_store.h"
+#include "os_freertos.h"
 #include "ota_config.h"
 #include "ota_core/crypto.h"
+#include "ota_core/inbox.h"
 #include "ota_core/receiver.h"
+#include "ota_core/receiver_task.h"
+#include "ota_core/resume_store.h"
+#include "ota_core/self_test.h"
+#include "ota_core/topics.h"
 #include "wifi_station.h"
 
 namespace {
 
 const char* const kTag = "ota_app";
-constexpr EventBits_t kReadyBit = BIT0;
 /// Time for the final STATUS VERIFIED to reach the broker before the restart.
 constexpr uint32_t kRestartDelayMs = 1000;
 constexpr uint32_t kWifiTimeoutMs = 30000;
+/// Inbox slots: one being written to flash while the next chunk arrives, at least. When all are
+/// taken the MQTT task waits up to ota_core::kInboxSlotWaitMs, then drops (inbox.h).
+constexpr size_t kInboxSlots = CONFIG_OTA_INBOX_SLOTS;
+/// A slot holds one whole CHUNK message of the configured chunk size.
+constexpr size_t kSlotBytes = ota_core::kChunkHeaderBytes + CONFIG_OTA_CHUNK_SIZE;
+/// The receiver task verifies an ECDSA signature once per image (mbedTLS needs a few KiB).
+constexpr uint32_t kReceiverStackBytes = 8192;
+/// Just above esp-mqtt's task (MqttLink::kTaskPriority). This task blocks on the inbox
+/// queue and in the flash driver (which yields during erases), so the MQTT task still copies
+/// the next chunk meanwhile; but when the MQTT task gives back the client's API lock, this task
+/// must get it before the MQTT task takes it again for the next packet (a FreeRTOS mutex wakes
+/// its waiter without handing it over), or an ACK could wait behind a whole chunk's copy.
+constexpr uint32_t kReceiverPriority = MqttLink::kTaskPriority + 1;
 
 #if CONFIG_OTA_EMBED_SIGNING_KEY
 extern const char kSigningPem[] asm("_binary_signing_pub_pem_start");
@@ -41,74 +62,85 @@ class EspClock : public ota_core::Clock {
   uint32_t nowMs() override { return static_cast<uint32_t>(esp_timer_get_time() / 1000); }
 };
 
-/// The application: owns the receiver and reacts to link events (all in the MQTT task).
-class App : public MqttLinkListener {
+/// `{p}/dev/{id}/<kind>` (ota_core::buildDeviceTopic) in static storage, one buffer per kind.
+/// Empty when the prefix or id breaks protocol §2 (the Receiver then reports its config invalid).
+template <ota_core::TopicKind kKind>
+const char* topicFor(const char* id) {
+  static char topic[ota_core::kMaxOwnTopicBytes];
+  ota_core::buildDeviceTopic(topic, sizeof topic, CONFIG_OTA_TOPIC_PREFIX, id, kKind);
+  return topic;
+}
+
+/// The application: every object of the update path, built once at start-up (no heap later).
+class App {
  public:
-  App(const char* deviceId, const char* version, bool pendingVerify)
-      : pendingVerify_(pendingVerify),
-        link_(deviceId, dataTopicFor(deviceId), errorTopicFor(deviceId), *this),
-        rx_(makeConfig(deviceId, version), sink_, link_, store_, clock_) {
-    ready_ = xEventGroupCreate();
+  App(const char* deviceId, const char* version)
+      : inbox_(slots_.pointers(), kInboxSlots, freeSlots_, readySlots_),
+        link_(deviceId, topicFor<ota_core::TopicKind::DATA>(deviceId),
+              topicFor<ota_core::TopicKind::ERROR>(deviceId), inbox_),
+        publisher_(link_, topicFor<ota_core::TopicKind::REQUEST>(deviceId)),
+        resumeStore_(resumeRecords_, sink_.slotId()),
+        recordingSink_(sink_, bootStore_, sink_.label()),
+        rx_(makeConfig(deviceId, version), recordingSink_, publisher_, resumeStore_, clock_),
+        selfTest_(boot_, bootStore_, publisher_, topicFor<ota_core::TopicKind::STATUS>(deviceId), version,
+                  static_cast<uint32_t>(CONFIG_OTA_SELFTEST_TIMEOUT_S) * 1000u),
+        task_(rx_, inbox_, clock_, publisher_, &selfTest_, taskOptions()) {
+    recordingSink_.watch(rx_);
   }
 
-  bool start() { return rx_.configValid() && link_.start(); }
-  bool waitReady(uint32_t timeoutMs) {
-    return (xEventGroupWaitBits(ready_, kReadyBit, pdFALSE, pdTRUE, pdMS_TO_TICKS(timeoutMs)) &
-            kReadyBit) != 0;
-  }
-
-  void onReady() override {
-    if (!bootReported_) {
-      reportBoot();
-      bootReported_ = true;
-      xEventGroupSetBits(ready_, kReadyBit);
-    }
-    if (rx_.state() == ota_core::State::IDLE || rx_.state() == ota_core::State::FAILED) {
-      lastCheckMs_ = clock_.nowMs();
-      rx_.start();
-    }
-  }
-
-  void onMessage(const ota_core::InboundMessage& message) override { rx_.onMessage(message); }
-
-  void onTick(uint32_t nowMs) override {
-    rx_.tick(nowMs);
-    ota_core::State s = rx_.state();
-    if (s == ota_core::State::VERIFIED && !restartScheduled_) {
-      // The core already switched the boot partition; remember what we switched to so the
-      // next boot can report BOOTED or ROLLED_BACK.
-      BootRecord record = {};
-      std::memcpy(record.sha256, rx_.outcome().sha256, sizeof record.sha256);
-      std::snprintf(record.version, sizeof record.version, "%s", rx_.outcome().version);
-      std::snprintf(record.label, sizeof record.label, "%s", sink_.partition()->label);
-      NvsStateStore::saveBootRecord(record);
-      restartScheduled_ = true;
-      restartAtMs_ = nowMs + kRestartDelayMs;
-      ESP_LOGI(kTag, "image %s verified, restarting", record.version);
-    }
-    if (restartScheduled_ && static_cast<int32_t>(nowMs - restartAtMs_) >= 0 &&
-        (link_.pendingPublishes() == 0 ||
-         static_cast<int32_t>(nowMs - restartAtMs_) >= static_cast<int32_t>(3 * kRestartDelayMs))) {
-      esp_restart();
-    }
-    if ((s == ota_core::State::FAILED || s == ota_core::State::IDLE) && bootReported_ &&
-        CONFIG_OTA_CHECK_INTERVAL_S > 0 &&
-        nowMs - lastCheckMs_ >= static_cast<uint32_t>(CONFIG_OTA_CHECK_INTERVAL_S) * 1000u) {
-      lastCheckMs_ = nowMs;
-      rx_.start();
-    }
+  /// Starts the receiver task, then the MQTT client. False when either could not start (the
+  /// receiver task still runs the self-test clock when only the client failed).
+  bool start() {
+    if (!freeSlots_.valid() || !readySlots_.valid() || !rx_.configValid()) return false;
+    selfTest_.begin(clock_.nowMs());
+    if (selfTest_.onProbation()) ESP_LOGI(kTag, "new image: self-test running");
+    FreeRtosOs os;
+    if (!os.startTask("ota_rx", run, this, kReceiverStackBytes, kReceiverPriority)) return false;
+    return link_.start();
   }
 
  private:
-  static const char* dataTopicFor(const char* id) {
-    static char topic[ota_core::kMaxOwnTopicBytes];
-    std::snprintf(topic, sizeof topic, "%s/dev/%s/data", CONFIG_OTA_TOPIC_PREFIX, id);
-    return topic;
+  static ota_core::ReceiverTaskOptions taskOptions() {
+    ota_core::ReceiverTaskOptions o;
+    o.checkIntervalMs = static_cast<uint32_t>(CONFIG_OTA_CHECK_INTERVAL_S) * 1000u;
+    o.mqtt5 = true;
+    return o;
   }
-  static const char* errorTopicFor(const char* id) {
-    static char topic[ota_core::kMaxOwnTopicBytes];
-    std::snprintf(topic, sizeof topic, "%s/dev/%s/error", CONFIG_OTA_TOPIC_PREFIX, id);
-    return topic;
+
+  /// The receiver task.
+  static void run(void* self) {
+    auto* app = static_cast<App*>(self);
+    for (;;) {
+      app->task_.step();
+      app->afterStep();
+    }
+  }
+
+  void afterStep() {
+    uint32_t now = clock_.nowMs();
+    ota_core::State s = rx_.state();
+    // Wi-Fi modem sleep delays every received packet by up to a beacon interval: off while
+    // an image streams in, back on afterwards.
+    bool transferring = s == ota_core::State::RECEIVING;
+    if (transferring != powerSaveOff_) {
+      powerSaveOff_ = transferring;
+      wifiStationLowLatency(transferring);
+    }
+    if (s == ota_core::State::VERIFIED && !restartScheduled_) {
+      // The boot record was saved by recordingSink_ before the boot partition switched.
+      restartScheduled_ = true;
+      restartAtMs_ = now + kRestartDelayMs;
+      ESP_LOGI(kTag, "image %s verified, restarting", rx_.outcome().version);
+    }
+    int32_t late = static_cast<int32_t>(now - restartAtMs_);
+    if (restartScheduled_ && late >= 0 &&
+        (link_.pendingPublishes() == 0 || late >= static_cast<int32_t>(3 * kRestartDelayMs))) {
+      esp_restart();
+    }
+    if (selfTest_.phase() != lastPhase_) {
+      lastPhase_ = selfTest_.phase();
+      ESP_LOGI(kTag, "self-test %s %s", ota_core::toString(lastPhase_), selfTest_.failure());
+    }
   }
 
   ota_core::ReceiverConfig makeConfig(const char* deviceId, const char* version) {
@@ -121,7 +153,9 @@ class App : public MqttLinkListener {
     ota_core::ReceiverConfig c;
     c.prefix = CONFIG_OTA_TOPIC_PREFIX;
     c.deviceId = deviceId;
-    c.product = CONFIG_OTA_PRODUCT;
+    // The product is the CMake project name (firmware/CMakeLists.txt), which is also what the
+    // app descriptor carries and the catalog files the built image under.
+    c.product = esp_app_get_description()->project_name;
     c.currentVersion = version;
     c.wantedVersion = "latest";
     c.chunkSize = CONFIG_OTA_CHUNK_SIZE;
@@ -138,46 +172,28 @@ class App : public MqttLinkListener {
     return c;
   }
 
-  /// Runs once per boot, after the broker round trip that completes the self-test.
-  void reportBoot() {
-    const esp_partition_t* running = esp_ota_get_running_partition();
-    BootRecord record = {};
-    bool haveRecord = NvsStateStore::loadBootRecord(record);
-    ota_core::StatusCode code = ota_core::StatusCode::BOOTED;
-    const char* detail = "self-test passed";
-    if (pendingVerify_) {
-      esp_err_t err = esp_ota_mark_app_valid_cancel_rollback();
-      ESP_LOGI(kTag, "self-test passed, marked valid: %s", esp_err_to_name(err));
-    } else if (!haveRecord) {
-      return;  // an ordinary boot: nothing to report
-    } else if (std::strcmp(record.label, running->label) != 0) {
-      code = ota_core::StatusCode::ROLLED_BACK;
-      detail = "new image failed its self-test";
-    }
-    if (!haveRecord) {
-      std::snprintf(record.version, sizeof record.version, "%s", esp_app_get_description()->version);
-    }
-    uint8_t buf[ota_core::kMaxStatusBytes];
-    size_t n = ota_core::encodeBootStatus(code, record.sha256, record.version, detail, buf, sizeof buf);
-    char topic[ota_core::kMaxOwnTopicBytes];
-    std::snprintf(topic, sizeof topic, "%s", rx_.statusTopic());
-    if (n != 0) link_.publish(topic, buf, n, nullptr, ota_core::Bytes{});
-    NvsStateStore::clearBootRecord();
-    ESP_LOGI(kTag, "reported %s for %s", ota_core::toString(code), record.version);
-  }
-
-  bool pendingVerify_;
-  bool bootReported_ = false;
-  bool restartScheduled_ = false;
-  uint32_t restartAtMs_ = 0;
-  uint32_t lastCheckMs_ = 0;
-  EventGroupHandle_t ready_ = nullptr;
+  // Declaration order is construction order.
+  ota_core::InboxSlots<kInboxSlots, kSlotBytes> slots_;
+  FreeRtosQueue freeSlots_{kInboxSlots};
+  FreeRtosQueue readySlots_{kInboxSlots + 1};
+  ota_core::Inbox inbox_;
+  MqttLink link_;
+  ota_core::TrackingPublisher publisher_;
   EspOtaSink sink_;
-  NvsStateStore store_;
+  NvsRecordStore resumeRecords_;
+  ota_core::ResumeRecordStore resumeStore_;
+  NvsBootStore bootStore_;
+  EspBootControl boot_;
+  ota_core::RecordingSink recordingSink_;
   EspClock clock_;
   ota_core::SignatureVerifier verifier_;
-  MqttLink link_;
   ota_core::Receiver rx_;
+  ota_core::SelfTest selfTest_;
+  ota_core::ReceiverTask task_;
+  bool powerSaveOff_ = false;
+  bool restartScheduled_ = false;
+  uint32_t restartAtMs_ = 0;
+  ota_core::SelfTestPhase lastPhase_ = ota_core::SelfTestPhase::IDLE;
 };
 
 /// CONFIG_OTA_DEVICE_ID, or "esp32-" + the station MAC when it is empty.
@@ -204,26 +220,21 @@ extern "C" void app_main(void) {
   }
   ESP_ERROR_CHECK(err);
 
-  const esp_partition_t* running = esp_ota_get_running_partition();
-  esp_ota_img_states_t state = ESP_OTA_IMG_UNDEFINED;
-  bool pendingVerify = esp_ota_get_state_partition(running, &state) == ESP_OK &&
-                       state == ESP_OTA_IMG_PENDING_VERIFY;
-  const char* version = esp_app_get_description()->version;
+  const esp_app_desc_t* app = esp_app_get_description();
   const char* id = deviceId();
-  ESP_LOGI(kTag, "device %s, version %s, running %s%s", id, version, running->label,
-           pendingVerify ? " (pending verify)" : "");
+  ESP_LOGI(kTag, "device %s, product %s, version %s, running %s", id, app->project_name,
+           app->version, esp_ota_get_running_partition()->label);
 
   // Constructed once, never freed: every buffer of the transfer lives inside (no heap later).
-  static App app(id, version, pendingVerify);
+  static App receiver(id, app->version);
   bool wifiOk = wifiStationStart(CONFIG_OTA_WIFI_SSID, CONFIG_OTA_WIFI_PASSWORD, kWifiTimeoutMs);
-  bool started = app.start();
-  if (pendingVerify) {
-    bool ok = wifiOk && started &&
-              app.waitReady(static_cast<uint32_t>(CONFIG_OTA_SELFTEST_TIMEOUT_S) * 1000u);
-    if (!ok) {
-      ESP_LOGE(kTag, "self-test failed (wifi %d, mqtt %d): rolling back", wifiOk, started);
-      esp_ota_mark_app_invalid_rollback_and_reboot();
-    }
+  if (!wifiOk) ESP_LOGW(kTag, "no Wi-Fi yet; still trying in the background");
+  if (!receiver.start()) {
+    ESP_LOGE(kTag, "cannot start the receiver (configuration or memory)");
+    // Without a receiver task nothing can finish the self-test: an image on probation goes back.
+    EspBootControl boot;
+    if (boot.pendingVerify()) boot.rollback();
   }
-  // app_main returns; the MQTT task and the tick timer drive the receiver from here on.
+  // app_main returns; the MQTT task and the receiver task run from here on. A pending image
+  // whose self-test cannot pass (no Wi-Fi, no broker) is rolled back by the receiver task.
 }

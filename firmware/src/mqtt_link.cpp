@@ -1,14 +1,15 @@
 // mqtt_link.cpp: see mqtt_link.h. Calls checked against esp-mqtt as pinned by ESP-IDF v5.5.3
-// (include/mqtt_client.h, include/mqtt5_client.h).
+// (include/mqtt_client.h, include/mqtt5_client.h, mqtt_client.c, mqtt5_client.c).
 #include "mqtt_link.h"
 
 #include <cstring>
 
 #include "esp_log.h"
-#include "esp_timer.h"
 
 namespace {
 const char* const kTag = "mqtt_link";
+/// The receiver subscribes to its data topic and its error topic.
+constexpr int kSubscriptions = 2;
 
 #if CONFIG_OTA_EMBED_CA_CERT
 extern const char kCaPem[] asm("_binary_ca_pem_start");
@@ -20,8 +21,8 @@ extern const char kClientKey[] asm("_binary_client_key_start");
 }  // namespace
 
 MqttLink::MqttLink(const char* clientId, const char* dataTopic, const char* errorTopic,
-                   MqttLinkListener& listener)
-    : clientId_(clientId), dataTopic_(dataTopic), errorTopic_(errorTopic), listener_(listener) {}
+                   ota_core::Inbox& inbox)
+    : clientId_(clientId), dataTopic_(dataTopic), errorTopic_(errorTopic), inbox_(inbox) {}
 
 bool MqttLink::start() {
   esp_mqtt_client_config_t cfg = {};
@@ -37,31 +38,16 @@ bool MqttLink::start() {
   cfg.credentials.client_id = clientId_;
   // CONFIG_MQTT_PROTOCOL_5 only compiles MQTT 5 in; the connection still defaults to 3.1.1.
   cfg.session.protocol_ver = MQTT_PROTOCOL_V_5;
-  // A whole CHUNK fits one receive buffer (no fragmentation in the common case); the assembler
-  // still handles fragments when the broker adds properties or the sender grants more.
-  cfg.buffer.size = static_cast<int>(kRxCapacity) + 512;
+  // A whole CHUNK fits one receive buffer (no fragmentation in the common case); the inbox's
+  // assemblers still handle fragments when the broker adds properties.
+  cfg.buffer.size = static_cast<int>(ota_core::kChunkHeaderBytes + CONFIG_OTA_CHUNK_SIZE) + 512;
   cfg.buffer.out_size = 1024;
-  // The receiver runs in this task: flash writes, SHA-256 and (once) ECDSA verification.
-  cfg.task.stack_size = 8192;
+  // This task only copies messages now: the default stack is plenty.
+  cfg.task.priority = kTaskPriority;
   client_ = esp_mqtt_client_init(&cfg);
   if (client_ == nullptr) return false;
-  if (esp_mqtt_client_register_event(client_, MQTT_EVENT_ANY, onEvent, this) != ESP_OK) return false;
-  if (esp_mqtt_client_start(client_) != ESP_OK) return false;
-  esp_timer_create_args_t timerArgs = {};
-  timerArgs.callback = onTimer;
-  timerArgs.arg = this;
-  timerArgs.name = "ota_tick";
-  esp_timer_handle_t timer = nullptr;
-  return esp_timer_create(&timerArgs, &timer) == ESP_OK &&
-         esp_timer_start_periodic(timer, kTickMs * 1000) == ESP_OK;
-}
-
-void MqttLink::onTimer(void* self) {
-  // Runs in the esp_timer task: hand the tick to the MQTT task instead of calling the receiver.
-  auto* link = static_cast<MqttLink*>(self);
-  esp_mqtt_event_t event = {};
-  event.event_id = MQTT_USER_EVENT;
-  esp_mqtt_dispatch_custom_event(link->client_, &event);
+  return esp_mqtt_client_register_event(client_, MQTT_EVENT_ANY, onEvent, this) == ESP_OK &&
+         esp_mqtt_client_start(client_) == ESP_OK;
 }
 
 void MqttLink::onEvent(void* self, esp_event_base_t, int32_t, void* data) {
@@ -72,19 +58,30 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
   switch (event->event_id) {
     case MQTT_EVENT_CONNECTED:
       subscribed_ = 0;
+      refused_ = false;
+      // Subscribing from the handler is safe: esp_mqtt_task (mqtt_client.c) dispatches while it
+      // holds the client's recursive API lock, which esp_mqtt_client_subscribe_single re-takes.
       esp_mqtt_client_subscribe_single(client_, dataTopic_, 1);
       esp_mqtt_client_subscribe_single(client_, errorTopic_, 1);
       break;
     case MQTT_EVENT_SUBSCRIBED:
-      if (++subscribed_ == 2) listener_.onReady();
+      // deliver_suback (mqtt_client.c) raises MQTT_EVENT_SUBSCRIBED for a refusing SUBACK too,
+      // with error_type MQTT_ERROR_TYPE_SUBSCRIBE_FAILED when a reason code is >= 0x80.
+      if (event->error_handle != nullptr &&
+          event->error_handle->error_type == MQTT_ERROR_TYPE_SUBSCRIBE_FAILED) {
+        ESP_LOGE(kTag, "the broker refused a subscription (ACL or topic prefix)");
+        refused_ = true;
+      }
+      if (++subscribed_ == kSubscriptions) {
+        inbox_.postEvent(refused_ ? ota_core::kLinkSubscribeRefused : ota_core::kLinkReady);
+      }
       break;
     case MQTT_EVENT_PUBLISHED:
-      if (pending_ > 0) pending_ = pending_ - 1;
+      if (pending_.load() > 0) pending_.fetch_sub(1);
       break;
     case MQTT_EVENT_DATA: {
-      // esp-mqtt splits a message larger than its buffer over several events; topic and
-      // properties come with the first only and point into a buffer the next one overwrites,
-      // so the assembler copies them at offset 0.
+      // Copy now: data, topic and properties point into the client's receive buffer, which the
+      // next packet overwrites. Topic and properties come with the first fragment only.
       ota_core::FragmentHeader header;
       if (event->current_data_offset == 0) {
         header.topic = {reinterpret_cast<const uint8_t*>(event->topic),
@@ -96,23 +93,22 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
                                 event->property->correlation_data_len};
         }
       }
-      auto result = assembler_.feed(header, reinterpret_cast<const uint8_t*>(event->data),
-                                    static_cast<size_t>(event->data_len),
-                                    static_cast<size_t>(event->current_data_offset),
-                                    static_cast<size_t>(event->total_data_len));
-      if (result == ota_core::MessageAssembler::Result::COMPLETE) {
-        listener_.onMessage(assembler_.message());
-      } else if (result == ota_core::MessageAssembler::Result::DROPPED) {
-        ESP_LOGW(kTag, "dropped a %d-byte message (buffer %u)", event->total_data_len,
-                 static_cast<unsigned>(kRxCapacity));
+      ota_core::Inbox::FeedResult r = inbox_.feed(
+          header, reinterpret_cast<const uint8_t*>(event->data),
+          static_cast<size_t>(event->data_len), static_cast<size_t>(event->current_data_offset),
+          static_cast<size_t>(event->total_data_len));
+      if (r == ota_core::Inbox::FeedResult::DROPPED && event->current_data_offset == 0) {
+        // Every slot stayed busy for kInboxSlotWaitMs (the flash is far behind), or too large.
+        // A lost CHUNK is NACKed with GAP when the next one arrives and resent by the sender
+        // (protocol §7).
+        ESP_LOGD(kTag, "dropped a %d-byte message (inbox full or too large)",
+                 event->total_data_len);
       }
       break;
     }
-    case MQTT_USER_EVENT:
-      listener_.onTick(static_cast<uint32_t>(esp_timer_get_time() / 1000));
-      break;
     case MQTT_EVENT_DISCONNECTED:
       ESP_LOGW(kTag, "disconnected from the broker");
+      inbox_.postEvent(ota_core::kLinkDown);
       break;
     default:
       break;
@@ -121,8 +117,9 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
 
 bool MqttLink::publish(const char* topic, const uint8_t* data, size_t size,
                        const char* responseTopic, ota_core::Bytes correlation) {
-  // Set and used from the MQTT task (the only task that publishes): esp-mqtt keeps this pointer
-  // and consumes it with the next publish.
+  // Receiver task only: esp-mqtt keeps this pointer and consumes it with the next publish. Both
+  // calls take the client's API lock, so they wait while the MQTT task copies a message (short:
+  // the handler never touches the flash).
   publishProperty_ = {};
   publishProperty_.response_topic = responseTopic;
   publishProperty_.correlation_data = reinterpret_cast<const char*>(correlation.data);
@@ -130,12 +127,13 @@ bool MqttLink::publish(const char* topic, const uint8_t* data, size_t size,
   if (responseTopic != nullptr || correlation.size != 0) {
     esp_mqtt5_client_set_publish_property(client_, &publishProperty_);
   }
+  pending_.fetch_add(1);  // before: MQTT_EVENT_PUBLISHED may arrive before the call returns
   int id = esp_mqtt_client_publish(client_, topic, reinterpret_cast<const char*>(data),
                                    static_cast<int>(size), 1, 0);
   if (id < 0) {
+    pending_.fetch_sub(1);
     ESP_LOGW(kTag, "publish to %s failed", topic);
     return false;
   }
-  pending_ = pending_ + 1;
   return true;
 }

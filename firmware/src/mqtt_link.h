@@ -1,57 +1,59 @@
-// mqtt_link.h: the esp-mqtt client as the receiver's transport. Everything that touches the
-// receiver runs in the MQTT task: inbound data (MQTT_EVENT_DATA, reassembled), timeouts (an
-// esp_timer posts MQTT_USER_EVENT every kTickMs, which the MQTT task dispatches) and publishes
-// (esp_mqtt5_client_set_publish_property keeps a pointer until the next publish, so property
-// set + publish must not interleave with another task's publish).
+// mqtt_link.h: the esp-mqtt client as the receiver's transport, in two halves by task.
+//
+// MQTT task (esp-mqtt's own; it runs the event handler: esp_mqtt_dispatch_event() posts to the
+// client's event loop and runs it in place, mqtt_client.c): onEvent() only copies. Every
+// MQTT_EVENT_DATA points into client->mqtt_state.in_buffer, which the next packet overwrites
+// (deliver_publish, mqtt_client.c; the MQTT 5 properties likewise, mqtt5_client.c), so a whole
+// message, fragments reassembled and properties copied at current_data_offset == 0, goes into a
+// slot of the Inbox and the handler returns. Link events (connected and subscribed, a SUBACK
+// that refused, disconnected) are posted to the same Inbox.
+//
+// Receiver task: publish(). esp_mqtt5_client_set_publish_property() keeps the pointer it is
+// given until the next publish consumes it (mqtt5_client.c, make_publish in mqtt_client.c), so
+// property + publish must not interleave with another task's publish: only the receiver task
+// publishes.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "mqtt_client.h"
 #include "ota_config.h"
-#include "ota_core/assembler.h"
+#include "ota_core/inbox.h"
 #include "ota_core/platform.h"
-
-/// What the application does on link events; called in the MQTT task.
-class MqttLinkListener {
- public:
-  virtual ~MqttLinkListener() = default;
-  /// Connected and both subscriptions acknowledged (the broker round trip of the self-test).
-  virtual void onReady() = 0;
-  virtual void onMessage(const ota_core::InboundMessage& message) = 0;
-  virtual void onTick(uint32_t nowMs) = 0;
-};
 
 /// See file header.
 class MqttLink : public ota_core::Publisher {
  public:
-  /// Reassembly storage for one CHUNK message of the configured chunk size.
-  static constexpr size_t kRxCapacity = ota_core::kChunkHeaderBytes + CONFIG_OTA_CHUNK_SIZE;
-  static constexpr uint32_t kTickMs = 20;
-
+  /// `clientId` and the topics must outlive the link; `inbox` receives messages and link events.
   MqttLink(const char* clientId, const char* dataTopic, const char* errorTopic,
-           MqttLinkListener& listener);
+           ota_core::Inbox& inbox);
+  /// Priority of esp-mqtt's task (its default, MQTT_TASK_PRIORITY in mqtt_config.h, set
+  /// explicitly: the receiver task is placed just above it).
+  static constexpr int kTaskPriority = 5;
+
+  /// Creates and starts the client; false when esp-mqtt refused the configuration.
   bool start();
+  /// Receiver task only (see file header).
   bool publish(const char* topic, const uint8_t* data, size_t size, const char* responseTopic,
                ota_core::Bytes correlation) override;
   /// Messages published with QoS 1 and not yet acknowledged by the broker.
-  int pendingPublishes() const { return pending_; }
+  int pendingPublishes() const { return pending_.load(); }
 
  private:
   static void onEvent(void* self, esp_event_base_t base, int32_t id, void* data);
-  static void onTimer(void* self);
   void handle(esp_mqtt_event_handle_t event);
 
   const char* clientId_;
   const char* dataTopic_;
   const char* errorTopic_;
-  MqttLinkListener& listener_;
+  ota_core::Inbox& inbox_;
   esp_mqtt_client_handle_t client_ = nullptr;
+  // MQTT task only.
   int subscribed_ = 0;
-  volatile int pending_ = 0;
+  bool refused_ = false;
+  std::atomic<int> pending_{0};
   /// Must stay valid from esp_mqtt5_client_set_publish_property() to the publish that uses it.
   esp_mqtt5_publish_property_config_t publishProperty_ = {};
-  uint8_t rxStorage_[kRxCapacity];
-  ota_core::MessageAssembler assembler_{rxStorage_, sizeof rxStorage_};
 };

@@ -1,83 +1,69 @@
-// nvs_state_store.cpp: see nvs_state_store.h.
+// nvs_state_store.cpp: see nvs_state_store.h. NVS semantics from ESP-IDF v5.5.3
+// components/nvs_flash: Storage::writeItem (src/nvs_storage.cpp) writes the new blob (with a
+// toggled version) before it deletes the previous one, so a power cut leaves the old or the new
+// record whole; nvs_commit (include/nvs.h) makes the write durable.
 #include "nvs_state_store.h"
 
-#include <cstring>
-
+#include "esp_log.h"
 #include "nvs.h"
 
 namespace {
+const char* const kTag = "ota_nvs";
 const char* const kNamespace = "ota";
-const char* const kPointKey = "resume";
-const char* const kOffsetKey = "offset";
+/// The resume record (one blob). Keys of earlier firmware ("resume", "offset") are erased.
+const char* const kResumeKey = "resume_rec";
+const char* const kLegacyKeys[] = {"resume", "offset"};
 const char* const kBootKey = "boot";
 
-bool withHandle(nvs_open_mode_t mode, nvs_handle_t& h) {
-  return nvs_open(kNamespace, mode, &h) == ESP_OK;
+/// Reads blob `key` into `out` when it has exactly sizeof(T) bytes.
+template <typename T>
+bool readBlob(const char* key, T& out) {
+  nvs_handle_t h;
+  if (nvs_open(kNamespace, NVS_READONLY, &h) != ESP_OK) return false;
+  size_t len = sizeof out;
+  bool ok = nvs_get_blob(h, key, &out, &len) == ESP_OK && len == sizeof out;
+  nvs_close(h);
+  return ok;
+}
+
+template <typename T>
+bool writeBlob(const char* key, const T& value) {
+  nvs_handle_t h;
+  if (nvs_open(kNamespace, NVS_READWRITE, &h) != ESP_OK) return false;
+  esp_err_t err = nvs_set_blob(h, key, &value, sizeof value);
+  if (err == ESP_OK) err = nvs_commit(h);
+  nvs_close(h);
+  if (err != ESP_OK) ESP_LOGW(kTag, "cannot write \"%s\": %s", key, esp_err_to_name(err));
+  return err == ESP_OK;
+}
+
+void eraseKeys(const char* const* keys, size_t count) {
+  nvs_handle_t h;
+  if (nvs_open(kNamespace, NVS_READWRITE, &h) != ESP_OK) return;
+  for (size_t i = 0; i < count; ++i) nvs_erase_key(h, keys[i]);  // ESP_ERR_NVS_NOT_FOUND is fine
+  nvs_commit(h);
+  nvs_close(h);
 }
 }  // namespace
 
-bool NvsStateStore::load(ota_core::ResumePoint& out) {
-  nvs_handle_t h;
-  if (!withHandle(NVS_READONLY, h)) return false;
-  size_t len = sizeof out;
-  uint32_t offset = 0;
-  bool ok = nvs_get_blob(h, kPointKey, &out, &len) == ESP_OK && len == sizeof out &&
-            nvs_get_u32(h, kOffsetKey, &offset) == ESP_OK;
-  nvs_close(h);
-  if (!ok) return false;
-  out.offset = offset;
-  cached_ = out;
-  cachedValid_ = true;
-  return true;
+bool NvsRecordStore::read(ota_core::ResumeRecord& out) { return readBlob(kResumeKey, out); }
+
+bool NvsRecordStore::write(const ota_core::ResumeRecord& record) {
+  return writeBlob(kResumeKey, record);
 }
 
-bool NvsStateStore::save(const ota_core::ResumePoint& p) {
-  nvs_handle_t h;
-  if (!withHandle(NVS_READWRITE, h)) return false;
-  bool ok = true;
-  // Rewrite the blob only when the image changes; per chunk only the offset.
-  if (!cachedValid_ || std::memcmp(cached_.sha256, p.sha256, sizeof p.sha256) != 0 ||
-      cached_.size != p.size) {
-    ok = nvs_set_blob(h, kPointKey, &p, sizeof p) == ESP_OK;
-    cached_ = p;
-    cachedValid_ = ok;
-  }
-  ok = ok && nvs_set_u32(h, kOffsetKey, p.offset) == ESP_OK && nvs_commit(h) == ESP_OK;
-  nvs_close(h);
-  return ok;
+void NvsRecordStore::erase() {
+  const char* const keys[] = {kResumeKey, kLegacyKeys[0], kLegacyKeys[1]};
+  eraseKeys(keys, sizeof keys / sizeof keys[0]);
 }
 
-void NvsStateStore::clear() {
-  nvs_handle_t h;
-  cachedValid_ = false;
-  if (!withHandle(NVS_READWRITE, h)) return;
-  nvs_erase_key(h, kPointKey);
-  nvs_erase_key(h, kOffsetKey);
-  nvs_commit(h);
-  nvs_close(h);
+bool NvsBootStore::loadBootRecord(ota_core::BootRecord& out) { return readBlob(kBootKey, out); }
+
+bool NvsBootStore::saveBootRecord(const ota_core::BootRecord& record) {
+  return writeBlob(kBootKey, record);
 }
 
-bool NvsStateStore::saveBootRecord(const BootRecord& record) {
-  nvs_handle_t h;
-  if (!withHandle(NVS_READWRITE, h)) return false;
-  bool ok = nvs_set_blob(h, kBootKey, &record, sizeof record) == ESP_OK && nvs_commit(h) == ESP_OK;
-  nvs_close(h);
-  return ok;
-}
-
-bool NvsStateStore::loadBootRecord(BootRecord& out) {
-  nvs_handle_t h;
-  if (!withHandle(NVS_READONLY, h)) return false;
-  size_t len = sizeof out;
-  bool ok = nvs_get_blob(h, kBootKey, &out, &len) == ESP_OK && len == sizeof out;
-  nvs_close(h);
-  return ok;
-}
-
-void NvsStateStore::clearBootRecord() {
-  nvs_handle_t h;
-  if (!withHandle(NVS_READWRITE, h)) return;
-  nvs_erase_key(h, kBootKey);
-  nvs_commit(h);
-  nvs_close(h);
+void NvsBootStore::clearBootRecord() {
+  const char* const keys[] = {kBootKey};
+  eraseKeys(keys, 1);
 }

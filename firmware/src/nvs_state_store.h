@@ -1,32 +1,26 @@
-// nvs_state_store.h: StateStore over NVS (namespace "ota"), plus the boot record that lets the
-// next boot tell BOOTED from ROLLED_BACK.
+// nvs_state_store.h: the two records the receiver keeps in NVS (namespace "ota"): the resume
+// record (ota_core::ResumeRecord: SHA-256, offset, size, version and target partition in one
+// blob, so one nvs_set_blob + nvs_commit replaces it atomically) and the boot record that lets
+// the next boot tell BOOTED from ROLLED_BACK. When to write the resume record (once per flash
+// sector, never for another slot) is decided by ota_core::ResumeRecordStore; this file only
+// stores and loads.
 #pragma once
 
-#include <cstdint>
+#include "ota_core/resume_store.h"
+#include "ota_core/self_test.h"
 
-#include "ota_core/platform.h"
-
-/// What the device activated before its restart: reported as BOOTED or ROLLED_BACK afterwards.
-struct BootRecord {
-  uint8_t sha256[ota_core::kSha256Bytes];
-  char version[ota_core::kMaxVersionBytes + 1];
-  /// Label of the partition that was made the boot partition ("ota_0" / "ota_1").
-  char label[17];
+/// One NVS blob holding the resume record.
+class NvsRecordStore : public ota_core::RecordStore {
+ public:
+  bool read(ota_core::ResumeRecord& out) override;
+  bool write(const ota_core::ResumeRecord& record) override;
+  void erase() override;
 };
 
-/// The resume point is one blob written when a new image starts plus a u32 offset rewritten after
-/// every chunk (NVS appends a 32-byte entry per write; its pages wear-level).
-class NvsStateStore : public ota_core::StateStore {
+/// One NVS blob holding the boot record.
+class NvsBootStore : public ota_core::BootStore {
  public:
-  bool load(ota_core::ResumePoint& out) override;
-  bool save(const ota_core::ResumePoint& point) override;
-  void clear() override;
-
-  static bool saveBootRecord(const BootRecord& record);
-  static bool loadBootRecord(BootRecord& out);
-  static void clearBootRecord();
-
- private:
-  ota_core::ResumePoint cached_{};
-  bool cachedValid_ = false;
+  bool loadBootRecord(ota_core::BootRecord& out) override;
+  bool saveBootRecord(const ota_core::BootRecord& record) override;
+  void clearBootRecord() override;
 };

@@ -1,7 +1,7 @@
 // ota_config.h: the Kconfig values (src/Kconfig.projbuild) the glue reads. In a real build
 // sdkconfig.h defines every CONFIG_OTA_* symbol; the fallbacks below only apply when a file is
-// compiled without the project's sdkconfig (the header-level idf-check), and equal the Kconfig
-// defaults.
+// compiled without the project's sdkconfig (a check against the bare IDF headers), and equal
+// the Kconfig defaults.
 #pragma once
 
 #include "sdkconfig.h"
@@ -18,14 +18,14 @@
 #ifndef CONFIG_OTA_DEVICE_ID
 #define CONFIG_OTA_DEVICE_ID ""
 #endif
-#ifndef CONFIG_OTA_PRODUCT
-#define CONFIG_OTA_PRODUCT "blink"
-#endif
 #ifndef CONFIG_OTA_TOPIC_PREFIX
 #define CONFIG_OTA_TOPIC_PREFIX "ota"
 #endif
 #ifndef CONFIG_OTA_CHUNK_SIZE
 #define CONFIG_OTA_CHUNK_SIZE 4096
+#endif
+#ifndef CONFIG_OTA_INBOX_SLOTS
+#define CONFIG_OTA_INBOX_SLOTS 2
 #endif
 #ifndef CONFIG_OTA_WINDOW
 #define CONFIG_OTA_WINDOW 64
