@@ -14,9 +14,11 @@ import {
   encodeAck,
   encodeError,
   encodeManifest,
+  encodeOffer,
   encodeRequest,
   encodeStatus,
   MAX_CHUNK_BYTES,
+  MAX_OFFER_JITTER_MS,
   MAX_PRODUCT_BYTES,
   MAX_STR8_BYTES,
   MAX_VERSION_BYTES,
@@ -172,6 +174,22 @@ function status(): Uint8Array {
   });
 }
 
+/** Each field in range nine times in ten, so about half of the OFFERs are valid. */
+function offer(): Uint8Array {
+  const ok = () => chance(0.9);
+  return encodeOffer({
+    jitterMs: ok()
+      ? pick([0, 1, 60_000, MAX_OFFER_JITTER_MS])
+      : pick([MAX_OFFER_JITTER_MS + 1, u32()]),
+    sha256: bytes(32),
+    size: ok() ? 1 + int(16 * 1024 * 1024) : pick([0, u32()]),
+    kind: ok() ? int(2) : pick([2, int(256)]),
+    rolloutId: ok() ? `r-${int(1000)}` : deviceId(),
+    product: text(sizeIn(1, MAX_PRODUCT_BYTES)),
+    version: text(sizeIn(1, MAX_VERSION_BYTES)),
+  });
+}
+
 /** Offsets of each type's reserved bytes (flags for REQUEST and MANIFEST) in its byte table. */
 const RESERVED_AT: Record<number, number[]> = {
   [MessageType.REQUEST]: [10, 11],
@@ -179,6 +197,7 @@ const RESERVED_AT: Record<number, number[]> = {
   [MessageType.ERROR]: [6, 7],
   [MessageType.ACK]: [13, 14, 15],
   [MessageType.STATUS]: [9, 10, 11],
+  [MessageType.OFFER]: [45, 46, 47],
 };
 
 /** One random change to `m`; returns a new array when the size changes. */
@@ -226,7 +245,7 @@ function mutate(m: Uint8Array): Uint8Array {
   }
 }
 
-const KINDS: readonly TopicKind[] = ["request", "data", "ack", "status", "error"];
+const KINDS: readonly TopicKind[] = ["request", "data", "ack", "status", "error", "offer"];
 const NATURAL: Record<number, TopicKind[]> = {
   [MessageType.REQUEST]: ["request"],
   [MessageType.MANIFEST]: ["data"],
@@ -234,8 +253,9 @@ const NATURAL: Record<number, TopicKind[]> = {
   [MessageType.CHUNK]: ["data"],
   [MessageType.ACK]: ["ack"],
   [MessageType.STATUS]: ["ack", "status"],
+  [MessageType.OFFER]: ["offer"],
 };
-const MAKERS = [request, manifest, errorMessage, chunk, ack, status];
+const MAKERS = [request, manifest, errorMessage, chunk, ack, status, offer];
 
 /** The seeded message set: one in three left valid as encoded, the rest mutated once or twice. */
 function messages(): { kind: TopicKind; bytes: Uint8Array }[] {
@@ -269,6 +289,7 @@ const CPP_KIND: Record<TopicKind, string> = {
   ack: "ack",
   status: "status",
   error: "error",
+  offer: "offer",
 };
 
 async function cmake(args: string[]): Promise<void> {

@@ -11,12 +11,15 @@ import {
   DecodeError,
   decodeError,
   decodeManifest,
+  decodeOffer,
+  decodeOnTopic,
   decodeRequest,
   decodeStatus,
   encodeAck,
   encodeChunk,
   encodeError,
   encodeManifest,
+  encodeOffer,
   encodeRequest,
   encodeStatus,
   fromHex,
@@ -80,6 +83,7 @@ const suites = [
   { file: "chunk", decode: decodeChunk, encode: encodeChunk, binary: ["payload"] },
   { file: "ack", decode: decodeAck, encode: encodeAck, binary: [] },
   { file: "status", decode: decodeStatus, encode: encodeStatus, binary: ["sha256"] },
+  { file: "offer", decode: decodeOffer, encode: encodeOffer, binary: ["sha256"] },
 ] as const;
 
 for (const suite of suites) {
@@ -108,6 +112,32 @@ for (const v of loadVectors("transfer_id") as (Vector & { transferId: number | n
   });
 }
 
+Deno.test("decodeOnTopic() decodes an OFFER on the offer topic and nowhere else", () => {
+  const offer = loadVectors("offer").find((v) => v.fields)!;
+  const bytes = fromHex(offer.hex!);
+  const got = decodeOnTopic("offer", bytes);
+  assertEquals(got.type, "OFFER");
+  assertEquals(plain(got.message), offer.fields);
+  for (const kind of ["request", "data", "ack", "status", "error"] as const) {
+    const err = assertThrows(() => decodeOnTopic(kind, bytes), DecodeError);
+    assertEquals(err.code, "UNEXPECTED_TYPE", kind);
+  }
+});
+
+Deno.test("encodeOffer() refuses a sha256 that is not 32 bytes and a rolloutId over 255 bytes", () => {
+  const base = {
+    jitterMs: 0,
+    sha256: new Uint8Array(32),
+    size: 1,
+    kind: 0,
+    rolloutId: "r-1",
+    product: "blink",
+    version: "1",
+  };
+  assertThrows(() => encodeOffer({ ...base, sha256: new Uint8Array(31) }), RangeError);
+  assertThrows(() => encodeOffer({ ...base, rolloutId: "r".repeat(256) }), RangeError);
+});
+
 Deno.test("crc32() gives the standard check value for 123456789", () => {
   assertEquals(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
   assertEquals(crc32Table(new TextEncoder().encode("123456789")), 0xcbf43926);
@@ -129,7 +159,7 @@ Deno.test("responseTopicProblem() accepts a topic inside the device namespace", 
   assertEquals(responseTopicProblem("ota", "dev-1", "ota/dev/dev-1/x/y"), null);
 });
 
-Deno.test("responseTopicProblem() refuses another device's namespace, wildcards and our own topics", () => {
+Deno.test("responseTopicProblem() refuses another device's namespace, wildcards, our own topics and the offer topic", () => {
   for (
     const topic of [
       "ota/dev/dev-2/data",
@@ -141,6 +171,7 @@ Deno.test("responseTopicProblem() refuses another device's namespace, wildcards 
       "ota/dev/dev-1/req",
       "ota/dev/dev-1/status",
       "ota/dev/dev-1/ack/s1",
+      "ota/dev/dev-1/offer",
       "other/dev/dev-1/data",
       "",
       `ota/dev/dev-1/${"x".repeat(260)}`,

@@ -94,7 +94,7 @@ for (const v of doc.carries) {
 }
 
 Deno.test("senderIdProblem() refuses the reserved last levels of device topics and bad ids", () => {
-  for (const id of ["req", "status", "data", "error", "a/b", "", "x".repeat(65)]) {
+  for (const id of ["req", "status", "data", "error", "offer", "a/b", "", "x".repeat(65)]) {
     assertEquals(typeof senderIdProblem(id), "string", id);
   }
   for (const id of ["s1", "ota-sender.2", "ack"]) assertEquals(senderIdProblem(id), null, id);

@@ -2,7 +2,7 @@
 // input line, so that another implementation can be compared with it byte for byte (the
 // differential test tests/codec_differential_test.ts feeds it the same messages as the
 // TypeScript codec).
-//   input line:  <topic kind> <hex>     topic kind: req | data | ack | status | error
+//   input line:  <topic kind> <hex>     topic kind: req | data | ack | status | error | offer
 //   output line: ok <MESSAGE TYPE>  |  error <DECODE ERROR>  |  bad-input <reason>
 #include <cstdio>
 #include <iostream>
@@ -18,7 +18,7 @@ namespace {
 
 bool parseKind(const std::string& name, TopicKind& kind) {
   for (TopicKind k : {TopicKind::REQUEST, TopicKind::DATA, TopicKind::ACK, TopicKind::STATUS,
-                      TopicKind::ERROR}) {
+                      TopicKind::ERROR, TopicKind::OFFER}) {
     if (name == toString(k)) {
       kind = k;
       return true;
@@ -54,6 +54,7 @@ const char* typeName(MessageType type) {
     case MessageType::CHUNK: return "CHUNK";
     case MessageType::ACK: return "ACK";
     case MessageType::STATUS: return "STATUS";
+    case MessageType::OFFER: return "OFFER";
   }
   return "UNKNOWN";
 }
@@ -71,6 +72,7 @@ DecodeError decodeOn(TopicKind kind, const std::vector<uint8_t>& bytes, MessageT
     case MessageType::CHUNK: { Chunk m; return decodeChunk(p, n, m); }
     case MessageType::ACK: { Ack m; return decodeAck(p, n, m); }
     case MessageType::STATUS: { Status m; return decodeStatus(p, n, m); }
+    case MessageType::OFFER: { Offer m; return decodeOffer(p, n, m); }
   }
   return DecodeError::UNEXPECTED_TYPE;
 }

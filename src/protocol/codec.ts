@@ -1,5 +1,5 @@
 /**
- * Encoder and decoder of the six messages of protocol v1 (docs/protocol.md §4). Pure functions
+ * Encoder and decoder of the seven messages of protocol v1 (docs/protocol.md §4). Pure functions
  * over bytes: no I/O, tested byte for byte against the golden vectors in tests/vectors/.
  * @module
  */
@@ -17,6 +17,7 @@ import {
   CHUNK_HEADER_BYTES,
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
+  MAX_OFFER_JITTER_MS,
   MAX_PRODUCT_BYTES,
   MAX_STR8_BYTES,
   MAX_VERSION_BYTES,
@@ -36,6 +37,7 @@ export const MessageType = {
   CHUNK: 4,
   ACK: 5,
   STATUS: 6,
+  OFFER: 7,
 } as const;
 /** Name of a message type. */
 export type MessageTypeName = keyof typeof MessageType;
@@ -116,6 +118,27 @@ export interface Status {
   sha256: Uint8Array;
   version: string;
   detail: string;
+}
+
+/**
+ * OFFER (§4.8): an update is ready for the device, which answers with an ordinary REQUEST after
+ * a uniformly random delay in `[0, jitterMs]`. It opens no transfer and carries no image data.
+ */
+export interface Offer {
+  /** Longest random delay before the device's REQUEST, in ms; 0..MAX_OFFER_JITTER_MS. */
+  jitterMs: number;
+  /** SHA-256 of the image offered (32 bytes): the `sha256` its MANIFEST will carry. */
+  sha256: Uint8Array;
+  /** Size of that image in bytes, at least 1. */
+  size: number;
+  /** Kind of that image, as MANIFEST `kind` ({@link ImageKindCode}). */
+  kind: number;
+  /** The rollout that offers it; the §2 id rule. */
+  rolloutId: string;
+  /** Product of the image, 1..MAX_PRODUCT_BYTES bytes. */
+  product: string;
+  /** Version of the image, 1..MAX_VERSION_BYTES bytes. */
+  version: string;
 }
 
 const encoder = new TextEncoder();
@@ -286,16 +309,19 @@ export function peekType(bytes: Uint8Array): number | null {
 
 /**
  * The `transferId` of `bytes` without decoding the rest, or null when the message has no valid
- * v1 header, is too short to hold the field, or is a REQUEST (which has none). The field sits at
- * bytes 4..8 of MANIFEST, CHUNK, ACK and STATUS and at bytes 8..12 of ERROR (§4). A receiver uses
- * it to tell whether a CHUNK that fails to decode belongs to its transfer (NACK `BAD_CHUNK`).
+ * v1 header, is too short to hold the field, or is a REQUEST or an OFFER (which have none: bytes
+ * 4..8 of an OFFER are its `jitterMs`). The field sits at bytes 4..8 of MANIFEST, CHUNK, ACK and
+ * STATUS and at bytes 8..12 of ERROR (§4). A receiver uses it to tell whether a CHUNK that fails to
+ * decode belongs to its transfer (NACK `BAD_CHUNK`).
  */
 export function peekTransferId(bytes: Uint8Array): number | null {
   const type = peekType(bytes);
-  const at = type === MessageType.ERROR ? 8 : type === MessageType.REQUEST ? -1 : 4;
-  if (type === null || type < MessageType.REQUEST || type > MessageType.STATUS || at < 0) {
+  if (
+    type === null || type < MessageType.MANIFEST || type > MessageType.STATUS
+  ) {
     return null;
   }
+  const at = type === MessageType.ERROR ? 8 : 4;
   if (bytes.length < at + 4) return null;
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at, true);
 }
@@ -583,6 +609,51 @@ export function encodeStatus(m: Status): Uint8Array {
     .raw(checkSha(m.sha256, "sha256")).str8(m.version, "version").str8(m.detail, "detail").done();
 }
 
+/**
+ * Decodes an OFFER (§4.8), in the order of §4.7: header, framing, reserved bytes, strings, then
+ * `jitterMs`, `size`, `kind`, the id rule of `rolloutId` and the byte bounds of the strings.
+ */
+export function decodeOffer(bytes: Uint8Array): Offer {
+  const r = new Reader(bytes, "OFFER");
+  r.header(MessageType.OFFER);
+  const jitterMs = r.u32("jitterMs");
+  const sha256 = r.raw(32, "sha256").slice();
+  const size = r.u32("size");
+  const kind = r.u8("kind");
+  const reserved = [r.u8("reserved"), r.u8("reserved"), r.u8("reserved")];
+  const rawRolloutId = r.str8("rolloutId");
+  const rawProduct = r.str8("product");
+  const rawVersion = r.str8("version");
+  r.end();
+  for (const b of reserved) r.zero(b, "reserved byte");
+  const rolloutId = r.text(rawRolloutId, "rolloutId");
+  const product = r.text(rawProduct, "product");
+  const version = r.text(rawVersion, "version");
+  r.range(
+    jitterMs <= MAX_OFFER_JITTER_MS,
+    `jitterMs ${jitterMs} is above ${MAX_OFFER_JITTER_MS}`,
+  );
+  r.range(size >= 1, "size must be at least 1");
+  r.range(kind === ImageKindCode.ESP32_APP || kind === ImageKindCode.FILE, `unknown kind ${kind}`);
+  r.range(
+    isValidDeviceId(rolloutId),
+    `rolloutId "${rolloutId}" must match ${DEVICE_ID_PATTERN.source}`,
+  );
+  r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
+  r.bytesIn(rawVersion, 1, MAX_VERSION_BYTES, "version");
+  return { jitterMs, sha256, size, kind, rolloutId, product, version };
+}
+
+/**
+ * Encodes an OFFER. Like the other encoders it checks only what the wire cannot carry (a 32-byte
+ * `sha256`, `str8` lengths); the sender builds OFFERs from a validated rollout and image.
+ */
+export function encodeOffer(m: Offer): Uint8Array {
+  return new Writer(MessageType.OFFER)
+    .u32(m.jitterMs).raw(checkSha(m.sha256, "sha256")).u32(m.size).u8(m.kind).u8(0).u8(0).u8(0)
+    .str8(m.rolloutId, "rolloutId").str8(m.product, "product").str8(m.version, "version").done();
+}
+
 /** The message types each topic of protocol §2 carries; any other type there is UNEXPECTED_TYPE. */
 export const TOPIC_MESSAGE_TYPES: Readonly<Record<TopicKind, readonly number[]>> = {
   request: [MessageType.REQUEST],
@@ -590,6 +661,7 @@ export const TOPIC_MESSAGE_TYPES: Readonly<Record<TopicKind, readonly number[]>>
   ack: [MessageType.ACK, MessageType.STATUS],
   status: [MessageType.STATUS],
   error: [MessageType.ERROR],
+  offer: [MessageType.OFFER],
 };
 
 /** A message decoded by {@link decodeOnTopic}, tagged with its type. */
@@ -599,7 +671,8 @@ export type DecodedMessage =
   | { type: "ERROR"; message: ErrorMessage }
   | { type: "CHUNK"; message: Chunk }
   | { type: "ACK"; message: Ack }
-  | { type: "STATUS"; message: Status };
+  | { type: "STATUS"; message: Status }
+  | { type: "OFFER"; message: Offer };
 
 /**
  * Decodes a message received on a topic of kind `kind` (protocol §2, §4): checks the header,
@@ -631,6 +704,8 @@ export function decodeOnTopic(kind: TopicKind, bytes: Uint8Array): DecodedMessag
       return { type: "CHUNK", message: decodeChunk(bytes) };
     case MessageType.ACK:
       return { type: "ACK", message: decodeAck(bytes) };
+    case MessageType.OFFER:
+      return { type: "OFFER", message: decodeOffer(bytes) };
     default:
       return { type: "STATUS", message: decodeStatus(bytes) };
   }

@@ -45,6 +45,21 @@ export const DEVICE_IDLE_TIMEOUT_MS = 10000;
 export const ACK_FLUSH_MS = 20;
 /** Erase unit of ESP32 flash; resume offsets after a reboot are rounded down to it (§9). */
 export const FLASH_SECTOR_BYTES = 4096;
+/** Largest OFFER `jitterMs` (§4.8): one hour, also the largest jitter a rollout accepts. */
+export const MAX_OFFER_JITTER_MS = 60 * 60 * 1000;
+/** Fixed part of an OFFER before its three `str8` (§4.8). */
+export const OFFER_FIXED_BYTES = 48;
+/** Longest device id, sender id or rollout id (the id rule of §2, {@link DEVICE_ID_PATTERN}). */
+export const MAX_ID_BYTES = 64;
+/** Largest OFFER (211 bytes): the fixed part, then `rolloutId`, `product`, `version` at their bounds. */
+export const MAX_OFFER_BYTES = OFFER_FIXED_BYTES + (1 + MAX_ID_BYTES) + (1 + MAX_PRODUCT_BYTES) +
+  (1 + MAX_VERSION_BYTES);
+/**
+ * Default of the sender setting `offersPerSecond` (§6, §7.2): most OFFERs one sender instance
+ * publishes per second, across all rollouts, so a wave of 10 000 devices does not stampede the
+ * broker.
+ */
+export const DEFAULT_OFFERS_PER_SECOND = 100;
 /** Size of the fixed CHUNK header before the payload. */
 export const CHUNK_HEADER_BYTES = 24;
 /** Size of an ACK message. */

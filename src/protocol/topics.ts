@@ -10,11 +10,11 @@ import { DEVICE_ID_PATTERN, MAX_STR8_BYTES } from "./limits.ts";
 export const DEFAULT_PREFIX = "ota";
 
 /**
- * The five topics of a device's namespace (protocol §2): `request` (`req`, REQUEST), `data`
- * (MANIFEST, CHUNK, ERROR), `ack` (`ack/{senderId}`, ACK and STATUS), `status` (STATUS) and
- * `error` (ERROR).
+ * The six topics of a device's namespace (protocol §2): `request` (`req`, REQUEST), `data`
+ * (MANIFEST, CHUNK, ERROR), `ack` (`ack/{senderId}`, ACK and STATUS), `status` (STATUS), `error`
+ * (ERROR) and `offer` (OFFER, which the device subscribes to and the sender only publishes).
  */
-export type TopicKind = "request" | "data" | "ack" | "status" | "error";
+export type TopicKind = "request" | "data" | "ack" | "status" | "error" | "offer";
 
 /** The namespace `{p}/dev/{id}/` of one device, with its trailing slash. */
 export function deviceNamespace(prefix: string, deviceId: string): string {
@@ -29,6 +29,7 @@ export function deviceTopics(prefix: string, deviceId: string): {
   data: string;
   status: string;
   error: string;
+  offer: string;
   ack: (senderId: string) => string;
 } {
   const ns = deviceNamespace(prefix, deviceId);
@@ -39,6 +40,7 @@ export function deviceTopics(prefix: string, deviceId: string): {
     data: `${ns}data`,
     status: `${ns}status`,
     error: `${ns}error`,
+    offer: `${ns}offer`,
     ack: (senderId: string) => `${ns}ack/${senderId}`,
   };
 }
@@ -66,7 +68,7 @@ export interface DeviceTopic {
 }
 
 /**
- * Parses `topic` as one of the five topics of protocol §2 under `prefix`, or null when it is
+ * Parses `topic` as one of the six topics of protocol §2 under `prefix`, or null when it is
  * none of them (another prefix, an invalid device or sender id, an unknown leaf).
  */
 export function parseDeviceTopic(prefix: string, topic: string): DeviceTopic | null {
@@ -78,7 +80,9 @@ export function parseDeviceTopic(prefix: string, topic: string): DeviceTopic | n
   if (parts.length === 2) {
     const leaf = parts[1];
     if (leaf === "req") return { kind: "request", deviceId };
-    if (leaf === "data" || leaf === "status" || leaf === "error") return { kind: leaf, deviceId };
+    if (leaf === "data" || leaf === "status" || leaf === "error" || leaf === "offer") {
+      return { kind: leaf, deviceId };
+    }
     return null;
   }
   if (parts.length === 3 && parts[1] === "ack" && DEVICE_ID_PATTERN.test(parts[2])) {
@@ -128,10 +132,11 @@ export function prefixProblem(prefix: string): string | null {
 
 /**
  * Sender ids a sender MUST NOT take (protocol §2.2): under the username-keyed ACL a client whose
- * username is `devA/ack` may write `{p}/dev/devA/ack/{x}`, and these `{x}` are the last levels of
- * topics the sender listens on or devices read.
+ * username is `devA/ack` may write or read `{p}/dev/devA/ack/{x}`, and these `{x}` are the last
+ * levels of topics the sender listens on or devices read (`offer` among them: that client could
+ * read the acks of a sender named `offer`).
  */
-export const RESERVED_SENDER_IDS: readonly string[] = ["req", "status", "data", "error"];
+export const RESERVED_SENDER_IDS: readonly string[] = ["req", "status", "data", "error", "offer"];
 
 /** Why `senderId` cannot name a sender's ack topic (protocol §2, §2.2), or null when it can. */
 export function senderIdProblem(senderId: string): string | null {
@@ -168,6 +173,9 @@ export function responseTopicProblem(
   const rest = responseTopic.slice(base.length);
   if (rest === "req" || rest === "status" || rest === "ack" || rest.startsWith("ack/")) {
     return `the Response Topic "${responseTopic}" is one the sender listens on`;
+  }
+  if (rest === "offer") {
+    return `the Response Topic "${responseTopic}" is the offer topic, which carries only OFFER`;
   }
   return null;
 }

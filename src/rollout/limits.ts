@@ -5,6 +5,8 @@
  * @module
  */
 
+import { MAX_OFFER_JITTER_MS } from "../protocol/limits.ts";
+
 /** Waves of a rollout when none are given: one wave to the whole target (`image add --release`). */
 export const DEFAULT_WAVES: readonly number[] = [100];
 /** Most waves a rollout may have. */
@@ -37,8 +39,8 @@ export const MAX_RETRIES = 10;
 
 /** Longest random delay a device waits after an offer before it asks, by default (60 s). */
 export const DEFAULT_JITTER_MS = 60 * 1000;
-/** Longest jitter accepted (1 h). */
-export const MAX_JITTER_MS = 60 * 60 * 1000;
+/** Longest jitter accepted (1 h): the most an OFFER can carry (protocol §4.8). */
+export const MAX_JITTER_MS = MAX_OFFER_JITTER_MS;
 
 /** Most groups a rollout may target. */
 export const MAX_TARGET_GROUPS = 16;

@@ -20,6 +20,9 @@ TopicKind kindOf(const std::string& name) {
   if (name == "data") return TopicKind::DATA;
   if (name == "ack") return TopicKind::ACK;
   if (name == "status") return TopicKind::STATUS;
+  if (name == "offer") return TopicKind::OFFER;
+  if (name == "error") return TopicKind::ERROR;
+  ADD_FAILURE() << "unknown topic kind in topics.json: " << name;
   return TopicKind::ERROR;
 }
 
@@ -75,13 +78,13 @@ TEST(Topics, BuildDeviceTopicRefusesWhatDoesNotFitOrBreaksTheIdRules) {
 
 TEST(Topics, EachTopicCarriesOnlyTheTypesOfItsCarriesVector) {
   Value doc = vectors();
-  const char* names[] = {"", "REQUEST", "MANIFEST", "ERROR", "CHUNK", "ACK", "STATUS"};
+  const char* names[] = {"", "REQUEST", "MANIFEST", "ERROR", "CHUNK", "ACK", "STATUS", "OFFER"};
   for (const Value& v : doc["carries"].array) {
     TopicKind kind = kindOf(v["kind"].string);
     for (uint8_t type = 0; type <= 8; ++type) {
       bool listed = false;
-      for (const Value& t : v["types"].array) listed = listed || (type >= 1 && type <= 6 && t.string == names[type]);
-      if (type >= 1 && type <= 6) {
+      for (const Value& t : v["types"].array) listed = listed || (type >= 1 && type <= 7 && t.string == names[type]);
+      if (type >= 1 && type <= 7) {
         EXPECT_EQ(carries(kind, static_cast<MessageType>(type)), listed) << v["kind"].string << " " << int(type);
       }
       const uint8_t header[] = {0x4F, 0x54, 0x01, type};

@@ -28,7 +28,7 @@ void PrintTo(const VectorCase& c, std::ostream* os) { *os << c.name; }
 
 std::vector<VectorCase> allCases() {
   std::vector<VectorCase> cases;
-  for (const char* file : {"request", "manifest", "error", "chunk", "ack", "status"}) {
+  for (const char* file : {"request", "manifest", "error", "chunk", "ack", "status", "offer"}) {
     Value doc = json_mini::parseFile(std::string(OTA_VECTORS_DIR) + "/" + file + ".json");
     const Value& vs = doc["vectors"];
     for (size_t i = 0; i < vs.array.size(); ++i) {
@@ -61,6 +61,7 @@ DecodeError decodeAny(const std::string& file, const std::vector<uint8_t>& b) {
   if (file == "error") { ErrorMessage m; return decodeError(p, n, m); }
   if (file == "chunk") { Chunk m; return decodeChunk(p, n, m); }
   if (file == "ack") { Ack m; return decodeAck(p, n, m); }
+  if (file == "offer") { Offer m; return decodeOffer(p, n, m); }
   Status m;
   return decodeStatus(p, n, m);
 }
@@ -179,6 +180,26 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     e.nextIndex = static_cast<uint32_t>(f["nextIndex"].u64());
     e.nack = static_cast<NackReason>(f["nack"].u64());
     n = encodeAck(e, out.data(), out.size());
+  } else if (file == "offer") {
+    Offer m;
+    EXPECT_EQ(decodeOffer(bytes.data(), bytes.size(), m), DecodeError::NONE);
+    EXPECT_EQ(m.jitterMs, f["jitterMs"].u64());
+    EXPECT_EQ(toHex(m.sha256, 32), f["sha256"].string);
+    EXPECT_EQ(m.size, f["size"].u64());
+    EXPECT_EQ(static_cast<uint64_t>(m.kind), f["kind"].u64());
+    EXPECT_EQ(str(m.rolloutId), f["rolloutId"].string);
+    EXPECT_EQ(str(m.product), f["product"].string);
+    EXPECT_EQ(str(m.version), f["version"].string);
+    Offer e;
+    e.jitterMs = static_cast<uint32_t>(f["jitterMs"].u64());
+    b1 = hex(f["sha256"].string);
+    std::copy(b1.begin(), b1.end(), e.sha256);
+    e.size = static_cast<uint32_t>(f["size"].u64());
+    e.kind = static_cast<ImageKind>(f["kind"].u64());
+    e.rolloutId = view(f["rolloutId"].string);
+    e.product = view(f["product"].string);
+    e.version = view(f["version"].string);
+    n = encodeOffer(e, out.data(), out.size());
   } else {
     Status m;
     EXPECT_EQ(decodeStatus(bytes.data(), bytes.size(), m), DecodeError::NONE);
@@ -271,6 +292,23 @@ TEST(Encoders, ReturnZeroWhenTheBufferIsTooSmall) {
   Ack a;
   uint8_t small[kAckBytes - 1];
   EXPECT_EQ(encodeAck(a, small, sizeof small), 0u);
+}
+
+TEST(Encoders, AnOfferAtEveryBoundFitsInMaxOfferBytesAndNoLess) {
+  std::string id(kMaxDeviceIdBytes, 'r');
+  std::string product(kMaxProductBytes, 'p');
+  std::string version(kMaxVersionBytes, 'v');
+  Offer o;
+  o.size = 1;
+  o.rolloutId = view(id);
+  o.product = view(product);
+  o.version = view(version);
+  uint8_t buf[kMaxOfferBytes];
+  EXPECT_EQ(encodeOffer(o, buf, sizeof buf), kMaxOfferBytes);
+  EXPECT_EQ(encodeOffer(o, buf, sizeof buf - 1), 0u);
+  Offer back;
+  EXPECT_EQ(decodeOffer(buf, kMaxOfferBytes, back), DecodeError::NONE);
+  EXPECT_EQ(str(back.rolloutId), id);
 }
 
 }  // namespace

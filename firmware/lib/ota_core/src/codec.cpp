@@ -266,7 +266,7 @@ DecodeError peekType(const uint8_t* data, size_t size, MessageType& type) {
   if (data[0] != kMagic0 || data[1] != kMagic1) return DecodeError::BAD_MAGIC;
   if (data[2] != kProtocolVersion) return DecodeError::UNSUPPORTED_VERSION;
   if (data[3] < static_cast<uint8_t>(MessageType::REQUEST) ||
-      data[3] > static_cast<uint8_t>(MessageType::STATUS)) {
+      data[3] > static_cast<uint8_t>(MessageType::OFFER)) {
     return DecodeError::UNEXPECTED_TYPE;
   }
   type = static_cast<MessageType>(data[3]);
@@ -275,7 +275,8 @@ DecodeError peekType(const uint8_t* data, size_t size, MessageType& type) {
 
 bool peekTransferId(const uint8_t* data, size_t size, uint32_t& id) {
   MessageType type{};
-  if (peekType(data, size, type) != DecodeError::NONE || type == MessageType::REQUEST) {
+  if (peekType(data, size, type) != DecodeError::NONE || type == MessageType::REQUEST ||
+      type == MessageType::OFFER) {
     return false;
   }
   size_t at = type == MessageType::ERROR ? 8 : 4;
@@ -449,6 +450,36 @@ DecodeError decodeStatus(const uint8_t* data, size_t size, Status& out) {
   return DecodeError::NONE;
 }
 
+DecodeError decodeOffer(const uint8_t* data, size_t size, Offer& out) {
+  DecodeError e = expectHeader(data, size, MessageType::OFFER);
+  if (e != DecodeError::NONE) return e;
+  Reader r(data + kHeaderBytes, size - kHeaderBytes);
+  out = Offer{};
+  out.jitterMs = r.u32();
+  r.copy(out.sha256, kSha256Bytes);
+  out.size = r.u32();
+  uint8_t kind = r.u8();
+  uint8_t reserved[3] = {r.u8(), r.u8(), r.u8()};
+  out.rolloutId = r.var8();
+  out.product = r.var8();
+  out.version = r.var8();
+  e = finish(r);
+  if (e != DecodeError::NONE) return e;
+  if (reserved[0] != 0 || reserved[1] != 0 || reserved[2] != 0) {
+    return DecodeError::RESERVED_NOT_ZERO;
+  }
+  for (Bytes s : {out.rolloutId, out.product, out.version}) {
+    if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
+  }
+  if (out.jitterMs > kMaxOfferJitterMs || out.size < 1 ||
+      kind > static_cast<uint8_t>(ImageKind::GENERIC_FILE) || !isValidId(out.rolloutId) ||
+      !sizeIn(out.product, 1, kMaxProductBytes) || !sizeIn(out.version, 1, kMaxVersionBytes)) {
+    return DecodeError::OUT_OF_RANGE;
+  }
+  out.kind = static_cast<ImageKind>(kind);
+  return DecodeError::NONE;
+}
+
 size_t encodeRequest(const Request& msg, uint8_t* out, size_t capacity) {
   Writer w(out, capacity);
   w.header(MessageType::REQUEST);
@@ -535,6 +566,22 @@ size_t encodeStatus(const Status& msg, uint8_t* out, size_t capacity) {
   w.raw(msg.sha256, kSha256Bytes);
   w.var8(msg.version);
   w.var8(msg.detail);
+  return w.result();
+}
+
+size_t encodeOffer(const Offer& msg, uint8_t* out, size_t capacity) {
+  Writer w(out, capacity);
+  w.header(MessageType::OFFER);
+  w.u32(msg.jitterMs);
+  w.raw(msg.sha256, kSha256Bytes);
+  w.u32(msg.size);
+  w.u8(static_cast<uint8_t>(msg.kind));
+  w.u8(0);
+  w.u8(0);
+  w.u8(0);
+  w.var8(msg.rolloutId);
+  w.var8(msg.product);
+  w.var8(msg.version);
   return w.result();
 }
 

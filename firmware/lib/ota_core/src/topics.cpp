@@ -29,6 +29,7 @@ const char* toString(TopicKind kind) {
     case TopicKind::ACK: return "ack";
     case TopicKind::STATUS: return "status";
     case TopicKind::ERROR: return "error";
+    case TopicKind::OFFER: return "offer";
   }
   return "unknown";
 }
@@ -42,6 +43,7 @@ bool carries(TopicKind kind, MessageType type) {
     case TopicKind::ACK: return type == MessageType::ACK || type == MessageType::STATUS;
     case TopicKind::STATUS: return type == MessageType::STATUS;
     case TopicKind::ERROR: return type == MessageType::ERROR;
+    case TopicKind::OFFER: return type == MessageType::OFFER;
   }
   return false;
 }
@@ -87,7 +89,8 @@ bool parseDeviceTopic(Bytes topic, const char* prefix, const char* deviceId, Top
       !take(rest, deviceId) || !take(rest, "/")) {
     return false;
   }
-  for (TopicKind k : {TopicKind::REQUEST, TopicKind::DATA, TopicKind::STATUS, TopicKind::ERROR}) {
+  for (TopicKind k : {TopicKind::REQUEST, TopicKind::DATA, TopicKind::STATUS, TopicKind::ERROR,
+                      TopicKind::OFFER}) {
     if (equals(rest, toString(k))) {
       kind = k;
       senderId = Bytes{};

@@ -1,4 +1,4 @@
-// ota_core/codec.h: decoder and encoder for the six messages of protocol §4. Decoded strings and
+// ota_core/codec.h: decoder and encoder for the seven messages of protocol §4. Decoded strings and
 // byte fields are views into the caller's buffer (no copies, no heap); the caller keeps the
 // buffer alive while it uses the decoded struct. Every decode check of §4 lives in codec.cpp.
 #pragma once
@@ -37,6 +37,7 @@ enum class MessageType : uint8_t {
   CHUNK = 0x04,
   ACK = 0x05,
   STATUS = 0x06,
+  OFFER = 0x07,
 };
 
 /// ERROR codes of §5.1.
@@ -161,14 +162,26 @@ struct Status {
   Bytes detail;
 };
 
+/// OFFER (§4.8): an update is ready; the device answers with an ordinary REQUEST after a uniformly
+/// random delay in [0, jitterMs]. It opens no transfer and carries no image data.
+struct Offer {
+  uint32_t jitterMs = 0;
+  uint8_t sha256[kSha256Bytes] = {};
+  uint32_t size = 0;
+  ImageKind kind = ImageKind::ESP32_APP;
+  Bytes rolloutId;
+  Bytes product;
+  Bytes version;
+};
+
 /// Checks the 4-byte header and reports the message type. Fails with TRUNCATED, BAD_MAGIC,
 /// UNSUPPORTED_VERSION or UNEXPECTED_TYPE (unknown type byte).
 DecodeError peekType(const uint8_t* data, size_t size, MessageType& type);
 
 /// Reads the `transferId` of a message without decoding the rest: bytes 4..8 of MANIFEST, CHUNK,
 /// ACK and STATUS, bytes 8..12 of ERROR (§4). Returns false (and leaves `id` alone) when the
-/// header is invalid, the message is too short to hold the field, or it is a REQUEST (no
-/// transfer id). A receiver uses it to tell whether a CHUNK that fails to decode is its own.
+/// header is invalid, the message is too short to hold the field, or it is a REQUEST or an OFFER
+/// (no transfer id; bytes 4..8 of an OFFER are its jitterMs). A receiver uses it to tell whether a CHUNK that fails to decode is its own.
 bool peekTransferId(const uint8_t* data, size_t size, uint32_t& id);
 
 /// Decoders: fill `out` and return NONE, or return the first rule of §4 the bytes break. A type
@@ -179,6 +192,7 @@ DecodeError decodeError(const uint8_t* data, size_t size, ErrorMessage& out);
 DecodeError decodeChunk(const uint8_t* data, size_t size, Chunk& out);
 DecodeError decodeAck(const uint8_t* data, size_t size, Ack& out);
 DecodeError decodeStatus(const uint8_t* data, size_t size, Status& out);
+DecodeError decodeOffer(const uint8_t* data, size_t size, Offer& out);
 
 /// Encoders: write the message into `out` and return its size, or 0 when it does not fit in
 /// `capacity` or a field is longer than its wire field can carry (a str8 over 255 bytes). They
@@ -189,6 +203,7 @@ size_t encodeError(const ErrorMessage& msg, uint8_t* out, size_t capacity);
 size_t encodeChunk(const Chunk& msg, uint8_t* out, size_t capacity);
 size_t encodeAck(const Ack& msg, uint8_t* out, size_t capacity);
 size_t encodeStatus(const Status& msg, uint8_t* out, size_t capacity);
+size_t encodeOffer(const Offer& msg, uint8_t* out, size_t capacity);
 
 /// The §2 id rule `[A-Za-z0-9._:-]{1,64}` (device ids and sender ids).
 bool isValidId(Bytes id);

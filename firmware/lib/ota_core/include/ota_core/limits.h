@@ -35,6 +35,10 @@ constexpr size_t kErrorFixedBytes = 16;
 constexpr size_t kChunkHeaderBytes = 24;
 constexpr size_t kAckBytes = 16;
 constexpr size_t kStatusFixedBytes = 44;
+constexpr size_t kOfferFixedBytes = 48;
+/// Largest OFFER (211 bytes): fixed part, rolloutId (an id), product and version at their bounds.
+constexpr size_t kMaxOfferBytes = kOfferFixedBytes + (1 + kMaxDeviceIdBytes) +
+                                  (1 + kMaxProductBytes) + (1 + kMaxVersionBytes);
 
 // ---- protocol §6: limits and timing ----
 constexpr uint32_t kMinChunkBytes = 256;
@@ -53,6 +57,8 @@ constexpr uint32_t kMaxAckTimeoutMs = 16000;
 constexpr uint32_t kMaxRetries = 8;
 constexpr uint32_t kStatusTimeoutMs = 30000;
 constexpr uint32_t kDeviceIdleTimeoutMs = 10000;
+/// Largest OFFER `jitterMs` (§4.8, §6 MAX_OFFER_JITTER_MS): one hour.
+constexpr uint32_t kMaxOfferJitterMs = 3600000;
 
 // ---- receiver sizing (not protocol values; chosen here and documented in firmware/README.md) ----
 /// Longest MQTT topic the receiver stores (protocol §2.1 caps a Response Topic at 255 bytes).

@@ -10,10 +10,10 @@
 
 namespace ota_core {
 
-/// The five topics of a device's namespace (protocol §2) and the messages each carries:
+/// The six topics of a device's namespace (protocol §2) and the messages each carries:
 /// REQUEST on `req`; MANIFEST, CHUNK, ERROR on `data`; ACK, STATUS on `ack/{senderId}`;
-/// STATUS on `status`; ERROR on `error`.
-enum class TopicKind : uint8_t { REQUEST, DATA, ACK, STATUS, ERROR };
+/// STATUS on `status`; ERROR on `error`; OFFER on `offer` (the device subscribes to it).
+enum class TopicKind : uint8_t { REQUEST, DATA, ACK, STATUS, ERROR, OFFER };
 
 /// True when protocol §2 lets a message of `type` travel on a topic of `kind`.
 bool carries(TopicKind kind, MessageType type);
@@ -22,7 +22,7 @@ bool carries(TopicKind kind, MessageType type);
 /// UNEXPECTED_TYPE, like an unknown type byte.
 DecodeError peekTypeOn(TopicKind kind, const uint8_t* data, size_t size, MessageType& type);
 
-/// The leaf name of a topic kind ("req", "data", "ack", "status", "error").
+/// The leaf name of a topic kind ("req", "data", "ack", "status", "error", "offer").
 const char* toString(TopicKind kind);
 
 /// The §2 prefix rule: not empty, no `+`, `#` or NUL, does not start or end with `/`, does not
