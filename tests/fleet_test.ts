@@ -6,7 +6,13 @@
  */
 
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
-import { decodeStatus, deviceTopics, StatusCode } from "../src/protocol/mod.ts";
+import {
+  decodeStatus,
+  deviceTopics,
+  encodeOffer,
+  fromHex,
+  StatusCode,
+} from "../src/protocol/mod.ts";
 import { Sender } from "../src/sender/sender.ts";
 import { countFleet, runFleet } from "../src/sim/fleet.ts";
 import type { FleetDeviceSnapshot } from "../src/sim/fleet_device.ts";
@@ -132,6 +138,7 @@ Deno.test("the fleet view counts phases and versions and its summary groups devi
     downloadFailures: 0,
     upToDate: 0,
     requests: 1,
+    offers: 0,
     offset: 0,
     size: 0,
     failBoot: false,
@@ -307,6 +314,54 @@ mosquittoTest(
       const devices = JSON.parse(run.stdout) as Array<{ version: string; lastOutcome: string }>;
       assertEquals(devices.length, 4);
       assert(devices.every((d) => d.version === "1.1.0" && d.lastOutcome === "BOOTED"));
+    });
+  },
+);
+
+mosquittoTest(
+  "a fleet that never polls hears an OFFER on its offer topic: only the offered device asks and updates",
+  async (b) => {
+    await withSender(b.url, async (sha256) => {
+      const fleet = await runFleet({
+        broker: b.url,
+        count: 3,
+        idPrefix: "fo",
+        product: "blink",
+        version: "1.0.0",
+        pollMs: 0,
+        rebootMs: 50,
+      });
+      const operator = await connectMqtt({ url: b.url, clientId: "fleet-test-offer" });
+      try {
+        // Connected and subscribed: give the subscriptions a moment to reach the broker.
+        await new Promise((r) => setTimeout(r, 300));
+        assertEquals(fleet.counts().requests, 0);
+        const offer = encodeOffer({
+          jitterMs: 200,
+          sha256: fromHex(sha256),
+          size: 32 * 1024,
+          kind: 0,
+          rolloutId: "r-1",
+          product: "blink",
+          version: "1.1.0",
+        });
+        await operator.publish(deviceTopics(PREFIX, "fo-2").offer, offer, { qos: 1 });
+        assert(
+          await fleet.waitFor((c) => c.versions["1.1.0"] === 1, 10_000),
+          JSON.stringify(fleet.snapshots()),
+        );
+        const byId = Object.fromEntries(fleet.snapshots().map((s) => [s.deviceId, s]));
+        assertEquals(byId["fo-2"].version, "1.1.0");
+        assertEquals(byId["fo-2"].offers, 1);
+        assertEquals(byId["fo-1"].requests + byId["fo-3"].requests, 0);
+        // After the update the same OFFER names the running version: it does not apply.
+        await operator.publish(deviceTopics(PREFIX, "fo-2").offer, offer, { qos: 1 });
+        await new Promise((r) => setTimeout(r, 500));
+        assertEquals(fleet.snapshots().find((s) => s.deviceId === "fo-2")!.requests, 1);
+      } finally {
+        await operator.close();
+        await fleet.stop();
+      }
     });
   },
 );

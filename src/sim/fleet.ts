@@ -67,6 +67,8 @@ export interface FleetCounts {
   rolledBack: number;
   downloadFailures: number;
   requests: number;
+  /** OFFERs that made a device ask. */
+  offers: number;
   /** Bytes of the images being downloaded, written so far. */
   bytesInFlight: number;
 }
@@ -124,6 +126,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetHandle> {
         pollMs: pollMs > 0 ? pollMs : undefined,
         // Spread the fleet's polls over one interval instead of all at once.
         firstPollMs: pollMs > 0 ? Math.floor(phase() * pollMs) : undefined,
+        random: seededRandom(seed, deviceId),
         failBoot: failBoot.has(i),
         failDownload: failDownload.has(i),
         rebootMs: options.rebootMs,
@@ -182,6 +185,7 @@ export function countFleet(snapshots: readonly FleetDeviceSnapshot[]): FleetCoun
     rolledBack: 0,
     downloadFailures: 0,
     requests: 0,
+    offers: 0,
     bytesInFlight: 0,
   };
   for (const s of snapshots) {
@@ -191,6 +195,7 @@ export function countFleet(snapshots: readonly FleetDeviceSnapshot[]): FleetCoun
     c.rolledBack += s.rollbacks;
     c.downloadFailures += s.downloadFailures;
     c.requests += s.requests;
+    c.offers += s.offers;
     if (s.phase === "DOWNLOADING") c.bytesInFlight += s.offset;
   }
   return c;

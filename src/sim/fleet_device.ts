@@ -59,6 +59,8 @@ export interface FleetDeviceOptions {
   failBoot?: boolean;
   /** Every flash write fails, so every download ends FLASH_ERROR. */
   failDownload?: boolean;
+  /** Draws the delay after an OFFER; default Math.random (the fleet passes a seeded one). */
+  random?: () => number;
   /** How long a reboot takes; default {@link DEFAULT_REBOOT_MS}. */
   rebootMs?: number;
   chunkSize?: number;
@@ -86,6 +88,8 @@ export interface FleetDeviceSnapshot {
   upToDate: number;
   /** REQUESTs sent in all attempts. */
   requests: number;
+  /** OFFERs that made the device ask (§8.1), in all attempts. */
+  offers: number;
   /** Bytes written in the attempt under way. */
   offset: number;
   size: number;
@@ -101,6 +105,7 @@ export class FleetDevice {
   private lastOutcome: FleetOutcome = "";
   private readonly counts = { updates: 0, rollbacks: 0, downloadFailures: 0, upToDate: 0 };
   private requestsBefore = 0;
+  private offersBefore = 0;
   private receiver: Receiver | null = null;
   private stopped = false;
   private wake: (() => void) | null = null;
@@ -188,6 +193,7 @@ export class FleetDevice {
       lastOutcome: this.lastOutcome,
       ...this.counts,
       requests: this.requestsBefore + (this.receiver?.stats.requests ?? 0),
+      offers: this.offersBefore + (this.receiver?.stats.offersTaken ?? 0),
       offset: p?.offset ?? 0,
       size: p?.size ?? 0,
       failBoot: this.o.failBoot ?? false,
@@ -213,11 +219,13 @@ export class FleetDevice {
       log: this.o.log,
       listen: true,
       pollMs,
+      random: this.o.random,
     });
     this.receiver = receiver;
     this.phase = "IDLE";
     const result = await receiver.run();
     this.requestsBefore += receiver.stats.requests;
+    this.offersBefore += receiver.stats.offersTaken;
     this.receiver = null;
     return result;
   }

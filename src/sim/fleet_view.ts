@@ -19,7 +19,7 @@ export function fleetLines(c: FleetCounts, seconds: number): string[] {
       c.phases.DOWNLOADING > 0 ? `  (${formatBytes(c.bytesInFlight)} in flight)` : ""
     }`,
     `  updated ${c.updated}  rolled back ${c.rolledBack}  download failures ${c.downloadFailures}` +
-    `  requests ${c.requests}`,
+    `  offers taken ${c.offers}  requests ${c.requests}`,
   ];
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Chunk, ErrorMessage, Manifest, ResumePoint } from "../protocol/mod.ts";
+import type { Chunk, ErrorMessage, Manifest, Offer, ResumePoint } from "../protocol/mod.ts";
 import type { SimClock } from "./clock.ts";
 import type { Link, LinkFaults } from "./faulty_link.ts";
 import type { FlashTiming } from "./flash_timing.ts";
@@ -13,10 +13,12 @@ import type { FlashSink } from "./sink.ts";
 
 /**
  * States of the receiver (protocol §8). `VERIFIED` and `FAILED` end a run; `BACKING_OFF` waits
- * `retryAfterMs` before asking again.
+ * `retryAfterMs` before asking again; `OFFER_DELAY` waits the random delay an OFFER asks for
+ * before the REQUEST (§8.1).
  */
 export type ReceiverState =
   | "IDLE"
+  | "OFFER_DELAY"
   | "REQUESTED"
   | "BACKING_OFF"
   | "RECEIVING"
@@ -102,6 +104,11 @@ export interface ReceiverOptions {
   listen?: boolean;
   /** In `listen` mode, ask after this long in IDLE (a poll); default: never on its own. */
   pollMs?: number;
+  /**
+   * Numbers in [0, 1) that draw the delay after an OFFER (uniform in `[0, jitterMs]`, §8.1);
+   * default Math.random. Tests and the fleet pass a seeded one.
+   */
+  random?: () => number;
 }
 
 /** Counters of one device. */
@@ -128,6 +135,10 @@ export interface ReceiverStats {
   reconnects: number;
   /** Messages of another transfer or request, ignored (protocol §8). */
   ignored: number;
+  /** OFFERs that started an offer delay (§8.1). */
+  offersTaken: number;
+  /** OFFERs ignored: not applying, during a delay or a transfer, or not decodable (§8.1). */
+  offersIgnored: number;
   /** `startOffset` of the last MANIFEST that resumed (0 when none did). */
   resumedFrom: number;
 }
@@ -177,6 +188,7 @@ export interface Came {
 /** Events that drive a receiver. */
 export type ReceiverEvent =
   | { type: "start" }
+  | { type: "offer"; offer: Offer }
   | { type: "manifest"; manifest: Manifest } & Came
   | { type: "error"; error: ErrorMessage } & Came
   | { type: "chunk"; chunk: Chunk } & Came
@@ -198,4 +210,5 @@ export type ResolvedReceiverOptions = ReceiverOptions & {
   maxUnansweredRequests: number;
   slotBytes: number;
   kinds: number[];
+  random: () => number;
 };
