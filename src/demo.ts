@@ -7,6 +7,7 @@
  * @module
  */
 
+import { releaseImage } from "./ops/rollouts.ts";
 import { EXIT_OK, intOption, parseCommandLine, reportUsage, UsageError } from "./command/args.ts";
 import { findMosquitto, startEmbeddedBroker, startMosquitto } from "./broker/mod.ts";
 import { makeSampleImage } from "./catalog/mod.ts";
@@ -116,6 +117,8 @@ export async function main(args: string[]): Promise<number> {
     }
     const meta = await catalog.addImage(image);
     say(`image   ${meta.product}@${meta.version} ${meta.size} bytes sha256 ${meta.sha256}`);
+    const rollout = await releaseImage(catalog, meta);
+    say(`rollout ${rollout.id}: ${meta.product}@${meta.version} to every ${meta.product} device`);
 
     // 4. The devices.
     say(`devices ${count} simulated devices ask for ${meta.product}@latest`);

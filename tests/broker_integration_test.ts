@@ -3,6 +3,7 @@
  * broker, the Response Topic rule, TLS and mutual TLS with certificates made by openssl, and
  * the shipped ACL (docs/protocol.md §2.2) confining a device to its namespace.
  */
+import { releaseImage } from "../src/ops/rollouts.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { mosquittoInstalled, mosquittoRequired } from "./_broker.ts";
 import { makeTestCerts } from "./_certs.ts";
@@ -73,8 +74,12 @@ async function world(
     await broker.stop();
     throw err;
   }
-  await running.catalog.addImage(
-    makeSampleImage({ product: "blink", version: "1.1.0", size: 64 * 1024, seed: 1 }),
+  // Devices asking for latest get what a rollout assigns: release the image to every blink.
+  await releaseImage(
+    running.catalog,
+    await running.catalog.addImage(
+      makeSampleImage({ product: "blink", version: "1.1.0", size: 64 * 1024, seed: 1 }),
+    ),
   );
   return {
     broker,
@@ -182,10 +187,14 @@ test("an unknown image is answered with UNKNOWN_IMAGE, never silence", async () 
   const w = await world();
   const d = await device(w.broker.url, "d1");
   try {
-    await d.t.publish("ota/dev/d1/req", request("d1", { product: "nope" }), {
-      qos: 1,
-      responseTopic: "ota/dev/d1/data",
-    });
+    await d.t.publish(
+      "ota/dev/d1/req",
+      request("d1", { product: "nope", wantedVersion: "1.0.0" }),
+      {
+        qos: 1,
+        responseTopic: "ota/dev/d1/data",
+      },
+    );
     const e = decodeError((await d.waitFor(isType(MessageType.ERROR))).payload);
     assertEquals(e.code, ErrorCode.UNKNOWN_IMAGE);
     assert(e.message.includes('"nope"'), e.message);
@@ -309,8 +318,11 @@ test("after a broker restart the sender reconnects, resubscribes and serves agai
   const config = testConfig(broker.url, kvDir);
   config.broker.reconnectMs = 100;
   const running = await runSender(config, QUIET);
-  await running.catalog.addImage(
-    makeSampleImage({ product: "blink", version: "1.1.0", size: 8192, seed: 2 }),
+  await releaseImage(
+    running.catalog,
+    await running.catalog.addImage(
+      makeSampleImage({ product: "blink", version: "1.1.0", size: 8192, seed: 2 }),
+    ),
   );
   let again: RunningMosquitto | undefined;
   try {
@@ -353,8 +365,11 @@ test("two sender instances share requests ($share) and each device's acks reach 
       const config = testConfig(broker.url, kvDir, id);
       config.topics.sharedGroup = "ota-senders";
       const s = await runSender(config, QUIET);
-      await s.catalog.addImage(
-        makeSampleImage({ product: "blink", version: "1.1.0", size: 96 * 1024, seed: 3 }),
+      await releaseImage(
+        s.catalog,
+        await s.catalog.addImage(
+          makeSampleImage({ product: "blink", version: "1.1.0", size: 96 * 1024, seed: 3 }),
+        ),
       );
       senders.push(s);
     }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { releaseImage } from "../src/ops/rollouts.ts";
 import mqtt from "mqtt";
 import { assert, assertEquals } from "./_assert.ts";
 import {
@@ -241,8 +242,11 @@ async function world(variant: ShippedVariant, options: WorldOptions = {}): Promi
     await broker.stop();
     throw new Error(`${err}; broker log: ${broker.log()}`);
   }
-  await running.catalog.addImage(
-    makeSampleImage({ product: "blink", version: "1.1.0", size: 48 * 1024, seed: 7 }),
+  await releaseImage(
+    running.catalog,
+    await running.catalog.addImage(
+      makeSampleImage({ product: "blink", version: "1.1.0", size: 48 * 1024, seed: 7 }),
+    ),
   );
   const open: Raw[] = [];
 

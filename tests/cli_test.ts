@@ -263,7 +263,7 @@ Deno.test("transfers and devices list recorded history newest first", async () =
     assert.deepEqual(limited, [t(2)]);
     assertOneErrorLine(await w.ota("transfers", "--limit", "x"), EXIT_USAGE, /--limit "x"/);
 
-    const d = await w.ota("devices");
+    const d = await w.ota("devices", "reports");
     assert.equal(d.code, EXIT_OK, d.stderr);
     assert.match(d.stdout, /^AT +DEVICE +STATUS +VERSION +SHA256 +DETAIL\n/);
     assert.match(d.stdout, /dev-1 +BOOTED +1\.1\.0 +abababababab {2}self-test passed\n$/);
@@ -289,6 +289,7 @@ Deno.test("--help works on the tool, the image group and every command", async (
     for (
       const words of [["image", "list"], ["image", "show"], ["image", "rm"], ["transfers"], [
         "devices",
+        "reports",
       ]]
     ) {
       const r = await w.run([...words, "-h"]);
@@ -459,7 +460,7 @@ Deno.test("device-supplied control characters are escaped and cannot forge a tab
     });
     await catalog.recordTransfer(transferRecord(1, { deviceId: "dev\r-2" }));
     catalog.close();
-    const d = await w.ota("devices");
+    const d = await w.ota("devices", "reports");
     assert.equal(d.code, EXIT_OK, d.stderr);
     // deno-lint-ignore no-control-regex -- the point: no raw control character reaches the terminal
     assert.doesNotMatch(d.stdout, /[\x00-\x09\x0b-\x1f\x7f]/);

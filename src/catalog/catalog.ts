@@ -2,7 +2,8 @@
  * The firmware catalog: the one entry to images and history in Deno KV. It opens the store (the
  * only module that calls `Deno.openKv`) and composes its rooms: admission rules
  * (`admission.ts`), image storage (`image_store.ts`), the LRU image cache (`image_cache.ts`), the
- * per-image lock (`key_lock.ts`) and the history (`history.ts`). Keys come from `kv_keys.ts`.
+ * per-image lock (`key_lock.ts`) and the history (`history.ts`), and hands out the rollout and
+ * inventory stores on the same KV. Keys come from `kv_keys.ts`.
  *
  * @module
  */
@@ -22,6 +23,8 @@ import {
   MIN_SHA_PREFIX_CHARS,
 } from "./limits.ts";
 import { compareVersions } from "./semver.ts";
+import { RolloutStore, type RolloutStoreOptions } from "../rollout/store.ts";
+import { InventoryStore, type InventoryStoreOptions } from "../inventory/store.ts";
 
 /** Options of {@linkcode Catalog.open}. */
 export interface CatalogOptions {
@@ -281,6 +284,21 @@ export class Catalog {
   async listDeviceStatus(limit = DEFAULT_LIST_LIMIT): Promise<DeviceStatusRecord[]> {
     this.#assertOpen();
     return await this.#history.listDeviceStatus(limit);
+  }
+
+  /**
+   * The rollout store on this catalog's KV (docs/rollouts.md): rollouts live beside the images
+   * they deliver, so every sender instance and the CLI sharing the KV file see the same ones.
+   */
+  rollouts(options: RolloutStoreOptions = {}): RolloutStore {
+    this.#assertOpen();
+    return new RolloutStore(this.#kv, options);
+  }
+
+  /** The device inventory on this catalog's KV (docs/rollouts.md). */
+  inventory(options: InventoryStoreOptions = {}): InventoryStore {
+    this.#assertOpen();
+    return new InventoryStore(this.#kv, options);
   }
 
   /** Closes the KV store and drops the cache. Calling it twice is harmless. */

@@ -6,10 +6,25 @@
  * ["piece", sha256, index]               → Uint8Array, ≤ PIECE_BYTES
  * ["transfer", atMs, instanceId, seq]    → TransferRecord
  * ["device_status", atMs, instanceId, seq] → DeviceStatusRecord
+ * ["rollout", rid]                       → RolloutRecord
+ * ["rollout_seq"]                        → number, the last rollout seq handed out
+ * ["rollout_active"]                     → string[], ids of CREATED/RUNNING/PAUSED rollouts
+ * ["rollout_device", rid, did]           → DeviceEntry (state in that rollout)
+ * ["rollout_by_state", rid, state, did]  → null (index: devices of a rollout per state)
+ * ["rollout_due", rid, deadlineMs, did]  → null (index: attempts by deadline)
+ * ["rollout_count", rid, wave, state]    → Deno.KvU64 (devices of a wave in a state)
+ * ["inv_device", did]                    → DeviceRecord
+ * ["inv_by_product", product, did]       → product
+ * ["inv_by_group", group, did]           → product
+ * ["inv_by_version", version, did]       → product
+ * ["inv_by_state", state, did]           → product (state in the rollout holding it)
+ * ["inv_history", did, slot]             → HistoryEntry, slot = seq mod HISTORY_PER_DEVICE
  * ```
  * History keys sort by the time they were recorded; `instanceId` keeps two catalog instances
  * sharing one KV file from overwriting each other, `seq` orders records of one instance within
- * a millisecond.
+ * a millisecond. Rollout and inventory keys (`rid` = rollout id, `did` = device id) are
+ * described in docs/rollouts.md; inventory index values hold the device's product so that a
+ * listing filtered by product and one other field reads no record it then throws away.
  *
  * @module
  */
@@ -76,4 +91,121 @@ export function deviceStatusKey(atMs: number, instanceId: string, seq: number): 
 /** Prefix of every device status record. */
 export function deviceStatusPrefix(): Deno.KvKey {
   return [DEVICE_STATUS];
+}
+
+const ROLLOUT = "rollout";
+const ROLLOUT_SEQ = "rollout_seq";
+const ROLLOUT_ACTIVE = "rollout_active";
+const ROLLOUT_DEVICE = "rollout_device";
+const ROLLOUT_BY_STATE = "rollout_by_state";
+const ROLLOUT_DUE = "rollout_due";
+const ROLLOUT_COUNT = "rollout_count";
+const INV_DEVICE = "inv_device";
+const INV_HISTORY = "inv_history";
+
+/** The inventory's secondary indexes, by the field they index. */
+export const INVENTORY_INDEX = {
+  product: "inv_by_product",
+  group: "inv_by_group",
+  version: "inv_by_version",
+  state: "inv_by_state",
+} as const;
+/** A field the inventory indexes. */
+export type InventoryIndexField = keyof typeof INVENTORY_INDEX;
+
+/** Key of a rollout's record. */
+export function rolloutKey(rolloutId: string): Deno.KvKey {
+  return [ROLLOUT, rolloutId];
+}
+
+/** Prefix of every rollout record. */
+export function rolloutPrefix(): Deno.KvKey {
+  return [ROLLOUT];
+}
+
+/** Key of the last rollout sequence number handed out. */
+export function rolloutSeqKey(): Deno.KvKey {
+  return [ROLLOUT_SEQ];
+}
+
+/** Key of the list of active rollout ids (the overlap check reads and guards it). */
+export function rolloutActiveKey(): Deno.KvKey {
+  return [ROLLOUT_ACTIVE];
+}
+
+/** Key of a device's entry in a rollout. */
+export function rolloutDeviceKey(rolloutId: string, deviceId: string): Deno.KvKey {
+  return [ROLLOUT_DEVICE, rolloutId, deviceId];
+}
+
+/** Prefix of every device entry of a rollout. */
+export function rolloutDevicePrefix(rolloutId: string): Deno.KvKey {
+  return [ROLLOUT_DEVICE, rolloutId];
+}
+
+/** Key of a device in a rollout's per-state index. */
+export function rolloutByStateKey(rolloutId: string, state: string, deviceId: string): Deno.KvKey {
+  return [ROLLOUT_BY_STATE, rolloutId, state, deviceId];
+}
+
+/** Prefix of the devices of a rollout in one state. */
+export function rolloutByStatePrefix(rolloutId: string, state: string): Deno.KvKey {
+  return [ROLLOUT_BY_STATE, rolloutId, state];
+}
+
+/** Key of a device in a rollout's deadline index. */
+export function rolloutDueKey(rolloutId: string, deadlineMs: number, deviceId: string): Deno.KvKey {
+  return [ROLLOUT_DUE, rolloutId, deadlineMs, deviceId];
+}
+
+/** Range of a rollout's deadline index up to and including `nowMs`. */
+export function rolloutDueRange(
+  rolloutId: string,
+  nowMs: number,
+): { start: Deno.KvKey; end: Deno.KvKey } {
+  return { start: [ROLLOUT_DUE, rolloutId], end: [ROLLOUT_DUE, rolloutId, nowMs + 1] };
+}
+
+/** Key of the counter of devices of a wave in a state. */
+export function rolloutCountKey(rolloutId: string, wave: number, state: string): Deno.KvKey {
+  return [ROLLOUT_COUNT, rolloutId, wave, state];
+}
+
+/** Prefix of every counter of a rollout. */
+export function rolloutCountPrefix(rolloutId: string): Deno.KvKey {
+  return [ROLLOUT_COUNT, rolloutId];
+}
+
+/** Key of a device's inventory record. */
+export function inventoryDeviceKey(deviceId: string): Deno.KvKey {
+  return [INV_DEVICE, deviceId];
+}
+
+/** Prefix of every inventory record. */
+export function inventoryDevicePrefix(): Deno.KvKey {
+  return [INV_DEVICE];
+}
+
+/** Key of a device in one of the inventory's indexes. */
+export function inventoryIndexKey(
+  field: InventoryIndexField,
+  value: string,
+  deviceId: string,
+): Deno.KvKey {
+  return [INVENTORY_INDEX[field], value, deviceId];
+}
+
+/** Prefix of the devices with one value of an indexed field. */
+export function inventoryIndexPrefix(field: InventoryIndexField, value: string): Deno.KvKey {
+  return [INVENTORY_INDEX[field], value];
+}
+
+/** Key of one slot of a device's history ring. */
+export function inventoryHistoryKey(deviceId: string, slot: number): Deno.KvKey {
+  return [INV_HISTORY, deviceId, slot];
+}
+
+/** Prefix of a device's history ring. */
+export function inventoryHistoryPrefix(deviceId: string): Deno.KvKey {
+  return [INV_HISTORY, deviceId];
 }

@@ -1,5 +1,5 @@
 /**
- * `deno task ota -- transfers|devices`: the transfer and device-status history the sender
+ * `deno task ota -- transfers|devices reports`: the transfer and device-status history the sender
  * records. Device ids and details come from devices and are escaped before they are printed.
  * @module
  */
@@ -15,7 +15,7 @@ import { EXIT_OK, UsageError } from "../command/args.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 import { SHORT_SHA_CHARS } from "./image.ts";
 
-/** Records `transfers` and `devices` show when no `--limit` is given. */
+/** Records `transfers` and `devices reports` show when no `--limit` is given. */
 export const DEFAULT_HISTORY_ROWS = 20;
 
 /** The history commands. */
@@ -32,9 +32,9 @@ RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or t
     run: transfers,
   },
   {
-    words: ["devices"],
+    words: ["devices", "reports"],
     args: [],
-    summary: "list recent device status reports, newest first",
+    summary: "list recent device STATUS reports of every device, newest first",
     help: `Options:
   --limit N     show at most N reports (default ${DEFAULT_HISTORY_ROWS})`,
     options: { limit: { type: "string" } },
@@ -63,7 +63,9 @@ async function transfers(ctx: Context): Promise<number> {
 }
 
 async function devices(ctx: Context): Promise<number> {
-  const records = await (await ctx.catalog()).listDeviceStatus(limitOf(ctx, ["devices"]));
+  const records = await (await ctx.catalog()).listDeviceStatus(
+    limitOf(ctx, ["devices", "reports"]),
+  );
   return await printRecords(
     ctx,
     records,

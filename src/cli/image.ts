@@ -7,6 +7,7 @@ import { CatalogError, type ImageMeta, parseSemver } from "../catalog/mod.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import { escapeControl, formatBytes, formatPairs, formatTable } from "../format/mod.ts";
 import { resolveFrom } from "../sender/config.ts";
+import { releaseImage } from "../ops/rollouts.ts";
 import { EXIT_OK } from "../command/args.ts";
 import { type Command, type Context, formatTime, ImageFileError, INVOKE } from "./_command.ts";
 
@@ -32,6 +33,9 @@ export const IMAGE_COMMANDS: Command[] = [
   --name N          display name (default: the file's name)
   --generic         accept a file that is not an ESP32 app image (needs --product, --version)
   --signature HEX   ECDSA P-256 signature r‖s over the image's SHA-256 (128 hex digits)
+  --release         also start a one-wave rollout of it to every device of its product
+                    (without it the image is only stored: devices get it through a rollout,
+                    see "${INVOKE} rollout create --help")
 
 ESP32 app images are recognised from their bytes (0xE9 header, esp_app_desc_t); images built
 for another chip than the ESP32 are refused. This is the one command that creates the catalog
@@ -42,6 +46,7 @@ when it does not exist yet.`,
       name: { type: "string" },
       generic: { type: "boolean" },
       signature: { type: "string" },
+      release: { type: "boolean" },
     },
     run: imageAdd,
   },
@@ -101,14 +106,20 @@ async function imageAdd(ctx: Context): Promise<number> {
         `"latest" ranks it below every semantic version, so devices asking for latest may not get it`,
     );
   }
+  const rollout = v.release === true ? await releaseImage(catalog, meta) : undefined;
   if (ctx.json) {
-    await ctx.out(JSON.stringify(meta, null, 2));
+    await ctx.out(JSON.stringify(rollout ? { image: meta, rollout } : meta, null, 2));
   } else {
     await ctx.out(
       escapeControl(
         `Added ${meta.product}@${meta.version} (${meta.kind}, ${formatBytes(meta.size)})`,
       ) +
-        `\nsha256 ${meta.sha256}`,
+        `\nsha256 ${meta.sha256}` +
+        (rollout === undefined
+          ? ""
+          : `\n${
+            escapeControl(`Released to every ${meta.product} device as rollout ${rollout.id}`)
+          }; follow it with: ${INVOKE} rollout show ${rollout.id}`),
     );
   }
   return EXIT_OK;

@@ -1,8 +1,9 @@
 /**
- * The operator CLI: add, list, show and remove firmware images, read the transfer and device
- * status history, and make signing keys. Run as `deno task ota <command>` (or with `--` after
+ * The operator CLI: add, list, show and remove firmware images, roll them out to fleets, list
+ * and label the device inventory, read the transfer and device status history, and make
+ * signing keys. Run as `deno task ota <command>` (or with `--` after
  * `ota`); `--help` works on every command. This file dispatches; each command group lives in its
- * own file (image.ts, history.ts, key.ts).
+ * own file (image.ts, rollout.ts, devices.ts, history.ts, key.ts).
  *
  * The command logic is {@linkcode runOta}, which takes its arguments and output streams so tests
  * run it in-process. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -37,6 +38,10 @@ import {
 import { HISTORY_COMMANDS } from "./history.ts";
 import { IMAGE_COMMANDS } from "./image.ts";
 import { KEY_COMMANDS } from "./key.ts";
+import { DEVICE_COMMANDS } from "./devices.ts";
+import { ROLLOUT_COMMANDS } from "./rollout.ts";
+import { RolloutError } from "../rollout/mod.ts";
+import { InventoryError } from "../inventory/mod.ts";
 
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../command/args.ts";
 
@@ -75,7 +80,13 @@ const GLOBAL_HELP = `Global options:
   --json          print machine-readable JSON
   -h, --help      show help`;
 
-const COMMANDS: Command[] = [...IMAGE_COMMANDS, ...HISTORY_COMMANDS, ...KEY_COMMANDS];
+const COMMANDS: Command[] = [
+  ...IMAGE_COMMANDS,
+  ...ROLLOUT_COMMANDS,
+  ...DEVICE_COMMANDS,
+  ...HISTORY_COMMANDS,
+  ...KEY_COMMANDS,
+];
 
 /** Command groups: a first word that needs a second (`image add`). */
 const GROUPS = [...new Set(COMMANDS.filter((c) => c.words.length > 1).map((c) => c.words[0]))];
@@ -173,6 +184,15 @@ export async function runOta(args: string[], io: OtaIo): Promise<number> {
       await err(`${prefix()}: ${e.message}; ${hintFor(e.code, words)}`);
       return e.code === "INVALID_ARGUMENT" ? EXIT_USAGE : EXIT_FAILURE;
     }
+    if (e instanceof RolloutError || e instanceof InventoryError) {
+      // Their messages name the value and say what to do; a bad argument is a usage error.
+      if (e.code === "INVALID_ARGUMENT") {
+        await err(`${prefix()}: ${e.message}; run "${INVOKE} ${[...words, "--help"].join(" ")}"`);
+        return EXIT_USAGE;
+      }
+      await err(`${prefix()}: ${e.message}`);
+      return EXIT_FAILURE;
+    }
     if (e instanceof MissingCatalogError) {
       await err(
         `${prefix()}: ${e.message}; create it by adding an image ("${INVOKE} image add <file> ` +
@@ -218,7 +238,7 @@ async function printHelp(out: Context["out"], words: string[]): Promise<number> 
   const subcommands = listed.map((c) => c.words[1]).join("|");
   const title = group
     ? `Usage: ${INVOKE} ${group} <${subcommands}> [options]`
-    : `Usage: ${INVOKE} <command> [options]\n\nOperate the mqtt-ota firmware catalog.`;
+    : `Usage: ${INVOKE} <command> [options]\n\nOperate the mqtt-ota firmware catalog, its rollouts and its devices.`;
   await out(
     `${title}\n\nCommands:\n${lines.join("\n")}\n\n${GLOBAL_HELP}\n\n` +
       `Every command takes --help, e.g. "${INVOKE} image add --help"; the "--" after ota ` +

@@ -10,7 +10,7 @@
 import { DEVICE_ID_PATTERN, MAX_PRODUCT_BYTES, MAX_VERSION_BYTES } from "../protocol/limits.ts";
 import type { DeviceState } from "../rollout/device_lifecycle.ts";
 import { GROUP_PATTERN } from "../rollout/limits.ts";
-import type { InventoryIndexField } from "../rollout/keys.ts";
+import type { InventoryIndexField } from "../catalog/kv_keys.ts";
 import { InventoryError } from "./errors.ts";
 import { MAX_DETAIL_CHARS, MAX_GROUPS_PER_DEVICE, MAX_STATUS_NAME_CHARS } from "./limits.ts";
 

@@ -2,7 +2,7 @@
  * The device inventory in Deno KV: one small record per device, secondary index keys (product,
  * version, group, rollout state) for listings that page with a cursor, and a bounded history
  * ring per device. It only stores and loads; the update rules are in `device_record.ts`, the
- * keys in `rollout/keys.ts`. It takes an already open `Deno.Kv`.
+ * keys in `catalog/kv_keys.ts`. It takes an already open `Deno.Kv`.
  *
  * Each update is one read and one commit checked against the record's versionstamp: the record,
  * the index keys that changed and at most one history slot. A polling device whose product and
@@ -26,7 +26,7 @@ import {
   type InventoryIndexField,
   inventoryIndexKey,
   inventoryIndexPrefix,
-} from "../rollout/keys.ts";
+} from "../catalog/kv_keys.ts";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../rollout/limits.ts";
 import type { RolloutTarget } from "../rollout/target.ts";
 import {

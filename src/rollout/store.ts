@@ -1,7 +1,7 @@
 /**
  * Rollouts in Deno KV: their records, each device's entry, and the per-wave, per-state device
  * counters. It only stores and loads; every decision comes from the pure rules
- * (`rollout_state.ts`, `device_lifecycle.ts`, `spec.ts`). Keys come from `keys.ts`. It takes an
+ * (`rollout_state.ts`, `device_lifecycle.ts`, `spec.ts`). Keys come from `catalog/kv_keys.ts`. It takes an
  * already open `Deno.Kv`; several stores (in one process or in several sender instances) may
  * share one KV.
  *
@@ -40,7 +40,7 @@ import {
   rolloutKey,
   rolloutPrefix,
   rolloutSeqKey,
-} from "./keys.ts";
+} from "../catalog/kv_keys.ts";
 import { KV_MAX_GET_MANY_KEYS as GET_MANY_KEYS } from "../catalog/limits.ts";
 import { DEFAULT_PAGE_SIZE, ENROLL_BATCH, MAX_PAGE_SIZE } from "./limits.ts";
 import { waveIndexOf } from "./membership.ts";

@@ -20,6 +20,7 @@ import {
 import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
 import { SENDER_DEFAULTS } from "./options.ts";
 import { DEFAULT_TIMING } from "./transfer.ts";
+import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "./rollouts.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -51,6 +52,7 @@ export interface SenderConfig {
   };
   cache: { maxBytes: number };
   signing: { keyFile: string };
+  rollouts: { allowExplicitVersions: boolean; offersPerSecond: number };
 }
 
 /** The embedded defaults (the same values as config/sender.jsonc). */
@@ -77,6 +79,10 @@ export const DEFAULT_CONFIG: SenderConfig = {
   },
   cache: { maxBytes: DEFAULT_CACHE_BYTES },
   signing: { keyFile: "" },
+  rollouts: {
+    allowExplicitVersions: ROLLOUT_DEFAULTS.allowExplicitVersions,
+    offersPerSecond: ROLLOUT_DEFAULTS.offersPerSecond,
+  },
 };
 
 /** A configuration problem; the message names the key and says what is expected. */
@@ -263,6 +269,12 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     t.statusTimeoutMs,
   );
   check(int(c.cache.maxBytes, 0, 2 ** 40), "cache.maxBytes", "a byte count ≥ 0", c.cache.maxBytes);
+  check(
+    int(c.rollouts.offersPerSecond, 1, MAX_OFFERS_PER_SECOND),
+    "rollouts.offersPerSecond",
+    `1..${MAX_OFFERS_PER_SECOND}`,
+    c.rollouts.offersPerSecond,
+  );
   return c;
 }
 

@@ -14,6 +14,7 @@ import type { Replies } from "./replies.ts";
 import type { SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd } from "./transfer.ts";
 import type { TransferImages } from "./transfer_images.ts";
+import type { RolloutDriver } from "./rollouts.ts";
 
 /** The state and services handlers work with. */
 export interface SenderContext {
@@ -25,6 +26,8 @@ export interface SenderContext {
   readonly images: TransferImages;
   readonly backlog: Backlog<Transfer>;
   readonly recorder: Recorder;
+  /** The rollout driver, when the sender takes part in rollouts. */
+  readonly rollouts?: RolloutDriver;
   /** Called once by every transfer when it closes. */
   transferClosed(end: TransferEnd): void;
   /** Runs `fn`, logging instead of throwing: one transfer's bug must not stop the others. */

@@ -9,6 +9,7 @@ import type { Catalog } from "../catalog/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { MAX_BACKLOG_BYTES } from "./backlog.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
+import type { RolloutWiring } from "./rollouts.ts";
 
 /** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
 export type SenderCatalog = Pick<
@@ -56,14 +57,24 @@ export interface SenderOptions {
   sign?: (sha256: Uint8Array) => Promise<Uint8Array>;
   log?: SenderLog;
   now?: () => number;
+  /**
+   * Rollouts (docs/rollouts.md): when given, a device asking for `latest` gets what the rollout
+   * holding it assigns, or UP_TO_DATE, and every REQUEST, STATUS and transfer end is recorded
+   * in the inventory and the rollout store. Without it `latest` is the catalog's newest version
+   * (a sender driven by a test with a stand-in catalog).
+   */
+  rollouts?: RolloutWiring;
 }
 
 /** {@link SenderOptions} with every default filled in. */
-export type SenderSettings = Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing">> & {
-  timing: TransferTiming;
-  sharedGroup?: string;
-  sign?: SenderOptions["sign"];
-};
+export type SenderSettings =
+  & Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts">>
+  & {
+    timing: TransferTiming;
+    sharedGroup?: string;
+    sign?: SenderOptions["sign"];
+    rollouts?: RolloutWiring;
+  };
 
 const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };
 

@@ -107,6 +107,12 @@ export async function runSender(
     },
     sign,
     log,
+    rollouts: {
+      rollouts: catalog.rollouts(),
+      inventory: catalog.inventory(),
+      allowExplicitVersions: config.rollouts.allowExplicitVersions,
+      offersPerSecond: config.rollouts.offersPerSecond,
+    },
   });
   let stopped = false;
   return {

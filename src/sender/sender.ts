@@ -29,6 +29,7 @@ import { Replies } from "./replies.ts";
 import { emptyStats, type SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd, TransferProgress } from "./transfer.ts";
 import { TransferImages } from "./transfer_images.ts";
+import { RolloutDriver } from "./rollouts.ts";
 
 export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
 export type { SenderStats } from "./stats.ts";
@@ -73,6 +74,13 @@ export class Sender {
       }),
       backlog,
       recorder,
+      rollouts: settings.rollouts &&
+        new RolloutDriver(settings.rollouts, {
+          catalog: settings.catalog,
+          transport,
+          prefix: settings.prefix,
+          log,
+        }),
       transferClosed: (end) => this.#closed(end),
       safely,
     };
@@ -87,6 +95,7 @@ export class Sender {
     const subs = senderSubscriptions(o.prefix, o.senderId, o.sharedGroup);
     o.transport.onMessage((m) => s.handle(m));
     await o.transport.subscribe([subs.requests, subs.acks, subs.status], 1);
+    await s.#ctx.rollouts?.start();
     if (o.tickMs > 0) s.#timer = setInterval(() => s.tick(), o.tickMs);
     return s;
   }
@@ -94,6 +103,11 @@ export class Sender {
   /** Registers a listener called with the record of every transfer that ends. */
   onTransferEnd(listener: (record: TransferRecord) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /** The rollout driver, when the sender takes part in rollouts (tests step it). */
+  get rollouts(): RolloutDriver | undefined {
+    return this.#ctx.rollouts;
   }
 
   /** Open transfers, for the CLI and tests. */
@@ -132,6 +146,8 @@ export class Sender {
 
   /** Aborts every open transfer (ERROR TRANSFER_ABORTED with a retry hint) and stops the timer. */
   async stop(): Promise<void> {
+    // The driver stops first: the transfers the shutdown aborts are no device's failure.
+    await this.#ctx.rollouts?.stop();
     this.#ctx.admission.stop();
     if (this.#timer !== undefined) clearInterval(this.#timer);
     const now = this.#settings.now();
@@ -150,6 +166,9 @@ export class Sender {
     if (end.outcome.ok) this.stats.transfersOk++;
     else this.stats.transfersFailed++;
     const record = this.#ctx.recorder.transferEnded(end);
+    this.#ctx.rollouts?.transferEnded(record).catch((err) =>
+      this.#settings.log.warn(`cannot record the end of transfer ${record.transferId}: ${err}`)
+    );
     for (const l of this.#listeners) this.#ctx.safely(() => l(record));
   }
 }

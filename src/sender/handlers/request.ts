@@ -1,7 +1,8 @@
 /**
  * REQUEST handler (docs/protocol.md §4.1, §5.1, §7): decodes and checks the request, admits it,
- * asks the catalog, lets {@link grantRequest} decide, and opens the transfer, superseding the
- * device's old one. Every refusal is an ERROR on the request's Response Topic (D2).
+ * asks the catalog (and, when wired, the rollout holding the device), lets {@link grantRequest}
+ * decide, and opens the transfer, superseding the device's old one. Every refusal is an ERROR on
+ * the request's Response Topic (D2).
  * @module
  */
 
@@ -16,7 +17,14 @@ import {
 } from "../../protocol/mod.ts";
 import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
-import { type Grant, type GrantLookup, grantRequest, resumableImage } from "../grant.ts";
+import {
+  type Grant,
+  type GrantLookup,
+  grantRequest,
+  resumableImage,
+  wantsNewest,
+} from "../grant.ts";
+import type { ImageMeta } from "../../catalog/mod.ts";
 import { formatBytes } from "../../format/mod.ts";
 import { Transfer, type TransferImage } from "../transfer.ts";
 
@@ -74,6 +82,7 @@ export async function handleRequest(
   try {
     const grant = await decide(ctx, request, to);
     if (!grant) return;
+    await ctx.rollouts?.transferStarted(deviceId, grant.image);
     let image: TransferImage;
     try {
       image = await ctx.images.get(grant.image, grant.chunkSize);
@@ -97,7 +106,8 @@ async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promis
     const found = request.resume ? await catalog.get(toHex(request.resume.sha256)) : null;
     const resumed = resumableImage(request, found);
     // D4: an unknown resume point is no error; the request resolves as if it had none.
-    const resolved = resumed ? null : await catalog.resolve(request.product, request.wantedVersion);
+    const resolved = resumed ? null : await resolveWanted(ctx, request, to);
+    if (resolved === undefined) return null;
     lookup = { resumed, resolved };
   } catch (err) {
     ctx.replies.send(to.topic, to.correlation, {
@@ -112,6 +122,45 @@ async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promis
     return null;
   }
   return result.grant;
+}
+
+/**
+ * The image `wantedVersion` names. With rollouts wired, `latest` is what the rollout holding the
+ * device assigns (docs/rollouts.md), else UP_TO_DATE; an explicit version is the catalog's,
+ * unless the sender refuses explicit versions. Answers a refusal itself and gives undefined.
+ */
+async function resolveWanted(
+  ctx: SenderContext,
+  request: Request,
+  to: ReplyTo,
+): Promise<ImageMeta | null | undefined> {
+  const { catalog } = ctx.settings;
+  const driver = ctx.rollouts;
+  if (driver === undefined) return await catalog.resolve(request.product, request.wantedVersion);
+  const latest = wantsNewest(request);
+  const decision = await driver.request(to.deviceId, request, { latest });
+  if (!latest) {
+    if (driver.allowExplicitVersions) {
+      return await catalog.resolve(request.product, request.wantedVersion);
+    }
+    ctx.replies.send(to.topic, to.correlation, {
+      code: ErrorCode.UNKNOWN_IMAGE,
+      message:
+        `Request refused: this sender serves no explicit version ("${request.wantedVersion}"` +
+        `; rollouts.allowExplicitVersions is false); ask for "latest"`,
+    });
+    return undefined;
+  }
+  if (decision?.kind !== "image") {
+    ctx.replies.send(to.topic, to.correlation, {
+      code: ErrorCode.UP_TO_DATE,
+      message: `No update for device "${to.deviceId}": ${
+        decision?.reason ?? "the sender is stopping"
+      }`,
+    });
+    return undefined;
+  }
+  return await catalog.get(decision.image.sha256);
 }
 
 /** Opens the granted transfer; the device's old transfer, if any, is superseded (§7). */

@@ -1,6 +1,6 @@
 /**
- * STATUS handler (docs/protocol.md §4.6): records every STATUS a device sends and hands it to its
- * open transfer; one on the ack topic naming no open transfer is answered UNKNOWN_TRANSFER.
+ * STATUS handler (docs/protocol.md §4.6): records every STATUS a device sends (history, and the
+ * inventory and rollouts when wired) and hands it to its open transfer; one on the ack topic naming no open transfer is answered UNKNOWN_TRANSFER.
  * @module
  */
 
@@ -29,6 +29,12 @@ export function handleStatus(
     detail: status.detail,
     at: new Date().toISOString(),
   });
+  ctx.rollouts?.status(deviceId, {
+    status: name,
+    sha256: toHex(status.sha256),
+    version: status.version,
+    detail: status.detail,
+  }).catch((err) => ctx.settings.log.warn(`cannot record status of "${deviceId}": ${err}`));
   const t = status.transferId ? ctx.transfers.get(status.transferId, deviceId) : undefined;
   if (t) {
     t.dispatch({ type: "status", status }, ctx.settings.now());

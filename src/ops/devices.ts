@@ -1,0 +1,57 @@
+/**
+ * Device inventory operations, one function each, shared by the CLI and any future API: page
+ * through the inventory with filters, show one device with its bounded history, and label a
+ * device with groups. Plain data in and out; device-supplied strings are returned as stored
+ * and escaped by whoever prints them.
+ *
+ * @module
+ */
+
+import type { Catalog } from "../catalog/mod.ts";
+import {
+  type DeviceFilter,
+  type DevicePage,
+  type DeviceRecord,
+  type HistoryEntry,
+  InventoryError,
+} from "../inventory/mod.ts";
+
+/** One page of devices matching `filter`; pass the page's `cursor` back for the next one. */
+export async function listDevices(
+  catalog: Catalog,
+  filter: DeviceFilter,
+  page: { cursor?: string; limit?: number } = {},
+): Promise<DevicePage> {
+  return await catalog.inventory().list(filter, page);
+}
+
+/** What {@linkcode showDevice} returns. */
+export interface DeviceDetail {
+  /** The inventory's record. */
+  record: DeviceRecord;
+  /** Its history, oldest first (bounded per device). */
+  history: HistoryEntry[];
+}
+
+/** One device and its history; `NOT_FOUND` when the inventory has never seen it. */
+export async function showDevice(catalog: Catalog, deviceId: string): Promise<DeviceDetail> {
+  const inventory = catalog.inventory();
+  const record = await inventory.get(deviceId);
+  if (record === null) {
+    throw new InventoryError(
+      "NOT_FOUND",
+      `Cannot show device "${deviceId}": the inventory has no such device; it appears with ` +
+        `its first REQUEST ("devices list" shows the known ones)`,
+    );
+  }
+  return { record, history: await inventory.history(deviceId) };
+}
+
+/** Adds and removes groups of a known device and returns its record. */
+export async function labelDevice(
+  catalog: Catalog,
+  deviceId: string,
+  change: { add?: readonly string[]; remove?: readonly string[] },
+): Promise<DeviceRecord> {
+  return await catalog.inventory().label(deviceId, change);
+}

@@ -1,0 +1,158 @@
+/**
+ * Rollout operations, one function each, shared by the CLI and any future API: create (with the
+ * image resolved in the catalog and the target's overlap checked against the inventory's groups),
+ * release (`image add --release`: one wave to the whole product), list, show, and the operator
+ * commands pause, resume and cancel. Each takes an open catalog and returns plain data; callers
+ * only parse their input and print. Errors are {@linkcode RolloutError}s and catalog errors
+ * whose messages say what to do next.
+ *
+ * @module
+ */
+
+import type { Catalog, ImageMeta } from "../catalog/mod.ts";
+import {
+  parseRolloutSpec,
+  type RolloutCommand,
+  RolloutError,
+  type RolloutLogEntry,
+  type RolloutRecord,
+  type RolloutSpecInput,
+  type RolloutSummary,
+  summarizeRollout,
+} from "../rollout/mod.ts";
+
+/** Options of {@linkcode createRollout}. */
+export interface CreateRolloutOpOptions {
+  /** Start at once (default true); false leaves it CREATED until `start`. */
+  start?: boolean;
+}
+
+/**
+ * Creates a rollout of the image `input.image` names (`product@version` or a SHA-256 prefix)
+ * and, by default, starts it. Refuses an unknown image, a bad spec, and a target an active
+ * rollout shares (naming that rollout); nothing is written then.
+ */
+export async function createRollout(
+  catalog: Catalog,
+  input: RolloutSpecInput,
+  options: CreateRolloutOpOptions = {},
+): Promise<RolloutRecord> {
+  const meta = await catalog.find(input.image);
+  const spec = parseRolloutSpec(input, meta === null ? undefined : imageRef(meta));
+  const store = catalog.rollouts();
+  const inventory = catalog.inventory();
+  // A listed device inside a group another target names is an overlap: give the store the
+  // groups of every device listed by the new target or an active one.
+  const listed = new Set(spec.target.devices);
+  for (const r of await store.active()) r.target.devices.forEach((d) => listed.add(d));
+  const deviceGroups = new Map<string, readonly string[]>();
+  for (const id of listed) {
+    const record = await inventory.get(id);
+    if (record !== null) deviceGroups.set(id, record.groups);
+  }
+  return await store.create(spec, { start: options.start ?? true, deviceGroups });
+}
+
+/**
+ * Releases a catalogued image to every device of its product: a started one-wave rollout to
+ * 100 % with the default thresholds (what `image add --release` does after storing it).
+ */
+export async function releaseImage(catalog: Catalog, image: ImageMeta): Promise<RolloutRecord> {
+  return await createRollout(catalog, { image: image.sha256, waves: [100] });
+}
+
+/** One row of {@linkcode listRollouts}. */
+export interface RolloutRow {
+  /** The operator's view of the rollout. */
+  summary: RolloutSummary;
+  /** Creation time, ISO 8601. */
+  createdAt: string;
+}
+
+/** Every rollout, oldest first, with its per-wave counts. */
+export async function listRollouts(catalog: Catalog): Promise<RolloutRow[]> {
+  const store = catalog.rollouts();
+  const out: RolloutRow[] = [];
+  for (const record of await store.list()) {
+    const counters = await store.counters(record.id, record.waves.length);
+    out.push({ summary: summarizeRollout(record, counters), createdAt: record.createdAt });
+  }
+  return out;
+}
+
+/** What {@linkcode showRollout} returns. */
+export interface RolloutDetail {
+  /** The operator's view: waves, totals, the rule's next step. */
+  summary: RolloutSummary;
+  /** Thresholds and timings of the rollout. */
+  settings: {
+    successPct: number;
+    abortFailurePct: number;
+    abortMinDevices: number;
+    deviceTimeoutMs: number;
+    retries: number;
+    jitterMs: number;
+  };
+  /** The rollout's own log (starts, waves, pauses, the end), oldest first. */
+  log: RolloutLogEntry[];
+  /** Devices that run the rollout's version already (SUCCEEDED), first page. */
+  succeeded: string[];
+  /** True when more SUCCEEDED devices exist than `succeeded` lists. */
+  moreSucceeded: boolean;
+}
+
+/** Devices listed as updated by {@linkcode showRollout}. */
+export const SHOWN_SUCCEEDED_DEVICES = 100;
+
+/** One rollout in detail; `NOT_FOUND` for an unknown id. */
+export async function showRollout(catalog: Catalog, rolloutId: string): Promise<RolloutDetail> {
+  const store = catalog.rollouts();
+  const record = await requireRollout(catalog, rolloutId);
+  const counters = await store.counters(record.id, record.waves.length);
+  const page = await store.listDevices(record.id, {
+    state: "SUCCEEDED",
+    limit: SHOWN_SUCCEEDED_DEVICES,
+  });
+  return {
+    summary: summarizeRollout(record, counters),
+    settings: {
+      successPct: record.successPct,
+      abortFailurePct: record.abortFailurePct,
+      abortMinDevices: record.abortMinDevices,
+      deviceTimeoutMs: record.deviceTimeoutMs,
+      retries: record.retries,
+      jitterMs: record.jitterMs,
+    },
+    log: record.log,
+    succeeded: page.devices.map((d) => d.deviceId),
+    moreSucceeded: page.cursor !== undefined,
+  };
+}
+
+/**
+ * Applies an operator command (`start`, `pause`, `resume`, `cancel`) and returns the record.
+ * `INVALID_TRANSITION` (e.g. pausing a finished rollout) and `NOT_FOUND` change nothing.
+ */
+export async function commandRollout(
+  catalog: Catalog,
+  rolloutId: string,
+  command: RolloutCommand,
+  options: { reason?: string } = {},
+): Promise<RolloutRecord> {
+  return await catalog.rollouts().command(rolloutId, command, options);
+}
+
+async function requireRollout(catalog: Catalog, rolloutId: string): Promise<RolloutRecord> {
+  const record = await catalog.rollouts().get(rolloutId);
+  if (record === null) {
+    throw new RolloutError(
+      "NOT_FOUND",
+      `Cannot find rollout "${rolloutId}": no rollout has this id; list them with "rollout list"`,
+    );
+  }
+  return record;
+}
+
+function imageRef(meta: ImageMeta) {
+  return { sha256: meta.sha256, product: meta.product, version: meta.version };
+}

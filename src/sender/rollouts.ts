@@ -1,0 +1,398 @@
+/**
+ * The rollout driver of a sender (docs/rollouts.md): it answers "what does this device get when
+ * it asks for `latest`" from the rollout that holds it, feeds every REQUEST, MANIFEST, STATUS and
+ * transfer end to the device inventory and to the rollout store, and on a timer moves the running
+ * rollouts along: it enrolls the devices of an opened wave, times out devices whose attempt
+ * deadline passed, publishes OFFERs to queued devices (rate-limited sender-wide) and lets the
+ * rules open the next wave, succeed or abort.
+ *
+ * Every decision is read from and committed to KV; the driver keeps only a copy of the finished
+ * rollout records (refreshed every tick) and reads the active ones and the device's entry per
+ * request. Several sender
+ * instances on one KV may run drivers at once: the store's versionstamp checks make each step
+ * happen once, and an offer is published only by the instance whose commit moved the device
+ * from QUEUED to OFFERED. A sender restarted mid-rollout carries on from KV.
+ *
+ * Nothing a device sends can make the driver throw into the sender: each failure is logged.
+ * @module
+ */
+
+import type { ImageMeta } from "../catalog/mod.ts";
+import type { InventoryStore } from "../inventory/mod.ts";
+import {
+  ACTIVE_ROLLOUT_STATES,
+  decideLatest,
+  type DeviceEntry,
+  type DeviceEvent,
+  holdingRollout,
+  type LatestDecision,
+  type RolloutRecord,
+  type RolloutStore,
+} from "../rollout/mod.ts";
+import type { Transport } from "../transport/types.ts";
+import { offerPayload, offerTopic } from "./offer.ts";
+import type { SenderCatalog, SenderLog } from "./options.ts";
+import { RateLimiter } from "./rate_limiter.ts";
+
+/** How a sender takes part in rollouts: the stores on the catalog's KV and its own limits. */
+export interface RolloutWiring {
+  /** The rollout store (`catalog.rollouts()`). */
+  rollouts: RolloutStore;
+  /** The device inventory (`catalog.inventory()`). */
+  inventory: InventoryStore;
+  /** Serve a device that names an explicit version (not `latest`); default true. */
+  allowExplicitVersions?: boolean;
+  /** OFFERs this sender publishes per second at most, over all rollouts; default 100. */
+  offersPerSecond?: number;
+  /** Interval of the driver's timer in ms; default 250. */
+  tickMs?: number;
+}
+
+/** The one home of the rollout settings' defaults (config `rollouts.*` is made from these). */
+export const ROLLOUT_DEFAULTS = {
+  allowExplicitVersions: true,
+  offersPerSecond: 100,
+  tickMs: 250,
+} as const;
+
+/** Highest `offersPerSecond` a sender accepts. */
+export const MAX_OFFERS_PER_SECOND = 100_000;
+
+/** Times the inventory's copy of a device's rollout state is rewritten while the entry moves. */
+const MAX_COPY_ROUNDS = 4;
+
+/** What a device said in its REQUEST, as the driver needs it. */
+export interface RequestSeen {
+  product: string;
+  currentVersion: string;
+}
+
+/** What the driver needs from the sender. */
+export interface DriverHost {
+  catalog: Pick<SenderCatalog, "get">;
+  transport: Pick<Transport, "publish">;
+  prefix: string;
+  log: SenderLog;
+}
+
+/** The driver; see the module doc. */
+export class RolloutDriver {
+  readonly allowExplicitVersions: boolean;
+  readonly #store: RolloutStore;
+  readonly #inventory: InventoryStore;
+  readonly #host: DriverHost;
+  readonly #limiter: RateLimiter;
+  readonly #tickMs: number;
+  #records: RolloutRecord[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #ticking: Promise<void> | undefined;
+  #stopped = false;
+  /** OFFERs published by this instance. */
+  offersSent = 0;
+
+  /** A driver over `wiring`'s stores, publishing through `host`. */
+  constructor(wiring: RolloutWiring, host: DriverHost) {
+    this.#store = wiring.rollouts;
+    this.#inventory = wiring.inventory;
+    this.#host = host;
+    this.allowExplicitVersions = wiring.allowExplicitVersions ??
+      ROLLOUT_DEFAULTS.allowExplicitVersions;
+    this.#limiter = new RateLimiter(wiring.offersPerSecond ?? ROLLOUT_DEFAULTS.offersPerSecond);
+    this.#tickMs = wiring.tickMs ?? ROLLOUT_DEFAULTS.tickMs;
+  }
+
+  /** Loads the rollouts and starts the timer (none when `tickMs` is 0: tests call `tick`). */
+  async start(): Promise<void> {
+    await this.#refresh();
+    if (this.#tickMs > 0) this.#schedule();
+  }
+
+  /** Stops the timer and waits for a tick under way; events after this are not recorded. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    await this.#ticking;
+  }
+
+  /**
+   * Records a REQUEST in the inventory and, when the device asks for `latest`, decides what it
+   * gets from the rollout that holds it (recording the `request` event there). Returns the
+   * decision, or undefined when it did not ask for `latest` or the inventory refused its data.
+   */
+  async request(
+    deviceId: string,
+    seen: RequestSeen,
+    options: { latest: boolean },
+  ): Promise<LatestDecision | undefined> {
+    if (this.#stopped) return undefined;
+    const record = await this.#guard(
+      `record the request of "${deviceId}"`,
+      () =>
+        this.#inventory.recordRequest(deviceId, {
+          product: seen.product,
+          version: seen.currentVersion,
+        }),
+    );
+    if (!options.latest) return undefined;
+    const device = {
+      id: deviceId,
+      product: seen.product,
+      groups: record?.groups ?? [],
+      runningVersion: seen.currentVersion,
+    };
+    const rollout = holdingRollout(await this.#current(), device);
+    if (rollout === undefined) return decideLatest(undefined, device, null);
+    const entry = await this.#store.entry(rollout.id, deviceId);
+    const decision = decideLatest(rollout, device, entry);
+    await this.#event(rollout.id, deviceId, {
+      type: "request",
+      runningVersion: seen.currentVersion,
+    });
+    return decision;
+  }
+
+  /** A MANIFEST of `image` went to the device: a `manifest` event when its rollout holds it. */
+  async transferStarted(deviceId: string, image: ImageMeta): Promise<void> {
+    if (this.#stopped) return;
+    const rollout = await this.#holding(deviceId, image.product);
+    if (rollout?.image.sha256 !== image.sha256) return;
+    await this.#event(rollout.id, deviceId, { type: "manifest" });
+  }
+
+  /**
+   * A STATUS from the device: recorded in the inventory (BOOTED moves its running version) and,
+   * as a `status` event, in the rollout holding it (a STATUS about another version changes
+   * nothing there).
+   */
+  async status(
+    deviceId: string,
+    report: { status: string; sha256: string; version: string; detail: string },
+  ): Promise<void> {
+    if (this.#stopped) return;
+    const known = this.#records.find((r) => r.image.sha256 === report.sha256);
+    const record = await this.#guard(
+      `record the status of "${deviceId}"`,
+      () => this.#inventory.recordStatus(deviceId, { ...report, product: known?.image.product }),
+    );
+    if (record === undefined || record.product === "") return;
+    const rollout = holdingRollout(this.#records, record);
+    if (rollout === undefined) return;
+    await this.#event(rollout.id, deviceId, {
+      type: "status",
+      status: report.status,
+      version: report.version,
+    });
+  }
+
+  /**
+   * A transfer ended: recorded in the inventory; a transfer the sender gave up on
+   * (TRANSFER_ABORTED) is a failed attempt (`ABORTED`) of the rollout holding the device. The
+   * outcomes a device reported came in as STATUS already; a superseded transfer is followed by
+   * the device's new request.
+   */
+  async transferEnded(
+    end: {
+      deviceId: string;
+      product: string;
+      version: string;
+      sha256: string;
+      outcome: string;
+      bytes: number;
+      seconds: number;
+      endedAt: string;
+    },
+  ): Promise<void> {
+    if (this.#stopped) return;
+    await this.#guard(
+      `record the transfer to "${end.deviceId}"`,
+      () =>
+        this.#inventory.recordTransfer(end.deviceId, {
+          sha256: end.sha256,
+          version: end.version,
+          outcome: end.outcome,
+          bytes: end.bytes,
+          seconds: end.seconds,
+          at: end.endedAt,
+        }),
+    );
+    if (end.outcome !== "TRANSFER_ABORTED") return;
+    const rollout = await this.#holding(end.deviceId, end.product);
+    if (rollout?.image.sha256 !== end.sha256) return;
+    await this.#event(rollout.id, end.deviceId, {
+      type: "status",
+      status: "ABORTED",
+      version: end.version,
+    });
+  }
+
+  /**
+   * One step of every rollout: reload the records; for each RUNNING one enroll an opened wave,
+   * time out overdue devices and offer the image to queued devices; then let the rules decide
+   * (next wave, success, abort) for RUNNING and PAUSED ones. Runs one at a time.
+   */
+  async tick(): Promise<void> {
+    if (this.#ticking) return await this.#ticking;
+    this.#ticking = this.#step().finally(() => {
+      this.#ticking = undefined;
+    });
+    return await this.#ticking;
+  }
+
+  async #step(): Promise<void> {
+    await this.#refresh();
+    for (const r of this.#records) {
+      if (this.#stopped) return;
+      if (r.state !== "RUNNING" && r.state !== "PAUSED") continue;
+      try {
+        if (r.state === "RUNNING") {
+          if (r.enrolledWave < r.currentWave) {
+            await this.#store.enrollWave(r.id, this.#inventory.targetDeviceIds(r.target), {
+              wave: r.currentWave,
+            });
+          }
+          for (const id of await this.#store.dueDevices(r.id, Date.now())) {
+            await this.#event(r.id, id, { type: "timeout" });
+          }
+          await this.#offer(r);
+        }
+        const result = await this.#store.evaluate(r.id);
+        if (result.applied) {
+          this.#host.log.info(
+            `rollout ${r.id} ${result.record.state} wave ${result.record.currentWave + 1}: ` +
+              result.decision.reason,
+          );
+        }
+      } catch (err) {
+        this.#host.log.warn(`rollout ${r.id}: step failed: ${(err as Error).message ?? err}`);
+      }
+    }
+    await this.#refresh();
+  }
+
+  /** Offers the image to the rollout's QUEUED devices, as many as the rate limit allows. */
+  async #offer(r: RolloutRecord): Promise<void> {
+    const room = this.#limiter.available();
+    if (room === 0) return;
+    const page = await this.#store.listDevices(r.id, {
+      state: "QUEUED",
+      limit: Math.min(room, 1000),
+    });
+    if (page.devices.length === 0) return;
+    const meta = await this.#host.catalog.get(r.image.sha256);
+    if (meta === null) {
+      this.#host.log.warn(`rollout ${r.id}: image ${r.image.sha256} is gone from the catalog`);
+      return;
+    }
+    for (const { deviceId } of page.devices) {
+      if (this.#stopped) return;
+      // Only the instance whose commit moved the device out of QUEUED publishes its offer.
+      const moved = await this.#event(r.id, deviceId, { type: "offer_sent" });
+      if (moved?.from !== "QUEUED") continue;
+      this.#limiter.take();
+      const payload = offerPayload({
+        rolloutId: r.id,
+        product: meta.product,
+        version: meta.version,
+        sha256: meta.sha256,
+        size: meta.size,
+        kind: meta.kind,
+        jitterMs: r.jitterMs,
+      });
+      this.#host.transport.publish(offerTopic(this.#host.prefix, deviceId), payload, { qos: 1 })
+        .then(() => this.offersSent++)
+        .catch((err) => this.#host.log.warn(`offer to "${deviceId}" failed: ${err}`));
+    }
+  }
+
+  /** The rollout holding a device, from its inventory record. */
+  async #holding(deviceId: string, product: string): Promise<RolloutRecord | undefined> {
+    const record = await this.#guard(
+      `read device "${deviceId}"`,
+      () => this.#inventory.get(deviceId),
+    );
+    return holdingRollout(this.#records, {
+      id: deviceId,
+      product,
+      groups: record?.groups ?? [],
+    });
+  }
+
+  /**
+   * Records a device event in the store and, when it changed the device's state, the
+   * inventory's copy of that state. Logs and returns undefined on failure.
+   */
+  async #event(
+    rolloutId: string,
+    deviceId: string,
+    event: DeviceEvent,
+  ): Promise<{ from: string; entry: DeviceEntry | null } | undefined> {
+    const result = await this.#guard(
+      `record ${event.type} of "${deviceId}" in rollout ${rolloutId}`,
+      () => this.#store.recordDeviceEvent(rolloutId, deviceId, event),
+    );
+    if (result === undefined || !result.applied || result.entry === null) return result;
+    if (result.entry.state !== result.from) {
+      await this.#guard(
+        `set the rollout state of "${deviceId}"`,
+        () => this.#copyState(rolloutId, deviceId),
+      );
+    }
+    return result;
+  }
+
+  /**
+   * Copies the device's state in the store to its inventory record. Another event of the same
+   * device (here or in another instance) may commit meanwhile and copy its state first; so the
+   * copy is checked after it is written: when the store's entry changed since it was read, the
+   * copy is made again. The last copy written is then always of the newest entry.
+   */
+  async #copyState(rolloutId: string, deviceId: string): Promise<void> {
+    for (let round = 0; round < MAX_COPY_ROUNDS; round++) {
+      const entry = await this.#store.entry(rolloutId, deviceId);
+      if (entry === null) return;
+      await this.#inventory.setRolloutState(deviceId, { id: rolloutId, state: entry.state });
+      const after = await this.#store.entry(rolloutId, deviceId);
+      if (after?.state === entry.state && after.updatedAt === entry.updatedAt) return;
+    }
+  }
+
+  /**
+   * The rollout records with the active ones read fresh (two KV reads), so that a rollout just
+   * created, paused or resumed applies to the next request, not only after the next tick. When
+   * the set of active rollouts changed, every record is reloaded.
+   */
+  async #current(): Promise<RolloutRecord[]> {
+    const active = await this.#store.active();
+    const isActive = (r: RolloutRecord) => ACTIVE_ROLLOUT_STATES.includes(r.state);
+    const cached = this.#records.filter(isActive).map((r) => r.id).join(",");
+    if (cached === active.map((r) => r.id).join(",")) {
+      this.#records = [...this.#records.filter((r) => !isActive(r)), ...active]
+        .sort((a, b) => a.seq - b.seq);
+    } else {
+      await this.#refresh();
+    }
+    return this.#records;
+  }
+
+  async #refresh(): Promise<void> {
+    const records = await this.#guard("load rollouts", () => this.#store.list());
+    if (records !== undefined) this.#records = records;
+  }
+
+  #schedule(): void {
+    this.#timer = setTimeout(async () => {
+      await this.tick();
+      if (!this.#stopped) this.#schedule();
+    }, this.#tickMs);
+  }
+
+  /** Runs `fn`, logging a failure instead of throwing (the inventory refuses bad device data). */
+  async #guard<T>(what: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.#host.log.warn(`cannot ${what}: ${(err as Error).message ?? err}`);
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Rollouts wired into the sender, end to end: real Mosquitto, real KV files, the simulator's
+ * Receiver as the device. A device asking for `latest` gets the image only when its wave is open
+ * (else UP_TO_DATE); devices report BOOTED on the new version with the codec, as a device does
+ * after its reboot; the sender's rollout driver enrolls waves, publishes OFFERs and advances.
+ * @module
+ */
+
+import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
+import { createRollout } from "../src/ops/rollouts.ts";
+import { deviceTopics, encodeStatus, fromHex, StatusCode } from "../src/protocol/mod.ts";
+import type { RolloutRecord } from "../src/rollout/mod.ts";
+import { Sender, type SenderOptions } from "../src/sender/sender.ts";
+import { Receiver } from "../src/sim/receiver.ts";
+import { connectMqtt } from "../src/transport/mqtt_client.ts";
+import type { Transport } from "../src/transport/types.ts";
+import { assert, assertEquals } from "./_assert.ts";
+import { mosquittoTest } from "./_broker.ts";
+
+const PREFIX = "ota";
+const IMAGE_BYTES = 16 * 1024;
+
+/** A sender instance on its own handle of the shared KV file. */
+interface Instance {
+  sender: Sender;
+  catalog: Catalog;
+  transport: Transport;
+  stop(): Promise<void>;
+}
+
+async function startInstance(
+  url: string,
+  kvPath: string,
+  senderId: string,
+  extra: Partial<SenderOptions> = {},
+): Promise<Instance> {
+  const catalog = await Catalog.open(kvPath);
+  const transport = await connectMqtt({ url, clientId: `sender-${senderId}`, protocolVersion: 5 });
+  const sender = await Sender.start({
+    transport,
+    catalog,
+    prefix: PREFIX,
+    senderId,
+    sharedGroup: "senders",
+    timing: { ackTimeoutMs: 300, statusTimeoutMs: 3000 },
+    rollouts: { rollouts: catalog.rollouts(), inventory: catalog.inventory(), tickMs: 100 },
+    ...extra,
+  });
+  let stopped = false;
+  return {
+    sender,
+    catalog,
+    transport,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await sender.stop();
+      await transport.close();
+      catalog.close();
+    },
+  };
+}
+
+/** Adds blink 1.0.0 and 2.0.0 to the KV file. */
+async function seedImages(kvPath: string): Promise<void> {
+  const catalog = await Catalog.open(kvPath);
+  try {
+    for (const [version, seed] of [["1.0.0", 1], ["2.0.0", 2]] as const) {
+      await catalog.addImage(
+        makeSampleImage({ product: "blink", version, size: IMAGE_BYTES, seed }),
+      );
+    }
+  } finally {
+    catalog.close();
+  }
+}
+
+/**
+ * A simulated device that polls for `latest` until it runs `target`: each poll is one Receiver
+ * run; a VERIFIED download is followed by the BOOTED STATUS a device sends after its reboot.
+ */
+async function pollUntil(
+  url: string,
+  deviceId: string,
+  options: { target: string; until: () => boolean; log?: string[] },
+): Promise<string> {
+  let version = "1.0.0";
+  while (version !== options.target && !options.until()) {
+    const receiver = new Receiver({
+      deviceId,
+      connect: () => connectMqtt({ url, clientId: deviceId, protocolVersion: 5 }),
+      prefix: PREFIX,
+      product: "blink",
+      currentVersion: version,
+      wantedVersion: "latest",
+      idleTimeoutMs: 1000,
+      maxRequests: 2,
+    });
+    const r = await receiver.run();
+    options.log?.push(`${deviceId} ${r.status} ${r.version}`);
+    if (r.status === "VERIFIED") {
+      const t = await connectMqtt({ url, clientId: `${deviceId}-boot`, protocolVersion: 5 });
+      try {
+        await t.publish(
+          deviceTopics(PREFIX, deviceId).status,
+          encodeStatus({
+            transferId: r.transferId,
+            status: StatusCode.BOOTED,
+            sha256: fromHex(r.sha256),
+            version: r.version,
+            detail: "booted",
+          }),
+          { qos: 1 },
+        );
+      } finally {
+        await t.close();
+      }
+      version = r.version;
+    } else {
+      await new Promise((res) => setTimeout(res, 150 + Math.random() * 150));
+    }
+  }
+  return version;
+}
+
+/** Subscribes to every device's offer topic and counts OFFERs per device. */
+async function watchOffers(
+  url: string,
+): Promise<{ counts: Map<string, number>; close(): Promise<void> }> {
+  const counts = new Map<string, number>();
+  const t = await connectMqtt({ url, clientId: "offer-watch", protocolVersion: 5 });
+  t.onMessage((m) => {
+    const id = m.topic.split("/")[2];
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  });
+  await t.subscribe([`${PREFIX}/dev/+/offer`], 1);
+  return { counts, close: () => t.close() };
+}
+
+async function waitFor<T>(
+  what: string,
+  get: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms: number,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const fleet = (n: number) =>
+  Array.from({ length: n }, (_, i) => `dev-${String(i).padStart(2, "0")}`);
+
+mosquittoTest(
+  "two sender instances on one KV file advance each wave once and every device ends SUCCEEDED",
+  async (b) => {
+    const dir = await Deno.makeTempDir({ prefix: "rollout_sender_" });
+    const kvPath = `${dir}/ota.kv`;
+    await seedImages(kvPath);
+    const a = await startInstance(b.url, kvPath, "s-a");
+    const c = await startInstance(b.url, kvPath, "s-b");
+    const offers = await watchOffers(b.url);
+    try {
+      const devices = fleet(20);
+      // Without a rollout a device asking for latest is up to date, and the inventory knows it.
+      for (const id of devices) {
+        const r = await new Receiver({
+          deviceId: id,
+          connect: () => connectMqtt({ url: b.url, clientId: id, protocolVersion: 5 }),
+          prefix: PREFIX,
+          product: "blink",
+          currentVersion: "1.0.0",
+          wantedVersion: "latest",
+          idleTimeoutMs: 1000,
+        }).run();
+        assertEquals(r.status, "UP_TO_DATE", `${id}: ${r.detail}`);
+      }
+      const known = await a.catalog.inventory().list({ product: "blink", version: "1.0.0" });
+      assertEquals(known.devices.map((d) => d.id), devices);
+
+      const rollout = await createRollout(a.catalog, {
+        image: "blink@2.0.0",
+        waves: "10,50,100",
+        successPct: 100,
+        jitter: "0s",
+        deviceTimeout: "30s",
+      });
+      let done = false;
+      const versions = await Promise.all(
+        devices.map((id) => pollUntil(b.url, id, { target: "2.0.0", until: () => done })),
+      ).finally(() => done = true);
+      assertEquals(versions, devices.map(() => "2.0.0"));
+      const record: RolloutRecord = await waitFor(
+        "the rollout to succeed",
+        async () => (await a.catalog.rollouts().get(rollout.id))!,
+        (r) => r.state === "SUCCEEDED",
+        10_000,
+      );
+      const events = record.log.map((l) => l.event);
+      assertEquals(events.filter((e) => e === "advance").length, 2, events.join(","));
+      assertEquals(events.filter((e) => e === "succeed").length, 1, events.join(","));
+      const counters = await a.catalog.rollouts().counters(rollout.id);
+      assertEquals(counters.reduce((n, w) => n + w.SUCCEEDED, 0), 20);
+      assertEquals(counters.reduce((n, w) => n + w.FAILED + w.TIMED_OUT, 0), 0);
+      const updated = await a.catalog.inventory().list({ version: "2.0.0" }, { limit: 100 });
+      assertEquals(updated.devices.length, 20);
+      for (const d of updated.devices) assertEquals(d.rollout?.state, "SUCCEEDED", d.id);
+      // Only the instance that moved a device out of QUEUED offers it: never twice.
+      for (const [id, n] of offers.counts) assertEquals(n, 1, `offers to ${id}`);
+      assert(offers.counts.size > 0, "no OFFER was published");
+    } finally {
+      await offers.close();
+      await a.stop();
+      await c.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+mosquittoTest(
+  "a sender stopped mid-rollout and started again carries on from KV to the end",
+  async (b) => {
+    const dir = await Deno.makeTempDir({ prefix: "rollout_restart_" });
+    const kvPath = `${dir}/ota.kv`;
+    await seedImages(kvPath);
+    let s = await startInstance(b.url, kvPath, "s-1");
+    try {
+      const devices = fleet(10);
+      const rollout = await createRollout(s.catalog, {
+        image: "blink@2.0.0",
+        waves: "30,100",
+        successPct: 100,
+        jitter: "0s",
+      });
+      let done = false;
+      const polling = Promise.all(
+        devices.map((id) => pollUntil(b.url, id, { target: "2.0.0", until: () => done })),
+      );
+      // Wave 1 done and wave 2 open: stop the only sender, then start a new one.
+      await waitFor(
+        "wave 2 to open",
+        async () => (await s.catalog.rollouts().get(rollout.id))!.currentWave,
+        (w) => w >= 1,
+        20_000,
+      );
+      await s.stop();
+      await new Promise((r) => setTimeout(r, 500));
+      s = await startInstance(b.url, kvPath, "s-2");
+      const versions = await polling.finally(() => done = true);
+      assertEquals(versions, devices.map(() => "2.0.0"));
+      const record = await waitFor(
+        "the rollout to succeed",
+        async () => (await s.catalog.rollouts().get(rollout.id))!,
+        (r) => r.state === "SUCCEEDED",
+        10_000,
+      );
+      assertEquals(record.log.filter((l) => l.event === "advance").length, 1);
+    } finally {
+      await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
