@@ -5,7 +5,7 @@
  * @module
  */
 
-import { deviceNamespace } from "../protocol/mod.ts";
+import { deviceNamespace, encodeOffer, fromHex, ImageKindCode } from "../protocol/mod.ts";
 
 /** What an OFFER tells a device. */
 export interface OfferFields {
@@ -30,10 +30,15 @@ export function offerTopic(prefix: string, deviceId: string): string {
   return `${deviceNamespace(prefix, deviceId)}offer`;
 }
 
-/**
- * The payload of an OFFER. Until the binary OFFER of protocol §4.8 is in the codec this is the
- * fields as UTF-8 JSON; devices that do not know OFFER ignore the topic and keep polling.
- */
+/** The payload of an OFFER: the binary message of protocol §4.8. */
 export function offerPayload(offer: OfferFields): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(offer));
+  return encodeOffer({
+    jitterMs: offer.jitterMs,
+    sha256: fromHex(offer.sha256),
+    size: offer.size,
+    kind: offer.kind === "file" ? ImageKindCode.FILE : ImageKindCode.ESP32_APP,
+    rolloutId: offer.rolloutId,
+    product: offer.product,
+    version: offer.version,
+  });
 }

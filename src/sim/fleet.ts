@@ -38,6 +38,11 @@ export interface FleetOptions {
   version: string;
   /** Poll interval; default {@link DEFAULT_FLEET_POLL_MS}; 0 = never poll. */
   pollMs?: number;
+  /**
+   * Each device's first poll comes at a seeded random moment within this long of its start;
+   * default the poll interval. A short one makes a new fleet known to the sender quickly.
+   */
+  firstPollWithinMs?: number;
   /** Share of devices (0..100) whose update fails its self-test: they report ROLLED_BACK. */
   failBootPct?: number;
   /** Share of devices (0..100) whose downloads fail (every flash write fails). */
@@ -105,6 +110,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetHandle> {
   const failDownload = pickShare(options.count, options.failDownloadPct ?? 0, seed, "download");
   const phase = seededRandom(seed, "poll");
   const pollMs = options.pollMs ?? DEFAULT_FLEET_POLL_MS;
+  const firstPoll = options.firstPollWithinMs ?? pollMs;
   const first = options.firstIndex ?? 1;
   const devices: FleetDevice[] = [];
   for (let i = 0; i < options.count; i++) {
@@ -125,7 +131,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetHandle> {
         version: options.version,
         pollMs: pollMs > 0 ? pollMs : undefined,
         // Spread the fleet's polls over one interval instead of all at once.
-        firstPollMs: pollMs > 0 ? Math.floor(phase() * pollMs) : undefined,
+        firstPollMs: firstPoll > 0 ? Math.floor(phase() * firstPoll) : undefined,
         random: seededRandom(seed, deviceId),
         failBoot: failBoot.has(i),
         failDownload: failDownload.has(i),
