@@ -22,6 +22,8 @@ export interface SenderProcessOptions {
   images: BenchImage[];
   /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
   transfer?: Record<string, number | boolean>;
+  /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
+  prepare?: (catalog: Catalog) => Promise<void>;
 }
 
 /** Resource use of a process from /proc. */
@@ -36,6 +38,8 @@ export interface ProcUsage {
 export interface SenderProcess {
   pid: number;
   senderId: string;
+  /** The sender's KV file (another handle may read it while the sender runs). */
+  kvPath: string;
   usage(): ProcUsage;
   /** Stops the sender (SIGTERM) and removes its catalog. */
   stop(): Promise<void>;
@@ -72,6 +76,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
         makeSampleImage({ product: im.product, version: im.version, size: im.size, seed: i + 7 }),
       );
     }
+    await options.prepare?.(catalog);
   } finally {
     catalog.close();
   }
@@ -135,6 +140,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   return {
     pid: child.pid,
     senderId,
+    kvPath,
     usage: () => procUsage(child.pid),
     async stop() {
       if (stopped) return;

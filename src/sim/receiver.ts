@@ -125,6 +125,9 @@ export class Receiver implements Device {
   private cancelAckFlush: (() => void) | null = null;
   private startedAt = 0;
   private endedAt = 0;
+  /** When the first REQUEST and the first accepted MANIFEST of the run happened (0: not yet). */
+  private firstRequestAt = 0;
+  private firstManifestAt = 0;
   /** Measures the rate by the one definition: first MANIFEST accepted to the last ACK. */
   private readonly rateClock = new TransferClock();
   private finished!: (r: ReceiverResult) => void;
@@ -261,6 +264,7 @@ export class Receiver implements Device {
         continue;
       }
       const before = this.state;
+      const at = this.clock.now();
       let next: ReceiverState;
       try {
         next = await row.handler(this, event);
@@ -274,7 +278,9 @@ export class Receiver implements Device {
       if (next !== before) this.log(`${before} -> ${next} (${event.type})`);
       if (event.type === "manifest" && next === "RECEIVING") {
         this.rateClock.manifest(this.clock.now());
+        this.firstManifestAt ||= this.clock.now();
       }
+      if (next === "REQUESTED" && before !== "REQUESTED") this.firstRequestAt ||= at;
       this.state = next;
       if (event.type !== "ack_due") this.armDeadline(next);
     }
@@ -568,6 +574,9 @@ export class Receiver implements Device {
       seconds,
       rateSeconds: this.rateClock.seconds,
       mibPerSecond: Number.isFinite(rate) ? rate / MiB : 0,
+      manifestSeconds: this.firstManifestAt > 0 && this.firstRequestAt > 0
+        ? (this.firstManifestAt - this.firstRequestAt) / 1000
+        : NaN,
     });
   }
 }

@@ -166,6 +166,11 @@ export interface ReceiverResult extends ReceiverStats {
   rateSeconds: number;
   /** {@link bytesWritten} over {@link rateSeconds}, in MiB/s (0 when there is none). */
   mibPerSecond: number;
+  /**
+   * From the first REQUEST of the run (as it was handed to the connection) to the first MANIFEST
+   * accepted, in seconds: the sender's decision time plus two broker hops. NaN without one.
+   */
+  manifestSeconds: number;
 }
 
 /** A snapshot for progress bars; `DONE` once the run is over. */
