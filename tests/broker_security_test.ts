@@ -478,8 +478,14 @@ Deno.test({
         "VERIFIED",
         `${stdout}\n${new TextDecoder().decode(out.stderr)}\nbroker: ${w.broker.log()}`,
       );
-      const records = await w.running.catalog.listDeviceStatus();
-      assert(records.some((r) => r.deviceId === "fw-1" && r.status === "VERIFIED"));
+      // The sender records the STATUS when it arrives, which may be just after the receiver exits.
+      const recorded = async () =>
+        (await w.running.catalog.listDeviceStatus()).some((r) =>
+          r.deviceId === "fw-1" && r.status === "VERIFIED"
+        );
+      const until = Date.now() + 5000;
+      while (!(await recorded()) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      assert(await recorded(), "the sender never recorded fw-1's STATUS VERIFIED");
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       await w.stop();

@@ -68,7 +68,14 @@ Deno.test("the bar's rate is bytes acknowledged over MANIFEST to last ACK, as in
   const rate = transferRate(MiB, 2); // 1 MiB over 2 s: 512 KiB/s
   assert.equal(rate, 512 * 1024);
   assert.match(screenLines(writes).join("\n"), / 512\.0 KiB\/s {2}DONE/);
-  const result = { deviceId: "sim-1", status: "VERIFIED", ok: true, bytesWritten: MiB, seconds: 2 };
+  const result = {
+    deviceId: "sim-1",
+    status: "VERIFIED",
+    ok: true,
+    bytesWritten: MiB,
+    seconds: 2,
+    rateSeconds: 2,
+  };
   assert.match(
     formatSummary([
       {
