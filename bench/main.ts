@@ -2,14 +2,16 @@
  * `deno task bench`: how close the OTA transfer comes to what the broker itself can move.
  *
  * One run, one Mosquitto on a free loopback port, one machine:
- * 1. the raw MQTT QoS 1 ceiling at each chunk size (bench/ceiling.ts);
+ * 1. the raw MQTT QoS 1 ceiling at each chunk size (bench/ceiling.ts), and the native ceiling: a C
+ *    program on libmosquitto streaming in the transfer's shape (bench/native_ceiling.ts);
  * 2. single transfers to one simulated device (default settings, 16 KiB chunks, stop-and-wait);
  * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
  * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
  *    the task design (bench/firmware_device.ts);
  * 4. fleets of 1 to 1000 devices downloading at once from one sender process.
- * Every throughput is also given as a ratio to the ceiling at the same chunk size. The sender
- * always runs as its own process (bench/sender_process.ts), the devices in this one.
+ * Every throughput is also given as a ratio to both ceilings at the same chunk size, and the
+ * sender's CPU per MiB as a ratio to the native publisher's (targets: bench/native_targets.ts).
+ * The sender always runs as its own process (bench/sender_process.ts), the devices in this one.
  * @module
  */
 
@@ -24,6 +26,7 @@ import { formatBytes, formatTable, MiB } from "../src/format/mod.ts";
 import { MAX_WINDOW } from "../src/protocol/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { type CeilingResult, measureCeiling } from "./ceiling.ts";
+import { cpuSecondsBetween, readCpu } from "./cpu_clock.ts";
 import {
   quantile,
   runFleet,
@@ -31,6 +34,8 @@ import {
   runOneConnected,
   type WorkerFleetRun,
 } from "./devices.ts";
+import { createNativeCeiling, libmosquittoVersion } from "./native_ceiling.ts";
+import { checkNativeTargets, type TargetVerdict } from "./native_targets.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
 import { type RolloutBenchResult, rolloutTable, runRolloutSection } from "./rollout.ts";
@@ -38,14 +43,17 @@ import { runFirmwareSection } from "./firmware_device.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
+/** Bytes of unrecorded single transfers before the recorded ones (JIT warm-up). */
+const SINGLE_WARMUP_BYTES = 12 * MiB;
 /** Fleets from this size up run their devices in worker processes. */
 const DEFAULT_WORKERS_FROM = 1000;
 
 const HELP = `Usage: deno task bench [--] [options]
 
-Measures the OTA sender against the raw MQTT ceiling of a Mosquitto it starts itself:
-single transfers, a slow link (50 ms RTT, 1 MiB/s) and fleets of 1 to 1000 devices.
-Needs mosquitto (apt-get install mosquitto). Results: docs/performance.md.
+Measures the OTA sender against the raw MQTT ceiling of a Mosquitto it starts itself and
+a native C pipe on libmosquitto (bench/native/pipe.c, built with cc): single transfers, a
+slow link (50 ms RTT, 1 MiB/s) and fleets of 1 to 1000 devices. Needs mosquitto, a C
+compiler, pkg-config and libmosquitto-dev (apt). Results: docs/performance.md.
 
 Options:
   --quick          smaller images, fleets up to 100 (under a minute)
@@ -153,6 +161,8 @@ async function main(): Promise<number> {
   const sizes = {
     ceilingBytes: q ? 32 * MiB : 64 * MiB,
     ceilingRuns: 3,
+    // Compiled code needs no warm-up: a smaller stream keeps --quick quick at 1 KiB chunks.
+    nativeBytes: q ? 8 * MiB : 32 * MiB,
     single: q ? 1 * MiB : 4 * MiB,
     singleRuns: q ? 3 : 9,
     slow: q ? 256 * 1024 : 1.5 * MiB,
@@ -189,16 +199,42 @@ async function main(): Promise<number> {
     }
     return c.mibPerSecond;
   };
+  const native = createNativeCeiling({
+    url: broker.url,
+    totalBytes: sizes.nativeBytes,
+    runs: sizes.ceilingRuns,
+    onMeasured: (m, runs) =>
+      progress(
+        `native ceiling ${m.chunkBytes} B: ${m.mibPerSecond.toFixed(1)} MiB/s, ${
+          Math.round(m.messagesPerSecond)
+        } msg/s, publisher ${m.publisherCpuSecondsPerMiB.toFixed(4)} CPU s/MiB (median of ${
+          runs.map((r) => r.mibPerSecond.toFixed(1)).join(", ")
+        })`,
+      ),
+  });
   try {
     if (args.only.has("ceiling") || args.only.has("single") || args.only.has("fleet")) {
       // Warm-up, not recorded: the first run in a fresh process pays for JIT compilation.
       await measureCeiling({ url: broker.url, chunkBytes: 4096, totalBytes: 16 * MiB });
-      for (const size of [4096, 16384, 1024]) await ceilingAt(size);
+      for (const size of [4096, 16384, 1024]) {
+        await ceilingAt(size);
+        await native.at(size);
+      }
       out.ceiling = [...ceilings.values()].map((c) => ({
         chunkBytes: c.chunkBytes,
         mibPerSecond: round(c.mibPerSecond, 2),
         messagesPerSecond: Math.round(c.messagesPerSecond),
         inflight: c.inflight,
+      }));
+      out.nativeCeiling = native.results().map((n) => ({
+        chunkBytes: n.chunkBytes,
+        messageBytes: n.messageBytes,
+        window: n.window,
+        ackEvery: n.ackEvery,
+        mibPerSecond: round(n.mibPerSecond, 2),
+        messagesPerSecond: Math.round(n.messagesPerSecond),
+        publisherCpuSecondsPerMiB: round(n.publisherCpuSecondsPerMiB, 5),
+        receiverCpuSecondsPerMiB: round(n.receiverCpuSecondsPerMiB, 5),
       }));
     }
 
@@ -218,11 +254,14 @@ async function main(): Promise<number> {
       const rows = [];
       try {
         // Warm-up, not recorded: a long-running sender has its hot paths compiled; so do we.
-        for (let i = 0; i < 3; i++) {
+        // At least 12 MiB of it: after 3 × 1 MiB (--quick) the first case recorded still paid
+        // 2-3 × the sender CPU per MiB of the same settings one case later.
+        for (let i = 0; i < Math.max(3, Math.ceil(SINGLE_WARMUP_BYTES / sizes.single)); i++) {
           await runOneConnected({ url: broker.url, product: "bench-single", window: 64 });
         }
         for (const c of cases) {
           const rates: number[] = [];
+          const cpuBefore = readCpu(sender.pid);
           for (let i = 0; i < sizes.singleRuns; i++) {
             const r = await runOneConnected({
               url: broker.url,
@@ -240,8 +279,11 @@ async function main(): Promise<number> {
               );
             }
           }
+          const senderCpuPerMiB = cpuSecondsBetween(cpuBefore, readCpu(sender.pid)) /
+            (sizes.single * sizes.singleRuns / MiB);
           const mibPerSecond = median(rates);
           const ceiling = await ceilingAt(c.ceilingAt);
+          const nat = await native.at(c.ceilingAt);
           rows.push({
             case: c.name,
             chunkBytes: c.chunkSize || "default",
@@ -250,11 +292,18 @@ async function main(): Promise<number> {
             mibPerSecond: round(mibPerSecond, 2),
             ceilingChunkBytes: c.ceilingAt,
             ratioToCeiling: round(mibPerSecond / ceiling),
+            ratioToNative: round(mibPerSecond / nat.mibPerSecond),
+            senderCpuSecondsPerMiB: round(senderCpuPerMiB, 5),
+            senderCpuRatioToNative: round(senderCpuPerMiB / nat.publisherCpuSecondsPerMiB, 2),
           });
           progress(
             `single ${c.name}: ${mibPerSecond.toFixed(2)} MiB/s = ${
               (mibPerSecond / ceiling).toFixed(2)
-            } × ceiling (runs ${rates.map((x) => x.toFixed(1)).join(", ")})`,
+            } × ceiling = ${(mibPerSecond / nat.mibPerSecond).toFixed(2)} × native, sender ${
+              senderCpuPerMiB.toFixed(4)
+            } CPU s/MiB = ${
+              (senderCpuPerMiB / nat.publisherCpuSecondsPerMiB).toFixed(1)
+            } × native (runs ${rates.map((x) => x.toFixed(1)).join(", ")})`,
           );
         }
       } finally {
@@ -339,6 +388,7 @@ async function main(): Promise<number> {
     if (args.only.has("fleet")) {
       const rows = [];
       const ceiling = await ceilingAt(4096);
+      const nat = await native.at(4096);
       for (const n of args.fleet) {
         const sender = await startSenderProcess({
           brokerUrl: broker.url,
@@ -383,12 +433,17 @@ async function main(): Promise<number> {
             seconds: round(run.seconds, 2),
             aggregateMibPerSecond: round(agg, 2),
             ratioToCeiling: round(agg / ceiling),
+            ratioToNative: round(agg / nat.mibPerSecond),
             p50Seconds: round(quantile(run.times, 0.5), 2),
             p99Seconds: round(quantile(run.times, 0.99), 2),
             failures: n - ok,
             senderPeakRssMiB: round(after.peakRssBytes / MiB, 1),
             senderCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 2),
             senderCpuSecondsPerMiB: round((after.cpuSeconds - before.cpuSeconds) / mib, 4),
+            senderCpuRatioToNative: round(
+              (after.cpuSeconds - before.cpuSeconds) / mib / nat.publisherCpuSecondsPerMiB,
+              2,
+            ),
             deviceProcesses: Math.max(1, procs),
             devicesCpuSeconds: round(devicesCpu, 2),
             /** Broker, kernel and anything else: machine busy time minus sender and devices. */
@@ -405,7 +460,7 @@ async function main(): Promise<number> {
           progress(
             `fleet ${n}: ${agg.toFixed(1)} MiB/s aggregate = ${
               (agg / ceiling).toFixed(2)
-            } × ceiling, ` +
+            } × ceiling = ${row.ratioToNative.toFixed(2)} × native, ` +
               `p50 ${row.p50Seconds} s, p99 ${row.p99Seconds} s, ${row.failures} failures, ` +
               `sender ${row.senderPeakRssMiB} MiB peak, ${row.senderCpuSecondsPerMiB} CPU s/MiB, ` +
               `devices ${row.devicesCpuSeconds} CPU s, other ${row.otherCpuSeconds} CPU s, ` +
@@ -428,7 +483,21 @@ async function main(): Promise<number> {
         progress,
       });
     }
+    // The targets are stated for one transfer at default settings: the device asks for 0/0.
+    const byDefault = (out.single as Record<string, number | string>[] | undefined)?.find((r) =>
+      r.chunkBytes === "default" && r.window === "default"
+    ) as Record<string, number> | undefined;
+    if (byDefault) {
+      const nat = native.results().find((n) => n.chunkBytes === byDefault.ceilingChunkBytes);
+      out.targets = checkNativeTargets({
+        singleRatioToNative: byDefault.ratioToNative,
+        singleImageBytes: byDefault.imageBytes,
+        senderCpuSecondsPerMiB: byDefault.senderCpuSecondsPerMiB,
+        nativeCpuSecondsPerMiB: nat?.publisherCpuSecondsPerMiB,
+      }).map((t) => ({ ...t, value: round(t.value) }));
+    }
   } finally {
+    await native.close();
     await broker.stop();
   }
   if (args.json) {
@@ -452,6 +521,7 @@ async function machine(): Promise<Record<string, string | number>> {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     mosquitto,
+    libmosquitto: await libmosquittoVersion(),
   };
 }
 
@@ -475,16 +545,37 @@ function table(out: Record<string, unknown>): string {
       ]),
     );
   }
+  if (out.nativeCeiling) {
+    lines.push(
+      "",
+      `Native ceiling: C on libmosquitto ${m.libmosquitto}, QoS 0 chunks, window ${
+        (out.nativeCeiling as Record<string, number>[])[0]?.window
+      }, acks every ${(out.nativeCeiling as Record<string, number>[])[0]?.ackEvery}`,
+    );
+    grid(
+      ["chunk B", "MiB/s", "msg/s", "publisher CPU s/MiB", "receiver CPU s/MiB"],
+      (out.nativeCeiling as Record<string, number>[]).map((c) => [
+        c.chunkBytes,
+        c.mibPerSecond.toFixed(1),
+        c.messagesPerSecond,
+        c.publisherCpuSecondsPerMiB.toFixed(4),
+        c.receiverCpuSecondsPerMiB.toFixed(4),
+      ]),
+    );
+  }
   if (out.single) {
     lines.push("", "Single transfer, one device");
     grid(
-      ["case", "image", "MiB/s", "× ceiling", "(at B)"],
+      ["case", "image", "MiB/s", "× ceiling", "× native", "(at B)", "CPU s/MiB", "× native CPU"],
       (out.single as Record<string, number | string>[]).map((r) => [
         r.case,
         formatBytes(Number(r.imageBytes)),
         Number(r.mibPerSecond).toFixed(2),
         Number(r.ratioToCeiling).toFixed(2),
+        Number(r.ratioToNative).toFixed(2),
         r.ceilingChunkBytes,
+        Number(r.senderCpuSecondsPerMiB).toFixed(4),
+        Number(r.senderCpuRatioToNative).toFixed(1),
       ]),
     );
   }
@@ -534,11 +625,13 @@ function table(out: Record<string, unknown>): string {
         "image",
         "MiB/s",
         "× ceiling",
+        "× native",
         "p50 s",
         "p99 s",
         "failed",
         "RSS MiB",
         "CPU s/MiB",
+        "× native CPU",
         "dev CPU s",
       ],
       (out.fleet as Record<string, number>[]).map((r) => [
@@ -546,12 +639,25 @@ function table(out: Record<string, unknown>): string {
         formatBytes(r.imageBytes),
         r.aggregateMibPerSecond.toFixed(1),
         r.ratioToCeiling.toFixed(2),
+        r.ratioToNative.toFixed(2),
         r.p50Seconds.toFixed(2),
         r.p99Seconds.toFixed(2),
         r.failures,
         r.senderPeakRssMiB.toFixed(0),
         r.senderCpuSecondsPerMiB.toFixed(3),
+        r.senderCpuRatioToNative.toFixed(1),
         r.devicesCpuSeconds.toFixed(1),
+      ]),
+    );
+  }
+  if (out.targets) {
+    lines.push("", "Targets against the native ceiling");
+    grid(
+      ["target", "measured", "holds"],
+      (out.targets as TargetVerdict[]).map((t) => [
+        t.target,
+        t.value.toFixed(2),
+        (t.holds ? "yes" : "NO") + (t.note ? ` (${t.note})` : ""),
       ]),
     );
   }

@@ -32,6 +32,7 @@ import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import {
   encodeError,
   encodeManifest,
+  encodeOffer,
   encodeRequest,
   encodeStatus,
   ErrorCode,
@@ -402,6 +403,19 @@ function fakeManifest(deviceId: string): Uint8Array {
   });
 }
 
+/** An OFFER of a version nobody released, as a forger would send it to make devices ask. */
+function fakeOffer(): Uint8Array {
+  return encodeOffer({
+    jitterMs: 0,
+    sha256: new Uint8Array(32).fill(0xcd),
+    size: 10,
+    kind: 0,
+    rolloutId: "r-666",
+    product: "blink",
+    version: "6.6.6",
+  });
+}
+
 /** What the sender saw and stored: nothing, after attacks that must all have been refused. */
 async function assertSenderUntouched(w: World): Promise<void> {
   await sleep(QUIET_MS);
@@ -415,11 +429,25 @@ async function assertLegitimateDownload(w: World, id = "devA"): Promise<void> {
   const result = await w.download(id);
   assertEquals(result.status, "VERIFIED", `${id}: ${result.detail}; broker log: ${w.broker.log()}`);
   assertEquals(result.sha256, result.expectedSha256);
-  const records = await w.running.catalog.listDeviceStatus();
+  const records = await recordedStatus(w, id);
   assert(
     records.some((r) => r.deviceId === id && r.status === "VERIFIED"),
     JSON.stringify(records),
   );
+}
+
+/**
+ * The device status records once `id`'s VERIFIED is among them, or after 3 s: the sender writes
+ * a record after the device has sent it, so a device's run can end before its record is written.
+ */
+async function recordedStatus(w: World, id: string) {
+  const end = Date.now() + 3000;
+  for (;;) {
+    const records = await w.running.catalog.listDeviceStatus();
+    const found = records.some((r) => r.deviceId === id && r.status === "VERIFIED");
+    if (found || Date.now() > end) return records;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 // ---- the legitimate path ----
@@ -593,10 +621,11 @@ attackTest(
       [`ota/dev/devA/ack/${SENDER_ID}`, statusFor(StatusCode.VERIFIED)],
       ["ota/dev/devA/status", statusFor(StatusCode.BOOTED)],
       ["ota/dev/devA/req", requestFor("devA")],
+      ["ota/dev/devA/offer", fakeOffer()],
       ["ota/other", requestFor("devA")],
     ];
     const spyA = await w.client(await w.creds("devA"));
-    await spyA.subscribe(["ota/dev/devA/data", "ota/dev/devA/error"]);
+    await spyA.subscribe(["ota/dev/devA/data", "ota/dev/devA/error", "ota/dev/devA/offer"]);
     for (const [topic, payload] of writes) {
       assertEquals(await b.publish(topic, payload), NOT_AUTHORIZED, topic);
     }
@@ -605,6 +634,37 @@ attackTest(
     await spyA.end();
     await assertLegitimateDownload(w);
     assertEquals(b.inbox.map((m) => m.topic), [], "devB read another namespace");
+  },
+);
+
+// ---- 4a. offers: only a sender writes a device's offer topic, only that device reads it ----
+
+attackTest(
+  "devA hears the OFFERs the sender publishes on its offer topic; devA cannot forge one and no other device hears them",
+  async (w) => {
+    const a = await w.client(await w.creds("devA"));
+    assertEquals(await a.subscribe(["ota/dev/devA/offer"]), [1]);
+    const b = await w.client(await w.creds("devB"));
+    await b.subscribe(["ota/dev/devA/offer", "ota/dev/+/offer", "ota/dev/devA/#", "#"]);
+    // A device only reads its offer topic: an OFFER it wrote itself would be a forgery too.
+    assertEquals(await a.publish("ota/dev/devA/offer", fakeOffer()), NOT_AUTHORIZED);
+    assertEquals(await b.publish("ota/dev/devA/offer", fakeOffer()), NOT_AUTHORIZED);
+    const offer = encodeOffer({
+      jitterMs: 1000,
+      sha256: new Uint8Array(32).fill(0x11),
+      size: 48 * 1024,
+      kind: 0,
+      rolloutId: "r-1",
+      product: "blink",
+      version: "1.1.0",
+    });
+    await w.running.transport.publish("ota/dev/devA/offer", offer, { qos: 1 });
+    const end = Date.now() + 3000;
+    while (a.inbox.length === 0 && Date.now() < end) await sleep(20);
+    await sleep(QUIET_MS);
+    assertEquals(a.inbox.map((m) => m.topic), ["ota/dev/devA/offer"]);
+    assertEquals(a.inbox[0].payload, offer);
+    assertEquals(b.inbox.map((m) => m.topic), [], "devB heard devA's offers");
   },
 );
 
@@ -656,6 +716,7 @@ attackTest(
         [`ota/dev/devA/ack/${SENDER_ID}`, statusFor(StatusCode.VERIFIED)],
         ["ota/dev/devA/status", statusFor(StatusCode.BOOTED)],
         ["ota/dev/devA/data", fakeManifest("devA")],
+        ["ota/dev/devA/offer", fakeOffer()],
       ];
       for (const [topic, payload] of forged) {
         assertEquals(await r.publish(topic, payload), NOT_AUTHORIZED, `${user} → ${topic}`);

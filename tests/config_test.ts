@@ -167,8 +167,8 @@ Deno.test("an unknown key or a wrong type in the file is refused", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("a sender id that names a device topic (req, status, data, error) is refused", async () => {
-  for (const id of ["req", "status", "data", "error"]) {
+Deno.test("a sender id that names a device topic (req, status, data, error, offer) is refused", async () => {
+  for (const id of ["req", "status", "data", "error", "offer"]) {
     await assertRejects(
       () => loadConfig(undefined, { env: { OTA_SENDER_ID: id } }),
       ConfigError,

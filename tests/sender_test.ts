@@ -252,7 +252,7 @@ Deno.test("a whole transfer completes through dropped and duplicated chunks, and
           encodeStatus({
             transferId,
             status: StatusCode.VERIFIED,
-            sha256: new Uint8Array(32),
+            sha256: fromHex(SHA),
             version: "1.1.0",
             detail: "",
           }),

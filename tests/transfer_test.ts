@@ -29,6 +29,7 @@ const TIMING: TransferTiming = {
   maxAckTimeoutMs: 400,
   maxRetries: 3,
   statusTimeoutMs: 1000,
+  firstAckTimeoutMs: 60000,
 };
 
 function image(size: number, chunkSize: number): TransferImage {
@@ -46,7 +47,7 @@ function image(size: number, chunkSize: number): TransferImage {
     version: "1.0.0",
     kind: "file",
     bytes,
-    crcs,
+    crc: (i: number) => crcs[i],
     signature: new Uint8Array(0),
   };
 }
@@ -167,7 +168,7 @@ Deno.test("the last ACK waits for STATUS; STATUS VERIFIED closes the transfer as
     status: {
       transferId: 42,
       status: StatusCode.VERIFIED,
-      sha256: new Uint8Array(32),
+      sha256: new Uint8Array(32).fill(1),
       version: "1",
       detail: "",
     },

@@ -14,13 +14,15 @@ import { History } from "./history.ts";
 import type { DeviceStatusRecord, TransferRecord } from "./history.ts";
 import { ImageCache } from "./image_cache.ts";
 import type { ImageMeta } from "./image_meta.ts";
-import { ImageStore } from "./image_store.ts";
+import { type GarbageReport, ImageStore } from "./image_store.ts";
 import { KeyLock } from "./key_lock.ts";
 import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_LIST_LIMIT,
   HISTORY_LIMIT,
+  HISTORY_PER_DEVICE,
   MIN_SHA_PREFIX_CHARS,
+  UPLOAD_GRACE_MS,
 } from "./limits.ts";
 import { compareVersions } from "./semver.ts";
 import { RolloutStore, type RolloutStoreOptions } from "../rollout/store.ts";
@@ -28,10 +30,15 @@ import { InventoryStore, type InventoryStoreOptions } from "../inventory/store.t
 
 /** Options of {@linkcode Catalog.open}. */
 export interface CatalogOptions {
-  /** Bytes of whole images kept in memory (least recently used evicted first); default 64 MiB. */
+  /**
+   * Bytes of whole images held in memory, cached or leased in use ({@linkcode Catalog.leaseImage});
+   * least recently used unused images are evicted first; default 64 MiB.
+   */
   cacheBytes?: number;
-  /** Transfer and device status records kept, each; default {@linkcode HISTORY_LIMIT}. */
+  /** Transfer and device status records kept in all, each; default {@linkcode HISTORY_LIMIT}. */
   historyLimit?: number;
+  /** Records of each kind kept per device; default {@linkcode HISTORY_PER_DEVICE}. */
+  historyPerDevice?: number;
 }
 
 /** Test-only view of a catalog's internals; see {@linkcode _catalogInternals}. */
@@ -46,8 +53,16 @@ export interface CatalogInternals {
   countPieces(sha256: string): Promise<number>;
   /** Calls `hook` after every piece commit of an upload (with its 0-based number); may throw. */
   setPieceCommitHook(hook: ((commit: number) => void | Promise<void>) | undefined): void;
-  /** Bytes now held by the cache. */
+  /** Bytes now held by the cache (cached and leased). */
   cachedBytes(): number;
+}
+
+/** Bytes of an image held in memory for its user until `release()` (idempotent). */
+export interface ImageLease {
+  /** The image; shared, never write to it. */
+  bytes: Uint8Array;
+  /** Ends the lease; the bytes may then be evicted. */
+  release(): void;
 }
 
 let internalsOf: (catalog: Catalog) => CatalogInternals;
@@ -92,10 +107,13 @@ export class Catalog {
     });
   }
 
-  private constructor(kv: Deno.Kv, cacheBytes: number, historyLimit: number) {
+  private constructor(
+    kv: Deno.Kv,
+    { cacheBytes, historyLimit, historyPerDevice }: Required<CatalogOptions>,
+  ) {
     this.#kv = kv;
     this.#store = new ImageStore(kv);
-    this.#history = new History(kv, historyLimit);
+    this.#history = new History(kv, { limit: historyLimit, perDevice: historyPerDevice });
     this.#cache = new ImageCache(cacheBytes);
   }
 
@@ -107,11 +125,17 @@ export class Catalog {
   static async open(path?: string, options: CatalogOptions = {}): Promise<Catalog> {
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     const historyLimit = options.historyLimit ?? HISTORY_LIMIT;
+    const historyPerDevice = options.historyPerDevice ?? HISTORY_PER_DEVICE;
     if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
       throw invalid(`Cannot open catalog: cacheBytes ${cacheBytes} is not a non-negative integer`);
     }
     if (!Number.isSafeInteger(historyLimit) || historyLimit < 1) {
       throw invalid(`Cannot open catalog: historyLimit ${historyLimit} is not a positive integer`);
+    }
+    if (!Number.isSafeInteger(historyPerDevice) || historyPerDevice < 1) {
+      throw invalid(
+        `Cannot open catalog: historyPerDevice ${historyPerDevice} is not a positive integer`,
+      );
     }
     const where = path === undefined || path === ":memory:" ? ":memory:" : path;
     let kv: Deno.Kv;
@@ -126,7 +150,7 @@ export class Catalog {
         { cause: e },
       );
     }
-    return new Catalog(kv, cacheBytes, historyLimit);
+    return new Catalog(kv, { cacheBytes, historyLimit, historyPerDevice });
   }
 
   /**
@@ -242,6 +266,42 @@ export class Catalog {
   }
 
   /**
+   * Leases an image's bytes for as long as they are in use (an open transfer): they stay in memory
+   * and count toward `cacheBytes` until `release()`, the one bound for every image byte held.
+   * Throws {@linkcode CatalogError} `MEMORY_BOUND` when the images in use leave no room for this
+   * one (one image alone is always served), and what {@linkcode Catalog.readImage} throws.
+   */
+  async leaseImage(sha256: string): Promise<ImageLease> {
+    this.#assertOpen();
+    const sha = sha256.toLowerCase();
+    const lease = (bytes: Uint8Array): ImageLease => {
+      let released = false;
+      return {
+        bytes,
+        release: () => {
+          if (released) return;
+          released = true;
+          this.#cache.release(sha);
+        },
+      };
+    };
+    const cached = this.#cache.get(sha);
+    if (cached && this.#cache.pin(sha, cached)) return lease(cached);
+    const meta = await this.get(sha);
+    if (meta && !this.#cache.fits(meta.size)) throw this.#overBound(meta.size);
+    const bytes = await this.readImage(sha);
+    if (!this.#cache.pin(sha, bytes)) throw this.#overBound(bytes.length);
+    return lease(bytes);
+  }
+
+  #overBound(size: number): CatalogError {
+    return new CatalogError(
+      "MEMORY_BOUND",
+      `Cannot load image: ${this.#cache.inUseBytes} bytes of images in use and ${size} more exceed the memory bound of ${this.#cache.limitBytes} bytes (cacheBytes)`,
+    );
+  }
+
+  /**
    * Removes an image found by {@linkcode Catalog.find}: metadata and index entry in one commit,
    * then every piece. Returns the removed metadata. Throws {@linkcode CatalogError} `NOT_FOUND`,
    * `AMBIGUOUS_REF`, `INVALID_ARGUMENT`.
@@ -262,7 +322,10 @@ export class Catalog {
     });
   }
 
-  /** Records a finished transfer. Only the newest `historyLimit` records are kept. */
+  /**
+   * Records a finished transfer, replacing its open record. Only the newest `historyPerDevice`
+   * records of a device, and `historyLimit` in all, are kept.
+   */
   async recordTransfer(record: TransferRecord): Promise<void> {
     this.#assertOpen();
     await this.#history.recordTransfer(record);
@@ -274,7 +337,10 @@ export class Catalog {
     return await this.#history.listTransfers(limit);
   }
 
-  /** Records a device status report. Only the newest `historyLimit` records are kept. */
+  /**
+   * Records a device status report. Only the newest `historyPerDevice` records of a device, and
+   * `historyLimit` in all, are kept.
+   */
   async recordDeviceStatus(record: DeviceStatusRecord): Promise<void> {
     this.#assertOpen();
     await this.#history.recordDeviceStatus(record);
@@ -299,6 +365,47 @@ export class Catalog {
   inventory(options: InventoryStoreOptions = {}): InventoryStore {
     this.#assertOpen();
     return new InventoryStore(this.#kv, options);
+  }
+
+  /**
+   * Collects the pieces an interrupted `image add` left (pieces no image owns) once their add
+   * made no progress for `graceMs` (default {@linkcode UPLOAD_GRACE_MS}); an add in progress, in
+   * this process or another, is never touched. `dryRun` reports without deleting.
+   */
+  async collectGarbage(
+    options: { graceMs?: number; dryRun?: boolean } = {},
+  ): Promise<GarbageReport> {
+    this.#assertOpen();
+    const graceMs = options.graceMs ?? UPLOAD_GRACE_MS;
+    if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+      throw invalid(`Cannot collect garbage: grace ${graceMs} ms is not a non-negative integer`);
+    }
+    return await this.#store.collectGarbage({
+      graceMs,
+      dryRun: options.dryRun ?? false,
+      now: Date.now(),
+    });
+  }
+
+  /** Records a transfer that has just opened; its end record replaces it. */
+  async recordOpenTransfer(record: TransferRecord): Promise<void> {
+    this.#assertOpen();
+    await this.#history.recordOpenTransfer(record);
+  }
+
+  /** Records of transfers still open (or whose sender was killed), of one sender or all. */
+  async listOpenTransfers(senderId?: string): Promise<TransferRecord[]> {
+    this.#assertOpen();
+    return await this.#history.listOpenTransfers(senderId);
+  }
+
+  /**
+   * Ends the open records a previous run of sender `senderId` left (it was killed) as
+   * `INTERRUPTED`; returns how many.
+   */
+  async closeInterruptedTransfers(senderId: string): Promise<number> {
+    this.#assertOpen();
+    return await this.#history.closeInterrupted(senderId, new Date());
   }
 
   /** Closes the KV store and drops the cache. Calling it twice is harmless. */

@@ -28,7 +28,9 @@ export type CatalogErrorCode =
   /** The stored pieces of an image do not add up to its SHA-256 or size. */
   | "CORRUPT_IMAGE"
   /** The KV store could not be opened or a commit failed for a reason other than a conflict. */
-  | "STORAGE_ERROR";
+  | "STORAGE_ERROR"
+  /** The images in use already fill the memory bound (`cacheBytes`); ask again later. */
+  | "MEMORY_BOUND";
 
 /**
  * The one error class of the catalog. `code` is stable; `message` follows the house style:

@@ -1,13 +1,31 @@
 /**
- * The transfer and device status history in KV: the one record type of a finished transfer, the
- * record of a device's STATUS, and their bounded, newest-first storage.
+ * The transfer and device status history in KV: the one record type of a transfer, the record of
+ * a device's STATUS, their bounded, newest-first storage, and the records of transfers still open.
+ *
+ * Bounds: {@linkcode HISTORY_PER_DEVICE} records of each kind per device (pruned on every write,
+ * so one device can churn only its own records), {@linkcode HISTORY_MAX_AGE_MS} of age, and
+ * `limit` records in all as the last resort.
  * @module
  */
 
 import { CatalogError } from "./errors.ts";
-import { deleteAll } from "./_kv_delete.ts";
-import { deviceStatusKey, deviceStatusPrefix, transferKey, transferPrefix } from "./kv_keys.ts";
-import { HISTORY_PRUNE_EVERY } from "./limits.ts";
+import {
+  historyKey,
+  historyKeyOfIndex,
+  type HistoryKind,
+  historyOfDeviceKey,
+  historyOfDevicePrefix,
+  historyPrefix,
+  indexKeyOfHistory,
+  openTransferKey,
+  openTransferPrefix,
+} from "./kv_keys.ts";
+import {
+  DELETES_PER_COMMIT,
+  HISTORY_MAX_AGE_MS,
+  HISTORY_PER_DEVICE,
+  HISTORY_PRUNE_EVERY,
+} from "./limits.ts";
 
 /**
  * One finished transfer: what the sender hands to its `onTransferEnd` listeners and records in
@@ -35,7 +53,11 @@ export interface TransferRecord {
   seconds: number;
   /** Chunks sent again. */
   resends: number;
-  /** How it ended: `VERIFIED`, `HASH_MISMATCH`, `TRANSFER_ABORTED`, `DELIVERED_UNVERIFIED`, ... */
+  /**
+   * How it ended: `VERIFIED`, `HASH_MISMATCH`, `TRANSFER_ABORTED`, `DELIVERED_UNVERIFIED`, ...;
+   * {@linkcode OPEN_OUTCOME} while it runs, {@linkcode INTERRUPTED_OUTCOME} when its sender
+   * stopped without ending it.
+   */
   outcome: string;
   /** Whether the outcome is a success (STATUS below 16, or delivered without a STATUS). */
   ok: boolean;
@@ -65,50 +87,162 @@ export interface DeviceStatusRecord {
   at: string;
 }
 
+/** Records of one device pruned at most with each write (two deletes each, in its commit). */
+const MAX_PRUNED_PER_WRITE = 100;
+
+/** Outcome of the record of a transfer that is still open. */
+export const OPEN_OUTCOME = "OPEN";
+/** Outcome of an open transfer whose sender stopped (killed) before it ended. */
+export const INTERRUPTED_OUTCOME = "INTERRUPTED";
+
+/** Bounds of a {@linkcode History}. */
+export interface HistoryLimits {
+  /** Records of each kind kept in all (the last resort). */
+  limit: number;
+  /** Records of each kind kept per device; default {@linkcode HISTORY_PER_DEVICE}. */
+  perDevice?: number;
+  /** Records older than this are pruned; default {@linkcode HISTORY_MAX_AGE_MS}. */
+  maxAgeMs?: number;
+}
+
 /**
- * Both histories over one KV store. Keys sort by the time a record was written; only the newest
- * `limit` records of each are kept, pruned every {@linkcode HISTORY_PRUNE_EVERY} writes.
+ * Both histories over one KV store. Keys sort by the time a record was written; a per-device index
+ * bounds each device's records on every write; age and the global `limit` are pruned every few
+ * writes (see `#pruneEvery`).
  */
 export class History {
   readonly #instanceId = crypto.randomUUID();
   #seq = 0;
-  #transferWrites = 0;
-  #statusWrites = 0;
+  readonly #writes: Record<HistoryKind, number> = { transfer: 0, device_status: 0 };
+  readonly limit: number;
+  readonly perDevice: number;
+  readonly maxAgeMs: number;
 
-  /** History in `kv` keeping `limit` records of each kind. */
-  constructor(readonly kv: Deno.Kv, readonly limit: number) {}
+  /** History in `kv` with `limits`. */
+  constructor(readonly kv: Deno.Kv, limits: HistoryLimits) {
+    this.limit = limits.limit;
+    this.perDevice = limits.perDevice ?? HISTORY_PER_DEVICE;
+    this.maxAgeMs = limits.maxAgeMs ?? HISTORY_MAX_AGE_MS;
+  }
 
-  /** Records a finished transfer. */
+  /** Records a finished transfer (and drops its open record, if any). */
   async recordTransfer(record: TransferRecord): Promise<void> {
-    await this.kv.set(transferKey(Date.now(), this.#instanceId, this.#seq++), { ...record });
-    if (++this.#transferWrites % this.#pruneEvery() === 0) await this.#prune(transferPrefix());
+    await this.#record("transfer", record, openTransferKey(record.senderId, record.transferId));
   }
 
   /** Transfer records, newest first, at most `limit`. */
   listTransfers(limit: number): Promise<TransferRecord[]> {
-    return this.#newest<TransferRecord>(transferPrefix(), limit, "transfers");
+    return this.#newest<TransferRecord>("transfer", limit, "transfers");
   }
 
   /** Records a device status report. */
   async recordDeviceStatus(record: DeviceStatusRecord): Promise<void> {
-    await this.kv.set(deviceStatusKey(Date.now(), this.#instanceId, this.#seq++), { ...record });
-    if (++this.#statusWrites % this.#pruneEvery() === 0) await this.#prune(deviceStatusPrefix());
+    await this.#record("device_status", record);
   }
 
   /** Device status records, newest first, at most `limit`. */
   listDeviceStatus(limit: number): Promise<DeviceStatusRecord[]> {
-    return this.#newest<DeviceStatusRecord>(deviceStatusPrefix(), limit, "device status");
+    return this.#newest<DeviceStatusRecord>("device_status", limit, "device status");
   }
 
+  /**
+   * Records a transfer that has just opened (outcome {@linkcode OPEN_OUTCOME}); its end record
+   * replaces it. A sender has at most its transfer limit open, so these are bounded too.
+   */
+  async recordOpenTransfer(record: TransferRecord): Promise<void> {
+    await this.kv.set(openTransferKey(record.senderId, record.transferId), { ...record });
+  }
+
+  /** Records of open transfers, of one sender or of all, oldest first. */
+  async listOpenTransfers(senderId?: string): Promise<TransferRecord[]> {
+    const out: TransferRecord[] = [];
+    for await (const e of this.kv.list<TransferRecord>({ prefix: openTransferPrefix(senderId) })) {
+      out.push(e.value);
+    }
+    return out.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0));
+  }
+
+  /**
+   * Ends every open record of `senderId` as {@linkcode INTERRUPTED_OUTCOME} (a sender starting
+   * again under the same id: its old process stopped without ending them). Returns how many.
+   */
+  async closeInterrupted(senderId: string, endedAt: Date): Promise<number> {
+    const open = await this.listOpenTransfers(senderId);
+    for (const r of open) {
+      await this.recordTransfer({
+        ...r,
+        outcome: INTERRUPTED_OUTCOME,
+        ok: false,
+        detail: "the sender stopped before the transfer ended",
+        endedAt: endedAt.toISOString(),
+      });
+    }
+    return open.length;
+  }
+
+  async #record(
+    kind: HistoryKind,
+    record: TransferRecord | DeviceStatusRecord,
+    alsoDelete?: Deno.KvKey,
+  ): Promise<void> {
+    const at = { atMs: Date.now(), instanceId: this.#instanceId, seq: this.#seq++ };
+    const op = this.kv.atomic()
+      .set(historyKey(kind, at), { ...record })
+      .set(historyOfDeviceKey(kind, record.deviceId, at), true);
+    if (alsoDelete) op.delete(alsoDelete);
+    // The device's oldest records beyond `perDevice` go in the same commit (one commit a write).
+    for (const key of await this.#beyondDeviceBound(kind, record.deviceId)) op.delete(key);
+    await op.commit();
+    if (++this.#writes[kind] % this.#pruneEvery() === 0) await this.#pruneAll(kind);
+  }
+
+  /**
+   * Writes between two global prunings: {@linkcode HISTORY_PRUNE_EVERY} (or `limit` when
+   * smaller), and at least a tenth of `limit`, so a large history is not scanned every few writes
+   * (it overshoots `limit` by 10 % at most).
+   */
   #pruneEvery(): number {
-    return Math.min(HISTORY_PRUNE_EVERY, this.limit);
+    return Math.max(Math.min(HISTORY_PRUNE_EVERY, this.limit), Math.floor(this.limit / 10));
   }
 
-  async #prune(prefix: Deno.KvKey): Promise<void> {
-    await deleteAll(this.kv, prefix, { skip: this.limit, reverse: true });
+  /**
+   * Keys (index and record) of the device's records beyond the newest `perDevice - 1`, so that
+   * with the one being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE}
+   * records at once (the rest go with its next writes).
+   */
+  async #beyondDeviceBound(kind: HistoryKind, deviceId: string): Promise<Deno.KvKey[]> {
+    const doomed: Deno.KvKey[] = [];
+    let seen = 0;
+    const entries = this.kv.list({ prefix: historyOfDevicePrefix(kind, deviceId) }, {
+      reverse: true,
+      limit: this.perDevice - 1 + MAX_PRUNED_PER_WRITE,
+    });
+    for await (const e of entries) {
+      if (seen++ < this.perDevice - 1) continue;
+      doomed.push(e.key, historyKeyOfIndex(kind, e.key));
+    }
+    return doomed;
   }
 
-  async #newest<T>(prefix: Deno.KvKey, limit: number, what: string): Promise<T[]> {
+  /** Drops records older than `maxAgeMs`, then all but the newest `limit`. */
+  async #pruneAll(kind: HistoryKind): Promise<void> {
+    const cutoff = Date.now() - this.maxAgeMs;
+    let kept = 0;
+    const doomed: Deno.KvKey[] = [];
+    const entries = this.kv.list<{ deviceId: string }>({ prefix: historyPrefix(kind) }, {
+      reverse: true,
+    });
+    for await (const e of entries) {
+      if ((e.key[1] as number) >= cutoff && kept < this.limit) {
+        kept++;
+        continue;
+      }
+      doomed.push(e.key, indexKeyOfHistory(kind, e.value.deviceId, e.key));
+    }
+    await deleteKeys(this.kv, doomed);
+  }
+
+  async #newest<T>(kind: HistoryKind, limit: number, what: string): Promise<T[]> {
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new CatalogError(
         "INVALID_ARGUMENT",
@@ -116,9 +250,19 @@ export class History {
       );
     }
     const out: T[] = [];
-    for await (const e of this.kv.list<T>({ prefix }, { reverse: true, limit })) {
+    for await (
+      const e of this.kv.list<T>({ prefix: historyPrefix(kind) }, { reverse: true, limit })
+    ) {
       out.push(e.value);
     }
     return out;
+  }
+}
+
+async function deleteKeys(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += DELETES_PER_COMMIT) {
+    const op = kv.atomic();
+    for (const key of keys.slice(i, i + DELETES_PER_COMMIT)) op.delete(key);
+    await op.commit();
   }
 }

@@ -1,57 +1,129 @@
 /**
- * The in-memory cache of whole images, least recently used evicted first, bounded in bytes.
+ * The in-memory image bytes of a catalog, bounded in bytes: the one bound for every image held in
+ * memory, whether cached or in use. Images in use (leased by {@link ImageCache.pin}, e.g. by the
+ * sender's open transfers) are never evicted and count toward the limit; unused ones are evicted
+ * least recently used first. One sender walking 12 versions of 8 MiB used to hold 96 MiB beside a
+ * full 64 MiB cache: leases make those bytes part of the one bound.
  * @module
  */
 
-/** LRU cache of image bytes by SHA-256, holding at most `limitBytes`. */
+interface Entry {
+  bytes: Uint8Array;
+  /** Leases not yet released. */
+  users: number;
+}
+
+/** LRU cache of image bytes by SHA-256 with leases, holding at most `limitBytes`. */
 export class ImageCache {
   /** Least recently used first (Map keeps insertion order). */
-  readonly #entries = new Map<string, Uint8Array>();
+  readonly #entries = new Map<string, Entry>();
   #used = 0;
+  #inUse = 0;
 
-  /** A cache that never holds more than `limitBytes`. */
+  /** A cache that never holds more than `limitBytes` (but see {@link ImageCache.fits}). */
   constructor(readonly limitBytes: number) {}
 
-  /** Bytes held now. */
+  /** Bytes held now, cached and in use. */
   get usedBytes(): number {
     return this.#used;
   }
 
-  /** The cached bytes of `sha`, marked as most recently used; undefined when absent. */
-  get(sha: string): Uint8Array | undefined {
-    const bytes = this.#entries.get(sha);
-    if (bytes) {
-      this.#entries.delete(sha);
-      this.#entries.set(sha, bytes);
-    }
-    return bytes;
+  /** Bytes of images in use (leased). */
+  get inUseBytes(): number {
+    return this.#inUse;
   }
 
-  /** Keeps `bytes`, evicting the least recently used; an image over the limit is not kept. */
-  put(sha: string, bytes: Uint8Array): void {
-    if (bytes.length > this.limitBytes) return;
-    this.delete(sha);
-    for (const [key, value] of this.#entries) {
-      if (this.#used + bytes.length <= this.limitBytes) break;
-      this.#entries.delete(key);
-      this.#used -= value.length;
+  /** The cached bytes of `sha`, marked as most recently used; undefined when absent. */
+  get(sha: string): Uint8Array | undefined {
+    const entry = this.#entries.get(sha);
+    if (entry) {
+      this.#entries.delete(sha);
+      this.#entries.set(sha, entry);
     }
-    this.#entries.set(sha, bytes);
+    return entry?.bytes;
+  }
+
+  /**
+   * Whether an image of `size` bytes not held yet could be leased now: the images in use plus it
+   * stay within the limit (unused ones would be evicted). One image alone is always allowed, so
+   * a limit below an image's size still serves one image at a time.
+   */
+  fits(size: number): boolean {
+    return this.#inUse === 0 || this.#inUse + size <= this.limitBytes;
+  }
+
+  /**
+   * Keeps `bytes` (replacing an unused entry of `sha`), evicting the least recently used unused
+   * images; bytes that cannot fit beside the images in use are not kept.
+   */
+  put(sha: string, bytes: Uint8Array): void {
+    const old = this.#entries.get(sha);
+    if (old && old.users > 0) return void this.get(sha);
+    if (old) this.#evict(sha, old);
+    if (!this.#makeRoom(bytes.length)) return;
+    this.#entries.set(sha, { bytes, users: 0 });
     this.#used += bytes.length;
   }
 
-  /** Drops `sha` if cached. */
-  delete(sha: string): void {
-    const cached = this.#entries.get(sha);
-    if (cached) {
-      this.#entries.delete(sha);
-      this.#used -= cached.length;
+  /**
+   * Leases `bytes` of `sha` (keeping them if not held yet): they stay in memory, counted, until
+   * {@link ImageCache.release}. Returns false, leasing nothing, when they do not fit
+   * ({@link ImageCache.fits}).
+   */
+  pin(sha: string, bytes: Uint8Array): boolean {
+    let entry = this.#entries.get(sha);
+    if (!entry) {
+      if (!this.fits(bytes.length)) return false;
+      // Alone and over the limit (fits() allows one image): nothing else stays beside it.
+      if (!this.#makeRoom(bytes.length)) this.#evictUnused();
+      entry = { bytes, users: 0 };
+      this.#entries.set(sha, entry);
+      this.#used += bytes.length;
     }
+    if (entry.users++ === 0) this.#inUse += entry.bytes.length;
+    this.get(sha);
+    return true;
+  }
+
+  /** Ends one lease of `sha`; an image over the limit and no longer in use is dropped. */
+  release(sha: string): void {
+    const entry = this.#entries.get(sha);
+    if (!entry || entry.users === 0) return;
+    if (--entry.users === 0) {
+      this.#inUse -= entry.bytes.length;
+      if (this.#used > this.limitBytes) this.#evict(sha, entry);
+    }
+  }
+
+  /** Drops `sha` if cached and not in use. */
+  delete(sha: string): void {
+    const entry = this.#entries.get(sha);
+    if (entry && entry.users === 0) this.#evict(sha, entry);
   }
 
   /** Drops everything. */
   clear(): void {
     this.#entries.clear();
     this.#used = 0;
+    this.#inUse = 0;
+  }
+
+  /** Evicts unused images, oldest first, until `size` more bytes fit; false when they cannot. */
+  #makeRoom(size: number): boolean {
+    if (this.#inUse + size > this.limitBytes) return false;
+    for (const [key, entry] of this.#entries) {
+      if (this.#used + size <= this.limitBytes) break;
+      if (entry.users === 0) this.#evict(key, entry);
+    }
+    return this.#used + size <= this.limitBytes;
+  }
+
+  #evictUnused(): void {
+    for (const [key, entry] of this.#entries) if (entry.users === 0) this.#evict(key, entry);
+  }
+
+  #evict(sha: string, entry: Entry): void {
+    this.#entries.delete(sha);
+    this.#used -= entry.bytes.length;
   }
 }

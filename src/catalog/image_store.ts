@@ -9,6 +9,11 @@
  *   adding the same bytes again overwrites.
  * - Removal deletes metadata and index entry first (the image disappears atomically), then the
  *   pieces.
+ * - An add under way keeps an upload mark (`["upload", sha]`) holding the time of its last piece
+ *   commit, set in every piece commit and deleted by the commit that makes the image visible.
+ *   {@linkcode ImageStore.collectGarbage} deletes pieces with no image only when their mark is
+ *   older than a grace period (or missing), and checks the mark in every delete commit, so an add
+ *   in progress in another process is never touched.
  *
  * It only stores and loads: which images are acceptable is `admission.ts`'s to decide.
  * @module
@@ -18,6 +23,7 @@ import { CatalogError } from "./errors.ts";
 import { deleteAll } from "./_kv_delete.ts";
 import { type ImageMeta, sha256Hex } from "./image_meta.ts";
 import {
+  allPiecesPrefix,
   imageKey,
   imagePrefix,
   imageShaPrefixRange,
@@ -25,14 +31,40 @@ import {
   indexPrefix,
   pieceKey,
   piecePrefix,
+  uploadKey,
+  uploadPrefix,
 } from "./kv_keys.ts";
-import { PIECE_BYTES, PIECES_PER_COMMIT } from "./limits.ts";
+import { DELETES_PER_COMMIT, PIECE_BYTES, PIECES_PER_COMMIT } from "./limits.ts";
 
 /** What KV holds under an image key. `pieceBytes` is stored so the piece size may change. */
 interface StoredImage {
   meta: ImageMeta;
   pieceBytes: number;
   pieceCount: number;
+}
+
+/** What KV holds under an upload mark: when the add last made progress (ms since the epoch). */
+interface UploadMark {
+  at: number;
+}
+
+/** Pieces of one SHA-256 that no image owns. */
+export interface OrphanPieces {
+  sha256: string;
+  pieces: number;
+  bytes: number;
+  /** Last progress of the add that wrote them (ISO 8601); absent when it left no mark. */
+  lastProgress?: string;
+}
+
+/** What {@linkcode ImageStore.collectGarbage} found and did. */
+export interface GarbageReport {
+  /** Orphan pieces deleted (or, in a dry run, that would be). */
+  collected: OrphanPieces[];
+  /** Orphan pieces left alone: their add made progress within the grace period. */
+  held: OrphanPieces[];
+  /** Upload marks without pieces or image, deleted (or that would be). */
+  staleMarks: number;
 }
 
 /** The image half of the catalog's KV store. */
@@ -84,6 +116,7 @@ export class ImageStore {
       .check({ key: imageKey(meta.sha256), versionstamp: null })
       .set(imageKey(meta.sha256), stored)
       .set(indexKey(meta.product, meta.version), meta.sha256)
+      .delete(uploadKey(meta.sha256))
       .commit();
     if (result.ok) return;
     // Lost a race with another process: report what it added. Our pieces stay as garbage
@@ -92,12 +125,12 @@ export class ImageStore {
     throw new CatalogError("STORAGE_ERROR", "Cannot add image: the commit was refused");
   }
 
-  /** Writes an image's pieces without its metadata. */
+  /** Writes an image's pieces without its metadata, refreshing its upload mark in each commit. */
   async writePieces(sha256: string, bytes: Uint8Array): Promise<void> {
     const count = Math.ceil(bytes.length / PIECE_BYTES);
     let commit = 0;
     for (let first = 0; first < count; first += PIECES_PER_COMMIT) {
-      const op = this.kv.atomic();
+      const op = this.kv.atomic().set(uploadKey(sha256), { at: Date.now() } satisfies UploadMark);
       for (let i = first; i < Math.min(first + PIECES_PER_COMMIT, count); i++) {
         // slice(), not subarray(): KV serialises a view's whole backing buffer.
         op.set(pieceKey(sha256, i), bytes.slice(i * PIECE_BYTES, (i + 1) * PIECE_BYTES));
@@ -207,6 +240,75 @@ export class ImageStore {
       );
     }
     return stored.value.meta;
+  }
+
+  /**
+   * Finds pieces that no image owns and deletes those whose add made no progress for `graceMs`
+   * (all of them when their add left no mark); `dryRun` only reports. A delete commit checks that
+   * the image is still absent and the upload mark unchanged, so an add that starts or goes on in
+   * another process meanwhile stops the collection of its pieces.
+   */
+  async collectGarbage(
+    { graceMs, dryRun, now }: { graceMs: number; dryRun: boolean; now: number },
+  ): Promise<GarbageReport> {
+    const report: GarbageReport = { collected: [], held: [], staleMarks: 0 };
+    const withPieces = new Set<string>();
+    for (let sha = await this.#nextPieceSha(undefined); sha; sha = await this.#nextPieceSha(sha)) {
+      withPieces.add(sha);
+      const [image, mark] = await this.kv.getMany<[StoredImage, UploadMark]>([
+        imageKey(sha),
+        uploadKey(sha),
+      ]);
+      if (image.value !== null) continue;
+      const orphan: OrphanPieces = { sha256: sha, pieces: 0, bytes: 0 };
+      for await (const e of this.kv.list<Uint8Array>({ prefix: piecePrefix(sha) })) {
+        orphan.pieces++;
+        orphan.bytes += e.value.length;
+      }
+      if (mark.value) orphan.lastProgress = new Date(mark.value.at).toISOString();
+      if (mark.value && now - mark.value.at < graceMs) {
+        report.held.push(orphan);
+        continue;
+      }
+      if (!dryRun && !(await this.#deleteOrphan(sha, mark))) continue;
+      report.collected.push(orphan);
+    }
+    for await (const e of this.kv.list<UploadMark>({ prefix: uploadPrefix() })) {
+      const sha = e.key[1] as string;
+      if (withPieces.has(sha) || now - e.value.at < graceMs) continue;
+      report.staleMarks++;
+      if (!dryRun) await this.kv.atomic().check(e).delete(e.key).commit();
+    }
+    return report;
+  }
+
+  /** The first SHA-256 after `after` (or the first) that has pieces, or undefined. */
+  async #nextPieceSha(after: string | undefined): Promise<string | undefined> {
+    const prefix = allPiecesPrefix();
+    // `${sha}\0` sorts after every key [piece, sha, index] and before the next SHA-256.
+    const selector = after === undefined
+      ? { prefix }
+      : { prefix, start: [...prefix, `${after}\0`] };
+    for await (const e of this.kv.list(selector, { limit: 1 })) return e.key[1] as string;
+    return undefined;
+  }
+
+  /** Deletes an orphan's pieces and mark while image and mark stay as read; false if they moved. */
+  async #deleteOrphan(sha: string, mark: Deno.KvEntryMaybe<UploadMark>): Promise<boolean> {
+    let batch: Deno.KvKey[] = [];
+    const commit = async (keys: Deno.KvKey[]) => {
+      const op = this.kv.atomic().check({ key: imageKey(sha), versionstamp: null }).check(mark);
+      for (const key of keys) op.delete(key);
+      return (await op.commit()).ok;
+    };
+    for await (const e of this.kv.list({ prefix: piecePrefix(sha) })) {
+      batch.push(e.key);
+      if (batch.length === DELETES_PER_COMMIT) {
+        if (!(await commit(batch))) return false;
+        batch = [];
+      }
+    }
+    return await commit([...batch, uploadKey(sha)]);
   }
 
   /** Deletes every piece of an image (after its metadata is gone). */

@@ -43,9 +43,26 @@ export { SIGNATURE_BYTES } from "../protocol/limits.ts";
 /** Shortest SHA-256 prefix accepted as an image reference. */
 export const MIN_SHA_PREFIX_CHARS = 8;
 
-/** Transfer records and device status records kept; older ones are pruned. */
-export const HISTORY_LIMIT = 1000;
+/**
+ * Transfer records and device status records kept in all, each: the last resort behind
+ * {@linkcode HISTORY_PER_DEVICE} and {@linkcode HISTORY_MAX_AGE_MS} (e.g. 5000 devices × 20).
+ */
+export const HISTORY_LIMIT = 100_000;
 /** Records written by one catalog instance between two prunings of a history. */
 export const HISTORY_PRUNE_EVERY = 50;
 /** Records returned by `listTransfers()` / `listDeviceStatus()` when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 100;
+/**
+ * Transfer records and device status records kept per device, each: a device can churn only its
+ * own. Without it, 1100 STATUS messages from one device pushed every other device's records out
+ * of the shared history.
+ */
+export const HISTORY_PER_DEVICE = 20;
+/** Records older than this are pruned from both histories (30 days). */
+export const HISTORY_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+/**
+ * How long the pieces of an image add that made no progress are left alone before
+ * `catalog gc` (and the sender at start) collects them: an add in another process writes a piece
+ * commit every few ms, so an hour of silence means it was interrupted.
+ */
+export const UPLOAD_GRACE_MS = 3600 * 1000;

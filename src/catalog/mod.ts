@@ -18,9 +18,16 @@ export {
   Catalog,
   type CatalogInternals,
   type CatalogOptions,
+  type ImageLease,
 } from "./catalog.ts";
-export { type DeviceStatusRecord, type TransferRecord } from "./history.ts";
+export {
+  type DeviceStatusRecord,
+  INTERRUPTED_OUTCOME,
+  OPEN_OUTCOME,
+  type TransferRecord,
+} from "./history.ts";
 export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
+export type { GarbageReport, OrphanPieces } from "./image_store.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";
 export * from "./esp_image.ts";
 export * from "./limits.ts";

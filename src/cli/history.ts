@@ -11,6 +11,7 @@ import {
   formatTable,
   transferRate,
 } from "../format/mod.ts";
+import { INTERRUPTED_OUTCOME, OPEN_OUTCOME } from "../catalog/mod.ts";
 import { EXIT_OK, UsageError } from "../command/args.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 import { SHORT_SHA_CHARS } from "./image.ts";
@@ -25,8 +26,10 @@ export const HISTORY_COMMANDS: Command[] = [
     args: [],
     summary: "list recent transfers, newest first",
     help: `Options:
-  --limit N     show at most N transfers (default ${DEFAULT_HISTORY_ROWS})
+  --limit N     show at most N finished transfers (default ${DEFAULT_HISTORY_ROWS})
 
+Transfers still open come first, with OUTCOME ${OPEN_OUTCOME} (also those of a sender that was
+killed; it records them as ${INTERRUPTED_OUTCOME} when it starts again under the same sender id).
 RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or the end.`,
     options: { limit: { type: "string" } },
     run: transfers,
@@ -43,12 +46,14 @@ RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or t
 ];
 
 async function transfers(ctx: Context): Promise<number> {
-  const records = await (await ctx.catalog()).listTransfers(limitOf(ctx, ["transfers"]));
+  const catalog = await ctx.catalog();
+  const open = await catalog.listOpenTransfers();
+  const records = [...open, ...await catalog.listTransfers(limitOf(ctx, ["transfers"]))];
   return await printRecords(ctx, records, "No transfers recorded yet", () =>
     formatTable(
       ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "ACKED", "TIME", "RATE", "RESENDS", "SENDER"],
       records.map((t) => [
-        formatTime(t.endedAt),
+        t.outcome === OPEN_OUTCOME ? "-" : formatTime(t.endedAt),
         t.deviceId,
         `${t.product}@${t.version}`,
         t.outcome,

@@ -3,7 +3,7 @@
  * and label the device inventory, read the transfer and device status history, and make
  * signing keys. Run as `deno task ota <command>` (or with `--` after
  * `ota`); `--help` works on every command. This file dispatches; each command group lives in its
- * own file (image.ts, rollout.ts, devices.ts, history.ts, key.ts).
+ * own file (image.ts, rollout.ts, devices.ts, history.ts, catalog.ts, key.ts).
  *
  * The command logic is {@linkcode runOta}, which takes its arguments and output streams so tests
  * run it in-process. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -35,6 +35,7 @@ import {
   INVOKE,
   MissingCatalogError,
 } from "./_command.ts";
+import { CATALOG_COMMANDS } from "./catalog.ts";
 import { HISTORY_COMMANDS } from "./history.ts";
 import { IMAGE_COMMANDS } from "./image.ts";
 import { KEY_COMMANDS } from "./key.ts";
@@ -85,6 +86,7 @@ const COMMANDS: Command[] = [
   ...ROLLOUT_COMMANDS,
   ...DEVICE_COMMANDS,
   ...HISTORY_COMMANDS,
+  ...CATALOG_COMMANDS,
   ...KEY_COMMANDS,
 ];
 
@@ -273,6 +275,8 @@ function hintFor(code: CatalogErrorCode, words: string[]): string {
       return `run "${INVOKE} ${[...words, "--help"].join(" ")}" for usage`;
     case "CORRUPT_IMAGE":
       return "remove it and add it again";
+    case "MEMORY_BOUND":
+      return "wait for transfers to end, or raise cache.maxBytes";
     case "STORAGE_ERROR":
       return "check --kv (or OTA_KV_PATH, or kvPath in the config) and that the folder is writable";
   }

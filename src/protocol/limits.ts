@@ -68,3 +68,37 @@ export const ACK_BYTES = 16;
 export const STOP_AND_WAIT = { chunkSize: 1024, window: 1 } as const;
 /** Device ids (and sender ids): topic-safe, 1 to 64 characters. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+/**
+ * Longest Correlation Data the sender accepts on a REQUEST (MQTT 5 property or body field). The
+ * sender echoes it on every MANIFEST and CHUNK, so without a bound 65 000 bytes of it multiplied
+ * the sender's output ×16.8; both receivers use 8 bytes. Longer: ERROR `MALFORMED_REQUEST`.
+ */
+export const MAX_CORRELATION_BYTES = 64;
+/**
+ * Resends one transfer may make per chunk it has to send, on average, plus one window: beyond
+ * this budget it is aborted (`TRANSFER_ABORTED`). Bounds what a device that NACKs after every ACK
+ * can make the sender send (without it: unbounded); a link losing 4 chunks in 5 still finishes.
+ */
+export const MAX_RESENDS_PER_CHUNK = 4;
+/**
+ * A transfer that has not received a single ACK this long after its MANIFEST is aborted, however
+ * many resends its timeout would still allow (~110 s): a client that opens transfers for invented
+ * device ids and never acknowledges holds each slot this long at most.
+ */
+export const FIRST_ACK_TIMEOUT_MS = 15000;
+/**
+ * REQUESTs one device may send at once before the sender answers `BUSY` (with the `retryAfterMs`
+ * until its next one is allowed); it earns one more every {@link REQUEST_REFILL_MS}. A device that
+ * floods REQUESTs only delays itself.
+ */
+export const REQUEST_BURST = 8;
+/** One more REQUEST of a device is admitted every this many ms (see {@link REQUEST_BURST}). */
+export const REQUEST_REFILL_MS = 1000;
+/**
+ * ERRORs the sender answers one device with at once (malformed or refused input); beyond them it
+ * drops the message without an answer until the device earns another, one per
+ * {@link ERROR_REFILL_MS}. Bounds what 50 000 malformed REQUESTs cost: 50 000 ERRORs before.
+ */
+export const ERROR_BURST = 8;
+/** One more ERROR to a device is allowed every this many ms (see {@link ERROR_BURST}). */
+export const ERROR_REFILL_MS = 1000;

@@ -1,11 +1,16 @@
 /**
- * Admission of REQUESTs: whether the sender takes a new request at all (shutting down, at its
- * transfer limit counting requests still being resolved) and which of a device's requests is its
- * newest, so an older one still resolving gives up (protocol §7).
+ * Admission of REQUESTs: whether the sender takes a new request at all (shutting down, the
+ * device's request rate, the transfer limit counting devices whose request is still being
+ * resolved) and which of a device's requests is its newest, so an older one still resolving gives
+ * up (protocol §7).
+ *
+ * Every map here is keyed by device and holds an entry only while the device has a request being
+ * resolved or a rate bucket that has not refilled: a device with no transfer costs nothing.
  * @module
  */
 
 import { ErrorCode } from "../protocol/mod.ts";
+import { RateLimit, type RateLimitOptions } from "./rate_limit.ts";
 import type { ErrorReply } from "./replies.ts";
 
 /** One admitted request, until {@link Admission.done}. */
@@ -14,17 +19,28 @@ export interface Ticket {
   seq: number;
 }
 
+/** Limits of admission. */
+export interface AdmissionLimits {
+  /** Open transfers at most (devices still resolving a request count too). */
+  maxTransfers: number;
+  /** Retry hint of BUSY at the transfer limit or while shutting down. */
+  busyRetryAfterMs: number;
+  /** Requests per device: a burst, then one per interval (protocol §6 REQUEST_BURST). */
+  requestRate: RateLimitOptions;
+}
+
 /** Admission state of a sender. */
 export class Admission {
   #stopping = false;
-  /** Requests between admission and their transfer's start. */
-  #preparing = 0;
   #seq = 0;
-  /** Newest ticket per device with a request being prepared. */
+  /** Newest ticket per device with a request being resolved. */
   readonly #newest = new Map<string, number>();
+  readonly #rate: RateLimit;
 
-  /** Limits: open transfers at most and the retry hint of BUSY. */
-  constructor(readonly limits: { maxTransfers: number; busyRetryAfterMs: number }) {}
+  /** Admission with `limits`. */
+  constructor(readonly limits: AdmissionLimits) {
+    this.#rate = new RateLimit(limits.requestRate);
+  }
 
   /** From now on every request is refused with BUSY. */
   stop(): void {
@@ -36,12 +52,25 @@ export class Admission {
     return this.#stopping;
   }
 
+  /** Entries of the per-device maps, for tests that check a device without transfer costs none. */
+  get perDeviceEntries(): Record<string, number> {
+    return {
+      newestRequest: this.#newest.size,
+      requestRate: this.#rate.size,
+    };
+  }
+
   /**
-   * The BUSY refusal of a request from a device, given the open transfers and whether the device
-   * has one (its new request replaces it, so it is always admitted); null when admitted.
+   * The BUSY refusal of a request from `deviceId` at `now`, given the open transfers and whether
+   * the device has one (its new request replaces it); null when admitted. The slots in use are
+   * the open transfers plus the devices (not requests) still resolving one, so a device's new
+   * request frees the slot of its superseded one at once.
    */
-  refusal(open: number, deviceHasTransfer: boolean): ErrorReply | null {
-    const { maxTransfers, busyRetryAfterMs } = this.limits;
+  refusal(
+    deviceId: string,
+    { open, deviceHasTransfer, now }: { open: number; deviceHasTransfer: boolean; now: number },
+  ): ErrorReply | null {
+    const { maxTransfers, busyRetryAfterMs, requestRate } = this.limits;
     if (this.#stopping) {
       return {
         code: ErrorCode.BUSY,
@@ -49,8 +78,18 @@ export class Admission {
         retryAfterMs: busyRetryAfterMs,
       };
     }
-    // Requests still resolving count too, or a burst of them would all pass the check.
-    if (open + this.#preparing >= maxTransfers && !deviceHasTransfer) {
+    const wait = this.#rate.take(deviceId, now);
+    if (wait > 0) {
+      return {
+        code: ErrorCode.BUSY,
+        message: `Device "${deviceId}" sent more than ${requestRate.burst} requests in ${
+          requestRate.burst * requestRate.refillMs
+        } ms; ask again after ${wait} ms`,
+        retryAfterMs: wait,
+      };
+    }
+    const holdsSlot = deviceHasTransfer || this.#newest.has(deviceId);
+    if (open + this.#newest.size >= maxTransfers && !holdsSlot) {
       return {
         code: ErrorCode.BUSY,
         message:
@@ -63,7 +102,6 @@ export class Admission {
 
   /** Admits a request of `deviceId`; it becomes the device's newest. */
   begin(deviceId: string): Ticket {
-    this.#preparing++;
     const seq = ++this.#seq;
     this.#newest.set(deviceId, seq);
     return { deviceId, seq };
@@ -74,9 +112,13 @@ export class Admission {
     return !this.#stopping && this.#newest.get(ticket.deviceId) === ticket.seq;
   }
 
-  /** The request is answered (transfer opened or refused). */
+  /** The request is answered (transfer opened, refused, or superseded). */
   done(ticket: Ticket): void {
-    this.#preparing--;
     if (this.#newest.get(ticket.deviceId) === ticket.seq) this.#newest.delete(ticket.deviceId);
+  }
+
+  /** Forgets the rate of devices that have been quiet long enough (the sender's timer). */
+  sweep(now: number): void {
+    this.#rate.sweep(now);
   }
 }

@@ -1,5 +1,6 @@
 /**
- * The sender's outgoing backlog: bytes handed to the transport and not yet written to its socket.
+ * The sender's outgoing backlog: bytes handed to the transport and not yet written to its socket,
+ * every byte of a publication counted (topic, Response Topic, Correlation Data and payload).
  * Transfers ask before each CHUNK; above the cap they are held, and resumed oldest first once the
  * backlog has drained to half of it.
  * @module
@@ -40,7 +41,7 @@ export class Backlog<T> {
 
   /** Publishes, counting the bytes until the transport has written them. */
   publish(topic: string, payload: Uint8Array, options: PublishOptions): void {
-    const n = payload.length;
+    const n = publishedBytes(topic, payload, options);
     this.#bytes += n;
     this.transport.publish(topic, payload, options).catch((err) =>
       this.options.warn(`publish to "${topic}" failed: ${err}`)
@@ -62,6 +63,11 @@ export class Backlog<T> {
     this.#held.delete(sender);
   }
 
+  /** Sends that are held back now. */
+  get heldCount(): number {
+    return this.#held.size;
+  }
+
   #resumeHeld(): void {
     for (const t of this.#held) {
       if (this.#bytes >= this.options.maxBytes) break;
@@ -69,4 +75,17 @@ export class Backlog<T> {
       this.options.resume(t);
     }
   }
+}
+
+const ENCODER = new TextEncoder();
+
+/** Bytes a publication puts on the wire beyond fixed headers: topic, properties and payload. */
+export function publishedBytes(
+  topic: string,
+  payload: Uint8Array,
+  options: PublishOptions,
+): number {
+  return ENCODER.encode(topic).length + payload.length +
+    (options.responseTopic ? ENCODER.encode(options.responseTopic).length : 0) +
+    (options.correlationData?.length ?? 0);
 }

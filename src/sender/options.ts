@@ -4,18 +4,26 @@
  * @module
  */
 
-import { DEFAULT_CHUNK_BYTES, DEFAULT_WINDOW, MAX_WINDOW } from "../protocol/mod.ts";
+import {
+  DEFAULT_CHUNK_BYTES,
+  DEFAULT_WINDOW,
+  ERROR_BURST,
+  ERROR_REFILL_MS,
+  MAX_WINDOW,
+  REQUEST_BURST,
+  REQUEST_REFILL_MS,
+} from "../protocol/mod.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { MAX_BACKLOG_BYTES } from "./backlog.ts";
+import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
 import type { RolloutWiring } from "./rollouts.ts";
 
 /** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
-export type SenderCatalog = Pick<
-  Catalog,
-  "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus"
->;
+export type SenderCatalog =
+  & Pick<Catalog, "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus">
+  & Partial<Pick<Catalog, "recordOpenTransfer" | "closeInterruptedTransfers" | "leaseImage">>;
 
 /** Where the sender writes its log lines. */
 export interface SenderLog {
@@ -42,6 +50,10 @@ export interface SenderOptions {
   /** Open transfers at most; further requests get BUSY. */
   maxTransfers?: number;
   busyRetryAfterMs?: number;
+  /** REQUESTs per device: default REQUEST_BURST, then one per REQUEST_REFILL_MS (protocol §6). */
+  requestRate?: RateLimitOptions;
+  /** ERRORs per device: default ERROR_BURST, then one per ERROR_REFILL_MS (protocol §6). */
+  errorRate?: RateLimitOptions;
   timing?: Partial<TransferTiming>;
   /** Interval of the timer that checks every transfer's deadline. */
   tickMs?: number;
@@ -97,6 +109,8 @@ export const SENDER_DEFAULTS = {
 export function senderSettings(options: SenderOptions): SenderSettings {
   return {
     ...SENDER_DEFAULTS,
+    requestRate: { burst: REQUEST_BURST, refillMs: REQUEST_REFILL_MS },
+    errorRate: { burst: ERROR_BURST, refillMs: ERROR_REFILL_MS },
     tickMs: 50,
     maxBacklogBytes: MAX_BACKLOG_BYTES,
     log: QUIET_LOG,

@@ -1,10 +1,13 @@
 /**
- * Recording: what the sender keeps of a finished transfer and of a device's STATUS. Turns a
- * transfer's end into the one {@link TransferRecord} type, logs it and writes both to the catalog.
+ * Recording: what the sender keeps of a transfer and of a device's STATUS. A transfer is recorded
+ * when it opens (outcome `OPEN`, so open transfers are visible from outside the process and a
+ * killed sender's leave a trace) and again when it ends, the one {@link TransferRecord} type
+ * replacing the open one. Log lines are escaped: device ids, versions and details come from
+ * devices.
  * @module
  */
 
-import type { DeviceStatusRecord, TransferRecord } from "../catalog/mod.ts";
+import { type DeviceStatusRecord, OPEN_OUTCOME, type TransferRecord } from "../catalog/mod.ts";
 import type { SenderCatalog, SenderLog } from "./options.ts";
 import type { TransferEnd } from "./transfer.ts";
 import { escapeControl, formatBytes, formatRate, transferRate } from "../format/mod.ts";
@@ -47,28 +50,139 @@ export function transferEndLine(r: TransferRecord): string {
     (r.detail ? ` (${escapeControl(r.detail)})` : "");
 }
 
+/**
+ * Device status records being written at most, in all and per device; beyond them a STATUS is
+ * logged but not recorded. KV writes take milliseconds: without a bound, 100 000 fuzzed messages
+ * queued tens of thousands of writes (and their records) in memory.
+ */
+export const MAX_PENDING_STATUS_RECORDS = 256;
+/** Device status records of one device being written at most (see the bound in all). */
+export const MAX_PENDING_STATUS_RECORDS_PER_DEVICE = 2;
+
+/** What an open transfer is recorded with. */
+export interface OpenedTransfer {
+  transferId: number;
+  deviceId: string;
+  sha256: string;
+  product: string;
+  version: string;
+  startOffset: number;
+}
+
 /** Writes records to the catalog, logging instead of failing when it cannot. */
 export class Recorder {
+  /** Open-record writes under way, so a transfer's end record is written after its open one. */
+  readonly #opening = new Map<number, Promise<void>>();
+  /** Every record write under way, for {@link Recorder.flush}. */
+  readonly #writes = new Set<Promise<void>>();
+  /** Status record writes under way, by device. */
+  readonly #pendingStatus = new Map<string, number>();
+  #pendingStatusAll = 0;
+  /** STATUS messages not recorded because too many records were being written. */
+  statusRecordsDropped = 0;
+
   /** A recorder writing to `catalog` for sender `senderId`. */
   constructor(
-    readonly catalog: Pick<SenderCatalog, "recordTransfer" | "recordDeviceStatus">,
+    readonly catalog: Pick<
+      SenderCatalog,
+      "recordTransfer" | "recordDeviceStatus" | "recordOpenTransfer" | "closeInterruptedTransfers"
+    >,
     readonly options: { senderId: string; log: SenderLog },
   ) {}
 
-  /** Records and logs a transfer's end; returns its record. */
+  /**
+   * Ends the open records a killed run of this sender id left as `INTERRUPTED` (called at
+   * start); logs how many.
+   */
+  async closeInterrupted(): Promise<void> {
+    try {
+      const n = await this.catalog.closeInterruptedTransfers?.(this.options.senderId) ?? 0;
+      if (n > 0) this.options.log.warn(`recorded ${n} transfers of a previous run as INTERRUPTED`);
+    } catch (err) {
+      this.options.log.warn(`cannot close the open transfers of a previous run: ${err}`);
+    }
+  }
+
+  /** Records a transfer that has just opened (outcome `OPEN`). */
+  transferOpened(t: OpenedTransfer): void {
+    if (!this.catalog.recordOpenTransfer) return;
+    const now = new Date().toISOString();
+    const write = this.catalog.recordOpenTransfer({
+      ...t,
+      bytes: 0,
+      seconds: 0,
+      resends: 0,
+      outcome: OPEN_OUTCOME,
+      ok: false,
+      startedAt: now,
+      endedAt: now,
+      senderId: this.options.senderId,
+    }).catch((err) => this.options.log.warn(`cannot record open transfer ${t.transferId}: ${err}`));
+    this.#opening.set(t.transferId, write);
+    this.#track(write);
+  }
+
+  /**
+   * Waits until the records being written are written, at most `timeoutMs` (shutdown must stay
+   * bounded even when KV is slow).
+   */
+  async flush(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#writes]),
+      new Promise((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #track(write: Promise<void>): void {
+    this.#writes.add(write);
+    write.finally(() => this.#writes.delete(write));
+  }
+
+  /** Records and logs a transfer's end, replacing its open record; returns its record. */
   transferEnded(end: TransferEnd): TransferRecord {
     const record = transferRecord(end, { senderId: this.options.senderId, endedAt: new Date() });
     this.options.log.info(transferEndLine(record));
-    this.catalog.recordTransfer(record).catch((err) =>
-      this.options.log.warn(`cannot record transfer ${record.transferId}: ${err}`)
+    const opened = this.#opening.get(end.transferId) ?? Promise.resolve();
+    this.#opening.delete(end.transferId);
+    this.#track(
+      opened.then(() => this.catalog.recordTransfer(record)).catch((err) =>
+        this.options.log.warn(`cannot record transfer ${record.transferId}: ${err}`)
+      ),
     );
     return record;
   }
 
-  /** Records a device's STATUS. */
+  /**
+   * Records a device's STATUS, unless too many status records are being written already (in all,
+   * or of this device): then it is dropped and counted in `statusRecordsDropped`.
+   */
   deviceStatus(record: DeviceStatusRecord): void {
-    this.catalog.recordDeviceStatus(record).catch((err) =>
-      this.options.log.warn(`cannot record status of "${record.deviceId}": ${err}`)
-    );
+    const { deviceId } = record;
+    const ofDevice = this.#pendingStatus.get(deviceId) ?? 0;
+    if (
+      this.#pendingStatusAll >= MAX_PENDING_STATUS_RECORDS ||
+      ofDevice >= MAX_PENDING_STATUS_RECORDS_PER_DEVICE
+    ) {
+      this.statusRecordsDropped++;
+      return;
+    }
+    this.#pendingStatusAll++;
+    this.#pendingStatus.set(deviceId, ofDevice + 1);
+    const write = this.catalog.recordDeviceStatus(record).catch((err) =>
+      this.options.log.warn(`cannot record status of "${deviceId}": ${err}`)
+    ).finally(() => {
+      this.#pendingStatusAll--;
+      const left = (this.#pendingStatus.get(deviceId) ?? 1) - 1;
+      if (left > 0) this.#pendingStatus.set(deviceId, left);
+      else this.#pendingStatus.delete(deviceId);
+    });
+    this.#track(write);
+  }
+
+  /** Entries of the per-device map, for tests counting per-device state. */
+  get perDeviceEntries(): Record<string, number> {
+    return { pendingStatusRecords: this.#pendingStatus.size, openRecordWrites: this.#opening.size };
   }
 }

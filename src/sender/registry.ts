@@ -16,6 +16,11 @@ export class TransferRegistry {
     return this.#byId.size;
   }
 
+  /** Entries of the maps by transfer id and by device, for tests counting per-device state. */
+  get perDeviceEntries(): Record<string, number> {
+    return { transfersById: this.#byId.size, transfersByDevice: this.#byDevice.size };
+  }
+
   /** Every open transfer. */
   all(): Transfer[] {
     return [...this.#byId.values()];

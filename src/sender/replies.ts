@@ -4,6 +4,10 @@
  * for which no transfer is open goes to that message's Response Topic (or `{p}/dev/{id}/error`),
  * echoes its Correlation Data and carries no Response Topic property; ERRORs about an open
  * transfer are the transfer's to send (`transfer.ts`).
+ *
+ * ERRORs to one device are rate-limited (protocol §6 `ERROR_BURST`): beyond the limit the input
+ * is dropped without an answer, so malformed input cannot make the sender publish without bound.
+ * They go through the sender's backlog, which counts every byte published.
  * @module
  */
 
@@ -12,11 +16,20 @@ import {
   deviceTopics,
   encodeError,
   ErrorCode,
+  MAX_CORRELATION_BYTES,
   responseTopicProblem,
 } from "../protocol/mod.ts";
-import type { InboundMessage, Transport } from "../transport/types.ts";
+import type { InboundMessage, PublishOptions } from "../transport/types.ts";
 import type { SenderLog } from "./options.ts";
+import { RateLimit, type RateLimitOptions } from "./rate_limit.ts";
 import type { SenderStats } from "./stats.ts";
+
+/** Where an answer goes: the device it is for, the topic, and the Correlation Data to echo. */
+export interface ReplyTo {
+  deviceId: string;
+  topic: string;
+  correlation: Uint8Array | undefined;
+}
 
 /** One ERROR to send. */
 export interface ErrorReply {
@@ -30,11 +43,34 @@ export interface ErrorReply {
 
 /** Sends ERRORs and counts them and the drops in the sender's stats. */
 export class Replies {
-  /** Replies through `transport` for devices under `prefix`. */
+  readonly #rate: RateLimit;
+
+  /**
+   * Replies through `publish` (which must not throw) for devices under `prefix`, at most
+   * `errorRate` to one device.
+   */
   constructor(
-    readonly transport: Transport,
-    readonly options: { prefix: string; log: SenderLog; stats: SenderStats },
-  ) {}
+    readonly publish: (topic: string, payload: Uint8Array, options: PublishOptions) => void,
+    readonly options: {
+      prefix: string;
+      log: SenderLog;
+      stats: SenderStats;
+      errorRate: RateLimitOptions;
+      now: () => number;
+    },
+  ) {
+    this.#rate = new RateLimit(options.errorRate);
+  }
+
+  /** Devices whose ERROR rate bucket has not refilled (per-device state, for tests). */
+  get perDeviceEntries(): Record<string, number> {
+    return { errorRate: this.#rate.size };
+  }
+
+  /** Forgets the rate of devices that have been quiet long enough (the sender's timer). */
+  sweep(now: number): void {
+    this.#rate.sweep(now);
+  }
 
   /** `topic` when a device may be answered there (§2.1), else null. */
   usableResponseTopic(deviceId: string, topic: string): string | null {
@@ -46,23 +82,34 @@ export class Replies {
     return deviceTopics(this.options.prefix, deviceId).error;
   }
 
-  /** Publishes an ERROR on `topic` with `correlationData` and no Response Topic (D2). */
-  send(topic: string, correlationData: Uint8Array | undefined, reply: ErrorReply): void {
+  /**
+   * Publishes an ERROR for `to.deviceId` on `to.topic`, echoing `to.correlation` (none when it is
+   * over MAX_CORRELATION_BYTES), with no Response Topic (D2); dropped instead when the device is
+   * over its ERROR rate.
+   */
+  send(to: ReplyTo, reply: ErrorReply): void {
     const { code, message, retryAfterMs = 0, transferId = 0 } = reply;
     const { stats, log } = this.options;
     const name = codeName(ErrorCode, code);
+    if (this.#rate.take(to.deviceId, this.options.now()) > 0) {
+      stats.errorsSuppressed++;
+      return;
+    }
     stats.errorsSent[name] = (stats.errorsSent[name] ?? 0) + 1;
-    log.warn(`error  ${name} -> ${topic}: ${message}`);
-    this.transport.publish(topic, encodeError({ code, transferId, retryAfterMs, message }), {
+    log.warn(`error  ${name} -> ${to.topic}: ${message}`);
+    const correlation = to.correlation && to.correlation.length <= MAX_CORRELATION_BYTES
+      ? to.correlation
+      : undefined;
+    this.publish(to.topic, encodeError({ code, transferId, retryAfterMs, message }), {
       qos: 1,
-      correlationData,
-    }).catch((err) => log.warn(`publish to "${topic}" failed: ${err}`));
+      correlationData: correlation,
+    });
   }
 
   /** Answers an ACK/STATUS problem where the device can hear it: its Response Topic, if usable. */
   toDevice(deviceId: string, message: InboundMessage, reply: ErrorReply): void {
     const topic = this.usableResponseTopic(deviceId, message.responseTopic ?? "");
-    if (topic) this.send(topic, message.correlationData, reply);
+    if (topic) this.send({ deviceId, topic, correlation: message.correlationData }, reply);
     else this.drop(`${codeName(ErrorCode, reply.code)} from "${deviceId}": ${reply.message}`);
   }
 

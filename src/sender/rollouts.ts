@@ -7,8 +7,8 @@
  * rules open the next wave, succeed or abort.
  *
  * Every decision is read from and committed to KV; the driver keeps only a copy of the finished
- * rollout records (refreshed every tick) and reads the active ones and the device's entry per
- * request. Several sender
+ * rollout records (reloaded when the set of active rollouts changes) and reads the active ones
+ * per tick and per request, and the device's entry per request. Several sender
  * instances on one KV may run drivers at once: the store's versionstamp checks make each step
  * happen once, and an offer is published only by the instance whose commit moved the device
  * from QUEUED to OFFERED. A sender restarted mid-rollout carries on from KV.
@@ -46,6 +46,8 @@ export interface RolloutWiring {
   offersPerSecond?: number;
   /** Interval of the driver's timer in ms; default 250. */
   tickMs?: number;
+  /** Wall clock for device deadlines, ms since the epoch; default `Date.now` (the stores'). */
+  now?: () => number;
 }
 
 /** The one home of the rollout settings' defaults (config `rollouts.*` is made from these). */
@@ -83,10 +85,13 @@ export class RolloutDriver {
   readonly #host: DriverHost;
   readonly #limiter: RateLimiter;
   readonly #tickMs: number;
+  readonly #now: () => number;
   #records: RolloutRecord[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
   #stopped = false;
+  /** Inventory copies of rollout states under way; `stop` waits for them. */
+  readonly #copies = new Set<Promise<unknown>>();
   /** OFFERs published by this instance. */
   offersSent = 0;
 
@@ -99,6 +104,7 @@ export class RolloutDriver {
       ROLLOUT_DEFAULTS.allowExplicitVersions;
     this.#limiter = new RateLimiter(wiring.offersPerSecond ?? ROLLOUT_DEFAULTS.offersPerSecond);
     this.#tickMs = wiring.tickMs ?? ROLLOUT_DEFAULTS.tickMs;
+    this.#now = wiring.now ?? Date.now;
   }
 
   /** Loads the rollouts and starts the timer (none when `tickMs` is 0: tests call `tick`). */
@@ -112,6 +118,12 @@ export class RolloutDriver {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#ticking;
+    await Promise.all([...this.#copies]);
+  }
+
+  /** Resolves when the inventory's copies of rollout states under way are written (tests). */
+  async settled(): Promise<void> {
+    while (this.#copies.size > 0) await Promise.all([...this.#copies]);
   }
 
   /**
@@ -125,14 +137,18 @@ export class RolloutDriver {
     options: { latest: boolean },
   ): Promise<LatestDecision | undefined> {
     if (this.#stopped) return undefined;
-    const record = await this.#guard(
-      `record the request of "${deviceId}"`,
-      () =>
-        this.#inventory.recordRequest(deviceId, {
-          product: seen.product,
-          version: seen.currentVersion,
-        }),
-    );
+    // The inventory write and the read of the active rollouts do not depend on each other.
+    const [record, rollouts] = await Promise.all([
+      this.#guard(
+        `record the request of "${deviceId}"`,
+        () =>
+          this.#inventory.recordRequest(deviceId, {
+            product: seen.product,
+            version: seen.currentVersion,
+          }),
+      ),
+      options.latest ? this.#current() : [],
+    ]);
     if (!options.latest) return undefined;
     const device = {
       id: deviceId,
@@ -140,14 +156,18 @@ export class RolloutDriver {
       groups: record?.groups ?? [],
       runningVersion: seen.currentVersion,
     };
-    const rollout = holdingRollout(await this.#current(), device);
+    const rollout = holdingRollout(rollouts, device);
     if (rollout === undefined) return decideLatest(undefined, device, null);
     const entry = await this.#store.entry(rollout.id, deviceId);
     const decision = decideLatest(rollout, device, entry);
-    await this.#event(rollout.id, deviceId, {
-      type: "request",
-      runningVersion: seen.currentVersion,
-    });
+    // An image answer is followed at once by the `manifest` event, which enrolls the device as
+    // well; the `request` event matters when nothing is sent (a device running the version).
+    if (decision.kind !== "image") {
+      await this.#event(rollout.id, deviceId, {
+        type: "request",
+        runningVersion: seen.currentVersion,
+      });
+    }
     return decision;
   }
 
@@ -226,7 +246,7 @@ export class RolloutDriver {
   }
 
   /**
-   * One step of every rollout: reload the records; for each RUNNING one enroll an opened wave,
+   * One step of every rollout: read the active records; for each RUNNING one enroll an opened wave,
    * time out overdue devices and offer the image to queued devices; then let the rules decide
    * (next wave, success, abort) for RUNNING and PAUSED ones. Runs one at a time.
    */
@@ -239,8 +259,7 @@ export class RolloutDriver {
   }
 
   async #step(): Promise<void> {
-    await this.#refresh();
-    for (const r of this.#records) {
+    for (const r of await this.#guard("load rollouts", () => this.#current()) ?? []) {
       if (this.#stopped) return;
       if (r.state !== "RUNNING" && r.state !== "PAUSED") continue;
       try {
@@ -250,7 +269,7 @@ export class RolloutDriver {
               wave: r.currentWave,
             });
           }
-          for (const id of await this.#store.dueDevices(r.id, Date.now())) {
+          for (const id of await this.#store.dueDevices(r.id, this.#now())) {
             await this.#event(r.id, id, { type: "timeout" });
           }
           await this.#offer(r);
@@ -266,7 +285,6 @@ export class RolloutDriver {
         this.#host.log.warn(`rollout ${r.id}: step failed: ${(err as Error).message ?? err}`);
       }
     }
-    await this.#refresh();
   }
 
   /** Offers the image to the rollout's QUEUED devices, as many as the rate limit allows. */
@@ -332,10 +350,12 @@ export class RolloutDriver {
     );
     if (result === undefined || !result.applied || result.entry === null) return result;
     if (result.entry.state !== result.from) {
-      await this.#guard(
+      // Off the request's path: the copy is for listings, the store's entry is the truth.
+      const copy = this.#guard(
         `set the rollout state of "${deviceId}"`,
         () => this.#copyState(rolloutId, deviceId),
-      );
+      ).finally(() => this.#copies.delete(copy));
+      this.#copies.add(copy);
     }
     return result;
   }

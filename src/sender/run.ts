@@ -13,6 +13,7 @@ import type { Transport } from "../transport/types.ts";
 import type { SenderConfig } from "./config.ts";
 import { Sender, type SenderLog } from "./sender.ts";
 import { signerFromPem } from "../protocol/signing.ts";
+import { escapeControl } from "../format/mod.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -57,6 +58,7 @@ export async function runSender(
   const catalog = await Catalog.open(config.kvPath === ":memory:" ? undefined : config.kvPath, {
     cacheBytes: config.cache.maxBytes,
   });
+  await collectGarbage(catalog, log);
   const tls = config.broker.tls;
   let transport: Transport;
   try {
@@ -133,11 +135,26 @@ export async function runSender(
   };
 }
 
-/** Log lines to stdout with a time stamp. */
+/** Deletes what interrupted image adds left (after the grace period); logs, never fails. */
+async function collectGarbage(catalog: Catalog, log: SenderLog): Promise<void> {
+  try {
+    const { collected } = await catalog.collectGarbage();
+    if (collected.length === 0) return;
+    const pieces = collected.reduce((n, o) => n + o.pieces, 0);
+    log.info(`gc     deleted ${pieces} pieces of ${collected.length} interrupted image adds`);
+  } catch (err) {
+    log.warn(`cannot collect the pieces of interrupted image adds: ${err}`);
+  }
+}
+
+/**
+ * Log lines to stdout with a time stamp, control characters escaped: a line may quote what a
+ * device sent (an id, a version, a detail), and a newline or ESC in it must not forge a line.
+ */
 export function consoleLog(): SenderLog {
   const ts = () => new Date().toISOString().slice(11, 23);
   return {
-    info: (line) => console.log(`${ts()} ${line}`),
-    warn: (line) => console.log(`${ts()} ${line}`),
+    info: (line) => console.log(`${ts()} ${escapeControl(line)}`),
+    warn: (line) => console.log(`${ts()} ${escapeControl(line)}`),
   };
 }

@@ -35,6 +35,31 @@ export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
 export type { SenderStats } from "./stats.ts";
 export { MAX_BACKLOG_BYTES } from "./backlog.ts";
 
+/**
+ * How long {@link Sender.stop} waits for the records of the transfers it closes to be written:
+ * bounded, so shutdown is (with the transport's own bound) a few seconds at most.
+ */
+const SHUTDOWN_RECORDS_MS = 2000;
+
+/** How often the timer drops the rate buckets of devices that have refilled. */
+const SWEEP_EVERY_MS = 1000;
+
+let internalsOf: (sender: Sender) => SenderInternals;
+
+/** Test-only view of a sender's per-device state; see {@linkcode _senderInternals}. */
+export interface SenderInternals {
+  /** Entries of every map keyed by device or transfer, by name. */
+  perDeviceEntries(): Record<string, number>;
+}
+
+/**
+ * Test-only: counts the entries of the sender's per-device maps, so a test can check that a
+ * device without a transfer costs no state. Not part of the sender API.
+ */
+export function _senderInternals(sender: Sender): SenderInternals {
+  return internalsOf(sender);
+}
+
 /** The sender service; see the module doc. */
 export class Sender {
   /** Counters since start. */
@@ -43,6 +68,19 @@ export class Sender {
   readonly #ctx: SenderContext;
   readonly #listeners: Array<(record: TransferRecord) => void> = [];
   #timer: ReturnType<typeof setInterval> | undefined;
+  #lastSweep = -Infinity;
+
+  static {
+    internalsOf = (s) => ({
+      perDeviceEntries: () => ({
+        ...s.#ctx.transfers.perDeviceEntries,
+        ...s.#ctx.admission.perDeviceEntries,
+        ...s.#ctx.replies.perDeviceEntries,
+        ...s.#ctx.recorder.perDeviceEntries,
+        heldByBacklog: s.#ctx.backlog.heldCount,
+      }),
+    });
+  }
 
   private constructor(options: SenderOptions) {
     const settings = senderSettings(options);
@@ -67,8 +105,15 @@ export class Sender {
       stats: this.stats,
       transfers,
       admission: new Admission(settings),
-      replies: new Replies(transport, { prefix: settings.prefix, log, stats: this.stats }),
+      replies: new Replies((topic, payload, o) => backlog.publish(topic, payload, o), {
+        prefix: settings.prefix,
+        log,
+        stats: this.stats,
+        errorRate: settings.errorRate,
+        now: settings.now,
+      }),
       images: new TransferImages({
+        leaseImage: settings.catalog.leaseImage?.bind(settings.catalog),
         readImage: (sha) => settings.catalog.readImage(sha),
         sign: settings.sign,
       }),
@@ -92,6 +137,7 @@ export class Sender {
     if (problem) throw new Error(`Cannot start the sender: ${problem}; choose another one`);
     const s = new Sender(options);
     const o = s.#settings;
+    await s.#ctx.recorder.closeInterrupted();
     const subs = senderSubscriptions(o.prefix, o.senderId, o.sharedGroup);
     o.transport.onMessage((m) => s.handle(m));
     await o.transport.subscribe([subs.requests, subs.acks, subs.status], 1);
@@ -115,10 +161,18 @@ export class Sender {
     return this.#ctx.transfers.all().map((t) => t.progress());
   }
 
-  /** Checks every transfer's deadline; called by the timer (or by a test with its own clock). */
+  /**
+   * Checks every transfer's deadline and forgets the rate limits of quiet devices; called by the
+   * timer (or by a test with its own clock).
+   */
   tick(now = this.#settings.now()): void {
     for (const t of this.#ctx.transfers.all()) {
       this.#ctx.safely(() => t.dispatch({ type: "tick" }, now));
+    }
+    if (now - this.#lastSweep >= SWEEP_EVERY_MS) {
+      this.#lastSweep = now;
+      this.#ctx.admission.sweep(now);
+      this.#ctx.replies.sweep(now);
     }
   }
 
@@ -155,12 +209,13 @@ export class Sender {
     for (const t of this.#ctx.transfers.all()) {
       this.#ctx.safely(() => t.dispatch({ type: "shutdown", retryAfterMs }, now));
     }
-    await new Promise((r) => setTimeout(r, 0));
+    await this.#ctx.recorder.flush(SHUTDOWN_RECORDS_MS);
   }
 
   #closed(end: TransferEnd): void {
     const t = this.#ctx.transfers.remove(end.transferId);
     if (t) this.#ctx.backlog.forget(t);
+    end.image.release?.();
     this.stats.chunksSent += end.chunksSent;
     this.stats.resends += end.resends;
     if (end.outcome.ok) this.stats.transfersOk++;

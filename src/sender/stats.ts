@@ -11,6 +11,8 @@ export interface SenderStats {
   transfersFailed: number;
   errorsSent: Record<string, number>;
   dropped: number;
+  /** ERRORs not sent because their device was over its ERROR rate (protocol §6 ERROR_BURST). */
+  errorsSuppressed: number;
   chunksSent: number;
   resends: number;
 }
@@ -24,6 +26,7 @@ export function emptyStats(): SenderStats {
     transfersFailed: 0,
     errorsSent: {},
     dropped: 0,
+    errorsSuppressed: 0,
     chunksSent: 0,
     resends: 0,
   };

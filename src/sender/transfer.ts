@@ -18,8 +18,10 @@ import {
   encodeError,
   encodeManifest,
   ErrorCode,
+  FIRST_ACK_TIMEOUT_MS,
   ImageKindCode,
   MAX_ACK_TIMEOUT_MS,
+  MAX_RESENDS_PER_CHUNK,
   MAX_RETRIES,
   MIN_RESEND_TIMEOUT_MS,
   NackReason,
@@ -45,10 +47,15 @@ export interface TransferImage {
   version: string;
   kind: "esp32-app" | "file";
   bytes: Uint8Array;
-  /** CRC-32 of every chunk at `chunkSize`, computed once per image and chunk size. */
-  crcs: Uint32Array;
+  /**
+   * CRC-32 of chunk `index` at the transfer's chunk size: computed when the chunk is first sent
+   * and kept per image and chunk size, so an unusual chunk size costs no pass over the image.
+   */
+  crc(index: number): number;
   /** ECDSA signature of the manifest, or empty. */
   signature: Uint8Array;
+  /** Ends the transfer's hold on the bytes (the catalog's memory bound); called once it closes. */
+  release?: () => void;
 }
 
 /** Timing knobs; the protocol's values by default, shorter ones in tests. */
@@ -61,6 +68,8 @@ export interface TransferTiming {
   maxAckTimeoutMs: number;
   maxRetries: number;
   statusTimeoutMs: number;
+  /** A transfer with no ACK advancing its window this long after its MANIFEST is aborted. */
+  firstAckTimeoutMs: number;
 }
 
 /** The protocol's timing (§6). */
@@ -70,6 +79,7 @@ export const DEFAULT_TIMING: TransferTiming = {
   maxAckTimeoutMs: MAX_ACK_TIMEOUT_MS,
   maxRetries: MAX_RETRIES,
   statusTimeoutMs: STATUS_TIMEOUT_MS,
+  firstAckTimeoutMs: FIRST_ACK_TIMEOUT_MS,
 };
 
 /** What a transfer is set up with. */
@@ -136,6 +146,18 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
   CLOSED: {},
 };
 
+/**
+ * Outcome of a transfer whose device reported success (`VERIFIED`, `BOOTED`, ...) before every
+ * chunk was acknowledged: recorded as a failure, never as a delivery (it is what a forged STATUS
+ * looks like). The outcome is the status name with this suffix, e.g. `VERIFIED_BEFORE_DELIVERY`.
+ */
+export const BEFORE_DELIVERY = "_BEFORE_DELIVERY";
+/**
+ * Outcome suffix of a success STATUS naming another SHA-256 than the transfer's image, e.g.
+ * `VERIFIED_WRONG_IMAGE`: recorded as a failure.
+ */
+export const WRONG_IMAGE = "_WRONG_IMAGE";
+
 /** How a transfer ended, for the log line and the catalog's record. */
 export interface TransferOutcome {
   /** A STATUS code name, `DELIVERED_UNVERIFIED` or `TRANSFER_ABORTED`. */
@@ -182,11 +204,17 @@ export class Transfer {
   readonly #timer: ResendTimer;
   #retries = 0;
   #startedAt = 0;
+  /** Whether any ACK advanced the window (FIRST_ACK_TIMEOUT_MS applies until one does). */
+  #everAdvanced = false;
+  /** Resends allowed in all (MAX_RESENDS_PER_CHUNK per chunk to send, plus one window). */
+  readonly #resendBudget: number;
   readonly #clock = new TransferClock();
   #outcome: TransferOutcome | null = null;
 
   constructor(readonly init: TransferInit) {
     this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
+    const toSend = this.chunkCount - init.startOffset / init.chunkSize;
+    this.#resendBudget = MAX_RESENDS_PER_CHUNK * toSend + init.window;
     this.#window = new SendWindow({
       chunkCount: this.chunkCount,
       firstIndex: init.startOffset / init.chunkSize,
@@ -322,6 +350,7 @@ export class Transfer {
     if (effect.advanced) {
       // D1: the newest chunk this ACK newly acknowledges gives the sample, unless it was resent.
       if (effect.sentAt !== undefined) this.#timer.sample(now - effect.sentAt);
+      this.#everAdvanced = true;
       this.#retries = 0;
       this.#timer.reset();
       this.deadline = now + this.rto;
@@ -329,6 +358,7 @@ export class Transfer {
     }
     if (ack.nack !== NackReason.NONE) {
       this.#window.nack(ack.nextIndex, { gap: ack.nack === NackReason.GAP });
+      if (this.#overResendBudget()) return this.#abortOverBudget(now);
     }
     if (this.#window.complete) {
       this.deadline = now + this.init.timing.statusTimeoutMs;
@@ -346,6 +376,10 @@ export class Transfer {
 
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
+    const { firstAckTimeoutMs } = this.init.timing;
+    if (!this.#everAdvanced && now - this.#startedAt >= firstAckTimeoutMs) {
+      return this.abort(now, `no ACK within ${firstAckTimeoutMs} ms of the manifest`, 0);
+    }
     if (now < this.deadline) return "SENDING";
     if (this.#window.inFlight === 0) {
       // Nothing in flight: the sender held this transfer back (mayPublish), the device is
@@ -359,6 +393,7 @@ export class Transfer {
     }
     this.#timer.backoff();
     this.#window.timeout();
+    if (this.#overResendBudget()) return this.#abortOverBudget(now);
     this.#pump(now);
     this.deadline = now + this.rto;
     return "SENDING";
@@ -367,8 +402,7 @@ export class Transfer {
   /** @internal Closes with a STATUS (or none: status timeout / shutdown after delivery). */
   finish(_now: number, status: Status | null): TransferState {
     if (status) {
-      const name = codeName(StatusCode, status.status);
-      this.#outcome = { outcome: name, detail: status.detail, ok: status.status < 16 };
+      this.#outcome = this.#statusOutcome(status);
     } else if (this.#window.complete) {
       this.#outcome = {
         outcome: "DELIVERED_UNVERIFIED",
@@ -379,6 +413,46 @@ export class Transfer {
       this.#outcome = { outcome: "TRANSFER_ABORTED", detail: "closed before delivery", ok: false };
     }
     return "CLOSED";
+  }
+
+  /**
+   * What a STATUS proves. A failure code is recorded as it is. A success code counts only once
+   * every chunk is acknowledged and only with the image's SHA-256; otherwise it is recorded as a
+   * distinct failed outcome ({@link BEFORE_DELIVERY}, {@link WRONG_IMAGE}).
+   */
+  #statusOutcome(status: Status): TransferOutcome {
+    const name = codeName(StatusCode, status.status);
+    if (status.status >= 16) return { outcome: name, detail: status.detail, ok: false };
+    if (!this.#window.complete) {
+      return {
+        outcome: name + BEFORE_DELIVERY,
+        detail: `STATUS ${name} with chunks ${this.#window.acked}..${
+          this.chunkCount - 1
+        } unacknowledged`,
+        ok: false,
+      };
+    }
+    const sha = this.init.image.sha256;
+    if (status.sha256.length !== sha.length || status.sha256.some((b, i) => b !== sha[i])) {
+      return {
+        outcome: name + WRONG_IMAGE,
+        detail: `STATUS ${name} names another SHA-256 than image ${this.init.image.shaHex}`,
+        ok: false,
+      };
+    }
+    return { outcome: name, detail: status.detail, ok: true };
+  }
+
+  #overResendBudget(): boolean {
+    return this.#window.resends > this.#resendBudget;
+  }
+
+  #abortOverBudget(now: number): TransferState {
+    return this.abort(
+      now,
+      `more than ${this.#resendBudget} resends (${MAX_RESENDS_PER_CHUNK} per chunk and a window)`,
+      0,
+    );
   }
 
   /** @internal Sends ERROR TRANSFER_ABORTED and closes. */
@@ -426,7 +500,7 @@ export class Transfer {
       index,
       offset,
       length: payload.length,
-      crc32: image.crcs[index],
+      crc32: image.crc(index),
     });
     message.set(payload, CHUNK_HEADER_BYTES);
     this.#publish(message, this.init.dataQos);

@@ -1,7 +1,11 @@
 /**
- * Image preparation: turns catalog metadata into the {@link TransferImage} transfers send (the
- * bytes, a CRC-32 per chunk and the manifest signature), once per (SHA-256, chunk size) and
- * shared by every transfer of that pair.
+ * Image preparation: turns catalog metadata into the {@link TransferImage} a transfer sends (the
+ * bytes, a CRC-32 per chunk and the manifest signature). The bytes are leased from the catalog
+ * for the transfer's lifetime, so every image byte the sender holds counts toward the catalog's
+ * one memory bound (`cache.maxBytes`); what is kept here per (SHA-256, chunk size) is only the
+ * CRCs and the signature, never the bytes. CRCs are computed lazily, chunk by chunk as they are
+ * first sent ({@link ChunkCrcs}): a REQUEST with an unusual chunk size used to cost a CRC pass
+ * over the whole image (2 ms on 16 MiB, synchronous) before anything was sent.
  *
  * The signature of an image signed offline (`image add --signature`) is served as stored, so the
  * private key never has to be on the sender; only an image without one is signed here, when the
@@ -10,33 +14,71 @@
  */
 
 import { crc32, fromHex } from "../protocol/mod.ts";
-import type { ImageMeta } from "../catalog/mod.ts";
+import type { ImageLease, ImageMeta } from "../catalog/mod.ts";
 import type { TransferImage } from "./transfer.ts";
 
-/** Prepared images kept at most; older ones are prepared again when asked (bytes stay cached). */
-export const PREPARED_IMAGES = 64;
+/** (SHA-256, chunk size) pairs whose CRCs and signature are kept; older ones are made again. */
+export const PREPARED_IMAGES = 16;
 
-/** Prepares and shares transfer images. */
+/** What is kept of a prepared image: no bytes. */
+interface Prepared {
+  crcs: ChunkCrcs;
+  signature: Promise<Uint8Array>;
+}
+
+/** Where image bytes come from: leased from the catalog, or read (test stand-ins). */
+export interface ImageSource {
+  /** Leases the bytes for as long as a transfer uses them (the catalog's memory bound). */
+  leaseImage?(sha256: string): Promise<ImageLease>;
+  /** Reads the bytes; used when `leaseImage` is absent (stand-in catalogs in unit tests). */
+  readImage(sha256: string): Promise<Uint8Array>;
+  /** Signs images the catalog holds no signature for. */
+  sign?: (sha256: Uint8Array) => Promise<Uint8Array>;
+}
+
+/** Prepares transfer images. */
 export class TransferImages {
   /** Most recently used last. */
-  readonly #prepared = new Map<string, Promise<TransferImage>>();
+  readonly #prepared = new Map<string, Prepared>();
 
-  /** Images read with `readImage`; `sign` signs images the catalog holds no signature for. */
-  constructor(
-    readonly source: {
-      readImage(sha256: string): Promise<Uint8Array>;
-      sign?: (sha256: Uint8Array) => Promise<Uint8Array>;
-    },
-  ) {}
+  /** Images from `source`. */
+  constructor(readonly source: ImageSource) {}
 
-  /** The image of `meta` cut in chunks of `chunkSize`. */
-  get(meta: ImageMeta, chunkSize: number): Promise<TransferImage> {
+  /**
+   * The image of `meta` cut in chunks of `chunkSize`, its bytes leased until the transfer calls
+   * `release()`. Throws what the catalog throws (e.g. `MEMORY_BOUND`).
+   */
+  async get(meta: ImageMeta, chunkSize: number): Promise<TransferImage> {
+    const lease = this.source.leaseImage
+      ? await this.source.leaseImage(meta.sha256)
+      : { bytes: await this.source.readImage(meta.sha256), release: () => {} };
+    try {
+      const sha256 = fromHex(meta.sha256);
+      const prepared = this.#preparedFor(meta, chunkSize, lease.bytes.length, sha256);
+      const signature = await prepared.signature;
+      const bytes = lease.bytes;
+      return {
+        ...meta,
+        shaHex: meta.sha256,
+        sha256,
+        bytes,
+        crc: (index) => prepared.crcs.of(index, bytes),
+        signature,
+        release: lease.release,
+      };
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+  }
+
+  #preparedFor(meta: ImageMeta, chunkSize: number, size: number, sha256: Uint8Array): Prepared {
     const key = `${meta.sha256}/${chunkSize}`;
     let p = this.#prepared.get(key);
     if (p) this.#prepared.delete(key);
     else {
-      p = this.#prepare(meta, chunkSize);
-      p.catch(() => this.#prepared.delete(key));
+      p = { crcs: new ChunkCrcs(size, chunkSize), signature: this.#signature(meta, sha256) };
+      p.signature.catch(() => this.#prepared.delete(key));
     }
     this.#prepared.set(key, p);
     for (const old of this.#prepared.keys()) {
@@ -46,26 +88,41 @@ export class TransferImages {
     return p;
   }
 
-  async #prepare(meta: ImageMeta, chunkSize: number): Promise<TransferImage> {
-    const bytes = await this.source.readImage(meta.sha256);
-    const count = Math.ceil(bytes.length / chunkSize);
-    const crcs = new Uint32Array(count);
-    for (let i = 0; i < count; i++) {
-      crcs[i] = crc32(bytes.subarray(i * chunkSize, (i + 1) * chunkSize));
-    }
-    const sha256 = fromHex(meta.sha256);
-    return {
-      ...meta,
-      shaHex: meta.sha256,
-      sha256,
-      bytes,
-      crcs,
-      signature: await this.#signature(meta, sha256),
-    };
-  }
-
   async #signature(meta: ImageMeta, sha256: Uint8Array): Promise<Uint8Array> {
     if (meta.signature) return fromHex(meta.signature);
     return this.source.sign ? await this.source.sign(sha256) : new Uint8Array(0);
+  }
+}
+
+/**
+ * CRC-32 of each chunk of an image, computed the first time it is asked for and then kept. It
+ * keeps no bytes: the caller passes the image's bytes.
+ */
+export class ChunkCrcs {
+  readonly #values: Uint32Array;
+  readonly #known: Uint8Array;
+  #computed = 0;
+
+  /** CRCs of an image of `size` bytes cut in chunks of `chunkSize`; none is computed yet. */
+  constructor(size: number, readonly chunkSize: number) {
+    const count = Math.ceil(size / chunkSize);
+    this.#values = new Uint32Array(count);
+    this.#known = new Uint8Array(count);
+  }
+
+  /** Chunks whose CRC has been computed so far. */
+  get computed(): number {
+    return this.#computed;
+  }
+
+  /** CRC-32 of chunk `index` of `bytes`. */
+  of(index: number, bytes: Uint8Array): number {
+    if (!this.#known[index]) {
+      const start = index * this.chunkSize;
+      this.#values[index] = crc32(bytes.subarray(start, start + this.chunkSize));
+      this.#known[index] = 1;
+      this.#computed++;
+    }
+    return this.#values[index];
   }
 }

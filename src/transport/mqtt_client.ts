@@ -55,6 +55,18 @@ export interface MqttOptions {
   outageReportSeconds?: readonly number[];
 }
 
+/**
+ * QoS 1 publications not yet acknowledged (in flight, or waiting for room under the broker's
+ * Receive Maximum), at most; one more is refused at once. Without a bound, 50 000 ERRORs at QoS 1
+ * queued while the broker was slow or down.
+ */
+export const MAX_PENDING_PUBLISHES = 10000;
+/**
+ * How long {@link Transport.close} waits for QoS 1 publications in flight to be acknowledged
+ * before it drops the connection: with the broker down they never are, and shutdown hung.
+ */
+export const CLOSE_TIMEOUT_MS = 2000;
+
 /** Error thrown when the broker cannot be reached or refuses us. */
 export class TransportError extends Error {
   /** Stable code: `CONNECT_FAILED`. */
@@ -68,7 +80,7 @@ export class TransportError extends Error {
 class MqttTransport implements Transport {
   private handler: (message: InboundMessage) => void = () => {};
   private inflight = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting: Array<{ go: () => void; fail: (err: Error) => void }> = [];
   private receiveMaximum = 65535;
 
   constructor(
@@ -102,7 +114,9 @@ class MqttTransport implements Transport {
     this.receiveMaximum = connack?.properties?.receiveMaximum ?? 65535;
     // After a reconnect MQTT.js resends what was in flight; start our count afresh.
     this.inflight = 0;
-    while (this.waiting.length > 0 && this.inflight < this.receiveMaximum) this.waiting.shift()!();
+    while (this.waiting.length > 0 && this.inflight < this.receiveMaximum) {
+      this.waiting.shift()!.go();
+    }
   }
 
   publish(topic: string, payload: Uint8Array, options: PublishOptions): Promise<void> {
@@ -130,14 +144,20 @@ class MqttTransport implements Transport {
         this.client.publish(topic, body, opts, (err) => {
           this.inflight--;
           if (this.waiting.length > 0 && this.inflight < this.receiveMaximum) {
-            this.waiting.shift()!();
+            this.waiting.shift()!.go();
           }
           if (err) reject(err);
           else resolve();
         });
       };
-      if (this.inflight < this.receiveMaximum) go();
-      else this.waiting.push(go);
+      if (this.inflight + this.waiting.length >= MAX_PENDING_PUBLISHES) {
+        reject(
+          new Error(
+            `Cannot publish to "${topic}": ${MAX_PENDING_PUBLISHES} QoS 1 publications already wait for the broker; it is too slow or unreachable`,
+          ),
+        );
+      } else if (this.inflight < this.receiveMaximum) go();
+      else this.waiting.push({ go, fail: reject });
     });
   }
 
@@ -151,7 +171,20 @@ class MqttTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    await this.client.endAsync(false);
+    // Graceful first (in-flight QoS 1 acknowledged), forced after CLOSE_TIMEOUT_MS: with the
+    // broker down the graceful end never finishes.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const forced = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.client.end(true, {}, () => resolve());
+      }, CLOSE_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([this.client.endAsync(false), forced]);
+    } finally {
+      clearTimeout(timer);
+    }
+    for (const w of this.waiting.splice(0)) w.fail(new Error("Cannot publish: transport closed"));
   }
 }
 

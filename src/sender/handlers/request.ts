@@ -11,10 +11,12 @@ import {
   decodeRequest,
   deviceTopics,
   ErrorCode,
+  MAX_CORRELATION_BYTES,
   type Request,
   responseTopicProblem,
   toHex,
 } from "../../protocol/mod.ts";
+import { CatalogError } from "../../catalog/mod.ts";
 import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
 import {
@@ -26,14 +28,8 @@ import {
 } from "../grant.ts";
 import type { ImageMeta } from "../../catalog/mod.ts";
 import { formatBytes } from "../../format/mod.ts";
+import type { ReplyTo } from "../replies.ts";
 import { Transfer, type TransferImage } from "../transfer.ts";
-
-/** Where the answers to one request go. */
-interface ReplyTo {
-  deviceId: string;
-  topic: string;
-  correlation: Uint8Array | undefined;
-}
 
 /** Handles one REQUEST from `deviceId`; resolves when it is answered. */
 export async function handleRequest(
@@ -50,17 +46,26 @@ export async function handleRequest(
     const topic = replies.usableResponseTopic(deviceId, message.responseTopic ?? "") ??
       replies.errorTopic(deviceId);
     const why = err instanceof DecodeError ? err.message : String(err);
-    return replies.send(topic, message.correlationData, {
+    return replies.send({ deviceId, topic, correlation: message.correlationData }, {
       code: ErrorCode.MALFORMED_REQUEST,
       message: `${why}; see docs/protocol.md §4.1`,
     });
   }
   const correlation = message.correlationData ?? request.correlationData;
   const responseTopic = message.responseTopic ?? (request.responseTopic || "");
+  if (correlation && correlation.length > MAX_CORRELATION_BYTES) {
+    const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
+      replies.errorTopic(deviceId);
+    return replies.send({ deviceId, topic, correlation: undefined }, {
+      code: ErrorCode.MALFORMED_REQUEST,
+      message:
+        `Request refused: Correlation Data of ${correlation.length} bytes exceeds ${MAX_CORRELATION_BYTES}; send at most ${MAX_CORRELATION_BYTES} (docs/protocol.md §6)`,
+    });
+  }
   if (request.deviceId !== deviceId) {
     const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
       replies.errorTopic(deviceId);
-    return replies.send(topic, correlation, {
+    return replies.send({ deviceId, topic, correlation }, {
       code: ErrorCode.DEVICE_MISMATCH,
       message:
         `Request refused: body device id "${request.deviceId}" differs from the topic's "${deviceId}"`,
@@ -69,15 +74,19 @@ export async function handleRequest(
   const problem = responseTopicProblem(settings.prefix, deviceId, responseTopic);
   if (problem) {
     const topics = deviceTopics(settings.prefix, deviceId);
-    return replies.send(topics.error, correlation, {
+    return replies.send({ deviceId, topic: topics.error, correlation }, {
       code: ErrorCode.RESPONSE_TOPIC_REFUSED,
       message:
         `Request refused: ${problem}; use a topic under "${topics.namespace}", e.g. "${topics.data}"`,
     });
   }
   const to: ReplyTo = { deviceId, topic: responseTopic, correlation };
-  const busy = ctx.admission.refusal(ctx.transfers.size, !!ctx.transfers.ofDevice(deviceId));
-  if (busy) return replies.send(to.topic, to.correlation, busy);
+  const busy = ctx.admission.refusal(deviceId, {
+    open: ctx.transfers.size,
+    deviceHasTransfer: !!ctx.transfers.ofDevice(deviceId),
+    now: settings.now(),
+  });
+  if (busy) return replies.send(to, busy);
   const ticket = ctx.admission.begin(deviceId);
   try {
     const grant = await decide(ctx, request, to);
@@ -87,12 +96,21 @@ export async function handleRequest(
     try {
       image = await ctx.images.get(grant.image, grant.chunkSize);
     } catch (err) {
-      return replies.send(to.topic, to.correlation, {
+      if (err instanceof CatalogError && err.code === "MEMORY_BOUND") {
+        const retryAfterMs = settings.busyRetryAfterMs;
+        return replies.send(to, {
+          code: ErrorCode.BUSY,
+          message: `${err.message}; ask again after ${retryAfterMs} ms`,
+          retryAfterMs,
+        });
+      }
+      return replies.send(to, {
         code: ErrorCode.INTERNAL_ERROR,
         message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
       });
     }
     if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, image, to });
+    else image.release?.();
   } finally {
     ctx.admission.done(ticket);
   }
@@ -110,7 +128,7 @@ async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promis
     if (resolved === undefined) return null;
     lookup = { resumed, resolved };
   } catch (err) {
-    ctx.replies.send(to.topic, to.correlation, {
+    ctx.replies.send(to, {
       code: ErrorCode.INTERNAL_ERROR,
       message: `Catalog lookup failed: ${err}; ask again later`,
     });
@@ -118,7 +136,7 @@ async function decide(ctx: SenderContext, request: Request, to: ReplyTo): Promis
   }
   const result = grantRequest(request, lookup, ctx.settings);
   if ("refusal" in result) {
-    ctx.replies.send(to.topic, to.correlation, result.refusal);
+    ctx.replies.send(to, result.refusal);
     return null;
   }
   return result.grant;
@@ -143,7 +161,7 @@ async function resolveWanted(
     if (driver.allowExplicitVersions) {
       return await catalog.resolve(request.product, request.wantedVersion);
     }
-    ctx.replies.send(to.topic, to.correlation, {
+    ctx.replies.send(to, {
       code: ErrorCode.UNKNOWN_IMAGE,
       message:
         `Request refused: this sender serves no explicit version ("${request.wantedVersion}"` +
@@ -152,7 +170,7 @@ async function resolveWanted(
     return undefined;
   }
   if (decision?.kind !== "image") {
-    ctx.replies.send(to.topic, to.correlation, {
+    ctx.replies.send(to, {
       code: ErrorCode.UP_TO_DATE,
       message: `No update for device "${to.deviceId}": ${
         decision?.reason ?? "the sender is stopping"
@@ -192,6 +210,14 @@ function openTransfer(
   ctx.transfers.add(transfer);
   ctx.stats.transfersStarted++;
   const { image: meta, chunkSize, window, startOffset } = grant;
+  ctx.recorder.transferOpened({
+    transferId: transfer.id,
+    deviceId: to.deviceId,
+    sha256: meta.sha256,
+    product: meta.product,
+    version: meta.version,
+    startOffset,
+  });
   settings.log.info(
     `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
       formatBytes(meta.size)

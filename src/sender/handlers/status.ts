@@ -5,6 +5,7 @@
  */
 
 import { codeName, decodeStatus, ErrorCode, StatusCode, toHex } from "../../protocol/mod.ts";
+import { escapeControl } from "../../format/mod.ts";
 import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
 
@@ -46,6 +47,8 @@ export function handleStatus(
         `No open transfer ${status.transferId} for device "${deviceId}"; its status was recorded`,
     });
   } else {
-    ctx.settings.log.info(`status ${deviceId} ${name} ${status.version} ${status.detail}`);
+    ctx.settings.log.info(
+      escapeControl(`status ${deviceId} ${name} ${status.version} ${status.detail}`),
+    );
   }
 }
