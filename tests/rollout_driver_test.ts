@@ -10,6 +10,7 @@ import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { commandRollout, createRollout } from "../src/ops/rollouts.ts";
 import {
   decodeError,
+  decodeOffer,
   deviceTopics,
   encodeRequest,
   encodeStatus,
@@ -19,6 +20,7 @@ import {
   peekType,
   type Request,
   StatusCode,
+  toHex,
 } from "../src/protocol/mod.ts";
 import { Sender } from "../src/sender/sender.ts";
 import { offerTopic } from "../src/sender/offer.ts";
@@ -171,8 +173,8 @@ Deno.test("offers go to the queued devices of an open wave, QoS 1 and not retain
     assertEquals(offersTo(r, fleet).length, 4);
     const sent = r.broker.published.filter((p) => p.topic.endsWith("/offer"));
     for (const p of sent) assertEquals(p.options.qos, 1);
-    const offer = JSON.parse(new TextDecoder().decode(sent[0].payload));
-    assertEquals([offer.rolloutId, offer.version, offer.sha256, offer.jitterMs], [
+    const offer = decodeOffer(sent[0].payload);
+    assertEquals([offer.rolloutId, offer.version, toHex(offer.sha256), offer.jitterMs], [
       rollout.id,
       "2.0.0",
       r.sha.v2,
