@@ -20,6 +20,10 @@ export interface FleetOptions {
   progress?: boolean;
   /** Device id prefix; default a fresh one per run. */
   idPrefix?: string;
+  /** Version the devices ask for; default `latest`. */
+  want?: string;
+  /** Version the devices say they run; default none. */
+  currentVersion?: string;
 }
 
 /** What a fleet run measured. */
@@ -43,6 +47,8 @@ export async function runFleet(options: FleetOptions): Promise<FleetRun> {
     product: options.product,
     chunkSize: options.chunkSize ?? 0,
     window: options.window ?? 0,
+    want: options.want,
+    currentVersion: options.currentVersion,
     staggerMs: 0,
   }, { progress: options.progress ?? false });
   const seconds = (performance.now() - t0) / 1000;

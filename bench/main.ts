@@ -38,6 +38,7 @@ import { createNativeCeiling, libmosquittoVersion } from "./native_ceiling.ts";
 import { checkNativeTargets, type TargetVerdict } from "./native_targets.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
+import { type RolloutBenchResult, rolloutTable, runRolloutSection } from "./rollout.ts";
 import { runFirmwareSection } from "./firmware_device.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
@@ -57,7 +58,8 @@ compiler, pkg-config and libmosquitto-dev (apt). Results: docs/performance.md.
 Options:
   --quick          smaller images, fleets up to 100 (under a minute)
   --json           print one JSON object with every figure on stdout (progress and table: stderr)
-  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet (default: all)
+  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout
+                   (default: all; rollout: 10 000 inventory devices, 1 000 downloading)
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
   --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
   --window N       window the simulated devices announce in the slow-link and fleet runs
@@ -78,7 +80,7 @@ interface Args {
 }
 
 /** Sections of a run, in the order they run. */
-const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet"];
+const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet", "rollout"];
 
 /** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
@@ -470,6 +472,17 @@ async function main(): Promise<number> {
       }
       out.fleet = rows;
     }
+    if (args.only.has("rollout")) {
+      out.rollout = await runRolloutSection({
+        brokerUrl: broker.url,
+        inventoryDevices: q ? 2000 : 10_000,
+        devices: q ? 200 : 1000,
+        imageBytes: 64 * 1024,
+        runsEach: q ? 1 : 2,
+        kvDevices: q ? 20 : 100,
+        progress,
+      });
+    }
     // The targets are stated for one transfer at default settings: the device asks for 0/0.
     const byDefault = (out.single as Record<string, number | string>[] | undefined)?.find((r) =>
       r.chunkBytes === "default" && r.window === "default"
@@ -648,6 +661,7 @@ function table(out: Record<string, unknown>): string {
       ]),
     );
   }
+  if (out.rollout) lines.push("", rolloutTable(out.rollout as RolloutBenchResult));
   return lines.join("\n");
 }
 

@@ -24,6 +24,8 @@ export interface SenderProcessOptions {
   images: BenchImage[];
   /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
   transfer?: Record<string, number | boolean>;
+  /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
+  prepare?: (catalog: Catalog) => Promise<void>;
 }
 
 /** Resource use of a process from /proc. */
@@ -38,6 +40,8 @@ export interface ProcUsage {
 export interface SenderProcess {
   pid: number;
   senderId: string;
+  /** The sender's KV file (another handle may read it while the sender runs). */
+  kvPath: string;
   usage(): ProcUsage;
   /** Stops the sender (SIGTERM) and removes its catalog. */
   stop(): Promise<void>;
@@ -82,6 +86,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
         retries: MAX_RETRIES,
       });
     }
+    await options.prepare?.(catalog);
   } finally {
     catalog.close();
   }
@@ -145,6 +150,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   return {
     pid: child.pid,
     senderId,
+    kvPath,
     usage: () => procUsage(child.pid),
     async stop() {
       if (stopped) return;

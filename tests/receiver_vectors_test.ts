@@ -18,6 +18,7 @@ import {
   encodeChunk,
   encodeError,
   encodeManifest,
+  encodeOffer,
   ErrorCode,
   fromHex,
   type Manifest,
@@ -49,6 +50,8 @@ interface DeviceConfig {
   publicKeyPem: string | null;
   /** 5, or 4 for MQTT 3.1.1. */
   mqtt: 4 | 5;
+  /** What the device's random source returns on every draw, in [0, 1) (§8.1 offer delay). */
+  offerDraw?: number;
 }
 
 /** What the sender announces: a MANIFEST without the fields the runner computes. */
@@ -73,6 +76,17 @@ interface Step {
     offset?: number;
     transferId?: number;
     correlation?: Correlation;
+  };
+  offer?: {
+    jitterMs?: number;
+    product?: string;
+    version?: string;
+    size?: number;
+    kind?: number;
+    rolloutId?: string;
+    /** Deliver these bytes (hex) instead of an encoded OFFER. */
+    hex?: string;
+    topic?: "offer" | "data";
   };
   error?: {
     code: string;
@@ -186,6 +200,9 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     publicKeyPem: device.publicKeyPem ?? undefined,
     sink: flash,
     clock,
+    // Like the firmware core, the device waits in IDLE until "update wanted" or an OFFER.
+    listen: true,
+    random: () => device.offerDraw ?? 0.5,
   });
   const settle = async () => {
     for (let i = 0; i < 3; i++) {
@@ -203,12 +220,28 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     return which === "ours" ? ours : ours.map((b) => b ^ 0x5A);
   };
 
+  void receiver.run();
+  await settle();
   for (const [i, step] of script.steps.entries()) {
     const where = `step ${i} ${JSON.stringify(step).slice(0, 80)}`;
     const sentBefore = link.published.length;
     const writesBefore = recorder.writes.length;
     if (step.start) {
-      void receiver.run();
+      receiver.checkNow();
+    } else if (step.offer) {
+      const s = step.offer;
+      link.deliver({
+        topic: s.topic === "data" ? topics.data : topics.offer,
+        payload: s.hex !== undefined ? fromHex(s.hex) : encodeOffer({
+          jitterMs: s.jitterMs ?? 1000,
+          sha256: imageSha,
+          size: s.size ?? transfer.size,
+          kind: s.kind ?? transfer.kind,
+          rolloutId: s.rolloutId ?? "r-1",
+          product: s.product ?? transfer.product,
+          version: s.version ?? transfer.version,
+        }),
+      });
     } else if (step.manifest) {
       const s = step.manifest;
       const t = { ...transfer, ...s };

@@ -19,11 +19,13 @@ import { formatSummary, Terminal } from "./progress.ts";
 import { ESP32_FLASH_TIMING } from "./flash_timing.ts";
 import type { ReceiverFaults } from "./receiver.ts";
 import { type DeviceRunOptions, runDevices } from "./run_devices.ts";
+import { fleetMain, isFleetCommand } from "./fleet_main.ts";
 
 const USAGE = `Usage: deno task device [--] [options]
 
 Runs simulated ESP32 devices that request, receive and verify a firmware image over MQTT.
 Start a sender first (deno task sender), or run everything at once with deno task demo.
+For long-lived devices that follow rollouts, see deno task device -- --fleet N --help.
 
 Options:
   --broker URL        broker, mqtt://host:port or mqtts://host:port (default mqtt://127.0.0.1:1883)
@@ -177,6 +179,7 @@ async function readPem(path: string, name: string): Promise<string> {
 
 /** Runs the command; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
+  if (isFleetCommand(args)) return await fleetMain(args);
   let parsed;
   try {
     parsed = await parseDeviceArgs(args);

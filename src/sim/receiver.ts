@@ -20,6 +20,7 @@ import {
   decodeChunk,
   decodeError,
   decodeManifest,
+  decodeOffer,
   DEFAULT_PREFIX,
   DEVICE_IDLE_TIMEOUT_MS,
   deviceTopics,
@@ -28,6 +29,7 @@ import {
   ImageKindCode,
   MessageType,
   NackReason,
+  type Offer,
   peekTransferId,
   peekType,
   type ResumePoint,
@@ -88,6 +90,8 @@ export class Receiver implements Device {
     requests: 0,
     reconnects: 0,
     ignored: 0,
+    offersTaken: 0,
+    offersIgnored: 0,
     resumedFrom: 0,
   };
   /** @internal The settings with their defaults (handlers read them). */
@@ -121,6 +125,9 @@ export class Receiver implements Device {
   private cancelAckFlush: (() => void) | null = null;
   private startedAt = 0;
   private endedAt = 0;
+  /** When the first REQUEST and the first accepted MANIFEST of the run happened (0: not yet). */
+  private firstRequestAt = 0;
+  private firstManifestAt = 0;
   /** Measures the rate by the one definition: first MANIFEST accepted to the last ACK. */
   private readonly rateClock = new TransferClock();
   private finished!: (r: ReceiverResult) => void;
@@ -136,6 +143,7 @@ export class Receiver implements Device {
       maxUnansweredRequests: MAX_UNANSWERED_REQUESTS,
       slotBytes: SLOT_BYTES,
       kinds: [ImageKindCode.ESP32_APP, ImageKindCode.FILE],
+      random: Math.random,
       // An option given as undefined (runDevices passes its own optional fields on) keeps the default.
       ...Object.fromEntries(
         Object.entries(options).filter(([, v]) => v !== undefined),
@@ -160,6 +168,7 @@ export class Receiver implements Device {
       nackedAt: -1,
       flashFailuresInARow: 0,
       backoffMs: 0,
+      offerDelayMs: 0,
       hash: null,
       resumePoint: options.resume ?? null,
     };
@@ -177,7 +186,8 @@ export class Receiver implements Device {
     this.startedAt = this.clock.now();
     try {
       await this.attach();
-      this.post({ type: "start" });
+      if (this.o.listen) this.armDeadline("IDLE");
+      else this.post({ type: "start" });
     } catch (err) {
       this.outcome = "CONNECT_FAILED";
       this.detail = `Cannot connect${this.o.broker ? ` to ${this.o.broker}` : ""}: ${
@@ -187,6 +197,11 @@ export class Receiver implements Device {
       await this.finish();
     }
     return this.done;
+  }
+
+  /** "Update wanted": a listening device in IDLE sends its REQUEST now (ignored in other states). */
+  checkNow(): void {
+    this.post({ type: "start" });
   }
 
   /** Ends the run as ABORTED (e.g. on Ctrl-C); the result still resolves `run()`. */
@@ -244,10 +259,12 @@ export class Receiver implements Device {
       const event = this.queue.shift()!;
       const row = transitionFor(this.state, event.type);
       if (!row || !this.isCurrent(event)) {
-        if (event.type !== "ack_due" && event.type !== "timeout") this.stats.ignored++;
+        if (event.type === "offer") this.ignoreOffer(event.offer, `in ${this.state}`);
+        else if (event.type !== "ack_due" && event.type !== "timeout") this.stats.ignored++;
         continue;
       }
       const before = this.state;
+      const at = this.clock.now();
       let next: ReceiverState;
       try {
         next = await row.handler(this, event);
@@ -261,7 +278,9 @@ export class Receiver implements Device {
       if (next !== before) this.log(`${before} -> ${next} (${event.type})`);
       if (event.type === "manifest" && next === "RECEIVING") {
         this.rateClock.manifest(this.clock.now());
+        this.firstManifestAt ||= this.clock.now();
       }
+      if (next === "REQUESTED" && before !== "REQUESTED") this.firstRequestAt ||= at;
       this.state = next;
       if (event.type !== "ack_due") this.armDeadline(next);
     }
@@ -295,7 +314,10 @@ export class Receiver implements Device {
     return true;
   }
 
-  /** Arms the one deadline a state has: idle in REQUESTED and RECEIVING, back-off in BACKING_OFF. */
+  /**
+   * Arms the one deadline a state has: idle in REQUESTED and RECEIVING, back-off in BACKING_OFF,
+   * the poll interval in IDLE of a listening device, the drawn delay in OFFER_DELAY.
+   */
   private armDeadline(state: ReceiverState): void {
     this.cancelDeadline?.();
     this.cancelDeadline = null;
@@ -303,6 +325,10 @@ export class Receiver implements Device {
       ? this.o.idleTimeoutMs
       : state === "BACKING_OFF"
       ? this.x.backoffMs
+      : state === "IDLE" && this.o.listen && this.o.pollMs !== undefined
+      ? this.o.pollMs
+      : state === "OFFER_DELAY"
+      ? this.x.offerDelayMs
       : -1;
     if (ms < 0) return;
     this.cancelDeadline = this.clock.setTimer(ms, () => {
@@ -442,7 +468,9 @@ export class Receiver implements Device {
       if (generation === this.generation) this.post({ type: "disconnect", why });
     });
     this.current = link;
-    await link.subscribe([this.topics.data, this.topics.error], 1);
+    // §8.1: only a device that waits for updates listens for OFFERs; a one-shot run asks at once.
+    const offers = this.o.listen ? [this.topics.offer] : [];
+    await link.subscribe([this.topics.data, this.topics.error, ...offers], 1);
   }
 
   private async detach(): Promise<void> {
@@ -454,6 +482,7 @@ export class Receiver implements Device {
 
   /** Turns an inbound message into an event; the table and isCurrent() decide what counts. */
   private onMessage(msg: InboundMessage): void {
+    if (msg.topic === this.topics.offer && this.o.listen) return this.onOffer(msg);
     if (msg.topic !== this.topics.data && msg.topic !== this.topics.error) return;
     const came: Came = { correlation: msg.correlationData };
     const type = peekType(msg.payload);
@@ -485,6 +514,40 @@ export class Receiver implements Device {
     }
   }
 
+  /**
+   * §8.1: an OFFER that decodes and applies (this product, another version, a size and kind the
+   * device takes) becomes an event; anything else is counted and logged, never answered.
+   */
+  private onOffer(msg: InboundMessage): void {
+    let offer: Offer;
+    try {
+      if (peekType(msg.payload) !== MessageType.OFFER) {
+        throw new Error(`type ${peekType(msg.payload)} is not OFFER`);
+      }
+      offer = decodeOffer(msg.payload);
+    } catch (err) {
+      this.stats.offersIgnored++;
+      this.log(`ignored a message on "${msg.topic}": ${(err as Error).message}`);
+      return;
+    }
+    const why = offer.product !== this.o.product
+      ? `it is for product "${offer.product}"`
+      : offer.version === (this.o.currentVersion ?? "")
+      ? `version ${offer.version} is the one running`
+      : offer.size > this.o.slotBytes
+      ? `${offer.size} bytes exceed the slot (${this.o.slotBytes})`
+      : !this.o.kinds.includes(offer.kind)
+      ? `kind ${offer.kind} is not installed here`
+      : null;
+    if (why) this.ignoreOffer(offer, `as ${why}`);
+    else this.post({ type: "offer", offer });
+  }
+
+  private ignoreOffer(offer: Offer, why: string): void {
+    this.stats.offersIgnored++;
+    this.log(`ignored the offer of ${offer.product}@${offer.version} ${why}`);
+  }
+
   private async finish(): Promise<void> {
     this.cancelDeadline?.();
     this.dropHeldAck();
@@ -511,6 +574,9 @@ export class Receiver implements Device {
       seconds,
       rateSeconds: this.rateClock.seconds,
       mibPerSecond: Number.isFinite(rate) ? rate / MiB : 0,
+      manifestSeconds: this.firstManifestAt > 0 && this.firstRequestAt > 0
+        ? (this.firstManifestAt - this.firstRequestAt) / 1000
+        : NaN,
     });
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Chunk, ErrorMessage, Manifest, ResumePoint } from "../protocol/mod.ts";
+import type { Chunk, ErrorMessage, Manifest, Offer, ResumePoint } from "../protocol/mod.ts";
 import type { SimClock } from "./clock.ts";
 import type { Link, LinkFaults } from "./faulty_link.ts";
 import type { FlashTiming } from "./flash_timing.ts";
@@ -13,10 +13,12 @@ import type { FlashSink } from "./sink.ts";
 
 /**
  * States of the receiver (protocol §8). `VERIFIED` and `FAILED` end a run; `BACKING_OFF` waits
- * `retryAfterMs` before asking again.
+ * `retryAfterMs` before asking again; `OFFER_DELAY` waits the random delay an OFFER asks for
+ * before the REQUEST (§8.1).
  */
 export type ReceiverState =
   | "IDLE"
+  | "OFFER_DELAY"
   | "REQUESTED"
   | "BACKING_OFF"
   | "RECEIVING"
@@ -94,6 +96,19 @@ export interface ReceiverOptions {
   clock?: SimClock;
   /** Log lines of this device (state changes, faults, errors). */
   log?: (line: string) => void;
+  /**
+   * Wait connected in IDLE instead of requesting at once: the device asks when it polls
+   * ({@link pollMs}) or is told to ({@link Receiver.checkNow}). A long-lived device (the fleet
+   * simulator) runs one such receiver per attempt on its connection.
+   */
+  listen?: boolean;
+  /** In `listen` mode, ask after this long in IDLE (a poll); default: never on its own. */
+  pollMs?: number;
+  /**
+   * Numbers in [0, 1) that draw the delay after an OFFER (uniform in `[0, jitterMs]`, §8.1);
+   * default Math.random. Tests and the fleet pass a seeded one.
+   */
+  random?: () => number;
 }
 
 /** Counters of one device. */
@@ -120,6 +135,10 @@ export interface ReceiverStats {
   reconnects: number;
   /** Messages of another transfer or request, ignored (protocol §8). */
   ignored: number;
+  /** OFFERs that started an offer delay (§8.1). */
+  offersTaken: number;
+  /** OFFERs ignored: not applying, during a delay or a transfer, or not decodable (§8.1). */
+  offersIgnored: number;
   /** `startOffset` of the last MANIFEST that resumed (0 when none did). */
   resumedFrom: number;
 }
@@ -147,6 +166,11 @@ export interface ReceiverResult extends ReceiverStats {
   rateSeconds: number;
   /** {@link bytesWritten} over {@link rateSeconds}, in MiB/s (0 when there is none). */
   mibPerSecond: number;
+  /**
+   * From the first REQUEST of the run (as it was handed to the connection) to the first MANIFEST
+   * accepted, in seconds: the sender's decision time plus two broker hops. NaN without one.
+   */
+  manifestSeconds: number;
 }
 
 /** A snapshot for progress bars; `DONE` once the run is over. */
@@ -169,6 +193,7 @@ export interface Came {
 /** Events that drive a receiver. */
 export type ReceiverEvent =
   | { type: "start" }
+  | { type: "offer"; offer: Offer }
   | { type: "manifest"; manifest: Manifest } & Came
   | { type: "error"; error: ErrorMessage } & Came
   | { type: "chunk"; chunk: Chunk } & Came
@@ -190,4 +215,5 @@ export type ResolvedReceiverOptions = ReceiverOptions & {
   maxUnansweredRequests: number;
   slotBytes: number;
   kinds: number[];
+  random: () => number;
 };

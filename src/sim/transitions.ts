@@ -11,6 +11,7 @@ import { flushAck, onBadChunk, onChunk } from "./handlers/chunk.ts";
 import { reconnect, stopRun } from "./handlers/connection.ts";
 import type { Device } from "./handlers/_device.ts";
 import { acceptManifest } from "./handlers/manifest.ts";
+import { startOfferDelay } from "./handlers/offer.ts";
 import { onRequestError, onTransferError } from "./handlers/error.ts";
 import { reRequest, sendRequest } from "./handlers/request.ts";
 import type { EventOf, ReceiverEvent, ReceiverState } from "./receiver_types.ts";
@@ -38,6 +39,13 @@ function row<T extends EventType>(
 /** The rows of protocol §8 (docs/protocol.md), in the order of its table. */
 export const TRANSITIONS: readonly Transition[] = [
   row("IDLE", "start", sendRequest, ["REQUESTED", "FAILED"]),
+  // A listening device's poll: its IDLE deadline is the poll interval.
+  row("IDLE", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
+  // §8.1: an OFFER that applies waits a random delay, then asks; a poll asks at once. An OFFER in
+  // any other state (OFFER_DELAY included, so repeats never postpone the REQUEST) has no row.
+  row("IDLE", "offer", startOfferDelay, ["OFFER_DELAY"]),
+  row("OFFER_DELAY", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
+  row("OFFER_DELAY", "start", sendRequest, ["REQUESTED", "FAILED"]),
   row("REQUESTED", "manifest", acceptManifest, ["RECEIVING", "FAILED"]),
   row("REQUESTED", "error", onRequestError, ["BACKING_OFF", "FAILED"]),
   row("REQUESTED", "timeout", reRequest, ["REQUESTED", "FAILED"]),

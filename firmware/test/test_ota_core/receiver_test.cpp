@@ -3,6 +3,10 @@
 // BUSY, stray messages, MQTT 3.1.1, and whole transfers delivered in fragments of every size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <string>
+
 #include "fakes.h"
 #include "ota_core/assembler.h"
 #include "test_keys.h"
@@ -559,4 +563,99 @@ TEST(Receiver, AnExplicitRequestForTheRunningVersionIsInstalled) {
   rx.start();
   h.sendManifest();
   EXPECT_EQ(rx.state(), State::RECEIVING);
+}
+
+// ---- protocol §8.1: OFFER (the shared behaviour is in tests/vectors/receiver_offer.json) ----
+
+static std::vector<uint8_t> offerBytes(const Harness& h, uint32_t jitterMs, const char* version = "1.1.0") {
+  Offer o;
+  o.jitterMs = jitterMs;
+  std::memcpy(o.sha256, h.sha, 32);
+  o.size = static_cast<uint32_t>(h.image.size());
+  o.kind = ImageKind::ESP32_APP;
+  o.rolloutId = bytesOf("r-1");
+  o.product = bytesOf("blink");
+  o.version = bytesOf(version);
+  std::vector<uint8_t> out(kMaxOfferBytes);
+  out.resize(encodeOffer(o, out.data(), out.size()));
+  return out;
+}
+
+static void tickFor(Harness& h, uint32_t ms) {
+  for (uint32_t t = 0; t < ms; ++t) h.rx->tick(++h.clock.now);
+}
+
+TEST(ReceiverOffer, SubscribesToItsOfferTopic) {
+  Harness h;
+  Receiver& rx = h.make();
+  EXPECT_STREQ(rx.offerTopic(), "ota/dev/dev-1/offer");
+}
+
+TEST(ReceiverOffer, AnOfferAfterAFailedAttemptMakesTheDeviceAskAgain) {
+  Harness h;
+  Receiver& rx = h.make();
+  rx.start();
+  h.sendError(ErrorCode::UP_TO_DATE, 0);
+  ASSERT_EQ(rx.state(), State::FAILED);
+  h.deliver(offerBytes(h, 0), {}, "ota/dev/dev-1/offer");
+  EXPECT_EQ(rx.state(), State::OFFER_DELAY);
+  rx.tick(h.clock.now);
+  EXPECT_EQ(rx.state(), State::REQUESTED);
+  EXPECT_EQ(h.requests().size(), 2u);
+  EXPECT_EQ(rx.stats().offersTaken, 1u);
+}
+
+TEST(ReceiverOffer, AVerifiedImageWaitingToBootIgnoresOffers) {
+  Harness h;
+  Receiver& rx = h.make();
+  rx.start();
+  h.sendManifest();
+  h.sendAllFrom(0);
+  ASSERT_EQ(rx.state(), State::VERIFIED);
+  size_t sent = h.pub.sent.size();
+  h.deliver(offerBytes(h, 0), {}, "ota/dev/dev-1/offer");
+  tickFor(h, 100);
+  EXPECT_EQ(rx.state(), State::VERIFIED);
+  EXPECT_EQ(h.pub.sent.size(), sent);
+  EXPECT_EQ(rx.stats().offersIgnored, 1u);
+}
+
+TEST(ReceiverOffer, OffersThatDoNotApplyOrDoNotDecodeAreCountedAndNeverAnswered) {
+  Harness h;
+  Receiver& rx = h.make();
+  h.deliver(offerBytes(h, 0, "1.0.0"), {}, "ota/dev/dev-1/offer");  // the running version
+  std::vector<uint8_t> cut = offerBytes(h, 0);
+  cut.resize(cut.size() - 1);
+  h.deliver(cut, {}, "ota/dev/dev-1/offer");
+  h.deliver(std::vector<uint8_t>(h.manifestBytes(0)), {}, "ota/dev/dev-1/offer");  // not an OFFER
+  tickFor(h, 100);
+  EXPECT_EQ(rx.state(), State::IDLE);
+  EXPECT_TRUE(h.pub.sent.empty());
+  EXPECT_EQ(rx.stats().offersIgnored, 3u);
+  EXPECT_EQ(rx.stats().offersTaken, 0u);
+}
+
+TEST(ReceiverOffer, TheDefaultRandomSourceSpreadsDelaysWithinJitter) {
+  // Without ReceiverConfig::random the core draws from its own generator; every delay stays in
+  // [0, jitterMs] and a fleet does not all ask at the same millisecond.
+  std::vector<uint32_t> delays;
+  for (int d = 0; d < 20; ++d) {
+    Harness h;
+    std::string id = "dev-" + std::to_string(d);
+    h.cfg.deviceId = id.c_str();
+    Receiver& rx = h.make();
+    std::string topic = "ota/dev/" + id + "/offer";
+    h.deliver(offerBytes(h, 1000), {}, topic);
+    ASSERT_EQ(rx.state(), State::OFFER_DELAY);
+    uint32_t waited = 0;
+    while (rx.state() == State::OFFER_DELAY && waited <= 1001) {
+      rx.tick(++h.clock.now);
+      ++waited;
+    }
+    ASSERT_EQ(rx.state(), State::REQUESTED);
+    delays.push_back(waited);
+  }
+  for (uint32_t w : delays) EXPECT_LE(w, 1001u);
+  std::sort(delays.begin(), delays.end());
+  EXPECT_GT(delays.back() - delays.front(), 100u);
 }

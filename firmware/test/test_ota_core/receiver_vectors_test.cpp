@@ -109,6 +109,7 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
   std::string reqTopic = prefix + "/dev/" + deviceId + "/req";
   std::string dataTopic = prefix + "/dev/" + deviceId + "/data";
   std::string errorTopic = prefix + "/dev/" + deviceId + "/error";
+  std::string offerTopic = prefix + "/dev/" + deviceId + "/offer";
   RecordingFlash flash(static_cast<uint32_t>(dev("slotBytes").u64()));
   fakes::FakePublisher pub;
   fakes::MemStore store;
@@ -134,6 +135,13 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
     ASSERT_TRUE(verifier.loadPublicKey(reinterpret_cast<const uint8_t*>(pem.c_str()), pem.size() + 1));
     cfg.verifier = &verifier;
   }
+  // The random source returns offerDraw × 2^32 on every draw (README: the delay after an OFFER).
+  bool hasDraw = (script.has("device") && script["device"].has("offerDraw")) ||
+                 defaults["device"].has("offerDraw");
+  uint32_t drawn = hasDraw ? static_cast<uint32_t>(dev("offerDraw").number * 4294967296.0)
+                           : 0x80000000u;
+  cfg.random = [](void* ctx) { return *static_cast<uint32_t*>(ctx); };
+  cfg.randomContext = &drawn;
   Receiver rx(cfg, flash, pub, store, clock);
   ASSERT_TRUE(rx.configValid());
 
@@ -239,8 +247,33 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       out.resize(encodeError(e, out.data(), out.size()));
       bool onError = s.has("topic") && s["topic"].string == "error";
       deliver(onError ? errorTopic : dataTopic, out, correlationFor(s), "");
+    } else if (step.has("offer")) {
+      const Value& s = step["offer"];
+      std::vector<uint8_t> out;
+      if (s.has("hex")) {
+        out = json_mini::hex(s["hex"].string);
+      } else {
+        std::string prod = s.has("product") ? s["product"].string : tr("product").string;
+        std::string version = s.has("version") ? s["version"].string : tr("version").string;
+        std::string rollout = s.has("rolloutId") ? s["rolloutId"].string : "r-1";
+        Offer o;
+        o.jitterMs = s.has("jitterMs") ? static_cast<uint32_t>(s["jitterMs"].u64()) : 1000;
+        std::memcpy(o.sha256, imageSha, 32);
+        o.size = s.has("size") ? static_cast<uint32_t>(s["size"].u64()) : size;
+        o.kind = static_cast<ImageKind>(s.has("kind") ? s["kind"].u64() : tr("kind").u64());
+        o.rolloutId = view(rollout);
+        o.product = view(prod);
+        o.version = view(version);
+        out.resize(kMaxOfferBytes);
+        out.resize(encodeOffer(o, out.data(), out.size()));
+        ASSERT_FALSE(out.empty());
+      }
+      bool onData = s.has("topic") && s["topic"].string == "data";
+      deliver(onData ? dataTopic : offerTopic, out, {}, "");
     } else if (step.has("advance")) {
-      // The device's task ticks often; every millisecond here, so due times are exact.
+      // The device's task ticks often; every millisecond here, so due times are exact. An
+      // advance of 0 is one tick at the same time (what is due now fires).
+      if (step["advance"].u64() == 0) rx.tick(clock.now);
       for (uint64_t t = 0; t < step["advance"].u64(); ++t) rx.tick(++clock.now);
     } else if (step.has("failWrites")) {
       for (uint64_t k = 1; k <= step["failWrites"].u64(); ++k) {

@@ -33,6 +33,8 @@ export interface Exchange {
   flashFailuresInARow: number;
   /** The wait of BACKING_OFF. */
   backoffMs: number;
+  /** The wait of OFFER_DELAY, drawn when the OFFER was taken (§8.1). */
+  offerDelayMs: number;
   hash: Hash | null;
   /** What the sink holds of which image (§9). */
   resumePoint: ResumePoint | null;

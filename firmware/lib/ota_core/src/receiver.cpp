@@ -35,6 +35,7 @@ const char* toString(State state) {
     case State::RECEIVING: return "RECEIVING";
     case State::VERIFIED: return "VERIFIED";
     case State::FAILED: return "FAILED";
+    case State::OFFER_DELAY: return "OFFER_DELAY";
   }
   return "UNKNOWN";
 }
@@ -59,6 +60,13 @@ const Receiver::Transition Receiver::kTransitions[] = {
     {State::RECEIVING, Event::ERROR, &Receiver::onTransferError},
     // DEVICE_IDLE_TIMEOUT_MS without data: re-request with resume     -> REQUESTED / FAILED
     {State::RECEIVING, Event::TIMEOUT, &Receiver::reRequest},
+    // §8.1 OFFER that applies, no transfer running: draw a delay in [0, jitterMs] -> OFFER_DELAY
+    // (no OFFER row in OFFER_DELAY: a repeat never postpones the REQUEST)
+    {State::IDLE, Event::OFFER, &Receiver::startOfferDelay},
+    {State::FAILED, Event::OFFER, &Receiver::startOfferDelay},
+    // the delay passed, or update wanted first: REQUEST as from IDLE  -> REQUESTED
+    {State::OFFER_DELAY, Event::TIMEOUT, &Receiver::sendRequest},
+    {State::OFFER_DELAY, Event::UPDATE_WANTED, &Receiver::sendRequest},
 };
 
 Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher,
@@ -75,8 +83,16 @@ Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& pub
                  buildDeviceTopic(reqTopic_, sizeof reqTopic_, p, id, TopicKind::REQUEST) != 0 &&
                  buildDeviceTopic(dataTopic_, sizeof dataTopic_, p, id, TopicKind::DATA) != 0 &&
                  buildDeviceTopic(errorTopic_, sizeof errorTopic_, p, id, TopicKind::ERROR) != 0 &&
+                 buildDeviceTopic(offerTopic_, sizeof offerTopic_, p, id, TopicKind::OFFER) != 0 &&
                  buildDeviceTopic(statusTopic_, sizeof statusTopic_, p, id, TopicKind::STATUS) != 0;
   haveResume_ = store_.load(resume_);
+  // Fallback generator: FNV-1a of the device id mixed with the clock, never zero (xorshift).
+  randomState_ = 2166136261u;
+  for (const char* c = config_.deviceId; *c != '\0'; ++c) {
+    randomState_ = (randomState_ ^ static_cast<uint8_t>(*c)) * 16777619u;
+  }
+  randomState_ ^= clock_.nowMs();
+  if (randomState_ == 0) randomState_ = 0x9E3779B9u;
 }
 
 void Receiver::start() {
@@ -113,6 +129,10 @@ void Receiver::enter(State next) {
       deadlineArmed_ = true;
       deadlineMs_ = now + backoffMs_;
       break;
+    case State::OFFER_DELAY:
+      deadlineArmed_ = true;
+      deadlineMs_ = now + offerDelayMs_;
+      break;
     default:
       deadlineArmed_ = false;
       break;
@@ -134,6 +154,10 @@ bool Receiver::correlationMatches(const InboundMessage& m) const {
 }
 
 void Receiver::onMessage(const InboundMessage& m) {
+  if (equals(m.topic, offerTopic_)) {
+    onOffer(m);
+    return;
+  }
   bool onData = equals(m.topic, dataTopic_);
   bool onError = equals(m.topic, errorTopic_);
   MessageType type{};
@@ -196,6 +220,48 @@ void Receiver::onMessage(const InboundMessage& m) {
       ++stats_.ignored;
       return;
   }
+}
+
+// §8.1: an OFFER applies when it decodes on the offer topic, names this product and a version
+// other than the running one, and its image fits the slot and is of a kind this device installs.
+// One that does not apply, or that arrives while a transfer runs (no row), is counted, never
+// answered.
+void Receiver::onOffer(const InboundMessage& m) {
+  MessageType type{};
+  if (peekTypeOn(TopicKind::OFFER, m.payload.data, m.payload.size, type) != DecodeError::NONE ||
+      decodeOffer(m.payload.data, m.payload.size, offer_) != DecodeError::NONE ||
+      !equals(offer_.product, config_.product) || equals(offer_.version, config_.currentVersion) ||
+      offer_.size > sink_.capacity() ||
+      (offer_.kind == ImageKind::ESP32_APP && !config_.acceptEsp32App) ||
+      (offer_.kind == ImageKind::GENERIC_FILE && !config_.acceptGenericFile)) {
+    ++stats_.offersIgnored;
+    return;
+  }
+  uint32_t ignoredBefore = stats_.ignored;
+  dispatch(Event::OFFER);
+  if (stats_.ignored != ignoredBefore) {
+    // No row: a transfer is running or ending, or a delay is already running.
+    --stats_.ignored;
+    ++stats_.offersIgnored;
+  }
+}
+
+uint32_t Receiver::nextRandom() {
+  if (config_.random != nullptr) return config_.random(config_.randomContext);
+  uint32_t x = randomState_;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  randomState_ = x;
+  return x;
+}
+
+State Receiver::startOfferDelay() {
+  uint64_t jitter = static_cast<uint64_t>(offer_.jitterMs) + 1;
+  offerDelayMs_ = static_cast<uint32_t>((static_cast<uint64_t>(nextRandom()) * jitter) >> 32);
+  unanswered_ = 0;
+  ++stats_.offersTaken;
+  return State::OFFER_DELAY;
 }
 
 State Receiver::sendRequest() {

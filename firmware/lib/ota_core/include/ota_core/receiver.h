@@ -2,7 +2,8 @@
 //
 // Drive it with three entries, all from ONE task/thread:
 //   start()              "update wanted": publishes a REQUEST (with a resume point when stored)
-//   onMessage(msg)       every complete message that arrived on the data or error topic
+//   onMessage(msg)       every complete message that arrived on the data, error or offer topic
+//                        (an OFFER that applies starts a random delay, then the REQUEST: §8.1)
 //   tick(nowMs)          periodically (every <= kAckFlushDelayMs): timeouts and delayed ACKs
 // Transitions are listed in one table in receiver.cpp (kTransitions). The receiver owns no heap:
 // every buffer is a member sized from limits.h; sizeof(Receiver) is the transfer's RAM.
@@ -25,9 +26,14 @@ constexpr size_t kMaxPrefixBytes = 64;
 constexpr size_t kMaxOwnTopicBytes = kMaxPrefixBytes + 5 + kMaxDeviceIdBytes + 8;
 
 /// Receiver states (protocol §8). BACKING_OFF waits `retryAfterMs` (BUSY, TRANSFER_ABORTED,
-/// UNKNOWN_TRANSFER) before asking again; VERIFIED and FAILED end an attempt.
-enum class State : uint8_t { IDLE, REQUESTED, BACKING_OFF, RECEIVING, VERIFIED, FAILED };
+/// UNKNOWN_TRANSFER) before asking again; VERIFIED and FAILED end an attempt; OFFER_DELAY waits
+/// the random delay an OFFER asks for before the REQUEST (§8.1).
+enum class State : uint8_t { IDLE, REQUESTED, BACKING_OFF, RECEIVING, VERIFIED, FAILED, OFFER_DELAY };
 const char* toString(State state);
+
+/// A source of uniformly random 32-bit numbers (esp_random on the ESP32); `context` is the
+/// config's randomContext.
+using RandomSource = uint32_t (*)(void* context);
 
 /// What the receiver is told at construction. Strings must outlive the receiver.
 struct ReceiverConfig {
@@ -57,6 +63,10 @@ struct ReceiverConfig {
   /// Refuse unsigned images even when no key could be loaded (a device built to require
   /// signatures whose key is broken must not fall back to accepting anything).
   bool requireSignature = false;
+  /// Draws the delay after an OFFER (§8.1): `(random × (jitterMs + 1)) >> 32` ms. Null: a
+  /// xorshift generator seeded from the device id and the clock (spreads a fleet, not secret).
+  RandomSource random = nullptr;
+  void* randomContext = nullptr;
 };
 
 /// Counters for logs, the host CLI's progress lines and the tests.
@@ -72,6 +82,8 @@ struct ReceiverStats {
   uint32_t acksSent = 0;
   uint32_t nacksSent = 0;
   uint32_t ignored = 0;          ///< messages of another transfer / correlation
+  uint32_t offersTaken = 0;      ///< OFFERs that started an offer delay (§8.1)
+  uint32_t offersIgnored = 0;    ///< OFFERs not applying, undecodable, or heard while busy
   uint32_t resumedFrom = 0;      ///< startOffset of the last MANIFEST that continued an image
   uint32_t rehashedBytes = 0;
 };
@@ -114,14 +126,16 @@ class Receiver {
   const Outcome& outcome() const { return outcome_; }
   const ReceiverStats& stats() const { return stats_; }
 
-  /// The topics the platform subscribes to (data, error) and publishes to (request, status).
+  /// The topics the platform subscribes to (data, error, offer) and publishes to (request,
+  /// status).
   const char* requestTopic() const { return reqTopic_; }
   const char* dataTopic() const { return dataTopic_; }
   const char* errorTopic() const { return errorTopic_; }
+  const char* offerTopic() const { return offerTopic_; }
   const char* statusTopic() const { return statusTopic_; }
 
  private:
-  enum class Event : uint8_t { UPDATE_WANTED, MANIFEST, ERROR, CHUNK, TIMEOUT };
+  enum class Event : uint8_t { UPDATE_WANTED, MANIFEST, ERROR, CHUNK, TIMEOUT, OFFER };
   using Handler = State (Receiver::*)();
   struct Transition {
     State state;
@@ -139,6 +153,7 @@ class Receiver {
   State onChunk();
   State onTransferError();
   State reRequest();
+  State startOfferDelay();
 
   State fail(StatusCode code, const char* detail);
   State finishImage();
@@ -147,6 +162,8 @@ class Receiver {
   void sendStatus(StatusCode code, const char* detail);
   void saveResumePoint();
   bool correlationMatches(const InboundMessage& m) const;
+  void onOffer(const InboundMessage& m);
+  uint32_t nextRandom();
   void abortWrite();
 
   ReceiverConfig config_;
@@ -160,6 +177,10 @@ class Receiver {
   uint32_t deadlineMs_ = 0;
   bool deadlineArmed_ = false;
   uint32_t backoffMs_ = 0;
+  /// The wait of OFFER_DELAY, drawn when the OFFER was taken.
+  uint32_t offerDelayMs_ = 0;
+  /// State of the fallback xorshift generator (ReceiverConfig::random unset).
+  uint32_t randomState_ = 0;
   /// REQUESTs sent since the last answer (MANIFEST, ERROR or CHUNK of ours).
   uint32_t unanswered_ = 0;
 
@@ -198,6 +219,7 @@ class Receiver {
   Manifest manifest_;
   ErrorMessage error_;
   Chunk chunk_;
+  Offer offer_;
   bool chunkDecoded_ = false;
   uint32_t badChunkTransferId_ = 0;
 
@@ -207,6 +229,7 @@ class Receiver {
   char reqTopic_[kMaxOwnTopicBytes] = {};
   char dataTopic_[kMaxOwnTopicBytes] = {};
   char errorTopic_[kMaxOwnTopicBytes] = {};
+  char offerTopic_[kMaxOwnTopicBytes] = {};
   char statusTopic_[kMaxOwnTopicBytes] = {};
   /// Outcome::detail text that names a topic (no heap: formatted here).
   char detail_[kMaxOwnTopicBytes + 48] = {};

@@ -1,0 +1,334 @@
+/**
+ * The rollout section of `deno task bench` (`--only rollout`): what the rollout decision costs
+ * on the request path, and what a rollout writes to KV.
+ *
+ * 1. The sender process serves a catalog whose inventory holds 10 000 devices and a RUNNING
+ *    one-wave rollout of `bench-rollout@1.1.0` to all of them (its sweep enrolls them and its
+ *    OFFERs go out at the sender's rate limit while we measure). Fleets of 1 000 simulated
+ *    devices (1 000 of the 10 000) download at once, in alternating runs: asking for `latest`
+ *    (inventory, rollout decision, rollout events on the path) and asking for `1.1.0` by name
+ *    (the same image, no decision). Per run: request-to-MANIFEST latency p50/p99 and aggregate
+ *    throughput.
+ * 2. In this process, on its own KV file, a sender started as runSender starts it and a fleet of
+ *    long-lived devices going through a whole update (request, download, VERIFIED, reboot,
+ *    BOOTED) under a rollout: KV commits counted at the source (every `commit()` and `set()` of
+ *    this process), divided by the devices updated.
+ * @module
+ */
+
+import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
+import { createRollout, showRollout } from "../src/ops/rollouts.ts";
+import type { DeviceRecord } from "../src/inventory/mod.ts";
+import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/sender/mod.ts";
+import { formatTable } from "../src/format/mod.ts";
+import { runFleet as runLongLivedFleet } from "../src/sim/fleet.ts";
+import { quantile, runFleet } from "./devices.ts";
+import { startSenderProcess } from "./sender_process.ts";
+
+/** Sizes of a rollout bench run. */
+export interface RolloutBenchOptions {
+  brokerUrl: string;
+  /** Devices in the inventory (the rollout's target). */
+  inventoryDevices: number;
+  /** Simulated devices downloading at once in each run. */
+  devices: number;
+  imageBytes: number;
+  /** Runs of each kind (latest, named), alternating. */
+  runsEach: number;
+  /** Devices of the KV-writes measurement. */
+  kvDevices: number;
+  progress: (line: string) => void;
+}
+
+/** One run of the fleet. */
+export interface RolloutRun {
+  path: "latest (rollout decision)" | "named version (no decision)";
+  devices: number;
+  ok: number;
+  seconds: number;
+  aggregateMibPerSecond: number;
+  manifestP50Ms: number;
+  manifestP99Ms: number;
+}
+
+/** What the section reports. */
+export interface RolloutBenchResult {
+  inventoryDevices: number;
+  devices: number;
+  imageBytes: number;
+  runs: RolloutRun[];
+  /** Medians over the runs of each path, and the ratio latest / named. */
+  medians: {
+    latest: { manifestP50Ms: number; manifestP99Ms: number; aggregateMibPerSecond: number };
+    named: { manifestP50Ms: number; manifestP99Ms: number; aggregateMibPerSecond: number };
+    throughputRatio: number;
+  };
+  senderPeakRssMiB: number;
+  /** Seconds the sender took to enroll the 10 000 devices of the wave. */
+  enrolSeconds: number;
+  kv: { devices: number; commits: number; commitsPerUpdatedDevice: number; seconds: number };
+}
+
+const PRODUCT = "bench-rollout";
+const OLD = "1.0.0";
+const NEW = "1.1.0";
+const MiB = 1024 * 1024;
+
+/** Runs the section. */
+export async function runRolloutSection(o: RolloutBenchOptions): Promise<RolloutBenchResult> {
+  const runIds = (path: string, run: number) => `${path}${run}`;
+  const prefixes: string[] = [];
+  for (let run = 0; run < o.runsEach; run++) prefixes.push(runIds("l", run), runIds("n", run));
+  o.progress(
+    `rollout: seeding ${o.inventoryDevices} inventory devices and a running rollout of ` +
+      `${PRODUCT}@${NEW} ...`,
+  );
+  const sender = await startSenderProcess({
+    brokerUrl: o.brokerUrl,
+    images: [
+      { product: PRODUCT, version: OLD, size: o.imageBytes },
+      { product: PRODUCT, version: NEW, size: o.imageBytes },
+    ],
+    prepare: async (catalog) => {
+      await catalog.inventory().putMany(seedRecords(o.inventoryDevices, o.devices, prefixes));
+      await createRollout(catalog, { image: `${PRODUCT}@${NEW}`, waves: [100], jitter: "10s" });
+    },
+  });
+  const runs: RolloutRun[] = [];
+  let enrolSeconds = NaN;
+  let senderPeakRssMiB = NaN;
+  try {
+    const t0 = performance.now();
+    const reader = await Catalog.open(sender.kvPath);
+    try {
+      for (;;) {
+        const s = (await showRollout(reader, "r-1")).summary;
+        if (s.waves[0].enrolled >= o.inventoryDevices) break;
+        if (performance.now() - t0 > 120_000) throw new Error("the wave was not enrolled in 120 s");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      reader.close();
+    }
+    enrolSeconds = (performance.now() - t0) / 1000;
+    o.progress(`rollout: ${o.inventoryDevices} devices enrolled in ${enrolSeconds.toFixed(1)} s`);
+    for (let run = 0; run < o.runsEach; run++) {
+      for (const path of ["named", "latest"] as const) {
+        const idPrefix = runIds(path === "latest" ? "l" : "n", run);
+        const r = await runFleet({
+          url: o.brokerUrl,
+          count: o.devices,
+          product: PRODUCT,
+          idPrefix,
+          want: path === "latest" ? "latest" : NEW,
+          currentVersion: OLD,
+        });
+        const ok = r.results.filter((x) => x.ok && x.status === "VERIFIED");
+        const manifestMs = ok.map((x) => x.manifestSeconds * 1000).filter(Number.isFinite)
+          .sort((a, b) => a - b);
+        const row: RolloutRun = {
+          path: path === "latest" ? "latest (rollout decision)" : "named version (no decision)",
+          devices: o.devices,
+          ok: ok.length,
+          seconds: round(r.seconds, 2),
+          aggregateMibPerSecond: round((ok.length * o.imageBytes) / MiB / r.seconds, 2),
+          manifestP50Ms: round(quantile(manifestMs, 0.5), 1),
+          manifestP99Ms: round(quantile(manifestMs, 0.99), 1),
+        };
+        runs.push(row);
+        o.progress(
+          `rollout ${row.path}: ${row.ok}/${row.devices} verified, ` +
+            `${row.aggregateMibPerSecond} MiB/s, MANIFEST p50 ${row.manifestP50Ms} ms ` +
+            `p99 ${row.manifestP99Ms} ms`,
+        );
+        const failed = r.results.filter((x) => !x.ok || x.status !== "VERIFIED");
+        for (const f of failed.slice(0, 3)) {
+          o.progress(`  failed ${f.deviceId}: ${f.status} ${f.detail}`);
+        }
+      }
+    }
+  } finally {
+    try {
+      senderPeakRssMiB = round(sender.usage().peakRssBytes / MiB, 1);
+    } catch { /* the sender is gone */ }
+    await sender.stop();
+  }
+  const pick = (p: string) => runs.filter((r) => r.path.startsWith(p));
+  const med = (rows: RolloutRun[]) => ({
+    manifestP50Ms: median(rows.map((r) => r.manifestP50Ms)),
+    manifestP99Ms: median(rows.map((r) => r.manifestP99Ms)),
+    aggregateMibPerSecond: median(rows.map((r) => r.aggregateMibPerSecond)),
+  });
+  const latest = med(pick("latest"));
+  const named = med(pick("named"));
+  const kv = await measureKvWrites(o);
+  return {
+    inventoryDevices: o.inventoryDevices,
+    devices: o.devices,
+    imageBytes: o.imageBytes,
+    runs,
+    medians: {
+      latest,
+      named,
+      throughputRatio: round(latest.aggregateMibPerSecond / named.aggregateMibPerSecond, 3),
+    },
+    senderPeakRssMiB,
+    enrolSeconds: round(enrolSeconds, 1),
+    kv,
+  };
+}
+
+/** Inventory records: the simulated devices of every run first, then idle ones up to `total`. */
+function* seedRecords(total: number, perRun: number, prefixes: string[]): Generator<DeviceRecord> {
+  const at = new Date().toISOString();
+  const record = (id: string): DeviceRecord => ({
+    id,
+    product: PRODUCT,
+    version: OLD,
+    firstSeen: at,
+    lastSeen: at,
+    groups: [],
+    lastTransfer: null,
+    rollout: null,
+    historySeq: 0,
+  });
+  let n = 0;
+  for (const p of prefixes) {
+    for (let i = 1; i <= perRun && n < total; i++, n++) yield record(`${p}-${i}`);
+  }
+  for (let i = 1; n < total; i++, n++) yield record(`idle-${i}`);
+}
+
+/**
+ * Counts this process's KV writes while a fleet of long-lived devices is updated by a rollout,
+ * with the sender in this process (its commits are the only ones made meanwhile).
+ */
+async function measureKvWrites(
+  o: RolloutBenchOptions,
+): Promise<RolloutBenchResult["kv"]> {
+  o.progress(`rollout: KV writes of ${o.kvDevices} whole updates ...`);
+  const dir = await Deno.makeTempDir({ prefix: "ota-bench-kv-" });
+  const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
+  Object.assign(config, { senderId: "bench-kv", kvPath: `${dir}/ota.kv` });
+  Object.assign(config.broker, { url: o.brokerUrl, protocolVersion: 5, embedded: false });
+  const running = await runSender(config, { info: () => {}, warn: () => {} });
+  const counter = countKvWrites();
+  try {
+    await addImages(running.catalog, o.imageBytes);
+    const fleet = await runLongLivedFleet({
+      broker: o.brokerUrl,
+      count: o.kvDevices,
+      idPrefix: "kv",
+      product: PRODUCT,
+      version: OLD,
+      pollMs: 0,
+      firstPollWithinMs: 500,
+      rebootMs: 20,
+    });
+    try {
+      const known = await fleet.waitFor(
+        () => fleet.snapshots().every((s) => s.upToDate > 0),
+        30_000,
+      );
+      if (!known) throw new Error("the KV-writes fleet did not register");
+      const before = counter.count;
+      const t0 = performance.now();
+      const r = await createRollout(running.catalog, {
+        image: `${PRODUCT}@${NEW}`,
+        waves: [100],
+        jitter: "500ms",
+      });
+      for (;;) {
+        const s = (await showRollout(running.catalog, r.id)).summary;
+        if (s.totals.SUCCEEDED >= o.kvDevices) break;
+        if (performance.now() - t0 > 120_000) throw new Error(`rollout stuck: ${s.next}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      // showRollout only reads; subtract nothing. Everything written meanwhile is the sender's.
+      const commits = counter.count - before;
+      return {
+        devices: o.kvDevices,
+        commits,
+        commitsPerUpdatedDevice: round(commits / o.kvDevices, 1),
+        seconds: round(seconds, 1),
+      };
+    } finally {
+      await fleet.stop();
+    }
+  } finally {
+    counter.restore();
+    await running.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function addImages(catalog: Catalog, size: number): Promise<void> {
+  for (const [version, seed] of [[OLD, 7], [NEW, 8]] as const) {
+    await catalog.addImage(makeSampleImage({ product: PRODUCT, version, size, seed }));
+  }
+}
+
+/** Counts successful KV commits and plain sets/deletes of this process until restored. */
+function countKvWrites(): { readonly count: number; restore(): void } {
+  const atomic = Deno.AtomicOperation.prototype;
+  const kv = Deno.Kv.prototype;
+  const commit = atomic.commit;
+  const set = kv.set;
+  const del = kv.delete;
+  const state = { count: 0 };
+  atomic.commit = async function (this: Deno.AtomicOperation) {
+    const r = await commit.call(this);
+    if (r.ok) state.count++;
+    return r;
+  };
+  kv.set = function (this: Deno.Kv, ...args: Parameters<Deno.Kv["set"]>) {
+    state.count++;
+    return set.apply(this, args);
+  };
+  kv.delete = function (this: Deno.Kv, ...args: Parameters<Deno.Kv["delete"]>) {
+    state.count++;
+    return del.apply(this, args);
+  };
+  return {
+    get count() {
+      return state.count;
+    },
+    restore() {
+      atomic.commit = commit;
+      kv.set = set;
+      kv.delete = del;
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function round(x: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** The section's lines of the bench's table. */
+export function rolloutTable(r: RolloutBenchResult): string {
+  const head = `Rollout: ${r.inventoryDevices} inventory devices under a running rollout, ` +
+    `${r.devices} downloading ${(r.imageBytes / 1024).toFixed(0)} KiB at once ` +
+    `(wave enrolled in ${r.enrolSeconds} s)`;
+  const table = formatTable(
+    ["path", "ok", "MiB/s", "MANIFEST p50 ms", "p99 ms"],
+    r.runs.map((x) => [
+      x.path,
+      x.ok,
+      x.aggregateMibPerSecond.toFixed(2),
+      x.manifestP50Ms.toFixed(1),
+      x.manifestP99Ms.toFixed(1),
+    ]),
+    { indent: "  ", right: [1, 2, 3, 4] },
+  );
+  return `${head}\n${table}\n  throughput latest / named: ${r.medians.throughputRatio}; ` +
+    `sender peak RSS ${r.senderPeakRssMiB} MiB; KV writes per updated device ` +
+    `${r.kv.commitsPerUpdatedDevice} (${r.kv.commits} for ${r.kv.devices} whole updates)`;
+}
