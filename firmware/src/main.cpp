@@ -14,6 +14,7 @@
 #include "esp_log.h"
 #include "esp_mac.h"
 #include "esp_ota_ops.h"
+#include "esp_random.h"
 #include "esp_system.h"
 #include "esp_timer.h"
 #include "nvs_flash.h"
@@ -77,7 +78,8 @@ class App {
   App(const char* deviceId, const char* version)
       : inbox_(slots_.pointers(), kInboxSlots, freeSlots_, readySlots_),
         link_(deviceId, topicFor<ota_core::TopicKind::DATA>(deviceId),
-              topicFor<ota_core::TopicKind::ERROR>(deviceId), inbox_),
+              topicFor<ota_core::TopicKind::ERROR>(deviceId),
+              topicFor<ota_core::TopicKind::OFFER>(deviceId), inbox_),
         publisher_(link_, topicFor<ota_core::TopicKind::REQUEST>(deviceId)),
         resumeStore_(resumeRecords_, sink_.slotId()),
         recordingSink_(sink_, bootStore_, sink_.label()),
@@ -165,6 +167,10 @@ class App {
     c.acceptEsp32App = true;
     c.acceptGenericFile = false;
     c.verifier = &verifier_;
+    // The delay after an OFFER spreads a wave's REQUESTs (protocol §8.1). esp_random
+    // (esp_random.h) is the hardware RNG: true random once Wi-Fi runs, which it does before any
+    // OFFER can arrive; it busy-waits only microseconds to keep its read rate.
+    c.random = [](void*) -> uint32_t { return esp_random(); };
 #if CONFIG_OTA_EMBED_SIGNING_KEY
     // A key that failed to load still means "signatures required".
     c.requireSignature = true;

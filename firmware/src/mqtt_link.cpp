@@ -8,8 +8,8 @@
 
 namespace {
 const char* const kTag = "mqtt_link";
-/// The receiver subscribes to its data topic and its error topic.
-constexpr int kSubscriptions = 2;
+/// The receiver subscribes to its data, error and offer topics.
+constexpr int kSubscriptions = 3;
 
 #if CONFIG_OTA_EMBED_CA_CERT
 extern const char kCaPem[] asm("_binary_ca_pem_start");
@@ -21,8 +21,12 @@ extern const char kClientKey[] asm("_binary_client_key_start");
 }  // namespace
 
 MqttLink::MqttLink(const char* clientId, const char* dataTopic, const char* errorTopic,
-                   ota_core::Inbox& inbox)
-    : clientId_(clientId), dataTopic_(dataTopic), errorTopic_(errorTopic), inbox_(inbox) {}
+                   const char* offerTopic, ota_core::Inbox& inbox)
+    : clientId_(clientId),
+      dataTopic_(dataTopic),
+      errorTopic_(errorTopic),
+      offerTopic_(offerTopic),
+      inbox_(inbox) {}
 
 bool MqttLink::start() {
   esp_mqtt_client_config_t cfg = {};
@@ -63,6 +67,9 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
       // holds the client's recursive API lock, which esp_mqtt_client_subscribe_single re-takes.
       esp_mqtt_client_subscribe_single(client_, dataTopic_, 1);
       esp_mqtt_client_subscribe_single(client_, errorTopic_, 1);
+      // OFFERs (protocol §4.8) come with QoS 1; the shipped ACL grants read on this topic only
+      // to its own device, so a SUBACK refusal here is an ACL or prefix problem like the others.
+      esp_mqtt_client_subscribe_single(client_, offerTopic_, 1);
       break;
     case MQTT_EVENT_SUBSCRIBED:
       // deliver_suback (mqtt_client.c) raises MQTT_EVENT_SUBSCRIBED for a refusing SUBACK too,

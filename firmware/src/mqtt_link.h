@@ -27,8 +27,9 @@
 class MqttLink : public ota_core::Publisher {
  public:
   /// `clientId` and the topics must outlive the link; `inbox` receives messages and link events.
+  /// The offer topic (protocol §2, §8.1) is where a rollout tells the device to ask now.
   MqttLink(const char* clientId, const char* dataTopic, const char* errorTopic,
-           ota_core::Inbox& inbox);
+           const char* offerTopic, ota_core::Inbox& inbox);
   /// Priority of esp-mqtt's task (its default, MQTT_TASK_PRIORITY in mqtt_config.h, set
   /// explicitly: the receiver task is placed just above it).
   static constexpr int kTaskPriority = 5;
@@ -48,6 +49,7 @@ class MqttLink : public ota_core::Publisher {
   const char* clientId_;
   const char* dataTopic_;
   const char* errorTopic_;
+  const char* offerTopic_;
   ota_core::Inbox& inbox_;
   esp_mqtt_client_handle_t client_ = nullptr;
   // MQTT task only.
