@@ -9,9 +9,9 @@ import {
   BrokerError,
   findMosquitto,
   freePort,
+  launchMosquitto,
   type RunningMosquitto,
   startMosquitto,
-  waitForPort,
 } from "../src/broker/mod.ts";
 
 /** True when the environment demands Mosquitto (`OTA_REQUIRE_MOSQUITTO=1`). */
@@ -159,57 +159,12 @@ export async function startShippedMosquitto(
   );
   // Started as root, Mosquitto drops to the "mosquitto" user, which must read these test files.
   await chmodTree(dir);
-  const child = new Deno.Command(bin, {
-    args: ["-c", `${dir}/mosquitto.conf`],
-    stdout: "null",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let log = "";
-  (async () => {
-    for await (const part of child.stderr.pipeThrough(new TextDecoderStream())) {
-      if (log.length < 1 << 20) log += part;
-    }
-  })().catch(() => {});
-  let exited = false;
-  const status = child.status.then(() => (exited = true));
-  try {
-    await Promise.race([
-      waitForPort("127.0.0.1", port, 10000),
-      status.then(() => {
-        throw new Error("it exited");
-      }),
-    ]);
-    await new Promise((r) => setTimeout(r, 50));
-    if (exited) throw new Error("it exited right after start");
-  } catch (err) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    throw new BrokerError(
-      "MOSQUITTO_FAILED",
-      `Cannot start Mosquitto with the shipped "${variant}" config on port ${port}: ${
-        (err as Error).message
-      }; its log: ${log.trim() || "(empty)"}`,
-    );
-  }
-  let stopped = false;
-  return {
-    port,
-    url: `mqtts://127.0.0.1:${port}`,
-    log: () => log,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      await child.status;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
+  const broker = await launchMosquitto(bin, `${dir}/mosquitto.conf`, {
+    dir,
+    ports: [port],
+    what: `Mosquitto with the shipped "${variant}" config on port ${port}`,
+  });
+  return { port, url: `mqtts://127.0.0.1:${port}`, log: broker.log, stop: broker.stop };
 }
 
 async function chmodTree(dir: string): Promise<void> {

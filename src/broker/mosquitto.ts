@@ -127,30 +127,65 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
   }
   lines.push(...(options.extra ?? []));
   await Deno.writeTextFile(`${dir}/mosquitto.conf`, lines.join("\n") + "\n");
+  const broker = await launchMosquitto(bin, `${dir}/mosquitto.conf`, {
+    dir,
+    ports: tlsPort ? [port, tlsPort] : [port],
+    what: `Mosquitto on port ${port}`,
+    verbose: options.verbose,
+  });
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    tlsPort,
+    tlsUrl: tlsPort ? `mqtts://127.0.0.1:${tlsPort}` : undefined,
+    stop: broker.stop,
+  };
+}
+
+/** A Mosquitto process started by {@link launchMosquitto}. */
+export interface LaunchedMosquitto {
+  /** What it wrote to stderr so far (at most 1 MiB); empty with `verbose`. */
+  log(): string;
+  /** Stops it (SIGTERM) and removes its folder; idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `bin -c configFile` and waits until every port in `ports` listens. When it exits or a
+ * port does not open within 10 s it is killed, `dir` is removed, and a {@link BrokerError} says
+ * which (`what`) and quotes its log. `stop()` also removes `dir`.
+ */
+export async function launchMosquitto(
+  bin: string,
+  configFile: string,
+  options: { dir: string; ports: number[]; what: string; verbose?: boolean },
+): Promise<LaunchedMosquitto> {
+  const { dir } = options;
   const child = new Deno.Command(bin, {
-    args: ["-c", `${dir}/mosquitto.conf`],
+    args: ["-c", configFile],
     stdout: "null",
     stderr: options.verbose ? "inherit" : "piped",
     stdin: "null",
   }).spawn();
-  let stderr = "";
+  let log = "";
   if (!options.verbose && child.stderr) {
     (async () => {
       for await (const part of child.stderr.pipeThrough(new TextDecoderStream())) {
-        if (stderr.length < 8192) stderr += part;
+        if (log.length < 1 << 20) log += part;
       }
     })().catch(() => {});
   }
   let hasExited = false;
   const exited = child.status.then(() => (hasExited = true));
   try {
-    await Promise.race([
-      waitForPort("127.0.0.1", port, 10000),
-      exited.then(() => {
-        throw new Error("it exited");
-      }),
-    ]);
-    if (tlsPort) await waitForPort("127.0.0.1", tlsPort, 10000);
+    for (const port of options.ports) {
+      await Promise.race([
+        waitForPort("127.0.0.1", port, 10000),
+        exited.then(() => {
+          throw new Error("it exited");
+        }),
+      ]);
+    }
     // A listener that appeared while ours failed to bind: give an exit a moment to show.
     await new Promise((r) => setTimeout(r, 50));
     if (hasExited) throw new Error("it exited right after start");
@@ -162,17 +197,14 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw new BrokerError(
       "MOSQUITTO_FAILED",
-      `Cannot start Mosquitto on port ${port}: ${(err as Error).message}; its log: ${
-        stderr.trim() || "(empty)"
+      `Cannot start ${options.what}: ${(err as Error).message}; its log: ${
+        log.trim() || "(empty)"
       }`,
     );
   }
   let stopped = false;
   return {
-    port,
-    url: `mqtt://127.0.0.1:${port}`,
-    tlsPort,
-    tlsUrl: tlsPort ? `mqtts://127.0.0.1:${tlsPort}` : undefined,
+    log: () => log,
     async stop() {
       if (stopped) return;
       stopped = true;
