@@ -7,7 +7,8 @@
  */
 
 import { DEFAULT_PREFIX } from "../protocol/mod.ts";
-import { connectMqtt, type TlsOptions } from "../transport/mqtt_client.ts";
+import type { TlsOptions } from "../transport/mqtt_client.ts";
+import { deviceConnector } from "./run_devices.ts";
 import {
   FLEET_PHASES,
   FleetDevice,
@@ -118,14 +119,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetHandle> {
     devices.push(
       new FleetDevice({
         deviceId,
-        connect: () =>
-          connectMqtt({
-            url: options.broker,
-            clientId: deviceId,
-            protocolVersion: options.protocolVersion ?? 5,
-            fallbackToV311: options.protocolVersion === undefined,
-            tls: options.tls,
-          }),
+        connect: deviceConnector(options, deviceId),
         prefix: options.prefix ?? DEFAULT_PREFIX,
         product: options.product,
         version: options.version,

@@ -54,6 +54,24 @@ export interface DeviceRunOptions {
   staggerMs?: number;
 }
 
+/**
+ * How a simulated device connects: its id as client id, MQTT 5 unless told otherwise, falling
+ * back to 3.1.1 when the protocol was left open and the broker refuses 5.
+ */
+export function deviceConnector(
+  options: Pick<DeviceRunOptions, "broker" | "protocolVersion" | "tls">,
+  deviceId: string,
+): () => ReturnType<typeof connectMqtt> {
+  return () =>
+    connectMqtt({
+      url: options.broker,
+      clientId: deviceId,
+      protocolVersion: options.protocolVersion ?? 5,
+      fallbackToV311: options.protocolVersion === undefined,
+      tls: options.tls,
+    });
+}
+
 /** Where output goes. */
 export interface DeviceRunIo {
   /** Terminal for progress and log lines; default stderr. */
@@ -81,14 +99,7 @@ export async function runDevices(
     receivers.push(
       new Receiver({
         deviceId,
-        connect: () =>
-          connectMqtt({
-            url: options.broker,
-            clientId: deviceId,
-            protocolVersion: options.protocolVersion ?? 5,
-            fallbackToV311: options.protocolVersion === undefined,
-            tls: options.tls,
-          }),
+        connect: deviceConnector(options, deviceId),
         broker: options.broker,
         prefix: options.prefix ?? DEFAULT_PREFIX,
         product: options.product,
