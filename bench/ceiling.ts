@@ -10,6 +10,7 @@
  */
 
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
+import { MiB } from "../src/format/mod.ts";
 
 /** One ceiling measurement. */
 export interface CeilingResult {
@@ -86,7 +87,7 @@ export async function measureCeiling(options: CeilingOptions): Promise<CeilingRe
     chunkBytes: options.chunkBytes,
     messages: count,
     seconds,
-    mibPerSecond: (moved * options.chunkBytes) / 1048576 / seconds,
+    mibPerSecond: (moved * options.chunkBytes) / MiB / seconds,
     messagesPerSecond: moved / seconds,
     inflight,
   };

@@ -10,6 +10,7 @@
  */
 
 import { startSenderProcess } from "./sender_process.ts";
+import { MiB } from "../src/format/mod.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
 
 /** Where the firmware host build lives, relative to the repository root. */
@@ -165,7 +166,7 @@ export async function runFirmwareSection(
   const root = new URL("../", import.meta.url).pathname;
   await ensureFirmwareHost(root);
   const rtt = 0.05;
-  const rate = 1048576;
+  const rate = MiB; // the slow link: 1 MiB/s each way
   const linkSeconds = options.imageBytes / rate + rtt;
   const flashSeconds = esp32FlashSeconds(options.imageBytes);
   const ideal = Math.max(linkSeconds, flashSeconds);

@@ -9,6 +9,7 @@
  * a full bottleneck buffer would. Both sockets use TCP_NODELAY.
  * @module
  */
+import { MiB } from "../src/format/mod.ts";
 
 /** Options of {@link startSlowProxy}. */
 export interface SlowProxyOptions {
@@ -37,7 +38,7 @@ const PIECE_BYTES = 4096;
 /** Starts the proxy on a free loopback port. */
 export function startSlowProxy(options: SlowProxyOptions): SlowProxy {
   const delayMs = options.delayMs ?? 25;
-  const rate = (options.bytesPerSecond ?? 1048576) / 1000; // bytes per ms
+  const rate = (options.bytesPerSecond ?? MiB) / 1000; // bytes per ms
   const burst = options.burstBytes ?? 4096;
   const queueMs = options.queueMs ?? 100;
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
