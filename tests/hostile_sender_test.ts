@@ -24,20 +24,11 @@ import {
   StatusCode,
   toHex,
 } from "../src/protocol/mod.ts";
-import {
-  _catalogInternals,
-  Catalog,
-  type ImageMeta,
-  type TransferRecord,
-} from "../src/catalog/mod.ts";
-import {
-  _senderInternals,
-  Sender,
-  type SenderCatalog,
-  type SenderOptions,
-} from "../src/sender/sender.ts";
+import { _catalogInternals, Catalog, type TransferRecord } from "../src/catalog/mod.ts";
+import { _senderInternals, Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { Backlog, publishedBytes } from "../src/sender/backlog.ts";
 import { ChunkCrcs } from "../src/sender/transfer_images.ts";
+import { fakeCatalog } from "./_fake_catalog.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
 import { request } from "./_fixtures.ts";
 
@@ -45,36 +36,9 @@ const IMAGE = new Uint8Array(5000).map((_, i) => (i * 7) & 0xff);
 const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
 const CHUNKS = 5; // 5000 bytes in chunks of 1024 (the request fixture's)
 
-function fakeCatalog(): SenderCatalog & { transfers: TransferRecord[]; statuses: unknown[] } {
-  const meta: ImageMeta = {
-    addedAt: "2026-01-01T00:00:00.000Z",
-    sha256: SHA,
-    name: "fw.bin",
-    product: "blink",
-    version: "1.1.0",
-    size: IMAGE.length,
-    kind: "file",
-  };
-  return {
-    transfers: [],
-    statuses: [],
-    get: (sha) => Promise.resolve(sha === SHA ? meta : null),
-    resolve: (product) => Promise.resolve(product === "blink" ? meta : null),
-    readImage: () => Promise.resolve(IMAGE),
-    recordTransfer(r) {
-      this.transfers.push(r);
-      return Promise.resolve();
-    },
-    recordDeviceStatus(r) {
-      this.statuses.push(r);
-      return Promise.resolve();
-    },
-  };
-}
-
 async function setup(options: Partial<SenderOptions> = {}) {
   const broker = new MemoryBroker();
-  const catalog = fakeCatalog();
+  const catalog = await fakeCatalog(IMAGE);
   const sender = await Sender.start({
     transport: broker.connect(),
     catalog,

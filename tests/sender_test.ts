@@ -18,50 +18,18 @@ import {
   StatusCode,
   toHex,
 } from "../src/protocol/mod.ts";
-import type { ImageMeta, TransferRecord } from "../src/catalog/mod.ts";
-import { Sender, type SenderCatalog } from "../src/sender/sender.ts";
+import type { TransferRecord } from "../src/catalog/mod.ts";
+import { Sender } from "../src/sender/sender.ts";
+import { fakeCatalog } from "./_fake_catalog.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
 import { request } from "./_fixtures.ts";
 
 const IMAGE = new Uint8Array(5000).map((_, i) => (i * 13) & 0xff);
 const SHA = toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", IMAGE)));
 
-/** A catalog with one image, for unit tests only (the real one is tested in catalog_test.ts). */
-function fakeCatalog(): SenderCatalog & { transfers: unknown[]; statuses: unknown[] } {
-  const meta: ImageMeta = {
-    addedAt: "2026-01-01T00:00:00.000Z",
-    sha256: SHA,
-    name: "fw.bin",
-    product: "blink",
-    version: "1.1.0",
-    size: IMAGE.length,
-    kind: "file",
-  };
-  return {
-    transfers: [],
-    statuses: [],
-    get: (sha) => Promise.resolve(sha === SHA ? meta : null),
-    resolve: (product, version) =>
-      Promise.resolve(
-        product === "blink" && (!version || version === "latest" || version === "1.1.0")
-          ? meta
-          : null,
-      ),
-    readImage: () => Promise.resolve(IMAGE),
-    recordTransfer(r) {
-      this.transfers.push(r);
-      return Promise.resolve();
-    },
-    recordDeviceStatus(r) {
-      this.statuses.push(r);
-      return Promise.resolve();
-    },
-  };
-}
-
 async function setup(options: { maxTransfers?: number } = {}) {
   const broker = new MemoryBroker();
-  const catalog = fakeCatalog();
+  const catalog = await fakeCatalog(IMAGE);
   const sender = await Sender.start({
     transport: broker.connect(),
     catalog,
@@ -321,7 +289,7 @@ Deno.test("thousands of random and mutated messages on every inbound topic never
   const broker = new MemoryBroker();
   const sender = await Sender.start({
     transport: broker.connect(),
-    catalog: fakeCatalog(),
+    catalog: await fakeCatalog(IMAGE),
     prefix: "ota",
     senderId: "s1",
     tickMs: 0,
