@@ -2,14 +2,11 @@
 
 import assert from "node:assert/strict";
 import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runOta } from "../src/cli/ota.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../src/cli/ota.ts";
 import { loadCommandConfig } from "../src/sender/config.ts";
+import { assertOneErrorLine, type CommandRun, runOtaIn } from "./_run.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CommandRun;
 
 /** A temp folder with a sample image in it; `ota(...)` runs the CLI there with `--kv`. */
 async function workspace() {
@@ -24,24 +21,8 @@ async function workspace() {
     makeSampleImage({ version: "1.2.0", size: 2 * 1024 * 1024 }),
   );
   await Deno.writeTextFile(`${dir}/notes.txt`, "not firmware");
-  const run = async (args: string[], env: Record<string, string> = {}): Promise<Run> => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const decoder = new TextDecoder();
-    const writer = (sink: string[]) => ({
-      write(p: Uint8Array) {
-        sink.push(decoder.decode(p));
-        return p.length;
-      },
-    });
-    const code = await runOta(args, {
-      stdout: writer(out),
-      stderr: writer(err),
-      env,
-      cwd: dir,
-    });
-    return { code, stdout: out.join(""), stderr: err.join("") };
-  };
+  const run = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
+    runOtaIn(dir, args, env);
   return {
     dir,
     kv,
@@ -75,13 +56,6 @@ function transferRecord(n: number, overrides: Partial<TransferRecord> = {}): Tra
     senderId: "sender-a",
     ...overrides,
   };
-}
-
-function assertOneErrorLine(r: Run, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, r.stderr);
-  assert.equal(r.stdout, "");
-  assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
-  assert.match(r.stderr, pattern);
 }
 
 Deno.test("image add stores an ESP32 app and reports product, version and size", async () => {

@@ -6,37 +6,17 @@
 
 import assert from "node:assert/strict";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runOta } from "../src/cli/ota.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../src/cli/ota.ts";
+import { assertOneErrorLine, type CommandRun, runOtaIn } from "./_run.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CommandRun;
 
 async function workspace() {
   const dir = await Deno.makeTempDir({ prefix: "rollout_cli_test_" });
   const kv = `${dir}/ota.kv`;
   await Deno.writeFile(`${dir}/b1.bin`, makeSampleImage({ version: "1.1.0", size: 64 * 1024 }));
   await Deno.writeFile(`${dir}/b2.bin`, makeSampleImage({ version: "1.2.0", size: 64 * 1024 }));
-  const ota = async (...args: string[]): Promise<Run> => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const decoder = new TextDecoder();
-    const writer = (sink: string[]) => ({
-      write(p: Uint8Array) {
-        sink.push(decoder.decode(p));
-        return p.length;
-      },
-    });
-    const code = await runOta([...args, "--kv", kv], {
-      stdout: writer(out),
-      stderr: writer(err),
-      env: {},
-      cwd: dir,
-    });
-    return { code, stdout: out.join(""), stderr: err.join("") };
-  };
+  const ota = (...args: string[]): Promise<Run> => runOtaIn(dir, [...args, "--kv", kv]);
   /** Records REQUESTs of devices in the inventory, as the sender does. */
   const seed = async (devices: Array<[string, string]>) => {
     const catalog = await Catalog.open(kv);
@@ -49,13 +29,6 @@ async function workspace() {
     }
   };
   return { dir, kv, ota, seed, cleanup: () => Deno.remove(dir, { recursive: true }) };
-}
-
-function oneErrorLine(r: Run, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, r.stderr);
-  assert.equal(r.stdout, "");
-  assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
-  assert.match(r.stderr, pattern);
 }
 
 Deno.test("rollout create starts a staged rollout that list, show and --json describe", async () => {
@@ -105,7 +78,7 @@ Deno.test("rollout pause, resume and cancel move the rollout and refuse what its
     await w.ota("image", "add", "b2.bin");
     await w.ota("rollout", "create", "--image", "blink@1.2.0");
     assert.match((await w.ota("rollout", "pause", "r-1")).stdout, /^Rollout r-1 is PAUSED\n$/);
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("rollout", "pause", "r-1"),
       EXIT_FAILURE,
       /Cannot pause rollout "r-1"/,
@@ -113,12 +86,16 @@ Deno.test("rollout pause, resume and cancel move the rollout and refuse what its
     assert.match((await w.ota("rollout", "resume", "r-1")).stdout, /is RUNNING/);
     const c = await w.ota("rollout", "cancel", "r-1", "--reason", "bad build", "--json");
     assert.equal(JSON.parse(c.stdout).state, "CANCELLED");
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("rollout", "resume", "r-1"),
       EXIT_FAILURE,
       /Cannot resume rollout "r-1": it is CANCELLED/,
     );
-    oneErrorLine(await w.ota("rollout", "show", "r-9"), EXIT_FAILURE, /no rollout has this id/);
+    assertOneErrorLine(
+      await w.ota("rollout", "show", "r-9"),
+      EXIT_FAILURE,
+      /no rollout has this id/,
+    );
   } finally {
     await w.cleanup();
   }
@@ -128,23 +105,23 @@ Deno.test("rollout create refuses bad input with exit 2 or 1 and stores nothing"
   const w = await workspace();
   try {
     await w.ota("image", "add", "b2.bin");
-    oneErrorLine(await w.ota("rollout", "create"), EXIT_USAGE, /missing --image/);
-    oneErrorLine(
+    assertOneErrorLine(await w.ota("rollout", "create"), EXIT_USAGE, /missing --image/);
+    assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@1.2.0", "--waves", "50,10,100"),
       EXIT_USAGE,
       /must increase strictly, but 10 follows 50/,
     );
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@1.2.0", "--waves", "10,50"),
       EXIT_USAGE,
       /it must be 100/,
     );
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@1.2.0", "--retries", "x"),
       EXIT_USAGE,
       /--retries "x" is not a whole number/,
     );
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@9.9.9"),
       EXIT_FAILURE,
       /no catalogued image matches "blink@9\.9\.9"/,
@@ -155,7 +132,7 @@ Deno.test("rollout create refuses bad input with exit 2 or 1 and stores nothing"
         .code,
       EXIT_OK,
     );
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@1.2.0", "--group", "lab"),
       EXIT_FAILURE,
       /rollout "r-1" \(RUNNING, blink@1\.2\.0\) already targets these devices.*cancel "r-1"/,
@@ -179,7 +156,7 @@ Deno.test("image add --release stores the image and starts a one-wave rollout to
     assert.deepEqual(json.summary.waves.map((x: { pct: number }) => x.pct), [100]);
     assert.equal(json.summary.state, "RUNNING");
     // A second release while the first holds the product: stored, not released, and it says so.
-    oneErrorLine(
+    assertOneErrorLine(
       await w.ota("image", "add", "b1.bin", "--release"),
       EXIT_FAILURE,
       /Added blink@1\.1\.0 \(sha256 [0-9a-f]{64}\) but did not release it: rollout "r-1"/,
@@ -228,15 +205,19 @@ Deno.test("devices list pages with filters, show gives history, label adds and r
       /History:\n +AT +KIND +WHAT\n.*request +REQUEST running blink@1\.1\.0/,
     );
     assert.match(show.stdout, /label +groups: b$/m);
-    oneErrorLine(await w.ota("devices", "show", "dev-9"), EXIT_FAILURE, /no such device/);
-    oneErrorLine(await w.ota("devices", "label", "dev-9", "--group", "x"), EXIT_FAILURE, /dev-9/);
-    oneErrorLine(await w.ota("devices", "label", "dev-1"), EXIT_USAGE, /give --group G/);
-    oneErrorLine(
+    assertOneErrorLine(await w.ota("devices", "show", "dev-9"), EXIT_FAILURE, /no such device/);
+    assertOneErrorLine(
+      await w.ota("devices", "label", "dev-9", "--group", "x"),
+      EXIT_FAILURE,
+      /dev-9/,
+    );
+    assertOneErrorLine(await w.ota("devices", "label", "dev-1"), EXIT_USAGE, /give --group G/);
+    assertOneErrorLine(
       await w.ota("devices", "label", "dev-1", "--group", "bad group"),
       EXIT_USAGE,
       /group "bad group" is not 1 to 64 characters/,
     );
-    oneErrorLine(await w.ota("devices", "list", "--limit", "0"), EXIT_USAGE, /page size 0/);
+    assertOneErrorLine(await w.ota("devices", "list", "--limit", "0"), EXIT_USAGE, /page size 0/);
   } finally {
     await w.cleanup();
   }
