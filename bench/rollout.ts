@@ -16,6 +16,7 @@
  * @module
  */
 
+import { inventoryStore } from "../src/inventory/store.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { createRollout, showRollout } from "../src/ops/rollouts.ts";
 import type { DeviceRecord } from "../src/inventory/mod.ts";
@@ -90,7 +91,7 @@ export async function runRolloutSection(o: RolloutBenchOptions): Promise<Rollout
       { product: PRODUCT, version: NEW, size: o.imageBytes },
     ],
     prepare: async (catalog) => {
-      await catalog.inventory().putMany(seedRecords(o.inventoryDevices, o.devices, prefixes));
+      await inventoryStore(catalog).putMany(seedRecords(o.inventoryDevices, o.devices, prefixes));
       await createRollout(catalog, { image: `${PRODUCT}@${NEW}`, waves: [100], jitter: "10s" });
     },
   });

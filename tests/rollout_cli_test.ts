@@ -4,6 +4,7 @@
  * (refused) with one line that says what to do, changing nothing.
  */
 
+import { inventoryStore } from "../src/inventory/store.ts";
 import assert from "node:assert/strict";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../src/cli/ota.ts";
@@ -22,7 +23,7 @@ async function workspace() {
     const catalog = await Catalog.open(kv);
     try {
       for (const [id, version] of devices) {
-        await catalog.inventory().recordRequest(id, { product: "blink", version });
+        await inventoryStore(catalog).recordRequest(id, { product: "blink", version });
       }
     } finally {
       catalog.close();

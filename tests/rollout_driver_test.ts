@@ -6,6 +6,8 @@
  * @module
  */
 
+import { rolloutStore } from "../src/rollout/store.ts";
+import { inventoryStore } from "../src/inventory/store.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { commandRollout, createRollout } from "../src/ops/rollouts.ts";
 import {
@@ -24,7 +26,7 @@ import {
 } from "../src/protocol/mod.ts";
 import { Sender } from "../src/sender/sender.ts";
 import { offerTopic } from "../src/sender/offer.ts";
-import type { RolloutWiring } from "../src/sender/rollouts.ts";
+import type { RolloutWiring } from "../src/sender/options.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { request } from "./_fixtures.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
@@ -54,8 +56,8 @@ async function rig(wiring: Partial<RolloutWiring> = {}): Promise<Rig> {
     senderId: "s1",
     tickMs: 0,
     rollouts: {
-      rollouts: catalog.rollouts({ now: () => clock.now }),
-      inventory: catalog.inventory({ now: () => clock.now }),
+      rollouts: rolloutStore(catalog, { now: () => clock.now }),
+      inventory: inventoryStore(catalog, { now: () => clock.now }),
       tickMs: 0,
       now: () => clock.now,
       ...wiring,
@@ -101,7 +103,7 @@ function errorCode(bytes: Uint8Array): number | null {
 /** Records a first REQUEST of each device in the inventory, as a polling fleet would. */
 async function seed(r: Rig, ids: string[]): Promise<void> {
   for (const id of ids) {
-    await r.catalog.inventory().recordRequest(id, { product: "blink", version: "1.0.0" });
+    await inventoryStore(r.catalog).recordRequest(id, { product: "blink", version: "1.0.0" });
   }
 }
 
@@ -122,7 +124,7 @@ Deno.test("without a rollout latest is UP_TO_DATE, a named version is still serv
     assert(decodeError(up).message.includes("no rollout targets it"), decodeError(up).message);
     const named = await ask(r, "d2", { wantedVersion: "2.0.0" });
     assertEquals(peekType(named), MessageType.MANIFEST);
-    const inv = await r.catalog.inventory().list({ product: "blink" });
+    const inv = await inventoryStore(r.catalog).list({ product: "blink" });
     assertEquals(inv.devices.map((d) => d.id), ["d1", "d2"]);
   } finally {
     await r.close();
@@ -146,7 +148,7 @@ Deno.test("latest gets the rollout's image only when the device's wave is open",
     const fleet = ids(40);
     await seed(r, fleet);
     const rollout = await createRollout(r.catalog, { image: "blink@2.0.0", waves: "10,100" });
-    const store = r.catalog.rollouts();
+    const store = rolloutStore(r.catalog);
     const { waveIndexOf } = await import("../src/rollout/mod.ts");
     const first = fleet.filter((id) => waveIndexOf(rollout.id, id, [10, 100]) === 0);
     const later = fleet.filter((id) => waveIndexOf(rollout.id, id, [10, 100]) === 1);
@@ -182,7 +184,7 @@ Deno.test("offers go to the queued devices of an open wave, QoS 1 and not retain
       8192,
     ]);
     assertEquals(toHex(offer.sha256), r.sha.v2);
-    const counters = await r.catalog.rollouts().counters(rollout.id);
+    const counters = await rolloutStore(r.catalog).counters(rollout.id);
     assertEquals([counters[0].OFFERED, counters[0].QUEUED], [4, 6]);
   } finally {
     await r.close();
@@ -210,7 +212,7 @@ Deno.test("pause stops new offers and resume continues; a cancelled rollout offe
       .catch((e) => e);
     assert(String(other).includes(`rollout "${rollout.id}"`), String(other));
     await commandRollout(r.catalog, rollout.id, "cancel");
-    await r.catalog.inventory().recordRequest("d99", { product: "blink", version: "1.0.0" });
+    await inventoryStore(r.catalog).recordRequest("d99", { product: "blink", version: "1.0.0" });
     await r.sender.rollouts!.tick();
     await settle();
     assertEquals(r.broker.on(offerTopic(PREFIX, "d99")).length, 0);
@@ -229,7 +231,7 @@ Deno.test("a device with no outcome before its deadline is retried, then TIMED_O
       deviceTimeout: "10s",
       retries: 1,
     });
-    const store = r.catalog.rollouts();
+    const store = rolloutStore(r.catalog);
     await r.sender.rollouts!.tick();
     assertEquals((await store.entry(rollout.id, "d1"))?.state, "OFFERED");
     r.clock.now += 11_000;
@@ -241,7 +243,7 @@ Deno.test("a device with no outcome before its deadline is retried, then TIMED_O
     await r.sender.rollouts!.tick();
     assertEquals((await store.entry(rollout.id, "d1"))?.state, "TIMED_OUT");
     await r.sender.rollouts!.settled();
-    assertEquals((await r.catalog.inventory().get("d1"))?.rollout?.state, "TIMED_OUT");
+    assertEquals((await inventoryStore(r.catalog).get("d1"))?.rollout?.state, "TIMED_OUT");
     await settle();
     assertEquals(r.broker.on(offerTopic(PREFIX, "d1")).length, 2);
     assertEquals(errorCode(await ask(r, "d1")), ErrorCode.UP_TO_DATE);
@@ -256,7 +258,7 @@ Deno.test("BOOTED on a version no rollout gave is recorded in the inventory and 
     await seed(r, ["d1"]);
     const rollout = await createRollout(r.catalog, { image: "blink@2.0.0" });
     await r.sender.rollouts!.tick();
-    const before = await r.catalog.rollouts().entry(rollout.id, "d1");
+    const before = await rolloutStore(r.catalog).entry(rollout.id, "d1");
     const device = r.broker.connect();
     await device.publish(
       deviceTopics(PREFIX, "d1").status,
@@ -270,12 +272,12 @@ Deno.test("BOOTED on a version no rollout gave is recorded in the inventory and 
       { qos: 1 },
     );
     for (let i = 0; i < 100; i++) {
-      if ((await r.catalog.inventory().get("d1"))?.version === "1.5.0") break;
+      if ((await inventoryStore(r.catalog).get("d1"))?.version === "1.5.0") break;
       await settle();
     }
-    assertEquals((await r.catalog.inventory().get("d1"))?.version, "1.5.0");
-    assertEquals(await r.catalog.rollouts().entry(rollout.id, "d1"), before);
-    const history = await r.catalog.inventory().history("d1");
+    assertEquals((await inventoryStore(r.catalog).get("d1"))?.version, "1.5.0");
+    assertEquals(await rolloutStore(r.catalog).entry(rollout.id, "d1"), before);
+    const history = await inventoryStore(r.catalog).history("d1");
     assert(history.some((h) => h.text.startsWith("STATUS BOOTED for 1.5.0")));
   } finally {
     await r.close();
@@ -308,7 +310,7 @@ Deno.test("ROLLED_BACK devices abort the rollout after abortMinDevices outcomes,
         { qos: 1 },
       );
     }
-    const store = r.catalog.rollouts();
+    const store = rolloutStore(r.catalog);
     for (let i = 0; i < 100; i++) {
       const states = await Promise.all(failing.map((id) => store.entry(rollout.id, id)));
       if (states.every((e) => e?.state === "FAILED")) break;
@@ -325,7 +327,7 @@ Deno.test("ROLLED_BACK devices abort the rollout after abortMinDevices outcomes,
     assertEquals(offersTo(r, fleet).length, offered);
     assertEquals(errorCode(await ask(r, fleet[7])), ErrorCode.UP_TO_DATE);
     await r.sender.rollouts!.settled();
-    assertEquals((await r.catalog.inventory().get(failing[0]))?.rollout?.state, "FAILED");
+    assertEquals((await inventoryStore(r.catalog).get(failing[0]))?.rollout?.state, "FAILED");
   } finally {
     await r.close();
   }

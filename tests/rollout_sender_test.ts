@@ -6,6 +6,8 @@
  * @module
  */
 
+import { rolloutStore } from "../src/rollout/store.ts";
+import { inventoryStore } from "../src/inventory/store.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { createRollout } from "../src/ops/rollouts.ts";
 import {
@@ -51,7 +53,7 @@ async function startInstance(
     senderId,
     sharedGroup: "senders",
     timing: { ackTimeoutMs: 300, statusTimeoutMs: 3000 },
-    rollouts: { rollouts: catalog.rollouts(), inventory: catalog.inventory(), tickMs: 100 },
+    rollouts: { rollouts: rolloutStore(catalog), inventory: inventoryStore(catalog), tickMs: 100 },
     ...extra,
   });
   let stopped = false;
@@ -191,7 +193,7 @@ mosquittoTest(
         }).run();
         assertEquals(r.status, "UP_TO_DATE", `${id}: ${r.detail}`);
       }
-      const known = await a.catalog.inventory().list({ product: "blink", version: "1.0.0" });
+      const known = await inventoryStore(a.catalog).list({ product: "blink", version: "1.0.0" });
       assertEquals(known.devices.map((d) => d.id), devices);
 
       const rollout = await createRollout(a.catalog, {
@@ -207,7 +209,7 @@ mosquittoTest(
       );
       const record: RolloutRecord = await waitFor(
         "the rollout to succeed",
-        async () => (await a.catalog.rollouts().get(rollout.id))!,
+        async () => (await rolloutStore(a.catalog).get(rollout.id))!,
         (r) => r.state === "SUCCEEDED",
         POLL_LIMIT_MS,
       ).finally(() => done = true);
@@ -215,12 +217,12 @@ mosquittoTest(
       const events = record.log.map((l) => l.event);
       assertEquals(events.filter((e) => e === "advance").length, 2, events.join(","));
       assertEquals(events.filter((e) => e === "succeed").length, 1, events.join(","));
-      const counters = await a.catalog.rollouts().counters(rollout.id);
+      const counters = await rolloutStore(a.catalog).counters(rollout.id);
       assertEquals(counters.reduce((n, w) => n + w.SUCCEEDED, 0), 20);
       assertEquals(counters.reduce((n, w) => n + w.FAILED + w.TIMED_OUT, 0), 0);
       await a.sender.rollouts!.settled();
       await c.sender.rollouts!.settled();
-      const updated = await a.catalog.inventory().list({ version: "2.0.0" }, { limit: 100 });
+      const updated = await inventoryStore(a.catalog).list({ version: "2.0.0" }, { limit: 100 });
       assertEquals(updated.devices.length, 20);
       for (const d of updated.devices) {
         assertEquals(d.rollout?.state, "SUCCEEDED", d.id);
@@ -260,7 +262,7 @@ mosquittoTest(
       // Wave 1 done and wave 2 open: stop the only sender, then start a new one.
       await waitFor(
         "wave 2 to open",
-        async () => (await s.catalog.rollouts().get(rollout.id))!.currentWave,
+        async () => (await rolloutStore(s.catalog).get(rollout.id))!.currentWave,
         (w) => w >= 1,
         20_000,
       );
@@ -269,7 +271,7 @@ mosquittoTest(
       s = await startInstance(b.url, kvPath, "s-2");
       const record = await waitFor(
         "the rollout to succeed",
-        async () => (await s.catalog.rollouts().get(rollout.id))!,
+        async () => (await rolloutStore(s.catalog).get(rollout.id))!,
         (r) => r.state === "SUCCEEDED",
         POLL_LIMIT_MS,
       ).finally(() => done = true);

@@ -25,8 +25,6 @@ import {
   UPLOAD_GRACE_MS,
 } from "./limits.ts";
 import { compareVersions } from "./semver.ts";
-import { RolloutStore, type RolloutStoreOptions } from "../rollout/store.ts";
-import { InventoryStore, type InventoryStoreOptions } from "../inventory/store.ts";
 
 /** Options of {@linkcode Catalog.open}. */
 export interface CatalogOptions {
@@ -353,18 +351,14 @@ export class Catalog {
   }
 
   /**
-   * The rollout store on this catalog's KV (docs/rollouts.md): rollouts live beside the images
-   * they deliver, so every sender instance and the CLI sharing the KV file see the same ones.
+   * The KV store this catalog opened, for the stores that live beside the images on it (the
+   * rollout store and the device inventory: `rolloutStore(catalog)`, `inventoryStore(catalog)`),
+   * so every sender instance and the CLI sharing the KV file see the same records. Only the
+   * catalog opens and closes it.
    */
-  rollouts(options: RolloutStoreOptions = {}): RolloutStore {
+  get kv(): Deno.Kv {
     this.#assertOpen();
-    return new RolloutStore(this.#kv, options);
-  }
-
-  /** The device inventory on this catalog's KV (docs/rollouts.md). */
-  inventory(options: InventoryStoreOptions = {}): InventoryStore {
-    this.#assertOpen();
-    return new InventoryStore(this.#kv, options);
+    return this.#kv;
   }
 
   /**

@@ -76,6 +76,14 @@ export interface DevicePage {
 const INDEX_PREFERENCE: readonly InventoryIndexField[] = ["group", "state", "version", "product"];
 
 /** The inventory store; see the module doc. */
+/** The device inventory on the KV of `catalog` (anything holding an open KV, e.g. a `Catalog`). */
+export function inventoryStore(
+  catalog: { readonly kv: Deno.Kv },
+  options: InventoryStoreOptions = {},
+): InventoryStore {
+  return new InventoryStore(catalog.kv, options);
+}
+
 export class InventoryStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import {
   type DeviceFilter,
@@ -22,7 +23,7 @@ export async function listDevices(
   filter: DeviceFilter,
   page: { cursor?: string; limit?: number } = {},
 ): Promise<DevicePage> {
-  return await catalog.inventory().list(filter, page);
+  return await inventoryStore(catalog).list(filter, page);
 }
 
 /** What {@linkcode showDevice} returns. */
@@ -35,7 +36,7 @@ export interface DeviceDetail {
 
 /** One device and its history; `NOT_FOUND` when the inventory has never seen it. */
 export async function showDevice(catalog: Catalog, deviceId: string): Promise<DeviceDetail> {
-  const inventory = catalog.inventory();
+  const inventory = inventoryStore(catalog);
   const record = await inventory.get(deviceId);
   if (record === null) {
     throw new InventoryError(
@@ -53,5 +54,5 @@ export async function labelDevice(
   deviceId: string,
   change: { add?: readonly string[]; remove?: readonly string[] },
 ): Promise<DeviceRecord> {
-  return await catalog.inventory().label(deviceId, change);
+  return await inventoryStore(catalog).label(deviceId, change);
 }

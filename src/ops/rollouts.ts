@@ -9,6 +9,8 @@
  * @module
  */
 
+import { rolloutStore } from "../rollout/store.ts";
+import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog, ImageMeta } from "../catalog/mod.ts";
 import {
   parseRolloutSpec,
@@ -39,8 +41,8 @@ export async function createRollout(
 ): Promise<RolloutRecord> {
   const meta = await catalog.find(input.image);
   const spec = parseRolloutSpec(input, meta === null ? undefined : imageRef(meta));
-  const store = catalog.rollouts();
-  const inventory = catalog.inventory();
+  const store = rolloutStore(catalog);
+  const inventory = inventoryStore(catalog);
   // A listed device inside a group another target names is an overlap: give the store the
   // groups of every device listed by the new target or an active one.
   const listed = new Set(spec.target.devices);
@@ -71,7 +73,7 @@ export interface RolloutRow {
 
 /** Every rollout, oldest first, with its per-wave counts. */
 export async function listRollouts(catalog: Catalog): Promise<RolloutRow[]> {
-  const store = catalog.rollouts();
+  const store = rolloutStore(catalog);
   const out: RolloutRow[] = [];
   for (const record of await store.list()) {
     const counters = await store.counters(record.id, record.waves.length);
@@ -106,7 +108,7 @@ export const SHOWN_SUCCEEDED_DEVICES = 100;
 
 /** One rollout in detail; `NOT_FOUND` for an unknown id. */
 export async function showRollout(catalog: Catalog, rolloutId: string): Promise<RolloutDetail> {
-  const store = catalog.rollouts();
+  const store = rolloutStore(catalog);
   const record = await requireRollout(catalog, rolloutId);
   const counters = await store.counters(record.id, record.waves.length);
   const page = await store.listDevices(record.id, {
@@ -139,11 +141,11 @@ export async function commandRollout(
   command: RolloutCommand,
   options: { reason?: string } = {},
 ): Promise<RolloutRecord> {
-  return await catalog.rollouts().command(rolloutId, command, options);
+  return await rolloutStore(catalog).command(rolloutId, command, options);
 }
 
 async function requireRollout(catalog: Catalog, rolloutId: string): Promise<RolloutRecord> {
-  const record = await catalog.rollouts().get(rolloutId);
+  const record = await rolloutStore(catalog).get(rolloutId);
   if (record === null) {
     throw new RolloutError(
       "NOT_FOUND",

@@ -109,6 +109,14 @@ const MINUS_ONE = new Deno.KvU64((1n << 64n) - 1n);
 const PLUS_ONE = new Deno.KvU64(1n);
 
 /** The rollout store; see the module doc. */
+/** The rollout store on the KV of `catalog` (anything holding an open KV, e.g. a `Catalog`). */
+export function rolloutStore(
+  catalog: { readonly kv: Deno.Kv },
+  options: RolloutStoreOptions = {},
+): RolloutStore {
+  return new RolloutStore(catalog.kv, options);
+}
+
 export class RolloutStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;

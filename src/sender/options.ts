@@ -18,12 +18,29 @@ import type { Transport } from "../transport/types.ts";
 import { MAX_BACKLOG_BYTES } from "./backlog.ts";
 import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
-import type { RolloutWiring } from "./rollouts.ts";
+import type { InventoryStore } from "../inventory/store.ts";
+import type { RolloutStore } from "../rollout/store.ts";
 
 /** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
 export type SenderCatalog =
   & Pick<Catalog, "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus">
   & Partial<Pick<Catalog, "recordOpenTransfer" | "closeInterruptedTransfers" | "leaseImage">>;
+
+/** How a sender takes part in rollouts: the stores on the catalog's KV and its own limits. */
+export interface RolloutWiring {
+  /** The rollout store (`rolloutStore(catalog)`). */
+  rollouts: RolloutStore;
+  /** The device inventory (`inventoryStore(catalog)`). */
+  inventory: InventoryStore;
+  /** Serve a device that names an explicit version (not `latest`); default true. */
+  allowExplicitVersions?: boolean;
+  /** OFFERs this sender publishes per second at most, over all rollouts; default 100. */
+  offersPerSecond?: number;
+  /** Interval of the driver's timer in ms; default 250. */
+  tickMs?: number;
+  /** Wall clock for device deadlines, ms since the epoch; default `Date.now` (the stores'). */
+  now?: () => number;
+}
 
 /** Where the sender writes its log lines. */
 export interface SenderLog {

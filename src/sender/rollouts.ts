@@ -31,24 +31,8 @@ import {
 } from "../rollout/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { offerPayload, offerTopic } from "./offer.ts";
-import type { SenderCatalog, SenderLog } from "./options.ts";
+import type { RolloutWiring, SenderCatalog, SenderLog } from "./options.ts";
 import { RateLimiter } from "./rate_limiter.ts";
-
-/** How a sender takes part in rollouts: the stores on the catalog's KV and its own limits. */
-export interface RolloutWiring {
-  /** The rollout store (`catalog.rollouts()`). */
-  rollouts: RolloutStore;
-  /** The device inventory (`catalog.inventory()`). */
-  inventory: InventoryStore;
-  /** Serve a device that names an explicit version (not `latest`); default true. */
-  allowExplicitVersions?: boolean;
-  /** OFFERs this sender publishes per second at most, over all rollouts; default 100. */
-  offersPerSecond?: number;
-  /** Interval of the driver's timer in ms; default 250. */
-  tickMs?: number;
-  /** Wall clock for device deadlines, ms since the epoch; default `Date.now` (the stores'). */
-  now?: () => number;
-}
 
 /** The one home of the rollout settings' defaults (config `rollouts.*` is made from these). */
 export const ROLLOUT_DEFAULTS = {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { rolloutStore } from "../rollout/store.ts";
+import { inventoryStore } from "../inventory/store.ts";
 import { dirname } from "node:path";
 import { Catalog } from "../catalog/mod.ts";
 import { type EmbeddedBroker, isListening, startEmbeddedBroker } from "../broker/mod.ts";
@@ -110,8 +112,8 @@ export async function runSender(
     sign,
     log,
     rollouts: {
-      rollouts: catalog.rollouts(),
-      inventory: catalog.inventory(),
+      rollouts: rolloutStore(catalog),
+      inventory: inventoryStore(catalog),
       allowExplicitVersions: config.rollouts.allowExplicitVersions,
       offersPerSecond: config.rollouts.offersPerSecond,
     },

@@ -15,7 +15,7 @@ import {
   UsageError,
 } from "../command/args.ts";
 import { MAX_CHUNK_BYTES, MAX_WINDOW } from "../protocol/mod.ts";
-import { parseDuration } from "../rollout/duration.ts";
+import { DURATION_HINT, durationMs } from "../command/duration.ts";
 import { DEFAULT_FLEET_SEED, type FleetOptions, runFleet } from "./fleet.ts";
 import { formatFleetSummary, showFleet } from "./fleet_view.ts";
 import { Terminal } from "./progress.ts";
@@ -137,11 +137,11 @@ export function parseFleetArgs(args: string[]): FleetArgs {
 }
 
 function duration(value: string, name: string): number {
-  try {
-    return parseDuration(value, `option "${name}"`);
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(/^Cannot parse/, "cannot parse"));
+  const ms = durationMs(value);
+  if (ms === null) {
+    throw new UsageError(`cannot parse option "${name}" "${value}": ${DURATION_HINT}`);
   }
+  return ms;
 }
 
 /** Runs fleet mode; returns the exit status. */
