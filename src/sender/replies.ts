@@ -77,9 +77,13 @@ export class Replies {
     return responseTopicProblem(this.options.prefix, deviceId, topic) === null ? topic : null;
   }
 
-  /** The device's error topic, for messages without a usable Response Topic. */
-  errorTopic(deviceId: string): string {
-    return deviceTopics(this.options.prefix, deviceId).error;
+  /**
+   * Where an ERROR answering a request goes (protocol §3.1): its Response Topic when usable, else
+   * the device's error topic.
+   */
+  answerTopic(deviceId: string, responseTopic: string): string {
+    return this.usableResponseTopic(deviceId, responseTopic) ??
+      deviceTopics(this.options.prefix, deviceId).error;
   }
 
   /**

@@ -43,8 +43,7 @@ export async function handleRequest(
   try {
     request = decodeRequest(message.payload);
   } catch (err) {
-    const topic = replies.usableResponseTopic(deviceId, message.responseTopic ?? "") ??
-      replies.errorTopic(deviceId);
+    const topic = replies.answerTopic(deviceId, message.responseTopic ?? "");
     const why = err instanceof DecodeError ? err.message : String(err);
     return replies.send({ deviceId, topic, correlation: message.correlationData }, {
       code: ErrorCode.MALFORMED_REQUEST,
@@ -54,8 +53,7 @@ export async function handleRequest(
   const correlation = message.correlationData ?? request.correlationData;
   const responseTopic = message.responseTopic ?? (request.responseTopic || "");
   if (correlation && correlation.length > MAX_CORRELATION_BYTES) {
-    const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
-      replies.errorTopic(deviceId);
+    const topic = replies.answerTopic(deviceId, responseTopic);
     return replies.send({ deviceId, topic, correlation: undefined }, {
       code: ErrorCode.MALFORMED_REQUEST,
       message:
@@ -63,8 +61,7 @@ export async function handleRequest(
     });
   }
   if (request.deviceId !== deviceId) {
-    const topic = replies.usableResponseTopic(deviceId, responseTopic) ??
-      replies.errorTopic(deviceId);
+    const topic = replies.answerTopic(deviceId, responseTopic);
     return replies.send({ deviceId, topic, correlation }, {
       code: ErrorCode.DEVICE_MISMATCH,
       message:
