@@ -26,7 +26,7 @@ import {
 } from "../src/protocol/mod.ts";
 import { _catalogInternals, Catalog, type TransferRecord } from "../src/catalog/mod.ts";
 import { _senderInternals, Sender, type SenderOptions } from "../src/sender/sender.ts";
-import { Backlog, publishedBytes } from "../src/sender/backlog.ts";
+import { Backlog, publishedBytes, utf8Length } from "../src/sender/backlog.ts";
 import { ChunkCrcs } from "../src/sender/transfer_images.ts";
 import { fakeCatalog } from "./_fake_catalog.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
@@ -383,5 +383,24 @@ Deno.test("image bytes in use by open transfers count toward cache.maxBytes: bey
   } finally {
     catalog.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("utf8Length() counts what TextEncoder writes, multi-byte, surrogate pairs and lone halves", () => {
+  const encoder = new TextEncoder();
+  for (
+    const text of [
+      "",
+      "ota/dev/d1/data",
+      "é",
+      "€",
+      "😀",
+      "a😀b€é",
+      "\ud800",
+      "x\udc00y",
+      "\ud800\ud800",
+    ]
+  ) {
+    assertEquals(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
   }
 });

@@ -77,15 +77,34 @@ export class Backlog<T> {
   }
 }
 
-const ENCODER = new TextEncoder();
-
 /** Bytes a publication puts on the wire beyond fixed headers: topic, properties and payload. */
 export function publishedBytes(
   topic: string,
   payload: Uint8Array,
   options: PublishOptions,
 ): number {
-  return ENCODER.encode(topic).length + payload.length +
-    (options.responseTopic ? ENCODER.encode(options.responseTopic).length : 0) +
+  return utf8Length(topic) + payload.length +
+    (options.responseTopic ? utf8Length(options.responseTopic) : 0) +
     (options.correlationData?.length ?? 0);
+}
+
+/**
+ * UTF-8 byte length of `text` without encoding it: this runs for every CHUNK, and encoding the
+ * topic and Response Topic allocated two buffers each time.
+ */
+export function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) {
+        n += 4; // a surrogate pair: one code point of 4 bytes
+        i++;
+      } else n += 3; // a lone surrogate: encoded as U+FFFD
+    } else n += 3;
+  }
+  return n;
 }
