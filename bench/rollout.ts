@@ -20,7 +20,7 @@ import { inventoryStore } from "../src/inventory/store.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { createRollout, showRollout } from "../src/ops/rollouts.ts";
 import type { DeviceRecord } from "../src/inventory/mod.ts";
-import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/sender/mod.ts";
+import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
 import { formatTable } from "../src/format/mod.ts";
 import { runFleet as runLongLivedFleet } from "../src/sim/fleet.ts";
 import { quantile, runFleet } from "./devices.ts";

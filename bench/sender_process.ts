@@ -1,5 +1,5 @@
 /**
- * Runs the real sender (`src/sender/main.ts`) in its own process for the benchmark, so its
+ * Runs the real sender (`src/service/main.ts`) in its own process for the benchmark, so its
  * memory and CPU can be read from /proc apart from the simulated devices': a temporary KV
  * catalog holding the sample images, the broker URL and any `transfer.*` overrides go in
  * through the sender's OTA_* environment variables.
@@ -9,7 +9,7 @@
 import { createRollout } from "../src/ops/rollouts.ts";
 import { MAX_RETRIES } from "../src/rollout/mod.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
-import { envName } from "../src/sender/config.ts";
+import { envName } from "../src/service/config.ts";
 
 /** A sample image the bench puts into the sender's catalog. */
 export interface BenchImage {
@@ -107,7 +107,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
       "run",
       "--allow-all",
       ...(Deno.env.get("BENCH_SENDER_FLAGS") ?? "").split(" ").filter(Boolean),
-      `${root}src/sender/main.ts`,
+      `${root}src/service/main.ts`,
     ],
     cwd: root,
     env,

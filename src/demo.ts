@@ -14,7 +14,7 @@ import { findMosquitto, startEmbeddedBroker, startMosquitto } from "./broker/mod
 import { type Catalog, type ImageMeta, makeSampleImage } from "./catalog/mod.ts";
 import { createRollout, releaseImage, showRollout } from "./ops/rollouts.ts";
 import { DEVICE_STATES, type RolloutSummary } from "./rollout/mod.ts";
-import { DEFAULT_CONFIG, runSender, type SenderConfig } from "./sender/mod.ts";
+import { DEFAULT_CONFIG, runSender, type SenderConfig } from "./service/mod.ts";
 import { formatDuration, formatRate, formatTable, transferRate } from "./format/mod.ts";
 import { formatSummary, Terminal } from "./sim/progress.ts";
 import { runDevices } from "./sim/run_devices.ts";

@@ -25,7 +25,7 @@ import {
   type RunningSender,
   runSender,
   type SenderConfig,
-} from "../src/sender/mod.ts";
+} from "../src/service/mod.ts";
 import { connectMqtt, type MqttOptions, TransportError } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";
 

@@ -44,9 +44,9 @@ import {
   DEFAULT_CONFIG,
   type RunningSender,
   runSender,
-  Sender,
   type SenderConfig,
-} from "../src/sender/mod.ts";
+} from "../src/service/mod.ts";
+import { Sender } from "../src/sender/mod.ts";
 import { Receiver, type ReceiverResult } from "../src/sim/mod.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";

@@ -14,8 +14,8 @@ import {
   UPLOAD_GRACE_MS,
 } from "../src/catalog/mod.ts";
 import { runOta } from "../src/cli/ota.ts";
-import { DEFAULT_CONFIG, type SenderConfig } from "../src/sender/config.ts";
-import { runSender } from "../src/sender/run.ts";
+import { DEFAULT_CONFIG, type SenderConfig } from "../src/service/config.ts";
+import { runSender } from "../src/service/run.ts";
 import { mosquittoTest } from "./_broker.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Catalog, makeSampleImage, type TransferRecord } from "../src/catalog/mod.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../src/cli/ota.ts";
-import { loadCommandConfig } from "../src/sender/config.ts";
+import { loadCommandConfig } from "../src/service/config.ts";
 import { assertOneErrorLine, type CommandRun, runOtaIn } from "./_run.ts";
 
 type Run = CommandRun;

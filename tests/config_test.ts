@@ -7,7 +7,7 @@ import {
   loadConfig,
   parseJsonc,
   unknownEnvWarnings,
-} from "../src/sender/config.ts";
+} from "../src/service/config.ts";
 
 Deno.test("the shipped config/sender.jsonc equals the built-in defaults", async () => {
   const config = await loadConfig(

@@ -14,7 +14,7 @@ import {
   type TransferRecord,
 } from "../src/catalog/mod.ts";
 import { History } from "../src/catalog/history.ts";
-import { consoleLog } from "../src/sender/run.ts";
+import { consoleLog } from "../src/service/run.ts";
 import { transferEndLine } from "../src/sender/recording.ts";
 import { runOta } from "../src/cli/ota.ts";
 

@@ -22,8 +22,8 @@ import {
   peekType,
   StatusCode,
 } from "../src/protocol/mod.ts";
-import { DEFAULT_CONFIG, type SenderConfig } from "../src/sender/config.ts";
-import { runSender } from "../src/sender/run.ts";
+import { DEFAULT_CONFIG, type SenderConfig } from "../src/service/config.ts";
+import { runSender } from "../src/service/run.ts";
 import type { SenderOptions } from "../src/sender/sender.ts";
 import { Receiver } from "../src/sim/receiver.ts";
 import { connectMqtt, MAX_PENDING_PUBLISHES } from "../src/transport/mqtt_client.ts";
@@ -281,7 +281,7 @@ mosquittoTest(
     seed.close();
     const spawn = () =>
       new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${ROOT}src/sender/main.ts`, "--kv", kvPath, "--broker", b.url],
+        args: ["run", "-A", `${ROOT}src/service/main.ts`, "--kv", kvPath, "--broker", b.url],
         env: { OTA_SENDER_ID: "s-killed", NO_COLOR: "1" },
         stdout: "piped",
         stderr: "null",

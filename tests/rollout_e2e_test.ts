@@ -11,7 +11,7 @@ import type { Catalog } from "../src/catalog/mod.ts";
 import { makeSampleImage } from "../src/catalog/mod.ts";
 import { commandRollout, createRollout, showRollout } from "../src/ops/rollouts.ts";
 import { type RolloutSpecInput, type RolloutSummary, waveIndexOf } from "../src/rollout/mod.ts";
-import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/sender/mod.ts";
+import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
 import { type FleetHandle, type FleetOptions, runFleet } from "../src/sim/fleet.ts";
 import { pickShare } from "../src/sim/seeded.ts";
 import { assert, assertEquals } from "./_assert.ts";

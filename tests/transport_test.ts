@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { startMosquitto } from "../src/broker/mod.ts";
-import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/sender/mod.ts";
+import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
 import { OutageReporter } from "../src/transport/outage.ts";
 import { mosquittoTest } from "./_broker.ts";
 

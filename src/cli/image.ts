@@ -6,7 +6,7 @@
 import { CatalogError, type ImageMeta, parseSemver } from "../catalog/mod.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import { escapeControl, formatBytes, formatPairs, formatTable } from "../format/mod.ts";
-import { resolveFrom } from "../sender/config.ts";
+import { resolveFrom } from "../service/config.ts";
 import { releaseImage } from "../ops/rollouts.ts";
 import { RolloutError } from "../rollout/mod.ts";
 import { EXIT_OK } from "../command/args.ts";

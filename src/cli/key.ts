@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { generateSigningKeys } from "../protocol/signing.ts";
-import { resolveFrom } from "../sender/config.ts";
+import { resolveFrom } from "../service/config.ts";
 import { EXIT_OK } from "../command/args.ts";
 import type { Command, Context } from "./_command.ts";
 

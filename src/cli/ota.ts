@@ -19,7 +19,7 @@ import {
   DEFAULT_CONFIG,
   DEFAULT_CONFIG_FILE,
   loadCommandConfig,
-} from "../sender/config.ts";
+} from "../service/config.ts";
 import {
   EXIT_FAILURE,
   EXIT_OK,

@@ -13,9 +13,10 @@ import { type EmbeddedBroker, isListening, startEmbeddedBroker } from "../broker
 import { connectMqtt } from "../transport/mqtt_client.ts";
 import type { Transport } from "../transport/types.ts";
 import type { SenderConfig } from "./config.ts";
-import { Sender, type SenderLog } from "./sender.ts";
+import { Sender, type SenderLog } from "../sender/sender.ts";
 import { signerFromPem } from "../protocol/signing.ts";
 import { escapeControl } from "../format/mod.ts";
+import { type RunningHttp, startHttp } from "../http/mod.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -27,6 +28,8 @@ export interface RunningSender {
   brokerUrl: string;
   /** Set when the embedded broker was started. */
   embedded?: EmbeddedBroker;
+  /** The HTTP server (API, dashboard, metrics, downloads) when `http.listen` is set. */
+  http?: RunningHttp;
   /** Stops the service, then the connection, the catalog and any embedded broker. */
   stop(): Promise<void>;
 }
@@ -91,6 +94,8 @@ export async function runSender(
     ? await signerFromPem(await Deno.readTextFile(config.signing.keyFile))
     : undefined;
   const t = config.transfer;
+  const rollouts = rolloutStore(catalog);
+  const inventory = inventoryStore(catalog);
   const sender = await Sender.start({
     transport,
     catalog,
@@ -112,12 +117,36 @@ export async function runSender(
     sign,
     log,
     rollouts: {
-      rollouts: rolloutStore(catalog),
-      inventory: inventoryStore(catalog),
+      rollouts,
+      inventory,
       allowExplicitVersions: config.rollouts.allowExplicitVersions,
       offersPerSecond: config.rollouts.offersPerSecond,
     },
   });
+  let http: RunningHttp | undefined;
+  if (config.http.listen !== "") {
+    try {
+      http = await startHttp({
+        catalog,
+        rollouts,
+        inventory,
+        sender,
+        senderId,
+        config: config.http,
+        log,
+      });
+    } catch (err) {
+      await sender.stop();
+      await transport.close().catch(() => {});
+      catalog.close();
+      await embedded?.stop();
+      throw new Error(
+        `Cannot serve HTTP on ${config.http.listen} (http.listen): ${
+          (err as Error).message
+        }; choose a free address or leave http.listen empty`,
+      );
+    }
+  }
   let stopped = false;
   return {
     sender,
@@ -126,9 +155,11 @@ export async function runSender(
     senderId,
     brokerUrl,
     embedded,
+    http,
     async stop() {
       if (stopped) return;
       stopped = true;
+      await http?.stop();
       await sender.stop();
       await transport.close().catch(() => {});
       catalog.close();

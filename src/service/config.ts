@@ -18,9 +18,10 @@ import {
   senderIdProblem,
 } from "../protocol/mod.ts";
 import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
-import { SENDER_DEFAULTS } from "./options.ts";
-import { DEFAULT_TIMING } from "./transfer.ts";
-import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "./rollouts.ts";
+import { SENDER_DEFAULTS } from "../sender/options.ts";
+import { DEFAULT_TIMING } from "../sender/transfer.ts";
+import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
+import type { HttpConfig } from "../http/context.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -53,6 +54,7 @@ export interface SenderConfig {
   cache: { maxBytes: number };
   signing: { keyFile: string };
   rollouts: { allowExplicitVersions: boolean; offersPerSecond: number };
+  http: HttpConfig;
 }
 
 /** The embedded defaults (the same values as config/sender.jsonc). */
@@ -83,6 +85,7 @@ export const DEFAULT_CONFIG: SenderConfig = {
     allowExplicitVersions: ROLLOUT_DEFAULTS.allowExplicitVersions,
     offersPerSecond: ROLLOUT_DEFAULTS.offersPerSecond,
   },
+  http: { listen: "", publicUrl: "", adminTokens: "", readTokens: "" },
 };
 
 /** A configuration problem; the message names the key and says what is expected. */
@@ -167,6 +170,10 @@ function applyEnv(
     } else config[key] = raw;
   }
 }
+
+/** `host:port` or `[v6]:port` with a port up to 65535. */
+const LISTEN_PATTERN =
+  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$/;
 
 /** Highest TCP port. */
 const MAX_PORT = 65535;
@@ -275,6 +282,24 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     `1..${MAX_OFFERS_PER_SECOND}`,
     c.rollouts.offersPerSecond,
   );
+  check(
+    c.http.listen === "" || LISTEN_PATTERN.test(c.http.listen),
+    "http.listen",
+    'empty (no HTTP server) or host:port, e.g. "127.0.0.1:8080"',
+    c.http.listen,
+  );
+  check(
+    c.http.publicUrl === "" || /^https?:\/\/[^/\s]+(\/\S*)?$/.test(c.http.publicUrl),
+    "http.publicUrl",
+    'empty or an http(s) URL such as "https://ota.example.com"',
+    c.http.publicUrl,
+  );
+  if (c.http.listen !== "" && c.http.adminTokens.trim() === "" && c.http.readTokens.trim() === "") {
+    throw new ConfigError(
+      `Invalid config: "http.listen" is set but no token is: set "http.adminTokens" ` +
+        `(${envName(["http", "adminTokens"])}) and/or "http.readTokens" to long random strings`,
+    );
+  }
   return c;
 }
 
