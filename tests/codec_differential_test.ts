@@ -108,6 +108,7 @@ function request(): Uint8Array {
     responseTopic: chance(0.5) ? "" : text(sizeNear(0, MAX_STR8_BYTES)),
     correlationData: bytes(pick([0, 8, 16, 255])),
     resume: chance(0.4) ? { sha256: bytes(32), offset: u32() } : null,
+    ...(chance(0.3) ? { shared: true as const } : {}),
   });
 }
 
@@ -138,6 +139,14 @@ function manifest(): Uint8Array {
     version: text(sizeIn(1, MAX_VERSION_BYTES)),
     ackTopic: chance(0.7) ? "ota/dev/d/ack/s" : text(sizeNear(0, MAX_STR8_BYTES)),
     signature: bytes(ok() ? pick([0, 64]) : pick([1, 63, 65])),
+    ...(chance(0.3)
+      ? {
+        shared: {
+          streamId: ok() ? 1 + int(0xFFFFFFFE) : 0,
+          topic: chance(0.7) ? "ota/img/0123456789abcdef/7" : text(sizeNear(0, MAX_STR8_BYTES)),
+        },
+      }
+      : {}),
   });
 }
 
@@ -245,12 +254,20 @@ function mutate(m: Uint8Array): Uint8Array {
   }
 }
 
-const KINDS: readonly TopicKind[] = ["request", "data", "ack", "status", "error", "offer"];
+const KINDS: readonly TopicKind[] = [
+  "request",
+  "data",
+  "ack",
+  "status",
+  "error",
+  "offer",
+  "image",
+];
 const NATURAL: Record<number, TopicKind[]> = {
   [MessageType.REQUEST]: ["request"],
   [MessageType.MANIFEST]: ["data"],
   [MessageType.ERROR]: ["data", "error"],
-  [MessageType.CHUNK]: ["data"],
+  [MessageType.CHUNK]: ["data", "image"],
   [MessageType.ACK]: ["ack"],
   [MessageType.STATUS]: ["ack", "status"],
   [MessageType.OFFER]: ["offer"],
@@ -290,6 +307,7 @@ const CPP_KIND: Record<TopicKind, string> = {
   status: "status",
   error: "error",
   offer: "offer",
+  image: "img",
 };
 
 async function cmake(args: string[]): Promise<void> {

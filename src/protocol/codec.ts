@@ -63,6 +63,31 @@ export interface Request {
   /** MQTT 3.1.1 only; empty under MQTT 5. */
   correlationData: Uint8Array;
   resume: ResumePoint | null;
+  /**
+   * Flag bit 2 `SHARED` (§4.1, §11): the device can receive the shared image stream. Absent
+   * (not false) when the bit is clear, so the vectors of plain REQUESTs stay as they were.
+   */
+  shared?: true;
+}
+
+/** REQUEST `flags` bit 0: a resume point follows (§4.1). */
+export const REQUEST_FLAG_RESUME = 0x01;
+/** REQUEST `flags` bit 2: the device can receive the shared image stream (§4.1, §11). */
+export const REQUEST_FLAG_SHARED = 0x04;
+/** MANIFEST `flags` bit 0: a signature follows (§4.2). */
+export const MANIFEST_FLAG_SIGNED = 0x01;
+/** MANIFEST `flags` bit 2: the shared-stream fields follow (§4.2, §11). */
+export const MANIFEST_FLAG_SHARED = 0x04;
+
+/**
+ * The shared-stream fields of a MANIFEST (§4.2, §11): CHUNKs of the image also travel once for
+ * many devices on `topic`, each with `streamId` in its `transferId` field.
+ */
+export interface SharedStreamRef {
+  /** Non-zero; the `transferId` of every CHUNK on the shared topic. */
+  streamId: number;
+  /** `{p}/img/{sha16}/{streamId}` (§2); a receiver subscribes only to that exact topic. */
+  topic: string;
 }
 
 /** Kinds of image a MANIFEST announces. */
@@ -84,6 +109,8 @@ export interface Manifest {
   ackTopic: string;
   /** ECDSA P-256 `r‖s` over `sha256`, or empty. */
   signature: Uint8Array;
+  /** Flag bit 2 `SHARED`: the shared stream this transfer also draws from; absent when clear. */
+  shared?: SharedStreamRef;
 }
 
 /** ERROR (§4.3). */
@@ -349,12 +376,12 @@ export function decodeRequest(bytes: Uint8Array): Request {
   const rawTopic = r.str8("responseTopic");
   const correlationData = r.bytes8("correlationData");
   let resume: ResumePoint | null = null;
-  // Bit 0 alone decides the framing; the other bits are checked as reserved below.
-  if (flags & 1) {
+  // Bit 0 alone decides the framing; bit 2 (SHARED) adds no field; the others are reserved.
+  if (flags & REQUEST_FLAG_RESUME) {
     resume = { sha256: r.raw(32, "resumeSha256").slice(), offset: r.u32("resumeOffset") };
   }
   r.end();
-  r.zero(flags & 0xFE, "flags bits 1-7");
+  r.zero(flags & ~(REQUEST_FLAG_RESUME | REQUEST_FLAG_SHARED) & 0xFF, "flags bits 1, 3-7");
   r.zero(reserved, "reserved");
   const deviceId = r.text(rawDeviceId, "deviceId");
   const product = r.text(rawProduct, "product");
@@ -378,13 +405,15 @@ export function decodeRequest(bytes: Uint8Array): Request {
     responseTopic,
     correlationData,
     resume,
+    ...(flags & REQUEST_FLAG_SHARED ? { shared: true as const } : {}),
   };
 }
 
 /** Encodes a REQUEST. */
 export function encodeRequest(m: Request): Uint8Array {
   const w = new Writer(MessageType.REQUEST)
-    .u32(m.chunkSize).u16(m.window).u8(m.resume ? 1 : 0).u8(0)
+    .u32(m.chunkSize).u16(m.window)
+    .u8((m.resume ? REQUEST_FLAG_RESUME : 0) | (m.shared ? REQUEST_FLAG_SHARED : 0)).u8(0)
     .str8(m.deviceId, "deviceId").str8(m.product, "product")
     .str8(m.currentVersion, "currentVersion").str8(m.wantedVersion, "wantedVersion")
     .str8(m.responseTopic, "responseTopic").bytes8(m.correlationData, "correlationData");
@@ -410,12 +439,17 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   const rawVersion = r.str8("version");
   const rawAckTopic = r.str8("ackTopic");
   const signature = r.bytes8("signature");
+  // Bit 2 (SHARED) decides whether the shared-stream fields follow the signature.
+  const shared = (flags & MANIFEST_FLAG_SHARED) !== 0;
+  const streamId = shared ? r.u32("streamId") : 0;
+  const rawSharedTopic = shared ? r.str8("sharedTopic") : null;
   r.end();
-  r.zero(flags & 0xFE, "flags bits 1-7");
+  r.zero(flags & ~(MANIFEST_FLAG_SIGNED | MANIFEST_FLAG_SHARED) & 0xFF, "flags bits 1, 3-7");
   const name = r.text(rawName, "name");
   const product = r.text(rawProduct, "product");
   const version = r.text(rawVersion, "version");
   const ackTopic = r.text(rawAckTopic, "ackTopic");
+  const sharedTopic = rawSharedTopic ? r.text(rawSharedTopic, "sharedTopic") : "";
   r.range(transferId !== 0, "transferId must not be 0");
   r.range(size >= 1, "size must be at least 1");
   r.range(
@@ -435,13 +469,17 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   r.bytesIn(rawName, 1, MAX_STR8_BYTES, "name");
   r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
   r.bytesIn(rawVersion, 1, MAX_VERSION_BYTES, "version");
-  const signed = (flags & 1) === 1;
+  const signed = (flags & MANIFEST_FLAG_SIGNED) !== 0;
   r.range(
     signed ? signature.length === SIGNATURE_BYTES : signature.length === 0,
     `signature is ${signature.length} bytes with the SIGNED flag ${
       signed ? "set" : "clear"
     }; must be ${SIGNATURE_BYTES} with it, 0 without`,
   );
+  if (rawSharedTopic) {
+    r.range(streamId !== 0, "streamId must not be 0");
+    r.bytesIn(rawSharedTopic, 1, MAX_STR8_BYTES, "sharedTopic");
+  }
   return {
     transferId,
     sha256,
@@ -456,18 +494,23 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
     version,
     ackTopic,
     signature,
+    ...(rawSharedTopic ? { shared: { streamId, topic: sharedTopic } } : {}),
   };
 }
 
 /** Encodes a MANIFEST. */
 export function encodeManifest(m: Manifest): Uint8Array {
-  return new Writer(MessageType.MANIFEST)
+  const flags = (m.signature.length > 0 ? MANIFEST_FLAG_SIGNED : 0) |
+    (m.shared ? MANIFEST_FLAG_SHARED : 0);
+  const w = new Writer(MessageType.MANIFEST)
     .u32(m.transferId).raw(checkSha(m.sha256, "sha256")).u32(m.size).u32(m.chunkSize).u32(
       m.chunkCount,
     )
-    .u32(m.startOffset).u16(m.window).u8(m.kind).u8(m.signature.length > 0 ? 1 : 0)
+    .u32(m.startOffset).u16(m.window).u8(m.kind).u8(flags)
     .str8(m.name, "name").str8(m.product, "product").str8(m.version, "version")
-    .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature").done();
+    .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature");
+  if (m.shared) w.u32(m.shared.streamId).str8(m.shared.topic, "sharedTopic");
+  return w.done();
 }
 
 /** Decodes an ERROR. */
@@ -662,6 +705,7 @@ export const TOPIC_MESSAGE_TYPES: Readonly<Record<TopicKind, readonly number[]>>
   status: [MessageType.STATUS],
   error: [MessageType.ERROR],
   offer: [MessageType.OFFER],
+  image: [MessageType.CHUNK],
 };
 
 /** A message decoded by {@link decodeOnTopic}, tagged with its type. */

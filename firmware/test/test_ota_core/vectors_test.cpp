@@ -89,6 +89,7 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
       EXPECT_EQ(toHex(m.resumeSha256, 32), f["resume"]["sha256"].string);
       EXPECT_EQ(m.resumeOffset, f["resume"]["offset"].u64());
     }
+    EXPECT_EQ(m.shared, f.has("shared") && f["shared"].boolean);
     Request e;
     e.chunkSize = static_cast<uint32_t>(f["chunkSize"].u64());
     e.window = static_cast<uint16_t>(f["window"].u64());
@@ -105,6 +106,7 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
       std::copy(b2.begin(), b2.end(), e.resumeSha256);
       e.resumeOffset = static_cast<uint32_t>(f["resume"]["offset"].u64());
     }
+    e.shared = f.has("shared") && f["shared"].boolean;
     n = encodeRequest(e, out.data(), out.size());
   } else if (file == "manifest") {
     Manifest m;
@@ -122,6 +124,11 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     EXPECT_EQ(str(m.version), f["version"].string);
     EXPECT_EQ(str(m.ackTopic), f["ackTopic"].string);
     EXPECT_EQ(hexOf(m.signature), f["signature"].string);
+    EXPECT_EQ(m.shared, f.has("shared"));
+    if (f.has("shared")) {
+      EXPECT_EQ(m.streamId, f["shared"]["streamId"].u64());
+      EXPECT_EQ(str(m.sharedTopic), f["shared"]["topic"].string);
+    }
     Manifest e;
     e.transferId = static_cast<uint32_t>(f["transferId"].u64());
     b1 = hex(f["sha256"].string);
@@ -138,6 +145,11 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     e.ackTopic = view(f["ackTopic"].string);
     b2 = hex(f["signature"].string);
     e.signature = view(b2);
+    if (f.has("shared")) {
+      e.shared = true;
+      e.streamId = static_cast<uint32_t>(f["shared"]["streamId"].u64());
+      e.sharedTopic = view(f["shared"]["topic"].string);
+    }
     n = encodeManifest(e, out.data(), out.size());
   } else if (file == "error") {
     ErrorMessage m;

@@ -301,15 +301,18 @@ DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   out.wantedVersion = r.var8();
   out.responseTopic = r.var8();
   out.correlationData = r.var8();
-  // Bit 0 alone decides the framing; the other bits are checked as reserved below.
-  out.hasResume = (flags & 0x01) != 0;
+  // Bit 0 alone decides the framing; bit 2 (SHARED) adds no field; the others are reserved.
+  out.hasResume = (flags & kRequestFlagResume) != 0;
+  out.shared = (flags & kRequestFlagShared) != 0;
   if (out.hasResume) {
     r.copy(out.resumeSha256, kSha256Bytes);
     out.resumeOffset = r.u32();
   }
   e = finish(r);
   if (e != DecodeError::NONE) return e;
-  if ((flags & 0xFE) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
+  if ((flags & ~(kRequestFlagResume | kRequestFlagShared) & 0xFF) != 0 || reserved != 0) {
+    return DecodeError::RESERVED_NOT_ZERO;
+  }
   for (Bytes s : {out.deviceId, out.product, out.currentVersion, out.wantedVersion,
                   out.responseTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
@@ -341,13 +344,21 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   out.version = r.var8();
   out.ackTopic = r.var8();
   out.signature = r.var8();
+  // Bit 2 (SHARED) decides whether the shared-stream fields follow the signature (§4.2).
+  out.shared = (flags & kManifestFlagShared) != 0;
+  if (out.shared) {
+    out.streamId = r.u32();
+    out.sharedTopic = r.var8();
+  }
   e = finish(r);
   if (e != DecodeError::NONE) return e;
-  if ((flags & 0xFE) != 0) return DecodeError::RESERVED_NOT_ZERO;
-  for (Bytes s : {out.name, out.product, out.version, out.ackTopic}) {
+  if ((flags & ~(kManifestFlagSigned | kManifestFlagShared) & 0xFF) != 0) {
+    return DecodeError::RESERVED_NOT_ZERO;
+  }
+  for (Bytes s : {out.name, out.product, out.version, out.ackTopic, out.sharedTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
   }
-  bool isSigned = (flags & 0x01) != 0;
+  bool isSigned = (flags & kManifestFlagSigned) != 0;
   if (out.transferId == 0 || out.size < 1 || out.chunkSize < kMinChunkBytes ||
       out.chunkSize > kMaxChunkBytes || out.chunkCount != ceilDiv(out.size, out.chunkSize) ||
       out.startOffset % out.chunkSize != 0 || out.startOffset >= out.size || out.window < 1 ||
@@ -359,6 +370,9 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   // SIGNED <=> a signature is present, and a present signature is r||s of P-256 (64 bytes).
   if (isSigned != (out.signature.size != 0) ||
       (isSigned && out.signature.size != kSignatureBytes)) {
+    return DecodeError::OUT_OF_RANGE;
+  }
+  if (out.shared && (out.streamId == 0 || out.sharedTopic.size == 0)) {
     return DecodeError::OUT_OF_RANGE;
   }
   out.kind = static_cast<ImageKind>(kind);
@@ -485,7 +499,8 @@ size_t encodeRequest(const Request& msg, uint8_t* out, size_t capacity) {
   w.header(MessageType::REQUEST);
   w.u32(msg.chunkSize);
   w.u16(msg.window);
-  w.u8(msg.hasResume ? 0x01 : 0x00);
+  w.u8(static_cast<uint8_t>((msg.hasResume ? kRequestFlagResume : 0) |
+                             (msg.shared ? kRequestFlagShared : 0)));
   w.u8(0);
   w.var8(msg.deviceId);
   w.var8(msg.product);
@@ -511,12 +526,17 @@ size_t encodeManifest(const Manifest& msg, uint8_t* out, size_t capacity) {
   w.u32(msg.startOffset);
   w.u16(msg.window);
   w.u8(static_cast<uint8_t>(msg.kind));
-  w.u8(msg.signature.size != 0 ? 0x01 : 0x00);
+  w.u8(static_cast<uint8_t>((msg.signature.size != 0 ? kManifestFlagSigned : 0) |
+                             (msg.shared ? kManifestFlagShared : 0)));
   w.var8(msg.name);
   w.var8(msg.product);
   w.var8(msg.version);
   w.var8(msg.ackTopic);
   w.var8(msg.signature);
+  if (msg.shared) {
+    w.u32(msg.streamId);
+    w.var8(msg.sharedTopic);
+  }
   return w.result();
 }
 

@@ -97,7 +97,16 @@ bool equals(Bytes view, const char* text);
 /// True when both views hold the same bytes.
 bool equals(Bytes a, Bytes b);
 
-/// REQUEST (§4.1). `hasResume` mirrors flag bit 0.
+/// REQUEST `flags` bit 0: a resume point follows (§4.1).
+constexpr uint8_t kRequestFlagResume = 0x01;
+/// REQUEST `flags` bit 2: the device can receive the shared image stream (§4.1, §11).
+constexpr uint8_t kRequestFlagShared = 0x04;
+/// MANIFEST `flags` bit 0: a signature follows (§4.2).
+constexpr uint8_t kManifestFlagSigned = 0x01;
+/// MANIFEST `flags` bit 2: the shared-stream fields follow the signature (§4.2, §11).
+constexpr uint8_t kManifestFlagShared = 0x04;
+
+/// REQUEST (§4.1). `hasResume` mirrors flag bit 0, `shared` flag bit 2.
 struct Request {
   uint32_t chunkSize = 0;
   uint16_t window = 0;
@@ -110,6 +119,7 @@ struct Request {
   bool hasResume = false;
   uint8_t resumeSha256[kSha256Bytes] = {};
   uint32_t resumeOffset = 0;
+  bool shared = false;
 };
 
 /// MANIFEST (§4.2). `signed` (flag bit 0) is implied by a non-empty signature.
@@ -127,6 +137,11 @@ struct Manifest {
   Bytes version;
   Bytes ackTopic;
   Bytes signature;
+  /// Flag bit 2 SHARED: CHUNKs of this image also travel on `sharedTopic`, each with `streamId`
+  /// in its transferId field (§11).
+  bool shared = false;
+  uint32_t streamId = 0;
+  Bytes sharedTopic;
 };
 
 /// ERROR (§4.3).
