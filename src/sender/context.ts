@@ -15,6 +15,7 @@ import type { SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd } from "./transfer.ts";
 import type { TransferImages } from "./transfer_images.ts";
 import type { RolloutDriver } from "./rollouts.ts";
+import type { SharedStream, SharedStreams } from "./shared_stream.ts";
 
 /** The state and services handlers work with. */
 export interface SenderContext {
@@ -24,7 +25,9 @@ export interface SenderContext {
   readonly admission: Admission;
   readonly replies: Replies;
   readonly images: TransferImages;
-  readonly backlog: Backlog<Transfer>;
+  readonly backlog: Backlog<Transfer | SharedStream>;
+  /** The shared image streams (protocol §11). */
+  readonly streams: SharedStreams;
   readonly recorder: Recorder;
   /** The rollout driver, when the sender takes part in rollouts. */
   readonly rollouts?: RolloutDriver;

@@ -30,6 +30,7 @@ import { emptyStats, type SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd, TransferProgress } from "./transfer.ts";
 import { TransferImages } from "./transfer_images.ts";
 import { RolloutDriver } from "./rollouts.ts";
+import { type SharedStream, SharedStreams } from "./shared_stream.ts";
 
 export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
 export type { SenderStats } from "./stats.ts";
@@ -95,7 +96,7 @@ export class Sender {
     };
     const transfers = new TransferRegistry();
     const recorder = new Recorder(settings.catalog, { senderId: settings.senderId, log });
-    const backlog = new Backlog<Transfer>(transport, {
+    const backlog = new Backlog<Transfer | SharedStream>(transport, {
       maxBytes: settings.maxBacklogBytes,
       warn: (line) => log.warn(line),
       resume: (t) => safely(() => t.dispatch({ type: "resume" }, settings.now())),
@@ -118,6 +119,16 @@ export class Sender {
         sign: settings.sign,
       }),
       backlog,
+      streams: new SharedStreams({
+        prefix: settings.prefix,
+        settings: settings.shared,
+        dataQos: settings.dataQos,
+        now: settings.now,
+        send: (topic, payload, o) => backlog.publish(topic, payload, o),
+        mayPublish: (s) => backlog.mayPublish(s),
+        stats: this.stats,
+        log: (line) => log.info(line),
+      }),
       recorder,
       rollouts: settings.rollouts &&
         new RolloutDriver(settings.rollouts, {
@@ -204,6 +215,7 @@ export class Sender {
     await this.#ctx.rollouts?.stop();
     this.#ctx.admission.stop();
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#ctx.streams.closeAll();
     const now = this.#settings.now();
     const retryAfterMs = this.#settings.busyRetryAfterMs;
     for (const t of this.#ctx.transfers.all()) {
@@ -217,6 +229,7 @@ export class Sender {
     if (t) this.#ctx.backlog.forget(t);
     end.image.release?.();
     this.stats.chunksSent += end.chunksSent;
+    this.stats.repairBytes += end.repairBytes;
     this.stats.resends += end.resends;
     if (end.outcome.ok) this.stats.transfersOk++;
     else this.stats.transfersFailed++;

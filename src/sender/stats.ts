@@ -15,6 +15,14 @@ export interface SenderStats {
   errorsSuppressed: number;
   chunksSent: number;
   resends: number;
+  /** Shared streams opened (protocol §11). */
+  streams: number;
+  /** CHUNKs published on shared image topics. */
+  sharedChunks: number;
+  /** Payload bytes of those CHUNKs. */
+  sharedBytes: number;
+  /** Payload bytes stream members were sent by unicast: repairs and late joiners (§11.2). */
+  repairBytes: number;
 }
 
 /** All counters at zero. */
@@ -29,5 +37,9 @@ export function emptyStats(): SenderStats {
     errorsSuppressed: 0,
     chunksSent: 0,
     resends: 0,
+    streams: 0,
+    sharedChunks: 0,
+    sharedBytes: 0,
+    repairBytes: 0,
   };
 }

@@ -34,6 +34,7 @@ import type { PublishOptions } from "../transport/types.ts";
 import { TransferClock } from "../format/rate.ts";
 import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
+import type { StreamLink, StreamMember } from "./shared_stream.ts";
 
 /** States of a transfer (protocol §7). */
 export type TransferState = "SENDING" | "AWAIT_STATUS" | "CLOSED";
@@ -107,6 +108,11 @@ export interface TransferInit {
   mayPublish?: (t: Transfer) => boolean;
   /** Called once when the transfer closes, with what it achieved. */
   onClose: (end: TransferEnd) => void;
+  /**
+   * The shared stream this transfer joins (protocol §11): its MANIFEST announces it, the stream
+   * sends the chunks from its position on, and the transfer sends only those below by unicast.
+   */
+  stream?: { join(member: StreamMember): StreamLink };
 }
 
 /** Events that drive a transfer. */
@@ -174,7 +180,13 @@ export interface TransferEnd {
   startOffset: number;
   /** Bytes the device acknowledged in this transfer (from `startOffset`), resends not counted. */
   bytesAcknowledged: number;
+  /** CHUNKs the transfer published itself (a shared stream's not included). */
   chunksSent: number;
+  /**
+   * Payload bytes of the CHUNKs it published itself while it was a member of a shared stream
+   * (protocol §11.2: repairs and a late joiner's start); 0 for a plain unicast transfer.
+   */
+  repairBytes: number;
   resends: number;
   /** Start and end on the transfer's clock, in ms. */
   startedAt: number;
@@ -195,7 +207,7 @@ export interface TransferProgress {
 }
 
 /** One transfer; see the module doc. */
-export class Transfer {
+export class Transfer implements StreamMember {
   #state: TransferState = "SENDING";
   readonly chunkCount: number;
   readonly #window: SendWindow;
@@ -210,6 +222,13 @@ export class Transfer {
   readonly #resendBudget: number;
   readonly #clock = new TransferClock();
   #outcome: TransferOutcome | null = null;
+  /** The shared stream while this transfer is a member of it (§11.2). */
+  #link: StreamLink | undefined;
+  /** Whether it ever was a member: its own CHUNKs count as repairs then. */
+  readonly #joined: boolean;
+  /** Highest chunk index the stream sent for this transfer; -1 when none. */
+  #lastShared = -1;
+  #repairBytes = 0;
 
   constructor(readonly init: TransferInit) {
     this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
@@ -226,6 +245,8 @@ export class Transfer {
       minMs: init.timing.minResendTimeoutMs,
       maxMs: init.timing.maxAckTimeoutMs,
     });
+    this.#link = init.stream?.join(this);
+    this.#joined = this.#link !== undefined;
   }
 
   /** Transfer id of the manifest. */
@@ -303,6 +324,7 @@ export class Transfer {
       version: image.version,
       ackTopic: this.init.ackTopic,
       signature: image.signature,
+      ...(this.#link ? { shared: this.#link.ref } : {}),
     });
     // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
     // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
@@ -318,6 +340,7 @@ export class Transfer {
     const nextState = handler(this, event, now);
     if (nextState === "CLOSED" && this.#state !== "CLOSED") {
       this.#state = "CLOSED";
+      this.#leaveStream();
       this.init.onClose(this.#end(now));
     } else this.#state = nextState;
   }
@@ -333,6 +356,7 @@ export class Transfer {
       startOffset,
       bytesAcknowledged: Math.max(0, acknowledged - startOffset),
       chunksSent: this.#window.chunksSent,
+      repairBytes: this.#repairBytes,
       resends: this.#window.resends,
       startedAt: this.#startedAt,
       endedAt: now,
@@ -362,9 +386,12 @@ export class Transfer {
     }
     if (this.#window.complete) {
       this.deadline = now + this.init.timing.statusTimeoutMs;
+      this.#leaveStream();
       return "AWAIT_STATUS";
     }
     this.#pump(now);
+    // §11.2: the stream waits for a quorum's ACKs; this one may be what it waits for.
+    if (effect.advanced) this.#link?.progressed(now);
     return "SENDING";
   }
 
@@ -390,6 +417,10 @@ export class Transfer {
     this.#retries++;
     if (this.#retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
+    }
+    // §11.2: a timeout with stream-sent chunks in flight is a lapse; too many and it leaves.
+    if (this.#link && this.#lastShared >= this.#window.acked && this.#link.lapse()) {
+      this.#link = undefined;
     }
     this.#timer.backoff();
     this.#window.timeout();
@@ -480,12 +511,41 @@ export class Transfer {
     return "CLOSED";
   }
 
+  // ---- the shared stream (§11.2) ----
+
+  /** @internal The stream published chunk `index`: take it as sent, or catch up by unicast. */
+  streamChunk(index: number, now: number): void {
+    if (this.#state !== "SENDING" || !this.#link) return;
+    const idle = this.#window.inFlight === 0;
+    if (this.#window.takeShared(index, now)) {
+      this.#lastShared = index;
+      // Nothing was in flight (gathering, or caught up): the resend timer starts now.
+      if (idle) this.deadline = now + this.rto;
+    } else if (this.#window.next < index) this.#pump(now);
+  }
+
+  /** @internal The stream ended: whatever is still missing goes by unicast. */
+  streamEnded(now: number): void {
+    this.#link = undefined;
+    if (this.#state === "SENDING") this.#pump(now);
+  }
+
+  #leaveStream(): void {
+    const link = this.#link;
+    this.#link = undefined;
+    link?.leave();
+  }
+
   // ---- messages ----
 
-  /** Sends chunks while the window has room and the sender lets this transfer publish. */
+  /**
+   * Sends chunks while the window has room and the sender lets this transfer publish; a member
+   * of a stream sends only chunks below the stream's position (§11.2).
+   */
   #pump(now: number): void {
     const may = this.init.mayPublish;
-    while (this.#window.hasRoom() && (!may || may(this))) {
+    const limit = this.#link ? this.#link.limit() : this.chunkCount;
+    while (this.#window.hasRoom(limit) && (!may || may(this))) {
       this.#sendChunk(this.#window.take(now));
     }
   }
@@ -504,6 +564,7 @@ export class Transfer {
     });
     message.set(payload, CHUNK_HEADER_BYTES);
     this.#publish(message, this.init.dataQos);
+    if (this.#joined) this.#repairBytes += payload.length;
   }
 
   #publish(payload: Uint8Array, qos: 0 | 1): void {

@@ -166,6 +166,10 @@ class MqttTransport implements Transport {
     await this.client.subscribeAsync(topics, { qos });
   }
 
+  async unsubscribe(topics: string[]): Promise<void> {
+    await this.client.unsubscribeAsync(topics);
+  }
+
   onMessage(handler: (message: InboundMessage) => void): void {
     this.handler = handler;
   }

@@ -106,8 +106,9 @@ export async function handleRequest(
         message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
       });
     }
-    if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, image, to });
-    else image.release?.();
+    if (ctx.admission.current(ticket)) {
+      openTransfer(ctx, { grant, image, to, shared: sharedEligible(ctx, request, message) });
+    } else image.release?.();
   } finally {
     ctx.admission.done(ticket);
   }
@@ -178,15 +179,36 @@ async function resolveWanted(
   return await catalog.get(decision.image.sha256);
 }
 
+/**
+ * Protocol §11.1: a REQUEST may join a shared stream when it sets SHARED and came with MQTT 5
+ * properties (under MQTT 3.1.1 a stale MANIFEST would subscribe the device to an old stream).
+ */
+function sharedEligible(ctx: SenderContext, request: Request, message: InboundMessage): boolean {
+  return ctx.settings.shared.enabled && request.shared === true &&
+    message.responseTopic !== undefined;
+}
+
 /** Opens the granted transfer; the device's old transfer, if any, is superseded (§7). */
 function openTransfer(
   ctx: SenderContext,
-  { grant, image, to }: { grant: Grant; image: TransferImage; to: ReplyTo },
+  { grant, image, to, shared }: {
+    grant: Grant;
+    image: TransferImage;
+    to: ReplyTo;
+    shared: boolean;
+  },
 ): void {
   const { settings } = ctx;
   const now = settings.now();
   const old = ctx.transfers.ofDevice(to.deviceId);
   if (old) ctx.safely(() => old.dispatch({ type: "supersede" }, now));
+  const stream = shared
+    ? ctx.streams.streamFor(image, {
+      chunkSize: grant.chunkSize,
+      window: grant.window,
+      startIndex: grant.startOffset / grant.chunkSize,
+    }) ?? undefined
+    : undefined;
   const transfer = new Transfer({
     transferId: ctx.transfers.newId(),
     deviceId: to.deviceId,
@@ -203,6 +225,7 @@ function openTransfer(
     send: (topic, payload, options) => ctx.backlog.publish(topic, payload, options),
     mayPublish: (t) => ctx.backlog.mayPublish(t),
     onClose: (end) => ctx.transferClosed(end),
+    stream,
   });
   ctx.transfers.add(transfer);
   ctx.stats.transfersStarted++;
@@ -218,8 +241,8 @@ function openTransfer(
   settings.log.info(
     `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
       formatBytes(meta.size)
-    } chunk ${chunkSize} window ${window}${
-      startOffset ? ` resume at ${startOffset}` : ""
+    } chunk ${chunkSize} window ${window}${startOffset ? ` resume at ${startOffset}` : ""}${
+      stream ? ` stream ${stream.id}` : ""
     } (transfer ${transfer.id})`,
   );
   transfer.start(now);
