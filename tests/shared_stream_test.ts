@@ -18,6 +18,7 @@ import { Receiver, type ReceiverOptions, type ReceiverResult } from "../src/sim/
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { assert, assertEquals } from "./_assert.ts";
+import type { RunningMosquitto } from "../src/broker/mod.ts";
 import { mosquittoTest } from "./_broker.ts";
 import { type TestSender, until, withTestSender } from "./_sender_harness.ts";
 
@@ -303,6 +304,66 @@ mosquittoTest(
       assertEquals(deaf.sharedReceived, 0);
       assertEquals(hears.sharedWritten, CHUNKS, "the deaf device never held the other back");
       assert(h.sender.stats.repairBytes >= IMAGE_BYTES, `repaired ${h.sender.stats.repairBytes}`);
+    });
+  },
+);
+
+// ---- the firmware core (host build) in a stream with simulated devices ----
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const BUILD = `${ROOT}firmware/build-host`;
+
+/** Brings ota-receiver-host up to date (incremental: quick when nothing changed). */
+async function buildHostReceiver(): Promise<void> {
+  const build = await new Deno.Command("cmake", {
+    args: ["--build", BUILD, "--target", "ota-receiver-host", "-j2"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(build.success, `cmake --build failed: ${new TextDecoder().decode(build.stderr)}`);
+}
+
+/** Runs ota-receiver-host with --shared to its end; returns its final JSON report. */
+async function runHostReceiver(
+  b: RunningMosquitto,
+  deviceId: string,
+): Promise<{ status: string; sha256: string; bytesWritten: number; sharedWritten: number }> {
+  const dir = await Deno.makeTempDir({ prefix: "ota-shared-host-" });
+  try {
+    const out = await new Deno.Command(`${BUILD}/ota-receiver-host`, {
+      args: [
+        ...["--host", "127.0.0.1", "--port", String(b.port), "--device-id", deviceId],
+        ...["--product", "blink", "--prefix", "ota", "--want", "latest", "--current", "1.0.0"],
+        ...["--chunk", String(CHUNK), "--window", String(WINDOW), "--dir", dir],
+        ...["--timeout-s", "60", "--shared"],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const last = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+    assert(last.startsWith("{"), `no report: ${new TextDecoder().decode(out.stderr)}`);
+    return JSON.parse(last);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+mosquittoTest(
+  "the firmware core (host build) shares a stream with simulated devices and verifies",
+  async (b) => {
+    await buildHostReceiver();
+    // A longer gathering: both must ask before the stream's first chunk, process start included.
+    await withTestSender(b.url, sharedSender({ gatherMs: 1500 }), async (h) => {
+      const [fw, sim] = await Promise.all([
+        runHostReceiver(b, "fw-shared"),
+        device(h, "sim-shared").run(),
+      ]);
+      assertEquals(fw.status, "VERIFIED");
+      assertEquals(fw.sha256, h.sha256);
+      assertEquals(fw.bytesWritten, IMAGE_BYTES);
+      assert(fw.sharedWritten > CHUNKS / 2, `the firmware wrote ${fw.sharedWritten} shared chunks`);
+      assertVerified(sim, h);
+      assertEquals(h.sender.stats.streams, 1, "one stream served both receivers");
     });
   },
 );
