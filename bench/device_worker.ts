@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type FleetOptions, runFleet } from "./devices.ts";
+import { type FleetOptions, runFleet, unicastBytesOf } from "./devices.ts";
+import { DEFAULT_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { procUsage } from "./sender_process.ts";
 
 /** What a worker reports. */
@@ -16,6 +17,8 @@ export interface WorkerReport {
   times: number[];
   seconds: number;
   cpuSeconds: number;
+  /** Bytes written from unicast CHUNKs (at the default chunk size the bench uses). */
+  unicastBytes: number;
 }
 
 if (import.meta.main) {
@@ -40,6 +43,7 @@ if (import.meta.main) {
     times: run.times,
     seconds: run.seconds,
     cpuSeconds: procUsage("self").cpuSeconds - cpu0,
+    unicastBytes: unicastBytesOf(run.results, options.chunkSize || DEFAULT_CHUNK_BYTES),
   };
   console.log(JSON.stringify(report));
   Deno.exit(0);

@@ -24,6 +24,8 @@ export interface FleetOptions {
   want?: string;
   /** Version the devices say they run; default none. */
   currentVersion?: string;
+  /** Devices ask for the shared image stream (protocol §11). */
+  shared?: boolean;
 }
 
 /** What a fleet run measured. */
@@ -49,6 +51,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetRun> {
     window: options.window ?? 0,
     want: options.want,
     currentVersion: options.currentVersion,
+    shared: options.shared,
     staggerMs: 0,
   }, { progress: options.progress ?? false });
   const seconds = (performance.now() - t0) / 1000;
@@ -94,6 +97,13 @@ export interface WorkerFleetRun {
   times: number[];
   /** CPU seconds of all worker processes while running. */
   cpuSeconds: number;
+  /** Bytes the devices wrote that came by unicast, not from a shared stream (protocol §11). */
+  unicastBytes: number;
+}
+
+/** Bytes `results` wrote from unicast CHUNKs: all they wrote minus what shared streams gave. */
+export function unicastBytesOf(results: ReceiverResult[], chunkBytes: number): number {
+  return results.reduce((a, r) => a + r.bytesWritten - r.sharedWritten * chunkBytes, 0);
 }
 
 /**
@@ -154,5 +164,6 @@ export async function runFleetInWorkers(
     seconds,
     times: reports.flatMap((r) => r.times).sort((a: number, b: number) => a - b),
     cpuSeconds: reports.reduce((a, r) => a + r.cpuSeconds, 0),
+    unicastBytes: reports.reduce((a, r) => a + r.unicastBytes, 0),
   };
 }

@@ -8,7 +8,9 @@
  * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
  * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
  *    the task design (bench/firmware_device.ts);
- * 4. fleets of 1 to 1000 devices downloading at once from one sender process.
+ * 4. fleets of 1 to 1000 devices downloading at once from one sender process;
+ * 5. one-to-many (bench/one_to_many.ts): the same image to many devices by unicast and by the
+ *    shared stream of protocol §11, sender CPU per delivered MiB of each, also on the slow link.
  * Every throughput is also given as a ratio to both ceilings at the same chunk size, and the
  * sender's CPU per MiB as a ratio to the native publisher's (targets: bench/native_targets.ts).
  * The sender always runs as its own process (bench/sender_process.ts), the devices in this one.
@@ -40,6 +42,7 @@ import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_proc
 import { startSlowProxy } from "./slow_proxy.ts";
 import { type RolloutBenchResult, rolloutTable, runRolloutSection } from "./rollout.ts";
 import { runFirmwareSection } from "./firmware_device.ts";
+import { type OneToManyResult, oneToManyTable, runOneToManySection } from "./one_to_many.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
@@ -58,8 +61,11 @@ compiler, pkg-config and libmosquitto-dev (apt). Results: docs/performance.md.
 Options:
   --quick          smaller images, fleets up to 100 (under a minute)
   --json           print one JSON object with every figure on stdout (progress and table: stderr)
-  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout
-                   (default: all; rollout: 10 000 inventory devices, 1 000 downloading)
+  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout,shared
+                   (default: all; rollout: 10 000 inventory devices, 1 000 downloading;
+                   shared: one-to-many at a reduced size, 200 devices × 1 MiB)
+  --one-to-many    only the one-to-many section, at full size: 1000 devices × 1 MiB, unicast
+                   and shared, then 100 devices on the slow link
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
   --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
   --window N       window the simulated devices announce in the slow-link and fleet runs
@@ -69,6 +75,8 @@ Options:
 
 interface Args {
   quick: boolean;
+  /** The one-to-many section alone, at its full size. */
+  oneToMany: boolean;
   json: boolean;
   only: Set<string>;
   fleet: number[];
@@ -80,12 +88,13 @@ interface Args {
 }
 
 /** Sections of a run, in the order they run. */
-const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet", "rollout"];
+const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet", "rollout", "shared"];
 
 /** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
   const { values } = parseCommandLine(argv, {
     quick: { type: "boolean" },
+    "one-to-many": { type: "boolean" },
     json: { type: "boolean" },
     only: { type: "string" },
     fleet: { type: "string" },
@@ -100,7 +109,8 @@ function parse(argv: string[]): Args | null {
     return null;
   }
   const quick = values.quick === true;
-  const only = String(values.only ?? SECTIONS.join(",")).split(",");
+  const oneToMany = values["one-to-many"] === true;
+  const only = String(values.only ?? (oneToMany ? "shared" : SECTIONS.join(","))).split(",");
   const unknown = only.find((s) => !SECTIONS.includes(s));
   if (unknown !== undefined) {
     throw new UsageError(
@@ -114,6 +124,7 @@ function parse(argv: string[]): Args | null {
   const dataQos = intOption(values["data-qos"], "--data-qos", { min: 0, max: 1 });
   return {
     quick,
+    oneToMany,
     json: values.json === true,
     only: new Set(only),
     fleet,
@@ -418,6 +429,7 @@ async function main(): Promise<number> {
               seconds: r.seconds,
               times: r.times,
               cpuSeconds: 0,
+              unicastBytes: 0,
             };
           }
           const after = sender.usage();
@@ -471,6 +483,22 @@ async function main(): Promise<number> {
         }
       }
       out.fleet = rows;
+    }
+    if (args.only.has("shared")) {
+      // Reduced in the default run (the fleet section already runs 1000 devices by unicast);
+      // --one-to-many runs the issue's 1000 devices × 1 MiB.
+      const full = args.oneToMany;
+      out.oneToMany = await runOneToManySection({
+        brokerUrl: broker.url,
+        brokerPort: broker.port,
+        devices: full ? 1000 : q ? 50 : 200,
+        imageBytes: q ? 256 * 1024 : MiB,
+        slowDevices: full ? 100 : q ? 10 : 20,
+        slowImageBytes: q ? 256 * 1024 : MiB,
+        workers: args.workers,
+        workersFrom: Math.min(args.workersFrom, 200),
+        progress,
+      });
     }
     if (args.only.has("rollout")) {
       out.rollout = await runRolloutSection({
@@ -662,6 +690,7 @@ function table(out: Record<string, unknown>): string {
     );
   }
   if (out.rollout) lines.push("", rolloutTable(out.rollout as RolloutBenchResult));
+  if (out.oneToMany) lines.push("", oneToManyTable(out.oneToMany as OneToManyResult));
   return lines.join("\n");
 }
 

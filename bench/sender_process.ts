@@ -24,6 +24,8 @@ export interface SenderProcessOptions {
   images: BenchImage[];
   /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
   transfer?: Record<string, number | boolean>;
+  /** Overrides of `shared.*` config keys (one-to-many delivery), e.g. `{ enabled: true }`. */
+  shared?: Record<string, number | boolean>;
   /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
   prepare?: (catalog: Catalog) => Promise<void>;
 }
@@ -99,6 +101,9 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   };
   for (const [k, v] of Object.entries(options.transfer ?? {})) {
     env[envName(["transfer", k])] = String(v);
+  }
+  for (const [k, v] of Object.entries(options.shared ?? {})) {
+    env[envName(["shared", k])] = String(v);
   }
   const root = new URL("../", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {

@@ -260,7 +260,11 @@ export class SharedStream {
 /** The open streams of a sender, one per image and chunk size (§11.1). */
 export class SharedStreams {
   readonly #open = new Map<string, SharedStream>();
-  #lastId = 0;
+  /**
+   * Stream ids count up from a random start: two sender instances sharing a broker then rarely
+   * pick the same topic for the same image (§11.1).
+   */
+  #lastId = crypto.getRandomValues(new Uint32Array(1))[0];
 
   /** Streams publishing through `init`. */
   constructor(private readonly init: SharedStreamsInit) {}

@@ -122,6 +122,7 @@ export async function runSender(
       allowExplicitVersions: config.rollouts.allowExplicitVersions,
       offersPerSecond: config.rollouts.offersPerSecond,
     },
+    shared: config.shared,
   });
   let http: RunningHttp | undefined;
   if (config.http.listen !== "") {
