@@ -1,5 +1,5 @@
 /**
- * Device inventory operations, one function each, shared by the CLI and any future API: page
+ * Device inventory operations, one function each, shared by the CLI and the HTTP API: page
  * through the inventory with filters, show one device with its bounded history, and label a
  * device with groups. Plain data in and out; device-supplied strings are returned as stored
  * and escaped by whoever prints them.
@@ -9,6 +9,7 @@
 
 import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog } from "../catalog/mod.ts";
+import { DEVICE_STATES } from "../rollout/mod.ts";
 import {
   type DeviceFilter,
   type DevicePage,
@@ -17,12 +18,23 @@ import {
   InventoryError,
 } from "../inventory/mod.ts";
 
-/** One page of devices matching `filter`; pass the page's `cursor` back for the next one. */
+/**
+ * One page of devices matching `filter`; pass the page's `cursor` back for the next one. A
+ * `state` filter that is no device state is refused with `INVALID_ARGUMENT` (it could only ever
+ * match nothing).
+ */
 export async function listDevices(
   catalog: Catalog,
   filter: DeviceFilter,
   page: { cursor?: string; limit?: number } = {},
 ): Promise<DevicePage> {
+  if (filter.state !== undefined && !(DEVICE_STATES as readonly string[]).includes(filter.state)) {
+    throw new InventoryError(
+      "INVALID_ARGUMENT",
+      `Cannot list devices: state "${filter.state}" is not a device state; give one of ` +
+        DEVICE_STATES.join(", "),
+    );
+  }
   return await inventoryStore(catalog).list(filter, page);
 }
 

@@ -1,5 +1,5 @@
 /**
- * Rollout operations, one function each, shared by the CLI and any future API: create (with the
+ * Rollout operations, one function each, shared by the CLI and the HTTP API: create (with the
  * image resolved in the catalog and the target's overlap checked against the inventory's groups),
  * release (`image add --release`: one wave to the whole product), list, show, and the operator
  * commands pause, resume and cancel. Each takes an open catalog and returns plain data; callers
