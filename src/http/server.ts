@@ -9,6 +9,8 @@ import { Hono } from "hono";
 import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
+import { apiRoutes } from "./api/mod.ts";
+import { openApiRoutes } from "./openapi.ts";
 
 /** A listening HTTP server. */
 export interface RunningHttp {
@@ -32,6 +34,8 @@ export function buildApp(ctx: HttpContext): Hono {
         transfers: ctx.sender?.openTransfers().length ?? 0,
       }),
   );
+  app.route("/api", openApiRoutes());
+  app.route("/api", apiRoutes(ctx));
   app.notFound((c) =>
     httpError(
       c,
