@@ -13,6 +13,7 @@ import { inventoryStore } from "../src/inventory/store.ts";
 import { rolloutStore } from "../src/rollout/store.ts";
 import { buildApp } from "../src/http/mod.ts";
 import { OPENAPI_DOCUMENT } from "../src/http/openapi.ts";
+import { CREATE_ROLLOUT_FIELDS } from "../src/http/api/rollouts.ts";
 import { ONLINE_WINDOW_MS } from "../src/ops/fleet.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
 import { runFleet } from "../src/sim/fleet.ts";
@@ -681,3 +682,74 @@ Deno.test("the OpenAPI document lists every /api route the app serves, and only 
     catalog.close();
   }
 });
+
+apiTest(
+  "hostile input of every type to every field and path is a 4xx with a code, never a 500",
+  async (api) => {
+    assertEquals((await api.call("POST", "/api/images", { bytes: image("1.1.0") })).status, 201);
+    const values: unknown[] = [
+      null,
+      true,
+      -1,
+      1.5,
+      1e308,
+      "",
+      "x".repeat(10_000),
+      "\u0000\u001b[2J",
+      "💥",
+      [],
+      [null],
+      [-5, 200],
+      ["\u0000"],
+      {},
+      { $ref: "#" },
+    ];
+    const answered = new Set<number>();
+    for (const field of Object.keys(CREATE_ROLLOUT_FIELDS)) {
+      for (const value of values) {
+        const body = { image: "blink@1.1.0", waves: [100], groups: ["g"], [field]: value };
+        const a = await api.call("POST", "/api/rollouts", { json: body });
+        answered.add(a.status);
+        assert(a.status < 500, `${field}=${JSON.stringify(value)}: ${JSON.stringify(a.body)}`);
+        if (a.status >= 400) assert(typeof a.body.error?.code === "string", JSON.stringify(a.body));
+        if (a.status === 201) await api.call("POST", `/api/rollouts/${a.body.id}/cancel`);
+      }
+    }
+    assert(answered.has(400), [...answered].join(","));
+    const paths = [
+      "/api/images/%00",
+      "/api/images/%ZZ",
+      `/api/images/${"a".repeat(4000)}`,
+      "/api/images/blink@",
+      "/api/images/@",
+      "/api/devices/%00",
+      `/api/devices/${"d".repeat(4000)}`,
+      "/api/devices/%ZZ",
+      "/api/rollouts/%ZZ",
+      "/api/rollouts/r-0",
+      "/api/rollouts/r-1e9",
+      `/api/rollouts/r-${"9".repeat(4000)}`,
+      `/api/rollouts/r-${"9".repeat(4000)}/pause`,
+      "/api/devices?cursor=%00&limit=1",
+      "/api/devices?product=%ZZ",
+      "/api/transfers?limit=%00",
+    ];
+    for (const path of paths) {
+      // ("blink@" names the newest blink image, as "blink@latest" does: not hostile to DELETE.)
+      for (const method of path.endsWith("blink@") ? ["GET", "POST"] : ["GET", "DELETE", "POST"]) {
+        const a = await api.call(method, path, { json: method === "POST" ? {} : undefined });
+        assert(
+          a.status >= 400 && a.status < 500 || a.status === 200,
+          `${method} ${path}: ${a.status} ${JSON.stringify(a.body)}`,
+        );
+        if (a.status >= 400) {
+          assert(
+            typeof a.body.error?.code === "string",
+            `${method} ${path}: ${JSON.stringify(a.body)}`,
+          );
+        }
+      }
+    }
+    assertEquals((await api.call("GET", "/api/images")).body.length, 1);
+  },
+);

@@ -11,6 +11,7 @@ import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import { DEVICE_STATES } from "../rollout/mod.ts";
 import {
+  checkDeviceId,
   type DeviceFilter,
   type DevicePage,
   type DeviceRecord,
@@ -46,8 +47,12 @@ export interface DeviceDetail {
   history: HistoryEntry[];
 }
 
-/** One device and its history; `NOT_FOUND` when the inventory has never seen it. */
+/**
+ * One device and its history; `NOT_FOUND` when the inventory has never seen it, `INVALID_ARGUMENT`
+ * for a string that is no device id.
+ */
 export async function showDevice(catalog: Catalog, deviceId: string): Promise<DeviceDetail> {
+  checkDeviceId(deviceId, "show device");
   const inventory = inventoryStore(catalog);
   const record = await inventory.get(deviceId);
   if (record === null) {
