@@ -44,9 +44,9 @@ export interface AddedImage {
 
 /**
  * Adds an image with the catalog's checks and, with `release`, releases it to every device of
- * its product. All or nothing: when the release is refused (another rollout holds the product),
- * the image is removed again and the refusal says so, so a failed add never leaves a change
- * behind. Throws what {@linkcode Catalog.addImage} and {@linkcode releaseImage} throw.
+ * its product. All or nothing: when the release fails (another rollout holds the product), the
+ * image is removed again and the refusal says so, so a failed add leaves no image behind.
+ * Throws what {@linkcode Catalog.addImage} and {@linkcode releaseImage} throw.
  */
 export async function addImage(
   catalog: Catalog,
@@ -63,12 +63,20 @@ export async function addImage(
   try {
     return { image, rollout: await releaseImage(catalog, image), warnings };
   } catch (e) {
+    const removal = await catalog.remove(image.sha256).then(() => null, (r: Error) => r);
     if (!(e instanceof RolloutError)) throw e;
-    await catalog.remove(image.sha256);
+    const why = e.message.replace(/^Cannot create rollout: /, "");
+    if (removal !== null) {
+      throw new RolloutError(
+        e.code,
+        `Added ${image.product}@${image.version} (sha256 ${image.sha256}) but did not release ` +
+          `it, and removing it again failed (${removal.message}): ${why}`,
+        { cause: e },
+      );
+    }
     throw new RolloutError(
       e.code,
-      `Cannot add ${image.product}@${image.version} with a release, so it was not added: ` +
-        e.message.replace(/^Cannot create rollout: /, "") +
+      `Cannot add ${image.product}@${image.version} with a release, so it was not added: ${why}` +
         `; or add it without the release and create a rollout later`,
       { cause: e },
     );
