@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
+import { eventRoutes } from "./events.ts";
 
 /** A listening HTTP server. */
 export interface RunningHttp {
@@ -32,6 +33,7 @@ export function buildApp(ctx: HttpContext): Hono {
         transfers: ctx.sender?.openTransfers().length ?? 0,
       }),
   );
+  app.route("/", eventRoutes(ctx));
   app.notFound((c) =>
     httpError(
       c,
@@ -61,7 +63,9 @@ export function parseListen(listen: string): { hostname: string; port: number } 
 /** Serves {@link buildApp} on `ctx.config.listen`. */
 export async function startHttp(ctx: HttpContext): Promise<RunningHttp> {
   const { hostname, port } = parseListen(ctx.config.listen);
-  const app = buildApp(ctx);
+  // Aborted before the shutdown, which waits for open responses: event streams end on it.
+  const stopping = new AbortController();
+  const app = buildApp({ ...ctx, stopping: stopping.signal });
   const { promise, resolve } = Promise.withResolvers<RunningHttp>();
   const server = Deno.serve({
     hostname,
@@ -71,7 +75,10 @@ export async function startHttp(ctx: HttpContext): Promise<RunningHttp> {
       resolve({
         url: ctx.config.publicUrl || `http://${host}:${addr.port}`,
         port: addr.port,
-        stop: () => server.shutdown(),
+        stop: () => {
+          stopping.abort();
+          return server.shutdown();
+        },
       });
     },
   }, app.fetch);
