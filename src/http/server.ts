@@ -10,6 +10,8 @@ import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
 import { eventRoutes } from "./events.ts";
+import { dashboardRoutes } from "./dashboard.ts";
+import { dashboardStopgapRoutes } from "./dashboard_stopgap.ts";
 
 /** A listening HTTP server. */
 export interface RunningHttp {
@@ -34,6 +36,9 @@ export function buildApp(ctx: HttpContext): Hono {
       }),
   );
   app.route("/", eventRoutes(ctx));
+  app.route("/", dashboardRoutes());
+  // Last: the API's own routes answer the same paths first once they are mounted above.
+  app.route("/", dashboardStopgapRoutes(ctx));
   app.notFound((c) =>
     httpError(
       c,
