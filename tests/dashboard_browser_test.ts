@@ -26,6 +26,8 @@ const DEVICES = 10;
 const IMAGE_BYTES = 192 * 1024;
 const FLASH_KIB_PER_SECOND = 48;
 const SCREENSHOT = new URL("../test-output/dashboard-rollout.png", import.meta.url);
+/** The whole page while transfers run, for people to look at (not checked). */
+const LIVE_SCREENSHOT = new URL("../test-output/dashboard-live.png", import.meta.url);
 /** A PNG of the rollout view is tens of KiB; a blank or broken one is a few hundred bytes. */
 const MIN_SCREENSHOT_BYTES = 10_000;
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -91,6 +93,7 @@ if (!mosquittoInstalled() && !mosquittoRequired()) {
         await page.goto(`${base}/?token=${ADMIN}`);
         await page.waitForFunction("!location.search.includes('token')");
         await page.locator("#access", { hasText: "admin" }).waitFor({ timeout: UI_TIMEOUT_MS });
+        assert(await page.locator("#login").isHidden(), "the token form shows after sign-in");
 
         // Fleet: devices per product and version, online now.
         const fleetRow = page.locator('#fleet-rows tr[data-product="blink"]').first();
@@ -122,6 +125,8 @@ if (!mosquittoInstalled() && !mosquittoRequired()) {
         await page.locator("#transfer-rows [data-field=rate]", { hasText: /\/s$/ }).first()
           .waitFor({ timeout: UI_TIMEOUT_MS });
         assert(/^\d+ open$/.test(await text(page, "#transfers-count")));
+        await Deno.mkdir(new URL(".", SCREENSHOT), { recursive: true });
+        await page.screenshot({ path: LIVE_SCREENSHOT.pathname, fullPage: true });
 
         // Pause: the page shows it, and so does the store.
         await card.locator("button[data-command=pause]").click();

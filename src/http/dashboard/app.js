@@ -213,7 +213,16 @@ function rolloutCard(r) {
     el(
       "p",
       { class: over ? "failure-rate over" : "failure-rate", "data-field": "failure-rate" },
-      `Failure rate ${rate} (${failures} failed of ${outcomes} outcomes); aborts above ` +
+      el("meter", {
+        min: 0,
+        max: 100,
+        low: r.abortFailurePct / 2,
+        high: r.abortFailurePct,
+        optimum: 0,
+        value: r.failurePct ?? 0,
+        title: `abort threshold ${r.abortFailurePct} %`,
+      }),
+      `Failure rate: ${rate} (${failures} failed of ${outcomes} outcomes); aborts above ` +
         `${r.abortFailurePct} % once ${r.abortMinDevices} devices have an outcome` +
         (armed ? "" : ` (${r.abortMinDevices - outcomes} to go)`),
     ),
