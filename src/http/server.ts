@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
+import { metricsRoutes } from "./metrics.ts";
 
 /** A listening HTTP server. */
 export interface RunningHttp {
@@ -32,6 +33,7 @@ export function buildApp(ctx: HttpContext): Hono {
         transfers: ctx.sender?.openTransfers().length ?? 0,
       }),
   );
+  app.route("/metrics", metricsRoutes(ctx));
   app.notFound((c) =>
     httpError(
       c,
