@@ -119,6 +119,18 @@ function findPromtool(): string | null {
   return null;
 }
 
+/**
+ * Whether the promtool checks run: when it is installed, and always in CI (`CI=true`), where its
+ * absence is a failure rather than a silent skip.
+ */
+const PROMTOOL_CHECKS = findPromtool() !== null || Deno.env.get("CI") === "true";
+if (!PROMTOOL_CHECKS) {
+  console.warn(
+    "SKIPPED: promtool not installed: the /metrics text is read but not checked by Prometheus's " +
+      "own parser (apt-get install prometheus; CI=true makes this a failure)",
+  );
+}
+
 /** Runs `promtool check metrics` on `text`: its exit code and what it printed. */
 async function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
   const promtool = findPromtool();
@@ -157,7 +169,7 @@ const BROKEN_SCRAPES: [string, string][] = [
 
 Deno.test({
   name: "promtool check metrics rejects broken exposition text and accepts a real scrape",
-  ignore: findPromtool() === null && Deno.env.get("CI") !== "true",
+  ignore: !PROMTOOL_CHECKS,
   fn: async () => {
     for (const [what, text] of BROKEN_SCRAPES) {
       const { code, output } = await promtoolCheck(text);
@@ -531,8 +543,10 @@ mosquittoTest(
       );
       const text = await scrape();
       m = parseScrape(text);
-      const check = await promtoolCheck(text);
-      assertEquals(check.code, 0, check.output);
+      if (PROMTOOL_CHECKS) {
+        const check = await promtoolCheck(text);
+        assertEquals(check.code, 0, check.output);
+      }
 
       // Transfers: three opened (each with its MANIFEST), two verified, one flash error.
       assertEquals(value(m, "ota_transfers_active"), 0);
