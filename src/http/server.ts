@@ -14,6 +14,7 @@ import { openApiRoutes } from "./openapi.ts";
 import { eventRoutes } from "./events.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { dashboardStopgapRoutes } from "./dashboard_stopgap.ts";
+import { metricsRoutes } from "./metrics.ts";
 
 /** A listening HTTP server. */
 export interface RunningHttp {
@@ -43,6 +44,7 @@ export function buildApp(ctx: HttpContext): Hono {
   app.route("/", dashboardRoutes());
   // Last: the API's own routes answer the same paths first once they are mounted above.
   app.route("/", dashboardStopgapRoutes(ctx));
+  app.route("/metrics", metricsRoutes(ctx));
   app.notFound((c) =>
     httpError(
       c,
