@@ -10,9 +10,10 @@
  *    (the same image, no decision). Per run: request-to-MANIFEST latency p50/p99 and aggregate
  *    throughput.
  * 2. In this process, on its own KV file, a sender started as runSender starts it and a fleet of
- *    long-lived devices going through a whole update (request, download, VERIFIED, reboot,
+ *    long-lived devices going through a whole update (OFFER, request, download, VERIFIED, reboot,
  *    BOOTED) under a rollout: KV commits counted at the source (every `commit()` and `set()` of
- *    this process), divided by the devices updated.
+ *    this process), divided by the devices updated, and classified by the key families each
+ *    commit writes. Run alone with `deno run -A bench/rollout.ts [devices]`.
  * @module
  */
 
@@ -22,6 +23,7 @@ import { createRollout, showRollout } from "../src/ops/rollouts.ts";
 import type { DeviceRecord } from "../src/inventory/mod.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
 import { formatTable } from "../src/format/mod.ts";
+import { startMosquitto } from "../src/broker/mod.ts";
 import { runFleet as runLongLivedFleet } from "../src/sim/fleet.ts";
 import { quantile, runFleet } from "./devices.ts";
 import { startSenderProcess } from "./sender_process.ts";
@@ -67,7 +69,20 @@ export interface RolloutBenchResult {
   senderPeakRssMiB: number;
   /** Seconds the sender took to enroll the 10 000 devices of the wave. */
   enrolSeconds: number;
-  kv: { devices: number; commits: number; commitsPerUpdatedDevice: number; seconds: number };
+  kv: KvWrites;
+}
+
+/** The KV writes of the whole-update measurement. */
+export interface KvWrites {
+  devices: number;
+  commits: number;
+  commitsPerUpdatedDevice: number;
+  seconds: number;
+  /**
+   * Commits per updated device by what they write: the key families of each commit, sorted and
+   * joined with `+` (e.g. `inv_device+rollout_device`), most frequent first.
+   */
+  byKind: Array<{ kind: string; perDevice: number }>;
 }
 
 const PRODUCT = "bench-rollout";
@@ -204,9 +219,9 @@ function* seedRecords(total: number, perRun: number, prefixes: string[]): Genera
  * Counts this process's KV writes while a fleet of long-lived devices is updated by a rollout,
  * with the sender in this process (its commits are the only ones made meanwhile).
  */
-async function measureKvWrites(
-  o: RolloutBenchOptions,
-): Promise<RolloutBenchResult["kv"]> {
+export async function measureKvWrites(
+  o: Pick<RolloutBenchOptions, "brokerUrl" | "imageBytes" | "kvDevices" | "progress">,
+): Promise<KvWrites> {
   o.progress(`rollout: KV writes of ${o.kvDevices} whole updates ...`);
   const dir = await Deno.makeTempDir({ prefix: "ota-bench-kv-" });
   const config: SenderConfig = structuredClone(DEFAULT_CONFIG);
@@ -233,6 +248,7 @@ async function measureKvWrites(
       );
       if (!known) throw new Error("the KV-writes fleet did not register");
       const before = counter.count;
+      counter.kinds.clear();
       const t0 = performance.now();
       const r = await createRollout(running.catalog, {
         image: `${PRODUCT}@${NEW}`,
@@ -253,6 +269,10 @@ async function measureKvWrites(
         commits,
         commitsPerUpdatedDevice: round(commits / o.kvDevices, 1),
         seconds: round(seconds, 1),
+        byKind: [...counter.kinds].sort((a, b) => b[1] - a[1]).map(([kind, n]) => ({
+          kind,
+          perDevice: round(n / o.kvDevices, 2),
+        })),
       };
     } finally {
       await fleet.stop();
@@ -270,33 +290,64 @@ async function addImages(catalog: Catalog, size: number): Promise<void> {
   }
 }
 
-/** Counts successful KV commits and plain sets/deletes of this process until restored. */
-function countKvWrites(): { readonly count: number; restore(): void } {
+/**
+ * Counts successful KV commits and plain sets/deletes of this process until restored, and
+ * classifies each by the first elements of the keys it writes (`kinds`: kind → commits).
+ */
+function countKvWrites(): {
+  readonly count: number;
+  readonly kinds: Map<string, number>;
+  restore(): void;
+} {
   const atomic = Deno.AtomicOperation.prototype;
   const kv = Deno.Kv.prototype;
-  const commit = atomic.commit;
+  const { commit, set: opSet, sum: opSum, delete: opDelete } = atomic;
   const set = kv.set;
   const del = kv.delete;
   const state = { count: 0 };
+  const kinds = new Map<string, number>();
+  const families = new WeakMap<Deno.AtomicOperation, Set<string>>();
+  const note = (op: Deno.AtomicOperation, key: Deno.KvKey) => {
+    const f = families.get(op) ?? new Set<string>();
+    f.add(String(key[0]));
+    families.set(op, f);
+  };
+  const count = (kind: string) => {
+    state.count++;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  };
+  atomic.set = function (this: Deno.AtomicOperation, ...args: Parameters<typeof opSet>) {
+    note(this, args[0]);
+    return opSet.apply(this, args);
+  };
+  atomic.sum = function (this: Deno.AtomicOperation, ...args: Parameters<typeof opSum>) {
+    note(this, args[0]);
+    return opSum.apply(this, args);
+  };
+  atomic.delete = function (this: Deno.AtomicOperation, ...args: Parameters<typeof opDelete>) {
+    note(this, args[0]);
+    return opDelete.apply(this, args);
+  };
   atomic.commit = async function (this: Deno.AtomicOperation) {
     const r = await commit.call(this);
-    if (r.ok) state.count++;
+    if (r.ok) count([...(families.get(this) ?? [])].sort().join("+") || "(checks only)");
     return r;
   };
   kv.set = function (this: Deno.Kv, ...args: Parameters<Deno.Kv["set"]>) {
-    state.count++;
+    count(`set ${String(args[0][0])}`);
     return set.apply(this, args);
   };
   kv.delete = function (this: Deno.Kv, ...args: Parameters<Deno.Kv["delete"]>) {
-    state.count++;
+    count(`delete ${String(args[0][0])}`);
     return del.apply(this, args);
   };
   return {
     get count() {
       return state.count;
     },
+    kinds,
     restore() {
-      atomic.commit = commit;
+      Object.assign(atomic, { commit, set: opSet, sum: opSum, delete: opDelete });
       kv.set = set;
       kv.delete = del;
     },
@@ -331,5 +382,25 @@ export function rolloutTable(r: RolloutBenchResult): string {
   );
   return `${head}\n${table}\n  throughput latest / named: ${r.medians.throughputRatio}; ` +
     `sender peak RSS ${r.senderPeakRssMiB} MiB; KV writes per updated device ` +
-    `${r.kv.commitsPerUpdatedDevice} (${r.kv.commits} for ${r.kv.devices} whole updates)`;
+    `${r.kv.commitsPerUpdatedDevice} (${r.kv.commits} for ${r.kv.devices} whole updates)\n` +
+    r.kv.byKind.map((k) => `    ${k.perDevice.toFixed(2)}  ${k.kind}`).join("\n");
+}
+
+/**
+ * `deno run -A bench/rollout.ts [devices]`: only the KV-writes measurement, against a Mosquitto
+ * started for it, printed as JSON (what each commit writes, per updated device).
+ */
+if (import.meta.main) {
+  const broker = await startMosquitto();
+  try {
+    const kv = await measureKvWrites({
+      brokerUrl: broker.url,
+      imageBytes: 64 * 1024,
+      kvDevices: Number(Deno.args[0] ?? 100),
+      progress: (line) => console.error(line),
+    });
+    console.log(JSON.stringify(kv, null, 2));
+  } finally {
+    await broker.stop();
+  }
 }

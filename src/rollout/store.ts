@@ -75,10 +75,32 @@ export interface CreateRolloutOptions {
   deviceGroups?: ReadonlyMap<string, readonly string[]>;
 }
 
+/**
+ * Writes another store adds to the commit of a device transition (the inventory's copy of the
+ * device's state, its STATUS): staged on `op` with their own checks, so both land or neither.
+ * Called again with a new `op` when the commit lost a race.
+ */
+export type DeviceEventCompanion = (
+  op: Deno.AtomicOperation,
+  step: { from: string; entry: DeviceEntry },
+) => Promise<unknown>;
+
+/** Options of {@linkcode RolloutStore.recordDeviceEvent}. */
+export interface DeviceEventOptions {
+  /** Writes to commit with the transition, when the event applies. */
+  companion?: DeviceEventCompanion;
+}
+
 /** Result of {@linkcode RolloutStore.recordDeviceEvent}. */
 export interface DeviceEventResult {
-  /** True when the event changed the device's entry. */
+  /** True when the lifecycle table took the event. */
   applied: boolean;
+  /**
+   * True when this call committed: the entry (and the companion's writes) changed. False when
+   * the event was refused, or taken without changing what is stored: a device asking again in
+   * the state it is in costs no write (only the entry's `updatedAt` and `reason` would change).
+   */
+  written: boolean;
   /** The entry now stored (null when the device is not enrolled). */
   entry: DeviceEntry | null;
   /** State before the event (`NOT_ENROLLED` when it had no entry). */
@@ -236,13 +258,15 @@ export class RolloutStore {
 
   /**
    * Records what happened to a device (see `DeviceEvent`): applies the lifecycle table and, in
-   * the same commit, moves the device between the per-state counters and indexes. An event the
-   * table or the rollout's state does not take changes nothing and says why.
+   * the same commit, moves the device between the per-state counters and indexes, and makes
+   * the `companion`'s writes. An event the table or the rollout's state does not take changes
+   * nothing and says why.
    */
   async recordDeviceEvent(
     rolloutId: string,
     deviceId: string,
     event: DeviceEvent,
+    options: DeviceEventOptions = {},
   ): Promise<DeviceEventResult> {
     return await this.#retry(`record ${event.type} of "${deviceId}"`, async () => {
       const [recordEntry, deviceEntry] = await this.#kv.getMany<[RolloutRecord, DeviceEntry]>([
@@ -264,12 +288,18 @@ export class RolloutStore {
         ? `${step.from} does not take ${step.on}`
         : deviceEventRefusal(record, { enrolled: old !== null, on: step.on, wave });
       if (refusal !== undefined || step.entry === null) {
-        return { applied: false, entry: old, from: step.from, reason: refusal };
+        return { applied: false, written: false, entry: old, from: step.from, reason: refusal };
+      }
+      if (old !== null && sameProgress(old, step.entry)) {
+        return { applied: true, written: false, entry: old, from: step.from };
       }
       const op = this.#kv.atomic().check(recordEntry, deviceEntry);
       this.#stageDeviceChange(op, rolloutId, deviceId, old, step);
+      await options.companion?.(op, { from: step.from, entry: step.entry });
       const res = await op.commit();
-      return res.ok ? { applied: true, entry: step.entry, from: step.from } : undefined;
+      return res.ok
+        ? { applied: true, written: true, entry: step.entry, from: step.from }
+        : undefined;
     });
   }
 
@@ -486,6 +516,12 @@ export class RolloutStore {
       (why) => new RolloutError("CONFLICT", `Cannot ${what}: ${why}; try again`),
     );
   }
+}
+
+/** True when `b` records the same progress as `a`: state, wave, attempts and deadline. */
+function sameProgress(a: DeviceEntry, b: DeviceEntry): boolean {
+  return a.state === b.state && a.wave === b.wave && a.attempts === b.attempts &&
+    a.deadlineMs === b.deadlineMs;
 }
 
 function notFound(rolloutId: string): RolloutError {

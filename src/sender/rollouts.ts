@@ -18,7 +18,12 @@
  */
 
 import type { ImageMeta } from "../catalog/mod.ts";
-import type { InventoryStore } from "../inventory/mod.ts";
+import {
+  bothChanges,
+  type InventoryStore,
+  type RecordChange,
+  rolloutStateChange,
+} from "../inventory/mod.ts";
 import {
   ACTIVE_ROLLOUT_STATES,
   decideLatest,
@@ -43,9 +48,6 @@ export const ROLLOUT_DEFAULTS = {
 
 /** Highest `offersPerSecond` a sender accepts. */
 export const MAX_OFFERS_PER_SECOND = 100_000;
-
-/** Times the inventory's copy of a device's rollout state is rewritten while the entry moves. */
-const MAX_COPY_ROUNDS = 4;
 
 /** What a device said in its REQUEST, as the driver needs it. */
 export interface RequestSeen {
@@ -74,8 +76,6 @@ export class RolloutDriver {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
   #stopped = false;
-  /** Inventory copies of rollout states under way; `stop` waits for them. */
-  readonly #copies = new Set<Promise<unknown>>();
   /** OFFERs published by this instance. */
   offersSent = 0;
 
@@ -102,12 +102,6 @@ export class RolloutDriver {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#ticking;
-    await Promise.all([...this.#copies]);
-  }
-
-  /** Resolves when the inventory's copies of rollout states under way are written (tests). */
-  async settled(): Promise<void> {
-    while (this.#copies.size > 0) await Promise.all([...this.#copies]);
   }
 
   /**
@@ -121,19 +115,23 @@ export class RolloutDriver {
     options: { latest: boolean },
   ): Promise<LatestDecision | undefined> {
     if (this.#stopped) return undefined;
-    // The inventory write and the read of the active rollouts do not depend on each other.
+    const what = `record the request of "${deviceId}"`;
+    const facts = { product: seen.product, version: seen.currentVersion };
+    const change = this.#guardSync(what, () => this.#inventory.requestChange(deviceId, facts));
+    const alone = async () => {
+      if (change !== undefined) {
+        await this.#guard(what, () => this.#inventory.recordRequest(deviceId, facts));
+      }
+    };
+    if (!options.latest) {
+      await alone();
+      return undefined;
+    }
+    // The device's groups and the active rollouts do not depend on each other.
     const [record, rollouts] = await Promise.all([
-      this.#guard(
-        `record the request of "${deviceId}"`,
-        () =>
-          this.#inventory.recordRequest(deviceId, {
-            product: seen.product,
-            version: seen.currentVersion,
-          }),
-      ),
-      options.latest ? this.#current() : [],
+      this.#guard(`read device "${deviceId}"`, () => this.#inventory.get(deviceId)),
+      this.#current(),
     ]);
-    if (!options.latest) return undefined;
     const device = {
       id: deviceId,
       product: seen.product,
@@ -141,17 +139,20 @@ export class RolloutDriver {
       runningVersion: seen.currentVersion,
     };
     const rollout = holdingRollout(rollouts, device);
-    if (rollout === undefined) return decideLatest(undefined, device, null);
+    if (rollout === undefined) {
+      await alone();
+      return decideLatest(undefined, device, null);
+    }
     const entry = await this.#store.entry(rollout.id, deviceId);
     const decision = decideLatest(rollout, device, entry);
-    // An image answer is followed at once by the `manifest` event, which enrolls the device as
-    // well; the `request` event matters when nothing is sent (a device running the version).
-    if (decision.kind !== "image") {
-      await this.#event(rollout.id, deviceId, {
-        type: "request",
-        runningVersion: seen.currentVersion,
-      });
-    }
+    // An image answer is the `manifest` event (it enrolls the device too; the MANIFEST that
+    // follows finds it recorded and writes nothing); else the `request` event (a device running
+    // the version succeeds that way). The inventory's record of the REQUEST joins its commit.
+    const event: DeviceEvent = decision.kind === "image"
+      ? { type: "manifest" }
+      : { type: "request", runningVersion: seen.currentVersion };
+    const moved = await this.#event(rollout.id, deviceId, event, change);
+    if (moved?.written !== true) await alone();
     return decision;
   }
 
@@ -166,7 +167,7 @@ export class RolloutDriver {
   /**
    * A STATUS from the device: recorded in the inventory (BOOTED moves its running version) and,
    * as a `status` event, in the rollout holding it (a STATUS about another version changes
-   * nothing there).
+   * nothing there). When the event moves the device, both are one commit.
    */
   async status(
     deviceId: string,
@@ -174,18 +175,29 @@ export class RolloutDriver {
   ): Promise<void> {
     if (this.#stopped) return;
     const known = this.#records.find((r) => r.image.sha256 === report.sha256);
+    const facts = { ...report, product: known?.image.product };
+    const what = `record the status of "${deviceId}"`;
+    const change = this.#guardSync(what, () => this.#inventory.statusChange(deviceId, facts));
+    if (change === undefined) return;
     const record = await this.#guard(
-      `record the status of "${deviceId}"`,
-      () => this.#inventory.recordStatus(deviceId, { ...report, product: known?.image.product }),
+      `read device "${deviceId}"`,
+      () => this.#inventory.get(deviceId),
     );
-    if (record === undefined || record.product === "") return;
-    const rollout = holdingRollout(this.#records, record);
-    if (rollout === undefined) return;
-    await this.#event(rollout.id, deviceId, {
+    const product = record?.product || known?.image.product || "";
+    const rollout = product === "" ? undefined : holdingRollout(this.#records, {
+      id: deviceId,
+      product,
+      groups: record?.groups ?? [],
+    });
+    const moved = rollout === undefined ? undefined : await this.#event(rollout.id, deviceId, {
       type: "status",
       status: report.status,
       version: report.version,
-    });
+    }, change);
+    // Not written with a transition (none held it, or the event changed nothing): on its own.
+    if (moved?.written !== true) {
+      await this.#guard(what, () => this.#inventory.recordStatus(deviceId, facts));
+    }
   }
 
   /**
@@ -320,44 +332,34 @@ export class RolloutDriver {
   }
 
   /**
-   * Records a device event in the store and, when it changed the device's state, the
-   * inventory's copy of that state. Logs and returns undefined on failure.
+   * Records a device event in the store. The inventory's copy of the device's state (when the
+   * event moves it) and `inventory` (a change of the device's record, e.g. its STATUS) are
+   * written in the same commit, so the copy never lags the entry and costs no commit of its
+   * own. Logs and returns undefined on failure.
    */
   async #event(
     rolloutId: string,
     deviceId: string,
     event: DeviceEvent,
-  ): Promise<{ from: string; entry: DeviceEntry | null } | undefined> {
-    const result = await this.#guard(
+    inventory?: RecordChange,
+  ): Promise<
+    { applied: boolean; written: boolean; from: string; entry: DeviceEntry | null } | undefined
+  > {
+    return await this.#guard(
       `record ${event.type} of "${deviceId}" in rollout ${rolloutId}`,
-      () => this.#store.recordDeviceEvent(rolloutId, deviceId, event),
+      () =>
+        this.#store.recordDeviceEvent(rolloutId, deviceId, event, {
+          companion: (op, step) => {
+            const moved = step.entry.state === step.from
+              ? undefined
+              : rolloutStateChange({ id: rolloutId, state: step.entry.state });
+            const change = inventory && moved ? bothChanges(inventory, moved) : inventory ?? moved;
+            return change === undefined
+              ? Promise.resolve()
+              : this.#inventory.stageUpdate(op, deviceId, change);
+          },
+        }),
     );
-    if (result === undefined || !result.applied || result.entry === null) return result;
-    if (result.entry.state !== result.from) {
-      // Off the request's path: the copy is for listings, the store's entry is the truth.
-      const copy = this.#guard(
-        `set the rollout state of "${deviceId}"`,
-        () => this.#copyState(rolloutId, deviceId),
-      ).finally(() => this.#copies.delete(copy));
-      this.#copies.add(copy);
-    }
-    return result;
-  }
-
-  /**
-   * Copies the device's state in the store to its inventory record. Another event of the same
-   * device (here or in another instance) may commit meanwhile and copy its state first; so the
-   * copy is checked after it is written: when the store's entry changed since it was read, the
-   * copy is made again. The last copy written is then always of the newest entry.
-   */
-  async #copyState(rolloutId: string, deviceId: string): Promise<void> {
-    for (let round = 0; round < MAX_COPY_ROUNDS; round++) {
-      const entry = await this.#store.entry(rolloutId, deviceId);
-      if (entry === null) return;
-      await this.#inventory.setRolloutState(deviceId, { id: rolloutId, state: entry.state });
-      const after = await this.#store.entry(rolloutId, deviceId);
-      if (after?.state === entry.state && after.updatedAt === entry.updatedAt) return;
-    }
   }
 
   /**
@@ -388,6 +390,16 @@ export class RolloutDriver {
       await this.tick();
       if (!this.#stopped) this.#schedule();
     }, this.#tickMs);
+  }
+
+  /** {@linkcode #guard} for a synchronous `fn`. */
+  #guardSync<T>(what: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      this.#host.log.warn(`cannot ${what}: ${(err as Error).message ?? err}`);
+      return undefined;
+    }
   }
 
   /** Runs `fn`, logging a failure instead of throwing (the inventory refuses bad device data). */
