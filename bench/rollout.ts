@@ -105,6 +105,7 @@ export async function runRolloutSection(o: RolloutBenchOptions): Promise<Rollout
       { product: PRODUCT, version: OLD, size: o.imageBytes },
       { product: PRODUCT, version: NEW, size: o.imageBytes },
     ],
+    release: false,
     prepare: async (catalog) => {
       await inventoryStore(catalog).putMany(seedRecords(o.inventoryDevices, o.devices, prefixes));
       await createRollout(catalog, { image: `${PRODUCT}@${NEW}`, waves: [100], jitter: "10s" });

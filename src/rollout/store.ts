@@ -42,7 +42,7 @@ import {
   rolloutSeqKey,
 } from "../catalog/kv_keys.ts";
 import { KV_MAX_GET_MANY_KEYS as GET_MANY_KEYS } from "../catalog/limits.ts";
-import { DEFAULT_PAGE_SIZE, ENROLL_BATCH, MAX_PAGE_SIZE } from "./limits.ts";
+import { DEFAULT_PAGE_SIZE, ENROLL_BATCH, KV_MAX_WATCH_KEYS, MAX_PAGE_SIZE } from "./limits.ts";
 import { waveIndexOf } from "./membership.ts";
 import {
   applyRolloutEvent,
@@ -195,6 +195,38 @@ export class RolloutStore {
     const ids = (await this.#kv.get<string[]>(rolloutActiveKey())).value ?? [];
     const records = (await this.#getRecords(ids)).filter((r) => r !== null);
     return records.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Resolves when the active rollouts differ from `known` (what the caller read) or change
+   * while it waits, as far as a KV watch sees: commits of this process, through any handle. Also
+   * resolves when `signal` aborts. Watches the active list and at most `KV_MAX_WATCH_KEYS - 1`
+   * records; a change to a record beyond those is not seen (the caller's copy expires by age).
+   */
+  async activeChanged(known: readonly RolloutRecord[], signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const ids = known.map((r) => r.id);
+    const keys = [rolloutActiveKey(), ...ids.slice(0, KV_MAX_WATCH_KEYS - 1).map(rolloutKey)];
+    const reader = this.#kv.watch(keys).getReader();
+    const stop = () => void reader.cancel().catch(() => {});
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      // The first values are those of now: a change between the caller's read and the start of
+      // the watch shows as a difference.
+      const first = await reader.read();
+      if (first.done) return;
+      const [list, ...records] = first.value;
+      const listed = [...((list.value as string[] | null) ?? [])].sort();
+      if (listed.join(",") !== [...ids].sort().join(",")) return;
+      const same = records.every((e, i) => JSON.stringify(e.value) === JSON.stringify(known[i]));
+      if (!same) return;
+      await reader.read();
+    } catch {
+      // A watch that fails ends the wait: the caller reads again.
+    } finally {
+      signal.removeEventListener("abort", stop);
+      stop();
+    }
   }
 
   /**

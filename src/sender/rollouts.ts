@@ -6,12 +6,14 @@
  * deadline passed, publishes OFFERs to queued devices (rate-limited sender-wide) and lets the
  * rules open the next wave, succeed or abort.
  *
- * Every decision is read from and committed to KV; the driver keeps only a copy of the finished
- * rollout records (reloaded when the set of active rollouts changes) and reads the active ones
- * per tick and per request, and the device's entry per request. Several sender
- * instances on one KV may run drivers at once: the store's versionstamp checks make each step
- * happen once, and an offer is published only by the instance whose commit moved the device
- * from QUEUED to OFFERED. A sender restarted mid-rollout carries on from KV.
+ * Every decision is committed to KV. The driver keeps a copy of the finished rollout records
+ * (reloaded when the set of active rollouts changes) and of the active ones (`ActiveRollouts`:
+ * dropped when a KV watch sees a change made in this process, and after at most
+ * `ACTIVE_ROLLOUTS_MAX_AGE_MS`; the tick reads them fresh), and reads the device's entry per
+ * request. Several sender instances on one KV may run drivers at once: the store's versionstamp
+ * checks make each step happen once, and an offer is published only by the instance whose
+ * commit moved the device from QUEUED to OFFERED. A sender restarted mid-rollout carries on
+ * from KV.
  *
  * Nothing a device sends can make the driver throw into the sender: each failure is logged.
  * @module
@@ -26,6 +28,7 @@ import {
 } from "../inventory/mod.ts";
 import {
   ACTIVE_ROLLOUT_STATES,
+  ActiveRollouts,
   decideLatest,
   type DeviceEntry,
   type DeviceEvent,
@@ -73,6 +76,13 @@ export class RolloutDriver {
   readonly #tickMs: number;
   readonly #now: () => number;
   #records: RolloutRecord[] = [];
+  /** The active rollouts for the request path (the tick reads them fresh). */
+  readonly #active: ActiveRollouts;
+  /**
+   * Devices whose `manifest` event the request path wrote with the decision, by the image's
+   * SHA-256: the MANIFEST that follows needs no second look.
+   */
+  readonly #manifestRecorded = new Map<string, string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
   #stopped = false;
@@ -89,6 +99,7 @@ export class RolloutDriver {
     this.#limiter = new RateLimiter(wiring.offersPerSecond ?? ROLLOUT_DEFAULTS.offersPerSecond);
     this.#tickMs = wiring.tickMs ?? ROLLOUT_DEFAULTS.tickMs;
     this.#now = wiring.now ?? Date.now;
+    this.#active = new ActiveRollouts(this.#store);
   }
 
   /** Loads the rollouts and starts the timer (none when `tickMs` is 0: tests call `tick`). */
@@ -101,6 +112,7 @@ export class RolloutDriver {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#active.close();
     await this.#ticking;
   }
 
@@ -115,6 +127,7 @@ export class RolloutDriver {
     options: { latest: boolean },
   ): Promise<LatestDecision | undefined> {
     if (this.#stopped) return undefined;
+    this.#manifestRecorded.delete(deviceId);
     const what = `record the request of "${deviceId}"`;
     const facts = { product: seen.product, version: seen.currentVersion };
     const change = this.#guardSync(what, () => this.#inventory.requestChange(deviceId, facts));
@@ -153,12 +166,18 @@ export class RolloutDriver {
       : { type: "request", runningVersion: seen.currentVersion };
     const moved = await this.#event(rollout.id, deviceId, event, change);
     if (moved?.written !== true) await alone();
+    if (decision.kind === "image" && moved?.applied) {
+      this.#manifestRecorded.set(deviceId, rollout.image.sha256);
+    }
     return decision;
   }
 
   /** A MANIFEST of `image` went to the device: a `manifest` event when its rollout holds it. */
   async transferStarted(deviceId: string, image: ImageMeta): Promise<void> {
     if (this.#stopped) return;
+    const recorded = this.#manifestRecorded.get(deviceId);
+    this.#manifestRecorded.delete(deviceId);
+    if (recorded === image.sha256) return;
     const rollout = await this.#holding(deviceId, image.product);
     if (rollout?.image.sha256 !== image.sha256) return;
     await this.#event(rollout.id, deviceId, { type: "manifest" });
@@ -255,7 +274,7 @@ export class RolloutDriver {
   }
 
   async #step(): Promise<void> {
-    for (const r of await this.#guard("load rollouts", () => this.#current()) ?? []) {
+    for (const r of await this.#guard("load rollouts", () => this.#current(true)) ?? []) {
       if (this.#stopped) return;
       if (r.state !== "RUNNING" && r.state !== "PAUSED") continue;
       try {
@@ -363,12 +382,19 @@ export class RolloutDriver {
   }
 
   /**
-   * The rollout records with the active ones read fresh (two KV reads), so that a rollout just
-   * created, paused or resumed applies to the next request, not only after the next tick. When
-   * the set of active rollouts changed, every record is reloaded.
+   * Every rollout record, the active ones current: read fresh from KV when `fresh` (the tick,
+   * which hands its read to the request path's copy), else from that copy, so that a REQUEST
+   * reads no rollout from KV while the copy is valid (`ActiveRollouts`). When the set of active
+   * rollouts changed, every record is reloaded.
    */
-  async #current(): Promise<RolloutRecord[]> {
-    const active = await this.#store.active();
+  async #current(fresh = false): Promise<RolloutRecord[]> {
+    let active: RolloutRecord[];
+    if (fresh) {
+      active = await this.#store.active();
+      this.#active.update(active);
+    } else {
+      active = await this.#active.get();
+    }
     const isActive = (r: RolloutRecord) => ACTIVE_ROLLOUT_STATES.includes(r.state);
     const cached = this.#records.filter(isActive).map((r) => r.id).join(",");
     if (cached === active.map((r) => r.id).join(",")) {
