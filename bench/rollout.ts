@@ -25,6 +25,10 @@ import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod
 import { formatTable } from "../src/format/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { runFleet as runLongLivedFleet } from "../src/sim/fleet.ts";
+import { Receiver } from "../src/sim/receiver.ts";
+import { rolloutStore } from "../src/rollout/store.ts";
+import { Sender } from "../src/sender/sender.ts";
+import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import { quantile, runFleet } from "./devices.ts";
 import { startSenderProcess } from "./sender_process.ts";
 
@@ -70,6 +74,15 @@ export interface RolloutBenchResult {
   /** Seconds the sender took to enroll the 10 000 devices of the wave. */
   enrolSeconds: number;
   kv: KvWrites;
+  /** KV operations per update on each request path, devices one after another. */
+  paths: RequestPaths;
+}
+
+/** KV reads and commits of one update (REQUEST to VERIFIED) per path, and its MANIFEST time. */
+export interface RequestPaths {
+  devices: number;
+  latest: { reads: number; commits: number; manifestP50Ms: number };
+  named: { reads: number; commits: number; manifestP50Ms: number };
 }
 
 /** The KV writes of the whole-update measurement. */
@@ -179,6 +192,7 @@ export async function runRolloutSection(o: RolloutBenchOptions): Promise<Rollout
   const latest = med(pick("latest"));
   const named = med(pick("named"));
   const kv = await measureKvWrites(o);
+  const paths = await measureRequestPaths({ ...o, devices: 40 });
   return {
     inventoryDevices: o.inventoryDevices,
     devices: o.devices,
@@ -192,6 +206,7 @@ export async function runRolloutSection(o: RolloutBenchOptions): Promise<Rollout
     senderPeakRssMiB,
     enrolSeconds: round(enrolSeconds, 1),
     kv,
+    paths,
   };
 }
 
@@ -292,6 +307,113 @@ async function addImages(catalog: Catalog, size: number): Promise<void> {
 }
 
 /**
+ * KV reads (`get`, `getMany`, `list`) and commits per update on each path, with one device at a
+ * time against a sender in this process whose rollout timer is off (so that only the requests
+ * touch KV): a running one-wave rollout over an inventory of `inventoryDevices`, one-shot
+ * devices asking for `latest` or for the version by name, alternating in halves.
+ */
+export async function measureRequestPaths(
+  o: Pick<RolloutBenchOptions, "brokerUrl" | "inventoryDevices" | "devices" | "progress">,
+): Promise<RequestPaths> {
+  o.progress(`rollout: KV operations per request path, ${o.devices} devices one at a time ...`);
+  const dir = await Deno.makeTempDir({ prefix: "ota-bench-paths-" });
+  const catalog = await Catalog.open(`${dir}/ota.kv`);
+  const transport = await connectMqtt({ url: o.brokerUrl, clientId: "bench-paths-sender" });
+  let sender: Sender | undefined;
+  try {
+    await addImages(catalog, 16 * 1024);
+    const half = Math.max(1, Math.floor(o.devices / 4));
+    await inventoryStore(catalog).putMany(
+      seedRecords(Math.max(o.inventoryDevices, 4 * half), 2 * half, ["pn", "pl"]),
+    );
+    sender = await Sender.start({
+      transport,
+      catalog,
+      prefix: "ota",
+      senderId: "bench-paths",
+      rollouts: { rollouts: rolloutStore(catalog), inventory: inventoryStore(catalog), tickMs: 0 },
+    });
+    await createRollout(catalog, { image: `${PRODUCT}@${NEW}`, waves: [100] });
+    await sender.rollouts!.tick();
+    const counter = countKvOps();
+    const totals = {
+      latest: { reads: 0, commits: 0, ms: [] as number[] },
+      named: { reads: 0, commits: 0, ms: [] as number[] },
+    };
+    try {
+      for (let pass = 0; pass < 2; pass++) {
+        for (const path of ["named", "latest"] as const) {
+          for (let i = pass * half + 1; i <= (pass + 1) * half; i++) {
+            const id = `${path === "latest" ? "pl" : "pn"}-${i}`;
+            const before = { ...counter.ops };
+            const r = await new Receiver({
+              deviceId: id,
+              connect: () => connectMqtt({ url: o.brokerUrl, clientId: id }),
+              prefix: "ota",
+              product: PRODUCT,
+              currentVersion: OLD,
+              wantedVersion: path === "latest" ? "latest" : NEW,
+            }).run();
+            if (r.status !== "VERIFIED") throw new Error(`${id}: ${r.status} ${r.detail}`);
+            // The sender closes the transfer when the STATUS arrives, just after the device.
+            await new Promise((res) => setTimeout(res, 20));
+            totals[path].reads += counter.ops.reads - before.reads;
+            totals[path].commits += counter.ops.commits - before.commits;
+            totals[path].ms.push(r.manifestSeconds * 1000);
+          }
+        }
+      }
+    } finally {
+      counter.restore();
+    }
+    const row = (t: typeof totals.latest) => ({
+      reads: round(t.reads / t.ms.length, 1),
+      commits: round(t.commits / t.ms.length, 1),
+      manifestP50Ms: round(quantile(t.ms.sort((a, b) => a - b), 0.5), 1),
+    });
+    return { devices: 4 * half, latest: row(totals.latest), named: row(totals.named) };
+  } finally {
+    await sender?.stop();
+    await transport.close();
+    catalog.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Counts KV reads and successful commits (and plain sets) of this process until restored. */
+function countKvOps(): { readonly ops: { reads: number; commits: number }; restore(): void } {
+  const kv = Deno.Kv.prototype;
+  const atomic = Deno.AtomicOperation.prototype;
+  const saved = { get: kv.get, getMany: kv.getMany, list: kv.list, set: kv.set };
+  const commit = atomic.commit;
+  const ops = { reads: 0, commits: 0 };
+  const reading = <F extends (...a: never[]) => unknown>(f: F) =>
+    function (this: Deno.Kv, ...a: Parameters<F>) {
+      ops.reads++;
+      return f.apply(this, a);
+    } as unknown as F;
+  kv.get = reading(saved.get);
+  kv.getMany = reading(saved.getMany);
+  kv.list = reading(saved.list);
+  kv.set = function (this: Deno.Kv, ...a: Parameters<Deno.Kv["set"]>) {
+    ops.commits++;
+    return saved.set.apply(this, a);
+  };
+  atomic.commit = async function (this: Deno.AtomicOperation) {
+    const r = await commit.call(this);
+    if (r.ok) ops.commits++;
+    return r;
+  };
+  return {
+    ops,
+    restore() {
+      Object.assign(kv, saved);
+      atomic.commit = commit;
+    },
+  };
+}
+
+/**
  * Counts successful KV commits and plain sets/deletes of this process until restored, and
  * classifies each by the first elements of the keys it writes (`kinds`: kind → commits).
  */
@@ -384,7 +506,11 @@ export function rolloutTable(r: RolloutBenchResult): string {
   return `${head}\n${table}\n  throughput latest / named: ${r.medians.throughputRatio}; ` +
     `sender peak RSS ${r.senderPeakRssMiB} MiB; KV writes per updated device ` +
     `${r.kv.commitsPerUpdatedDevice} (${r.kv.commits} for ${r.kv.devices} whole updates)\n` +
-    r.kv.byKind.map((k) => `    ${k.perDevice.toFixed(2)}  ${k.kind}`).join("\n");
+    r.kv.byKind.map((k) => `    ${k.perDevice.toFixed(2)}  ${k.kind}`).join("\n") +
+    `\n  KV per update, ${r.paths.devices} devices one at a time: latest ${r.paths.latest.reads} ` +
+    `reads ${r.paths.latest.commits} commits (MANIFEST p50 ${r.paths.latest.manifestP50Ms} ms), ` +
+    `named ${r.paths.named.reads} reads ${r.paths.named.commits} commits ` +
+    `(${r.paths.named.manifestP50Ms} ms)`;
 }
 
 /**
@@ -394,13 +520,20 @@ export function rolloutTable(r: RolloutBenchResult): string {
 if (import.meta.main) {
   const broker = await startMosquitto();
   try {
+    const progress = (line: string) => console.error(line);
     const kv = await measureKvWrites({
       brokerUrl: broker.url,
       imageBytes: 64 * 1024,
       kvDevices: Number(Deno.args[0] ?? 100),
-      progress: (line) => console.error(line),
+      progress,
     });
-    console.log(JSON.stringify(kv, null, 2));
+    const paths = await measureRequestPaths({
+      brokerUrl: broker.url,
+      inventoryDevices: 10_000,
+      devices: 40,
+      progress,
+    });
+    console.log(JSON.stringify({ kv, paths }, null, 2));
   } finally {
     await broker.stop();
   }
