@@ -32,7 +32,7 @@ export class ActiveRollouts {
   readonly #closing = new AbortController();
   #copy: { records: RolloutRecord[]; at: number } | undefined;
   #loading: Promise<RolloutRecord[]> | undefined;
-  #watching: Promise<void> | undefined;
+  #watching = false;
   /** Reads of KV made for the request path (tests and the bench look at it). */
   reads = 0;
 
@@ -85,17 +85,24 @@ export class ActiveRollouts {
 
   /** Watches for changes while a copy is kept; a change drops the copy. */
   #watch(): void {
-    if (this.#watching !== undefined || this.#closing.signal.aborted) return;
-    this.#watching = (async () => {
-      while (this.#copy !== undefined && !this.#closing.signal.aborted) {
-        const watched = this.#copy;
-        await this.#store.activeChanged(watched.records, this.#closing.signal);
-        this.#generation++;
-        // A newer copy handed over meanwhile (update) is checked on the next round.
-        if (this.#copy === watched) this.#copy = undefined;
+    if (this.#watching || this.#closing.signal.aborted) return;
+    this.#watching = true;
+    (async () => {
+      try {
+        while (this.#copy !== undefined && !this.#closing.signal.aborted) {
+          const watched = this.#copy;
+          await this.#store.activeChanged(watched.records, this.#closing.signal);
+          this.#generation++;
+          // A newer copy handed over meanwhile (update) is checked on the next round.
+          if (this.#copy === watched) this.#copy = undefined;
+        }
+      } catch {
+        this.#copy = undefined;
+      } finally {
+        // Cleared in the same turn as the loop's last check, so a copy taken after it starts a
+        // new watch.
+        this.#watching = false;
       }
-    })().catch(() => {
-      this.#copy = undefined;
-    }).finally(() => (this.#watching = undefined));
+    })();
   }
 }

@@ -118,8 +118,9 @@ export class RolloutDriver {
 
   /**
    * Records a REQUEST in the inventory and, when the device asks for `latest`, decides what it
-   * gets from the rollout that holds it (recording the `request` event there). Returns the
-   * decision, or undefined when it did not ask for `latest` or the inventory refused its data.
+   * gets from the rollout that holds it (recording there the `manifest` event for an image, the
+   * `request` event otherwise, with the inventory's record in the same commit). Returns the
+   * decision, or undefined when it did not ask for `latest`.
    */
   async request(
     deviceId: string,
