@@ -26,6 +26,11 @@ export interface SenderProcessOptions {
   transfer?: Record<string, number | boolean>;
   /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
   prepare?: (catalog: Catalog) => Promise<void>;
+  /**
+   * Release each image with a one-wave rollout (default true); false when `prepare` makes the
+   * rollouts (one product's images cannot all be released: their targets overlap).
+   */
+  release?: boolean;
 }
 
 /** Resource use of a process from /proc. */
@@ -79,6 +84,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
       );
       // Devices asking for latest get what a rollout assigns: one wave to the whole product,
       // which no benchmark failure aborts.
+      if (options.release === false) continue;
       await createRollout(catalog, {
         image: meta.sha256,
         waves: [100],
