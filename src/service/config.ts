@@ -11,6 +11,8 @@ import { isAbsolute, join, resolve } from "node:path";
 import {
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
+  MAX_PRODUCT_BYTES,
+  MAX_URL_BASE_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
@@ -22,6 +24,11 @@ import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
 import type { HttpConfig } from "../http/context.ts";
+import {
+  DEFAULT_DOWNLOAD_TOKEN_SECONDS,
+  MAX_DOWNLOAD_TOKEN_SECONDS,
+  MIN_DOWNLOAD_TOKEN_SECONDS,
+} from "../http/download_token.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -85,7 +92,14 @@ export const DEFAULT_CONFIG: SenderConfig = {
     allowExplicitVersions: ROLLOUT_DEFAULTS.allowExplicitVersions,
     offersPerSecond: ROLLOUT_DEFAULTS.offersPerSecond,
   },
-  http: { listen: "", publicUrl: "", adminTokens: "", readTokens: "" },
+  http: {
+    listen: "",
+    publicUrl: "",
+    adminTokens: "",
+    readTokens: "",
+    downloadProducts: "",
+    downloadTokenSeconds: DEFAULT_DOWNLOAD_TOKEN_SECONDS,
+  },
 };
 
 /** A configuration problem; the message names the key and says what is expected. */
@@ -293,6 +307,26 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     "http.publicUrl",
     'empty or an http(s) URL such as "https://ota.example.com"',
     c.http.publicUrl,
+  );
+  check(
+    new TextEncoder().encode(c.http.publicUrl).length <= MAX_URL_BASE_BYTES,
+    "http.publicUrl",
+    `at most ${MAX_URL_BASE_BYTES} bytes, so that every download URL fits a MANIFEST (docs/protocol.md §4.2)`,
+    c.http.publicUrl,
+  );
+  check(
+    int(c.http.downloadTokenSeconds, MIN_DOWNLOAD_TOKEN_SECONDS, MAX_DOWNLOAD_TOKEN_SECONDS),
+    "http.downloadTokenSeconds",
+    `${MIN_DOWNLOAD_TOKEN_SECONDS}..${MAX_DOWNLOAD_TOKEN_SECONDS} seconds`,
+    c.http.downloadTokenSeconds,
+  );
+  check(
+    c.http.downloadProducts.split(",").map((p) => p.trim()).every((p) =>
+      p === "" || p === "*" || new TextEncoder().encode(p).length <= MAX_PRODUCT_BYTES
+    ),
+    "http.downloadProducts",
+    `empty, "*" or comma-separated product names of at most ${MAX_PRODUCT_BYTES} bytes`,
+    c.http.downloadProducts,
   );
   if (c.http.listen !== "" && c.http.adminTokens.trim() === "" && c.http.readTokens.trim() === "") {
     throw new ConfigError(
