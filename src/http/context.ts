@@ -28,6 +28,8 @@ export interface HttpConfig {
   downloadProducts: string;
   /** Lifetime of a download token (the URL of such a MANIFEST), in seconds. */
   downloadTokenSeconds: number;
+  /** Largest image `POST /api/images` accepts, in bytes; the body is cut off beyond it. */
+  maxUploadBytes: number;
 }
 
 /** Everything a route may use. */
@@ -41,6 +43,8 @@ export interface HttpContext {
   senderId: string;
   config: HttpConfig;
   log: SenderLog;
+  /** Aborted when the server stops: long-lived responses (server-sent events) end on it. */
+  stopping?: AbortSignal;
   /** Wall clock, ms since the epoch; default `Date.now`. */
   now?: () => number;
 }

@@ -195,6 +195,8 @@ export interface TransferEnd {
   bytesAcknowledged: number;
   chunksSent: number;
   resends: number;
+  /** Of `resends`, those a NACK caused. */
+  resendsAfterNack: number;
   /** Start and end on the transfer's clock, in ms. */
   startedAt: number;
   endedAt: number;
@@ -211,6 +213,15 @@ export interface TransferProgress {
   /** Chunks acknowledged (every index below this one). */
   acked: number;
   chunks: number;
+  /** Product and version of the image sent. */
+  product: string;
+  version: string;
+  /** Image size, and bytes the device holds now (those it resumed from included). */
+  size: number;
+  bytesHeld: number;
+  /** Bytes acknowledged in this transfer and the seconds they took: the rate's terms (format/rate.ts). */
+  bytesAcknowledged: number;
+  rateSeconds: number;
 }
 
 /** One transfer; see the module doc. */
@@ -286,6 +297,16 @@ export class Transfer {
     return this.#window.resends;
   }
 
+  /** Of {@link Transfer.resends}, those a NACK caused. */
+  get resendsAfterNack(): number {
+    return this.#window.resendsAfterNack;
+  }
+
+  /** Chunks sent so far, resends included. */
+  get chunksSent(): number {
+    return this.#window.chunksSent;
+  }
+
   /** The resend timeout now, in ms. */
   get rto(): number {
     return this.#timer.timeoutMs;
@@ -304,7 +325,22 @@ export class Transfer {
       state: this.#state,
       acked: this.#window.acked,
       chunks: this.chunkCount,
+      product: this.init.image.product,
+      version: this.init.image.version,
+      size: this.#size,
+      bytesHeld: this.#bytesHeld(),
+      bytesAcknowledged: Math.max(0, this.#bytesHeld() - this.init.startOffset),
+      rateSeconds: this.#clock.seconds,
     };
+  }
+
+  /**
+   * Bytes below the first unacknowledged chunk: what the device holds. A URL transfer
+   * acknowledges nothing: its device holds the start offset, and the whole image once verified.
+   */
+  #bytesHeld(): number {
+    if (this.init.download) return this.#outcome?.ok ? this.#size : this.init.startOffset;
+    return Math.min(this.#window.acked * this.init.chunkSize, this.#size);
   }
 
   /** Sends the MANIFEST and the first window of chunks (a URL transfer: the MANIFEST alone). */
@@ -351,11 +387,8 @@ export class Transfer {
   }
 
   #end(now: number): TransferEnd {
-    const { image, chunkSize, startOffset } = this.init;
-    const acknowledged = this.init.download
-      // A URL transfer acknowledges nothing; a verified download delivered the rest of the image.
-      ? (this.#outcome?.ok ? this.#size : startOffset)
-      : Math.min(this.#window.acked * chunkSize, image.bytes.length);
+    const { image, startOffset } = this.init;
+    const acknowledged = this.#bytesHeld();
     this.#clock.end(now);
     return {
       transferId: this.id,
@@ -365,6 +398,7 @@ export class Transfer {
       bytesAcknowledged: Math.max(0, acknowledged - startOffset),
       chunksSent: this.#window.chunksSent,
       resends: this.#window.resends,
+      resendsAfterNack: this.#window.resendsAfterNack,
       startedAt: this.#startedAt,
       endedAt: now,
       rateSeconds: this.#clock.seconds,

@@ -19,7 +19,7 @@ import {
   RESERVED_SENDER_IDS,
   senderIdProblem,
 } from "../protocol/mod.ts";
-import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
+import { DEFAULT_CACHE_BYTES, MAX_IMAGE_BYTES } from "../catalog/limits.ts";
 import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
@@ -97,6 +97,7 @@ export const DEFAULT_CONFIG: SenderConfig = {
     publicUrl: "",
     adminTokens: "",
     readTokens: "",
+    maxUploadBytes: MAX_IMAGE_BYTES,
     downloadProducts: "",
     downloadTokenSeconds: DEFAULT_DOWNLOAD_TOKEN_SECONDS,
   },
@@ -328,6 +329,12 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     `empty, "*" or comma-separated product names of at most ${MAX_PRODUCT_BYTES} bytes`,
     c.http.downloadProducts,
   );
+  check(
+    int(c.http.maxUploadBytes, 1, MAX_IMAGE_BYTES),
+    "http.maxUploadBytes",
+    `1..${MAX_IMAGE_BYTES} (the catalog's largest image)`,
+    c.http.maxUploadBytes,
+  );
   if (c.http.listen !== "" && c.http.adminTokens.trim() === "" && c.http.readTokens.trim() === "") {
     throw new ConfigError(
       `Invalid config: "http.listen" is set but no token is: set "http.adminTokens" ` +
@@ -338,7 +345,11 @@ export function validateConfig(c: SenderConfig): SenderConfig {
 }
 
 /** Environment variables starting with OTA_ that are not config keys but are known. */
-const OTHER_OTA_VARIABLES = new Set(["OTA_REQUIRE_MOSQUITTO"]);
+const OTHER_OTA_VARIABLES = new Set([
+  "OTA_REQUIRE_MOSQUITTO",
+  "OTA_REQUIRE_BROWSER",
+  "OTA_CHROMIUM",
+]);
 
 /** Every environment variable that sets a config key, e.g. `OTA_BROKER_URL`. */
 export function configEnvNames(
