@@ -24,6 +24,8 @@ export interface FleetOptions {
   want?: string;
   /** Version the devices say they run; default none. */
   currentVersion?: string;
+  /** Ask for an HTTP download (protocol §7.3); default no. */
+  http?: boolean;
 }
 
 /** What a fleet run measured. */
@@ -76,6 +78,7 @@ export async function runOneConnected(
     product: options.product,
     chunkSize: options.chunkSize ?? 0,
     window: options.window ?? 0,
+    http: options.http,
   });
   return await receiver.run();
 }

@@ -24,6 +24,8 @@ export interface SenderProcessOptions {
   images: BenchImage[];
   /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
   transfer?: Record<string, number | boolean>;
+  /** Overrides of `http.*` config keys, e.g. `{ listen: "127.0.0.1:8080" }`. */
+  http?: Record<string, number | string>;
   /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
   prepare?: (catalog: Catalog) => Promise<void>;
   /**
@@ -106,6 +108,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   for (const [k, v] of Object.entries(options.transfer ?? {})) {
     env[envName(["transfer", k])] = String(v);
   }
+  for (const [k, v] of Object.entries(options.http ?? {})) env[envName(["http", k])] = String(v);
   const root = new URL("../", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     // BENCH_SENDER_FLAGS adds deno flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
