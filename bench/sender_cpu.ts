@@ -6,6 +6,10 @@
  * change of the machine's load hits both sides of each ratio alike. Per round: the transfers'
  * median throughput, the sender's CPU per MiB (all threads, bench/cpu_clock.ts) and the native
  * pipe's throughput and publisher CPU per MiB; at the end the medians and the targets' verdicts.
+ * Before each round the idle sender is watched for a few seconds: its timers (the transfer tick,
+ * the rollout driver's KV reads) cost CPU per second, not per MiB, and on a loaded machine where a
+ * transfer crawls they would otherwise swell the per-MiB figure; the round also reports the CPU
+ * per MiB without them. By thread: the main thread (`deno`), V8's helpers, Deno KV's thread.
  *
  * Options: `--rounds N` (default 3), `--transfers N` per round (default 12), `--size MiB`
  * (default 4), `--json`.
@@ -16,7 +20,7 @@ import { intOption, parseCommandLine } from "../src/command/args.ts";
 import { MiB } from "../src/format/mod.ts";
 import { DEFAULT_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
-import { cpuSecondsBetween, readCpu } from "./cpu_clock.ts";
+import { cpuSecondsBetween, cpuSecondsByThread, readCpu } from "./cpu_clock.ts";
 import { runOneConnected } from "./devices.ts";
 import { createNativeCeiling } from "./native_ceiling.ts";
 import { checkNativeTargets } from "./native_targets.ts";
@@ -26,6 +30,8 @@ import { startSenderProcess } from "./sender_process.ts";
 const WARMUP_BYTES = 16 * MiB;
 /** Chunk bytes the native pipe moves per round. */
 const NATIVE_BYTES = 32 * MiB;
+/** How long the idle sender is watched before each round. */
+const IDLE_MS = 3000;
 
 /** Figures of one round. */
 export interface BudgetRound {
@@ -33,6 +39,12 @@ export interface BudgetRound {
   senderCpuSecondsPerMiB: number;
   nativeMibPerSecond: number;
   nativeCpuSecondsPerMiB: number;
+  /** The sender's CPU seconds per MiB by thread name (main thread `deno`, V8 helpers, KV). */
+  senderThreads: Record<string, number>;
+  /** CPU seconds per second the idle sender spent just before the round (its timers). */
+  idleCpuPerSecond: number;
+  /** `senderCpuSecondsPerMiB` less the idle rate over the round's duration: the transfers' own. */
+  transferCpuSecondsPerMiB: number;
 }
 
 function median(xs: number[]): number {
@@ -68,19 +80,34 @@ async function main(): Promise<void> {
       } finally {
         await native.close();
       }
+      const idleBefore = readCpu(sender.pid);
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      const idleCpuPerSecond = cpuSecondsBetween(idleBefore, readCpu(sender.pid)) /
+        (IDLE_MS / 1000);
       const rates: number[] = [];
+      const started = performance.now();
       const before = readCpu(sender.pid);
       for (let i = 0; i < transfers; i++) {
         const res = await runOneConnected({ url: broker.url, product: "bench-cpu" });
         if (!res.ok) throw new Error(`transfer failed: ${res.status} ${res.detail}`);
         rates.push(size / MiB / res.seconds);
       }
-      const cpu = cpuSecondsBetween(before, readCpu(sender.pid)) / (size * transfers / MiB);
+      const after = readCpu(sender.pid);
+      const elapsed = (performance.now() - started) / 1000;
+      const mib = size * transfers / MiB;
+      const cpu = cpuSecondsBetween(before, after) / mib;
+      const senderThreads: Record<string, number> = {};
+      for (const [name, s] of cpuSecondsByThread(before, after)) {
+        if (s > 0) senderThreads[name] = s / mib;
+      }
       const round: BudgetRound = {
         mibPerSecond: median(rates),
         senderCpuSecondsPerMiB: cpu,
         nativeMibPerSecond: nat.mibPerSecond,
         nativeCpuSecondsPerMiB: nat.publisherCpuSecondsPerMiB,
+        senderThreads,
+        idleCpuPerSecond,
+        transferCpuSecondsPerMiB: cpu - idleCpuPerSecond * elapsed / mib,
       };
       results.push(round);
       console.error(
@@ -90,7 +117,13 @@ async function main(): Promise<void> {
           (cpu * 1000).toFixed(2)
         } ms/MiB (native ${(nat.publisherCpuSecondsPerMiB * 1000).toFixed(2)}, ${
           (cpu / nat.publisherCpuSecondsPerMiB).toFixed(2)
-        } ×)`,
+        } ×), idle ${(idleCpuPerSecond * 1000).toFixed(1)} ms/s, transfers alone ${
+          (round.transferCpuSecondsPerMiB * 1000).toFixed(2)
+        } ms/MiB (${
+          (round.transferCpuSecondsPerMiB / nat.publisherCpuSecondsPerMiB).toFixed(2)
+        } ×); by thread ms/MiB: ${
+          Object.entries(senderThreads).map(([n, s]) => `${n} ${(s * 1000).toFixed(2)}`).join(", ")
+        }`,
       );
     }
   } finally {
@@ -104,6 +137,9 @@ async function main(): Promise<void> {
     senderCpuSecondsPerMiB: median(results.map((r) => r.senderCpuSecondsPerMiB)),
     nativeCpuSecondsPerMiB: median(results.map((r) => r.nativeCpuSecondsPerMiB)),
   });
+  const alone = median(results.map((r) => r.transferCpuSecondsPerMiB)) /
+    median(results.map((r) => r.nativeCpuSecondsPerMiB));
+  console.error(`without the idle sender's timers: ${alone.toFixed(2)} × native publisher`);
   for (const v of verdicts) {
     console.error(`${v.target}: ${v.value.toFixed(2)} ${v.holds ? "holds" : "does NOT hold"}`);
   }
