@@ -17,7 +17,7 @@ export interface CpuReading {
   /** Run time of each thread in nanoseconds, by thread id. */
   threads: Map<number, number>;
   /** Name of each thread (`/proc/{pid}/task/{tid}/comm`), by thread id. */
-  names: Map<number, string>;
+  names?: Map<number, string>;
   /** User + system time of the process and its ended threads, in 10 ms ticks, as seconds. */
   tickSeconds: number;
 }
@@ -51,7 +51,7 @@ export function readCpu(pid: number | "self"): CpuReading {
 export function cpuSecondsByThread(before: CpuReading, after: CpuReading): Map<string, number> {
   const out = new Map<string, number>();
   for (const [tid, t1] of after.threads) {
-    const name = after.names.get(tid) ?? "?";
+    const name = after.names?.get(tid) ?? "?";
     const ns = t1 - (before.threads.get(tid) ?? 0);
     out.set(name, (out.get(name) ?? 0) + ns / 1e9);
   }

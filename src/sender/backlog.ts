@@ -24,6 +24,8 @@ const EMPTY = new Uint8Array(0);
 /** Counts published bytes until written and holds senders above the cap. */
 export class Backlog<T> {
   #bytes = 0;
+  /** Every byte ever published through here: one addition per message, read by scrapes. */
+  #published = 0;
   /** Held back by the cap, resumed in order as it drains. */
   readonly #held = new Set<T>();
 
@@ -41,10 +43,16 @@ export class Backlog<T> {
     return this.#bytes;
   }
 
+  /** Bytes published since start (topic, properties and payload of every message). */
+  get publishedTotal(): number {
+    return this.#published;
+  }
+
   /** Publishes, counting the bytes until the transport has written them. */
   publish(topic: string, payload: Uint8Array, options: PublishOptions): void {
     const n = publishedBytes(topic, payload, options);
     this.#bytes += n;
+    this.#published += n;
     this.transport.publish(topic, payload, options).then(
       () => this.#written(n),
       (err) => this.#failed(topic, n, err),
@@ -72,6 +80,7 @@ export class Backlog<T> {
     return (head, body) => {
       const n = fixed + head.length + body.length;
       this.#bytes += n;
+      this.#published += n;
       prepared.publish(head, body, (err) => err ? this.#failed(topic, n, err) : this.#written(n));
     };
   }
