@@ -104,6 +104,15 @@ export interface TransferInit {
   /** Publishes a message; must not throw (errors are the caller's to log). */
   send: (topic: string, payload: Uint8Array, options: PublishOptions) => void;
   /**
+   * Optional: a publisher of the CHUNKs to `topic` as a header and the chunk's bytes in the
+   * image, which need not be joined into one buffer (the sender's transport fast path). Used at
+   * QoS 0; without it every CHUNK is copied into a new message for `send`.
+   */
+  prepare?: (
+    topic: string,
+    options: PublishOptions,
+  ) => (head: Uint8Array, body: Uint8Array) => void;
+  /**
    * Asked before each CHUNK: false holds the transfer until a `resume` event (the sender's
    * outgoing socket is backed up). Default: always true.
    */
@@ -242,6 +251,12 @@ export class Transfer {
   readonly #resendBudget: number;
   readonly #clock = new TransferClock();
   #outcome: TransferOutcome | null = null;
+  /** Options of every MANIFEST and CHUNK: the same for the whole transfer. */
+  readonly #dataOptions: PublishOptions;
+  /** The CHUNK publisher of `init.prepare`, when given and at QoS 0. */
+  readonly #sendChunkParts?: (head: Uint8Array, body: Uint8Array) => void;
+  /** A CHUNK's header, rewritten for each CHUNK (the publisher copies it before it returns). */
+  readonly #chunkHead = new Uint8Array(CHUNK_HEADER_BYTES);
 
   constructor(readonly init: TransferInit) {
     this.#state = init.download ? "AWAIT_DOWNLOAD" : "SENDING";
@@ -260,6 +275,14 @@ export class Transfer {
       minMs: init.timing.minResendTimeoutMs,
       maxMs: init.timing.maxAckTimeoutMs,
     });
+    this.#dataOptions = {
+      qos: init.dataQos,
+      responseTopic: init.ackTopic,
+      correlationData: init.correlationData,
+    };
+    if (init.dataQos === 0 && init.prepare) {
+      this.#sendChunkParts = init.prepare(init.dataTopic, this.#dataOptions);
+    }
   }
 
   /** Transfer id of the manifest. */
@@ -560,23 +583,27 @@ export class Transfer {
     const { image, chunkSize } = this.init;
     const offset = index * chunkSize;
     const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
-    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
-    writeChunkHeader(message, {
+    const header = {
       transferId: this.id,
       index,
       offset,
       length: payload.length,
       crc32: image.crc(index),
-    });
+    };
+    if (this.#sendChunkParts) {
+      // No copy of the chunk: the header and the image's own bytes go out as they are.
+      writeChunkHeader(this.#chunkHead, header);
+      this.#sendChunkParts(this.#chunkHead, payload);
+      return;
+    }
+    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
+    writeChunkHeader(message, header);
     message.set(payload, CHUNK_HEADER_BYTES);
     this.#publish(message, this.init.dataQos);
   }
 
   #publish(payload: Uint8Array, qos: 0 | 1): void {
-    this.init.send(this.init.dataTopic, payload, {
-      qos,
-      responseTopic: this.init.ackTopic,
-      correlationData: this.init.correlationData,
-    });
+    const options = qos === this.init.dataQos ? this.#dataOptions : { ...this.#dataOptions, qos };
+    this.init.send(this.init.dataTopic, payload, options);
   }
 }

@@ -239,6 +239,7 @@ function openTransfer(
     adaptive: settings.adaptiveWindow,
     timing: settings.timing,
     send: (topic, payload, options) => ctx.backlog.publish(topic, payload, options),
+    prepare: (topic, options) => ctx.backlog.prepare(topic, options),
     mayPublish: (t) => ctx.backlog.mayPublish(t),
     onClose: (end) => ctx.transferClosed(end),
     download: url === undefined ? undefined : {
