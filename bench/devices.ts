@@ -26,6 +26,8 @@ export interface FleetOptions {
   currentVersion?: string;
   /** Devices ask for the shared image stream (protocol §11). */
   shared?: boolean;
+  /** Ask for an HTTP download (protocol §7.3); default no. */
+  http?: boolean;
 }
 
 /** What a fleet run measured. */
@@ -79,6 +81,7 @@ export async function runOneConnected(
     product: options.product,
     chunkSize: options.chunkSize ?? 0,
     window: options.window ?? 0,
+    http: options.http,
   });
   return await receiver.run();
 }

@@ -9,7 +9,8 @@
  * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
  *    the task design (bench/firmware_device.ts);
  * 4. fleets of 1 to 1000 devices downloading at once from one sender process;
- * 5. one-to-many (bench/one_to_many.ts): the same image to many devices by unicast and by the
+ * 5. one image over MQTT next to the same image over HTTP (protocol §7.3, bench/http_download.ts);
+ * 6. one-to-many (bench/one_to_many.ts): the same image to many devices by unicast and by the
  *    shared stream of protocol §11, sender CPU per delivered MiB of each, also on the slow link.
  * Every throughput is also given as a ratio to both ceilings at the same chunk size, and the
  * sender's CPU per MiB as a ratio to the native publisher's (targets: bench/native_targets.ts).
@@ -43,6 +44,7 @@ import { startSlowProxy } from "./slow_proxy.ts";
 import { type RolloutBenchResult, rolloutTable, runRolloutSection } from "./rollout.ts";
 import { runFirmwareSection } from "./firmware_device.ts";
 import { type OneToManyResult, oneToManyTable, runOneToManySection } from "./one_to_many.ts";
+import { type HttpBenchRow, runHttpSection } from "./http_download.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
@@ -61,8 +63,9 @@ compiler, pkg-config and libmosquitto-dev (apt). Results: docs/performance.md.
 Options:
   --quick          smaller images, fleets up to 100 (under a minute)
   --json           print one JSON object with every figure on stdout (progress and table: stderr)
-  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout,shared
-                   (default: all; rollout: 10 000 inventory devices, 1 000 downloading;
+  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout,http,
+                   shared (default: all; rollout: 10 000 inventory devices, 1 000 downloading;
+                   http: one image over MQTT next to the same image over HTTP;
                    shared: one-to-many at a reduced size, 200 devices × 1 MiB)
   --one-to-many    only the one-to-many section, at full size: 1000 devices × 1 MiB, unicast
                    and shared, then 100 devices on the slow link
@@ -88,7 +91,16 @@ interface Args {
 }
 
 /** Sections of a run, in the order they run. */
-const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet", "rollout", "shared"];
+const SECTIONS = [
+  "ceiling",
+  "single",
+  "slow",
+  "firmware",
+  "fleet",
+  "rollout",
+  "http",
+  "shared",
+];
 
 /** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
@@ -511,6 +523,14 @@ async function main(): Promise<number> {
         progress,
       });
     }
+    if (args.only.has("http")) {
+      out.http = await runHttpSection({
+        brokerUrl: broker.url,
+        imageBytes: sizes.single,
+        runs: sizes.singleRuns,
+        progress,
+      });
+    }
     // The targets are stated for one transfer at default settings: the device asks for 0/0.
     const byDefault = (out.single as Record<string, number | string>[] | undefined)?.find((r) =>
       r.chunkBytes === "default" && r.window === "default"
@@ -604,6 +624,24 @@ function table(out: Record<string, unknown>): string {
         r.ceilingChunkBytes,
         Number(r.senderCpuSecondsPerMiB).toFixed(4),
         Number(r.senderCpuRatioToNative).toFixed(1),
+      ]),
+    );
+  }
+  if (out.http) {
+    lines.push(
+      "",
+      "One image over MQTT (CHUNKs, defaults) and over HTTP (URL MANIFEST, GET with Range)",
+    );
+    grid(
+      ["mode", "image", "runs", "s (median)", "MiB/s", "sender CPU s/MiB", "chunks"],
+      (out.http as HttpBenchRow[]).map((r) => [
+        r.mode,
+        formatBytes(r.imageBytes),
+        r.runs,
+        r.seconds.toFixed(3),
+        r.mibPerSecond.toFixed(2),
+        r.senderCpuSecondsPerMiB.toFixed(4),
+        r.chunks,
       ]),
     );
   }

@@ -26,8 +26,15 @@ export interface SenderProcessOptions {
   transfer?: Record<string, number | boolean>;
   /** Overrides of `shared.*` config keys (one-to-many delivery), e.g. `{ enabled: true }`. */
   shared?: Record<string, number | boolean>;
+  /** Overrides of `http.*` config keys, e.g. `{ listen: "127.0.0.1:8080" }`. */
+  http?: Record<string, number | string>;
   /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
   prepare?: (catalog: Catalog) => Promise<void>;
+  /**
+   * Release each image with a one-wave rollout (default true); false when `prepare` makes the
+   * rollouts (one product's images cannot all be released: their targets overlap).
+   */
+  release?: boolean;
 }
 
 /** Resource use of a process from /proc. */
@@ -81,6 +88,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
       );
       // Devices asking for latest get what a rollout assigns: one wave to the whole product,
       // which no benchmark failure aborts.
+      if (options.release === false) continue;
       await createRollout(catalog, {
         image: meta.sha256,
         waves: [100],
@@ -105,6 +113,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   for (const [k, v] of Object.entries(options.shared ?? {})) {
     env[envName(["shared", k])] = String(v);
   }
+  for (const [k, v] of Object.entries(options.http ?? {})) env[envName(["http", k])] = String(v);
   const root = new URL("../", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     // BENCH_SENDER_FLAGS adds deno flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".

@@ -13,6 +13,7 @@ import { type AddImageOptions, admitImage } from "./admission.ts";
 import { History } from "./history.ts";
 import type { DeviceStatusRecord, TransferRecord } from "./history.ts";
 import { ImageCache } from "./image_cache.ts";
+import { isKvConnectUrl, kvConnectProblem, kvUrlProblem } from "./kv_location.ts";
 import type { ImageMeta } from "./image_meta.ts";
 import { type GarbageReport, ImageStore } from "./image_store.ts";
 import { KeyLock } from "./key_lock.ts";
@@ -53,6 +54,18 @@ export interface CatalogInternals {
   setPieceCommitHook(hook: ((commit: number) => void | Promise<void>) | undefined): void;
   /** Bytes now held by the cache (cached and leased). */
   cachedBytes(): number;
+}
+
+/** What the image cache did since the catalog opened, and what it holds now. */
+export interface CacheStats {
+  /** Image reads and leases served from memory. */
+  hits: number;
+  /** Image reads and leases that had to read the image from KV (or wait for that read). */
+  misses: number;
+  /** Bytes held now, cached and leased. */
+  usedBytes: number;
+  /** The bound on them (`cacheBytes`). */
+  limitBytes: number;
 }
 
 /** Bytes of an image held in memory for its user until `release()` (idempotent). */
@@ -116,9 +129,11 @@ export class Catalog {
   }
 
   /**
-   * Opens a catalog. `path` undefined or `":memory:"` gives a fresh in-memory store; any other
-   * value is a KV file (its folder must exist). Throws {@linkcode CatalogError} `STORAGE_ERROR`
-   * when the store cannot be opened, `INVALID_ARGUMENT` for bad options.
+   * Opens a catalog. `path` undefined or `":memory:"` gives a fresh in-memory store; an `http://`
+   * or `https://` URL is a KV Connect server (e.g. `denokv`) whose access token Deno's client takes
+   * from `DENO_KV_ACCESS_TOKEN` (kv_location.ts); any other value is a KV file (its folder must
+   * exist). Throws {@linkcode CatalogError} `STORAGE_ERROR` when the store cannot be opened (a
+   * KV Connect URL without its token included), `INVALID_ARGUMENT` for bad options.
    */
   static async open(path?: string, options: CatalogOptions = {}): Promise<Catalog> {
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
@@ -136,6 +151,8 @@ export class Catalog {
       );
     }
     const where = path === undefined || path === ":memory:" ? ":memory:" : path;
+    const problem = isKvConnectUrl(where) ? kvConnectProblem(where, Deno.env) : kvUrlProblem(where);
+    if (problem) throw new CatalogError("STORAGE_ERROR", `Cannot open catalog: ${problem}`);
     let kv: Deno.Kv;
     try {
       kv = await Deno.openKv(where);
@@ -242,6 +259,11 @@ export class Catalog {
     const sha = sha256.toLowerCase();
     const cached = this.#cache.get(sha);
     if (cached) return Promise.resolve(cached);
+    return this.#load(sha);
+  }
+
+  /** Reads `sha` from KV (or joins the read under way) and caches it; no cache lookup counted. */
+  #load(sha: string): Promise<Uint8Array> {
     const pending = this.#loading.get(sha);
     if (pending) return pending.promise;
     // The entry is the identity of this read: a removal while loading replaces or drops it, and
@@ -261,6 +283,12 @@ export class Catalog {
     })();
     this.#loading.set(sha, entry);
     return entry.promise;
+  }
+
+  /** Hits and misses of the image cache since the catalog opened, and the bytes it holds. */
+  cacheStats(): CacheStats {
+    const c = this.#cache;
+    return { hits: c.hits, misses: c.misses, usedBytes: c.usedBytes, limitBytes: c.limitBytes };
   }
 
   /**
@@ -287,7 +315,8 @@ export class Catalog {
     if (cached && this.#cache.pin(sha, cached)) return lease(cached);
     const meta = await this.get(sha);
     if (meta && !this.#cache.fits(meta.size)) throw this.#overBound(meta.size);
-    const bytes = await this.readImage(sha);
+    // One lease counts one cache lookup: the one above, not a second one in readImage.
+    const bytes = this.#cache.peek(sha) ?? await this.#load(sha);
     if (!this.#cache.pin(sha, bytes)) throw this.#overBound(bytes.length);
     return lease(bytes);
   }

@@ -21,6 +21,15 @@ export interface HttpConfig {
   adminTokens: string;
   /** Comma-separated bearer tokens that may only read. */
   readTokens: string;
+  /**
+   * Comma-separated products whose every REQUEST is answered with an HTTP download (a MANIFEST
+   * with a URL, protocol §7.3), as if the device had asked for one; `*` = every product.
+   */
+  downloadProducts: string;
+  /** Lifetime of a download token (the URL of such a MANIFEST), in seconds. */
+  downloadTokenSeconds: number;
+  /** Largest image `POST /api/images` accepts, in bytes; the body is cut off beyond it. */
+  maxUploadBytes: number;
 }
 
 /** Everything a route may use. */
@@ -34,6 +43,8 @@ export interface HttpContext {
   senderId: string;
   config: HttpConfig;
   log: SenderLog;
+  /** Aborted when the server stops: long-lived responses (server-sent events) end on it. */
+  stopping?: AbortSignal;
   /** Wall clock, ms since the epoch; default `Date.now`. */
   now?: () => number;
 }

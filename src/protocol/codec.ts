@@ -20,6 +20,7 @@ import {
   MAX_OFFER_JITTER_MS,
   MAX_PRODUCT_BYTES,
   MAX_STR8_BYTES,
+  MAX_URL_BYTES,
   MAX_VERSION_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
@@ -64,20 +65,21 @@ export interface Request {
   correlationData: Uint8Array;
   resume: ResumePoint | null;
   /**
-   * Flag bit 2 `SHARED` (§4.1, §11): the device can receive the shared image stream. Absent
-   * (not false) when the bit is clear, so the vectors of plain REQUESTs stay as they were.
+   * Flag bit 1 `HTTP` (§4.1): the device asks to download the image over HTTP (a MANIFEST with a
+   * `url`, §7.3). Present (true) only when the bit is set.
+   */
+  http?: boolean;
+  /**
+   * Flag bit 2 `SHARED` (§4.1, §11): the device can receive the shared image stream. Present
+   * (true) only when the bit is set.
    */
   shared?: true;
 }
 
-/** REQUEST `flags` bit 0: a resume point follows (§4.1). */
-export const REQUEST_FLAG_RESUME = 0x01;
-/** REQUEST `flags` bit 2: the device can receive the shared image stream (§4.1, §11). */
-export const REQUEST_FLAG_SHARED = 0x04;
-/** MANIFEST `flags` bit 0: a signature follows (§4.2). */
-export const MANIFEST_FLAG_SIGNED = 0x01;
-/** MANIFEST `flags` bit 2: the shared-stream fields follow (§4.2, §11). */
-export const MANIFEST_FLAG_SHARED = 0x04;
+/** REQUEST `flags` bits (§4.1); bit 2 `SHARED` is §11's. */
+export const RequestFlag = { RESUME: 1, HTTP: 2, SHARED: 4 } as const;
+/** MANIFEST `flags` bits (§4.2); bit 2 `SHARED` is §11's. */
+export const ManifestFlag = { SIGNED: 1, URL: 2, SHARED: 4 } as const;
 
 /**
  * The shared-stream fields of a MANIFEST (§4.2, §11): CHUNKs of the image also travel once for
@@ -109,7 +111,15 @@ export interface Manifest {
   ackTopic: string;
   /** ECDSA P-256 `r‖s` over `sha256`, or empty. */
   signature: Uint8Array;
-  /** Flag bit 2 `SHARED`: the shared stream this transfer also draws from; absent when clear. */
+  /**
+   * Flag bit 1 `URL` (§4.2, §7.3): where the device downloads the image over HTTP instead of
+   * receiving CHUNKs; 1..MAX_URL_BYTES bytes. Present only when the bit is set.
+   */
+  url?: string;
+  /**
+   * Flag bit 2 `SHARED` (§4.2, §11): the shared stream this transfer also draws from; its fields
+   * follow the signature (and the url when bit 1 is set). Present only when the bit is set.
+   */
   shared?: SharedStreamRef;
 }
 
@@ -234,6 +244,10 @@ class Reader {
   str8(field: string): Uint8Array {
     return this.raw(this.u8(`${field} length`), field);
   }
+  /** A `str16`'s raw bytes (a `u16` length, then the bytes; §4). */
+  str16(field: string): Uint8Array {
+    return this.raw(this.u16(`${field} length`), field);
+  }
   /** The UTF-8 text of a `str8` read earlier: `BAD_STRING` when not UTF-8 or holding NUL. */
   text(raw: Uint8Array, field: string): string {
     let text: string;
@@ -314,6 +328,13 @@ class Writer {
   str8(text: string, field: string): this {
     return this.bytes8(encoder.encode(text), field);
   }
+  str16(text: string, field: string): this {
+    const bytes = encoder.encode(text);
+    if (bytes.length > 0xFFFF) {
+      throw new RangeError(`Cannot encode ${field}: ${bytes.length} bytes exceed 65535`);
+    }
+    return this.u16(bytes.length).raw(bytes);
+  }
   done(): Uint8Array {
     return this.buf.slice(0, this.pos);
   }
@@ -376,12 +397,12 @@ export function decodeRequest(bytes: Uint8Array): Request {
   const rawTopic = r.str8("responseTopic");
   const correlationData = r.bytes8("correlationData");
   let resume: ResumePoint | null = null;
-  // Bit 0 alone decides the framing; bit 2 (SHARED) adds no field; the others are reserved.
-  if (flags & REQUEST_FLAG_RESUME) {
+  // Bit 0 alone decides the framing; bits 1 (HTTP) and 2 (SHARED) add no field; 3-7 are reserved.
+  if (flags & RequestFlag.RESUME) {
     resume = { sha256: r.raw(32, "resumeSha256").slice(), offset: r.u32("resumeOffset") };
   }
   r.end();
-  r.zero(flags & ~(REQUEST_FLAG_RESUME | REQUEST_FLAG_SHARED) & 0xFF, "flags bits 1, 3-7");
+  r.zero(flags & 0xF8, "flags bits 3-7");
   r.zero(reserved, "reserved");
   const deviceId = r.text(rawDeviceId, "deviceId");
   const product = r.text(rawProduct, "product");
@@ -395,7 +416,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
   r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
   r.bytesIn(rawCurrent, 0, MAX_VERSION_BYTES, "currentVersion");
   r.bytesIn(rawWanted, 0, MAX_VERSION_BYTES, "wantedVersion");
-  return {
+  const request: Request = {
     chunkSize,
     window,
     deviceId,
@@ -405,15 +426,20 @@ export function decodeRequest(bytes: Uint8Array): Request {
     responseTopic,
     correlationData,
     resume,
-    ...(flags & REQUEST_FLAG_SHARED ? { shared: true as const } : {}),
   };
+  if (flags & RequestFlag.HTTP) request.http = true;
+  if (flags & RequestFlag.SHARED) request.shared = true;
+  return request;
 }
 
 /** Encodes a REQUEST. */
 export function encodeRequest(m: Request): Uint8Array {
   const w = new Writer(MessageType.REQUEST)
     .u32(m.chunkSize).u16(m.window)
-    .u8((m.resume ? REQUEST_FLAG_RESUME : 0) | (m.shared ? REQUEST_FLAG_SHARED : 0)).u8(0)
+    .u8(
+      (m.resume ? RequestFlag.RESUME : 0) | (m.http ? RequestFlag.HTTP : 0) |
+        (m.shared ? RequestFlag.SHARED : 0),
+    ).u8(0)
     .str8(m.deviceId, "deviceId").str8(m.product, "product")
     .str8(m.currentVersion, "currentVersion").str8(m.wantedVersion, "wantedVersion")
     .str8(m.responseTopic, "responseTopic").bytes8(m.correlationData, "correlationData");
@@ -439,17 +465,20 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   const rawVersion = r.str8("version");
   const rawAckTopic = r.str8("ackTopic");
   const signature = r.bytes8("signature");
-  // Bit 2 (SHARED) decides whether the shared-stream fields follow the signature.
-  const shared = (flags & MANIFEST_FLAG_SHARED) !== 0;
+  // Bit 1 (URL) decides whether the url field follows the signature (§4.7 framing).
+  const rawUrl = flags & ManifestFlag.URL ? r.str16("url") : null;
+  // Bit 2 (SHARED) decides whether the shared-stream fields follow (after the url, §4.2).
+  const shared = (flags & ManifestFlag.SHARED) !== 0;
   const streamId = shared ? r.u32("streamId") : 0;
   const rawSharedTopic = shared ? r.str8("sharedTopic") : null;
   r.end();
-  r.zero(flags & ~(MANIFEST_FLAG_SIGNED | MANIFEST_FLAG_SHARED) & 0xFF, "flags bits 1, 3-7");
+  r.zero(flags & 0xF8, "flags bits 3-7");
   const name = r.text(rawName, "name");
   const product = r.text(rawProduct, "product");
   const version = r.text(rawVersion, "version");
   const ackTopic = r.text(rawAckTopic, "ackTopic");
-  const sharedTopic = rawSharedTopic ? r.text(rawSharedTopic, "sharedTopic") : "";
+  const url = rawUrl === null ? undefined : r.text(rawUrl, "url");
+  const sharedTopic = rawSharedTopic === null ? "" : r.text(rawSharedTopic, "sharedTopic");
   r.range(transferId !== 0, "transferId must not be 0");
   r.range(size >= 1, "size must be at least 1");
   r.range(
@@ -469,18 +498,15 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   r.bytesIn(rawName, 1, MAX_STR8_BYTES, "name");
   r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
   r.bytesIn(rawVersion, 1, MAX_VERSION_BYTES, "version");
-  const signed = (flags & MANIFEST_FLAG_SIGNED) !== 0;
+  if (rawUrl !== null) r.bytesIn(rawUrl, 1, MAX_URL_BYTES, "url");
+  const signed = (flags & ManifestFlag.SIGNED) !== 0;
   r.range(
     signed ? signature.length === SIGNATURE_BYTES : signature.length === 0,
     `signature is ${signature.length} bytes with the SIGNED flag ${
       signed ? "set" : "clear"
     }; must be ${SIGNATURE_BYTES} with it, 0 without`,
   );
-  if (rawSharedTopic) {
-    r.range(streamId !== 0, "streamId must not be 0");
-    r.bytesIn(rawSharedTopic, 1, MAX_STR8_BYTES, "sharedTopic");
-  }
-  return {
+  const manifest: Manifest = {
     transferId,
     sha256,
     size,
@@ -494,14 +520,20 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
     version,
     ackTopic,
     signature,
-    ...(rawSharedTopic ? { shared: { streamId, topic: sharedTopic } } : {}),
   };
+  if (rawSharedTopic !== null) {
+    r.range(streamId !== 0, "streamId must not be 0");
+    r.bytesIn(rawSharedTopic, 1, MAX_STR8_BYTES, "sharedTopic");
+  }
+  if (url !== undefined) manifest.url = url;
+  if (rawSharedTopic !== null) manifest.shared = { streamId, topic: sharedTopic };
+  return manifest;
 }
 
-/** Encodes a MANIFEST. */
+/** Encodes a MANIFEST; a `url` sets flag bit 1 and follows the signature as a `str16`. */
 export function encodeManifest(m: Manifest): Uint8Array {
-  const flags = (m.signature.length > 0 ? MANIFEST_FLAG_SIGNED : 0) |
-    (m.shared ? MANIFEST_FLAG_SHARED : 0);
+  const flags = (m.signature.length > 0 ? ManifestFlag.SIGNED : 0) |
+    (m.url !== undefined ? ManifestFlag.URL : 0) | (m.shared ? ManifestFlag.SHARED : 0);
   const w = new Writer(MessageType.MANIFEST)
     .u32(m.transferId).raw(checkSha(m.sha256, "sha256")).u32(m.size).u32(m.chunkSize).u32(
       m.chunkCount,
@@ -509,6 +541,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
     .u32(m.startOffset).u16(m.window).u8(m.kind).u8(flags)
     .str8(m.name, "name").str8(m.product, "product").str8(m.version, "version")
     .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature");
+  if (m.url !== undefined) w.str16(m.url, "url");
   if (m.shared) w.u32(m.shared.streamId).str8(m.shared.topic, "sharedTopic");
   return w.done();
 }

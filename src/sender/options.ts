@@ -43,6 +43,26 @@ export interface RolloutWiring {
   now?: () => number;
 }
 
+/**
+ * HTTP download mode (docs/protocol.md §7.3), wired by the service when its HTTP server runs: a
+ * REQUEST with flag `HTTP`, or any REQUEST for one of `products`, is answered with a MANIFEST
+ * carrying a download URL instead of CHUNKs.
+ */
+export interface HttpDownloadWiring {
+  /** Products served over HTTP whether or not the device asks (`*` = all). */
+  products: readonly string[];
+  /**
+   * The URL from which `deviceId` downloads image `sha256` (hex), with its token; null while no
+   * HTTP server serves downloads (the request is then answered with CHUNKs).
+   */
+  urlFor(deviceId: string, sha256: string): Promise<string | null>;
+  /**
+   * How long a URL transfer waits for the device's STATUS before it is aborted, in ms: the
+   * token's lifetime (a download may start until then) plus the status timeout.
+   */
+  statusDeadlineMs: number;
+}
+
 /** Where the sender writes its log lines. */
 export interface SenderLog {
   info(line: string): void;
@@ -99,17 +119,22 @@ export interface SenderOptions {
    * MQTT 5 share one stream of each image; off unless `enabled`.
    */
   shared?: Partial<SharedSettings>;
+  /** HTTP download mode (protocol §7.3); without it every transfer sends CHUNKs. */
+  httpDownload?: HttpDownloadWiring;
 }
 
 /** {@link SenderOptions} with every default filled in. */
 export type SenderSettings =
-  & Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts" | "shared">>
+  & Required<
+    Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts" | "httpDownload" | "shared">
+  >
   & {
     timing: TransferTiming;
     shared: SharedSettings;
     sharedGroup?: string;
     sign?: SenderOptions["sign"];
     rollouts?: RolloutWiring;
+    httpDownload?: HttpDownloadWiring;
   };
 
 const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };

@@ -31,9 +31,11 @@ import type { Transfer, TransferEnd, TransferProgress } from "./transfer.ts";
 import { TransferImages } from "./transfer_images.ts";
 import { RolloutDriver } from "./rollouts.ts";
 import { type SharedStream, SharedStreams } from "./shared_stream.ts";
+import { NO_OBSERVER, type SenderObserver } from "./observer.ts";
 
 export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
 export type { SenderStats } from "./stats.ts";
+export { NO_OBSERVER, type SenderObserver } from "./observer.ts";
 export { MAX_BACKLOG_BYTES } from "./backlog.ts";
 
 /**
@@ -59,6 +61,18 @@ export interface SenderInternals {
  */
 export function _senderInternals(sender: Sender): SenderInternals {
   return internalsOf(sender);
+}
+
+/** What {@link Sender.snapshot} gives: counters since start and the gauges of now. */
+export interface SenderSnapshot {
+  /** Counters since start; chunk and resend counts include the open transfers'. */
+  stats: SenderStats;
+  /** Transfers open now. */
+  openTransfers: number;
+  /** Bytes published since start: MANIFEST, CHUNK and ERROR messages (topic, properties, payload). */
+  publishedBytes: number;
+  /** Bytes handed to the transport and not yet written to its socket. */
+  backlogBytes: number;
 }
 
 /** The sender service; see the module doc. */
@@ -130,6 +144,7 @@ export class Sender {
         log: (line) => log.info(line),
       }),
       recorder,
+      observer: NO_OBSERVER,
       rollouts: settings.rollouts &&
         new RolloutDriver(settings.rollouts, {
           catalog: settings.catalog,
@@ -160,6 +175,40 @@ export class Sender {
   /** Registers a listener called with the record of every transfer that ends. */
   onTransferEnd(listener: (record: TransferRecord) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Makes `observer` the one that hears the sender's per-request measurements (the metrics
+   * surface); it replaces the previous one.
+   */
+  observe(observer: SenderObserver): void {
+    this.#ctx.observer = observer;
+  }
+
+  /**
+   * The counters as of now, open transfers' chunks and resends included, with the gauges a
+   * scrape reads: a copy, built on demand (never on the send path) in time linear in the open
+   * transfers.
+   */
+  snapshot(): SenderSnapshot {
+    const stats: SenderStats = {
+      ...this.stats,
+      outcomes: { ...this.stats.outcomes },
+      errorsSent: { ...this.stats.errorsSent },
+      nacks: { ...this.stats.nacks },
+    };
+    const open = this.#ctx.transfers.all();
+    for (const t of open) {
+      stats.chunksSent += t.chunksSent;
+      stats.resends += t.resends;
+      stats.resendsAfterNack += t.resendsAfterNack;
+    }
+    return {
+      stats,
+      openTransfers: open.length,
+      publishedBytes: this.#ctx.backlog.publishedTotal,
+      backlogBytes: this.#ctx.backlog.bytes,
+    };
   }
 
   /** The rollout driver, when the sender takes part in rollouts (tests step it). */
@@ -231,6 +280,9 @@ export class Sender {
     this.stats.chunksSent += end.chunksSent;
     this.stats.repairBytes += end.repairBytes;
     this.stats.resends += end.resends;
+    this.stats.resendsAfterNack += end.resendsAfterNack;
+    const outcome = end.outcome.outcome;
+    this.stats.outcomes[outcome] = (this.stats.outcomes[outcome] ?? 0) + 1;
     if (end.outcome.ok) this.stats.transfersOk++;
     else this.stats.transfersFailed++;
     const record = this.#ctx.recorder.transferEnded(end);

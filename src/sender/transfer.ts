@@ -36,8 +36,11 @@ import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
 import type { StreamLink, StreamMember } from "./shared_stream.ts";
 
-/** States of a transfer (protocol §7). */
-export type TransferState = "SENDING" | "AWAIT_STATUS" | "CLOSED";
+/**
+ * States of a transfer (protocol §7). A URL transfer (§7.3) starts in `AWAIT_DOWNLOAD` and never
+ * sends a CHUNK: the device downloads over HTTP and reports a STATUS as usual.
+ */
+export type TransferState = "SENDING" | "AWAIT_STATUS" | "AWAIT_DOWNLOAD" | "CLOSED";
 
 /** The image a transfer sends, with its bytes and per-chunk CRCs (shared by all transfers). */
 export interface TransferImage {
@@ -102,12 +105,26 @@ export interface TransferInit {
   /** Publishes a message; must not throw (errors are the caller's to log). */
   send: (topic: string, payload: Uint8Array, options: PublishOptions) => void;
   /**
+   * Optional: a publisher of the CHUNKs to `topic` as a header and the chunk's bytes in the
+   * image, which need not be joined into one buffer (the sender's transport fast path). Used at
+   * QoS 0; without it every CHUNK is copied into a new message for `send`.
+   */
+  prepare?: (
+    topic: string,
+    options: PublishOptions,
+  ) => (head: Uint8Array, body: Uint8Array) => void;
+  /**
    * Asked before each CHUNK: false holds the transfer until a `resume` event (the sender's
    * outgoing socket is backed up). Default: always true.
    */
   mayPublish?: (t: Transfer) => boolean;
   /** Called once when the transfer closes, with what it achieved. */
   onClose: (end: TransferEnd) => void;
+  /**
+   * HTTP download mode (§7.3): the MANIFEST carries `url`, no CHUNK is sent and the transfer
+   * waits `deadlineMs` for the STATUS. `size` is the image's (its bytes are not leased).
+   */
+  download?: { url: string; size: number; deadlineMs: number };
   /**
    * The shared stream this transfer joins (protocol §11): its MANIFEST announces it, the stream
    * sends the chunks from its position on, and the transfer sends only those below by unicast.
@@ -138,6 +155,17 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
     status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
     tick: (t, _e, now) => t.handleAckTimeout(now),
     resume: (t, _e, now) => t.handleResume(now),
+    supersede: (t) => t.supersede(),
+    shutdown: (t, e, now) =>
+      t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
+  },
+  AWAIT_DOWNLOAD: {
+    // ACKs mean nothing to a URL transfer: there are no chunks to acknowledge.
+    status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
+    tick: (t, _e, now) =>
+      now >= t.deadline
+        ? t.abort(now, `no STATUS within ${t.init.download!.deadlineMs} ms of the URL manifest`, 0)
+        : "AWAIT_DOWNLOAD",
     supersede: (t) => t.supersede(),
     shutdown: (t, e, now) =>
       t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
@@ -188,6 +216,8 @@ export interface TransferEnd {
    */
   repairBytes: number;
   resends: number;
+  /** Of `resends`, those a NACK caused. */
+  resendsAfterNack: number;
   /** Start and end on the transfer's clock, in ms. */
   startedAt: number;
   endedAt: number;
@@ -204,12 +234,23 @@ export interface TransferProgress {
   /** Chunks acknowledged (every index below this one). */
   acked: number;
   chunks: number;
+  /** Product and version of the image sent. */
+  product: string;
+  version: string;
+  /** Image size, and bytes the device holds now (those it resumed from included). */
+  size: number;
+  bytesHeld: number;
+  /** Bytes acknowledged in this transfer and the seconds they took: the rate's terms (format/rate.ts). */
+  bytesAcknowledged: number;
+  rateSeconds: number;
 }
 
 /** One transfer; see the module doc. */
 export class Transfer implements StreamMember {
-  #state: TransferState = "SENDING";
+  #state: TransferState;
   readonly chunkCount: number;
+  /** Image size: the bytes' length, or the download's size when no bytes are held. */
+  readonly #size: number;
   readonly #window: SendWindow;
   /** Deadline of the current timer (ack timeout or status timeout), in ms. */
   deadline = 0;
@@ -229,9 +270,17 @@ export class Transfer implements StreamMember {
   /** Highest chunk index the stream sent for this transfer; -1 when none. */
   #lastShared = -1;
   #repairBytes = 0;
+  /** Options of every MANIFEST and CHUNK: the same for the whole transfer. */
+  readonly #dataOptions: PublishOptions;
+  /** The CHUNK publisher of `init.prepare`, when given and at QoS 0. */
+  readonly #sendChunkParts?: (head: Uint8Array, body: Uint8Array) => void;
+  /** A CHUNK's header, rewritten for each CHUNK (the publisher copies it before it returns). */
+  readonly #chunkHead = new Uint8Array(CHUNK_HEADER_BYTES);
 
   constructor(readonly init: TransferInit) {
-    this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
+    this.#state = init.download ? "AWAIT_DOWNLOAD" : "SENDING";
+    this.#size = init.download?.size ?? init.image.bytes.length;
+    this.chunkCount = Math.ceil(this.#size / init.chunkSize);
     const toSend = this.chunkCount - init.startOffset / init.chunkSize;
     this.#resendBudget = MAX_RESENDS_PER_CHUNK * toSend + init.window;
     this.#window = new SendWindow({
@@ -247,6 +296,14 @@ export class Transfer implements StreamMember {
     });
     this.#link = init.stream?.join(this);
     this.#joined = this.#link !== undefined;
+    this.#dataOptions = {
+      qos: init.dataQos,
+      responseTopic: init.ackTopic,
+      correlationData: init.correlationData,
+    };
+    if (init.dataQos === 0 && init.prepare) {
+      this.#sendChunkParts = init.prepare(init.dataTopic, this.#dataOptions);
+    }
   }
 
   /** Transfer id of the manifest. */
@@ -284,6 +341,16 @@ export class Transfer implements StreamMember {
     return this.#window.resends;
   }
 
+  /** Of {@link Transfer.resends}, those a NACK caused. */
+  get resendsAfterNack(): number {
+    return this.#window.resendsAfterNack;
+  }
+
+  /** Chunks sent so far, resends included. */
+  get chunksSent(): number {
+    return this.#window.chunksSent;
+  }
+
   /** The resend timeout now, in ms. */
   get rto(): number {
     return this.#timer.timeoutMs;
@@ -302,10 +369,25 @@ export class Transfer implements StreamMember {
       state: this.#state,
       acked: this.#window.acked,
       chunks: this.chunkCount,
+      product: this.init.image.product,
+      version: this.init.image.version,
+      size: this.#size,
+      bytesHeld: this.#bytesHeld(),
+      bytesAcknowledged: Math.max(0, this.#bytesHeld() - this.init.startOffset),
+      rateSeconds: this.#clock.seconds,
     };
   }
 
-  /** Sends the MANIFEST and the first window of chunks. */
+  /**
+   * Bytes below the first unacknowledged chunk: what the device holds. A URL transfer
+   * acknowledges nothing: its device holds the start offset, and the whole image once verified.
+   */
+  #bytesHeld(): number {
+    if (this.init.download) return this.#outcome?.ok ? this.#size : this.init.startOffset;
+    return Math.min(this.#window.acked * this.init.chunkSize, this.#size);
+  }
+
+  /** Sends the MANIFEST and the first window of chunks (a URL transfer: the MANIFEST alone). */
   start(now: number): void {
     this.#startedAt = now;
     this.#clock.manifest(now);
@@ -313,7 +395,7 @@ export class Transfer implements StreamMember {
     const manifest = encodeManifest({
       transferId: this.id,
       sha256: image.sha256,
-      size: image.bytes.length,
+      size: this.#size,
       chunkSize,
       chunkCount: this.chunkCount,
       startOffset: this.init.startOffset,
@@ -324,11 +406,16 @@ export class Transfer implements StreamMember {
       version: image.version,
       ackTopic: this.init.ackTopic,
       signature: image.signature,
+      url: this.init.download?.url,
       ...(this.#link ? { shared: this.#link.ref } : {}),
     });
     // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
     // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
     this.#publish(manifest, this.init.dataQos);
+    if (this.init.download) {
+      this.deadline = now + this.init.download.deadlineMs;
+      return;
+    }
     this.deadline = now + this.rto;
     this.#pump(now);
   }
@@ -346,8 +433,8 @@ export class Transfer implements StreamMember {
   }
 
   #end(now: number): TransferEnd {
-    const { image, chunkSize, startOffset } = this.init;
-    const acknowledged = Math.min(this.#window.acked * chunkSize, image.bytes.length);
+    const { image, startOffset } = this.init;
+    const acknowledged = this.#bytesHeld();
     this.#clock.end(now);
     return {
       transferId: this.id,
@@ -358,6 +445,7 @@ export class Transfer implements StreamMember {
       chunksSent: this.#window.chunksSent,
       repairBytes: this.#repairBytes,
       resends: this.#window.resends,
+      resendsAfterNack: this.#window.resendsAfterNack,
       startedAt: this.#startedAt,
       endedAt: now,
       rateSeconds: this.#clock.seconds,
@@ -454,7 +542,8 @@ export class Transfer implements StreamMember {
   #statusOutcome(status: Status): TransferOutcome {
     const name = codeName(StatusCode, status.status);
     if (status.status >= 16) return { outcome: name, detail: status.detail, ok: false };
-    if (!this.#window.complete) {
+    // A URL transfer has no chunks to acknowledge: its success needs the image's SHA-256 alone.
+    if (!this.init.download && !this.#window.complete) {
       return {
         outcome: name + BEFORE_DELIVERY,
         detail: `STATUS ${name} with chunks ${this.#window.acked}..${
@@ -554,24 +643,28 @@ export class Transfer implements StreamMember {
     const { image, chunkSize } = this.init;
     const offset = index * chunkSize;
     const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
-    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
-    writeChunkHeader(message, {
+    if (this.#joined) this.#repairBytes += payload.length;
+    const header = {
       transferId: this.id,
       index,
       offset,
       length: payload.length,
       crc32: image.crc(index),
-    });
+    };
+    if (this.#sendChunkParts) {
+      // No copy of the chunk: the header and the image's own bytes go out as they are.
+      writeChunkHeader(this.#chunkHead, header);
+      this.#sendChunkParts(this.#chunkHead, payload);
+      return;
+    }
+    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
+    writeChunkHeader(message, header);
     message.set(payload, CHUNK_HEADER_BYTES);
     this.#publish(message, this.init.dataQos);
-    if (this.#joined) this.#repairBytes += payload.length;
   }
 
   #publish(payload: Uint8Array, qos: 0 | 1): void {
-    this.init.send(this.init.dataTopic, payload, {
-      qos,
-      responseTopic: this.init.ackTopic,
-      correlationData: this.init.correlationData,
-    });
+    const options = qos === this.init.dataQos ? this.#dataOptions : { ...this.#dataOptions, qos };
+    this.init.send(this.init.dataTopic, payload, options);
   }
 }

@@ -11,18 +11,26 @@ import { isAbsolute, join, resolve } from "node:path";
 import {
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
+  MAX_PRODUCT_BYTES,
+  MAX_URL_BASE_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
   RESERVED_SENDER_IDS,
   senderIdProblem,
 } from "../protocol/mod.ts";
-import { DEFAULT_CACHE_BYTES } from "../catalog/limits.ts";
+import { DEFAULT_CACHE_BYTES, MAX_IMAGE_BYTES } from "../catalog/limits.ts";
+import { isKvConnectUrl, kvUrlProblem } from "../catalog/kv_location.ts";
 import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
 import { DEFAULT_SHARED_SETTINGS } from "../sender/shared_stream.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
 import type { HttpConfig } from "../http/context.ts";
+import {
+  DEFAULT_DOWNLOAD_TOKEN_SECONDS,
+  MAX_DOWNLOAD_TOKEN_SECONDS,
+  MIN_DOWNLOAD_TOKEN_SECONDS,
+} from "../http/download_token.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -94,7 +102,15 @@ export const DEFAULT_CONFIG: SenderConfig = {
     quorum: DEFAULT_SHARED_SETTINGS.quorum,
     bytesPerSecond: DEFAULT_SHARED_SETTINGS.bytesPerSecond,
   },
-  http: { listen: "", publicUrl: "", adminTokens: "", readTokens: "" },
+  http: {
+    listen: "",
+    publicUrl: "",
+    adminTokens: "",
+    readTokens: "",
+    maxUploadBytes: MAX_IMAGE_BYTES,
+    downloadProducts: "",
+    downloadTokenSeconds: DEFAULT_DOWNLOAD_TOKEN_SECONDS,
+  },
 };
 
 /** A configuration problem; the message names the key and says what is expected. */
@@ -253,7 +269,12 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     `empty, or [A-Za-z0-9._:-]{1,64} other than ${RESERVED_SENDER_IDS.join(", ")}`,
     c.senderId,
   );
-  check(c.kvPath !== "", "kvPath", "a file path or :memory:", c.kvPath);
+  check(
+    c.kvPath !== "" && kvUrlProblem(c.kvPath) === null,
+    "kvPath",
+    "a file path, :memory: or a KV Connect URL (http:// or https://, token in DENO_KV_ACCESS_TOKEN)",
+    c.kvPath,
+  );
   const t = c.transfer;
   check(t.dataQos === 0 || t.dataQos === 1, "transfer.dataQos", "0 or 1", t.dataQos);
   check(
@@ -316,6 +337,32 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     'empty or an http(s) URL such as "https://ota.example.com"',
     c.http.publicUrl,
   );
+  check(
+    new TextEncoder().encode(c.http.publicUrl).length <= MAX_URL_BASE_BYTES,
+    "http.publicUrl",
+    `at most ${MAX_URL_BASE_BYTES} bytes, so that every download URL fits a MANIFEST (docs/protocol.md §4.2)`,
+    c.http.publicUrl,
+  );
+  check(
+    int(c.http.downloadTokenSeconds, MIN_DOWNLOAD_TOKEN_SECONDS, MAX_DOWNLOAD_TOKEN_SECONDS),
+    "http.downloadTokenSeconds",
+    `${MIN_DOWNLOAD_TOKEN_SECONDS}..${MAX_DOWNLOAD_TOKEN_SECONDS} seconds`,
+    c.http.downloadTokenSeconds,
+  );
+  check(
+    c.http.downloadProducts.split(",").map((p) => p.trim()).every((p) =>
+      p === "" || p === "*" || new TextEncoder().encode(p).length <= MAX_PRODUCT_BYTES
+    ),
+    "http.downloadProducts",
+    `empty, "*" or comma-separated product names of at most ${MAX_PRODUCT_BYTES} bytes`,
+    c.http.downloadProducts,
+  );
+  check(
+    int(c.http.maxUploadBytes, 1, MAX_IMAGE_BYTES),
+    "http.maxUploadBytes",
+    `1..${MAX_IMAGE_BYTES} (the catalog's largest image)`,
+    c.http.maxUploadBytes,
+  );
   if (c.http.listen !== "" && c.http.adminTokens.trim() === "" && c.http.readTokens.trim() === "") {
     throw new ConfigError(
       `Invalid config: "http.listen" is set but no token is: set "http.adminTokens" ` +
@@ -326,7 +373,11 @@ export function validateConfig(c: SenderConfig): SenderConfig {
 }
 
 /** Environment variables starting with OTA_ that are not config keys but are known. */
-const OTHER_OTA_VARIABLES = new Set(["OTA_REQUIRE_MOSQUITTO"]);
+const OTHER_OTA_VARIABLES = new Set([
+  "OTA_REQUIRE_MOSQUITTO",
+  "OTA_REQUIRE_BROWSER",
+  "OTA_CHROMIUM",
+]);
 
 /** Every environment variable that sets a config key, e.g. `OTA_BROKER_URL`. */
 export function configEnvNames(
@@ -537,8 +588,11 @@ export async function loadCommandConfig(options: CommandConfigOptions): Promise<
   );
 }
 
-/** `path` made absolute against `dir`; `:memory:` and absolute paths stay as they are. */
+/**
+ * `path` made absolute against `dir`; `:memory:`, KV Connect URLs and absolute paths stay as
+ * they are.
+ */
 export function resolveFrom(dir: string, path: string): string {
-  if (path === ":memory:" || path === "" || isAbsolute(path)) return path;
+  if (path === ":memory:" || path === "" || isAbsolute(path) || isKvConnectUrl(path)) return path;
   return resolve(join(dir, path));
 }

@@ -39,6 +39,7 @@ export async function handleRequest(
 ): Promise<void> {
   ctx.stats.requests++;
   const { replies, settings } = ctx;
+  const receivedAt = settings.now();
   let request: Request;
   try {
     request = decodeRequest(message.payload);
@@ -89,6 +90,21 @@ export async function handleRequest(
     const grant = await decide(ctx, request, to);
     if (!grant) return;
     await ctx.rollouts?.transferStarted(deviceId, grant.image);
+    let download: { url: string; image: TransferImage } | null = null;
+    try {
+      const url = await downloadUrl(ctx, request, grant.image);
+      if (url !== null) download = { url, image: await ctx.images.describe(grant.image) };
+    } catch (err) {
+      return replies.send(to, {
+        code: ErrorCode.INTERNAL_ERROR,
+        message:
+          `Cannot prepare the HTTP download of ${grant.image.sha256}: ${err}; ask again later`,
+      });
+    }
+    if (download !== null) {
+      if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, to, ...download });
+      return;
+    }
     let image: TransferImage;
     try {
       image = await ctx.images.get(grant.image, grant.chunkSize);
@@ -108,6 +124,8 @@ export async function handleRequest(
     }
     if (ctx.admission.current(ticket)) {
       openTransfer(ctx, { grant, image, to, shared: sharedEligible(ctx, request, message) });
+      const latencyMs = settings.now() - receivedAt;
+      ctx.safely(() => ctx.observer.manifestSent(latencyMs));
     } else image.release?.();
   } finally {
     ctx.admission.done(ticket);
@@ -180,22 +198,43 @@ async function resolveWanted(
 }
 
 /**
+ * The download URL when the request is to be served over HTTP (§7.3): the device asked (flag
+ * `HTTP`) or its product is listed, and an HTTP server serves downloads; otherwise null (CHUNKs).
+ */
+async function downloadUrl(
+  ctx: SenderContext,
+  request: Request,
+  image: ImageMeta,
+): Promise<string | null> {
+  const wiring = ctx.settings.httpDownload;
+  if (!wiring) return null;
+  const listed = wiring.products.includes("*") || wiring.products.includes(image.product);
+  if (!request.http && !listed) return null;
+  return await wiring.urlFor(request.deviceId, image.sha256);
+}
+
+/**
  * Protocol §11.1: a REQUEST may join a shared stream when it sets SHARED and came with MQTT 5
  * properties (under MQTT 3.1.1 a stale MANIFEST would subscribe the device to an old stream).
+ * A URL transfer (§7.3) sends no CHUNKs and joins none.
  */
 function sharedEligible(ctx: SenderContext, request: Request, message: InboundMessage): boolean {
   return ctx.settings.shared.enabled && request.shared === true &&
     message.responseTopic !== undefined;
 }
 
-/** Opens the granted transfer; the device's old transfer, if any, is superseded (§7). */
+/**
+ * Opens the granted transfer, a URL transfer when `url` is given, a member of a shared stream
+ * when `shared`; the device's old transfer, if any, is superseded (§7).
+ */
 function openTransfer(
   ctx: SenderContext,
-  { grant, image, to, shared }: {
+  { grant, image, to, url, shared = false }: {
     grant: Grant;
     image: TransferImage;
     to: ReplyTo;
-    shared: boolean;
+    url?: string;
+    shared?: boolean;
   },
 ): void {
   const { settings } = ctx;
@@ -223,8 +262,14 @@ function openTransfer(
     adaptive: settings.adaptiveWindow,
     timing: settings.timing,
     send: (topic, payload, options) => ctx.backlog.publish(topic, payload, options),
+    prepare: (topic, options) => ctx.backlog.prepare(topic, options),
     mayPublish: (t) => ctx.backlog.mayPublish(t),
     onClose: (end) => ctx.transferClosed(end),
+    download: url === undefined ? undefined : {
+      url,
+      size: grant.image.size,
+      deadlineMs: settings.httpDownload!.statusDeadlineMs,
+    },
     stream,
   });
   ctx.transfers.add(transfer);
@@ -241,9 +286,9 @@ function openTransfer(
   settings.log.info(
     `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
       formatBytes(meta.size)
-    } chunk ${chunkSize} window ${window}${startOffset ? ` resume at ${startOffset}` : ""}${
-      stream ? ` stream ${stream.id}` : ""
-    } (transfer ${transfer.id})`,
+    } ${url === undefined ? `chunk ${chunkSize} window ${window}` : "over HTTP"}${
+      startOffset ? ` resume at ${startOffset}` : ""
+    }${stream ? ` stream ${stream.id}` : ""} (transfer ${transfer.id})`,
   );
   transfer.start(now);
 }

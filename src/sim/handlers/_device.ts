@@ -42,6 +42,10 @@ export interface Exchange {
   sharedTopic: string;
   /** Its stream id: the `transferId` of the CHUNKs on it. */
   streamId: number;
+  /** An HTTP download (§8.8): bytes of the image written so far. */
+  httpOffset: number;
+  /** An HTTP download: fetches in a row without progress. */
+  httpFailures: number;
 }
 
 /** The device as its handlers see it. */
@@ -79,4 +83,11 @@ export interface Device {
   joinStream(topic: string, streamId: number): Promise<void>;
   /** Unsubscribes from the shared image topic, if any. */
   leaveStream(): Promise<void>;
+  /**
+   * Fetches `url` from byte `from` (a `Range` request when above 0), posting `http_data`,
+   * `http_end` or `http_failed` events; a download already running is stopped first.
+   */
+  startDownload(url: string, from: number): void;
+  /** Stops the running download, if any; its late events are ignored. */
+  stopDownload(): void;
 }

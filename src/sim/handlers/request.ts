@@ -22,6 +22,7 @@ export async function sendRequest(d: Device): Promise<ReceiverState> {
   d.stats.requests++;
   x.unanswered++;
   d.dropHeldAck();
+  d.stopDownload();
   await d.leaveStream(); // §11.4: a new exchange starts without the old stream
   x.correlation = crypto.getRandomValues(new Uint8Array(8));
   const link = d.link();
@@ -36,6 +37,7 @@ export async function sendRequest(d: Device): Promise<ReceiverState> {
     responseTopic: v5 ? "" : d.topics.data,
     correlationData: v5 ? EMPTY : x.correlation,
     resume: x.resumePoint && x.resumePoint.offset > 0 ? x.resumePoint : null,
+    http: o.http || undefined,
     // §11.4: SHARED only under MQTT 5 (§11.1: a 3.1.1 device is served by unicast).
     ...(o.shared && v5 ? { shared: true as const } : {}),
   });

@@ -97,16 +97,17 @@ bool equals(Bytes view, const char* text);
 /// True when both views hold the same bytes.
 bool equals(Bytes a, Bytes b);
 
-/// REQUEST `flags` bit 0: a resume point follows (§4.1).
+/// REQUEST `flags` bits (§4.1); bit 2 SHARED is §11's (the device can receive the shared stream).
 constexpr uint8_t kRequestFlagResume = 0x01;
-/// REQUEST `flags` bit 2: the device can receive the shared image stream (§4.1, §11).
+constexpr uint8_t kRequestFlagHttp = 0x02;
 constexpr uint8_t kRequestFlagShared = 0x04;
-/// MANIFEST `flags` bit 0: a signature follows (§4.2).
+/// MANIFEST `flags` bits (§4.2); bit 2 SHARED is §11's (the shared-stream fields follow).
 constexpr uint8_t kManifestFlagSigned = 0x01;
-/// MANIFEST `flags` bit 2: the shared-stream fields follow the signature (§4.2, §11).
+constexpr uint8_t kManifestFlagUrl = 0x02;
 constexpr uint8_t kManifestFlagShared = 0x04;
 
-/// REQUEST (§4.1). `hasResume` mirrors flag bit 0, `shared` flag bit 2.
+/// REQUEST (§4.1). `hasResume` mirrors flag bit 0, `wantsHttp` flag bit 1 (an HTTP download),
+/// `shared` flag bit 2 (the shared image stream, §11).
 struct Request {
   uint32_t chunkSize = 0;
   uint16_t window = 0;
@@ -119,10 +120,12 @@ struct Request {
   bool hasResume = false;
   uint8_t resumeSha256[kSha256Bytes] = {};
   uint32_t resumeOffset = 0;
+  bool wantsHttp = false;
   bool shared = false;
 };
 
-/// MANIFEST (§4.2). `signed` (flag bit 0) is implied by a non-empty signature.
+/// MANIFEST (§4.2). `signed` (flag bit 0) is implied by a non-empty signature; `hasUrl` mirrors
+/// flag bit 1: the image is downloaded from `url` over HTTP instead of in CHUNKs (§7.3).
 struct Manifest {
   uint32_t transferId = 0;
   uint8_t sha256[kSha256Bytes] = {};
@@ -137,6 +140,8 @@ struct Manifest {
   Bytes version;
   Bytes ackTopic;
   Bytes signature;
+  bool hasUrl = false;
+  Bytes url;
   /// Flag bit 2 SHARED: CHUNKs of this image also travel on `sharedTopic`, each with `streamId`
   /// in its transferId field (§11).
   bool shared = false;
