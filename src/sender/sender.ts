@@ -264,12 +264,13 @@ export class Sender {
     await this.#ctx.rollouts?.stop();
     this.#ctx.admission.stop();
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#ctx.streams.closeAll();
     const now = this.#settings.now();
     const retryAfterMs = this.#settings.busyRetryAfterMs;
     for (const t of this.#ctx.transfers.all()) {
       this.#ctx.safely(() => t.dispatch({ type: "shutdown", retryAfterMs }, now));
     }
+    // The transfers' ends emptied their streams; a stream without members ends on its own.
+    this.#ctx.streams.closeAll();
     await this.#ctx.recorder.flush(SHUTDOWN_RECORDS_MS);
   }
 
