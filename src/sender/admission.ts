@@ -19,10 +19,21 @@ export interface Ticket {
   seq: number;
 }
 
+/**
+ * Default bound of the requests being resolved at once (catalog, inventory and rollout reads and
+ * writes before the MANIFEST). 10 000 devices asking at once queued 10 000 resolutions behind
+ * one KV writer: each REQUEST waited longer than the device's idle timeout, the devices asked
+ * again and gave up as NO_SENDER (docs/performance.md, fleet of 10 000). Beyond the bound a
+ * request is told BUSY at once, at no KV cost, and comes back after a spread-out retry hint.
+ */
+export const MAX_RESOLVING_REQUESTS = 128;
+
 /** Limits of admission. */
 export interface AdmissionLimits {
   /** Open transfers at most (devices still resolving a request count too). */
   maxTransfers: number;
+  /** Requests being resolved at once at most; default {@link MAX_RESOLVING_REQUESTS}. */
+  maxResolving?: number;
   /** Retry hint of BUSY at the transfer limit or while shutting down. */
   busyRetryAfterMs: number;
   /** Requests per device: a burst, then one per interval (protocol §6 REQUEST_BURST). */
@@ -97,6 +108,16 @@ export class Admission {
         retryAfterMs: busyRetryAfterMs,
       };
     }
+    const maxResolving = this.limits.maxResolving ?? MAX_RESOLVING_REQUESTS;
+    if (this.#newest.size >= maxResolving && !this.#newest.has(deviceId)) {
+      const retryAfterMs = spreadRetry(busyRetryAfterMs);
+      return {
+        code: ErrorCode.BUSY,
+        message:
+          `Sender is resolving ${this.#newest.size} requests, its limit; ask again after ${retryAfterMs} ms`,
+        retryAfterMs,
+      };
+    }
     return null;
   }
 
@@ -121,4 +142,12 @@ export class Admission {
   sweep(now: number): void {
     this.#rate.sweep(now);
   }
+}
+
+/**
+ * A retry hint from half to all of `ms`, drawn at random: devices refused together come back
+ * spread over the interval instead of in one burst that would be refused again.
+ */
+export function spreadRetry(ms: number, random: () => number = Math.random): number {
+  return Math.max(1, Math.round(ms / 2 + random() * (ms / 2)));
 }

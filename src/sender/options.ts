@@ -16,6 +16,7 @@ import {
 import type { Catalog } from "../catalog/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { MAX_BACKLOG_BYTES } from "./backlog.ts";
+import { MAX_RESOLVING_REQUESTS } from "./admission.ts";
 import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
 import type { InventoryStore } from "../inventory/store.ts";
@@ -66,6 +67,11 @@ export interface SenderOptions {
   adaptiveWindow?: boolean;
   /** Open transfers at most; further requests get BUSY. */
   maxTransfers?: number;
+  /**
+   * Requests being resolved (catalog, inventory, rollouts) at once at most; further requests get
+   * BUSY at once; default {@link MAX_RESOLVING_REQUESTS}.
+   */
+  maxResolving?: number;
   busyRetryAfterMs?: number;
   /** REQUESTs per device: default REQUEST_BURST, then one per REQUEST_REFILL_MS (protocol §6). */
   requestRate?: RateLimitOptions;
@@ -119,6 +125,7 @@ export const SENDER_DEFAULTS = {
   maxWindow: MAX_WINDOW,
   adaptiveWindow: true,
   maxTransfers: 2000,
+  maxResolving: MAX_RESOLVING_REQUESTS,
   busyRetryAfterMs: 5000,
 } as const;
 
