@@ -6,6 +6,7 @@
 
 import { assert, assertEquals } from "./_assert.ts";
 import {
+  decodeChunk,
   decodeError,
   decodeManifest,
   encodeRequest,
@@ -14,7 +15,13 @@ import {
   peekType,
 } from "../src/protocol/mod.ts";
 import { _senderInternals, Sender } from "../src/sender/sender.ts";
-import { MAX_RESOLVING_REQUESTS, spreadRetry } from "../src/sender/admission.ts";
+import {
+  Admission,
+  MAX_HELD_TRANSFERS,
+  MAX_RESOLVING_REQUESTS,
+  spreadRetry,
+} from "../src/sender/admission.ts";
+import { DEFAULT_TIMING, Transfer, type TransferEnd } from "../src/sender/transfer.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import { rolloutStore } from "../src/rollout/store.ts";
 import { inventoryStore } from "../src/inventory/store.ts";
@@ -94,6 +101,68 @@ Deno.test("requests beyond maxResolving are told BUSY at once with a spread retr
   } finally {
     await sender.stop();
   }
+});
+
+Deno.test(`requests meet BUSY while the backlog holds MAX_HELD_TRANSFERS transfers, unless the device holds a slot`, () => {
+  const admission = new Admission({
+    maxTransfers: 10000,
+    busyRetryAfterMs: BUSY_RETRY_MS,
+    requestRate: { burst: 100, refillMs: 1 },
+  });
+  const ask = (deviceId: string, held: number, deviceHasTransfer = false) =>
+    admission.refusal(deviceId, { open: 100, deviceHasTransfer, now: 0, held });
+  assertEquals(ask("a", MAX_HELD_TRANSFERS - 1), null);
+  const busy = ask("b", MAX_HELD_TRANSFERS);
+  assertEquals(busy?.code, ErrorCode.BUSY);
+  assert(busy!.message.includes(`${MAX_HELD_TRANSFERS} transfers waiting`), busy!.message);
+  assert(busy!.retryAfterMs! >= BUSY_RETRY_MS / 2 && busy!.retryAfterMs! <= BUSY_RETRY_MS);
+  assertEquals(ask("c", MAX_HELD_TRANSFERS, true), null, "a device replacing its transfer");
+});
+
+Deno.test("a transfer held back longer than firstAckTimeoutMs before its first chunk is not aborted; its first-ACK clock starts when it sends", () => {
+  let mayPublish = false;
+  const sent: Uint8Array[] = [];
+  let end: TransferEnd | null = null;
+  const image = new Uint8Array(4096).fill(3);
+  const t = new Transfer({
+    transferId: 7,
+    deviceId: "held",
+    image: {
+      sha256: new Uint8Array(32),
+      shaHex: "00".repeat(32),
+      name: "img",
+      product: "p",
+      version: "1.0.0",
+      kind: "file",
+      bytes: image,
+      crc: () => 0,
+      signature: new Uint8Array(0),
+    },
+    chunkSize: 1024,
+    window: 4,
+    startOffset: 0,
+    dataTopic: "ota/dev/held/data",
+    ackTopic: "ota/dev/held/ack/s1",
+    correlationData: new Uint8Array(0),
+    dataQos: 0,
+    adaptive: false,
+    timing: { ...DEFAULT_TIMING, ackTimeoutMs: 100, firstAckTimeoutMs: 1000 },
+    send: (_topic, payload) => sent.push(payload),
+    mayPublish: () => mayPublish,
+    onClose: (e) => (end = e),
+  });
+  t.start(0);
+  for (let now = 50; now <= 5000; now += 50) t.dispatch({ type: "tick" }, now);
+  assertEquals(end, null, "held for 5 s with nothing in flight: not the device's fault");
+  assertEquals(t.retries, 0);
+  mayPublish = true;
+  t.dispatch({ type: "resume" }, 5000);
+  assertEquals(sent.slice(1).map((m) => decodeChunk(m).index), [0, 1, 2, 3]);
+  for (let now = 5050; now < 5950; now += 50) t.dispatch({ type: "tick" }, now);
+  assertEquals(end, null, "less than firstAckTimeoutMs since the chunks went out");
+  for (let now = 5950; now <= 6200 && end === null; now += 50) t.dispatch({ type: "tick" }, now);
+  const ended = end as TransferEnd | null;
+  assert(ended?.outcome.detail.includes("no ACK within 1000 ms"), ended?.outcome.detail);
 });
 
 const DEVICES = 5000;

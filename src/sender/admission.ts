@@ -28,12 +28,24 @@ export interface Ticket {
  */
 export const MAX_RESOLVING_REQUESTS = 128;
 
+/**
+ * Transfers held back by the outgoing backlog (waiting for the socket to drain before their next
+ * CHUNK) above which new requests are told BUSY. The sender opened up to `maxTransfers` (2000)
+ * transfers at once, more than its socket could feed: held transfers waited past the device's
+ * idle timeout, the devices asked again, superseding them, and were held again (3000 devices:
+ * 1786 transfers aborted without a first ACK, docs/performance.md). Bounding the held ones makes
+ * the open transfers follow what the broker takes.
+ */
+export const MAX_HELD_TRANSFERS = 64;
+
 /** Limits of admission. */
 export interface AdmissionLimits {
   /** Open transfers at most (devices still resolving a request count too). */
   maxTransfers: number;
   /** Requests being resolved at once at most; default {@link MAX_RESOLVING_REQUESTS}. */
   maxResolving?: number;
+  /** Transfers held by the backlog above which requests get BUSY; {@link MAX_HELD_TRANSFERS}. */
+  maxHeld?: number;
   /** Retry hint of BUSY at the transfer limit or while shutting down. */
   busyRetryAfterMs: number;
   /** Requests per device: a burst, then one per interval (protocol §6 REQUEST_BURST). */
@@ -79,7 +91,13 @@ export class Admission {
    */
   refusal(
     deviceId: string,
-    { open, deviceHasTransfer, now }: { open: number; deviceHasTransfer: boolean; now: number },
+    { open, deviceHasTransfer, now, held = 0 }: {
+      open: number;
+      deviceHasTransfer: boolean;
+      now: number;
+      /** Transfers the outgoing backlog holds back now. */
+      held?: number;
+    },
   ): ErrorReply | null {
     const { maxTransfers, busyRetryAfterMs, requestRate } = this.limits;
     if (this.#stopping) {
@@ -106,6 +124,16 @@ export class Admission {
         message:
           `Sender is serving ${open} transfers, its limit; ask again after ${busyRetryAfterMs} ms`,
         retryAfterMs: busyRetryAfterMs,
+      };
+    }
+    const maxHeld = this.limits.maxHeld ?? MAX_HELD_TRANSFERS;
+    if (held >= maxHeld && !holdsSlot) {
+      const retryAfterMs = spreadRetry(busyRetryAfterMs);
+      return {
+        code: ErrorCode.BUSY,
+        message:
+          `Sender has ${held} transfers waiting for its connection to drain, its limit; ask again after ${retryAfterMs} ms`,
+        retryAfterMs,
       };
     }
     const maxResolving = this.limits.maxResolving ?? MAX_RESOLVING_REQUESTS;
