@@ -18,6 +18,22 @@ export const SCALE_BASELINE_DEVICES = 100;
  * about 600 MiB of image slots and one core; more processes only add contention on 2 cores.
  */
 export const DEVICES_PER_WORKER = 2500;
+/**
+ * Where a scale run's senders keep their KV: memory (tmpfs). On the bench machine's disk a KV
+ * commit cost 10-20 ms (it syncs), against 0.4 ms in tmpfs, and one sender's commits are
+ * serialised: the disk, not the sender, bounded a fleet to ~10 devices per second.
+ */
+export const SCALE_KV_DIR = "/dev/shm";
+
+/** {@link SCALE_KV_DIR} when it exists here, else undefined (the system's temporary folder). */
+export function scaleKvDir(): string | undefined {
+  try {
+    return Deno.statSync(SCALE_KV_DIR).isDirectory ? SCALE_KV_DIR : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Target: the sender's peak RSS at any fleet size. */
 export const MAX_SENDER_RSS_BYTES = 512 * MiB;
 /** Target: the sender's CPU per MiB at the largest fleet over that at the baseline, at most. */

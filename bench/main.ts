@@ -41,7 +41,9 @@ import {
   checkFleetTargets,
   type FleetTargetVerdict,
   SCALE_FLEET_FROM,
+  SCALE_KV_DIR,
   scaleFleetPlan,
+  scaleKvDir,
   type ScalePlan,
   scaleWorkers,
 } from "./fleet_scale.ts";
@@ -79,12 +81,16 @@ Options (each also as a bare word: "deno task bench fleet 10000"):
   --workers N      device worker processes for large fleets (default ${DEFAULT_WORKERS}; 0 = in this process)
   --workers-from N fleets of at least N devices use the workers (default ${DEFAULT_WORKERS_FROM})
   --max-transfers N  the sender's transfer.maxTransfers (default: the sender's, BUSY beyond it)
+  --kv-dir DIR     folder of the fleet senders' KV files (default: the system's temporary
+                   folder; in a scale run ${SCALE_KV_DIR} when it exists, see below)
   --help           this text
 
 Scale run: a fleet of ${SCALE_FLEET_FROM} devices or more (e.g. --fleet 10000, about 3 min) downloads
 a 256 KiB image in every fleet size of the run, adds the 100-device baseline, connects the
 devices first (64 at a time) in one worker process per 2 500 devices, and checks the targets:
 no failure, sender peak RSS <= 512 MiB, sender CPU per MiB within 1.5 x that at 100.
+Its senders keep their KV in ${SCALE_KV_DIR} (memory): a KV commit on a disk that syncs costs
+10-20 ms, and the disk rather than the sender would be measured (--kv-dir /tmp measures it).
 Each connection is a file descriptor: Mosquitto holds one per device and a worker one per
 its device. Deno raises its own soft limit to the hard one and its children inherit it, so
 the hard limit (ulimit -Hn) must cover the fleet plus ${FD_MARGIN}; the bench says so before
@@ -102,6 +108,8 @@ interface Args {
   workersFrom: number;
   /** The sender's `transfer.maxTransfers`, when given. */
   maxTransfers?: number;
+  /** Folder of the fleet senders' KV files; undefined: the system's temporary folder. */
+  kvDir?: string;
   /** Set when the fleets make a scale run. */
   scale: ScalePlan | null;
 }
@@ -121,6 +129,7 @@ function parse(argv: string[]): Args | null {
     workers: { type: "string" },
     "workers-from": { type: "string" },
     "max-transfers": { type: "string" },
+    "kv-dir": { type: "string" },
     help: { type: "boolean", short: "h" },
   } as const;
   const { values } = parseCommandLine(optionWords(argv, options), options);
@@ -150,6 +159,11 @@ function parse(argv: string[]): Args | null {
     fleet: scale?.sizes ?? fleet,
     scale,
     maxTransfers: intOption(values["max-transfers"], "--max-transfers", { min: 1, max: 1000000 }),
+    kvDir: typeof values["kv-dir"] === "string"
+      ? values["kv-dir"]
+      : scale
+      ? scaleKvDir()
+      : undefined,
     dataQos: dataQos as 0 | 1 | undefined,
     window: intOption(values.window, "--window", { min: 1, max: MAX_WINDOW }),
     workers: intOption(values.workers, "--workers", { min: 0, max: 64 }) ?? DEFAULT_WORKERS,
@@ -439,6 +453,7 @@ async function main(): Promise<number> {
           brokerUrl: broker.url,
           images: [{ product: "bench-fleet", version: "1.0.0", size: sizes.fleet }],
           transfer: transferOverrides,
+          kvDir: args.kvDir,
         });
         try {
           progress(`fleet ${n} devices × ${(sizes.fleet / 1024).toFixed(0)} KiB ...`);
@@ -539,6 +554,7 @@ async function main(): Promise<number> {
         }
       }
       out.fleet = rows;
+      out.fleetKvDir = args.kvDir ?? "system temporary folder";
       if (args.scale) out.fleetTargets = checkFleetTargets(rows);
     }
     if (args.only.has("rollout")) {
@@ -687,7 +703,10 @@ function table(out: Record<string, unknown>): string {
     );
   }
   if (out.fleet) {
-    lines.push("", "Fleet: N devices download at once from one sender process (4 KiB chunks)");
+    lines.push(
+      "",
+      `Fleet: N devices download at once from one sender process (4 KiB chunks, KV in ${out.fleetKvDir})`,
+    );
     grid(
       [
         "devices",
