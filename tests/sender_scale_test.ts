@@ -17,6 +17,7 @@ import {
 import { _senderInternals, Sender } from "../src/sender/sender.ts";
 import {
   Admission,
+  MAX_BUSY_BACKOFF_FACTOR,
   MAX_HELD_TRANSFERS,
   MAX_RESOLVING_REQUESTS,
   spreadRetry,
@@ -117,6 +118,32 @@ Deno.test(`requests meet BUSY while the backlog holds MAX_HELD_TRANSFERS transfe
   assert(busy!.message.includes(`${MAX_HELD_TRANSFERS} transfers waiting`), busy!.message);
   assert(busy!.retryAfterMs! >= BUSY_RETRY_MS / 2 && busy!.retryAfterMs! <= BUSY_RETRY_MS);
   assertEquals(ask("c", MAX_HELD_TRANSFERS, true), null, "a device replacing its transfer");
+});
+
+Deno.test("the crowd's retry hint grows with the requests refused per request admitted, up to MAX_BUSY_BACKOFF_FACTOR", () => {
+  const admission = new Admission({
+    maxTransfers: 10000,
+    maxResolving: 10,
+    busyRetryAfterMs: BUSY_RETRY_MS,
+    requestRate: { burst: 100, refillMs: 1 },
+  });
+  const ask = (id: string) => admission.refusal(id, { open: 0, deviceHasTransfer: false, now: 0 });
+  const crowd = (n: number) => Array.from({ length: n }, (_, i) => ask(`crowd-${i}`)!);
+  for (let i = 0; i < 10; i++) admission.begin(`served-${i}`);
+  crowd(60);
+  admission.sweep(1000);
+  assertEquals(admission.backoff, 6, "60 refused for 10 admitted");
+  for (const busy of crowd(20)) {
+    assert(
+      busy.retryAfterMs! >= 3 * BUSY_RETRY_MS && busy.retryAfterMs! <= 6 * BUSY_RETRY_MS,
+      `retry after ${busy.retryAfterMs} ms`,
+    );
+  }
+  crowd(1000);
+  admission.sweep(2000);
+  assertEquals(admission.backoff, MAX_BUSY_BACKOFF_FACTOR, "1020 refused, none admitted");
+  admission.sweep(3000);
+  assertEquals(admission.backoff, 1, "nobody refused: back to busyRetryAfterMs");
 });
 
 Deno.test("a transfer held back longer than firstAckTimeoutMs before its first chunk is not aborted; its first-ACK clock starts when it sends", () => {
