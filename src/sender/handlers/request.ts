@@ -83,6 +83,7 @@ export async function handleRequest(
     open: ctx.transfers.size,
     deviceHasTransfer: !!ctx.transfers.ofDevice(deviceId),
     now: settings.now(),
+    held: ctx.backlog.heldCount,
   });
   if (busy) return replies.send(to, busy);
   const ticket = ctx.admission.begin(deviceId);
