@@ -8,14 +8,30 @@
  * @module
  */
 
-import { Catalog, makeSampleImage, sha256Hex } from "../src/catalog/mod.ts";
+import {
+  Catalog,
+  CatalogError,
+  type CatalogErrorCode,
+  makeSampleImage,
+  sha256Hex,
+} from "../src/catalog/mod.ts";
 import { inventoryStore } from "../src/inventory/store.ts";
+import { InventoryError, type InventoryErrorCode } from "../src/inventory/mod.ts";
 import { rolloutStore } from "../src/rollout/store.ts";
+import { RolloutError, type RolloutErrorCode } from "../src/rollout/mod.ts";
 import { buildApp } from "../src/http/mod.ts";
 import { OPENAPI_DOCUMENT } from "../src/http/openapi.ts";
 import { CREATE_ROLLOUT_FIELDS } from "../src/http/api/rollouts.ts";
+import {
+  CATALOG_ERROR_STATUS,
+  errorAnswer,
+  INVENTORY_ERROR_STATUS,
+  ROLLOUT_ERROR_STATUS,
+} from "../src/http/api/error_status.ts";
+import { UsageError } from "../src/command/args.ts";
 import { ONLINE_WINDOW_MS } from "../src/ops/fleet.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
+import { ConfigError } from "../src/service/config.ts";
 import { runFleet } from "../src/sim/fleet.ts";
 import { flashAtRate } from "../src/sim/flash_timing.ts";
 import { assert, assertEquals } from "./_assert.ts";
@@ -753,3 +769,28 @@ apiTest(
     assertEquals((await api.call("GET", "/api/images")).body.length, 1);
   },
 );
+
+Deno.test("every error code of the catalog, rollouts and inventory is a 4xx, except the three faults of the server's own storage", () => {
+  const faults = new Set(["CORRUPT_IMAGE", "STORAGE_ERROR", "MEMORY_BOUND"]);
+  const cases: Array<[Error & { code: string }, string]> = [
+    ...Object.keys(CATALOG_ERROR_STATUS).map((c) =>
+      [new CatalogError(c as CatalogErrorCode, "m"), c] as [CatalogError, string]
+    ),
+    ...Object.keys(ROLLOUT_ERROR_STATUS).map((c) =>
+      [new RolloutError(c as RolloutErrorCode, "m"), c] as [RolloutError, string]
+    ),
+    ...Object.keys(INVENTORY_ERROR_STATUS).map((c) =>
+      [new InventoryError(c as InventoryErrorCode, "m"), c] as [InventoryError, string]
+    ),
+    [new ConfigError("m"), "CONFIG_INVALID"],
+    [new UsageError("m", []), "USAGE"],
+  ];
+  for (const [err, code] of cases) {
+    const answer = errorAnswer(err);
+    assert(answer !== null, code);
+    assertEquals([answer.code, answer.message], [code, "m"]);
+    if (faults.has(code)) assert(answer.status >= 500, code);
+    else assert(answer.status >= 400 && answer.status < 500, `${code}: ${answer.status}`);
+  }
+  assertEquals(errorAnswer(new TypeError("boom")), null);
+});
