@@ -794,3 +794,109 @@ Deno.test("every error code of the catalog, rollouts and inventory is a 4xx, exc
   }
   assertEquals(errorAnswer(new TypeError("boom")), null);
 });
+
+/** Problems of `value` against a JSON schema of the OpenAPI document (the subset it uses). */
+function schemaProblems(value: unknown, schema: Record<string, unknown>, at = "$"): string[] {
+  if (typeof schema.$ref === "string") {
+    const name = schema.$ref.replace("#/components/schemas/", "");
+    const schemas = OPENAPI_DOCUMENT.components.schemas as Record<string, Record<string, unknown>>;
+    return schemaProblems(value, schemas[name], at);
+  }
+  if (Array.isArray(schema.oneOf)) {
+    const fits = schema.oneOf.filter((s) => schemaProblems(value, s, at).length === 0);
+    return fits.length === 1 ? [] : [`${at}: matches ${fits.length} of oneOf`];
+  }
+  const types = schema.type === undefined ? [] : [schema.type].flat() as string[];
+  const kind = value === null
+    ? "null"
+    : Array.isArray(value)
+    ? "array"
+    : Number.isInteger(value)
+    ? "integer"
+    : typeof value;
+  if (
+    types.length > 0 && !types.includes(kind) && !(kind === "integer" && types.includes("number"))
+  ) {
+    return [`${at}: ${kind} is not ${types.join("|")}`];
+  }
+  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) {
+    return [`${at}: ${JSON.stringify(value)} is not in the enum`];
+  }
+  const problems: string[] = [];
+  if (kind === "array" && schema.items) {
+    (value as unknown[]).forEach((v, i) =>
+      problems.push(...schemaProblems(v, schema.items as Record<string, unknown>, `${at}[${i}]`))
+    );
+  }
+  if (kind === "object" && schema.properties) {
+    const o = value as Record<string, unknown>;
+    const props = schema.properties as Record<string, Record<string, unknown>>;
+    for (const r of (schema.required ?? []) as string[]) {
+      if (!(r in o)) problems.push(`${at}.${r}: missing`);
+    }
+    for (const [k, v] of Object.entries(o)) {
+      if (props[k]) problems.push(...schemaProblems(v, props[k], `${at}.${k}`));
+      else if (schema.additionalProperties === false) problems.push(`${at}.${k}: not declared`);
+    }
+  }
+  return problems;
+}
+
+apiTest(
+  "every answer has the shape the OpenAPI document gives for its route and status",
+  async (api) => {
+    const paths = OPENAPI_DOCUMENT.paths as unknown as Record<
+      string,
+      Record<
+        string,
+        { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }
+      >
+    >;
+    type Schema = Record<string, unknown>;
+    let checked = 0;
+    const check = async (method: string, template: string, path: string, options?: CallOptions) => {
+      const a = await api.call(method, path, options);
+      const response = paths[template][method.toLowerCase()].responses[String(a.status)];
+      assert(response !== undefined, `${method} ${path}: status ${a.status} is not documented`);
+      const schema = response.content!["application/json"].schema;
+      const problems = schemaProblems(a.body, schema);
+      assertEquals(problems, [], `${method} ${path} ${a.status}: ${JSON.stringify(a.body)}`);
+      checked++;
+      return a;
+    };
+    await inventoryStore(api.catalog).recordRequest("dev-1", {
+      product: "blink",
+      version: "1.0.0",
+    });
+    await check("POST", "/api/images", "/api/images?release=true&name=b", {
+      bytes: image("1.1.0"),
+    });
+    await check("POST", "/api/images", "/api/images", { bytes: image("1.1.0") });
+    await check("POST", "/api/images", "/api/images?kind=x", { bytes: image("1.1.0") });
+    await check("POST", "/api/images", "/api/images", { bytes: image("1.1.0"), token: READ });
+    await check("GET", "/api/images", "/api/images");
+    await check("GET", "/api/images/{ref}", "/api/images/blink@1.1.0");
+    await check("GET", "/api/images/{ref}", "/api/images/blink@9");
+    await check("GET", "/api/devices", "/api/devices?limit=1");
+    await check("GET", "/api/devices/{id}", "/api/devices/dev-1");
+    await check("GET", "/api/devices/{id}", "/api/devices/dev-2");
+    await check("GET", "/api/rollouts", "/api/rollouts");
+    await check("GET", "/api/rollouts/{id}", "/api/rollouts/r-1");
+    await check("POST", "/api/rollouts", "/api/rollouts", { json: { image: "blink@1.1.0" } });
+    await check("POST", "/api/rollouts", "/api/rollouts", { json: { image: 1 } });
+    await check("POST", "/api/rollouts/{id}/pause", "/api/rollouts/r-1/pause", { json: {} });
+    await check("POST", "/api/rollouts/{id}/resume", "/api/rollouts/r-1/resume");
+    await check("POST", "/api/rollouts/{id}/cancel", "/api/rollouts/r-1/cancel");
+    await check("POST", "/api/rollouts/{id}/cancel", "/api/rollouts/r-1/cancel");
+    await check("POST", "/api/rollouts", "/api/rollouts", {
+      json: { image: "blink@1.1.0", devices: ["dev-1"], waves: "50,100", jitter: 0 },
+    });
+    await check("GET", "/api/transfers", "/api/transfers");
+    await check("GET", "/api/transfers/live", "/api/transfers/live");
+    await check("GET", "/api/fleet", "/api/fleet");
+    await check("GET", "/api/health", "/api/health");
+    await check("GET", "/api/health", "/api/health", { token: null });
+    await check("DELETE", "/api/images/{ref}", "/api/images/blink@1.1.0");
+    assertEquals(checked, 25);
+  },
+);
