@@ -36,6 +36,8 @@ export interface HttpContext {
   senderId: string;
   config: HttpConfig;
   log: SenderLog;
+  /** Aborted when the server stops: long-lived responses (server-sent events) end on it. */
+  stopping?: AbortSignal;
   /** Wall clock, ms since the epoch; default `Date.now`. */
   now?: () => number;
 }

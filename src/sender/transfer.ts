@@ -176,6 +176,8 @@ export interface TransferEnd {
   bytesAcknowledged: number;
   chunksSent: number;
   resends: number;
+  /** Of `resends`, those a NACK caused. */
+  resendsAfterNack: number;
   /** Start and end on the transfer's clock, in ms. */
   startedAt: number;
   endedAt: number;
@@ -192,6 +194,15 @@ export interface TransferProgress {
   /** Chunks acknowledged (every index below this one). */
   acked: number;
   chunks: number;
+  /** Product and version of the image sent. */
+  product: string;
+  version: string;
+  /** Image size, and bytes the device holds now (those it resumed from included). */
+  size: number;
+  bytesHeld: number;
+  /** Bytes acknowledged in this transfer and the seconds they took: the rate's terms (format/rate.ts). */
+  bytesAcknowledged: number;
+  rateSeconds: number;
 }
 
 /** One transfer; see the module doc. */
@@ -263,6 +274,16 @@ export class Transfer {
     return this.#window.resends;
   }
 
+  /** Of {@link Transfer.resends}, those a NACK caused. */
+  get resendsAfterNack(): number {
+    return this.#window.resendsAfterNack;
+  }
+
+  /** Chunks sent so far, resends included. */
+  get chunksSent(): number {
+    return this.#window.chunksSent;
+  }
+
   /** The resend timeout now, in ms. */
   get rto(): number {
     return this.#timer.timeoutMs;
@@ -281,7 +302,18 @@ export class Transfer {
       state: this.#state,
       acked: this.#window.acked,
       chunks: this.chunkCount,
+      product: this.init.image.product,
+      version: this.init.image.version,
+      size: this.init.image.bytes.length,
+      bytesHeld: this.#bytesHeld(),
+      bytesAcknowledged: Math.max(0, this.#bytesHeld() - this.init.startOffset),
+      rateSeconds: this.#clock.seconds,
     };
+  }
+
+  /** Bytes below the first unacknowledged chunk: what the device holds. */
+  #bytesHeld(): number {
+    return Math.min(this.#window.acked * this.init.chunkSize, this.init.image.bytes.length);
   }
 
   /** Sends the MANIFEST and the first window of chunks. */
@@ -323,8 +355,8 @@ export class Transfer {
   }
 
   #end(now: number): TransferEnd {
-    const { image, chunkSize, startOffset } = this.init;
-    const acknowledged = Math.min(this.#window.acked * chunkSize, image.bytes.length);
+    const { image, startOffset } = this.init;
+    const acknowledged = this.#bytesHeld();
     this.#clock.end(now);
     return {
       transferId: this.id,
@@ -334,6 +366,7 @@ export class Transfer {
       bytesAcknowledged: Math.max(0, acknowledged - startOffset),
       chunksSent: this.#window.chunksSent,
       resends: this.#window.resends,
+      resendsAfterNack: this.#window.resendsAfterNack,
       startedAt: this.#startedAt,
       endedAt: now,
       rateSeconds: this.#clock.seconds,

@@ -316,7 +316,11 @@ export function validateConfig(c: SenderConfig): SenderConfig {
 }
 
 /** Environment variables starting with OTA_ that are not config keys but are known. */
-const OTHER_OTA_VARIABLES = new Set(["OTA_REQUIRE_MOSQUITTO"]);
+const OTHER_OTA_VARIABLES = new Set([
+  "OTA_REQUIRE_MOSQUITTO",
+  "OTA_REQUIRE_BROWSER",
+  "OTA_CHROMIUM",
+]);
 
 /** Every environment variable that sets a config key, e.g. `OTA_BROKER_URL`. */
 export function configEnvNames(
