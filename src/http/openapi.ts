@@ -18,6 +18,8 @@ import {
   MAX_PAGE_SIZE,
 } from "../rollout/mod.ts";
 import { UPLOAD_KINDS } from "./api/images.ts";
+import { HEARTBEAT_MS, MAX_EVENT_SUBSCRIBERS } from "./events.ts";
+import { MAX_LIVE_TRANSFERS } from "./live.ts";
 import { MAX_JSON_BODY_BYTES } from "./api/limits.ts";
 import {
   CATALOG_ERROR_STATUS,
@@ -55,6 +57,7 @@ function errors(...statuses: number[]): Record<string, unknown> {
     413: "The body exceeds its limit",
     415: "The body has the wrong Content-Type",
     422: "The image or the image reference was refused by the catalog's rules",
+    503: "Too busy: too many event streams are open",
   };
   return Object.fromEntries(
     [401, ...statuses].map((s) => [
@@ -111,6 +114,7 @@ const ERROR_CODES = [
     "INVALID_QUERY",
     "PAYLOAD_TOO_LARGE",
     "UNSUPPORTED_MEDIA_TYPE",
+    "TOO_MANY_SUBSCRIBERS",
     "CONFIG_INVALID",
     "USAGE",
     "INTERNAL",
@@ -249,7 +253,7 @@ export const OPENAPI_DOCUMENT = {
         summary: "List devices, filtered, one page at a time",
         description:
           "A page may hold fewer devices than limit and still have a cursor: pass cursor " +
-          "back until a page has none.",
+          "back until a page has none. A filter given empty is no filter.",
         operationId: "listDevices",
         tags: ["devices"],
         parameters: [
@@ -320,6 +324,24 @@ export const OPENAPI_DOCUMENT = {
       "cancel",
       "End a rollout; updated devices stay as they are.",
     ),
+    "/api/events": {
+      get: {
+        summary: "Server-sent events for the dashboard: live transfers and rollouts",
+        description: "Events: `hello` once (`{senderId, access}`), `transfers` (LiveTransfers) " +
+          "and `rollouts` (`{rollouts: [...]}`) when their content changes, and a comment line " +
+          `every ${HEARTBEAT_MS / 1000} s. At most ${MAX_EVENT_SUBSCRIBERS} streams at once. ` +
+          "EventSource cannot send headers: pass the token as ?token=.",
+        operationId: "events",
+        tags: ["service"],
+        responses: {
+          "200": {
+            description: "The event stream, until the client or the server ends it",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          ...errors(503),
+        },
+      },
+    },
     "/api/transfers": {
       get: {
         summary: "Recent transfers: the open ones first, then finished ones, newest first",
@@ -337,10 +359,11 @@ export const OPENAPI_DOCUMENT = {
     },
     "/api/transfers/live": {
       get: {
-        summary: "Transfers this sender has open now, with their progress",
+        summary: "Transfers this sender has open now, with their progress and rate",
+        description: `The first ${MAX_LIVE_TRANSFERS} by transfer id, as /api/events sends them.`,
         operationId: "liveTransfers",
         tags: ["transfers"],
-        responses: { ...ok("The open transfers", arrayOf(ref("LiveTransfer"))), ...errors(400) },
+        responses: { ...ok("The open transfers", ref("LiveTransfers")), ...errors(400) },
       },
     },
   },
@@ -549,22 +572,19 @@ export const OPENAPI_DOCUMENT = {
         endedAt: { type: "string", format: "date-time" },
         senderId: str("Sender instance that ran it"),
       }, ["detail"]),
-      LiveTransfer: {
-        type: "object",
-        properties: {
+      LiveTransfers: object({
+        open: int("Transfers open now, also those past the listed ones"),
+        transfers: arrayOf(object({
           transferId: int("Transfer id"),
           deviceId: str("Device"),
-          state: str("Transfer state"),
-          acked: int("Chunks acknowledged"),
-          chunks: int("Chunks of the image"),
-          percent: { type: "number", description: "Share acknowledged, 0..100" },
-          product: str("Product; empty when unknown"),
-          version: str("Version; empty when unknown"),
-          sha256: str("SHA-256; empty when unknown"),
-          startedAt: str("ISO 8601; empty when unknown"),
-        },
-        required: ["transferId", "deviceId", "state", "acked", "chunks", "percent"],
-      },
+          image: str("product@version being sent"),
+          state: str("Transfer state (protocol §7)"),
+          percent: { type: "number", description: "Share of the image the device holds, 0..100" },
+          progress: str("Bytes held of the image size, for people"),
+          rate: { type: ["integer", "null"], description: "Bytes per second; null before an ACK" },
+          rateText: str("The rate for people"),
+        })),
+      }),
       FleetSummary: object({
         at: { type: "string", format: "date-time" },
         onlineWindowSeconds: int("A device seen this recently is online"),
