@@ -761,6 +761,12 @@ apiTest(
       `/api/rollouts/r-${"9".repeat(4000)}/pause`,
       "/api/devices?cursor=%00&limit=1",
       "/api/devices?product=%ZZ",
+      `/api/devices?product=${"p".repeat(4000)}`,
+      `/api/devices?version=${"v".repeat(4000)}`,
+      `/api/devices?group=${"g".repeat(4000)}`,
+      `/api/devices?cursor=${"c".repeat(4000)}`,
+      `/api/devices?state=${"s".repeat(4000)}`,
+      `/api/images?product=${"p".repeat(4000)}`,
       "/api/transfers?limit=%00",
     ];
     for (const path of paths) {
