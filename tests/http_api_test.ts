@@ -747,6 +747,18 @@ apiTest(
       }
     }
     assert(answered.has(400), [...answered].join(","));
+    const held = await api.call("POST", "/api/rollouts", { json: { image: "blink@1.1.0" } });
+    assertEquals(held.status, 201, JSON.stringify(held.body));
+    for (const value of [...values, "r".repeat(60_000)]) {
+      const a = await api.call("POST", `/api/rollouts/${held.body.id}/pause`, {
+        json: { reason: value },
+      });
+      assert(
+        a.status < 500,
+        `reason=${JSON.stringify(value).slice(0, 60)}: ${JSON.stringify(a.body)}`,
+      );
+      if (a.status === 200) await api.call("POST", `/api/rollouts/${held.body.id}/resume`);
+    }
     const paths = [
       "/api/images/%00",
       "/api/images/%ZZ",
