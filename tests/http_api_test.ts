@@ -119,6 +119,11 @@ async function call(
     body = options.bytes;
   }
   const res = await fetch(`${base}${path}`, { method, headers, body });
+  if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+    // An event stream never ends: its status and headers are the answer.
+    await res.body?.cancel();
+    return { status: res.status, body: "" };
+  }
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -312,14 +317,6 @@ apiTest(
       const path = template.replace("{ref}", "blink@1.0.0").replace("{id}", "r-1");
       for (const [method, op] of Object.entries(ops)) {
         const m = method.toUpperCase();
-        if (path === "/api/events") {
-          // A stream that only ends when the client leaves: look at the status, then leave.
-          const res = await fetch(`${api.url}${path}`, {
-            headers: { authorization: `Bearer ${READ}` },
-          });
-          assertEquals(res.status, 200);
-          await res.body?.cancel();
-        }
         if (op.security?.length === 0) {
           assertEquals((await api.call(m, path, { token: null })).status, 200, path);
           continue;
@@ -334,7 +331,6 @@ apiTest(
           401,
           "UNAUTHORIZED",
         );
-        if (path === "/api/events") continue;
         const asReader = await api.call(m, path, {
           token: READ,
           json: op["x-access"] ? {} : undefined,

@@ -57,7 +57,7 @@ function errors(...statuses: number[]): Record<string, unknown> {
     413: "The body exceeds its limit",
     415: "The body has the wrong Content-Type",
     422: "The image or the image reference was refused by the catalog's rules",
-    503: "Too busy: too many event streams are open",
+    503: "Too many event streams are open; try again later",
   };
   return Object.fromEntries(
     [401, ...statuses].map((s) => [
