@@ -22,6 +22,7 @@ import { RolloutError, type RolloutErrorCode } from "../src/rollout/mod.ts";
 import { buildApp } from "../src/http/mod.ts";
 import { OPENAPI_DOCUMENT } from "../src/http/openapi.ts";
 import { CREATE_ROLLOUT_FIELDS } from "../src/http/api/rollouts.ts";
+import { FLEET_SUMMARY_TTL_MS } from "../src/http/api/limits.ts";
 import {
   CATALOG_ERROR_STATUS,
   errorAnswer,
@@ -582,7 +583,8 @@ apiTest(
       // Each device's BOOTED STATUS moves it to 1.1.0 in the inventory, which the fleet view counts.
       const expected = [{ version: "1.1.0", devices: 2, online: 2 }];
       let versions: unknown;
-      const booted = Date.now() + 10_000;
+      // (The fleet view is at most FLEET_SUMMARY_TTL_MS old.)
+      const booted = Date.now() + 10_000 + FLEET_SUMMARY_TTL_MS;
       do {
         versions = (await api.call("GET", "/api/fleet")).body.products[0].versions;
         if (JSON.stringify(versions) === JSON.stringify(expected)) break;
@@ -931,3 +933,43 @@ apiTest(
     assertEquals(checked, 25);
   },
 );
+
+Deno.test("the fleet view is read once per FLEET_SUMMARY_TTL_MS however often it is asked, then again", async () => {
+  const catalog = await Catalog.open();
+  let now = Date.parse("2026-01-01T00:00:00Z");
+  try {
+    const inventory = inventoryStore(catalog, { now: () => now });
+    const app = buildApp({
+      catalog,
+      rollouts: rolloutStore(catalog),
+      inventory,
+      senderId: "fleet",
+      config: { ...DEFAULT_CONFIG.http, readTokens: READ },
+      log: QUIET,
+      now: () => now,
+    });
+    const fleet = async () => {
+      const res = await app.fetch(
+        new Request("http://x/api/fleet", { headers: { authorization: `Bearer ${READ}` } }),
+      );
+      assertEquals(res.status, 200);
+      return await res.json();
+    };
+    await inventory.recordRequest("dev-1", { product: "blink", version: "1.0.0" });
+    const first = await fleet();
+    assertEquals([first.devices, first.online], [1, 1]);
+    await inventory.recordRequest("dev-2", { product: "blink", version: "1.1.0" });
+    now += FLEET_SUMMARY_TTL_MS - 1;
+    const [a, b] = await Promise.all([fleet(), fleet()]);
+    assertEquals([a, b], [first, first]);
+    now += 1;
+    const fresh = await fleet();
+    assertEquals([fresh.devices, fresh.online], [2, 2]);
+    assertEquals(fresh.at, new Date(now).toISOString());
+    // Online is relative to the summary's time: past the window, nobody is.
+    now += ONLINE_WINDOW_MS + 1;
+    assertEquals((await fleet()).online, 0);
+  } finally {
+    catalog.close();
+  }
+});

@@ -20,7 +20,7 @@ import {
 import { UPLOAD_KINDS } from "./api/images.ts";
 import { HEARTBEAT_MS, MAX_EVENT_SUBSCRIBERS } from "./events.ts";
 import { MAX_LIVE_TRANSFERS } from "./live.ts";
-import { MAX_JSON_BODY_BYTES } from "./api/limits.ts";
+import { FLEET_SUMMARY_TTL_MS, MAX_JSON_BODY_BYTES } from "./api/limits.ts";
 import {
   CATALOG_ERROR_STATUS,
   INVENTORY_ERROR_STATUS,
@@ -178,7 +178,9 @@ export const OPENAPI_DOCUMENT = {
         summary: "Devices per product and running version, and how many are online",
         description: `A device is online when it was seen (a REQUEST or a STATUS) within the last ${
           ONLINE_WINDOW_MS / 1000
-        } seconds.`,
+        } seconds. One summary answers for ${
+          FLEET_SUMMARY_TTL_MS / 1000
+        } s (its \`at\` says when it was taken).`,
         operationId: "fleet",
         tags: ["fleet"],
         responses: { ...ok("The fleet now", ref("FleetSummary")), ...errors(400) },
