@@ -1,11 +1,13 @@
 /**
- * `/api/transfers`: recent transfers (the open ones first, as `transfers` prints them) and the
- * transfers this sender has open now with their progress, through `src/ops/transfers.ts`.
+ * `/api/transfers`: recent transfers (the open ones first, as `transfers` prints them, through
+ * `src/ops/transfers.ts`) and the transfers this sender has open now with their progress and
+ * rate, as the dashboard's event stream sends them (`src/http/live.ts`).
  * @module
  */
 
 import { Hono } from "hono";
-import { liveTransfers, recentTransfers } from "../../ops/transfers.ts";
+import { recentTransfers } from "../../ops/transfers.ts";
+import { liveTransfers } from "../live.ts";
 import { requireAccess } from "../auth.ts";
 import type { HttpContext } from "../context.ts";
 import { checkQuery, wholeNumberParam } from "./_input.ts";
@@ -20,8 +22,7 @@ export function transferRoutes(ctx: HttpContext): Hono {
   });
   app.get("/transfers/live", read, async (c) => {
     checkQuery(c, []);
-    const open = ctx.sender?.openTransfers() ?? [];
-    return c.json(await liveTransfers(ctx.catalog, open, ctx.senderId));
+    return c.json(liveTransfers(ctx.sender?.openTransfers() ?? []));
   });
   return app;
 }
