@@ -54,7 +54,7 @@ if (!mosquittoInstalled() && !mosquittoRequired()) {
       config.broker.url = broker.url;
       config.kvPath = `${dir}/ota.kv`;
       config.senderId = "dash-sender";
-      config.http = { listen: "127.0.0.1:0", publicUrl: "", adminTokens: ADMIN, readTokens: READ };
+      config.http = { ...config.http, listen: "127.0.0.1:0", adminTokens: ADMIN, readTokens: READ };
       const running = await runSender(config, { info: () => {}, warn: () => {} });
       const fleet = await runFleet({
         broker: broker.url,

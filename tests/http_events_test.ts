@@ -16,6 +16,7 @@ import type { HttpContext } from "../src/http/context.ts";
 import { eventRoutes, MAX_EVENT_SUBSCRIBERS } from "../src/http/events.ts";
 import { startHttp } from "../src/http/server.ts";
 import { liveTransfers, MAX_LIVE_TRANSFERS } from "../src/http/live.ts";
+import { DEFAULT_CONFIG } from "../src/service/config.ts";
 import { assert, assertEquals } from "./_assert.ts";
 
 const ADMIN = "events-admin-token-0123456789";
@@ -96,7 +97,7 @@ async function withEvents(
     inventory: inventoryStore(catalog),
     sender: { openTransfers: () => open } as unknown as Sender,
     senderId: "events-sender",
-    config: { listen: "", publicUrl: "", adminTokens: ADMIN, readTokens: READ },
+    config: { ...DEFAULT_CONFIG.http, adminTokens: ADMIN, readTokens: READ },
     log: { info: () => {}, warn: () => {} },
   };
   const app = eventRoutes(ctx, timing);
@@ -229,7 +230,7 @@ Deno.test("stopping the HTTP server ends every event stream and does not wait fo
       rollouts: rolloutStore(catalog),
       inventory: inventoryStore(catalog),
       senderId: "events-sender",
-      config: { listen: "127.0.0.1:0", publicUrl: "", adminTokens: ADMIN, readTokens: "" },
+      config: { ...DEFAULT_CONFIG.http, listen: "127.0.0.1:0", adminTokens: ADMIN },
       log: { info: () => {}, warn: () => {} },
     });
     const r = sseReader(await fetch(`${http.url}/api/events?token=${ADMIN}`));
