@@ -15,8 +15,8 @@ import type { Sender, TransferProgress } from "../src/sender/mod.ts";
 import type { HttpContext } from "../src/http/context.ts";
 import { eventRoutes, MAX_EVENT_SUBSCRIBERS } from "../src/http/events.ts";
 import { startHttp } from "../src/http/server.ts";
-import { liveTransfers, MAX_LIVE_TRANSFERS } from "../src/http/live.ts";
 import { DEFAULT_CONFIG } from "../src/service/config.ts";
+import { liveTransfers, MAX_LIVE_TRANSFERS } from "../src/http/live.ts";
 import { assert, assertEquals } from "./_assert.ts";
 
 const ADMIN = "events-admin-token-0123456789";
@@ -230,7 +230,7 @@ Deno.test("stopping the HTTP server ends every event stream and does not wait fo
       rollouts: rolloutStore(catalog),
       inventory: inventoryStore(catalog),
       senderId: "events-sender",
-      config: { ...DEFAULT_CONFIG.http, listen: "127.0.0.1:0", adminTokens: ADMIN },
+      config: { ...DEFAULT_CONFIG.http, listen: "127.0.0.1:0", adminTokens: ADMIN, readTokens: "" },
       log: { info: () => {}, warn: () => {} },
     });
     const r = sseReader(await fetch(`${http.url}/api/events?token=${ADMIN}`));

@@ -55,6 +55,18 @@ export interface CatalogInternals {
   cachedBytes(): number;
 }
 
+/** What the image cache did since the catalog opened, and what it holds now. */
+export interface CacheStats {
+  /** Image reads and leases served from memory. */
+  hits: number;
+  /** Image reads and leases that had to read the image from KV (or wait for that read). */
+  misses: number;
+  /** Bytes held now, cached and leased. */
+  usedBytes: number;
+  /** The bound on them (`cacheBytes`). */
+  limitBytes: number;
+}
+
 /** Bytes of an image held in memory for its user until `release()` (idempotent). */
 export interface ImageLease {
   /** The image; shared, never write to it. */
@@ -242,6 +254,11 @@ export class Catalog {
     const sha = sha256.toLowerCase();
     const cached = this.#cache.get(sha);
     if (cached) return Promise.resolve(cached);
+    return this.#load(sha);
+  }
+
+  /** Reads `sha` from KV (or joins the read under way) and caches it; no cache lookup counted. */
+  #load(sha: string): Promise<Uint8Array> {
     const pending = this.#loading.get(sha);
     if (pending) return pending.promise;
     // The entry is the identity of this read: a removal while loading replaces or drops it, and
@@ -261,6 +278,12 @@ export class Catalog {
     })();
     this.#loading.set(sha, entry);
     return entry.promise;
+  }
+
+  /** Hits and misses of the image cache since the catalog opened, and the bytes it holds. */
+  cacheStats(): CacheStats {
+    const c = this.#cache;
+    return { hits: c.hits, misses: c.misses, usedBytes: c.usedBytes, limitBytes: c.limitBytes };
   }
 
   /**
@@ -287,7 +310,8 @@ export class Catalog {
     if (cached && this.#cache.pin(sha, cached)) return lease(cached);
     const meta = await this.get(sha);
     if (meta && !this.#cache.fits(meta.size)) throw this.#overBound(meta.size);
-    const bytes = await this.readImage(sha);
+    // One lease counts one cache lookup: the one above, not a second one in readImage.
+    const bytes = this.#cache.peek(sha) ?? await this.#load(sha);
     if (!this.#cache.pin(sha, bytes)) throw this.#overBound(bytes.length);
     return lease(bytes);
   }

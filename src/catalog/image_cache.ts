@@ -19,6 +19,8 @@ export class ImageCache {
   readonly #entries = new Map<string, Entry>();
   #used = 0;
   #inUse = 0;
+  #hits = 0;
+  #misses = 0;
 
   /** A cache that never holds more than `limitBytes` (but see {@link ImageCache.fits}). */
   constructor(readonly limitBytes: number) {}
@@ -33,8 +35,29 @@ export class ImageCache {
     return this.#inUse;
   }
 
-  /** The cached bytes of `sha`, marked as most recently used; undefined when absent. */
+  /** Lookups by {@link ImageCache.get} that found the image in memory. */
+  get hits(): number {
+    return this.#hits;
+  }
+
+  /** Lookups by {@link ImageCache.get} that did not (the image had to be read from storage). */
+  get misses(): number {
+    return this.#misses;
+  }
+
+  /**
+   * The cached bytes of `sha`, marked as most recently used; undefined when absent. Counts a hit
+   * or a miss: call it once per read a user asked for, and {@link ImageCache.peek} otherwise.
+   */
   get(sha: string): Uint8Array | undefined {
+    const bytes = this.peek(sha);
+    if (bytes) this.#hits++;
+    else this.#misses++;
+    return bytes;
+  }
+
+  /** Like {@link ImageCache.get} without counting a hit or a miss. */
+  peek(sha: string): Uint8Array | undefined {
     const entry = this.#entries.get(sha);
     if (entry) {
       this.#entries.delete(sha);
@@ -58,7 +81,7 @@ export class ImageCache {
    */
   put(sha: string, bytes: Uint8Array): void {
     const old = this.#entries.get(sha);
-    if (old && old.users > 0) return void this.get(sha);
+    if (old && old.users > 0) return void this.peek(sha);
     if (old) this.#evict(sha, old);
     if (!this.#makeRoom(bytes.length)) return;
     this.#entries.set(sha, { bytes, users: 0 });
@@ -81,7 +104,7 @@ export class ImageCache {
       this.#used += bytes.length;
     }
     if (entry.users++ === 0) this.#inUse += entry.bytes.length;
-    this.get(sha);
+    this.peek(sha);
     return true;
   }
 

@@ -15,6 +15,7 @@
 export { type AddImageOptions, admitImage } from "./admission.ts";
 export {
   _catalogInternals,
+  type CacheStats,
   Catalog,
   type CatalogInternals,
   type CatalogOptions,

@@ -21,6 +21,8 @@ export interface HttpConfig {
   adminTokens: string;
   /** Comma-separated bearer tokens that may only read. */
   readTokens: string;
+  /** Largest image `POST /api/images` accepts, in bytes; the body is cut off beyond it. */
+  maxUploadBytes: number;
 }
 
 /** Everything a route may use. */

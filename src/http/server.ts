@@ -9,9 +9,12 @@ import { Hono } from "hono";
 import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
+import { apiRoutes } from "./api/mod.ts";
+import { openApiRoutes } from "./openapi.ts";
 import { eventRoutes } from "./events.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { dashboardStopgapRoutes } from "./dashboard_stopgap.ts";
+import { metricsRoutes } from "./metrics.ts";
 
 /** A listening HTTP server. */
 export interface RunningHttp {
@@ -35,10 +38,13 @@ export function buildApp(ctx: HttpContext): Hono {
         transfers: ctx.sender?.openTransfers().length ?? 0,
       }),
   );
+  app.route("/api", openApiRoutes());
+  app.route("/api", apiRoutes(ctx));
   app.route("/", eventRoutes(ctx));
   app.route("/", dashboardRoutes());
   // Last: the API's own routes answer the same paths first once they are mounted above.
   app.route("/", dashboardStopgapRoutes(ctx));
+  app.route("/metrics", metricsRoutes(ctx));
   app.notFound((c) =>
     httpError(
       c,

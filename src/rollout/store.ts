@@ -105,6 +105,11 @@ export interface RolloutDeviceRow {
   entry: DeviceEntry;
 }
 
+/** The id of the rollout with sequence number `seq`: `r-1`, `r-2`, … */
+function rolloutIdOf(seq: number): string {
+  return `r-${seq}`;
+}
+
 const MINUS_ONE = new Deno.KvU64((1n << 64n) - 1n);
 const PLUS_ONE = new Deno.KvU64(1n);
 
@@ -142,7 +147,7 @@ export class RolloutStore {
       assertTargetFree(spec.target, active, options.deviceGroups);
       const seq = (seqEntry.value ?? 0) + 1;
       const now = this.#now();
-      let record = newRolloutRecord(spec, { id: `r-${seq}`, seq, now });
+      let record = newRolloutRecord(spec, { id: rolloutIdOf(seq), seq, now });
       if (options.start) record = applyRolloutEvent(record, "start", { now });
       const res = await this.#kv.atomic()
         .check(seqEntry, activeEntry)
@@ -166,6 +171,17 @@ export class RolloutStore {
       out.push(e.value);
     }
     return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * The `limit` newest rollouts, newest first: at most `limit` reads however many rollouts the
+   * store has kept (a scrape or a dashboard reads these, never every record).
+   */
+  async recent(limit: number): Promise<RolloutRecord[]> {
+    const last = (await this.#kv.get<number>(rolloutSeqKey())).value ?? 0;
+    const ids: string[] = [];
+    for (let seq = last; seq > 0 && ids.length < limit; seq--) ids.push(rolloutIdOf(seq));
+    return (await this.#getRecords(ids)).filter((r) => r !== null);
   }
 
   /** The rollouts that hold their target now (CREATED, RUNNING, PAUSED), oldest first. */

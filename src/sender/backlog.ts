@@ -22,6 +22,8 @@ export const MAX_BACKLOG_BYTES = 1024 * 1024;
 /** Counts published bytes until written and holds senders above the cap. */
 export class Backlog<T> {
   #bytes = 0;
+  /** Every byte ever published through here: one addition per message, read by scrapes. */
+  #published = 0;
   /** Held back by the cap, resumed in order as it drains. */
   readonly #held = new Set<T>();
 
@@ -39,10 +41,16 @@ export class Backlog<T> {
     return this.#bytes;
   }
 
+  /** Bytes published since start (topic, properties and payload of every message). */
+  get publishedTotal(): number {
+    return this.#published;
+  }
+
   /** Publishes, counting the bytes until the transport has written them. */
   publish(topic: string, payload: Uint8Array, options: PublishOptions): void {
     const n = publishedBytes(topic, payload, options);
     this.#bytes += n;
+    this.#published += n;
     this.transport.publish(topic, payload, options).catch((err) =>
       this.options.warn(`publish to "${topic}" failed: ${err}`)
     ).finally(() => {

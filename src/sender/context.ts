@@ -7,6 +7,7 @@
 
 import type { Admission } from "./admission.ts";
 import type { Backlog } from "./backlog.ts";
+import type { SenderObserver } from "./observer.ts";
 import type { SenderSettings } from "./options.ts";
 import type { Recorder } from "./recording.ts";
 import type { TransferRegistry } from "./registry.ts";
@@ -26,6 +27,8 @@ export interface SenderContext {
   readonly images: TransferImages;
   readonly backlog: Backlog<Transfer>;
   readonly recorder: Recorder;
+  /** Told of per-request measurements (the metrics surface); `NO_OBSERVER` by default. */
+  observer: SenderObserver;
   /** The rollout driver, when the sender takes part in rollouts. */
   readonly rollouts?: RolloutDriver;
   /** Called once by every transfer when it closes. */

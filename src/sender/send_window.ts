@@ -39,6 +39,8 @@ export class SendWindow {
   #highestSent: number;
   #cwnd: number;
   #resends = 0;
+  /** Of `#resends`, those a NACK went back for. */
+  #resendsAfterNack = 0;
   #chunksSent = 0;
   /** The NACK'd index already gone back to since the last progress (one go-back per index). */
   #nackedAt = -1;
@@ -76,6 +78,11 @@ export class SendWindow {
   /** Chunks sent again so far. */
   get resends(): number {
     return this.#resends;
+  }
+
+  /** Of {@link SendWindow.resends}, the chunks a NACK went back for (the rest: timeouts). */
+  get resendsAfterNack(): number {
+    return this.#resendsAfterNack;
   }
 
   /** Chunks sent so far, resends included. */
@@ -132,6 +139,7 @@ export class SendWindow {
     if (n !== this.#acked || n >= this.#init.chunkCount || this.#nackedAt === n) return false;
     this.#nackedAt = n;
     if (gap) this.#shrink();
+    this.#resendsAfterNack += this.#next - this.#acked;
     this.#goBack();
     return true;
   }

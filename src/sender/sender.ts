@@ -30,9 +30,11 @@ import { emptyStats, type SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd, TransferProgress } from "./transfer.ts";
 import { TransferImages } from "./transfer_images.ts";
 import { RolloutDriver } from "./rollouts.ts";
+import { NO_OBSERVER, type SenderObserver } from "./observer.ts";
 
 export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
 export type { SenderStats } from "./stats.ts";
+export { NO_OBSERVER, type SenderObserver } from "./observer.ts";
 export { MAX_BACKLOG_BYTES } from "./backlog.ts";
 
 /**
@@ -58,6 +60,18 @@ export interface SenderInternals {
  */
 export function _senderInternals(sender: Sender): SenderInternals {
   return internalsOf(sender);
+}
+
+/** What {@link Sender.snapshot} gives: counters since start and the gauges of now. */
+export interface SenderSnapshot {
+  /** Counters since start; chunk and resend counts include the open transfers'. */
+  stats: SenderStats;
+  /** Transfers open now. */
+  openTransfers: number;
+  /** Bytes published since start: MANIFEST, CHUNK and ERROR messages (topic, properties, payload). */
+  publishedBytes: number;
+  /** Bytes handed to the transport and not yet written to its socket. */
+  backlogBytes: number;
 }
 
 /** The sender service; see the module doc. */
@@ -119,6 +133,7 @@ export class Sender {
       }),
       backlog,
       recorder,
+      observer: NO_OBSERVER,
       rollouts: settings.rollouts &&
         new RolloutDriver(settings.rollouts, {
           catalog: settings.catalog,
@@ -149,6 +164,40 @@ export class Sender {
   /** Registers a listener called with the record of every transfer that ends. */
   onTransferEnd(listener: (record: TransferRecord) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Makes `observer` the one that hears the sender's per-request measurements (the metrics
+   * surface); it replaces the previous one.
+   */
+  observe(observer: SenderObserver): void {
+    this.#ctx.observer = observer;
+  }
+
+  /**
+   * The counters as of now, open transfers' chunks and resends included, with the gauges a
+   * scrape reads: a copy, built on demand (never on the send path) in time linear in the open
+   * transfers.
+   */
+  snapshot(): SenderSnapshot {
+    const stats: SenderStats = {
+      ...this.stats,
+      outcomes: { ...this.stats.outcomes },
+      errorsSent: { ...this.stats.errorsSent },
+      nacks: { ...this.stats.nacks },
+    };
+    const open = this.#ctx.transfers.all();
+    for (const t of open) {
+      stats.chunksSent += t.chunksSent;
+      stats.resends += t.resends;
+      stats.resendsAfterNack += t.resendsAfterNack;
+    }
+    return {
+      stats,
+      openTransfers: open.length,
+      publishedBytes: this.#ctx.backlog.publishedTotal,
+      backlogBytes: this.#ctx.backlog.bytes,
+    };
   }
 
   /** The rollout driver, when the sender takes part in rollouts (tests step it). */
@@ -218,6 +267,9 @@ export class Sender {
     end.image.release?.();
     this.stats.chunksSent += end.chunksSent;
     this.stats.resends += end.resends;
+    this.stats.resendsAfterNack += end.resendsAfterNack;
+    const outcome = end.outcome.outcome;
+    this.stats.outcomes[outcome] = (this.stats.outcomes[outcome] ?? 0) + 1;
     if (end.outcome.ok) this.stats.transfersOk++;
     else this.stats.transfersFailed++;
     const record = this.#ctx.recorder.transferEnded(end);

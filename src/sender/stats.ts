@@ -1,5 +1,7 @@
 /**
- * The sender's counters, for tests, the CLI and benchmarks.
+ * The sender's counters, for tests, the CLI, benchmarks and the metrics surface. Each is a plain
+ * integer bumped where its event happens (never per CHUNK beyond what the transfer already
+ * counts), so a reader such as a scrape only copies them.
  * @module
  */
 
@@ -9,12 +11,20 @@ export interface SenderStats {
   transfersStarted: number;
   transfersOk: number;
   transfersFailed: number;
+  /** Closed transfers by outcome (a STATUS name, `DELIVERED_UNVERIFIED`, `SUPERSEDED`, ...). */
+  outcomes: Record<string, number>;
   errorsSent: Record<string, number>;
   dropped: number;
   /** ERRORs not sent because their device was over its ERROR rate (protocol §6 ERROR_BURST). */
   errorsSuppressed: number;
+  /** Chunks sent by closed transfers, resends included. */
   chunksSent: number;
+  /** Chunks closed transfers sent again, for any cause. */
   resends: number;
+  /** Of {@link SenderStats.resends}, those a NACK caused (the rest followed a resend timeout). */
+  resendsAfterNack: number;
+  /** NACKs received by reason name (protocol §4.5 `NackReason`). */
+  nacks: Record<string, number>;
 }
 
 /** All counters at zero. */
@@ -24,10 +34,13 @@ export function emptyStats(): SenderStats {
     transfersStarted: 0,
     transfersOk: 0,
     transfersFailed: 0,
+    outcomes: {},
     errorsSent: {},
     dropped: 0,
     errorsSuppressed: 0,
     chunksSent: 0,
     resends: 0,
+    resendsAfterNack: 0,
+    nacks: {},
   };
 }

@@ -176,6 +176,8 @@ export interface TransferEnd {
   bytesAcknowledged: number;
   chunksSent: number;
   resends: number;
+  /** Of `resends`, those a NACK caused. */
+  resendsAfterNack: number;
   /** Start and end on the transfer's clock, in ms. */
   startedAt: number;
   endedAt: number;
@@ -272,6 +274,16 @@ export class Transfer {
     return this.#window.resends;
   }
 
+  /** Of {@link Transfer.resends}, those a NACK caused. */
+  get resendsAfterNack(): number {
+    return this.#window.resendsAfterNack;
+  }
+
+  /** Chunks sent so far, resends included. */
+  get chunksSent(): number {
+    return this.#window.chunksSent;
+  }
+
   /** The resend timeout now, in ms. */
   get rto(): number {
     return this.#timer.timeoutMs;
@@ -354,6 +366,7 @@ export class Transfer {
       bytesAcknowledged: Math.max(0, acknowledged - startOffset),
       chunksSent: this.#window.chunksSent,
       resends: this.#window.resends,
+      resendsAfterNack: this.#window.resendsAfterNack,
       startedAt: this.#startedAt,
       endedAt: now,
       rateSeconds: this.#clock.seconds,

@@ -5,7 +5,14 @@
  * @module
  */
 
-import { decodeAck, ErrorCode, MessageType, peekType } from "../../protocol/mod.ts";
+import {
+  codeName,
+  decodeAck,
+  ErrorCode,
+  MessageType,
+  NackReason,
+  peekType,
+} from "../../protocol/mod.ts";
 import type { InboundMessage } from "../../transport/types.ts";
 import type { SenderContext } from "../context.ts";
 import { handleStatus } from "./status.ts";
@@ -28,6 +35,10 @@ export function handleAck(ctx: SenderContext, deviceId: string, message: Inbound
       message:
         `No open transfer ${ack.transferId} for device "${deviceId}"; send a new request (with a resume point) to continue`,
     });
+  }
+  if (ack.nack !== NackReason.NONE) {
+    const reason = codeName(NackReason, ack.nack);
+    ctx.stats.nacks[reason] = (ctx.stats.nacks[reason] ?? 0) + 1;
   }
   t.dispatch({ type: "ack", ack }, ctx.settings.now());
 }

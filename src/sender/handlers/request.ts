@@ -39,6 +39,7 @@ export async function handleRequest(
 ): Promise<void> {
   ctx.stats.requests++;
   const { replies, settings } = ctx;
+  const receivedAt = settings.now();
   let request: Request;
   try {
     request = decodeRequest(message.payload);
@@ -106,8 +107,11 @@ export async function handleRequest(
         message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
       });
     }
-    if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, image, to });
-    else image.release?.();
+    if (ctx.admission.current(ticket)) {
+      openTransfer(ctx, { grant, image, to });
+      const latencyMs = settings.now() - receivedAt;
+      ctx.safely(() => ctx.observer.manifestSent(latencyMs));
+    } else image.release?.();
   } finally {
     ctx.admission.done(ticket);
   }
