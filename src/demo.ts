@@ -4,6 +4,9 @@
  * catalog in a temporary KV file, two versions of the sample image, and a fleet of simulated
  * devices running the old one; then rolls the new one out in staged waves (10, 50, 100 %) with a
  * live view of each wave, and ends with every device on the new version and a summary table.
+ * The sender's HTTP server runs on a free loopback port with a random admin token, and the
+ * dashboard's URL (token included) is printed first; `--keep` leaves the sender and the fleet
+ * running after the summary, so the dashboard stays usable until Ctrl-C.
  * `--download` runs the first demo instead: a few devices download one image once.
  * Exits 0 only when every device ended where it should.
  * @module
@@ -53,6 +56,10 @@ const DEMO_FIRST_POLL_MS = 1500;
 const DEMO_DEADLINE_MS = 40_000;
 /** Size of the demo's images: small, so the waves, not the downloads, take the time. */
 const DEMO_IMAGE_BYTES = 128 * 1024;
+/** The demo's HTTP server: loopback only, on a free port. */
+const DEMO_HTTP_LISTEN = "127.0.0.1:0";
+/** Random bytes of the demo's admin token (hex, so twice as many characters). */
+const DEMO_TOKEN_BYTES = 16;
 
 const USAGE = `Usage: deno task demo [--] [options]
 
@@ -66,9 +73,13 @@ Options:
   --count N    simulated devices (default ${DEFAULT_FLEET_DEVICES}; with --download, ${DEFAULT_DOWNLOAD_DEVICES})
   --download   the first demo instead: N devices download the sample image once and verify it
   --embedded   use the embedded broker even when Mosquitto is installed
+  --keep       after the summary, keep the sender, the fleet and the dashboard running until
+               Ctrl-C
   --verbose    print the devices' state changes
   --help       this text
 
+The dashboard (fleet, rollout waves, live transfers, device history) is served on a free
+loopback port; its URL, with a random admin token, is printed at the start.
 Uses Mosquitto (MQTT 5) when installed, else the embedded aedes broker (MQTT 3.1.1).
 Exit status: 0 when every device ended on the new version (or VERIFIED with --download),
 1 otherwise, 2 for a usage error.`;
@@ -83,6 +94,7 @@ export async function main(args: string[]): Promise<number> {
       download: { type: "boolean" },
       verbose: { type: "boolean" },
       embedded: { type: "boolean" },
+      keep: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     }).values;
     count = intOption(values.count, "--count", { min: 1, max: MAX_DEMO_DEVICES });
@@ -131,15 +143,24 @@ export async function main(args: string[]): Promise<number> {
     Object.assign(config, { senderId: SENDER_ID, kvPath: `${dir}/demo.kv` });
     Object.assign(config.broker, { url, protocolVersion, embedded: false });
     config.topics.prefix = PREFIX;
+    const token = randomToken();
+    config.http = { ...config.http, listen: DEMO_HTTP_LISTEN, adminTokens: token, readTokens: "" };
     const running = await runSender(config, {
       info: (l) => values.verbose && say(`sender  ${l}`),
       warn: (l) => say(`sender  WARN ${l}`),
     });
     cleanup.push(() => running.stop());
     say(`catalog ${dir}/demo.kv`);
-    const demo = { url, protocolVersion, say, term, verbose: values.verbose === true };
+    const dashboard = `${running.http!.url}/?token=${token}`;
+    say(`dashboard ${dashboard}`);
+    const keep = values.keep === true
+      ? () => untilInterrupted(`dashboard ${dashboard} (kept running: press Ctrl-C to stop)`)
+      : () => Promise.resolve();
+    const demo = { url, protocolVersion, say, term, verbose: values.verbose === true, keep };
     if (values.download) {
-      return await downloadDemo(running, count ?? DEFAULT_DOWNLOAD_DEVICES, demo);
+      const status = await downloadDemo(running, count ?? DEFAULT_DOWNLOAD_DEVICES, demo);
+      await keep();
+      return status;
     }
     return await rolloutDemo(running.catalog, count ?? DEFAULT_FLEET_DEVICES, demo);
   } catch (err) {
@@ -163,6 +184,28 @@ interface DemoContext {
   say: (line: string) => void;
   term: Terminal;
   verbose: boolean;
+  /** With `--keep`, waits for Ctrl-C (the fleet still runs); else returns at once. */
+  keep: () => Promise<void>;
+}
+
+/** A random token for the demo's dashboard, hex. */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(DEMO_TOKEN_BYTES));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Prints `line` and waits for Ctrl-C (SIGINT) or SIGTERM. */
+async function untilInterrupted(line: string): Promise<void> {
+  console.log(line);
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const s of signals) Deno.addSignalListener(s, resolve);
+  try {
+    await promise;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, resolve);
+  }
+  console.log("stopping");
 }
 
 /**
@@ -229,7 +272,7 @@ async function rolloutDemo(catalog: Catalog, count: number, d: DemoContext): Pro
       await refresh();
     }
   } finally {
-    const snapshots = await fleet.stop();
+    const snapshots = fleet.snapshots();
     endView();
     console.log("");
     console.log(formatFleetSummary(snapshots));
@@ -251,6 +294,11 @@ async function rolloutDemo(catalog: Catalog, count: number, d: DemoContext): Pro
         ? `demo OK: all ${count} devices run ${PRODUCT}@${NEW_VERSION}`
         : "demo FAILED: see the tables above",
     );
+    try {
+      await d.keep();
+    } finally {
+      await fleet.stop();
+    }
   }
   return ok ? 0 : 1;
 }

@@ -22,7 +22,7 @@ function configFor(url: string, kvPath: string, listen: string): SenderConfig {
   const c = structuredClone(DEFAULT_CONFIG);
   c.broker.url = url;
   c.kvPath = kvPath;
-  c.http = { listen, publicUrl: "", adminTokens: ADMIN, readTokens: `other, ${READ}` };
+  c.http = { ...c.http, listen, adminTokens: ADMIN, readTokens: `other, ${READ}` };
   return c;
 }
 

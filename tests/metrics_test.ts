@@ -374,7 +374,7 @@ function configFor(url: string, kvPath: string): SenderConfig {
   c.broker.embedded = false;
   c.kvPath = kvPath;
   c.senderId = "s-metrics";
-  c.http = { listen: "127.0.0.1:0", publicUrl: "", adminTokens: ADMIN, readTokens: READ };
+  c.http = { ...c.http, listen: "127.0.0.1:0", adminTokens: ADMIN, readTokens: READ };
   // One transfer at a time: a second device asking while one is open gets BUSY.
   c.transfer.maxTransfers = 1;
   c.transfer.ackTimeoutMs = 300;

@@ -1,6 +1,7 @@
 /**
  * `deno task ota -- transfers|devices reports`: the transfer and device-status history the sender
- * records. Device ids and details come from devices and are escaped before they are printed.
+ * records. This file only parses and prints; the operations are in `src/ops/transfers.ts`.
+ * Device ids and details come from devices and are escaped before they are printed.
  * @module
  */
 
@@ -13,11 +14,14 @@ import {
 } from "../format/mod.ts";
 import { INTERRUPTED_OUTCOME, OPEN_OUTCOME } from "../catalog/mod.ts";
 import { EXIT_OK, UsageError } from "../command/args.ts";
+import {
+  DEFAULT_HISTORY_ROWS,
+  deviceReports,
+  MAX_HISTORY_ROWS,
+  recentTransfers,
+} from "../ops/transfers.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 import { SHORT_SHA_CHARS } from "./image.ts";
-
-/** Records `transfers` and `devices reports` show when no `--limit` is given. */
-export const DEFAULT_HISTORY_ROWS = 20;
 
 /** The history commands. */
 export const HISTORY_COMMANDS: Command[] = [
@@ -46,9 +50,7 @@ RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or t
 ];
 
 async function transfers(ctx: Context): Promise<number> {
-  const catalog = await ctx.catalog();
-  const open = await catalog.listOpenTransfers();
-  const records = [...open, ...await catalog.listTransfers(limitOf(ctx, ["transfers"]))];
+  const records = await recentTransfers(await ctx.catalog(), limitOf(ctx, ["transfers"]));
   return await printRecords(ctx, records, "No transfers recorded yet", () =>
     formatTable(
       ["ENDED", "DEVICE", "IMAGE", "OUTCOME", "ACKED", "TIME", "RATE", "RESENDS", "SENDER"],
@@ -68,9 +70,7 @@ async function transfers(ctx: Context): Promise<number> {
 }
 
 async function devices(ctx: Context): Promise<number> {
-  const records = await (await ctx.catalog()).listDeviceStatus(
-    limitOf(ctx, ["devices", "reports"]),
-  );
+  const records = await deviceReports(await ctx.catalog(), limitOf(ctx, ["devices", "reports"]));
   return await printRecords(
     ctx,
     records,
@@ -105,8 +105,11 @@ async function printRecords(
 function limitOf(ctx: Context, words: string[]): number {
   const raw = ctx.values.limit as string | undefined;
   if (raw === undefined) return DEFAULT_HISTORY_ROWS;
-  if (!/^[1-9]\d{0,5}$/.test(raw)) {
-    throw new UsageError(`--limit "${raw}" is not a whole number from 1 to 999999`, words);
+  if (!/^[1-9]\d{0,8}$/.test(raw) || Number(raw) > MAX_HISTORY_ROWS) {
+    throw new UsageError(
+      `--limit "${raw}" is not a whole number from 1 to ${MAX_HISTORY_ROWS}`,
+      words,
+    );
   }
   return Number(raw);
 }

@@ -1,14 +1,12 @@
 /**
- * `deno task ota -- image add|list|show|rm`: the firmware images in the catalog.
+ * `deno task ota -- image add|list|show|rm`: the firmware images in the catalog. This file only
+ * parses and prints; the operations are in `src/ops/images.ts`.
  * @module
  */
 
-import { CatalogError, type ImageMeta, parseSemver } from "../catalog/mod.ts";
-import type { Catalog } from "../catalog/mod.ts";
 import { escapeControl, formatBytes, formatPairs, formatTable } from "../format/mod.ts";
 import { resolveFrom } from "../service/config.ts";
-import { releaseImage } from "../ops/rollouts.ts";
-import { RolloutError } from "../rollout/mod.ts";
+import { addImage, listImages, removeImage, SEMVER_HINT, showImage } from "../ops/images.ts";
 import { EXIT_OK } from "../command/args.ts";
 import { type Command, type Context, formatTime, ImageFileError, INVOKE } from "./_command.ts";
 
@@ -17,9 +15,6 @@ export const SHORT_SHA_CHARS = 12;
 
 const REF_HELP =
   "<ref> is a SHA-256, a unique SHA-256 prefix of at least 8 hex digits, or product@version.";
-
-/** What a semantic version looks like, for the warning of `image add`. */
-const SEMVER_HINT = "MAJOR.MINOR.PATCH such as 1.4.2, 2.0.0-rc.1 or v1.4.2";
 
 /** The `image` commands. */
 export const IMAGE_COMMANDS: Command[] = [
@@ -36,7 +31,8 @@ export const IMAGE_COMMANDS: Command[] = [
   --signature HEX   ECDSA P-256 signature r‖s over the image's SHA-256 (128 hex digits)
   --release         also start a one-wave rollout of it to every device of its product
                     (without it the image is only stored: devices get it through a rollout,
-                    see "${INVOKE} rollout create --help")
+                    see "${INVOKE} rollout create --help"); when another rollout holds the
+                    product the add is refused and nothing is stored
 
 ESP32 app images are recognised from their bytes (0xE9 header, esp_app_desc_t); images built
 for another chip than the ESP32 are refused. This is the one command that creates the catalog
@@ -78,11 +74,6 @@ when it does not exist yet.`,
   },
 ];
 
-/** True when `version` is a semantic version, optionally with a leading `v`. */
-export function isSemver(version: string): boolean {
-  return parseSemver(version.replace(/^[vV](?=\d)/, "")) !== null;
-}
-
 async function imageAdd(ctx: Context): Promise<number> {
   const file = resolveFrom(ctx.cwd, ctx.positionals[0]);
   let bytes: Uint8Array;
@@ -93,21 +84,19 @@ async function imageAdd(ctx: Context): Promise<number> {
     throw new ImageFileError(`Cannot read image file "${ctx.positionals[0]}": ${why}`);
   }
   const v = ctx.values;
-  const catalog = await ctx.catalog({ create: true });
-  const meta = await catalog.addImage(bytes, {
-    name: (v.name as string | undefined) ?? baseName(file),
-    product: v.product as string | undefined,
-    version: v.version as string | undefined,
-    generic: v.generic === true,
-    signature: v.signature as string | undefined,
-  });
-  if (!isSemver(meta.version)) {
-    await ctx.warn(
-      `warning: version "${meta.version}" is not a semantic version (${SEMVER_HINT}); ` +
-        `"latest" ranks it below every semantic version, so devices asking for latest may not get it`,
-    );
-  }
-  const rollout = v.release === true ? await release(catalog, meta) : undefined;
+  const { image: meta, rollout, warnings } = await addImage(
+    await ctx.catalog({ create: true }),
+    bytes,
+    {
+      name: (v.name as string | undefined) ?? baseName(file),
+      product: v.product as string | undefined,
+      version: v.version as string | undefined,
+      generic: v.generic === true,
+      signature: v.signature as string | undefined,
+      release: v.release === true,
+    },
+  );
+  for (const warning of warnings) await ctx.warn(`warning: ${warning}`);
   if (ctx.json) {
     await ctx.out(JSON.stringify(rollout ? { image: meta, rollout } : meta, null, 2));
   } else {
@@ -126,23 +115,8 @@ async function imageAdd(ctx: Context): Promise<number> {
   return EXIT_OK;
 }
 
-/** Releases a just added image; a refusal says the image was stored all the same. */
-async function release(catalog: Catalog, meta: ImageMeta) {
-  try {
-    return await releaseImage(catalog, meta);
-  } catch (e) {
-    if (!(e instanceof RolloutError)) throw e;
-    throw new RolloutError(
-      e.code,
-      `Added ${meta.product}@${meta.version} (sha256 ${meta.sha256}) but did not release it: ` +
-        e.message.replace(/^Cannot create rollout: /, ""),
-    );
-  }
-}
-
 async function imageList(ctx: Context): Promise<number> {
-  const catalog = await ctx.catalog();
-  const images = await catalog.list(ctx.values.product as string | undefined);
+  const images = await listImages(await ctx.catalog(), ctx.values.product as string | undefined);
   if (ctx.json) {
     await ctx.out(JSON.stringify(images, null, 2));
   } else if (images.length === 0) {
@@ -166,7 +140,7 @@ async function imageList(ctx: Context): Promise<number> {
 }
 
 async function imageShow(ctx: Context): Promise<number> {
-  const meta = await findOrThrow(await ctx.catalog(), ctx.positionals[0], "show");
+  const meta = await showImage(await ctx.catalog(), ctx.positionals[0]);
   if (ctx.json) {
     await ctx.out(JSON.stringify(meta, null, 2));
     return EXIT_OK;
@@ -189,7 +163,7 @@ async function imageShow(ctx: Context): Promise<number> {
 }
 
 async function imageRm(ctx: Context): Promise<number> {
-  const meta = await (await ctx.catalog()).remove(ctx.positionals[0]);
+  const meta = await removeImage(await ctx.catalog(), ctx.positionals[0]);
   if (ctx.json) {
     await ctx.out(JSON.stringify(meta, null, 2));
   } else {
@@ -198,12 +172,6 @@ async function imageRm(ctx: Context): Promise<number> {
     );
   }
   return EXIT_OK;
-}
-
-async function findOrThrow(catalog: Catalog, ref: string, verb: string): Promise<ImageMeta> {
-  const meta = await catalog.find(ref);
-  if (!meta) throw new CatalogError("NOT_FOUND", `Cannot ${verb} image: no image matches "${ref}"`);
-  return meta;
 }
 
 function baseName(path: string): string {

@@ -21,6 +21,8 @@ export interface HttpConfig {
   adminTokens: string;
   /** Comma-separated bearer tokens that may only read. */
   readTokens: string;
+  /** Largest image `POST /api/images` accepts, in bytes; the body is cut off beyond it. */
+  maxUploadBytes: number;
 }
 
 /** Everything a route may use. */
@@ -34,6 +36,8 @@ export interface HttpContext {
   senderId: string;
   config: HttpConfig;
   log: SenderLog;
+  /** Aborted when the server stops: long-lived responses (server-sent events) end on it. */
+  stopping?: AbortSignal;
   /** Wall clock, ms since the epoch; default `Date.now`. */
   now?: () => number;
 }

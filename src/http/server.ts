@@ -9,6 +9,11 @@ import { Hono } from "hono";
 import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
+import { apiRoutes } from "./api/mod.ts";
+import { openApiRoutes } from "./openapi.ts";
+import { eventRoutes } from "./events.ts";
+import { dashboardRoutes } from "./dashboard.ts";
+import { dashboardStopgapRoutes } from "./dashboard_stopgap.ts";
 import { metricsRoutes } from "./metrics.ts";
 
 /** A listening HTTP server. */
@@ -33,6 +38,12 @@ export function buildApp(ctx: HttpContext): Hono {
         transfers: ctx.sender?.openTransfers().length ?? 0,
       }),
   );
+  app.route("/api", openApiRoutes());
+  app.route("/api", apiRoutes(ctx));
+  app.route("/", eventRoutes(ctx));
+  app.route("/", dashboardRoutes());
+  // Last: the API's own routes answer the same paths first once they are mounted above.
+  app.route("/", dashboardStopgapRoutes(ctx));
   app.route("/metrics", metricsRoutes(ctx));
   app.notFound((c) =>
     httpError(
@@ -63,7 +74,9 @@ export function parseListen(listen: string): { hostname: string; port: number } 
 /** Serves {@link buildApp} on `ctx.config.listen`. */
 export async function startHttp(ctx: HttpContext): Promise<RunningHttp> {
   const { hostname, port } = parseListen(ctx.config.listen);
-  const app = buildApp(ctx);
+  // Aborted before the shutdown, which waits for open responses: event streams end on it.
+  const stopping = new AbortController();
+  const app = buildApp({ ...ctx, stopping: stopping.signal });
   const { promise, resolve } = Promise.withResolvers<RunningHttp>();
   const server = Deno.serve({
     hostname,
@@ -73,7 +86,10 @@ export async function startHttp(ctx: HttpContext): Promise<RunningHttp> {
       resolve({
         url: ctx.config.publicUrl || `http://${host}:${addr.port}`,
         port: addr.port,
-        stop: () => server.shutdown(),
+        stop: () => {
+          stopping.abort();
+          return server.shutdown();
+        },
       });
     },
   }, app.fetch);

@@ -1,5 +1,5 @@
 /**
- * Device inventory operations, one function each, shared by the CLI and any future API: page
+ * Device inventory operations, one function each, shared by the CLI and the HTTP API: page
  * through the inventory with filters, show one device with its bounded history, and label a
  * device with groups. Plain data in and out; device-supplied strings are returned as stored
  * and escaped by whoever prints them.
@@ -9,7 +9,9 @@
 
 import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog } from "../catalog/mod.ts";
+import { DEVICE_STATES } from "../rollout/mod.ts";
 import {
+  checkDeviceId,
   type DeviceFilter,
   type DevicePage,
   type DeviceRecord,
@@ -17,12 +19,23 @@ import {
   InventoryError,
 } from "../inventory/mod.ts";
 
-/** One page of devices matching `filter`; pass the page's `cursor` back for the next one. */
+/**
+ * One page of devices matching `filter`; pass the page's `cursor` back for the next one. A
+ * `state` filter that is no device state is refused with `INVALID_ARGUMENT` (it could only ever
+ * match nothing).
+ */
 export async function listDevices(
   catalog: Catalog,
   filter: DeviceFilter,
   page: { cursor?: string; limit?: number } = {},
 ): Promise<DevicePage> {
+  if (filter.state !== undefined && !(DEVICE_STATES as readonly string[]).includes(filter.state)) {
+    throw new InventoryError(
+      "INVALID_ARGUMENT",
+      `Cannot list devices: state "${filter.state}" is not a device state; give one of ` +
+        DEVICE_STATES.join(", "),
+    );
+  }
   return await inventoryStore(catalog).list(filter, page);
 }
 
@@ -34,8 +47,12 @@ export interface DeviceDetail {
   history: HistoryEntry[];
 }
 
-/** One device and its history; `NOT_FOUND` when the inventory has never seen it. */
+/**
+ * One device and its history; `NOT_FOUND` when the inventory has never seen it, `INVALID_ARGUMENT`
+ * for a string that is no device id.
+ */
 export async function showDevice(catalog: Catalog, deviceId: string): Promise<DeviceDetail> {
+  checkDeviceId(deviceId, "show device");
   const inventory = inventoryStore(catalog);
   const record = await inventory.get(deviceId);
   if (record === null) {

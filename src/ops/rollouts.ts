@@ -1,5 +1,5 @@
 /**
- * Rollout operations, one function each, shared by the CLI and any future API: create (with the
+ * Rollout operations, one function each, shared by the CLI and the HTTP API: create (with the
  * image resolved in the catalog and the target's overlap checked against the inventory's groups),
  * release (`image add --release`: one wave to the whole product), list, show, and the operator
  * commands pause, resume and cancel. Each takes an open catalog and returns plain data; callers
@@ -141,17 +141,27 @@ export async function commandRollout(
   command: RolloutCommand,
   options: { reason?: string } = {},
 ): Promise<RolloutRecord> {
+  if (!ROLLOUT_ID.test(rolloutId)) throw noSuchRollout(rolloutId);
   return await rolloutStore(catalog).command(rolloutId, command, options);
 }
 
+/**
+ * What the store's rollout ids look like (`r-<seq>`, see `RolloutStore.create`). Anything else
+ * names no rollout, and is refused before it reaches KV, whose keys have a size limit.
+ */
+const ROLLOUT_ID = /^r-\d{1,15}$/;
+
+function noSuchRollout(rolloutId: string): RolloutError {
+  return new RolloutError(
+    "NOT_FOUND",
+    `Cannot find rollout "${rolloutId}": no rollout has this id; list them with "rollout list"`,
+  );
+}
+
 async function requireRollout(catalog: Catalog, rolloutId: string): Promise<RolloutRecord> {
+  if (!ROLLOUT_ID.test(rolloutId)) throw noSuchRollout(rolloutId);
   const record = await rolloutStore(catalog).get(rolloutId);
-  if (record === null) {
-    throw new RolloutError(
-      "NOT_FOUND",
-      `Cannot find rollout "${rolloutId}": no rollout has this id; list them with "rollout list"`,
-    );
-  }
+  if (record === null) throw noSuchRollout(rolloutId);
   return record;
 }
 

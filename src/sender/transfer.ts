@@ -194,6 +194,15 @@ export interface TransferProgress {
   /** Chunks acknowledged (every index below this one). */
   acked: number;
   chunks: number;
+  /** Product and version of the image sent. */
+  product: string;
+  version: string;
+  /** Image size, and bytes the device holds now (those it resumed from included). */
+  size: number;
+  bytesHeld: number;
+  /** Bytes acknowledged in this transfer and the seconds they took: the rate's terms (format/rate.ts). */
+  bytesAcknowledged: number;
+  rateSeconds: number;
 }
 
 /** One transfer; see the module doc. */
@@ -293,7 +302,18 @@ export class Transfer {
       state: this.#state,
       acked: this.#window.acked,
       chunks: this.chunkCount,
+      product: this.init.image.product,
+      version: this.init.image.version,
+      size: this.init.image.bytes.length,
+      bytesHeld: this.#bytesHeld(),
+      bytesAcknowledged: Math.max(0, this.#bytesHeld() - this.init.startOffset),
+      rateSeconds: this.#clock.seconds,
     };
+  }
+
+  /** Bytes below the first unacknowledged chunk: what the device holds. */
+  #bytesHeld(): number {
+    return Math.min(this.#window.acked * this.init.chunkSize, this.init.image.bytes.length);
   }
 
   /** Sends the MANIFEST and the first window of chunks. */
@@ -335,8 +355,8 @@ export class Transfer {
   }
 
   #end(now: number): TransferEnd {
-    const { image, chunkSize, startOffset } = this.init;
-    const acknowledged = Math.min(this.#window.acked * chunkSize, image.bytes.length);
+    const { image, startOffset } = this.init;
+    const acknowledged = this.#bytesHeld();
     this.#clock.end(now);
     return {
       transferId: this.id,
