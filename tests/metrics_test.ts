@@ -519,6 +519,11 @@ mosquittoTest(
       const manifest: Manifest = decodeManifest(hold.of(MessageType.MANIFEST)[0].payload);
       const during = parseScrape(await scrape());
       assertEquals(value(during, "ota_transfers_active"), 1);
+      // An open transfer's chunks count at once, not when it closes.
+      assertEquals(
+        value(during, "ota_chunks_sent_total"),
+        2 * CHUNKS + 1 + total(during, "ota_chunk_resends_total"),
+      );
       await busy.request();
       await until("dev-busy's ERROR", () => busy.of(MessageType.ERROR).length === 1);
       assertEquals(decodeError(busy.of(MessageType.ERROR)[0].payload).code, ErrorCode.BUSY);
