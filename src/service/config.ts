@@ -11,6 +11,8 @@ import { isAbsolute, join, resolve } from "node:path";
 import {
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
+  MAX_PRODUCT_BYTES,
+  MAX_URL_BASE_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
@@ -18,10 +20,16 @@ import {
   senderIdProblem,
 } from "../protocol/mod.ts";
 import { DEFAULT_CACHE_BYTES, MAX_IMAGE_BYTES } from "../catalog/limits.ts";
+import { isKvConnectUrl, kvUrlProblem } from "../catalog/kv_location.ts";
 import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
 import type { HttpConfig } from "../http/context.ts";
+import {
+  DEFAULT_DOWNLOAD_TOKEN_SECONDS,
+  MAX_DOWNLOAD_TOKEN_SECONDS,
+  MIN_DOWNLOAD_TOKEN_SECONDS,
+} from "../http/download_token.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -91,6 +99,8 @@ export const DEFAULT_CONFIG: SenderConfig = {
     adminTokens: "",
     readTokens: "",
     maxUploadBytes: MAX_IMAGE_BYTES,
+    downloadProducts: "",
+    downloadTokenSeconds: DEFAULT_DOWNLOAD_TOKEN_SECONDS,
   },
 };
 
@@ -250,7 +260,12 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     `empty, or [A-Za-z0-9._:-]{1,64} other than ${RESERVED_SENDER_IDS.join(", ")}`,
     c.senderId,
   );
-  check(c.kvPath !== "", "kvPath", "a file path or :memory:", c.kvPath);
+  check(
+    c.kvPath !== "" && kvUrlProblem(c.kvPath) === null,
+    "kvPath",
+    "a file path, :memory: or a KV Connect URL (http:// or https://, token in DENO_KV_ACCESS_TOKEN)",
+    c.kvPath,
+  );
   const t = c.transfer;
   check(t.dataQos === 0 || t.dataQos === 1, "transfer.dataQos", "0 or 1", t.dataQos);
   check(
@@ -299,6 +314,26 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     "http.publicUrl",
     'empty or an http(s) URL such as "https://ota.example.com"',
     c.http.publicUrl,
+  );
+  check(
+    new TextEncoder().encode(c.http.publicUrl).length <= MAX_URL_BASE_BYTES,
+    "http.publicUrl",
+    `at most ${MAX_URL_BASE_BYTES} bytes, so that every download URL fits a MANIFEST (docs/protocol.md §4.2)`,
+    c.http.publicUrl,
+  );
+  check(
+    int(c.http.downloadTokenSeconds, MIN_DOWNLOAD_TOKEN_SECONDS, MAX_DOWNLOAD_TOKEN_SECONDS),
+    "http.downloadTokenSeconds",
+    `${MIN_DOWNLOAD_TOKEN_SECONDS}..${MAX_DOWNLOAD_TOKEN_SECONDS} seconds`,
+    c.http.downloadTokenSeconds,
+  );
+  check(
+    c.http.downloadProducts.split(",").map((p) => p.trim()).every((p) =>
+      p === "" || p === "*" || new TextEncoder().encode(p).length <= MAX_PRODUCT_BYTES
+    ),
+    "http.downloadProducts",
+    `empty, "*" or comma-separated product names of at most ${MAX_PRODUCT_BYTES} bytes`,
+    c.http.downloadProducts,
   );
   check(
     int(c.http.maxUploadBytes, 1, MAX_IMAGE_BYTES),
@@ -531,8 +566,11 @@ export async function loadCommandConfig(options: CommandConfigOptions): Promise<
   );
 }
 
-/** `path` made absolute against `dir`; `:memory:` and absolute paths stay as they are. */
+/**
+ * `path` made absolute against `dir`; `:memory:`, KV Connect URLs and absolute paths stay as
+ * they are.
+ */
 export function resolveFrom(dir: string, path: string): string {
-  if (path === ":memory:" || path === "" || isAbsolute(path)) return path;
+  if (path === ":memory:" || path === "" || isAbsolute(path) || isKvConnectUrl(path)) return path;
   return resolve(join(dir, path));
 }
