@@ -412,7 +412,7 @@ async function rawDevice(url: string, deviceId: string) {
   return {
     inbox,
     topics,
-    request: () =>
+    request: (wantedVersion = "latest") =>
       t.publish(
         topics.request,
         encodeRequest({
@@ -421,7 +421,7 @@ async function rawDevice(url: string, deviceId: string) {
           deviceId,
           product: "blink",
           currentVersion: "1.0.0",
-          wantedVersion: "latest",
+          wantedVersion,
           responseTopic: "",
           correlationData: new Uint8Array(0),
           resume: null,
@@ -635,6 +635,39 @@ mosquittoTest(
       assertEquals(value(m, "ota_rollout_progress_ratio", rolloutLabels), 2 / 3);
 
       assert(value(m, "ota_process_resident_memory_bytes") > 10 * 1024 * 1024);
+    } finally {
+      await running.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+mosquittoTest(
+  "a MANIFEST that hands out an HTTP download URL is counted in the latency histogram and sends no CHUNK",
+  async (b) => {
+    const dir = await Deno.makeTempDir({ prefix: "ota-metrics-url-" });
+    const kvPath = `${dir}/ota.kv`;
+    const seed = await Catalog.open(kvPath);
+    await seed.addImage(
+      makeSampleImage({ product: "blink", version: "2.0.0", size: IMAGE_BYTES, seed: 11 }),
+    );
+    seed.close();
+    const config = configFor(b.url, kvPath);
+    config.http.downloadProducts = "blink";
+    const running = await runSender(config, QUIET);
+    try {
+      const device = await rawDevice(b.url, "dev-url");
+      await device.request("2.0.0");
+      await until("dev-url's MANIFEST", () => device.of(MessageType.MANIFEST).length === 1);
+      await device.close();
+      const res = await fetch(`${running.http!.url}/metrics`, {
+        headers: { authorization: `Bearer ${READ}` },
+      });
+      const m = parseScrape(await res.text());
+      assertEquals(Number(m.get("ota_manifest_latency_seconds")!.metrics[0].count), 1);
+      assertEquals(value(m, "ota_transfers_started_total"), 1);
+      assertEquals(value(m, "ota_transfers_active"), 1);
+      assertEquals(value(m, "ota_chunks_sent_total"), 0);
     } finally {
       await running.stop();
       await Deno.remove(dir, { recursive: true });
