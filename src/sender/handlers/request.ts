@@ -103,7 +103,9 @@ export async function handleRequest(
       });
     }
     if (download !== null) {
-      if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, to, ...download });
+      if (ctx.admission.current(ticket)) {
+        openTransfer(ctx, { grant, to, receivedAt, ...download });
+      }
       return;
     }
     let image: TransferImage;
@@ -123,11 +125,8 @@ export async function handleRequest(
         message: `Cannot read image ${grant.image.sha256}: ${err}; ask again later`,
       });
     }
-    if (ctx.admission.current(ticket)) {
-      openTransfer(ctx, { grant, image, to });
-      const latencyMs = settings.now() - receivedAt;
-      ctx.safely(() => ctx.observer.manifestSent(latencyMs));
-    } else image.release?.();
+    if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, image, to, receivedAt });
+    else image.release?.();
   } finally {
     ctx.admission.done(ticket);
   }
@@ -216,11 +215,18 @@ async function downloadUrl(
 
 /**
  * Opens the granted transfer, a URL transfer when `url` is given; the device's old transfer, if
- * any, is superseded (§7).
+ * any, is superseded (§7). Its MANIFEST answers the REQUEST that arrived at `receivedAt`: the
+ * observer hears how long that took.
  */
 function openTransfer(
   ctx: SenderContext,
-  { grant, image, to, url }: { grant: Grant; image: TransferImage; to: ReplyTo; url?: string },
+  { grant, image, to, url, receivedAt }: {
+    grant: Grant;
+    image: TransferImage;
+    to: ReplyTo;
+    url?: string;
+    receivedAt: number;
+  },
 ): void {
   const { settings } = ctx;
   const now = settings.now();
@@ -268,4 +274,6 @@ function openTransfer(
     } (transfer ${transfer.id})`,
   );
   transfer.start(now);
+  const latencyMs = settings.now() - receivedAt;
+  ctx.safely(() => ctx.observer.manifestSent(latencyMs));
 }
