@@ -13,6 +13,7 @@ import { type AddImageOptions, admitImage } from "./admission.ts";
 import { History } from "./history.ts";
 import type { DeviceStatusRecord, TransferRecord } from "./history.ts";
 import { ImageCache } from "./image_cache.ts";
+import { isKvConnectUrl, kvConnectProblem, kvUrlProblem } from "./kv_location.ts";
 import type { ImageMeta } from "./image_meta.ts";
 import { type GarbageReport, ImageStore } from "./image_store.ts";
 import { KeyLock } from "./key_lock.ts";
@@ -128,9 +129,11 @@ export class Catalog {
   }
 
   /**
-   * Opens a catalog. `path` undefined or `":memory:"` gives a fresh in-memory store; any other
-   * value is a KV file (its folder must exist). Throws {@linkcode CatalogError} `STORAGE_ERROR`
-   * when the store cannot be opened, `INVALID_ARGUMENT` for bad options.
+   * Opens a catalog. `path` undefined or `":memory:"` gives a fresh in-memory store; an `http://`
+   * or `https://` URL is a KV Connect server (e.g. `denokv`) whose access token Deno's client takes
+   * from `DENO_KV_ACCESS_TOKEN` (kv_location.ts); any other value is a KV file (its folder must
+   * exist). Throws {@linkcode CatalogError} `STORAGE_ERROR` when the store cannot be opened (a
+   * KV Connect URL without its token included), `INVALID_ARGUMENT` for bad options.
    */
   static async open(path?: string, options: CatalogOptions = {}): Promise<Catalog> {
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
@@ -148,6 +151,8 @@ export class Catalog {
       );
     }
     const where = path === undefined || path === ":memory:" ? ":memory:" : path;
+    const problem = isKvConnectUrl(where) ? kvConnectProblem(where, Deno.env) : kvUrlProblem(where);
+    if (problem) throw new CatalogError("STORAGE_ERROR", `Cannot open catalog: ${problem}`);
     let kv: Deno.Kv;
     try {
       kv = await Deno.openKv(where);

@@ -30,6 +30,12 @@ export {
 export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
 export type { GarbageReport, OrphanPieces } from "./image_store.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";
+export {
+  isKvConnectUrl,
+  KV_ACCESS_TOKEN_ENV,
+  kvConnectProblem,
+  kvUrlProblem,
+} from "./kv_location.ts";
 export * from "./esp_image.ts";
 export * from "./limits.ts";
 export * from "./sample_image.ts";

@@ -12,7 +12,7 @@
  */
 
 import { dirname } from "node:path";
-import { Catalog, CatalogError, type CatalogErrorCode } from "../catalog/mod.ts";
+import { Catalog, CatalogError, type CatalogErrorCode, isKvConnectUrl } from "../catalog/mod.ts";
 import { escapeControl } from "../format/mod.ts";
 import {
   ConfigError,
@@ -164,7 +164,7 @@ export async function runOta(args: string[], io: OtaIo): Promise<number> {
       catalog: async (options = {}) => {
         if (catalog) return catalog;
         const path = await kvPath();
-        if (path !== ":memory:") {
+        if (path !== ":memory:" && !isKvConnectUrl(path)) {
           const exists = await Deno.stat(path).then((s) => s.isFile, () => false);
           if (!exists && !options.create) throw new MissingCatalogError(path);
           await Deno.mkdir(dirname(path), { recursive: true });

@@ -104,6 +104,15 @@ export interface TransferInit {
   /** Publishes a message; must not throw (errors are the caller's to log). */
   send: (topic: string, payload: Uint8Array, options: PublishOptions) => void;
   /**
+   * Optional: a publisher of the CHUNKs to `topic` as a header and the chunk's bytes in the
+   * image, which need not be joined into one buffer (the sender's transport fast path). Used at
+   * QoS 0; without it every CHUNK is copied into a new message for `send`.
+   */
+  prepare?: (
+    topic: string,
+    options: PublishOptions,
+  ) => (head: Uint8Array, body: Uint8Array) => void;
+  /**
    * Asked before each CHUNK: false holds the transfer until a `resume` event (the sender's
    * outgoing socket is backed up). Default: always true.
    */
@@ -238,10 +247,18 @@ export class Transfer {
   #startedAt = 0;
   /** Whether any ACK advanced the window (FIRST_ACK_TIMEOUT_MS applies until one does). */
   #everAdvanced = false;
+  /** Where the first-ACK clock started: the MANIFEST, or the last tick the transfer was held. */
+  #firstAckFrom = 0;
   /** Resends allowed in all (MAX_RESENDS_PER_CHUNK per chunk to send, plus one window). */
   readonly #resendBudget: number;
   readonly #clock = new TransferClock();
   #outcome: TransferOutcome | null = null;
+  /** Options of every MANIFEST and CHUNK: the same for the whole transfer. */
+  readonly #dataOptions: PublishOptions;
+  /** The CHUNK publisher of `init.prepare`, when given and at QoS 0. */
+  readonly #sendChunkParts?: (head: Uint8Array, body: Uint8Array) => void;
+  /** A CHUNK's header, rewritten for each CHUNK (the publisher copies it before it returns). */
+  readonly #chunkHead = new Uint8Array(CHUNK_HEADER_BYTES);
 
   constructor(readonly init: TransferInit) {
     this.#state = init.download ? "AWAIT_DOWNLOAD" : "SENDING";
@@ -260,6 +277,14 @@ export class Transfer {
       minMs: init.timing.minResendTimeoutMs,
       maxMs: init.timing.maxAckTimeoutMs,
     });
+    this.#dataOptions = {
+      qos: init.dataQos,
+      responseTopic: init.ackTopic,
+      correlationData: init.correlationData,
+    };
+    if (init.dataQos === 0 && init.prepare) {
+      this.#sendChunkParts = init.prepare(init.dataTopic, this.#dataOptions);
+    }
   }
 
   /** Transfer id of the manifest. */
@@ -346,6 +371,7 @@ export class Transfer {
   /** Sends the MANIFEST and the first window of chunks (a URL transfer: the MANIFEST alone). */
   start(now: number): void {
     this.#startedAt = now;
+    this.#firstAckFrom = now;
     this.#clock.manifest(now);
     const { image, chunkSize } = this.init;
     const manifest = encodeManifest({
@@ -441,17 +467,20 @@ export class Transfer {
 
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
+    if (this.#window.inFlight === 0) {
+      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
+      // not late. Wait another timeout without counting a retry, and start the first-ACK
+      // clock again: at 3000 devices transfers held longer than FIRST_ACK_TIMEOUT_MS before
+      // their first chunk were aborted as if their device had not answered.
+      this.deadline = Math.max(this.deadline, now + this.rto);
+      if (!this.#everAdvanced) this.#firstAckFrom = now;
+      return "SENDING";
+    }
     const { firstAckTimeoutMs } = this.init.timing;
-    if (!this.#everAdvanced && now - this.#startedAt >= firstAckTimeoutMs) {
+    if (!this.#everAdvanced && now - this.#firstAckFrom >= firstAckTimeoutMs) {
       return this.abort(now, `no ACK within ${firstAckTimeoutMs} ms of the manifest`, 0);
     }
     if (now < this.deadline) return "SENDING";
-    if (this.#window.inFlight === 0) {
-      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
-      // not late. Wait another timeout without counting a retry.
-      this.deadline = now + this.rto;
-      return "SENDING";
-    }
     this.#retries++;
     if (this.#retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
@@ -560,23 +589,27 @@ export class Transfer {
     const { image, chunkSize } = this.init;
     const offset = index * chunkSize;
     const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
-    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
-    writeChunkHeader(message, {
+    const header = {
       transferId: this.id,
       index,
       offset,
       length: payload.length,
       crc32: image.crc(index),
-    });
+    };
+    if (this.#sendChunkParts) {
+      // No copy of the chunk: the header and the image's own bytes go out as they are.
+      writeChunkHeader(this.#chunkHead, header);
+      this.#sendChunkParts(this.#chunkHead, payload);
+      return;
+    }
+    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
+    writeChunkHeader(message, header);
     message.set(payload, CHUNK_HEADER_BYTES);
     this.#publish(message, this.init.dataQos);
   }
 
   #publish(payload: Uint8Array, qos: 0 | 1): void {
-    this.init.send(this.init.dataTopic, payload, {
-      qos,
-      responseTopic: this.init.ackTopic,
-      correlationData: this.init.correlationData,
-    });
+    const options = qos === this.init.dataQos ? this.#dataOptions : { ...this.#dataOptions, qos };
+    this.init.send(this.init.dataTopic, payload, options);
   }
 }

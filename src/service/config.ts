@@ -20,6 +20,7 @@ import {
   senderIdProblem,
 } from "../protocol/mod.ts";
 import { DEFAULT_CACHE_BYTES, MAX_IMAGE_BYTES } from "../catalog/limits.ts";
+import { isKvConnectUrl, kvUrlProblem } from "../catalog/kv_location.ts";
 import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
@@ -259,7 +260,12 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     `empty, or [A-Za-z0-9._:-]{1,64} other than ${RESERVED_SENDER_IDS.join(", ")}`,
     c.senderId,
   );
-  check(c.kvPath !== "", "kvPath", "a file path or :memory:", c.kvPath);
+  check(
+    c.kvPath !== "" && kvUrlProblem(c.kvPath) === null,
+    "kvPath",
+    "a file path, :memory: or a KV Connect URL (http:// or https://, token in DENO_KV_ACCESS_TOKEN)",
+    c.kvPath,
+  );
   const t = c.transfer;
   check(t.dataQos === 0 || t.dataQos === 1, "transfer.dataQos", "0 or 1", t.dataQos);
   check(
@@ -560,8 +566,11 @@ export async function loadCommandConfig(options: CommandConfigOptions): Promise<
   );
 }
 
-/** `path` made absolute against `dir`; `:memory:` and absolute paths stay as they are. */
+/**
+ * `path` made absolute against `dir`; `:memory:`, KV Connect URLs and absolute paths stay as
+ * they are.
+ */
 export function resolveFrom(dir: string, path: string): string {
-  if (path === ":memory:" || path === "" || isAbsolute(path)) return path;
+  if (path === ":memory:" || path === "" || isAbsolute(path) || isKvConnectUrl(path)) return path;
   return resolve(join(dir, path));
 }

@@ -25,7 +25,7 @@ Options:
   --broker URL    broker URL, e.g. mqtt://127.0.0.1:1883 or mqtts://host:8883 (${
   envName(["broker", "url"])
 })
-  --kv PATH       Deno KV file of the catalog (${envName(["kvPath"])}); the CLI reads the same one
+  --kv PATH       catalog KV file or KV Connect URL (${envName(["kvPath"])}); the CLI uses it too
   -h, --help      this text
 
 Every config key can be set by an environment variable: OTA_ + the key path in upper snake

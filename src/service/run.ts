@@ -8,7 +8,7 @@
 import { rolloutStore } from "../rollout/store.ts";
 import { inventoryStore } from "../inventory/store.ts";
 import { dirname } from "node:path";
-import { Catalog } from "../catalog/mod.ts";
+import { Catalog, isKvConnectUrl } from "../catalog/mod.ts";
 import { type EmbeddedBroker, isListening, startEmbeddedBroker } from "../broker/mod.ts";
 import { connectMqtt } from "../transport/mqtt_client.ts";
 import type { Transport } from "../transport/types.ts";
@@ -61,7 +61,10 @@ export async function runSender(
       );
     }
   }
-  if (config.kvPath !== ":memory:") await Deno.mkdir(dirname(config.kvPath), { recursive: true });
+  // A KV file's folder is made here; a KV Connect URL (kv_location.ts) is a server, no folder.
+  if (config.kvPath !== ":memory:" && !isKvConnectUrl(config.kvPath)) {
+    await Deno.mkdir(dirname(config.kvPath), { recursive: true });
+  }
   const catalog = await Catalog.open(config.kvPath === ":memory:" ? undefined : config.kvPath, {
     cacheBytes: config.cache.maxBytes,
   });

@@ -3,13 +3,23 @@
  * speaks MQTT 5 or 3.1.1, reconnects and restores subscriptions, and keeps QoS 1 publications
  * within the broker's Receive Maximum (MQTT.js does not: flooding past it stalls the session,
  * measured against Mosquitto 2.0's default of 20).
+ *
+ * QoS 0 publications to one topic with fixed properties (a transfer's CHUNKs) may take a fast
+ * path ({@link Transport.prepare}): the PUBLISH head is encoded once per payload length and each
+ * message is written straight to MQTT.js's connection stream, as MQTT.js itself writes a QoS 0
+ * PUBLISH (`_writePacket` → mqtt-packet `writeToStream`: synchronous `stream.write`s, corked until
+ * the next tick, so no other packet can land inside one). Whenever MQTT.js would not write at once
+ * (not connected, replaying its store after a reconnect, publications queued behind that, topic
+ * aliases on), the message goes through `client.publish` instead, keeping MQTT.js's order.
  * @module
  */
 
 import mqtt from "mqtt";
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import { OutageReporter } from "./outage.ts";
-import type { InboundMessage, PublishOptions, Transport } from "./types.ts";
+import { encodePublishHead } from "./publish_head.ts";
+import type { InboundMessage, PreparedPublish, PublishOptions, Transport } from "./types.ts";
 
 /** TLS settings; files are PEM. */
 export interface TlsOptions {
@@ -67,6 +77,12 @@ export const MAX_PENDING_PUBLISHES = 10000;
  */
 export const CLOSE_TIMEOUT_MS = 2000;
 
+/**
+ * Encoded PUBLISH heads a prepared publication keeps, one per payload length: a transfer's CHUNKs
+ * have two lengths (full chunks and the last one); a bound keeps odd callers from growing it.
+ */
+const MAX_PREPARED_HEADS = 4;
+
 /** Error thrown when the broker cannot be reached or refuses us. */
 export class TransportError extends Error {
   /** Stable code: `CONNECT_FAILED`. */
@@ -77,11 +93,24 @@ export class TransportError extends Error {
   }
 }
 
+/** What the fast path uses of MQTT.js's connection stream (a node:net or node:tls socket). */
+interface FastStream {
+  write(bytes: Uint8Array): boolean;
+  cork(): void;
+  uncork(): void;
+  on(event: "drain" | "close", listener: () => void): void;
+  off(event: "drain" | "close", listener: () => void): void;
+}
+
 class MqttTransport implements Transport {
   private handler: (message: InboundMessage) => void = () => {};
   private inflight = 0;
   private readonly waiting: Array<{ go: () => void; fail: (err: Error) => void }> = [];
   private receiveMaximum = 65535;
+  /** The stream corked by the fast path until the next tick, if any. */
+  private corked: FastStream | null = null;
+  /** Fast-path publications waiting for their stream to drain (one listener for all of them). */
+  private drain: { stream: FastStream; waiters: Array<(err?: Error) => void> } | null = null;
 
   constructor(
     private readonly client: mqtt.MqttClient,
@@ -119,8 +148,7 @@ class MqttTransport implements Transport {
     }
   }
 
-  publish(topic: string, payload: Uint8Array, options: PublishOptions): Promise<void> {
-    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  private publishOptions(options: PublishOptions): mqtt.IClientPublishOptions {
     const opts: mqtt.IClientPublishOptions = { qos: options.qos };
     if (this.protocolVersion === 5 && (options.responseTopic || options.correlationData)) {
       opts.properties = {};
@@ -133,6 +161,108 @@ class MqttTransport implements Transport {
         );
       }
     }
+    return opts;
+  }
+
+  prepare(topic: string, options: PublishOptions): PreparedPublish {
+    if (options.qos !== 0) {
+      throw new RangeError(
+        `Cannot prepare a publication to "${topic}" at QoS ${options.qos}: only QoS 0 has a fast path`,
+      );
+    }
+    const opts = this.publishOptions(options);
+    const heads = new Map<number, Buffer>();
+    const headFor = (payloadLength: number): Buffer => {
+      let head = heads.get(payloadLength);
+      if (!head) {
+        const bytes = encodePublishHead(topic, payloadLength, {
+          protocolVersion: this.protocolVersion,
+          properties: opts.properties,
+        });
+        head = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        if (heads.size >= MAX_PREPARED_HEADS) heads.clear();
+        heads.set(payloadLength, head);
+      }
+      return head;
+    };
+    return {
+      publish: (head, body, done) => {
+        // deno-lint-ignore no-explicit-any
+        const client = this.client as any;
+        if (
+          !client.connected || !client.stream?.writable || client.disconnecting ||
+          client._storeProcessing ||
+          client._storeProcessingQueue.length > 0 || client.options.autoUseTopicAlias ||
+          client.options.autoAssignTopicAlias
+        ) {
+          // MQTT.js would queue, replay or alias: its own path keeps the order and the rules.
+          const payload = Buffer.concat([head, body]);
+          client.publish(topic, payload, opts, (err?: Error) => done(err));
+          return;
+        }
+        this.writeFast(client.stream, headFor(head.length + body.length), head, body, done);
+      },
+    };
+  }
+
+  /**
+   * Writes one prepared PUBLISH: the encoded head and the message's own head copied into one
+   * small buffer, the body as it is (no copy of a CHUNK's bytes here), in one corked batch.
+   */
+  private writeFast(
+    stream: FastStream,
+    publishHead: Buffer,
+    head: Uint8Array,
+    body: Uint8Array,
+    done: (err?: Error) => void,
+  ): void {
+    if (this.corked !== stream) {
+      stream.cork();
+      this.corked = stream;
+      process.nextTick(() => {
+        this.corked = null;
+        stream.uncork();
+      });
+    }
+    const first = Buffer.allocUnsafe(publishHead.length + head.length);
+    first.set(publishHead, 0);
+    first.set(head, publishHead.length);
+    stream.write(first);
+    if (stream.write(Buffer.from(body.buffer, body.byteOffset, body.byteLength))) {
+      done();
+      return;
+    }
+    // Like MQTT.js, report a publication once the stream drains; one listener serves them all
+    // (MQTT.js adds one per publication, and removing n of them costs O(n) each).
+    if (this.drain && this.drain.stream !== stream) this.releaseDrainWaiters();
+    if (this.drain) {
+      this.drain.waiters.push(done);
+      return;
+    }
+    const drain = { stream, waiters: [done], end: () => {} };
+    drain.end = () => {
+      stream.off("drain", drain.end);
+      stream.off("close", drain.end);
+      if (this.drain === drain) this.releaseDrainWaiters();
+    };
+    this.drain = drain;
+    stream.on("drain", drain.end);
+    stream.on("close", drain.end);
+  }
+
+  /**
+   * Reports every publication waiting for the stream. After a close that lost them they count
+   * as handled all the same: QoS 0 messages are lost with a connection, and transfers resend.
+   */
+  private releaseDrainWaiters(): void {
+    const drain = this.drain;
+    this.drain = null;
+    for (const done of drain?.waiters ?? []) done();
+  }
+
+  publish(topic: string, payload: Uint8Array, options: PublishOptions): Promise<void> {
+    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const opts = this.publishOptions(options);
     if (options.qos === 0) {
       return new Promise((resolve, reject) => {
         this.client.publish(topic, body, opts, (err) => (err ? reject(err) : resolve()));

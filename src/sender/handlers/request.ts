@@ -83,6 +83,7 @@ export async function handleRequest(
     open: ctx.transfers.size,
     deviceHasTransfer: !!ctx.transfers.ofDevice(deviceId),
     now: settings.now(),
+    held: ctx.backlog.heldCount,
   });
   if (busy) return replies.send(to, busy);
   const ticket = ctx.admission.begin(deviceId);
@@ -239,6 +240,7 @@ function openTransfer(
     adaptive: settings.adaptiveWindow,
     timing: settings.timing,
     send: (topic, payload, options) => ctx.backlog.publish(topic, payload, options),
+    prepare: (topic, options) => ctx.backlog.prepare(topic, options),
     mayPublish: (t) => ctx.backlog.mayPublish(t),
     onClose: (end) => ctx.transferClosed(end),
     download: url === undefined ? undefined : {
