@@ -24,8 +24,17 @@ export interface SenderProcessOptions {
   images: BenchImage[];
   /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
   transfer?: Record<string, number | boolean>;
+  /** Overrides of `http.*` config keys, e.g. `{ listen: "127.0.0.1:8080" }`. */
+  http?: Record<string, number | string>;
   /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
   prepare?: (catalog: Catalog) => Promise<void>;
+  /**
+   * Release each image with a one-wave rollout (default true); false when `prepare` makes the
+   * rollouts (one product's images cannot all be released: their targets overlap).
+   */
+  release?: boolean;
+  /** Folder the sender's temporary KV folder is made in; default the system's temporary folder. */
+  kvDir?: string;
 }
 
 /** Resource use of a process from /proc. */
@@ -69,7 +78,7 @@ export function machineBusySeconds(): number {
 
 /** Prepares a catalog with the images and starts the sender on it; resolves once it serves. */
 export async function startSenderProcess(options: SenderProcessOptions): Promise<SenderProcess> {
-  const dir = await Deno.makeTempDir({ prefix: "ota-bench-sender-" });
+  const dir = await Deno.makeTempDir({ prefix: "ota-bench-sender-", dir: options.kvDir });
   const kvPath = `${dir}/ota.kv`;
   const catalog = await Catalog.open(kvPath);
   try {
@@ -79,6 +88,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
       );
       // Devices asking for latest get what a rollout assigns: one wave to the whole product,
       // which no benchmark failure aborts.
+      if (options.release === false) continue;
       await createRollout(catalog, {
         image: meta.sha256,
         waves: [100],
@@ -100,6 +110,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   for (const [k, v] of Object.entries(options.transfer ?? {})) {
     env[envName(["transfer", k])] = String(v);
   }
+  for (const [k, v] of Object.entries(options.http ?? {})) env[envName(["http", k])] = String(v);
   const root = new URL("../", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     // BENCH_SENDER_FLAGS adds deno flags, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
@@ -117,9 +128,16 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   }).spawn();
   const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
   const warnings: string[] = [];
+  // BENCH_SENDER_LOG=<file> keeps the sender's whole log there.
+  const logPath = Deno.env.get("BENCH_SENDER_LOG");
+  const logFile = logPath
+    ? await Deno.open(logPath, { write: true, create: true, append: true })
+    : null;
+  const encoder = new TextEncoder();
   (async () => {
     let buffered = "";
     for await (const part of child.stdout.pipeThrough(new TextDecoderStream())) {
+      if (logFile) await logFile.write(encoder.encode(part));
       buffered += part;
       let nl;
       while ((nl = buffered.indexOf("\n")) >= 0) {
@@ -131,7 +149,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
         }
       }
     }
-  })().catch(() => {});
+  })().catch(() => {}).finally(() => logFile?.close());
   const exited = child.status.then((s) => reject(new Error(`the sender exited with ${s.code}`)));
   const timer = setTimeout(() => reject(new Error("the sender did not start within 30 s")), 30000);
   try {

@@ -21,6 +21,7 @@ import {
   MAX_OFFER_JITTER_MS,
   MAX_PRODUCT_BYTES,
   MAX_STR8_BYTES,
+  MAX_URL_BYTES,
   MAX_VERSION_BYTES,
   MessageType,
   type TopicKind,
@@ -108,6 +109,7 @@ function request(): Uint8Array {
     responseTopic: chance(0.5) ? "" : text(sizeNear(0, MAX_STR8_BYTES)),
     correlationData: bytes(pick([0, 8, 16, 255])),
     resume: chance(0.4) ? { sha256: bytes(32), offset: u32() } : null,
+    http: chance(0.3) || undefined,
   });
 }
 
@@ -138,6 +140,7 @@ function manifest(): Uint8Array {
     version: text(sizeIn(1, MAX_VERSION_BYTES)),
     ackTopic: chance(0.7) ? "ota/dev/d/ack/s" : text(sizeNear(0, MAX_STR8_BYTES)),
     signature: bytes(ok() ? pick([0, 64]) : pick([1, 63, 65])),
+    url: chance(0.3) ? text(sizeIn(1, MAX_URL_BYTES)) : undefined,
   });
 }
 

@@ -8,14 +8,21 @@
  * concurrency design (network thread -> bounded inbox -> receiver task); one case fills the
  * inbox with a flash slower than the link and checks that GAP NACKs recover every dropped chunk.
  * Each run is one boot: an activated image is on probation in the next run until its self-test
- * sees a REQUEST answered, or is rolled back (file `boot` switched back, exit code 4).
+ * sees a REQUEST answered, or is rolled back (file `boot` switched back, exit code 4). With
+ * `--listen` the receiver stays connected like a device in the field: a rollout's OFFER reaches
+ * it, it asks after its random delay, installs, restarts into the new image and reports BOOTED.
  *
  * The binary is built with CMake when missing (`cmake -S firmware/host -B firmware/build-host`).
  * @module
  */
 
+import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
+import { inventoryStore } from "../src/inventory/store.ts";
+import { createRollout } from "../src/ops/rollouts.ts";
 import { generateSigningKeys, signerFromPem } from "../src/protocol/mod.ts";
-import type { SenderCatalog } from "../src/sender/mod.ts";
+import { rolloutStore } from "../src/rollout/store.ts";
+import { Sender, type SenderCatalog } from "../src/sender/mod.ts";
+import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
 import {
@@ -406,5 +413,123 @@ mosquittoTest(
         await Deno.remove(dir, { recursive: true });
       }
     });
+  },
+);
+
+/** The base arguments of a listening host receiver `fw-offer-1` running `current`. */
+function listenArgs(port: number, dir: string, current: string): string[] {
+  return [
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--device-id",
+    "fw-offer-1",
+    "--product",
+    "blink",
+    "--prefix",
+    PREFIX,
+    "--current",
+    current,
+    "--dir",
+    dir,
+    "--timeout-s",
+    "90",
+    "--listen",
+  ];
+}
+
+mosquittoTest(
+  "a rollout's OFFER reaches a listening C++ receiver, which installs, reboots and ends SUCCEEDED on the new version",
+  async (b) => {
+    await ensureBinary();
+    const dir = await Deno.makeTempDir({ prefix: "ota-fw-offer-" });
+    const catalog = await Catalog.open(`${dir}/ota.kv`);
+    const transport = await connectMqtt({ url: b.url, clientId: "fw-offer-sender" });
+    const sender = await Sender.start({
+      transport,
+      catalog,
+      prefix: PREFIX,
+      senderId: "fw-offer",
+      timing: { ackTimeoutMs: 500, statusTimeoutMs: 5000 },
+      rollouts: {
+        rollouts: rolloutStore(catalog),
+        inventory: inventoryStore(catalog),
+        tickMs: 100,
+      },
+    });
+    const deviceDir = `${dir}/device`;
+    const child = new Deno.Command(BIN, {
+      args: listenArgs(b.port, deviceDir, "1.0.0"),
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let stdout = "";
+    const reading = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (text) => void (stdout += text) }),
+    );
+    const stderr = new Response(child.stderr).text();
+    try {
+      const meta = await catalog.addImage(
+        makeSampleImage({ product: "blink", version: "2.0.0", size: 256 * 1024, seed: 12 }),
+      );
+      // Its link-up REQUEST (no rollout yet: UP_TO_DATE) puts the device in the inventory.
+      await until(
+        "the listening device to be known",
+        async () => (await inventoryStore(catalog).get("fw-offer-1"))?.version === "1.0.0",
+        10_000,
+        50,
+      );
+      assert(stdout.includes("listening for offers"), stdout);
+      assertEquals(stdout.includes("offer taken"), false, stdout);
+      const rollout = await createRollout(catalog, {
+        image: "blink@2.0.0",
+        waves: "100",
+        successPct: 100,
+        jitter: "1s",
+        deviceTimeout: "60s",
+      });
+      await until(
+        "the rollout to succeed",
+        async () => (await rolloutStore(catalog).get(rollout.id))?.state === "SUCCEEDED",
+        60_000,
+        100,
+      ).catch((err) => {
+        throw new Error(`${err.message}\n${stdout}`);
+      });
+      const entry = await rolloutStore(catalog).entry(rollout.id, "fw-offer-1");
+      assertEquals(entry?.state, "SUCCEEDED");
+      assertEquals(sender.rollouts!.offersSent, 1);
+      // The OFFER, not a poll, made it ask; then VERIFIED, the reboot, the self-test and BOOTED.
+      const lines = stdout.split("\n");
+      const reports = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+      assertEquals(reports.map((r) => r.status), ["VERIFIED"], stdout);
+      assertEquals(reports[0].sha256, meta.sha256);
+      const offered = lines.findIndex((l) => l.startsWith("offer taken"));
+      const rebooted = lines.findIndex((l) => l.includes("running 2.0.0"));
+      assert(offered > 0 && rebooted > offered, stdout);
+      await until(
+        "the self-test to pass after the reboot",
+        () => stdout.includes("self-test PASSED"),
+        10_000,
+        50,
+      );
+      await until(
+        "BOOTED to move the inventory's version",
+        async () => (await inventoryStore(catalog).get("fw-offer-1"))?.version === "2.0.0",
+        10_000,
+        50,
+      );
+      assertEquals(await bootSlot(deviceDir), 1);
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await reading.catch(() => {});
+      await stderr.catch(() => "");
+      await sender.stop();
+      await transport.close();
+      catalog.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 );

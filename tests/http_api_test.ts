@@ -103,6 +103,11 @@ async function call(
     body = options.bytes;
   }
   const res = await fetch(`${base}${path}`, { method, headers, body });
+  if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+    // An event stream never ends: its status and headers are the answer.
+    await res.body?.cancel();
+    return { status: res.status, body: "" };
+  }
   const text = await res.text();
   let parsed: unknown = text;
   try {

@@ -242,7 +242,6 @@ Deno.test("a device with no outcome before its deadline is retried, then TIMED_O
     r.clock.now += 11_000;
     await r.sender.rollouts!.tick();
     assertEquals((await store.entry(rollout.id, "d1"))?.state, "TIMED_OUT");
-    await r.sender.rollouts!.settled();
     assertEquals((await inventoryStore(r.catalog).get("d1"))?.rollout?.state, "TIMED_OUT");
     await settle();
     assertEquals(r.broker.on(offerTopic(PREFIX, "d1")).length, 2);
@@ -326,9 +325,100 @@ Deno.test("ROLLED_BACK devices abort the rollout after abortMinDevices outcomes,
     await settle();
     assertEquals(offersTo(r, fleet).length, offered);
     assertEquals(errorCode(await ask(r, fleet[7])), ErrorCode.UP_TO_DATE);
-    await r.sender.rollouts!.settled();
     assertEquals((await inventoryStore(r.catalog).get(failing[0]))?.rollout?.state, "FAILED");
   } finally {
+    await r.close();
+  }
+});
+
+/** Key families (first key element) of every successful commit in this process, until stopped. */
+function watchCommits(): { commits: string[][]; stop(): void } {
+  const proto = Deno.AtomicOperation.prototype;
+  const { commit, set, sum, delete: del } = proto;
+  const families = new WeakMap<Deno.AtomicOperation, Set<string>>();
+  const note = (op: Deno.AtomicOperation, key: Deno.KvKey) => {
+    const f = families.get(op) ?? new Set<string>();
+    f.add(String(key[0]));
+    families.set(op, f);
+  };
+  const commits: string[][] = [];
+  proto.set = function (this: Deno.AtomicOperation, ...a: Parameters<typeof set>) {
+    note(this, a[0]);
+    return set.apply(this, a);
+  };
+  proto.sum = function (this: Deno.AtomicOperation, ...a: Parameters<typeof sum>) {
+    note(this, a[0]);
+    return sum.apply(this, a);
+  };
+  proto.delete = function (this: Deno.AtomicOperation, ...a: Parameters<typeof del>) {
+    note(this, a[0]);
+    return del.apply(this, a);
+  };
+  proto.commit = async function (this: Deno.AtomicOperation) {
+    const res = await commit.call(this);
+    if (res.ok) commits.push([...(families.get(this) ?? [])].sort());
+    return res;
+  };
+  return { commits, stop: () => Object.assign(proto, { commit, set, sum, delete: del }) };
+}
+
+Deno.test("a device's update writes each transition once, with its inventory record in the same commit, and repeats write no entry", async () => {
+  const r = await rig();
+  const watch = watchCommits();
+  try {
+    await seed(r, ["d1"]);
+    const rollout = await createRollout(r.catalog, { image: "blink@2.0.0", jitter: "0s" });
+    await r.sender.rollouts!.tick();
+    const store = rolloutStore(r.catalog);
+    const inventory = inventoryStore(r.catalog);
+    const states = async (): Promise<Array<string | undefined>> => [
+      (await store.entry(rollout.id, "d1"))?.state,
+      (await inventory.get("d1"))?.rollout?.state,
+    ];
+    assertEquals(await states(), ["OFFERED", "OFFERED"]);
+    const from = watch.commits.length;
+    assertEquals(peekType(await ask(r, "d1")), MessageType.MANIFEST);
+    assertEquals(await states(), ["DOWNLOADING", "DOWNLOADING"]);
+    // Asking again mid-download changes no progress: no entry is written.
+    assertEquals(peekType(await ask(r, "d1")), MessageType.MANIFEST);
+    const device = r.broker.connect();
+    const status = (code: number) =>
+      device.publish(
+        deviceTopics(PREFIX, "d1").status,
+        encodeStatus({
+          transferId: 0,
+          status: code,
+          sha256: fromHex(r.sha.v2),
+          version: "2.0.0",
+          detail: "",
+        }),
+        { qos: 1 },
+      );
+    const until = async (want: string) => {
+      for (let i = 0; i < 200 && (await states())[0] !== want; i++) await settle();
+      assertEquals(await states(), [want, want]);
+    };
+    await status(StatusCode.VERIFIED);
+    await until("VERIFIED");
+    await status(StatusCode.VERIFIED);
+    await status(StatusCode.BOOTED);
+    await until("SUCCEEDED");
+    await status(StatusCode.BOOTED);
+    assertEquals(errorCode(await ask(r, "d1", { currentVersion: "2.0.0" })), ErrorCode.UP_TO_DATE);
+    await settle();
+    const entryCommits = watch.commits.slice(from).filter((f) => f.includes("rollout_device"));
+    // manifest (with the REQUEST), VERIFIED and BOOTED (each with its STATUS): three commits,
+    // each carrying the inventory record and its rollout state index.
+    assertEquals(entryCommits.length, 3, JSON.stringify(entryCommits));
+    for (const f of entryCommits) {
+      assert(f.includes("inv_device") && f.includes("inv_by_state"), f.join("+"));
+    }
+    assertEquals((await inventory.get("d1"))?.version, "2.0.0");
+    const history = (await inventory.history("d1")).map((h) => h.text);
+    assert(history.includes(`rollout ${rollout.id}: SUCCEEDED`), history.join("\n"));
+    await device.close();
+  } finally {
+    watch.stop();
     await r.close();
   }
 });

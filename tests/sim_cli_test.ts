@@ -17,3 +17,11 @@ Deno.test("--duplicate N delivers chunk N twice", async () => {
   assertEquals((await parseDeviceArgs(["--duplicate", "3"])).options.faults?.duplicateChunk, 3);
   await assertRejects(() => parseDeviceArgs(["--duplicate", "x"]), UsageError, "--duplicate");
 });
+
+Deno.test("--http asks for an HTTP download and --cut-http N cuts the first one after N bytes", async () => {
+  const parsed = await parseDeviceArgs(["--http", "--cut-http", "4096"]);
+  assertEquals(parsed.options.http, true);
+  assertEquals(parsed.options.faults?.cutHttpAfterBytes, 4096);
+  assertEquals((await parseDeviceArgs([])).options.http, undefined);
+  await assertRejects(() => parseDeviceArgs(["--cut-http", "0"]), UsageError, "--cut-http");
+});

@@ -61,6 +61,7 @@ function setup(
     startOffset?: number;
     mayPublish?: (t: Transfer) => boolean;
     timing?: TransferTiming;
+    download?: { url: string; size: number; deadlineMs: number };
   } = {},
 ) {
   const sent: Uint8Array[] = [];
@@ -82,6 +83,7 @@ function setup(
     timing: opts.timing ?? TIMING,
     send: (_topic, payload) => sent.push(payload),
     mayPublish: opts.mayPublish,
+    download: opts.download,
     onClose: (x) => {
       closed = x;
       ends++;
@@ -342,4 +344,55 @@ Deno.test("a transfer that ends without any ACK measures its rate interval to th
   t.start(0);
   t.dispatch({ type: "shutdown", retryAfterMs: 0 }, 250);
   assertEquals(closed()!.rateSeconds, 0.25);
+});
+
+const DOWNLOAD = { url: "http://127.0.0.1:1/img/x?d=d1&e=1&t=t", size: 256 * 10, deadlineMs: 5000 };
+
+Deno.test("a URL transfer sends a MANIFEST with its url and no CHUNK, ignores ACKs, and counts a VERIFIED of its image", () => {
+  const { t, sent, chunks, ack, closed } = setup({ download: DOWNLOAD });
+  t.start(0);
+  const m = decodeManifest(sent[0]);
+  assertEquals([m.url, m.size, m.chunkCount], [DOWNLOAD.url, 2560, 10]);
+  assertEquals(chunks(), []);
+  assertEquals(t.state, "AWAIT_DOWNLOAD");
+  ack(10);
+  t.dispatch({ type: "tick" }, 4999);
+  assertEquals([t.state, sent.length], ["AWAIT_DOWNLOAD", 1]);
+  t.dispatch({
+    type: "status",
+    status: {
+      transferId: 42,
+      status: StatusCode.VERIFIED,
+      sha256: new Uint8Array(32).fill(1),
+      version: "1.0.0",
+      detail: "",
+    },
+  }, 100);
+  assertEquals(closed()!.outcome, { outcome: "VERIFIED", detail: "", ok: true });
+  assertEquals(closed()!.bytesAcknowledged, 2560);
+});
+
+Deno.test("a URL transfer without a STATUS by its deadline is aborted with TRANSFER_ABORTED; a VERIFIED of another image is no success", () => {
+  const late = setup({ download: DOWNLOAD });
+  late.t.start(0);
+  late.t.dispatch({ type: "tick" }, 5000);
+  assertEquals(late.t.state, "CLOSED");
+  assertEquals(decodeError(late.sent[1]).code, ErrorCode.TRANSFER_ABORTED);
+  assertEquals(late.closed()!.outcome.outcome, "TRANSFER_ABORTED");
+  assertEquals(late.closed()!.bytesAcknowledged, 0);
+
+  const wrong = setup({ download: DOWNLOAD });
+  wrong.t.start(0);
+  wrong.t.dispatch({
+    type: "status",
+    status: {
+      transferId: 42,
+      status: StatusCode.VERIFIED,
+      sha256: new Uint8Array(32).fill(2),
+      version: "1.0.0",
+      detail: "",
+    },
+  }, 10);
+  assertEquals(wrong.closed()!.outcome.outcome, "VERIFIED_WRONG_IMAGE");
+  assertEquals(wrong.closed()!.outcome.ok, false);
 });

@@ -1,6 +1,10 @@
 // receiver_main.cpp: ota-receiver-host, the firmware core driven over a real broker with a
 // file-backed flash and state store. One run = one update attempt; the last stdout line is JSON:
 //   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...}
+// --listen runs a device that stays connected (ota_core/run_mode.h): it also subscribes to its
+// offer topic, keeps listening after UP_TO_DATE or a failed attempt, and after VERIFIED prints
+// the report line and "reboots": it executes itself again with --current set to the new version
+// (same process id), so the next boot runs the self-test and reports BOOTED.
 // Exit 0 on VERIFIED, 1 on any failure, 2 on bad usage, 3 for a simulated power cut, 4 when the
 // boot self-test failed and the boot slot was switched back (the next run is the reboot).
 //
@@ -9,6 +13,7 @@
 // core's OS interface) owns the Receiver, ticks it, writes the flash and publishes. --inline runs
 // the old design instead (everything in the network callback), for the benchmark.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -31,6 +36,7 @@
 #include "ota_core/inbox.h"
 #include "ota_core/receiver.h"
 #include "ota_core/receiver_task.h"
+#include "ota_core/run_mode.h"
 #include "ota_core/topics.h"
 
 namespace {
@@ -44,7 +50,8 @@ const char kUsage[] =
     "  --generic             accept generic files (manifest kind 1) besides ESP32 images\n"
     "  --exit-after-bytes N  simulate a power cut: exit(3) once N bytes were written\n"
     "  --fail-write N        make flash write call N fail (with --fail-count C, default 1)\n"
-    "  --timeout-s S (120)   give up after S seconds\n"
+    "  --timeout-s S (120)   give up after S seconds (--listen: per boot)\n"
+    "  --listen              stay connected: take OFFERs, reboot into a verified image\n"
     "  --slots N (2)         inbox slots between the network thread and the receiver task\n"
     "  --slot-wait-ms MS (350)  longest wait of the network thread for a free slot (0: drop)\n"
     "  --tcp-window BYTES    socket receive buffer, e.g. 5760 like lwIP on the ESP32\n"
@@ -63,6 +70,33 @@ class SteadyClock : public ota_core::Clock {
   }
 };
 
+/// The command line of the next boot: this one with `--current` set to `version`.
+std::vector<std::string> rebootArgs(int argc, char** argv, const char* version) {
+  std::vector<std::string> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--current") == 0 && i + 1 < argc) {
+      ++i;
+      continue;
+    }
+    args.push_back(argv[i]);
+  }
+  args.push_back("--current");
+  args.push_back(version);
+  return args;
+}
+
+/// The "reboot" of a listening device: executes this program again (same process id). Returns
+/// only when that failed.
+void reboot(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::execv("/proc/self/exe", argv.data());
+  std::perror("Cannot reboot: execv /proc/self/exe failed");
+}
+
 std::string hexOf(const uint8_t* p, size_t n) {
   std::string s;
   char b[3];
@@ -73,9 +107,10 @@ std::string hexOf(const uint8_t* p, size_t n) {
   return s;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+/// One boot of the device: everything it owns (the broker connection included) is gone when it
+/// returns. Sets `rebootInto` to the version to restart into when a listening device verified
+/// one.
+int runBoot(int argc, char** argv, std::string& rebootInto) {
   ota_host::TransportOptions net;
   std::string deviceId, product, prefix = "ota", want = "latest", current = "0.0.0";
   std::string dir = "ota-host-data", pubkeyPath;
@@ -87,6 +122,7 @@ int main(int argc, char** argv) {
   uint32_t slotWaitMs = ota_core::kInboxSlotWaitMs;
   unsigned selfTestS = 60;
   bool generic = false, inlineDesign = false;
+  ota_core::RunMode mode = ota_core::RunMode::ONCE;
   ota_host::FlashTiming timing;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -123,6 +159,7 @@ int main(int argc, char** argv) {
     else if (a == "--timeout-s") timeoutS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--slots") slots = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--inline") inlineDesign = true;
+    else if (a == "--listen") mode = ota_core::RunMode::LISTEN;
     else if (a == "--slot-wait-ms") slotWaitMs = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--tcp-window") net.tcpWindow = std::atoi(next().c_str());
     else if (a == "--self-test-s") selfTestS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
@@ -225,13 +262,21 @@ int main(int argc, char** argv) {
     transport.deliverTo(&inbox);
   }
   std::string error;
-  if (!transport.connect(net, {rx.dataTopic(), rx.errorTopic()}, error) ||
+  std::vector<std::string> topics = {rx.dataTopic(), rx.errorTopic()};
+  if (mode == ota_core::RunMode::LISTEN) topics.push_back(rx.offerTopic());
+  if (mode == ota_core::RunMode::LISTEN && inlineDesign) {
+    std::fputs("--listen runs the task design only; leave out --inline\n", stderr);
+    return 2;
+  }
+  if (!transport.connect(net, topics, error) ||
       (!inlineDesign && !transport.startThread(error))) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  std::printf("slot %d boots now; writing slot %d; mqtt %s; %s design\n", flash.bootSlot(),
-              flash.targetSlot(), net.mqtt5 ? "5" : "3.1.1", inlineDesign ? "inline" : "task");
+  std::printf("slot %d boots now; writing slot %d; mqtt %s; %s design; running %s%s\n",
+              flash.bootSlot(), flash.targetSlot(), net.mqtt5 ? "5" : "3.1.1",
+              inlineDesign ? "inline" : "task", current.c_str(),
+              mode == ota_core::RunMode::LISTEN ? "; listening for offers" : "");
   std::fflush(stdout);
 
   auto t0 = std::chrono::steady_clock::now();
@@ -241,6 +286,7 @@ int main(int argc, char** argv) {
   uint32_t lastPrinted = 0;
   ota_core::State lastState = rx.state();
   ota_core::SelfTestPhase lastPhase = selfTest.phase();
+  uint32_t lastOffers = 0;
   // Progress lines and the end condition, checked after every step on the receiver's thread.
   auto watch = [&]() -> bool {
     const ota_core::ReceiverStats& s = rx.stats();
@@ -257,13 +303,17 @@ int main(int argc, char** argv) {
                   s.bytesWritten, s.chunksWritten, s.duplicates, s.crcErrors, s.gaps, s.nacksSent,
                   inbox.droppedPoolFull());
     }
-    std::fflush(stdout);
+    if (s.offersTaken != lastOffers) {
+      lastOffers = s.offersTaken;
+      std::printf("offer taken (%u so far)\n", lastOffers);
+    }
     if (selfTest.phase() != lastPhase) {
       lastPhase = selfTest.phase();
       std::printf("self-test %s %s\n", ota_core::toString(lastPhase), selfTest.failure());
     }
-    return rx.state() == ota_core::State::VERIFIED || rx.state() == ota_core::State::FAILED ||
-           lastPhase == ota_core::SelfTestPhase::ROLLING_BACK || seconds() >= timeoutS;
+    std::fflush(stdout);
+    return ota_core::nextRunAction(mode, rx.state(), lastPhase) != ota_core::RunAction::CONTINUE ||
+           seconds() >= timeoutS;
   };
 
   if (inlineDesign) {
@@ -327,5 +377,19 @@ int main(int argc, char** argv) {
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
       inbox.waitedForSlot(), inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
   if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
+  if (ota_core::nextRunAction(mode, rx.state(), selfTest.phase()) == ota_core::RunAction::RESTART) {
+    rebootInto = o.version;
+    return 0;
+  }
   return status == "VERIFIED" || status == "UP_TO_DATE" ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string rebootInto;
+  int code = runBoot(argc, argv, rebootInto);
+  if (rebootInto.empty()) return code;
+  reboot(rebootArgs(argc, argv, rebootInto.c_str()));
+  return 1;
 }

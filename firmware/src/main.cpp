@@ -21,6 +21,7 @@
 
 #include "esp_boot_control.h"
 #include "esp_ota_sink.h"
+#include "http_download.h"
 #include "mqtt_link.h"
 #include "nvs_state_store.h"
 #include "os_freertos.h"
@@ -57,6 +58,19 @@ constexpr uint32_t kReceiverPriority = MqttLink::kTaskPriority + 1;
 #if CONFIG_OTA_EMBED_SIGNING_KEY
 extern const char kSigningPem[] asm("_binary_signing_pub_pem_start");
 #endif
+
+#if CONFIG_OTA_EMBED_CA_CERT
+extern const char kHttpCaPem[] asm("_binary_ca_pem_start");
+#endif
+
+/// The CA of HTTPS downloads: certs/ca.pem when embedded (the broker's CA), else none.
+const char* httpCa() {
+#if CONFIG_OTA_EMBED_CA_CERT
+  return kHttpCaPem;
+#else
+  return nullptr;
+#endif
+}
 
 class EspClock : public ota_core::Clock {
  public:
@@ -171,6 +185,11 @@ class App {
     // (esp_random.h) is the hardware RNG: true random once Wi-Fi runs, which it does before any
     // OFFER can arrive; it busy-waits only microseconds to keep its read rate.
     c.random = [](void*) -> uint32_t { return esp_random(); };
+    // Protocol §7.3 / §8.8: URL MANIFESTs are followed always, asked for when configured.
+    c.httpDownloader = &httpDownloader_;
+#if CONFIG_OTA_HTTP_DOWNLOAD
+    c.askHttp = true;
+#endif
 #if CONFIG_OTA_EMBED_SIGNING_KEY
     // A key that failed to load still means "signatures required".
     c.requireSignature = true;
@@ -193,6 +212,7 @@ class App {
   ota_core::RecordingSink recordingSink_;
   EspClock clock_;
   ota_core::SignatureVerifier verifier_;
+  EspHttpDownloader httpDownloader_{httpCa()};
   ota_core::Receiver rx_;
   ota_core::SelfTest selfTest_;
   ota_core::ReceiverTask task_;

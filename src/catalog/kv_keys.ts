@@ -23,6 +23,7 @@
  * ["inv_by_version", version, did]       → product
  * ["inv_by_state", state, did]           → product (state in the rollout holding it)
  * ["inv_history", did, slot]             → HistoryEntry, slot = seq mod HISTORY_PER_DEVICE
+ * ["download_token_key"]                 → Uint8Array, the HMAC key of HTTP download tokens
  * ```
  * History keys sort by the time they were recorded; `instanceId` keeps two catalog instances
  * sharing one KV file from overwriting each other, `seq` orders records of one instance within
@@ -157,6 +158,14 @@ export function uploadKey(sha256: string): Deno.KvKey {
 /** Prefix of every upload mark. */
 export function uploadPrefix(): Deno.KvKey {
   return [UPLOAD];
+}
+
+/**
+ * Key of the secret that signs HTTP download tokens (docs/protocol.md §7.3): one per KV, so every
+ * sender instance on it mints and checks the same tokens.
+ */
+export function downloadTokenSecretKey(): Deno.KvKey {
+  return ["download_token_key"];
 }
 
 /** Prefix of every piece of every image. */

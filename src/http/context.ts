@@ -21,6 +21,13 @@ export interface HttpConfig {
   adminTokens: string;
   /** Comma-separated bearer tokens that may only read. */
   readTokens: string;
+  /**
+   * Comma-separated products whose every REQUEST is answered with an HTTP download (a MANIFEST
+   * with a URL, protocol §7.3), as if the device had asked for one; `*` = every product.
+   */
+  downloadProducts: string;
+  /** Lifetime of a download token (the URL of such a MANIFEST), in seconds. */
+  downloadTokenSeconds: number;
   /** Largest image `POST /api/images` accepts, in bytes; the body is cut off beyond it. */
   maxUploadBytes: number;
 }

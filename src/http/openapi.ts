@@ -55,6 +55,7 @@ function errors(...statuses: number[]): Record<string, unknown> {
     413: "The body exceeds its limit",
     415: "The body has the wrong Content-Type",
     422: "The image or the image reference was refused by the catalog's rules",
+    503: "Too many event streams are open; try again later",
   };
   return Object.fromEntries(
     [401, ...statuses].map((s) => [
@@ -341,6 +342,25 @@ export const OPENAPI_DOCUMENT = {
         operationId: "liveTransfers",
         tags: ["transfers"],
         responses: { ...ok("The open transfers", arrayOf(ref("LiveTransfer"))), ...errors(400) },
+      },
+    },
+    "/api/events": {
+      get: {
+        summary:
+          "Server-sent events for the dashboard: hello, transfers and rollouts when they change",
+        description: "A text/event-stream: `hello` once ({ senderId, access }), then `transfers` " +
+          "(the live transfers) and `rollouts` ({ rollouts }) each time their content changes, " +
+          "a comment line as heartbeat. The token may be given as ?token= (EventSource cannot " +
+          "send headers). At most 32 streams at once; one more gets 503.",
+        operationId: "events",
+        tags: ["transfers"],
+        responses: {
+          "200": {
+            description: "The event stream",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          ...errors(503),
+        },
       },
     },
   },

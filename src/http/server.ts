@@ -9,6 +9,8 @@ import { Hono } from "hono";
 import type { HttpContext } from "./context.ts";
 import { httpError } from "./errors.ts";
 import { requireAccess } from "./auth.ts";
+import { downloadApp } from "./download.ts";
+import { downloadTokens } from "./download_token.ts";
 import { apiRoutes } from "./api/mod.ts";
 import { openApiRoutes } from "./openapi.ts";
 import { eventRoutes } from "./events.ts";
@@ -37,6 +39,13 @@ export function buildApp(ctx: HttpContext): Hono {
         senderId: ctx.senderId,
         transfers: ctx.sender?.openTransfers().length ?? 0,
       }),
+  );
+  app.route(
+    "/img",
+    downloadApp(
+      ctx,
+      downloadTokens(ctx.catalog, { lifetimeSeconds: ctx.config.downloadTokenSeconds }),
+    ),
   );
   app.route("/api", openApiRoutes());
   app.route("/api", apiRoutes(ctx));

@@ -77,12 +77,54 @@ export interface HistoryEntry {
   text: string;
 }
 
-/** What an update did: the new record and, when worth keeping, a history line. */
+/** A history line before it gets its sequence number and time. */
+export interface HistoryLine {
+  /** What kind of event. */
+  kind: HistoryKind;
+  /** What happened, for people. */
+  text: string;
+}
+
+/** What an update did: the new record and the history lines worth keeping (often none). */
 export interface RecordUpdate {
   /** The record after the update. */
   record: DeviceRecord;
-  /** History line to append, if any. */
-  history?: { kind: HistoryKind; text: string };
+  /** History lines to append, oldest first. */
+  history: HistoryLine[];
+}
+
+/**
+ * A change of one record: what to write given the record now (null: none yet) and the time of
+ * the change, or null when nothing changes.
+ */
+export type RecordChange = (old: DeviceRecord | null, at: string) => RecordUpdate | null;
+
+/**
+ * `first` then `second` as one change (one commit): the second sees the first's record, and
+ * the history gets the lines of both. Null when neither changes anything.
+ */
+export function bothChanges(first: RecordChange, second: RecordChange): RecordChange {
+  return (old, at) => {
+    const a = first(old, at);
+    const b = second(a?.record ?? old, at);
+    if (a === null) return b;
+    if (b === null) return a;
+    return { record: b.record, history: [...a.history, ...b.history] };
+  };
+}
+
+/**
+ * The change that sets the device's state in the rollout holding it (null: none): nothing when
+ * the record holds that state already or the inventory does not know the device.
+ */
+export function rolloutStateChange(
+  rollout: Omit<DeviceRolloutState, "at"> | null,
+): RecordChange {
+  return (old, at) => {
+    if (old === null) return null;
+    if (old.rollout?.id === rollout?.id && old.rollout?.state === rollout?.state) return null;
+    return applyRolloutState(old, rollout === null ? null : { ...rollout, at });
+  };
 }
 
 /** A REQUEST as the inventory needs it. */
@@ -174,8 +216,8 @@ export function applyRequest(
   const record = { ...base, product, version, lastSeen: at };
   const changed = old === null || old.product !== product || old.version !== version;
   return changed
-    ? { record, history: { kind: "request", text: `REQUEST running ${product}@${version}` } }
-    : { record };
+    ? { record, history: [{ kind: "request", text: `REQUEST running ${product}@${version}` }] }
+    : { record, history: [] };
 }
 
 /**
@@ -205,7 +247,7 @@ export function applyStatus(
   };
   const sha = String(facts.sha256).slice(0, 12);
   const text = `STATUS ${status} for ${version} (${sha}…)${detail === "" ? "" : `: ${detail}`}`;
-  return { record, history: { kind: "status", text } };
+  return { record, history: [{ kind: "status", text }] };
 }
 
 /** A finished transfer to the device. */
@@ -234,7 +276,7 @@ export function applyTransfer(
   };
   const text = `transfer of ${summary.version} ended ${summary.outcome}: ${summary.bytes} bytes ` +
     `in ${summary.seconds} s`;
-  return { record: { ...base, lastTransfer }, history: { kind: "transfer", text } };
+  return { record: { ...base, lastTransfer }, history: [{ kind: "transfer", text }] };
 }
 
 /** The device's state in the rollout that holds it changed (null: no rollout holds it now). */
@@ -243,7 +285,7 @@ export function applyRolloutState(
   rollout: DeviceRolloutState | null,
 ): RecordUpdate {
   const text = rollout === null ? "no rollout" : `rollout ${rollout.id}: ${rollout.state}`;
-  return { record: { ...old, rollout }, history: { kind: "rollout", text } };
+  return { record: { ...old, rollout }, history: [{ kind: "rollout", text }] };
 }
 
 /** The operator adds and removes groups; the result is sorted and at most 16 groups. */
@@ -263,7 +305,7 @@ export function applyLabels(
   }
   return {
     record: { ...old, groups },
-    history: { kind: "label", text: `groups: ${groups.join(", ") || "(none)"}` },
+    history: [{ kind: "label", text: `groups: ${groups.join(", ") || "(none)"}` }],
   };
 }
 

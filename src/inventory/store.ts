@@ -32,7 +32,6 @@ import type { RolloutTarget } from "../rollout/target.ts";
 import {
   applyLabels,
   applyRequest,
-  applyRolloutState,
   applyStatus,
   applyTransfer,
   checkDeviceId,
@@ -43,8 +42,9 @@ import {
   type HistoryEntry,
   indexEntries,
   matchesFilter,
-  type RecordUpdate,
+  type RecordChange,
   type RequestFacts,
+  rolloutStateChange,
   type StatusFacts,
   type TransferSummary,
 } from "./device_record.ts";
@@ -121,12 +121,43 @@ export class InventoryStore {
     rollout: Omit<DeviceRolloutState, "at"> | null,
   ): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "set a rollout state");
+    const change = rolloutStateChange(rollout);
     return await this.#update(id, (old, at) => {
       if (old === null) throw notFound(id, "set the rollout state of");
-      const same = old.rollout?.id === rollout?.id && old.rollout?.state === rollout?.state;
-      if (same) return null;
-      return applyRolloutState(old, rollout === null ? null : { ...rollout, at });
+      return change(old, at);
     });
+  }
+
+  /** The change {@linkcode recordRequest} makes, for {@linkcode stageUpdate}. */
+  requestChange(deviceId: string, facts: RequestFacts): RecordChange {
+    const id = checkDeviceId(deviceId, "record a request");
+    // Refuse bad data now, not inside the commit the change joins.
+    applyRequest(null, { ...facts, id, at: new Date(0).toISOString() });
+    return (old, at) => applyRequest(old, { ...facts, id, at });
+  }
+
+  /** The change {@linkcode recordStatus} makes, for {@linkcode stageUpdate}. */
+  statusChange(deviceId: string, facts: StatusFacts): RecordChange {
+    const id = checkDeviceId(deviceId, "record a status");
+    // Refuse bad data now, not inside the commit the change joins.
+    applyStatus(null, { ...facts, id, at: new Date(0).toISOString() });
+    return (old, at) => applyStatus(old, { ...facts, id, at });
+  }
+
+  /**
+   * Stages `change` of a device's record on a commit another store makes on the same KV (the
+   * rollout store's device event), so that both land together or neither does: reads the
+   * record now and stages a check of its versionstamp, the record, its changed index keys and
+   * its history lines. The caller commits and, on a lost race, starts over with a new `op`.
+   * Returns the record staged, or null when the change writes nothing.
+   */
+  async stageUpdate(
+    op: Deno.AtomicOperation,
+    deviceId: string,
+    change: RecordChange,
+  ): Promise<DeviceRecord | null> {
+    const id = checkDeviceId(deviceId, "update a device");
+    return (await this.#stage(op, id, change)).staged;
   }
 
   /** Adds and removes groups of a known device (`NOT_FOUND` for an unknown one). */
@@ -257,43 +288,55 @@ export class InventoryStore {
 
   /**
    * Reads a record, applies `change` (null: nothing to write) and commits the record, its
-   * changed index keys and a history slot against the record's versionstamp.
+   * changed index keys and its history slots against the record's versionstamp.
    */
-  async #update(
-    deviceId: string,
-    change: (old: DeviceRecord | null, at: string) => RecordUpdate | null,
-  ): Promise<DeviceRecord> {
+  async #update(deviceId: string, change: RecordChange): Promise<DeviceRecord> {
     return await retryCommit(async () => {
-      const entry = await this.#kv.get<DeviceRecord>(inventoryDeviceKey(deviceId));
-      const old = entry.value;
-      const at = new Date(this.#now()).toISOString();
-      const update = change(old, at);
-      if (update === null) return old!;
-      const record = { ...update.record };
-      const op = this.#kv.atomic().check(entry);
-      if (update.history !== undefined) {
-        record.historySeq = (old?.historySeq ?? 0) + 1;
-        const slot = (record.historySeq - 1) % HISTORY_PER_DEVICE;
-        const line: HistoryEntry = { seq: record.historySeq, at, ...update.history };
-        op.set(inventoryHistoryKey(deviceId, slot), line);
-      }
-      op.set(inventoryDeviceKey(deviceId), record);
-      const before = new Map(
-        (old === null ? [] : indexEntries(old)).map(([f, v]) => [`${f}\0${v}`, old!.product]),
-      );
-      for (const [field, value] of indexEntries(record)) {
-        const k = `${field}\0${value}`;
-        if (before.get(k) !== record.product) {
-          op.set(inventoryIndexKey(field, value, deviceId), record.product);
-        }
-        before.delete(k);
-      }
-      for (const k of before.keys()) {
-        const [field, value] = k.split("\0") as [InventoryIndexField, string];
-        op.delete(inventoryIndexKey(field, value, deviceId));
-      }
-      return (await op.commit()).ok ? record : undefined;
+      const op = this.#kv.atomic();
+      const { old, staged } = await this.#stage(op, deviceId, change);
+      if (staged === null) return old!;
+      return (await op.commit()).ok ? staged : undefined;
     }, conflict(`update device "${deviceId}"`));
+  }
+
+  /**
+   * Reads a record, applies `change` and stages on `op` a check of the record's versionstamp,
+   * the new record, the index keys that changed and one history slot per line.
+   */
+  async #stage(
+    op: Deno.AtomicOperation,
+    deviceId: string,
+    change: RecordChange,
+  ): Promise<{ old: DeviceRecord | null; staged: DeviceRecord | null }> {
+    const entry = await this.#kv.get<DeviceRecord>(inventoryDeviceKey(deviceId));
+    const old = entry.value;
+    const at = new Date(this.#now()).toISOString();
+    const update = change(old, at);
+    if (update === null) return { old, staged: null };
+    const record = { ...update.record, historySeq: old?.historySeq ?? 0 };
+    op.check(entry);
+    for (const line of update.history.slice(-HISTORY_PER_DEVICE)) {
+      record.historySeq++;
+      const slot = (record.historySeq - 1) % HISTORY_PER_DEVICE;
+      const written: HistoryEntry = { seq: record.historySeq, at, ...line };
+      op.set(inventoryHistoryKey(deviceId, slot), written);
+    }
+    op.set(inventoryDeviceKey(deviceId), record);
+    const before = new Map(
+      (old === null ? [] : indexEntries(old)).map(([f, v]) => [`${f}\0${v}`, old!.product]),
+    );
+    for (const [field, value] of indexEntries(record)) {
+      const k = `${field}\0${value}`;
+      if (before.get(k) !== record.product) {
+        op.set(inventoryIndexKey(field, value, deviceId), record.product);
+      }
+      before.delete(k);
+    }
+    for (const k of before.keys()) {
+      const [field, value] = k.split("\0") as [InventoryIndexField, string];
+      op.delete(inventoryIndexKey(field, value, deviceId));
+    }
+    return { old, staged: record };
   }
 
   /** Throws `INVALID_ARGUMENT` when a device of `batch` is in the inventory already. */

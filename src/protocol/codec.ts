@@ -20,6 +20,7 @@ import {
   MAX_OFFER_JITTER_MS,
   MAX_PRODUCT_BYTES,
   MAX_STR8_BYTES,
+  MAX_URL_BYTES,
   MAX_VERSION_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
@@ -63,7 +64,17 @@ export interface Request {
   /** MQTT 3.1.1 only; empty under MQTT 5. */
   correlationData: Uint8Array;
   resume: ResumePoint | null;
+  /**
+   * Flag bit 1 `HTTP` (§4.1): the device asks to download the image over HTTP (a MANIFEST with a
+   * `url`, §7.3). Present (true) only when the bit is set.
+   */
+  http?: boolean;
 }
+
+/** REQUEST `flags` bits (§4.1). */
+export const RequestFlag = { RESUME: 1, HTTP: 2 } as const;
+/** MANIFEST `flags` bits (§4.2). */
+export const ManifestFlag = { SIGNED: 1, URL: 2 } as const;
 
 /** Kinds of image a MANIFEST announces. */
 export const ImageKindCode = { ESP32_APP: 0, FILE: 1 } as const;
@@ -84,6 +95,11 @@ export interface Manifest {
   ackTopic: string;
   /** ECDSA P-256 `r‖s` over `sha256`, or empty. */
   signature: Uint8Array;
+  /**
+   * Flag bit 1 `URL` (§4.2, §7.3): where the device downloads the image over HTTP instead of
+   * receiving CHUNKs; 1..MAX_URL_BYTES bytes. Present only when the bit is set.
+   */
+  url?: string;
 }
 
 /** ERROR (§4.3). */
@@ -207,6 +223,10 @@ class Reader {
   str8(field: string): Uint8Array {
     return this.raw(this.u8(`${field} length`), field);
   }
+  /** A `str16`'s raw bytes (a `u16` length, then the bytes; §4). */
+  str16(field: string): Uint8Array {
+    return this.raw(this.u16(`${field} length`), field);
+  }
   /** The UTF-8 text of a `str8` read earlier: `BAD_STRING` when not UTF-8 or holding NUL. */
   text(raw: Uint8Array, field: string): string {
     let text: string;
@@ -287,6 +307,13 @@ class Writer {
   str8(text: string, field: string): this {
     return this.bytes8(encoder.encode(text), field);
   }
+  str16(text: string, field: string): this {
+    const bytes = encoder.encode(text);
+    if (bytes.length > 0xFFFF) {
+      throw new RangeError(`Cannot encode ${field}: ${bytes.length} bytes exceed 65535`);
+    }
+    return this.u16(bytes.length).raw(bytes);
+  }
   done(): Uint8Array {
     return this.buf.slice(0, this.pos);
   }
@@ -349,12 +376,12 @@ export function decodeRequest(bytes: Uint8Array): Request {
   const rawTopic = r.str8("responseTopic");
   const correlationData = r.bytes8("correlationData");
   let resume: ResumePoint | null = null;
-  // Bit 0 alone decides the framing; the other bits are checked as reserved below.
-  if (flags & 1) {
+  // Bit 0 alone decides the framing; bit 1 (HTTP) adds no field; bits 2-7 are reserved.
+  if (flags & RequestFlag.RESUME) {
     resume = { sha256: r.raw(32, "resumeSha256").slice(), offset: r.u32("resumeOffset") };
   }
   r.end();
-  r.zero(flags & 0xFE, "flags bits 1-7");
+  r.zero(flags & 0xFC, "flags bits 2-7");
   r.zero(reserved, "reserved");
   const deviceId = r.text(rawDeviceId, "deviceId");
   const product = r.text(rawProduct, "product");
@@ -368,7 +395,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
   r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
   r.bytesIn(rawCurrent, 0, MAX_VERSION_BYTES, "currentVersion");
   r.bytesIn(rawWanted, 0, MAX_VERSION_BYTES, "wantedVersion");
-  return {
+  const request: Request = {
     chunkSize,
     window,
     deviceId,
@@ -379,12 +406,15 @@ export function decodeRequest(bytes: Uint8Array): Request {
     correlationData,
     resume,
   };
+  if (flags & RequestFlag.HTTP) request.http = true;
+  return request;
 }
 
 /** Encodes a REQUEST. */
 export function encodeRequest(m: Request): Uint8Array {
   const w = new Writer(MessageType.REQUEST)
-    .u32(m.chunkSize).u16(m.window).u8(m.resume ? 1 : 0).u8(0)
+    .u32(m.chunkSize).u16(m.window)
+    .u8((m.resume ? RequestFlag.RESUME : 0) | (m.http ? RequestFlag.HTTP : 0)).u8(0)
     .str8(m.deviceId, "deviceId").str8(m.product, "product")
     .str8(m.currentVersion, "currentVersion").str8(m.wantedVersion, "wantedVersion")
     .str8(m.responseTopic, "responseTopic").bytes8(m.correlationData, "correlationData");
@@ -410,12 +440,15 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   const rawVersion = r.str8("version");
   const rawAckTopic = r.str8("ackTopic");
   const signature = r.bytes8("signature");
+  // Bit 1 (URL) decides whether the url field follows the signature (§4.7 framing).
+  const rawUrl = flags & ManifestFlag.URL ? r.str16("url") : null;
   r.end();
-  r.zero(flags & 0xFE, "flags bits 1-7");
+  r.zero(flags & 0xFC, "flags bits 2-7");
   const name = r.text(rawName, "name");
   const product = r.text(rawProduct, "product");
   const version = r.text(rawVersion, "version");
   const ackTopic = r.text(rawAckTopic, "ackTopic");
+  const url = rawUrl === null ? undefined : r.text(rawUrl, "url");
   r.range(transferId !== 0, "transferId must not be 0");
   r.range(size >= 1, "size must be at least 1");
   r.range(
@@ -435,14 +468,15 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   r.bytesIn(rawName, 1, MAX_STR8_BYTES, "name");
   r.bytesIn(rawProduct, 1, MAX_PRODUCT_BYTES, "product");
   r.bytesIn(rawVersion, 1, MAX_VERSION_BYTES, "version");
-  const signed = (flags & 1) === 1;
+  if (rawUrl !== null) r.bytesIn(rawUrl, 1, MAX_URL_BYTES, "url");
+  const signed = (flags & ManifestFlag.SIGNED) !== 0;
   r.range(
     signed ? signature.length === SIGNATURE_BYTES : signature.length === 0,
     `signature is ${signature.length} bytes with the SIGNED flag ${
       signed ? "set" : "clear"
     }; must be ${SIGNATURE_BYTES} with it, 0 without`,
   );
-  return {
+  const manifest: Manifest = {
     transferId,
     sha256,
     size,
@@ -457,17 +491,23 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
     ackTopic,
     signature,
   };
+  if (url !== undefined) manifest.url = url;
+  return manifest;
 }
 
-/** Encodes a MANIFEST. */
+/** Encodes a MANIFEST; a `url` sets flag bit 1 and follows the signature as a `str16`. */
 export function encodeManifest(m: Manifest): Uint8Array {
-  return new Writer(MessageType.MANIFEST)
+  const flags = (m.signature.length > 0 ? ManifestFlag.SIGNED : 0) |
+    (m.url !== undefined ? ManifestFlag.URL : 0);
+  const w = new Writer(MessageType.MANIFEST)
     .u32(m.transferId).raw(checkSha(m.sha256, "sha256")).u32(m.size).u32(m.chunkSize).u32(
       m.chunkCount,
     )
-    .u32(m.startOffset).u16(m.window).u8(m.kind).u8(m.signature.length > 0 ? 1 : 0)
+    .u32(m.startOffset).u16(m.window).u8(m.kind).u8(flags)
     .str8(m.name, "name").str8(m.product, "product").str8(m.version, "version")
-    .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature").done();
+    .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature");
+  if (m.url !== undefined) w.str16(m.url, "url");
+  return w.done();
 }
 
 /** Decodes an ERROR. */

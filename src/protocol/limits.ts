@@ -24,6 +24,19 @@ export const MAX_STR8_BYTES = 255;
 export const MAX_PRODUCT_BYTES = 64;
 /** Longest version string. */
 export const MAX_VERSION_BYTES = 32;
+/**
+ * Longest MANIFEST `url` (§4.2, a `str16`): room for a public base URL of up to
+ * {@link MAX_URL_BASE_BYTES} bytes and the longest download path with its token.
+ */
+export const MAX_URL_BYTES = 512;
+/**
+ * Longest path and query the sender appends to its public base URL for a download:
+ * `/img/` + 64 hex + `?d=` + a device id of 64 characters percent-encoded (at most 192) +
+ * `&e=` + 10 digits + `&t=` + 43 base64url characters of the HMAC (§7.3).
+ */
+export const MAX_DOWNLOAD_PATH_BYTES = 5 + 64 + 3 + 3 * 64 + 3 + 10 + 3 + 43;
+/** Longest public base URL of the HTTP server that still leaves room for every download path. */
+export const MAX_URL_BASE_BYTES = MAX_URL_BYTES - MAX_DOWNLOAD_PATH_BYTES;
 /** Bytes of a MANIFEST `signature` when present: ECDSA P-256 `r‖s` (§4.2). */
 export const SIGNATURE_BYTES = 64;
 /** Resend timeout before the first round-trip sample of a transfer (protocol §6, §7). */

@@ -81,3 +81,13 @@ export const ENROLL_BATCH = KV_MAX_CHECKS_PER_COMMIT - 1;
 export const KV_BUSY_WAIT_MS = 5000;
 /** Longest single back-off while the KV file is locked; the wait doubles up to it from 1 ms. */
 export const KV_BUSY_MAX_BACKOFF_MS = 50;
+
+/**
+ * Longest time the request path answers from its in-memory copy of the active rollouts without
+ * reading KV again. Changes made in the same process (the sender's own rules, an HTTP API) are
+ * seen at once through a KV watch; a change made by another process on the same KV file (the
+ * CLI, another sender instance) is not visible to that watch, so it applies within this long.
+ */
+export const ACTIVE_ROLLOUTS_MAX_AGE_MS = 1000;
+/** Keys one KV watch may name (a Deno KV limit). */
+export const KV_MAX_WATCH_KEYS = 10;

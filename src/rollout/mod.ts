@@ -24,3 +24,4 @@ export * from "./spec.ts";
 export * from "./store.ts";
 export * from "./summary.ts";
 export * from "./target.ts";
+export * from "./active_rollouts.ts";

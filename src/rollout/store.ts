@@ -42,7 +42,7 @@ import {
   rolloutSeqKey,
 } from "../catalog/kv_keys.ts";
 import { KV_MAX_GET_MANY_KEYS as GET_MANY_KEYS } from "../catalog/limits.ts";
-import { DEFAULT_PAGE_SIZE, ENROLL_BATCH, MAX_PAGE_SIZE } from "./limits.ts";
+import { DEFAULT_PAGE_SIZE, ENROLL_BATCH, KV_MAX_WATCH_KEYS, MAX_PAGE_SIZE } from "./limits.ts";
 import { waveIndexOf } from "./membership.ts";
 import {
   applyRolloutEvent,
@@ -75,10 +75,32 @@ export interface CreateRolloutOptions {
   deviceGroups?: ReadonlyMap<string, readonly string[]>;
 }
 
+/**
+ * Writes another store adds to the commit of a device transition (the inventory's copy of the
+ * device's state, its STATUS): staged on `op` with their own checks, so both land or neither.
+ * Called again with a new `op` when the commit lost a race.
+ */
+export type DeviceEventCompanion = (
+  op: Deno.AtomicOperation,
+  step: { from: string; entry: DeviceEntry },
+) => Promise<unknown>;
+
+/** Options of {@linkcode RolloutStore.recordDeviceEvent}. */
+export interface DeviceEventOptions {
+  /** Writes to commit with the transition, when the event applies. */
+  companion?: DeviceEventCompanion;
+}
+
 /** Result of {@linkcode RolloutStore.recordDeviceEvent}. */
 export interface DeviceEventResult {
-  /** True when the event changed the device's entry. */
+  /** True when the lifecycle table took the event. */
   applied: boolean;
+  /**
+   * True when this call committed: the entry (and the companion's writes) changed. False when
+   * the event was refused, or taken without changing what is stored: a device asking again in
+   * the state it is in costs no write (only the entry's `updatedAt` and `reason` would change).
+   */
+  written: boolean;
   /** The entry now stored (null when the device is not enrolled). */
   entry: DeviceEntry | null;
   /** State before the event (`NOT_ENROLLED` when it had no entry). */
@@ -192,6 +214,38 @@ export class RolloutStore {
   }
 
   /**
+   * Resolves when the active rollouts differ from `known` (what the caller read) or change
+   * while it waits, as far as a KV watch sees: commits of this process, through any handle. Also
+   * resolves when `signal` aborts. Watches the active list and at most `KV_MAX_WATCH_KEYS - 1`
+   * records; a change to a record beyond those is not seen (the caller's copy expires by age).
+   */
+  async activeChanged(known: readonly RolloutRecord[], signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const ids = known.map((r) => r.id);
+    const keys = [rolloutActiveKey(), ...ids.slice(0, KV_MAX_WATCH_KEYS - 1).map(rolloutKey)];
+    const reader = this.#kv.watch(keys).getReader();
+    const stop = () => void reader.cancel().catch(() => {});
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      // The first values are those of now: a change between the caller's read and the start of
+      // the watch shows as a difference.
+      const first = await reader.read();
+      if (first.done) return;
+      const [list, ...records] = first.value;
+      const listed = [...((list.value as string[] | null) ?? [])].sort();
+      if (listed.join(",") !== [...ids].sort().join(",")) return;
+      const same = records.every((e, i) => JSON.stringify(e.value) === JSON.stringify(known[i]));
+      if (!same) return;
+      await reader.read();
+    } catch {
+      // A watch that fails ends the wait: the caller reads again.
+    } finally {
+      signal.removeEventListener("abort", stop);
+      stop();
+    }
+  }
+
+  /**
    * Applies an operator command (`start`, `pause`, `resume`, `cancel`). Throws `NOT_FOUND` for
    * an unknown id and `INVALID_TRANSITION` when the rollout's state does not allow it (nothing
    * changes then).
@@ -252,13 +306,15 @@ export class RolloutStore {
 
   /**
    * Records what happened to a device (see `DeviceEvent`): applies the lifecycle table and, in
-   * the same commit, moves the device between the per-state counters and indexes. An event the
-   * table or the rollout's state does not take changes nothing and says why.
+   * the same commit, moves the device between the per-state counters and indexes, and makes
+   * the `companion`'s writes. An event the table or the rollout's state does not take changes
+   * nothing and says why.
    */
   async recordDeviceEvent(
     rolloutId: string,
     deviceId: string,
     event: DeviceEvent,
+    options: DeviceEventOptions = {},
   ): Promise<DeviceEventResult> {
     return await this.#retry(`record ${event.type} of "${deviceId}"`, async () => {
       const [recordEntry, deviceEntry] = await this.#kv.getMany<[RolloutRecord, DeviceEntry]>([
@@ -280,12 +336,18 @@ export class RolloutStore {
         ? `${step.from} does not take ${step.on}`
         : deviceEventRefusal(record, { enrolled: old !== null, on: step.on, wave });
       if (refusal !== undefined || step.entry === null) {
-        return { applied: false, entry: old, from: step.from, reason: refusal };
+        return { applied: false, written: false, entry: old, from: step.from, reason: refusal };
+      }
+      if (old !== null && sameProgress(old, step.entry)) {
+        return { applied: true, written: false, entry: old, from: step.from };
       }
       const op = this.#kv.atomic().check(recordEntry, deviceEntry);
       this.#stageDeviceChange(op, rolloutId, deviceId, old, step);
+      await options.companion?.(op, { from: step.from, entry: step.entry });
       const res = await op.commit();
-      return res.ok ? { applied: true, entry: step.entry, from: step.from } : undefined;
+      return res.ok
+        ? { applied: true, written: true, entry: step.entry, from: step.from }
+        : undefined;
     });
   }
 
@@ -502,6 +564,12 @@ export class RolloutStore {
       (why) => new RolloutError("CONFLICT", `Cannot ${what}: ${why}; try again`),
     );
   }
+}
+
+/** True when `b` records the same progress as `a`: state, wave, attempts and deadline. */
+function sameProgress(a: DeviceEntry, b: DeviceEntry): boolean {
+  return a.state === b.state && a.wave === b.wave && a.attempts === b.attempts &&
+    a.deadlineMs === b.deadlineMs;
 }
 
 function notFound(rolloutId: string): RolloutError {

@@ -16,6 +16,7 @@ import {
 import type { Catalog } from "../catalog/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { MAX_BACKLOG_BYTES } from "./backlog.ts";
+import { MAX_HELD_TRANSFERS, MAX_RESOLVING_REQUESTS } from "./admission.ts";
 import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
 import type { InventoryStore } from "../inventory/store.ts";
@@ -42,6 +43,26 @@ export interface RolloutWiring {
   now?: () => number;
 }
 
+/**
+ * HTTP download mode (docs/protocol.md §7.3), wired by the service when its HTTP server runs: a
+ * REQUEST with flag `HTTP`, or any REQUEST for one of `products`, is answered with a MANIFEST
+ * carrying a download URL instead of CHUNKs.
+ */
+export interface HttpDownloadWiring {
+  /** Products served over HTTP whether or not the device asks (`*` = all). */
+  products: readonly string[];
+  /**
+   * The URL from which `deviceId` downloads image `sha256` (hex), with its token; null while no
+   * HTTP server serves downloads (the request is then answered with CHUNKs).
+   */
+  urlFor(deviceId: string, sha256: string): Promise<string | null>;
+  /**
+   * How long a URL transfer waits for the device's STATUS before it is aborted, in ms: the
+   * token's lifetime (a download may start until then) plus the status timeout.
+   */
+  statusDeadlineMs: number;
+}
+
 /** Where the sender writes its log lines. */
 export interface SenderLog {
   info(line: string): void;
@@ -66,6 +87,16 @@ export interface SenderOptions {
   adaptiveWindow?: boolean;
   /** Open transfers at most; further requests get BUSY. */
   maxTransfers?: number;
+  /**
+   * Requests being resolved (catalog, inventory, rollouts) at once at most; further requests get
+   * BUSY at once; default {@link MAX_RESOLVING_REQUESTS}.
+   */
+  maxResolving?: number;
+  /**
+   * Transfers the outgoing backlog holds back above which new requests get BUSY; default
+   * {@link MAX_HELD_TRANSFERS}.
+   */
+  maxHeld?: number;
   busyRetryAfterMs?: number;
   /** REQUESTs per device: default REQUEST_BURST, then one per REQUEST_REFILL_MS (protocol §6). */
   requestRate?: RateLimitOptions;
@@ -93,16 +124,19 @@ export interface SenderOptions {
    * (a sender driven by a test with a stand-in catalog).
    */
   rollouts?: RolloutWiring;
+  /** HTTP download mode (protocol §7.3); without it every transfer sends CHUNKs. */
+  httpDownload?: HttpDownloadWiring;
 }
 
 /** {@link SenderOptions} with every default filled in. */
 export type SenderSettings =
-  & Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts">>
+  & Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts" | "httpDownload">>
   & {
     timing: TransferTiming;
     sharedGroup?: string;
     sign?: SenderOptions["sign"];
     rollouts?: RolloutWiring;
+    httpDownload?: HttpDownloadWiring;
   };
 
 const QUIET_LOG: SenderLog = { info: () => {}, warn: () => {} };
@@ -119,6 +153,8 @@ export const SENDER_DEFAULTS = {
   maxWindow: MAX_WINDOW,
   adaptiveWindow: true,
   maxTransfers: 2000,
+  maxResolving: MAX_RESOLVING_REQUESTS,
+  maxHeld: MAX_HELD_TRANSFERS,
   busyRetryAfterMs: 5000,
 } as const;
 

@@ -6,21 +6,29 @@
  * deadline passed, publishes OFFERs to queued devices (rate-limited sender-wide) and lets the
  * rules open the next wave, succeed or abort.
  *
- * Every decision is read from and committed to KV; the driver keeps only a copy of the finished
- * rollout records (reloaded when the set of active rollouts changes) and reads the active ones
- * per tick and per request, and the device's entry per request. Several sender
- * instances on one KV may run drivers at once: the store's versionstamp checks make each step
- * happen once, and an offer is published only by the instance whose commit moved the device
- * from QUEUED to OFFERED. A sender restarted mid-rollout carries on from KV.
+ * Every decision is committed to KV. The driver keeps a copy of the finished rollout records
+ * (reloaded when the set of active rollouts changes) and of the active ones (`ActiveRollouts`:
+ * dropped when a KV watch sees a change made in this process, and after at most
+ * `ACTIVE_ROLLOUTS_MAX_AGE_MS`; the tick reads them fresh), and reads the device's entry per
+ * request. Several sender instances on one KV may run drivers at once: the store's versionstamp
+ * checks make each step happen once, and an offer is published only by the instance whose
+ * commit moved the device from QUEUED to OFFERED. A sender restarted mid-rollout carries on
+ * from KV.
  *
  * Nothing a device sends can make the driver throw into the sender: each failure is logged.
  * @module
  */
 
 import type { ImageMeta } from "../catalog/mod.ts";
-import type { InventoryStore } from "../inventory/mod.ts";
+import {
+  bothChanges,
+  type InventoryStore,
+  type RecordChange,
+  rolloutStateChange,
+} from "../inventory/mod.ts";
 import {
   ACTIVE_ROLLOUT_STATES,
+  ActiveRollouts,
   decideLatest,
   type DeviceEntry,
   type DeviceEvent,
@@ -43,9 +51,6 @@ export const ROLLOUT_DEFAULTS = {
 
 /** Highest `offersPerSecond` a sender accepts. */
 export const MAX_OFFERS_PER_SECOND = 100_000;
-
-/** Times the inventory's copy of a device's rollout state is rewritten while the entry moves. */
-const MAX_COPY_ROUNDS = 4;
 
 /** What a device said in its REQUEST, as the driver needs it. */
 export interface RequestSeen {
@@ -71,11 +76,16 @@ export class RolloutDriver {
   readonly #tickMs: number;
   readonly #now: () => number;
   #records: RolloutRecord[] = [];
+  /** The active rollouts for the request path (the tick reads them fresh). */
+  readonly #active: ActiveRollouts;
+  /**
+   * Devices whose `manifest` event the request path wrote with the decision, by the image's
+   * SHA-256: the MANIFEST that follows needs no second look.
+   */
+  readonly #manifestRecorded = new Map<string, string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
   #stopped = false;
-  /** Inventory copies of rollout states under way; `stop` waits for them. */
-  readonly #copies = new Set<Promise<unknown>>();
   /** OFFERs published by this instance. */
   offersSent = 0;
 
@@ -89,6 +99,7 @@ export class RolloutDriver {
     this.#limiter = new RateLimiter(wiring.offersPerSecond ?? ROLLOUT_DEFAULTS.offersPerSecond);
     this.#tickMs = wiring.tickMs ?? ROLLOUT_DEFAULTS.tickMs;
     this.#now = wiring.now ?? Date.now;
+    this.#active = new ActiveRollouts(this.#store);
   }
 
   /** Loads the rollouts and starts the timer (none when `tickMs` is 0: tests call `tick`). */
@@ -101,19 +112,15 @@ export class RolloutDriver {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#active.close();
     await this.#ticking;
-    await Promise.all([...this.#copies]);
-  }
-
-  /** Resolves when the inventory's copies of rollout states under way are written (tests). */
-  async settled(): Promise<void> {
-    while (this.#copies.size > 0) await Promise.all([...this.#copies]);
   }
 
   /**
    * Records a REQUEST in the inventory and, when the device asks for `latest`, decides what it
-   * gets from the rollout that holds it (recording the `request` event there). Returns the
-   * decision, or undefined when it did not ask for `latest` or the inventory refused its data.
+   * gets from the rollout that holds it (recording there the `manifest` event for an image, the
+   * `request` event otherwise, with the inventory's record in the same commit). Returns the
+   * decision, or undefined when it did not ask for `latest`.
    */
   async request(
     deviceId: string,
@@ -121,19 +128,24 @@ export class RolloutDriver {
     options: { latest: boolean },
   ): Promise<LatestDecision | undefined> {
     if (this.#stopped) return undefined;
-    // The inventory write and the read of the active rollouts do not depend on each other.
+    this.#manifestRecorded.delete(deviceId);
+    const what = `record the request of "${deviceId}"`;
+    const facts = { product: seen.product, version: seen.currentVersion };
+    const change = this.#guardSync(what, () => this.#inventory.requestChange(deviceId, facts));
+    const alone = async () => {
+      if (change !== undefined) {
+        await this.#guard(what, () => this.#inventory.recordRequest(deviceId, facts));
+      }
+    };
+    if (!options.latest) {
+      await alone();
+      return undefined;
+    }
+    // The device's groups and the active rollouts do not depend on each other.
     const [record, rollouts] = await Promise.all([
-      this.#guard(
-        `record the request of "${deviceId}"`,
-        () =>
-          this.#inventory.recordRequest(deviceId, {
-            product: seen.product,
-            version: seen.currentVersion,
-          }),
-      ),
-      options.latest ? this.#current() : [],
+      this.#guard(`read device "${deviceId}"`, () => this.#inventory.get(deviceId)),
+      this.#current(),
     ]);
-    if (!options.latest) return undefined;
     const device = {
       id: deviceId,
       product: seen.product,
@@ -141,16 +153,22 @@ export class RolloutDriver {
       runningVersion: seen.currentVersion,
     };
     const rollout = holdingRollout(rollouts, device);
-    if (rollout === undefined) return decideLatest(undefined, device, null);
+    if (rollout === undefined) {
+      await alone();
+      return decideLatest(undefined, device, null);
+    }
     const entry = await this.#store.entry(rollout.id, deviceId);
     const decision = decideLatest(rollout, device, entry);
-    // An image answer is followed at once by the `manifest` event, which enrolls the device as
-    // well; the `request` event matters when nothing is sent (a device running the version).
-    if (decision.kind !== "image") {
-      await this.#event(rollout.id, deviceId, {
-        type: "request",
-        runningVersion: seen.currentVersion,
-      });
+    // An image answer is the `manifest` event (it enrolls the device too; the MANIFEST that
+    // follows finds it recorded and writes nothing); else the `request` event (a device running
+    // the version succeeds that way). The inventory's record of the REQUEST joins its commit.
+    const event: DeviceEvent = decision.kind === "image"
+      ? { type: "manifest" }
+      : { type: "request", runningVersion: seen.currentVersion };
+    const moved = await this.#event(rollout.id, deviceId, event, change);
+    if (moved?.written !== true) await alone();
+    if (decision.kind === "image" && moved?.applied) {
+      this.#manifestRecorded.set(deviceId, rollout.image.sha256);
     }
     return decision;
   }
@@ -158,6 +176,9 @@ export class RolloutDriver {
   /** A MANIFEST of `image` went to the device: a `manifest` event when its rollout holds it. */
   async transferStarted(deviceId: string, image: ImageMeta): Promise<void> {
     if (this.#stopped) return;
+    const recorded = this.#manifestRecorded.get(deviceId);
+    this.#manifestRecorded.delete(deviceId);
+    if (recorded === image.sha256) return;
     const rollout = await this.#holding(deviceId, image.product);
     if (rollout?.image.sha256 !== image.sha256) return;
     await this.#event(rollout.id, deviceId, { type: "manifest" });
@@ -166,7 +187,7 @@ export class RolloutDriver {
   /**
    * A STATUS from the device: recorded in the inventory (BOOTED moves its running version) and,
    * as a `status` event, in the rollout holding it (a STATUS about another version changes
-   * nothing there).
+   * nothing there). When the event moves the device, both are one commit.
    */
   async status(
     deviceId: string,
@@ -174,18 +195,29 @@ export class RolloutDriver {
   ): Promise<void> {
     if (this.#stopped) return;
     const known = this.#records.find((r) => r.image.sha256 === report.sha256);
+    const facts = { ...report, product: known?.image.product };
+    const what = `record the status of "${deviceId}"`;
+    const change = this.#guardSync(what, () => this.#inventory.statusChange(deviceId, facts));
+    if (change === undefined) return;
     const record = await this.#guard(
-      `record the status of "${deviceId}"`,
-      () => this.#inventory.recordStatus(deviceId, { ...report, product: known?.image.product }),
+      `read device "${deviceId}"`,
+      () => this.#inventory.get(deviceId),
     );
-    if (record === undefined || record.product === "") return;
-    const rollout = holdingRollout(this.#records, record);
-    if (rollout === undefined) return;
-    await this.#event(rollout.id, deviceId, {
+    const product = record?.product || known?.image.product || "";
+    const rollout = product === "" ? undefined : holdingRollout(this.#records, {
+      id: deviceId,
+      product,
+      groups: record?.groups ?? [],
+    });
+    const moved = rollout === undefined ? undefined : await this.#event(rollout.id, deviceId, {
       type: "status",
       status: report.status,
       version: report.version,
-    });
+    }, change);
+    // Not written with a transition (none held it, or the event changed nothing): on its own.
+    if (moved?.written !== true) {
+      await this.#guard(what, () => this.#inventory.recordStatus(deviceId, facts));
+    }
   }
 
   /**
@@ -243,7 +275,7 @@ export class RolloutDriver {
   }
 
   async #step(): Promise<void> {
-    for (const r of await this.#guard("load rollouts", () => this.#current()) ?? []) {
+    for (const r of await this.#guard("load rollouts", () => this.#current(true)) ?? []) {
       if (this.#stopped) return;
       if (r.state !== "RUNNING" && r.state !== "PAUSED") continue;
       try {
@@ -320,53 +352,50 @@ export class RolloutDriver {
   }
 
   /**
-   * Records a device event in the store and, when it changed the device's state, the
-   * inventory's copy of that state. Logs and returns undefined on failure.
+   * Records a device event in the store. The inventory's copy of the device's state (when the
+   * event moves it) and `inventory` (a change of the device's record, e.g. its STATUS) are
+   * written in the same commit, so the copy never lags the entry and costs no commit of its
+   * own. Logs and returns undefined on failure.
    */
   async #event(
     rolloutId: string,
     deviceId: string,
     event: DeviceEvent,
-  ): Promise<{ from: string; entry: DeviceEntry | null } | undefined> {
-    const result = await this.#guard(
+    inventory?: RecordChange,
+  ): Promise<
+    { applied: boolean; written: boolean; from: string; entry: DeviceEntry | null } | undefined
+  > {
+    return await this.#guard(
       `record ${event.type} of "${deviceId}" in rollout ${rolloutId}`,
-      () => this.#store.recordDeviceEvent(rolloutId, deviceId, event),
+      () =>
+        this.#store.recordDeviceEvent(rolloutId, deviceId, event, {
+          companion: (op, step) => {
+            const moved = step.entry.state === step.from
+              ? undefined
+              : rolloutStateChange({ id: rolloutId, state: step.entry.state });
+            const change = inventory && moved ? bothChanges(inventory, moved) : inventory ?? moved;
+            return change === undefined
+              ? Promise.resolve()
+              : this.#inventory.stageUpdate(op, deviceId, change);
+          },
+        }),
     );
-    if (result === undefined || !result.applied || result.entry === null) return result;
-    if (result.entry.state !== result.from) {
-      // Off the request's path: the copy is for listings, the store's entry is the truth.
-      const copy = this.#guard(
-        `set the rollout state of "${deviceId}"`,
-        () => this.#copyState(rolloutId, deviceId),
-      ).finally(() => this.#copies.delete(copy));
-      this.#copies.add(copy);
-    }
-    return result;
   }
 
   /**
-   * Copies the device's state in the store to its inventory record. Another event of the same
-   * device (here or in another instance) may commit meanwhile and copy its state first; so the
-   * copy is checked after it is written: when the store's entry changed since it was read, the
-   * copy is made again. The last copy written is then always of the newest entry.
+   * Every rollout record, the active ones current: read fresh from KV when `fresh` (the tick,
+   * which hands its read to the request path's copy), else from that copy, so that a REQUEST
+   * reads no rollout from KV while the copy is valid (`ActiveRollouts`). When the set of active
+   * rollouts changed, every record is reloaded.
    */
-  async #copyState(rolloutId: string, deviceId: string): Promise<void> {
-    for (let round = 0; round < MAX_COPY_ROUNDS; round++) {
-      const entry = await this.#store.entry(rolloutId, deviceId);
-      if (entry === null) return;
-      await this.#inventory.setRolloutState(deviceId, { id: rolloutId, state: entry.state });
-      const after = await this.#store.entry(rolloutId, deviceId);
-      if (after?.state === entry.state && after.updatedAt === entry.updatedAt) return;
+  async #current(fresh = false): Promise<RolloutRecord[]> {
+    let active: RolloutRecord[];
+    if (fresh) {
+      active = await this.#store.active();
+      this.#active.update(active);
+    } else {
+      active = await this.#active.get();
     }
-  }
-
-  /**
-   * The rollout records with the active ones read fresh (two KV reads), so that a rollout just
-   * created, paused or resumed applies to the next request, not only after the next tick. When
-   * the set of active rollouts changed, every record is reloaded.
-   */
-  async #current(): Promise<RolloutRecord[]> {
-    const active = await this.#store.active();
     const isActive = (r: RolloutRecord) => ACTIVE_ROLLOUT_STATES.includes(r.state);
     const cached = this.#records.filter(isActive).map((r) => r.id).join(",");
     if (cached === active.map((r) => r.id).join(",")) {
@@ -388,6 +417,16 @@ export class RolloutDriver {
       await this.tick();
       if (!this.#stopped) this.#schedule();
     }, this.#tickMs);
+  }
+
+  /** {@linkcode #guard} for a synchronous `fn`. */
+  #guardSync<T>(what: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      this.#host.log.warn(`cannot ${what}: ${(err as Error).message ?? err}`);
+      return undefined;
+    }
   }
 
   /** Runs `fn`, logging a failure instead of throwing (the inventory refuses bad device data). */

@@ -35,8 +35,11 @@ import { TransferClock } from "../format/rate.ts";
 import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
 
-/** States of a transfer (protocol §7). */
-export type TransferState = "SENDING" | "AWAIT_STATUS" | "CLOSED";
+/**
+ * States of a transfer (protocol §7). A URL transfer (§7.3) starts in `AWAIT_DOWNLOAD` and never
+ * sends a CHUNK: the device downloads over HTTP and reports a STATUS as usual.
+ */
+export type TransferState = "SENDING" | "AWAIT_STATUS" | "AWAIT_DOWNLOAD" | "CLOSED";
 
 /** The image a transfer sends, with its bytes and per-chunk CRCs (shared by all transfers). */
 export interface TransferImage {
@@ -116,6 +119,11 @@ export interface TransferInit {
   mayPublish?: (t: Transfer) => boolean;
   /** Called once when the transfer closes, with what it achieved. */
   onClose: (end: TransferEnd) => void;
+  /**
+   * HTTP download mode (§7.3): the MANIFEST carries `url`, no CHUNK is sent and the transfer
+   * waits `deadlineMs` for the STATUS. `size` is the image's (its bytes are not leased).
+   */
+  download?: { url: string; size: number; deadlineMs: number };
 }
 
 /** Events that drive a transfer. */
@@ -141,6 +149,17 @@ const TRANSITIONS: Record<TransferState, Partial<Record<TransferEvent["type"], H
     status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
     tick: (t, _e, now) => t.handleAckTimeout(now),
     resume: (t, _e, now) => t.handleResume(now),
+    supersede: (t) => t.supersede(),
+    shutdown: (t, e, now) =>
+      t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
+  },
+  AWAIT_DOWNLOAD: {
+    // ACKs mean nothing to a URL transfer: there are no chunks to acknowledge.
+    status: (t, e, now) => t.finish(now, (e as { status: Status }).status),
+    tick: (t, _e, now) =>
+      now >= t.deadline
+        ? t.abort(now, `no STATUS within ${t.init.download!.deadlineMs} ms of the URL manifest`, 0)
+        : "AWAIT_DOWNLOAD",
     supersede: (t) => t.supersede(),
     shutdown: (t, e, now) =>
       t.abort(now, "sender is shutting down", (e as { retryAfterMs: number }).retryAfterMs),
@@ -216,8 +235,10 @@ export interface TransferProgress {
 
 /** One transfer; see the module doc. */
 export class Transfer {
-  #state: TransferState = "SENDING";
+  #state: TransferState;
   readonly chunkCount: number;
+  /** Image size: the bytes' length, or the download's size when no bytes are held. */
+  readonly #size: number;
   readonly #window: SendWindow;
   /** Deadline of the current timer (ack timeout or status timeout), in ms. */
   deadline = 0;
@@ -226,6 +247,8 @@ export class Transfer {
   #startedAt = 0;
   /** Whether any ACK advanced the window (FIRST_ACK_TIMEOUT_MS applies until one does). */
   #everAdvanced = false;
+  /** Where the first-ACK clock started: the MANIFEST, or the last tick the transfer was held. */
+  #firstAckFrom = 0;
   /** Resends allowed in all (MAX_RESENDS_PER_CHUNK per chunk to send, plus one window). */
   readonly #resendBudget: number;
   readonly #clock = new TransferClock();
@@ -238,7 +261,9 @@ export class Transfer {
   readonly #chunkHead = new Uint8Array(CHUNK_HEADER_BYTES);
 
   constructor(readonly init: TransferInit) {
-    this.chunkCount = Math.ceil(init.image.bytes.length / init.chunkSize);
+    this.#state = init.download ? "AWAIT_DOWNLOAD" : "SENDING";
+    this.#size = init.download?.size ?? init.image.bytes.length;
+    this.chunkCount = Math.ceil(this.#size / init.chunkSize);
     const toSend = this.chunkCount - init.startOffset / init.chunkSize;
     this.#resendBudget = MAX_RESENDS_PER_CHUNK * toSend + init.window;
     this.#window = new SendWindow({
@@ -327,27 +352,32 @@ export class Transfer {
       chunks: this.chunkCount,
       product: this.init.image.product,
       version: this.init.image.version,
-      size: this.init.image.bytes.length,
+      size: this.#size,
       bytesHeld: this.#bytesHeld(),
       bytesAcknowledged: Math.max(0, this.#bytesHeld() - this.init.startOffset),
       rateSeconds: this.#clock.seconds,
     };
   }
 
-  /** Bytes below the first unacknowledged chunk: what the device holds. */
+  /**
+   * Bytes below the first unacknowledged chunk: what the device holds. A URL transfer
+   * acknowledges nothing: its device holds the start offset, and the whole image once verified.
+   */
   #bytesHeld(): number {
-    return Math.min(this.#window.acked * this.init.chunkSize, this.init.image.bytes.length);
+    if (this.init.download) return this.#outcome?.ok ? this.#size : this.init.startOffset;
+    return Math.min(this.#window.acked * this.init.chunkSize, this.#size);
   }
 
-  /** Sends the MANIFEST and the first window of chunks. */
+  /** Sends the MANIFEST and the first window of chunks (a URL transfer: the MANIFEST alone). */
   start(now: number): void {
     this.#startedAt = now;
+    this.#firstAckFrom = now;
     this.#clock.manifest(now);
     const { image, chunkSize } = this.init;
     const manifest = encodeManifest({
       transferId: this.id,
       sha256: image.sha256,
-      size: image.bytes.length,
+      size: this.#size,
       chunkSize,
       chunkCount: this.chunkCount,
       startOffset: this.init.startOffset,
@@ -358,10 +388,15 @@ export class Transfer {
       version: image.version,
       ackTopic: this.init.ackTopic,
       signature: image.signature,
+      url: this.init.download?.url,
     });
     // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
     // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
     this.#publish(manifest, this.init.dataQos);
+    if (this.init.download) {
+      this.deadline = now + this.init.download.deadlineMs;
+      return;
+    }
     this.deadline = now + this.rto;
     this.#pump(now);
   }
@@ -432,17 +467,20 @@ export class Transfer {
 
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
+    if (this.#window.inFlight === 0) {
+      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
+      // not late. Wait another timeout without counting a retry, and start the first-ACK
+      // clock again: at 3000 devices transfers held longer than FIRST_ACK_TIMEOUT_MS before
+      // their first chunk were aborted as if their device had not answered.
+      this.deadline = Math.max(this.deadline, now + this.rto);
+      if (!this.#everAdvanced) this.#firstAckFrom = now;
+      return "SENDING";
+    }
     const { firstAckTimeoutMs } = this.init.timing;
-    if (!this.#everAdvanced && now - this.#startedAt >= firstAckTimeoutMs) {
+    if (!this.#everAdvanced && now - this.#firstAckFrom >= firstAckTimeoutMs) {
       return this.abort(now, `no ACK within ${firstAckTimeoutMs} ms of the manifest`, 0);
     }
     if (now < this.deadline) return "SENDING";
-    if (this.#window.inFlight === 0) {
-      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
-      // not late. Wait another timeout without counting a retry.
-      this.deadline = now + this.rto;
-      return "SENDING";
-    }
     this.#retries++;
     if (this.#retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
@@ -479,7 +517,8 @@ export class Transfer {
   #statusOutcome(status: Status): TransferOutcome {
     const name = codeName(StatusCode, status.status);
     if (status.status >= 16) return { outcome: name, detail: status.detail, ok: false };
-    if (!this.#window.complete) {
+    // A URL transfer has no chunks to acknowledge: its success needs the image's SHA-256 alone.
+    if (!this.init.download && !this.#window.complete) {
       return {
         outcome: name + BEFORE_DELIVERY,
         detail: `STATUS ${name} with chunks ${this.#window.acked}..${

@@ -72,6 +72,22 @@ export class TransferImages {
     }
   }
 
+  /**
+   * The image of `meta` for a transfer that sends no CHUNK (an HTTP download, protocol §7.3):
+   * its identity and signature, no bytes leased (the HTTP server leases them while it serves).
+   */
+  async describe(meta: ImageMeta): Promise<TransferImage> {
+    const sha256 = fromHex(meta.sha256);
+    return {
+      ...meta,
+      shaHex: meta.sha256,
+      sha256,
+      bytes: new Uint8Array(0),
+      crc: () => 0,
+      signature: await this.#signature(meta, sha256),
+    };
+  }
+
   #preparedFor(meta: ImageMeta, chunkSize: number, size: number, sha256: Uint8Array): Prepared {
     const key = `${meta.sha256}/${chunkSize}`;
     let p = this.#prepared.get(key);

@@ -11,6 +11,8 @@ import { isAbsolute, join, resolve } from "node:path";
 import {
   DEVICE_ID_PATTERN,
   MAX_CHUNK_BYTES,
+  MAX_PRODUCT_BYTES,
+  MAX_URL_BASE_BYTES,
   MAX_WINDOW,
   MIN_CHUNK_BYTES,
   prefixProblem,
@@ -23,6 +25,11 @@ import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
 import type { HttpConfig } from "../http/context.ts";
+import {
+  DEFAULT_DOWNLOAD_TOKEN_SECONDS,
+  MAX_DOWNLOAD_TOKEN_SECONDS,
+  MIN_DOWNLOAD_TOKEN_SECONDS,
+} from "../http/download_token.ts";
 
 /** The sender's settings; see config/sender.jsonc for what each means. */
 export interface SenderConfig {
@@ -92,6 +99,8 @@ export const DEFAULT_CONFIG: SenderConfig = {
     adminTokens: "",
     readTokens: "",
     maxUploadBytes: MAX_IMAGE_BYTES,
+    downloadProducts: "",
+    downloadTokenSeconds: DEFAULT_DOWNLOAD_TOKEN_SECONDS,
   },
 };
 
@@ -305,6 +314,26 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     "http.publicUrl",
     'empty or an http(s) URL such as "https://ota.example.com"',
     c.http.publicUrl,
+  );
+  check(
+    new TextEncoder().encode(c.http.publicUrl).length <= MAX_URL_BASE_BYTES,
+    "http.publicUrl",
+    `at most ${MAX_URL_BASE_BYTES} bytes, so that every download URL fits a MANIFEST (docs/protocol.md §4.2)`,
+    c.http.publicUrl,
+  );
+  check(
+    int(c.http.downloadTokenSeconds, MIN_DOWNLOAD_TOKEN_SECONDS, MAX_DOWNLOAD_TOKEN_SECONDS),
+    "http.downloadTokenSeconds",
+    `${MIN_DOWNLOAD_TOKEN_SECONDS}..${MAX_DOWNLOAD_TOKEN_SECONDS} seconds`,
+    c.http.downloadTokenSeconds,
+  );
+  check(
+    c.http.downloadProducts.split(",").map((p) => p.trim()).every((p) =>
+      p === "" || p === "*" || new TextEncoder().encode(p).length <= MAX_PRODUCT_BYTES
+    ),
+    "http.downloadProducts",
+    `empty, "*" or comma-separated product names of at most ${MAX_PRODUCT_BYTES} bytes`,
+    c.http.downloadProducts,
   );
   check(
     int(c.http.maxUploadBytes, 1, MAX_IMAGE_BYTES),

@@ -17,6 +17,8 @@ import { Sender, type SenderLog } from "../sender/sender.ts";
 import { signerFromPem } from "../protocol/signing.ts";
 import { escapeControl } from "../format/mod.ts";
 import { type RunningHttp, startHttp } from "../http/mod.ts";
+import { downloadTokens, tokenQuery } from "../http/download_token.ts";
+import type { HttpDownloadWiring } from "../sender/options.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -99,6 +101,11 @@ export async function runSender(
   const t = config.transfer;
   const rollouts = rolloutStore(catalog);
   const inventory = inventoryStore(catalog);
+  // Set once the HTTP server listens: until then (and without one) every transfer sends CHUNKs.
+  let downloadBase: string | null = null;
+  const httpDownload = config.http.listen === ""
+    ? undefined
+    : downloadWiring(config, () => downloadBase, catalog);
   const sender = await Sender.start({
     transport,
     catalog,
@@ -125,6 +132,7 @@ export async function runSender(
       allowExplicitVersions: config.rollouts.allowExplicitVersions,
       offersPerSecond: config.rollouts.offersPerSecond,
     },
+    httpDownload,
   });
   let http: RunningHttp | undefined;
   if (config.http.listen !== "") {
@@ -149,6 +157,7 @@ export async function runSender(
         }; choose a free address or leave http.listen empty`,
       );
     }
+    downloadBase = http.url.replace(/\/+$/, "");
   }
   let stopped = false;
   return {
@@ -167,6 +176,28 @@ export async function runSender(
       await transport.close().catch(() => {});
       catalog.close();
       await embedded?.stop();
+    },
+  };
+}
+
+/**
+ * HTTP download mode for the sender (protocol §7.3): URLs on the HTTP server's public base (null
+ * while it does not listen), with a token minted from the secret in the catalog's KV.
+ */
+function downloadWiring(
+  config: SenderConfig,
+  base: () => string | null,
+  catalog: Catalog,
+): HttpDownloadWiring {
+  const tokens = downloadTokens(catalog, { lifetimeSeconds: config.http.downloadTokenSeconds });
+  return {
+    products: config.http.downloadProducts.split(",").map((p) => p.trim()).filter((p) => p !== ""),
+    statusDeadlineMs: config.http.downloadTokenSeconds * 1000 + config.transfer.statusTimeoutMs,
+    async urlFor(deviceId, sha256) {
+      const at = base();
+      if (at === null) return null;
+      const token = await tokens.mint(deviceId, sha256, Date.now());
+      return `${at}/img/${sha256}?${tokenQuery(token)}`;
     },
   };
 }

@@ -26,5 +26,10 @@ export const ACK_DELAY_MS = ACK_FLUSH_MS / 2;
 export const SLOT_BYTES = 8 * 1024 * 1024;
 /** Flash write failures in a row before the device reports FLASH_ERROR (protocol §8). */
 export const MAX_FLASH_FAILURES = 3;
+/**
+ * Fetches of an HTTP download in a row that bring no byte of progress (a cut, a server error, a
+ * refused URL) before the device gives up with STATUS ABORTED (protocol §8.8).
+ */
+export const MAX_HTTP_ATTEMPTS = 3;
 /** How long the final STATUS publication may take before the device stops waiting. */
 export const STATUS_PUBLISH_TIMEOUT_MS = 5000;

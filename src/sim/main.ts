@@ -36,6 +36,8 @@ Options:
   --chunk BYTES       chunk size to ask for (default 4096; 0 = the sender's default)
   --window N          chunks in flight to ask for, 1..${MAX_WINDOW} (default 0: the sender's default, 64)
   --mqtt 5|311        MQTT protocol version (default: 5, or 3.1.1 when the broker refuses 5)
+  --http              ask for an HTTP download (the sender answers with CHUNKs when it has no
+                      HTTP server); a cut download resumes with Range from the bytes held
   --out DIR           write each image to DIR/<device>.bin instead of memory
   --prefix P          topic prefix (default ota)
   --ack-every N       acknowledge every N in-order chunks (default: half the window)
@@ -55,6 +57,7 @@ Faults (each once per device):
   --disconnect-at PCT drop the connection at PCT % written, reconnect and resume
   --slow-flash KIB    write flash at KIB KiB/s
   --duplicate N       deliver chunk N twice
+  --cut-http BYTES    cut the first HTTP download after BYTES bytes of its body
   --flash MODEL       memory (default) or esp32: erase 45 ms per 4 KiB sector, program 10 ms
                       per 4 KiB, like an ESP32's SPI NOR flash
 
@@ -69,6 +72,7 @@ const OPTIONS = {
   chunk: { type: "string", default: "4096" },
   window: { type: "string", default: "0" },
   mqtt: { type: "string" },
+  http: { type: "boolean", default: false },
   out: { type: "string" },
   prefix: { type: "string", default: "ota" },
   "ack-every": { type: "string" },
@@ -78,6 +82,7 @@ const OPTIONS = {
   "disconnect-at": { type: "string" },
   "slow-flash": { type: "string" },
   duplicate: { type: "string" },
+  "cut-http": { type: "string" },
   flash: { type: "string", default: "memory" },
   ca: { type: "string" },
   cert: { type: "string" },
@@ -115,6 +120,7 @@ export async function parseDeviceArgs(
     disconnectAtPercent: optInt(values["disconnect-at"], "--disconnect-at", 1, 99),
     slowFlashKiBps: optInt(values["slow-flash"], "--slow-flash", 1),
     duplicateChunk: optInt(values.duplicate, "--duplicate", 0),
+    cutHttpAfterBytes: optInt(values["cut-http"], "--cut-http", 1),
   };
   if (values.flash !== "memory" && values.flash !== "esp32") {
     throw new UsageError(`option "--flash" is "${values.flash}", expected memory or esp32`);
@@ -140,6 +146,7 @@ export async function parseDeviceArgs(
       want: values.want,
       chunkSize: int(values.chunk, "--chunk", 0, MAX_CHUNK_BYTES),
       window: int(values.window, "--window", 0, MAX_WINDOW),
+      http: values.http || undefined,
       protocolVersion: values.mqtt === undefined ? undefined : values.mqtt === "311" ? 4 : 5,
       outDir: values.out,
       prefix: values.prefix,

@@ -130,6 +130,12 @@ export class Receiver implements Device {
   private firstManifestAt = 0;
   /** Measures the rate by the one definition: first MANIFEST accepted to the last ACK. */
   private readonly rateClock = new TransferClock();
+  /** The HTTP download (§8.8): its generation (older events are ignored) and its cancel. */
+  private readonly download = {
+    generation: 0,
+    abort: null as AbortController | null,
+    cutDone: false,
+  };
   private finished!: (r: ReceiverResult) => void;
   private readonly done: Promise<ReceiverResult>;
 
@@ -171,6 +177,8 @@ export class Receiver implements Device {
       offerDelayMs: 0,
       hash: null,
       resumePoint: options.resume ?? null,
+      httpOffset: 0,
+      httpFailures: 0,
     };
     this.done = new Promise((resolve) => (this.finished = resolve));
   }
@@ -217,7 +225,12 @@ export class Receiver implements Device {
   /** A snapshot for progress display. */
   progress(): ReceiverProgress {
     const size = this.x.manifest?.size ?? 0;
-    const offset = this.x.manifest ? Math.min(this.x.next * this.x.manifest.chunkSize, size) : 0;
+    const m = this.x.manifest;
+    const offset = !m
+      ? 0
+      : m.url !== undefined
+      ? this.x.httpOffset
+      : Math.min(this.x.next * m.chunkSize, size);
     return {
       deviceId: this.o.deviceId,
       state: TERMINAL.has(this.state) ? "DONE" : this.state,
@@ -293,6 +306,9 @@ export class Receiver implements Device {
    * our Correlation Data under MQTT 5; while receiving, only an ERROR naming the transfer counts.
    */
   private isCurrent(event: ReceiverEvent): boolean {
+    if (event.type === "http_data" || event.type === "http_end" || event.type === "http_failed") {
+      return event.download === this.download.generation; // §8.8: only the running download
+    }
     if (!("correlation" in event) && event.type !== "manifest" && event.type !== "error") {
       return true;
     }
@@ -426,6 +442,41 @@ export class Receiver implements Device {
     await this.attach();
   }
 
+  /** @internal Fetches the image from `url` starting at byte `from` (protocol §8.8). */
+  startDownload(url: string, from: number): void {
+    this.stopDownload();
+    const generation = ++this.download.generation;
+    const abort = new AbortController();
+    this.download.abort = abort;
+    const cutAfter = this.o.faults?.cutHttpAfterBytes;
+    const cut = cutAfter !== undefined && !this.download.cutDone ? cutAfter : undefined;
+    if (cut !== undefined) this.download.cutDone = true;
+    const post = (
+      e: { type: "http_end" } | { type: "http_failed"; why: string; status?: number },
+    ) => this.post({ ...e, download: generation });
+    fetchImage(url, from, abort.signal, {
+      cutAfter: cut,
+      data: (offset, bytes) =>
+        this.post({ type: "http_data", download: generation, offset, bytes }),
+      log: (line) => this.log(line),
+    }).then(() => post({ type: "http_end" }), (err: DownloadFailure | Error) => {
+      if (abort.signal.aborted && !(err instanceof DownloadFailure)) return;
+      post({
+        type: "http_failed",
+        why: err.message,
+        status: err instanceof DownloadFailure ? err.status : undefined,
+      });
+    });
+  }
+
+  /** @internal Stops the running download; its late events no longer count. */
+  stopDownload(): void {
+    if (!this.download.abort) return;
+    this.download.generation++;
+    this.download.abort.abort();
+    this.download.abort = null;
+  }
+
   /** @internal A log line of this device. */
   log(line: string): void {
     this.o.log?.(`${this.o.deviceId}: ${line}`);
@@ -549,6 +600,7 @@ export class Receiver implements Device {
   }
 
   private async finish(): Promise<void> {
+    this.stopDownload();
     this.cancelDeadline?.();
     this.dropHeldAck();
     this.queue.length = 0;
@@ -595,6 +647,56 @@ function deviceSink(options: ReceiverOptions, faults: ReceiverFaults, clock: Sim
     sink = new FaultySink(sink, [faults.failWriteChunk + 1]);
   }
   return sink;
+}
+
+/** A download the server answered with a status other than the bytes asked for. */
+class DownloadFailure extends Error {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+/**
+ * Fetches `url` from byte `from` and hands each slice of the body to `data` with its offset;
+ * resolves when the body ends, rejects with a {@link DownloadFailure} when the server refuses or
+ * answers another range, or when `cutAfter` bytes have come (a simulated cut connection).
+ */
+async function fetchImage(
+  url: string,
+  from: number,
+  signal: AbortSignal,
+  o: {
+    cutAfter?: number;
+    data: (offset: number, bytes: Uint8Array) => void;
+    log: (line: string) => void;
+  },
+): Promise<void> {
+  const headers: Record<string, string> = from > 0 ? { Range: `bytes=${from}-` } : {};
+  const res = await fetch(url, { headers, signal });
+  const range = /^bytes (\d+)-\d+\/\d+$/.exec(res.headers.get("content-range") ?? "");
+  const start = res.status === 206 && range ? Number(range[1]) : res.status === 200 ? 0 : -1;
+  if (start !== from) {
+    await res.body?.cancel();
+    const what = res.status === 200 || res.status === 206
+      ? `bytes from ${start}, asked from ${from}`
+      : `status ${res.status}`;
+    throw new DownloadFailure(`the server answered ${what}`, res.status);
+  }
+  let offset = from;
+  let taken = 0;
+  for await (const piece of res.body ?? []) {
+    let bytes = piece;
+    if (o.cutAfter !== undefined && taken + bytes.length >= o.cutAfter) {
+      bytes = bytes.subarray(0, o.cutAfter - taken);
+      if (bytes.length > 0) o.data(offset, bytes);
+      o.log(`fault: HTTP connection cut after ${o.cutAfter} bytes`);
+      await res.body?.cancel().catch(() => {});
+      throw new DownloadFailure(`connection cut after ${o.cutAfter} bytes`);
+    }
+    taken += bytes.length;
+    o.data(offset, bytes);
+    offset += bytes.length;
+  }
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

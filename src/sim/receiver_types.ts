@@ -37,6 +37,8 @@ export interface ReceiverFaults extends LinkFaults {
   failWriteChunk?: number;
   /** Flash writes at this many KiB/s (a delay per write). */
   slowFlashKiBps?: number;
+  /** Cut the first HTTP download's connection after this many body bytes (protocol §8.8). */
+  cutHttpAfterBytes?: number;
 }
 
 /** Settings of a {@link Receiver}. */
@@ -61,6 +63,8 @@ export interface ReceiverOptions {
   chunkSize?: number;
   /** Window announced in the REQUEST; 0 = the sender's default. */
   window?: number;
+  /** Ask for an HTTP download (REQUEST flag `HTTP`, protocol §4.1, §8.8). */
+  http?: boolean;
   /** `"memory"` (default), a file path, or a sink object. */
   sink?: "memory" | string | FlashSink;
   /** How long flash writes take (e.g. ESP32_FLASH_TIMING); default: memory speed. */
@@ -199,6 +203,9 @@ export type ReceiverEvent =
   | { type: "chunk"; chunk: Chunk } & Came
   | { type: "bad_chunk"; transferId: number; why: string } & Came
   | { type: "ack_due" }
+  | { type: "http_data"; download: number; offset: number; bytes: Uint8Array }
+  | { type: "http_end"; download: number }
+  | { type: "http_failed"; download: number; why: string; status?: number }
   | { type: "timeout" }
   | { type: "disconnect"; why: string }
   | { type: "stop"; why: string };

@@ -34,6 +34,8 @@ export interface DeviceRunOptions {
   chunkSize?: number;
   /** Window to ask for; 0 or undefined = the sender's default. */
   window?: number;
+  /** Ask for an HTTP download (protocol §7.3, §8.8). */
+  http?: boolean;
   /**
    * MQTT protocol: 5 or 4 (3.1.1). Unset: MQTT 5, falling back to 3.1.1 when the broker
    * refuses it (the sender's embedded broker speaks 3.1.1 only).
@@ -107,6 +109,7 @@ export async function runDevices(
         wantedVersion: options.want ?? "latest",
         chunkSize: options.chunkSize,
         window: options.window,
+        http: options.http,
         sink: options.outDir ? `${options.outDir}/${deviceId}.bin` : "memory",
         faults: options.faults,
         flashTiming: options.flashTiming,

@@ -11,6 +11,7 @@ import { flushAck, onBadChunk, onChunk } from "./handlers/chunk.ts";
 import { reconnect, stopRun } from "./handlers/connection.ts";
 import type { Device } from "./handlers/_device.ts";
 import { acceptManifest } from "./handlers/manifest.ts";
+import { onHttpData, onHttpEnd, onHttpFailed } from "./handlers/http.ts";
 import { startOfferDelay } from "./handlers/offer.ts";
 import { onRequestError, onTransferError } from "./handlers/error.ts";
 import { reRequest, sendRequest } from "./handlers/request.ts";
@@ -54,6 +55,10 @@ export const TRANSITIONS: readonly Transition[] = [
   row("RECEIVING", "chunk", onChunk, ["RECEIVING", "VERIFIED", "FAILED"]),
   row("RECEIVING", "bad_chunk", (d, e) => onBadChunk(d, e.why), ["RECEIVING"]),
   row("RECEIVING", "ack_due", flushAck, ["RECEIVING"]),
+  // §8.8: an HTTP download (a MANIFEST with a url) instead of CHUNKs.
+  row("RECEIVING", "http_data", onHttpData, ["RECEIVING", "VERIFIED", "FAILED"]),
+  row("RECEIVING", "http_end", onHttpEnd, ["RECEIVING", "FAILED"]),
+  row("RECEIVING", "http_failed", onHttpFailed, ["RECEIVING", "REQUESTED", "FAILED"]),
   row("RECEIVING", "timeout", reRequest, ["REQUESTED", "FAILED"]),
   row("*", "disconnect", reconnect, ["REQUESTED", "BACKING_OFF", "FAILED"]),
   row("*", "stop", stopRun, ["FAILED"]),

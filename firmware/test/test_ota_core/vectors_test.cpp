@@ -85,6 +85,7 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     EXPECT_EQ(str(m.responseTopic), f["responseTopic"].string);
     EXPECT_EQ(hexOf(m.correlationData), f["correlationData"].string);
     EXPECT_EQ(m.hasResume, !f["resume"].isNull());
+    EXPECT_EQ(m.wantsHttp, f.has("http") && f["http"].boolean);
     if (m.hasResume) {
       EXPECT_EQ(toHex(m.resumeSha256, 32), f["resume"]["sha256"].string);
       EXPECT_EQ(m.resumeOffset, f["resume"]["offset"].u64());
@@ -99,6 +100,7 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     e.responseTopic = view(f["responseTopic"].string);
     b1 = hex(f["correlationData"].string);
     e.correlationData = view(b1);
+    e.wantsHttp = f.has("http") && f["http"].boolean;
     if (!f["resume"].isNull()) {
       e.hasResume = true;
       b2 = hex(f["resume"]["sha256"].string);
@@ -122,6 +124,10 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     EXPECT_EQ(str(m.version), f["version"].string);
     EXPECT_EQ(str(m.ackTopic), f["ackTopic"].string);
     EXPECT_EQ(hexOf(m.signature), f["signature"].string);
+    EXPECT_EQ(m.hasUrl, f.has("url"));
+    if (f.has("url")) {
+      EXPECT_EQ(str(m.url), f["url"].string);
+    }
     Manifest e;
     e.transferId = static_cast<uint32_t>(f["transferId"].u64());
     b1 = hex(f["sha256"].string);
@@ -138,6 +144,9 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     e.ackTopic = view(f["ackTopic"].string);
     b2 = hex(f["signature"].string);
     e.signature = view(b2);
+    std::string url = f.has("url") ? f["url"].string : std::string();
+    e.hasUrl = f.has("url");
+    e.url = view(url);
     n = encodeManifest(e, out.data(), out.size());
   } else if (file == "error") {
     ErrorMessage m;

@@ -83,6 +83,7 @@ export async function handleRequest(
     open: ctx.transfers.size,
     deviceHasTransfer: !!ctx.transfers.ofDevice(deviceId),
     now: settings.now(),
+    held: ctx.backlog.heldCount,
   });
   if (busy) return replies.send(to, busy);
   const ticket = ctx.admission.begin(deviceId);
@@ -90,6 +91,21 @@ export async function handleRequest(
     const grant = await decide(ctx, request, to);
     if (!grant) return;
     await ctx.rollouts?.transferStarted(deviceId, grant.image);
+    let download: { url: string; image: TransferImage } | null = null;
+    try {
+      const url = await downloadUrl(ctx, request, grant.image);
+      if (url !== null) download = { url, image: await ctx.images.describe(grant.image) };
+    } catch (err) {
+      return replies.send(to, {
+        code: ErrorCode.INTERNAL_ERROR,
+        message:
+          `Cannot prepare the HTTP download of ${grant.image.sha256}: ${err}; ask again later`,
+      });
+    }
+    if (download !== null) {
+      if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, to, ...download });
+      return;
+    }
     let image: TransferImage;
     try {
       image = await ctx.images.get(grant.image, grant.chunkSize);
@@ -182,10 +198,29 @@ async function resolveWanted(
   return await catalog.get(decision.image.sha256);
 }
 
-/** Opens the granted transfer; the device's old transfer, if any, is superseded (§7). */
+/**
+ * The download URL when the request is to be served over HTTP (§7.3): the device asked (flag
+ * `HTTP`) or its product is listed, and an HTTP server serves downloads; otherwise null (CHUNKs).
+ */
+async function downloadUrl(
+  ctx: SenderContext,
+  request: Request,
+  image: ImageMeta,
+): Promise<string | null> {
+  const wiring = ctx.settings.httpDownload;
+  if (!wiring) return null;
+  const listed = wiring.products.includes("*") || wiring.products.includes(image.product);
+  if (!request.http && !listed) return null;
+  return await wiring.urlFor(request.deviceId, image.sha256);
+}
+
+/**
+ * Opens the granted transfer, a URL transfer when `url` is given; the device's old transfer, if
+ * any, is superseded (§7).
+ */
 function openTransfer(
   ctx: SenderContext,
-  { grant, image, to }: { grant: Grant; image: TransferImage; to: ReplyTo },
+  { grant, image, to, url }: { grant: Grant; image: TransferImage; to: ReplyTo; url?: string },
 ): void {
   const { settings } = ctx;
   const now = settings.now();
@@ -208,6 +243,11 @@ function openTransfer(
     prepare: (topic, options) => ctx.backlog.prepare(topic, options),
     mayPublish: (t) => ctx.backlog.mayPublish(t),
     onClose: (end) => ctx.transferClosed(end),
+    download: url === undefined ? undefined : {
+      url,
+      size: grant.image.size,
+      deadlineMs: settings.httpDownload!.statusDeadlineMs,
+    },
   });
   ctx.transfers.add(transfer);
   ctx.stats.transfersStarted++;
@@ -223,7 +263,7 @@ function openTransfer(
   settings.log.info(
     `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
       formatBytes(meta.size)
-    } chunk ${chunkSize} window ${window}${
+    } ${url === undefined ? `chunk ${chunkSize} window ${window}` : "over HTTP"}${
       startOffset ? ` resume at ${startOffset}` : ""
     } (transfer ${transfer.id})`,
   );

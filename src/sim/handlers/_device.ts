@@ -38,6 +38,10 @@ export interface Exchange {
   hash: Hash | null;
   /** What the sink holds of which image (§9). */
   resumePoint: ResumePoint | null;
+  /** An HTTP download (§8.8): bytes of the image written so far. */
+  httpOffset: number;
+  /** An HTTP download: fetches in a row without progress. */
+  httpFailures: number;
 }
 
 /** The device as its handlers see it. */
@@ -71,4 +75,11 @@ export interface Device {
   upToDate(): void;
   /** Closes the link and opens a new one. */
   reconnect(): Promise<void>;
+  /**
+   * Fetches `url` from byte `from` (a `Range` request when above 0), posting `http_data`,
+   * `http_end` or `http_failed` events; a download already running is stopped first.
+   */
+  startDownload(url: string, from: number): void;
+  /** Stops the running download, if any; its late events are ignored. */
+  stopDownload(): void;
 }

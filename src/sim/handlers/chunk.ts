@@ -97,7 +97,7 @@ export function flushAck(d: Device): ReceiverState {
 }
 
 /** Finishes the write: compares the SHA-256 of what the sink holds with the manifest's. */
-async function verify(d: Device): Promise<ReceiverState> {
+export async function verify(d: Device): Promise<ReceiverState> {
   const m = d.x.manifest!;
   const sha256 = d.x.hash!.digest("hex");
   d.computedSha256(sha256);

@@ -16,6 +16,7 @@ export async function onTransferError(d: Device, e: EventOf<"error">): Promise<R
   const name = codeName(ErrorCode, error.code);
   d.log(`error ${name}: ${error.message}`);
   d.dropHeldAck();
+  d.stopDownload();
   if (error.code === ErrorCode.TRANSFER_ABORTED || error.code === ErrorCode.UNKNOWN_TRANSFER) {
     d.x.backoffMs = error.retryAfterMs || d.o.retryDelayMs;
     return "BACKING_OFF";

@@ -10,6 +10,7 @@ import { ackTopicProblem, StatusCode, toHex } from "../../protocol/mod.ts";
 import { verifySignature } from "../../protocol/signing.ts";
 import type { EventOf, ReceiverState } from "../receiver_types.ts";
 import type { Device } from "./_device.ts";
+import { beginDownload, downloadUrlProblem } from "./http.ts";
 
 /** Checks a MANIFEST and begins or resumes the flash write at `startOffset`. */
 export async function acceptManifest(d: Device, e: EventOf<"manifest">): Promise<ReceiverState> {
@@ -44,6 +45,14 @@ export async function acceptManifest(d: Device, e: EventOf<"manifest">): Promise
       return await d.fail(StatusCode.SIGNATURE_INVALID, "The signature does not verify");
     }
   }
+  // §8.8: a URL the device cannot fetch is refused before anything is erased.
+  const urlProblem = m.url === undefined ? null : downloadUrlProblem(m.url);
+  if (urlProblem) {
+    return await d.fail(
+      StatusCode.ABORTED,
+      `Refused the MANIFEST: its url cannot be fetched, as ${urlProblem}`,
+    );
+  }
   if (m.startOffset > 0) {
     const rp = d.x.resumePoint;
     if (!rp || toHex(rp.sha256) !== toHex(m.sha256) || m.startOffset > rp.offset) {
@@ -65,5 +74,5 @@ export async function acceptManifest(d: Device, e: EventOf<"manifest">): Promise
   d.x.flashFailuresInARow = 0;
   d.x.ackEvery = Math.max(1, d.o.ackEvery ?? Math.ceil(m.window / 2));
   d.x.resumePoint = { sha256: m.sha256, offset: m.startOffset };
-  return "RECEIVING";
+  return m.url === undefined ? "RECEIVING" : beginDownload(d);
 }

@@ -22,6 +22,7 @@ export async function sendRequest(d: Device): Promise<ReceiverState> {
   d.stats.requests++;
   x.unanswered++;
   d.dropHeldAck();
+  d.stopDownload();
   x.correlation = crypto.getRandomValues(new Uint8Array(8));
   const link = d.link();
   const v5 = link.protocolVersion === 5;
@@ -35,6 +36,7 @@ export async function sendRequest(d: Device): Promise<ReceiverState> {
     responseTopic: v5 ? "" : d.topics.data,
     correlationData: v5 ? EMPTY : x.correlation,
     resume: x.resumePoint && x.resumePoint.offset > 0 ? x.resumePoint : null,
+    http: o.http || undefined,
   });
   await link.publish(d.topics.request, body, {
     qos: 1,

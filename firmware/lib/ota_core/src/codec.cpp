@@ -42,6 +42,8 @@ class Reader {
   }
   /// str8 / bytes8: a u8 length then that many bytes.
   Bytes var8() { return raw(u8()); }
+  /// str16: a u16 length then that many bytes.
+  Bytes var16() { return raw(u16()); }
   void copy(uint8_t* out, size_t n) {
     Bytes b = raw(n);
     if (b.data != nullptr) std::memcpy(out, b.data, n);
@@ -92,6 +94,14 @@ class Writer {
       return;
     }
     u8(static_cast<uint8_t>(b.size));
+    raw(b.data, b.size);
+  }
+  void var16(Bytes b) {
+    if (b.size > 0xFFFF) {
+      overflow_ = true;
+      return;
+    }
+    u16(static_cast<uint16_t>(b.size));
     raw(b.data, b.size);
   }
   void header(MessageType type) {
@@ -301,15 +311,16 @@ DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   out.wantedVersion = r.var8();
   out.responseTopic = r.var8();
   out.correlationData = r.var8();
-  // Bit 0 alone decides the framing; the other bits are checked as reserved below.
-  out.hasResume = (flags & 0x01) != 0;
+  // Bit 0 alone decides the framing; bit 1 (HTTP) adds no field; bits 2-7 are reserved.
+  out.hasResume = (flags & kRequestFlagResume) != 0;
+  out.wantsHttp = (flags & kRequestFlagHttp) != 0;
   if (out.hasResume) {
     r.copy(out.resumeSha256, kSha256Bytes);
     out.resumeOffset = r.u32();
   }
   e = finish(r);
   if (e != DecodeError::NONE) return e;
-  if ((flags & 0xFE) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
+  if ((flags & 0xFC) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
   for (Bytes s : {out.deviceId, out.product, out.currentVersion, out.wantedVersion,
                   out.responseTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
@@ -341,13 +352,17 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   out.version = r.var8();
   out.ackTopic = r.var8();
   out.signature = r.var8();
+  // Bit 1 (URL) decides whether the url follows the signature (framing, §4.7).
+  out.hasUrl = (flags & kManifestFlagUrl) != 0;
+  if (out.hasUrl) out.url = r.var16();
   e = finish(r);
   if (e != DecodeError::NONE) return e;
-  if ((flags & 0xFE) != 0) return DecodeError::RESERVED_NOT_ZERO;
-  for (Bytes s : {out.name, out.product, out.version, out.ackTopic}) {
+  if ((flags & 0xFC) != 0) return DecodeError::RESERVED_NOT_ZERO;
+  for (Bytes s : {out.name, out.product, out.version, out.ackTopic, out.url}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
   }
-  bool isSigned = (flags & 0x01) != 0;
+  if (out.hasUrl && !sizeIn(out.url, 1, kMaxUrlBytes)) return DecodeError::OUT_OF_RANGE;
+  bool isSigned = (flags & kManifestFlagSigned) != 0;
   if (out.transferId == 0 || out.size < 1 || out.chunkSize < kMinChunkBytes ||
       out.chunkSize > kMaxChunkBytes || out.chunkCount != ceilDiv(out.size, out.chunkSize) ||
       out.startOffset % out.chunkSize != 0 || out.startOffset >= out.size || out.window < 1 ||
@@ -485,7 +500,8 @@ size_t encodeRequest(const Request& msg, uint8_t* out, size_t capacity) {
   w.header(MessageType::REQUEST);
   w.u32(msg.chunkSize);
   w.u16(msg.window);
-  w.u8(msg.hasResume ? 0x01 : 0x00);
+  w.u8(static_cast<uint8_t>((msg.hasResume ? kRequestFlagResume : 0) |
+                             (msg.wantsHttp ? kRequestFlagHttp : 0)));
   w.u8(0);
   w.var8(msg.deviceId);
   w.var8(msg.product);
@@ -511,12 +527,14 @@ size_t encodeManifest(const Manifest& msg, uint8_t* out, size_t capacity) {
   w.u32(msg.startOffset);
   w.u16(msg.window);
   w.u8(static_cast<uint8_t>(msg.kind));
-  w.u8(msg.signature.size != 0 ? 0x01 : 0x00);
+  w.u8(static_cast<uint8_t>((msg.signature.size != 0 ? kManifestFlagSigned : 0) |
+                             (msg.hasUrl ? kManifestFlagUrl : 0)));
   w.var8(msg.name);
   w.var8(msg.product);
   w.var8(msg.version);
   w.var8(msg.ackTopic);
   w.var8(msg.signature);
+  if (msg.hasUrl) w.var16(msg.url);
   return w.result();
 }
 

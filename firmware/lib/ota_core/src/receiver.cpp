@@ -67,6 +67,9 @@ const Receiver::Transition Receiver::kTransitions[] = {
     // the delay passed, or update wanted first: REQUEST as from IDLE  -> REQUESTED
     {State::OFFER_DELAY, Event::TIMEOUT, &Receiver::sendRequest},
     {State::OFFER_DELAY, Event::UPDATE_WANTED, &Receiver::sendRequest},
+    // §8.8 the HTTP download of a URL MANIFEST ended: STATUS, or REQUEST for a fresh URL
+    //                                                                 -> VERIFIED / REQUESTED / FAILED
+    {State::RECEIVING, Event::HTTP_DONE, &Receiver::onHttpDone},
 };
 
 Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher,
@@ -279,6 +282,8 @@ State Receiver::sendRequest() {
   req.product = bytesOf(config_.product);
   req.currentVersion = bytesOf(config_.currentVersion);
   req.wantedVersion = bytesOf(config_.wantedVersion);
+  req.wantsHttp = config_.askHttp && config_.httpDownloader != nullptr;
+  httpPending_ = false;
   Bytes corr{correlation_, kCorrelationBytes};
   if (!config_.mqtt5) {
     req.responseTopic = bytesOf(dataTopic_);
@@ -391,6 +396,7 @@ State Receiver::acceptManifest() {
     return fail(StatusCode::SIGNATURE_INVALID,
                 m.signature.size == 0 ? "image is not signed" : "signature does not verify");
   }
+  if (m.hasUrl) return acceptUrlManifest();
 
   if (m.startOffset == 0) {
     if (sinkOpen_) sink_.abort();
@@ -419,6 +425,69 @@ State Receiver::acceptManifest() {
   flashFailuresInARow_ = 0;
   saveResumePoint();
   return State::RECEIVING;
+}
+
+State Receiver::acceptUrlManifest() {
+  const Manifest& m = manifest_;
+  if (config_.httpDownloader == nullptr) {
+    return fail(StatusCode::ABORTED, "this device cannot download over HTTP");
+  }
+  UrlProblem problem = checkDownloadUrl(m.url);
+  if (problem != UrlProblem::NONE) return fail(StatusCode::ABORTED, toString(problem));
+  bool storedSame = haveResume_ && std::memcmp(m.sha256, resume_.sha256, kSha256Bytes) == 0;
+  if (m.startOffset > (storedSame ? resume_.offset : 0)) {
+    return fail(StatusCode::ABORTED, "start offset beyond the bytes this device holds");
+  }
+  // The platform's downloader writes the slot itself (esp_https_ota): close our own handle.
+  abortWrite();
+  httpJob_ = HttpJob{};
+  std::memcpy(httpJob_.url, m.url.data, m.url.size);
+  std::memcpy(httpJob_.sha256, m.sha256, kSha256Bytes);
+  httpJob_.size = m.size;
+  httpJob_.from = m.startOffset;
+  httpJob_.kind = m.kind;
+  httpPending_ = true;
+  stats_.resumedFrom = m.startOffset;
+  return State::RECEIVING;
+}
+
+bool Receiver::runPendingHttpDownload() {
+  if (!httpPending_ || state_ != State::RECEIVING || config_.httpDownloader == nullptr) {
+    return false;
+  }
+  httpPending_ = false;
+  HttpResumeKeeper keeper(store_, httpJob_, config_.product, version_);
+  httpResult_ = config_.httpDownloader->download(httpJob_, keeper);
+  stats_.bytesWritten += httpResult_.bytesWritten;
+  dispatch(Event::HTTP_DONE);
+  return true;
+}
+
+State Receiver::onHttpDone() {
+  const HttpResult& r = httpResult_;
+  if (r.askAgain) {
+    // The URL is no longer good (an expired token): ask again from the bytes saved (§8.8).
+    haveResume_ = store_.load(resume_);
+    return sendRequest();
+  }
+  if (r.status != StatusCode::VERIFIED) {
+    // Bytes that failed verification, or a slot that cannot be written, are not worth resuming.
+    if (r.status == StatusCode::HASH_MISMATCH || r.status == StatusCode::FLASH_ERROR ||
+        r.status == StatusCode::IMAGE_INVALID) {
+      store_.clear();
+      haveResume_ = false;
+    }
+    return fail(r.status, r.detail);
+  }
+  // The downloader checked the SHA-256 before it said VERIFIED; the sink's activate() switches
+  // the boot slot (again, when the downloader did) and records the boot for the self-test.
+  store_.clear();
+  haveResume_ = false;
+  if (!sink_.activate()) return fail(StatusCode::FLASH_ERROR, "cannot switch the boot slot");
+  outcome_.status = StatusCode::VERIFIED;
+  outcome_.detail = "";
+  sendStatus(StatusCode::VERIFIED, "");
+  return State::VERIFIED;
 }
 
 bool Receiver::rehash(uint32_t upTo) {

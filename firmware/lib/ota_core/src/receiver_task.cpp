@@ -83,6 +83,8 @@ void ReceiverTask::step() {
     now = clock_.nowMs();
   }
   rx_.tick(now);
+  // A URL MANIFEST (§8.8): the download runs here, in this task, like chunk writes do.
+  if (rx_.runPendingHttpDownload()) now = clock_.nowMs();
   if (selfTest_ != nullptr) selfTest_->tick(now);
   if (options_.checkIntervalMs != 0 && linkReady_ &&
       static_cast<uint32_t>(now - lastCheckMs_) >= options_.checkIntervalMs) {

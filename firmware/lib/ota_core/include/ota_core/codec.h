@@ -97,7 +97,14 @@ bool equals(Bytes view, const char* text);
 /// True when both views hold the same bytes.
 bool equals(Bytes a, Bytes b);
 
-/// REQUEST (§4.1). `hasResume` mirrors flag bit 0.
+/// REQUEST `flags` bits (§4.1).
+constexpr uint8_t kRequestFlagResume = 0x01;
+constexpr uint8_t kRequestFlagHttp = 0x02;
+/// MANIFEST `flags` bits (§4.2).
+constexpr uint8_t kManifestFlagSigned = 0x01;
+constexpr uint8_t kManifestFlagUrl = 0x02;
+
+/// REQUEST (§4.1). `hasResume` mirrors flag bit 0, `wantsHttp` flag bit 1 (an HTTP download).
 struct Request {
   uint32_t chunkSize = 0;
   uint16_t window = 0;
@@ -110,9 +117,11 @@ struct Request {
   bool hasResume = false;
   uint8_t resumeSha256[kSha256Bytes] = {};
   uint32_t resumeOffset = 0;
+  bool wantsHttp = false;
 };
 
-/// MANIFEST (§4.2). `signed` (flag bit 0) is implied by a non-empty signature.
+/// MANIFEST (§4.2). `signed` (flag bit 0) is implied by a non-empty signature; `hasUrl` mirrors
+/// flag bit 1: the image is downloaded from `url` over HTTP instead of in CHUNKs (§7.3).
 struct Manifest {
   uint32_t transferId = 0;
   uint8_t sha256[kSha256Bytes] = {};
@@ -127,6 +136,8 @@ struct Manifest {
   Bytes version;
   Bytes ackTopic;
   Bytes signature;
+  bool hasUrl = false;
+  Bytes url;
 };
 
 /// ERROR (§4.3).

@@ -28,6 +28,8 @@ constexpr size_t kMaxVersionBytes = 32;
 constexpr size_t kSha256Bytes = 32;
 /// ECDSA P-256 signature `r||s` (§4.2).
 constexpr size_t kSignatureBytes = 64;
+/// MANIFEST `url` (flag bit 1 URL, a str16): 1..512 bytes (protocol §6 MAX_URL_BYTES).
+constexpr size_t kMaxUrlBytes = 512;
 /// Fixed part of each message (up to its first variable-length field).
 constexpr size_t kRequestFixedBytes = 12;
 constexpr size_t kManifestFixedBytes = 60;

@@ -36,7 +36,8 @@ class FlashSink {
   /// Closes the write (esp_ota_end: validates an ESP32 image).
   virtual SinkResult finish() = 0;
   /// Makes the finished image the one that boots next (esp_ota_set_boot_partition). Called only
-  /// after finish() succeeded and SHA-256 and signature matched.
+  /// after finish() succeeded, or after an HttpDownloader finished the same slot (protocol §8.8),
+  /// and SHA-256 and signature matched.
   virtual bool activate() = 0;
   /// Drops an open write; the boot slot is left untouched.
   virtual void abort() = 0;

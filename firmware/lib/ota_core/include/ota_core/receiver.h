@@ -15,6 +15,7 @@
 #include "ota_core/assembler.h"
 #include "ota_core/codec.h"
 #include "ota_core/crypto.h"
+#include "ota_core/http_download.h"
 #include "ota_core/limits.h"
 #include "ota_core/platform.h"
 
@@ -67,6 +68,11 @@ struct ReceiverConfig {
   /// xorshift generator seeded from the device id and the clock (spreads a fleet, not secret).
   RandomSource random = nullptr;
   void* randomContext = nullptr;
+  /// Downloads the image of a MANIFEST with a url (protocol §7.3, §8.8). Null: this device
+  /// cannot, and refuses such a MANIFEST with STATUS ABORTED.
+  HttpDownloader* httpDownloader = nullptr;
+  /// Ask for an HTTP download (REQUEST flag HTTP); only with an httpDownloader.
+  bool askHttp = false;
 };
 
 /// Counters for logs, the host CLI's progress lines and the tests.
@@ -121,6 +127,9 @@ class Receiver {
   void onMessage(const InboundMessage& message);
   /// Timeouts (request, idle, back-off) and delayed acknowledgements.
   void tick(uint32_t nowMs);
+  /// Runs the HTTP download a URL MANIFEST asked for, to its end, in the calling task, and acts
+  /// on its result (STATUS, or a REQUEST for a fresh URL). False when none is pending.
+  bool runPendingHttpDownload();
 
   State state() const { return state_; }
   const Outcome& outcome() const { return outcome_; }
@@ -135,7 +144,7 @@ class Receiver {
   const char* statusTopic() const { return statusTopic_; }
 
  private:
-  enum class Event : uint8_t { UPDATE_WANTED, MANIFEST, ERROR, CHUNK, TIMEOUT, OFFER };
+  enum class Event : uint8_t { UPDATE_WANTED, MANIFEST, ERROR, CHUNK, TIMEOUT, OFFER, HTTP_DONE };
   using Handler = State (Receiver::*)();
   struct Transition {
     State state;
@@ -154,6 +163,8 @@ class Receiver {
   State onTransferError();
   State reRequest();
   State startOfferDelay();
+  State acceptUrlManifest();
+  State onHttpDone();
 
   State fail(StatusCode code, const char* detail);
   State finishImage();
@@ -220,6 +231,10 @@ class Receiver {
   ErrorMessage error_;
   Chunk chunk_;
   Offer offer_;
+  // The HTTP download of a URL MANIFEST (§8.8): asked for, then its result.
+  HttpJob httpJob_;
+  bool httpPending_ = false;
+  HttpResult httpResult_;
   bool chunkDecoded_ = false;
   uint32_t badChunkTransferId_ = 0;
 
