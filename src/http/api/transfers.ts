@@ -20,7 +20,7 @@ export function transferRoutes(ctx: HttpContext): Hono {
     const q = checkQuery(c, ["limit"]);
     return c.json(await recentTransfers(ctx.catalog, wholeNumberParam(q, "limit")));
   });
-  app.get("/transfers/live", read, async (c) => {
+  app.get("/transfers/live", read, (c) => {
     checkQuery(c, []);
     return c.json(liveTransfers(ctx.sender?.openTransfers() ?? []));
   });
