@@ -1,14 +1,30 @@
 /**
  * A device worker process for large fleets: runs part of a fleet (bench/devices.ts) so the
  * simulated devices can use more than the one core of the bench process. Protocol on
- * stdin/stdout: it prints `ready` once loaded, waits for one line `go` on stdin, runs, and
- * prints one JSON line with its results and its own CPU seconds.
+ * stdin/stdout: it prints one JSON line `{"ready": true, ...}` once loaded (with `preconnect`:
+ * once its devices are connected, with the seconds that took), waits for one line `go` on stdin,
+ * runs, and prints one JSON line with its results and its own CPU seconds.
  * @module
  */
 
-import { type FleetOptions, runFleet, unicastBytesOf } from "./devices.ts";
+import {
+  connectFleet,
+  type FleetOptions,
+  type FleetRun,
+  runFleet,
+  unicastBytesOf,
+} from "./devices.ts";
 import { DEFAULT_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { procUsage } from "./sender_process.ts";
+
+/** What a worker says when it is ready to start. */
+export interface WorkerReady {
+  ready: true;
+  /** Seconds its devices took to connect (0 without `preconnect`). */
+  connectSeconds: number;
+  /** Devices whose connection could not be opened before the start. */
+  notConnected: number;
+}
 
 /** What a worker reports. */
 export interface WorkerReport {
@@ -17,13 +33,21 @@ export interface WorkerReport {
   times: number[];
   seconds: number;
   cpuSeconds: number;
+  /** REQUESTs its devices sent in all. */
+  requests: number;
   /** Bytes written from unicast CHUNKs (at the default chunk size the bench uses). */
   unicastBytes: number;
 }
 
 if (import.meta.main) {
   const options = JSON.parse(Deno.args[0]) as FleetOptions;
-  console.log("ready");
+  const connected = options.preconnect ? await connectFleet(options) : null;
+  const ready: WorkerReady = {
+    ready: true,
+    connectSeconds: connected?.connectSeconds ?? 0,
+    notConnected: connected?.notConnected ?? 0,
+  };
+  console.log(JSON.stringify(ready));
   const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
   let line = "";
   while (!line.includes("\n")) {
@@ -32,7 +56,7 @@ if (import.meta.main) {
     line += value;
   }
   const cpu0 = procUsage("self").cpuSeconds;
-  const run = await runFleet(options);
+  const run: FleetRun = connected ? await connected.run() : await runFleet(options);
   const report: WorkerReport = {
     ok: run.results.filter((r) => r.ok).length,
     failures: run.results.filter((r) => !r.ok).slice(0, 5).map((r) => ({
@@ -43,6 +67,7 @@ if (import.meta.main) {
     times: run.times,
     seconds: run.seconds,
     cpuSeconds: procUsage("self").cpuSeconds - cpu0,
+    requests: run.results.reduce((a, r) => a + r.requests, 0),
     unicastBytes: unicastBytesOf(run.results, options.chunkSize || DEFAULT_CHUNK_BYTES),
   };
   console.log(JSON.stringify(report));

@@ -8,6 +8,16 @@ import { Receiver, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { Transport } from "../src/transport/types.ts";
+import type { WorkerReady } from "./device_worker.ts";
+
+/**
+ * Connections a fleet opens at once before its start ({@link connectFleet}): 10 000 CONNECTs
+ * at once made Mosquitto answer none of them within the 10 s connect timeout (every device
+ * failed with CONNECT_FAILED), so large fleets connect this many at a time, then start together.
+ */
+export const CONNECTS_AT_ONCE = 64;
+/** Attempts per device while a fleet connects (a refused or timed-out CONNECT is tried again). */
+export const CONNECT_ATTEMPTS = 3;
 
 /** Options of {@link runFleet}. */
 export interface FleetOptions {
@@ -28,6 +38,11 @@ export interface FleetOptions {
   shared?: boolean;
   /** Ask for an HTTP download (protocol §7.3); default no. */
   http?: boolean;
+  /**
+   * Open every device's connection before the start ({@link connectFleet}), so completion times
+   * run from the REQUEST, not from a CONNECT queued behind thousands of others.
+   */
+  preconnect?: boolean;
 }
 
 /** What a fleet run measured. */
@@ -41,8 +56,12 @@ export interface FleetRun {
 
 let runNo = 0;
 
-/** Starts `count` devices together and waits until every one has finished. */
+/**
+ * Starts `count` devices together and waits until every one has finished. With `preconnect`
+ * the devices connect first ({@link connectFleet}) and the clock starts after.
+ */
 export async function runFleet(options: FleetOptions): Promise<FleetRun> {
+  if (options.preconnect) return await (await connectFleet(options)).run();
   const t0 = performance.now();
   const results = await runDevices({
     broker: options.url,
@@ -59,6 +78,72 @@ export async function runFleet(options: FleetOptions): Promise<FleetRun> {
   const seconds = (performance.now() - t0) / 1000;
   const times = results.map((r) => r.seconds).sort((a, b) => a - b);
   return { results, seconds, times };
+}
+
+/** A fleet whose connections are open: {@link ConnectedFleet.run} starts every device at once. */
+export interface ConnectedFleet {
+  /** Seconds the connect phase took. */
+  connectSeconds: number;
+  /** Devices whose connection could not be opened (they try again when they start). */
+  notConnected: number;
+  /** Starts every device together; resolves once all have finished. */
+  run(): Promise<FleetRun>;
+}
+
+/**
+ * Opens one MQTT connection per device, {@link CONNECTS_AT_ONCE} at a time and up to
+ * {@link CONNECT_ATTEMPTS} tries each, without starting any device. A device whose connection
+ * could not be opened connects itself when it starts, and its time counts that CONNECT.
+ */
+export async function connectFleet(options: FleetOptions): Promise<ConnectedFleet> {
+  const prefix = options.idPrefix ?? `bench${++runNo}-${crypto.randomUUID().slice(0, 4)}`;
+  const ids = Array.from({ length: options.count }, (_, i) => `${prefix}-${i + 1}`);
+  const open = new Map<string, Transport>();
+  const t0 = performance.now();
+  let next = 0;
+  const connectOne = async (deviceId: string) => {
+    for (let attempt = 1; attempt <= CONNECT_ATTEMPTS; attempt++) {
+      try {
+        open.set(deviceId, await connectMqtt({ url: options.url, clientId: deviceId }));
+        return;
+      } catch {
+        // Tried again, and failing that the device connects itself when it starts.
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(CONNECTS_AT_ONCE, ids.length) }, async () => {
+      while (next < ids.length) await connectOne(ids[next++]);
+    }),
+  );
+  const connectSeconds = (performance.now() - t0) / 1000;
+  return {
+    connectSeconds,
+    notConnected: ids.length - open.size,
+    async run() {
+      const receivers = ids.map((deviceId) =>
+        new Receiver({
+          deviceId,
+          connect: () => {
+            const t = open.get(deviceId);
+            open.delete(deviceId);
+            return t ? Promise.resolve(t) : connectMqtt({ url: options.url, clientId: deviceId });
+          },
+          broker: options.url,
+          product: options.product,
+          chunkSize: options.chunkSize ?? 0,
+          window: options.window ?? 0,
+          wantedVersion: options.want ?? "latest",
+          currentVersion: options.currentVersion,
+        })
+      );
+      const start = performance.now();
+      const results = await Promise.all(receivers.map((r) => r.run()));
+      const seconds = (performance.now() - start) / 1000;
+      const times = results.map((r) => r.seconds).sort((a, b) => a - b);
+      return { results, seconds, times };
+    },
+  };
 }
 
 /**
@@ -100,6 +185,12 @@ export interface WorkerFleetRun {
   times: number[];
   /** CPU seconds of all worker processes while running. */
   cpuSeconds: number;
+  /** REQUESTs the devices sent in all (one each, plus BUSY retries and re-requests). */
+  requests: number;
+  /** Seconds from spawning the workers until every one had connected its devices. */
+  connectSeconds: number;
+  /** Devices whose connection could not be opened before the start. */
+  notConnected: number;
   /** Bytes the devices wrote that came by unicast, not from a shared stream (protocol §11). */
   unicastBytes: number;
 }
@@ -111,11 +202,13 @@ export function unicastBytesOf(results: ReceiverResult[], chunkBytes: number): n
 
 /**
  * Runs `count` devices split over `processes` worker processes, started together once every
- * worker has loaded; time runs from the start signal to the last worker's end.
+ * worker has loaded (and, with `preconnect`, connected its devices); time runs from the start
+ * signal to the last worker's end. `hooks.onStart` is called just before the start signal.
  */
 export async function runFleetInWorkers(
   options: FleetOptions,
   processes: number,
+  hooks: { onStart?: () => void } = {},
 ): Promise<WorkerFleetRun> {
   const tag = crypto.randomUUID().slice(0, 4);
   const workers = Array.from({ length: processes }, (_, w) => {
@@ -148,9 +241,20 @@ export async function runFleetInWorkers(
     };
     return { child, nextLine };
   });
+  const spawned = performance.now();
+  let notConnected = 0;
   for (const w of workers) {
-    if ((await w.nextLine()) !== "ready") throw new Error("a device worker did not start");
+    const line = await w.nextLine();
+    let ready: WorkerReady;
+    try {
+      ready = JSON.parse(line);
+    } catch {
+      throw new Error(`a device worker did not start: it said "${line.slice(0, 200)}"`);
+    }
+    notConnected += ready.notConnected;
   }
+  const connectSeconds = (performance.now() - spawned) / 1000;
+  hooks.onStart?.();
   const t0 = performance.now();
   const go = new TextEncoder().encode("go\n");
   for (const w of workers) {
@@ -167,6 +271,9 @@ export async function runFleetInWorkers(
     seconds,
     times: reports.flatMap((r) => r.times).sort((a: number, b: number) => a - b),
     cpuSeconds: reports.reduce((a, r) => a + r.cpuSeconds, 0),
+    requests: reports.reduce((a, r) => a + r.requests, 0),
+    connectSeconds,
+    notConnected,
     unicastBytes: reports.reduce((a, r) => a + r.unicastBytes, 0),
   };
 }

@@ -8,7 +8,8 @@
  * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
  * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
  *    the task design (bench/firmware_device.ts);
- * 4. fleets of 1 to 1000 devices downloading at once from one sender process;
+ * 4. fleets of 1 to 1000 devices downloading at once from one sender process; `--fleet 10000`
+ *    is the scale run (bench/fleet_scale.ts): 10 000 devices on one sender against its targets;
  * 5. one image over MQTT next to the same image over HTTP (protocol §7.3, bench/http_download.ts);
  * 6. one-to-many (bench/one_to_many.ts): the same image to many devices by unicast and by the
  *    shared stream of protocol §11, sender CPU per delivered MiB of each, also on the slow link.
@@ -21,6 +22,7 @@
 import {
   EXIT_OK,
   intOption,
+  optionWords,
   parseCommandLine,
   reportUsage,
   UsageError,
@@ -31,12 +33,24 @@ import { startMosquitto } from "../src/broker/mod.ts";
 import { type CeilingResult, measureCeiling } from "./ceiling.ts";
 import { cpuSecondsBetween, readCpu } from "./cpu_clock.ts";
 import {
+  connectFleet,
   quantile,
   runFleet,
   runFleetInWorkers,
   runOneConnected,
   type WorkerFleetRun,
 } from "./devices.ts";
+import {
+  checkFleetTargets,
+  type FleetTargetVerdict,
+  SCALE_FLEET_FROM,
+  SCALE_KV_DIR,
+  scaleFleetPlan,
+  scaleKvDir,
+  type ScalePlan,
+  scaleWorkers,
+} from "./fleet_scale.ts";
+import { FD_MARGIN, fleetFdProblem } from "./fd_limit.ts";
 import { createNativeCeiling, libmosquittoVersion } from "./native_ceiling.ts";
 import { checkNativeTargets, type TargetVerdict } from "./native_targets.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
@@ -60,13 +74,14 @@ a native C pipe on libmosquitto (bench/native/pipe.c, built with cc): single tra
 slow link (50 ms RTT, 1 MiB/s) and fleets of 1 to 1000 devices. Needs mosquitto, a C
 compiler, pkg-config and libmosquitto-dev (apt). Results: docs/performance.md.
 
-Options:
+Options (each also as a bare word: "deno task bench fleet 10000"):
   --quick          smaller images, fleets up to 100 (under a minute)
   --json           print one JSON object with every figure on stdout (progress and table: stderr)
   --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout,http,
-                   shared (default: all; rollout: 10 000 inventory devices, 1 000 downloading;
-                   http: one image over MQTT next to the same image over HTTP;
-                   shared: one-to-many at a reduced size, 200 devices × 1 MiB)
+                   shared (default: all, or only fleet when --fleet is given; rollout:
+                   10 000 inventory devices, 1 000 downloading; http: one image over MQTT next
+                   to the same image over HTTP; shared: one-to-many at a reduced size,
+                   200 devices × 1 MiB)
   --one-to-many    only the one-to-many section, at full size: 1000 devices × 1 MiB, unicast
                    and shared, then 100 devices on the slow link
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
@@ -74,7 +89,21 @@ Options:
   --window N       window the simulated devices announce in the slow-link and fleet runs
   --workers N      device worker processes for large fleets (default ${DEFAULT_WORKERS}; 0 = in this process)
   --workers-from N fleets of at least N devices use the workers (default ${DEFAULT_WORKERS_FROM})
-  --help           this text`;
+  --max-transfers N  the sender's transfer.maxTransfers (default: the sender's, BUSY beyond it)
+  --kv-dir DIR     folder of the fleet senders' KV files (default: the system's temporary
+                   folder; in a scale run ${SCALE_KV_DIR} when it exists, see below)
+  --help           this text
+
+Scale run: a fleet of ${SCALE_FLEET_FROM} devices or more (e.g. --fleet 10000, about 3 min) downloads
+a 256 KiB image in every fleet size of the run, adds the 100-device baseline, connects the
+devices first (64 at a time) in one worker process per 2 500 devices, and checks the targets:
+no failure, sender peak RSS <= 512 MiB, sender CPU per MiB within 1.5 x that at 100.
+Its senders keep their KV in ${SCALE_KV_DIR} (memory): a KV commit on a disk that syncs costs
+10-20 ms, and the disk rather than the sender would be measured (--kv-dir /tmp measures it).
+Each connection is a file descriptor: Mosquitto holds one per device and a worker one per
+its device. Deno raises its own soft limit to the hard one and its children inherit it, so
+the hard limit (ulimit -Hn) must cover the fleet plus ${FD_MARGIN}; the bench says so before
+it starts when it does not (as root: ulimit -Hn 65536, or LimitNOFILE= in a systemd unit).`;
 
 interface Args {
   quick: boolean;
@@ -88,6 +117,12 @@ interface Args {
   /** Device worker processes for fleets of `workersFrom` devices or more (0: in this process). */
   workers: number;
   workersFrom: number;
+  /** The sender's `transfer.maxTransfers`, when given. */
+  maxTransfers?: number;
+  /** Folder of the fleet senders' KV files; undefined: the system's temporary folder. */
+  kvDir?: string;
+  /** Set when the fleets make a scale run. */
+  scale: ScalePlan | null;
 }
 
 /** Sections of a run, in the order they run. */
@@ -104,7 +139,7 @@ const SECTIONS = [
 
 /** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
-  const { values } = parseCommandLine(argv, {
+  const options = {
     quick: { type: "boolean" },
     "one-to-many": { type: "boolean" },
     json: { type: "boolean" },
@@ -114,15 +149,21 @@ function parse(argv: string[]): Args | null {
     window: { type: "string" },
     workers: { type: "string" },
     "workers-from": { type: "string" },
+    "max-transfers": { type: "string" },
+    "kv-dir": { type: "string" },
     help: { type: "boolean", short: "h" },
-  });
+  } as const;
+  const { values } = parseCommandLine(optionWords(argv, options), options);
   if (values.help) {
     console.log(HELP);
     return null;
   }
   const quick = values.quick === true;
   const oneToMany = values["one-to-many"] === true;
-  const only = String(values.only ?? (oneToMany ? "shared" : SECTIONS.join(","))).split(",");
+  // A fleet size given alone asks for the fleet section alone; --one-to-many the shared one.
+  const only = String(
+    values.only ?? (oneToMany ? "shared" : values.fleet ? "fleet" : SECTIONS.join(",")),
+  ).split(",");
   const unknown = only.find((s) => !SECTIONS.includes(s));
   if (unknown !== undefined) {
     throw new UsageError(
@@ -134,12 +175,20 @@ function parse(argv: string[]): Args | null {
   const fleet = String(values.fleet ?? (quick ? "1,10,100" : "1,10,100,1000")).split(",")
     .map((n) => intOption(n, "--fleet", { min: 1, max: 100000 })!);
   const dataQos = intOption(values["data-qos"], "--data-qos", { min: 0, max: 1 });
+  const scale = scaleFleetPlan(fleet);
   return {
     quick,
     oneToMany,
     json: values.json === true,
     only: new Set(only),
-    fleet,
+    fleet: scale?.sizes ?? fleet,
+    scale,
+    maxTransfers: intOption(values["max-transfers"], "--max-transfers", { min: 1, max: 1000000 }),
+    kvDir: typeof values["kv-dir"] === "string"
+      ? values["kv-dir"]
+      : scale
+      ? scaleKvDir()
+      : undefined,
     dataQos: dataQos as 0 | 1 | undefined,
     window: intOption(values.window, "--window", { min: 1, max: MAX_WINDOW }),
     workers: intOption(values.workers, "--workers", { min: 0, max: 64 }) ?? DEFAULT_WORKERS,
@@ -189,10 +238,18 @@ async function main(): Promise<number> {
     single: q ? 1 * MiB : 4 * MiB,
     singleRuns: q ? 3 : 9,
     slow: q ? 256 * 1024 : 1.5 * MiB,
-    fleet: q ? 256 * 1024 : 1 * MiB,
+    fleet: args.scale?.imageBytes ?? (q ? 256 * 1024 : 1 * MiB),
   };
   const transferOverrides: Record<string, number> = {};
   if (args.dataQos !== undefined) transferOverrides.dataQos = args.dataQos;
+  if (args.maxTransfers !== undefined) transferOverrides.maxTransfers = args.maxTransfers;
+  if (args.only.has("fleet")) {
+    const problem = fleetFdProblem(Math.max(...args.fleet));
+    if (problem) {
+      console.error(`deno task bench: ${problem}`);
+      return 1;
+    }
+  }
 
   const out: Record<string, unknown> = {
     mode: q ? "quick" : "full",
@@ -239,7 +296,11 @@ async function main(): Promise<number> {
     if (args.only.has("ceiling") || args.only.has("single") || args.only.has("fleet")) {
       // Warm-up, not recorded: the first run in a fresh process pays for JIT compilation.
       await measureCeiling({ url: broker.url, chunkBytes: 4096, totalBytes: 16 * MiB });
-      for (const size of [4096, 16384, 1024]) {
+      // Fleets alone are compared at 4 KiB only.
+      const chunkSizes = args.only.has("ceiling") || args.only.has("single")
+        ? [4096, 16384, 1024]
+        : [4096];
+      for (const size of chunkSizes) {
         await ceilingAt(size);
         await native.at(size);
       }
@@ -417,30 +478,48 @@ async function main(): Promise<number> {
           brokerUrl: broker.url,
           images: [{ product: "bench-fleet", version: "1.0.0", size: sizes.fleet }],
           transfer: transferOverrides,
+          kvDir: args.kvDir,
         });
         try {
           progress(`fleet ${n} devices × ${(sizes.fleet / 1024).toFixed(0)} KiB ...`);
-          const before = sender.usage();
-          const benchBefore = procUsage("self");
-          const busyBefore = machineBusySeconds();
-          const procs = n >= args.workersFrom ? args.workers : 0;
+          // Counters are read when the devices start: a scale run connects them first.
+          let before = sender.usage();
+          let benchBefore = procUsage("self");
+          let busyBefore = machineBusySeconds();
+          const startClocks = () => {
+            before = sender.usage();
+            benchBefore = procUsage("self");
+            busyBefore = machineBusySeconds();
+          };
+          const procs = n < args.workersFrom
+            ? 0
+            : args.scale
+            ? scaleWorkers(n, args.workers)
+            : args.workers;
           const fleetOptions = {
             url: broker.url,
             count: n,
             product: "bench-fleet",
             window: args.window ?? 0,
             progress: n > 1,
+            preconnect: args.scale !== null,
           };
           let run: WorkerFleetRun;
-          if (procs > 0) run = await runFleetInWorkers(fleetOptions, procs);
-          else {
-            const r = await runFleet(fleetOptions);
+          if (procs > 0) {
+            run = await runFleetInWorkers(fleetOptions, procs, { onStart: startClocks });
+          } else {
+            const connected = fleetOptions.preconnect ? await connectFleet(fleetOptions) : null;
+            startClocks();
+            const r = connected ? await connected.run() : await runFleet(fleetOptions);
             run = {
               ok: r.results.filter((x) => x.ok).length,
               failures: r.results.filter((x) => !x.ok).slice(0, 5),
               seconds: r.seconds,
               times: r.times,
               cpuSeconds: 0,
+              requests: r.results.reduce((a, x) => a + x.requests, 0),
+              connectSeconds: connected?.connectSeconds ?? 0,
+              notConnected: connected?.notConnected ?? 0,
               unicastBytes: 0,
             };
           }
@@ -476,6 +555,10 @@ async function main(): Promise<number> {
               2,
             ),
             busyCores: round(busy / run.seconds, 2),
+            /** REQUESTs beyond one per device: BUSY retries and re-requests. */
+            extraRequests: run.requests - n,
+            connectSeconds: round(run.connectSeconds, 2),
+            notConnected: run.notConnected,
           };
           rows.push(row);
           for (const f of run.failures.slice(0, 3)) {
@@ -488,13 +571,17 @@ async function main(): Promise<number> {
               `p50 ${row.p50Seconds} s, p99 ${row.p99Seconds} s, ${row.failures} failures, ` +
               `sender ${row.senderPeakRssMiB} MiB peak, ${row.senderCpuSecondsPerMiB} CPU s/MiB, ` +
               `devices ${row.devicesCpuSeconds} CPU s, other ${row.otherCpuSeconds} CPU s, ` +
-              `machine ${row.busyCores} of ${navigator.hardwareConcurrency} cores busy`,
+              `machine ${row.busyCores} of ${navigator.hardwareConcurrency} cores busy, ` +
+              `${row.extraRequests} extra REQUESTs (BUSY retries), connect phase ${row.connectSeconds} s` +
+              (row.notConnected ? ` (${row.notConnected} not connected)` : ""),
           );
         } finally {
           await sender.stop();
         }
       }
       out.fleet = rows;
+      out.fleetKvDir = args.kvDir ?? "system temporary folder";
+      if (args.scale) out.fleetTargets = checkFleetTargets(rows);
     }
     if (args.only.has("shared")) {
       // Reduced in the default run (the fleet section already runs 1000 devices by unicast);
@@ -684,7 +771,10 @@ function table(out: Record<string, unknown>): string {
     );
   }
   if (out.fleet) {
-    lines.push("", "Fleet: N devices download at once from one sender process (4 KiB chunks)");
+    lines.push(
+      "",
+      `Fleet: N devices download at once from one sender process (4 KiB chunks, KV in ${out.fleetKvDir})`,
+    );
     grid(
       [
         "devices",
@@ -699,6 +789,7 @@ function table(out: Record<string, unknown>): string {
         "CPU s/MiB",
         "× native CPU",
         "dev CPU s",
+        "extra REQ",
       ],
       (out.fleet as Record<string, number>[]).map((r) => [
         r.devices,
@@ -713,6 +804,18 @@ function table(out: Record<string, unknown>): string {
         r.senderCpuSecondsPerMiB.toFixed(3),
         r.senderCpuRatioToNative.toFixed(1),
         r.devicesCpuSeconds.toFixed(1),
+        r.extraRequests,
+      ]),
+    );
+  }
+  if (out.fleetTargets) {
+    lines.push("", "Scale run targets (issue 12 §2)");
+    grid(
+      ["target", "measured", "holds"],
+      (out.fleetTargets as FleetTargetVerdict[]).map((t) => [
+        t.target,
+        t.measured,
+        t.holds ? "yes" : "NO",
       ]),
     );
   }

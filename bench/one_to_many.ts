@@ -144,6 +144,9 @@ async function runCase(
         seconds: r.seconds,
         times: r.times,
         cpuSeconds: 0,
+        requests: r.results.reduce((a, x) => a + x.requests, 0),
+        connectSeconds: 0,
+        notConnected: 0,
         unicastBytes: unicastBytesOf(r.results, DEFAULT_CHUNK_BYTES),
       };
     }

@@ -35,6 +35,8 @@ export interface SenderProcessOptions {
    * rollouts (one product's images cannot all be released: their targets overlap).
    */
   release?: boolean;
+  /** Folder the sender's temporary KV folder is made in; default the system's temporary folder. */
+  kvDir?: string;
 }
 
 /** Resource use of a process from /proc. */
@@ -78,7 +80,7 @@ export function machineBusySeconds(): number {
 
 /** Prepares a catalog with the images and starts the sender on it; resolves once it serves. */
 export async function startSenderProcess(options: SenderProcessOptions): Promise<SenderProcess> {
-  const dir = await Deno.makeTempDir({ prefix: "ota-bench-sender-" });
+  const dir = await Deno.makeTempDir({ prefix: "ota-bench-sender-", dir: options.kvDir });
   const kvPath = `${dir}/ota.kv`;
   const catalog = await Catalog.open(kvPath);
   try {
@@ -131,9 +133,16 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   }).spawn();
   const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
   const warnings: string[] = [];
+  // BENCH_SENDER_LOG=<file> keeps the sender's whole log there.
+  const logPath = Deno.env.get("BENCH_SENDER_LOG");
+  const logFile = logPath
+    ? await Deno.open(logPath, { write: true, create: true, append: true })
+    : null;
+  const encoder = new TextEncoder();
   (async () => {
     let buffered = "";
     for await (const part of child.stdout.pipeThrough(new TextDecoderStream())) {
+      if (logFile) await logFile.write(encoder.encode(part));
       buffered += part;
       let nl;
       while ((nl = buffered.indexOf("\n")) >= 0) {
@@ -145,7 +154,7 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
         }
       }
     }
-  })().catch(() => {});
+  })().catch(() => {}).finally(() => logFile?.close());
   const exited = child.status.then((s) => reject(new Error(`the sender exited with ${s.code}`)));
   const timer = setTimeout(() => reject(new Error("the sender did not start within 30 s")), 30000);
   try {

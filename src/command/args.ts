@@ -37,6 +37,34 @@ export function taskArgs(args: readonly string[]): string[] {
   return args[0] === "--" ? args.slice(1) : [...args];
 }
 
+/**
+ * The arguments with each bare word that names one of `options` turned into that option, so
+ * `deno task bench fleet 10000` means `deno task bench --fleet 10000`. Only words before a `--`
+ * of their own (after the one {@link taskArgs} drops) and not taken as an option's value are
+ * turned; anything else stays as it was for the parser to judge.
+ */
+export function optionWords(args: readonly string[], options: ParseArgsOptionsConfig): string[] {
+  const out: string[] = [];
+  const rest = taskArgs(args);
+  for (let i = 0; i < rest.length; i++) {
+    const word = rest[i];
+    if (word === "--") return [...out, ...rest.slice(i)];
+    const option = !word.startsWith("-") && Object.hasOwn(options, word) ? options[word] : null;
+    if (option) {
+      out.push(`--${word}`);
+      if (option.type === "string" && i + 1 < rest.length) out.push(rest[++i]);
+    } else {
+      out.push(word);
+      const name = word.slice(2);
+      const named = word.startsWith("--") && Object.hasOwn(options, name) ? options[name] : null;
+      if (named?.type === "string" && i + 1 < rest.length) {
+        out.push(rest[++i]);
+      }
+    }
+  }
+  return out;
+}
+
 /** What {@link parseCommandLine} returns: option values and positional arguments. */
 export interface CommandLine {
   values: Record<string, string | boolean | undefined>;

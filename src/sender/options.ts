@@ -16,6 +16,7 @@ import {
 import type { Catalog } from "../catalog/mod.ts";
 import type { Transport } from "../transport/types.ts";
 import { MAX_BACKLOG_BYTES } from "./backlog.ts";
+import { MAX_HELD_TRANSFERS, MAX_RESOLVING_REQUESTS } from "./admission.ts";
 import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
 import { DEFAULT_SHARED_SETTINGS, type SharedSettings } from "./shared_stream.ts";
@@ -87,6 +88,16 @@ export interface SenderOptions {
   adaptiveWindow?: boolean;
   /** Open transfers at most; further requests get BUSY. */
   maxTransfers?: number;
+  /**
+   * Requests being resolved (catalog, inventory, rollouts) at once at most; further requests get
+   * BUSY at once; default {@link MAX_RESOLVING_REQUESTS}.
+   */
+  maxResolving?: number;
+  /**
+   * Transfers the outgoing backlog holds back above which new requests get BUSY; default
+   * {@link MAX_HELD_TRANSFERS}.
+   */
+  maxHeld?: number;
   busyRetryAfterMs?: number;
   /** REQUESTs per device: default REQUEST_BURST, then one per REQUEST_REFILL_MS (protocol §6). */
   requestRate?: RateLimitOptions;
@@ -151,6 +162,8 @@ export const SENDER_DEFAULTS = {
   maxWindow: MAX_WINDOW,
   adaptiveWindow: true,
   maxTransfers: 2000,
+  maxResolving: MAX_RESOLVING_REQUESTS,
+  maxHeld: MAX_HELD_TRANSFERS,
   busyRetryAfterMs: 5000,
 } as const;
 

@@ -44,6 +44,13 @@ export interface ErrorReply {
 /** Sends ERRORs and counts them and the drops in the sender's stats. */
 export class Replies {
   readonly #rate: RateLimit;
+  /**
+   * Whether a BUSY was logged since the last sweep; the others are counted and logged as one line
+   * by {@link Replies.sweep}. 10 000 devices waiting for their turn drew 116 000 BUSY lines in 8
+   * minutes at 3000 devices, nine lines in ten of the sender's log.
+   */
+  #busyLogged = false;
+  #busyNotLogged = 0;
 
   /**
    * Replies through `publish` (which must not throw) for devices under `prefix`, at most
@@ -67,9 +74,19 @@ export class Replies {
     return { errorRate: this.#rate.size };
   }
 
-  /** Forgets the rate of devices that have been quiet long enough (the sender's timer). */
+  /**
+   * Forgets the rate of devices that have been quiet long enough and logs the BUSY answers not
+   * logged one by one since the last sweep (the sender's timer, every second).
+   */
   sweep(now: number): void {
     this.#rate.sweep(now);
+    if (this.#busyNotLogged > 0) {
+      this.options.log.warn(
+        `error  BUSY to ${this.#busyNotLogged} more requests since the last line`,
+      );
+    }
+    this.#busyLogged = false;
+    this.#busyNotLogged = 0;
   }
 
   /** `topic` when a device may be answered there (§2.1), else null. */
@@ -100,7 +117,10 @@ export class Replies {
       return;
     }
     stats.errorsSent[name] = (stats.errorsSent[name] ?? 0) + 1;
-    log.warn(`error  ${name} -> ${to.topic}: ${message}`);
+    if (code !== ErrorCode.BUSY || !this.#busyLogged) {
+      log.warn(`error  ${name} -> ${to.topic}: ${message}`);
+      if (code === ErrorCode.BUSY) this.#busyLogged = true;
+    } else this.#busyNotLogged++;
     const correlation = to.correlation && to.correlation.length <= MAX_CORRELATION_BYTES
       ? to.correlation
       : undefined;

@@ -259,6 +259,8 @@ export class Transfer implements StreamMember {
   #startedAt = 0;
   /** Whether any ACK advanced the window (FIRST_ACK_TIMEOUT_MS applies until one does). */
   #everAdvanced = false;
+  /** Where the first-ACK clock started: the MANIFEST, or the last tick the transfer was held. */
+  #firstAckFrom = 0;
   /** Resends allowed in all (MAX_RESENDS_PER_CHUNK per chunk to send, plus one window). */
   readonly #resendBudget: number;
   readonly #clock = new TransferClock();
@@ -390,6 +392,7 @@ export class Transfer implements StreamMember {
   /** Sends the MANIFEST and the first window of chunks (a URL transfer: the MANIFEST alone). */
   start(now: number): void {
     this.#startedAt = now;
+    this.#firstAckFrom = now;
     this.#clock.manifest(now);
     const { image, chunkSize } = this.init;
     const manifest = encodeManifest({
@@ -491,17 +494,20 @@ export class Transfer implements StreamMember {
 
   /** @internal Timer check while sending: resend from the oldest unacknowledged chunk. */
   handleAckTimeout(now: number): TransferState {
+    if (this.#window.inFlight === 0) {
+      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
+      // not late. Wait another timeout without counting a retry, and start the first-ACK
+      // clock again: at 3000 devices transfers held longer than FIRST_ACK_TIMEOUT_MS before
+      // their first chunk were aborted as if their device had not answered.
+      this.deadline = Math.max(this.deadline, now + this.rto);
+      if (!this.#everAdvanced) this.#firstAckFrom = now;
+      return "SENDING";
+    }
     const { firstAckTimeoutMs } = this.init.timing;
-    if (!this.#everAdvanced && now - this.#startedAt >= firstAckTimeoutMs) {
+    if (!this.#everAdvanced && now - this.#firstAckFrom >= firstAckTimeoutMs) {
       return this.abort(now, `no ACK within ${firstAckTimeoutMs} ms of the manifest`, 0);
     }
     if (now < this.deadline) return "SENDING";
-    if (this.#window.inFlight === 0) {
-      // Nothing in flight: the sender held this transfer back (mayPublish), the device is
-      // not late. Wait another timeout without counting a retry.
-      this.deadline = now + this.rto;
-      return "SENDING";
-    }
     this.#retries++;
     if (this.#retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);

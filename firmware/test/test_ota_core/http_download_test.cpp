@@ -200,3 +200,28 @@ TEST(HttpDownload, AUrlManifestIsRefusedWithoutADownloaderOrWithAUrlItCannotFetc
 }
 
 }  // namespace
+
+namespace {
+
+TEST(HttpDownload, UrlsRefusedAgainAndAgainWithoutProgressEndTheAttemptWithAborted) {
+  Harness h(64 * 1024);
+  FakeDownloader dl;
+  dl.result.askAgain = true;
+  h.cfg.httpDownloader = &dl;
+  Receiver& rx = h.make();
+  rx.start();
+  for (uint32_t i = 1; i < kMaxHttpAttempts; ++i) {
+    h.sendManifest(0, withUrl(kUrl));
+    EXPECT_TRUE(rx.runPendingHttpDownload());
+    ASSERT_EQ(rx.state(), State::REQUESTED) << "refusal " << i;
+  }
+  h.sendManifest(0, withUrl(kUrl));
+  EXPECT_TRUE(rx.runPendingHttpDownload());
+  EXPECT_EQ(rx.state(), State::FAILED);
+  EXPECT_STREQ(rx.outcome().detail, "the server refused every download URL");
+  ASSERT_EQ(h.statuses().size(), 1u);
+  EXPECT_EQ(h.statuses()[0], StatusCode::ABORTED);
+  EXPECT_EQ(h.requests().size(), kMaxHttpAttempts);
+}
+
+}  // namespace

@@ -83,6 +83,7 @@ export async function handleRequest(
     open: ctx.transfers.size,
     deviceHasTransfer: !!ctx.transfers.ofDevice(deviceId),
     now: settings.now(),
+    held: ctx.backlog.heldCount,
   });
   if (busy) return replies.send(to, busy);
   const ticket = ctx.admission.begin(deviceId);
@@ -102,7 +103,9 @@ export async function handleRequest(
       });
     }
     if (download !== null) {
-      if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, to, ...download });
+      if (ctx.admission.current(ticket)) {
+        openTransfer(ctx, { grant, to, receivedAt, ...download });
+      }
       return;
     }
     let image: TransferImage;
@@ -123,9 +126,13 @@ export async function handleRequest(
       });
     }
     if (ctx.admission.current(ticket)) {
-      openTransfer(ctx, { grant, image, to, shared: sharedEligible(ctx, request, message) });
-      const latencyMs = settings.now() - receivedAt;
-      ctx.safely(() => ctx.observer.manifestSent(latencyMs));
+      openTransfer(ctx, {
+        grant,
+        image,
+        to,
+        receivedAt,
+        shared: sharedEligible(ctx, request, message),
+      });
     } else image.release?.();
   } finally {
     ctx.admission.done(ticket);
@@ -225,15 +232,17 @@ function sharedEligible(ctx: SenderContext, request: Request, message: InboundMe
 
 /**
  * Opens the granted transfer, a URL transfer when `url` is given, a member of a shared stream
- * when `shared`; the device's old transfer, if any, is superseded (§7).
+ * when `shared`; the device's old transfer, if any, is superseded (§7). Its MANIFEST answers the
+ * REQUEST that arrived at `receivedAt`: the observer hears how long that took.
  */
 function openTransfer(
   ctx: SenderContext,
-  { grant, image, to, url, shared = false }: {
+  { grant, image, to, url, receivedAt, shared = false }: {
     grant: Grant;
     image: TransferImage;
     to: ReplyTo;
     url?: string;
+    receivedAt: number;
     shared?: boolean;
   },
 ): void {
@@ -291,4 +300,6 @@ function openTransfer(
     }${stream ? ` stream ${stream.id}` : ""} (transfer ${transfer.id})`,
   );
   transfer.start(now);
+  const latencyMs = settings.now() - receivedAt;
+  ctx.safely(() => ctx.observer.manifestSent(latencyMs));
 }

@@ -44,7 +44,8 @@ export function downloadUrlProblem(url: string): string | null {
 export function beginDownload(d: Device): ReceiverState {
   const m = d.x.manifest!;
   d.x.httpOffset = m.startOffset;
-  d.x.httpFailures = 0;
+  // httpFailures is not reset here: a URL refused again and again (a clock that makes every
+  // token expired) must end the attempt, not loop through REQUESTs; only progress resets it.
   d.log(`downloading ${m.size - m.startOffset} bytes over HTTP from ${m.startOffset}`);
   d.startDownload(m.url!, m.startOffset);
   return "RECEIVING";

@@ -529,10 +529,17 @@ bool Receiver::runPendingHttpDownload() {
 State Receiver::onHttpDone() {
   const HttpResult& r = httpResult_;
   if (r.askAgain) {
-    // The URL is no longer good (an expired token): ask again from the bytes saved (§8.8).
+    // The URL is no longer good (an expired token): ask again from the bytes saved (§8.8),
+    // unless URLs keep being refused without progress (a clock that expires every token).
+    httpRefusals_ = r.bytesWritten > 0 ? 1 : httpRefusals_ + 1;
+    if (httpRefusals_ >= kMaxHttpAttempts) {
+      httpRefusals_ = 0;
+      return fail(StatusCode::ABORTED, "the server refused every download URL");
+    }
     haveResume_ = store_.load(resume_);
     return sendRequest();
   }
+  httpRefusals_ = 0;
   if (r.status != StatusCode::VERIFIED) {
     // Bytes that failed verification, or a slot that cannot be written, are not worth resuming.
     if (r.status == StatusCode::HASH_MISMATCH || r.status == StatusCode::FLASH_ERROR ||

@@ -258,6 +258,8 @@ class Receiver {
   HttpJob httpJob_;
   bool httpPending_ = false;
   HttpResult httpResult_;
+  /// Downloads in a row whose URL was refused without a byte of progress (§8.8).
+  uint32_t httpRefusals_ = 0;
   bool chunkDecoded_ = false;
   uint32_t badChunkTransferId_ = 0;
 
