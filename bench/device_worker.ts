@@ -7,7 +7,14 @@
  * @module
  */
 
-import { connectFleet, type FleetOptions, type FleetRun, runFleet } from "./devices.ts";
+import {
+  connectFleet,
+  type FleetOptions,
+  type FleetRun,
+  runFleet,
+  unicastBytesOf,
+} from "./devices.ts";
+import { DEFAULT_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { procUsage } from "./sender_process.ts";
 
 /** What a worker says when it is ready to start. */
@@ -28,6 +35,8 @@ export interface WorkerReport {
   cpuSeconds: number;
   /** REQUESTs its devices sent in all. */
   requests: number;
+  /** Bytes written from unicast CHUNKs (at the default chunk size the bench uses). */
+  unicastBytes: number;
 }
 
 if (import.meta.main) {
@@ -59,6 +68,7 @@ if (import.meta.main) {
     seconds: run.seconds,
     cpuSeconds: procUsage("self").cpuSeconds - cpu0,
     requests: run.results.reduce((a, r) => a + r.requests, 0),
+    unicastBytes: unicastBytesOf(run.results, options.chunkSize || DEFAULT_CHUNK_BYTES),
   };
   console.log(JSON.stringify(report));
   Deno.exit(0);

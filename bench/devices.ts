@@ -34,6 +34,8 @@ export interface FleetOptions {
   want?: string;
   /** Version the devices say they run; default none. */
   currentVersion?: string;
+  /** Devices ask for the shared image stream (protocol §11). */
+  shared?: boolean;
   /** Ask for an HTTP download (protocol §7.3); default no. */
   http?: boolean;
   /**
@@ -70,6 +72,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetRun> {
     window: options.window ?? 0,
     want: options.want,
     currentVersion: options.currentVersion,
+    shared: options.shared,
     staggerMs: 0,
   }, { progress: options.progress ?? false });
   const seconds = (performance.now() - t0) / 1000;
@@ -188,6 +191,13 @@ export interface WorkerFleetRun {
   connectSeconds: number;
   /** Devices whose connection could not be opened before the start. */
   notConnected: number;
+  /** Bytes the devices wrote that came by unicast, not from a shared stream (protocol §11). */
+  unicastBytes: number;
+}
+
+/** Bytes `results` wrote from unicast CHUNKs: all they wrote minus what shared streams gave. */
+export function unicastBytesOf(results: ReceiverResult[], chunkBytes: number): number {
+  return results.reduce((a, r) => a + r.bytesWritten - r.sharedWritten * chunkBytes, 0);
 }
 
 /**
@@ -264,5 +274,6 @@ export async function runFleetInWorkers(
     requests: reports.reduce((a, r) => a + r.requests, 0),
     connectSeconds,
     notConnected,
+    unicastBytes: reports.reduce((a, r) => a + r.unicastBytes, 0),
   };
 }

@@ -10,7 +10,9 @@
  *    the task design (bench/firmware_device.ts);
  * 4. fleets of 1 to 1000 devices downloading at once from one sender process; `--fleet 10000`
  *    is the scale run (bench/fleet_scale.ts): 10 000 devices on one sender against its targets;
- * 5. one image over MQTT next to the same image over HTTP (protocol §7.3, bench/http_download.ts).
+ * 5. one image over MQTT next to the same image over HTTP (protocol §7.3, bench/http_download.ts);
+ * 6. one-to-many (bench/one_to_many.ts): the same image to many devices by unicast and by the
+ *    shared stream of protocol §11, sender CPU per delivered MiB of each, also on the slow link.
  * Every throughput is also given as a ratio to both ceilings at the same chunk size, and the
  * sender's CPU per MiB as a ratio to the native publisher's (targets: bench/native_targets.ts).
  * The sender always runs as its own process (bench/sender_process.ts), the devices in this one.
@@ -55,6 +57,7 @@ import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_proc
 import { startSlowProxy } from "./slow_proxy.ts";
 import { type RolloutBenchResult, rolloutTable, runRolloutSection } from "./rollout.ts";
 import { runFirmwareSection } from "./firmware_device.ts";
+import { type OneToManyResult, oneToManyTable, runOneToManySection } from "./one_to_many.ts";
 import { type HttpBenchRow, runHttpSection } from "./http_download.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
@@ -74,10 +77,13 @@ compiler, pkg-config and libmosquitto-dev (apt). Results: docs/performance.md.
 Options (each also as a bare word: "deno task bench fleet 10000"):
   --quick          smaller images, fleets up to 100 (under a minute)
   --json           print one JSON object with every figure on stdout (progress and table: stderr)
-  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout,http
-                   (default: all, or only fleet when --fleet is given; rollout: 10 000
-                   inventory devices, 1 000 downloading; http: one image over MQTT next to
-                   the same image over HTTP)
+  --only LIST      comma-separated sections: ceiling,single,slow,firmware,fleet,rollout,http,
+                   shared (default: all, or only fleet when --fleet is given; rollout:
+                   10 000 inventory devices, 1 000 downloading; http: one image over MQTT next
+                   to the same image over HTTP; shared: one-to-many at a reduced size,
+                   200 devices × 1 MiB)
+  --one-to-many    only the one-to-many section, at full size: 1000 devices × 1 MiB, unicast
+                   and shared, then 100 devices on the slow link
   --fleet LIST     fleet sizes, e.g. 1,10,100,1000
   --data-qos N     QoS of CHUNK messages for the sender (0 or 1; default: the sender's default)
   --window N       window the simulated devices announce in the slow-link and fleet runs
@@ -101,6 +107,8 @@ it starts when it does not (as root: ulimit -Hn 65536, or LimitNOFILE= in a syst
 
 interface Args {
   quick: boolean;
+  /** The one-to-many section alone, at its full size. */
+  oneToMany: boolean;
   json: boolean;
   only: Set<string>;
   fleet: number[];
@@ -118,12 +126,22 @@ interface Args {
 }
 
 /** Sections of a run, in the order they run. */
-const SECTIONS = ["ceiling", "single", "slow", "firmware", "fleet", "rollout", "http"];
+const SECTIONS = [
+  "ceiling",
+  "single",
+  "slow",
+  "firmware",
+  "fleet",
+  "rollout",
+  "http",
+  "shared",
+];
 
 /** Parses the command line; `null` when it asked for help (printed here). */
 function parse(argv: string[]): Args | null {
   const options = {
     quick: { type: "boolean" },
+    "one-to-many": { type: "boolean" },
     json: { type: "boolean" },
     only: { type: "string" },
     fleet: { type: "string" },
@@ -141,8 +159,11 @@ function parse(argv: string[]): Args | null {
     return null;
   }
   const quick = values.quick === true;
-  // A fleet size given alone asks for the fleet section alone.
-  const only = String(values.only ?? (values.fleet ? "fleet" : SECTIONS.join(","))).split(",");
+  const oneToMany = values["one-to-many"] === true;
+  // A fleet size given alone asks for the fleet section alone; --one-to-many the shared one.
+  const only = String(
+    values.only ?? (oneToMany ? "shared" : values.fleet ? "fleet" : SECTIONS.join(",")),
+  ).split(",");
   const unknown = only.find((s) => !SECTIONS.includes(s));
   if (unknown !== undefined) {
     throw new UsageError(
@@ -157,6 +178,7 @@ function parse(argv: string[]): Args | null {
   const scale = scaleFleetPlan(fleet);
   return {
     quick,
+    oneToMany,
     json: values.json === true,
     only: new Set(only),
     fleet: scale?.sizes ?? fleet,
@@ -498,6 +520,7 @@ async function main(): Promise<number> {
               requests: r.results.reduce((a, x) => a + x.requests, 0),
               connectSeconds: connected?.connectSeconds ?? 0,
               notConnected: connected?.notConnected ?? 0,
+              unicastBytes: 0,
             };
           }
           const after = sender.usage();
@@ -559,6 +582,22 @@ async function main(): Promise<number> {
       out.fleet = rows;
       out.fleetKvDir = args.kvDir ?? "system temporary folder";
       if (args.scale) out.fleetTargets = checkFleetTargets(rows);
+    }
+    if (args.only.has("shared")) {
+      // Reduced in the default run (the fleet section already runs 1000 devices by unicast);
+      // --one-to-many runs the issue's 1000 devices × 1 MiB.
+      const full = args.oneToMany;
+      out.oneToMany = await runOneToManySection({
+        brokerUrl: broker.url,
+        brokerPort: broker.port,
+        devices: full ? 1000 : q ? 50 : 200,
+        imageBytes: q ? 256 * 1024 : MiB,
+        slowDevices: full ? 100 : q ? 10 : 20,
+        slowImageBytes: q ? 256 * 1024 : MiB,
+        workers: args.workers,
+        workersFrom: Math.min(args.workersFrom, 200),
+        progress,
+      });
     }
     if (args.only.has("rollout")) {
       out.rollout = await runRolloutSection({
@@ -792,6 +831,7 @@ function table(out: Record<string, unknown>): string {
     );
   }
   if (out.rollout) lines.push("", rolloutTable(out.rollout as RolloutBenchResult));
+  if (out.oneToMany) lines.push("", oneToManyTable(out.oneToMany as OneToManyResult));
   return lines.join("\n");
 }
 

@@ -24,6 +24,8 @@ export interface SenderProcessOptions {
   images: BenchImage[];
   /** Overrides of `transfer.*` config keys, e.g. `{ dataQos: 1 }`. */
   transfer?: Record<string, number | boolean>;
+  /** Overrides of `shared.*` config keys (one-to-many delivery), e.g. `{ enabled: true }`. */
+  shared?: Record<string, number | boolean>;
   /** Overrides of `http.*` config keys, e.g. `{ listen: "127.0.0.1:8080" }`. */
   http?: Record<string, number | string>;
   /** Runs on the catalog after the images are in, before the sender starts (seed, rollouts). */
@@ -109,6 +111,9 @@ export async function startSenderProcess(options: SenderProcessOptions): Promise
   };
   for (const [k, v] of Object.entries(options.transfer ?? {})) {
     env[envName(["transfer", k])] = String(v);
+  }
+  for (const [k, v] of Object.entries(options.shared ?? {})) {
+    env[envName(["shared", k])] = String(v);
   }
   for (const [k, v] of Object.entries(options.http ?? {})) env[envName(["http", k])] = String(v);
   const root = new URL("../", import.meta.url).pathname;

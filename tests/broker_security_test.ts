@@ -31,6 +31,8 @@ import { request as baseRequest } from "./_fixtures.ts";
 import { recordedStatuses, until } from "./_sender_harness.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import {
+  crc32,
+  encodeChunk,
   encodeError,
   encodeManifest,
   encodeOffer,
@@ -651,6 +653,40 @@ attackTest(
     assertEquals(a.inbox.map((m) => m.topic), ["ota/dev/devA/offer"]);
     assertEquals(a.inbox[0].payload, offer);
     assertEquals(b.inbox.map((m) => m.topic), [], "devB heard devA's offers");
+  },
+);
+
+// ---- 4b. shared image topics: every device reads them, no device writes them (§2.2, §11.5) ----
+
+attackTest(
+  "devA and devB hear a CHUNK the sender publishes on a shared image topic; neither can publish one",
+  async (w) => {
+    const topic = "ota/img/0123456789abcdef/7";
+    const a = await w.client(await w.creds("devA"));
+    const b = await w.client(await w.creds("devB"));
+    assertEquals(await a.subscribe([topic]), [1]);
+    assertEquals(await b.subscribe([topic]), [1]);
+    const chunkOf = (payload: Uint8Array) =>
+      encodeChunk({
+        transferId: 7,
+        index: 0,
+        offset: 0,
+        length: 4,
+        crc32: crc32(payload),
+        payload,
+      });
+    const forged = chunkOf(new Uint8Array([1, 2, 3, 4]));
+    // A device that could write an image topic would feed every device of the stream.
+    assertEquals(await a.publish(topic, forged), NOT_AUTHORIZED);
+    assertEquals(await b.publish("ota/img/0123456789abcdef/8", forged), NOT_AUTHORIZED);
+    await sleep(QUIET_MS);
+    assertEquals(a.inbox.map((m) => m.topic), [], "a forged shared CHUNK reached devA");
+    const real = chunkOf(new Uint8Array([5, 6, 7, 8]));
+    await w.running.transport.publish(topic, real, { qos: 1 });
+    const end = Date.now() + 3000;
+    while ((a.inbox.length === 0 || b.inbox.length === 0) && Date.now() < end) await sleep(20);
+    assertEquals(a.inbox.map((m) => m.payload), [real]);
+    assertEquals(b.inbox.map((m) => m.payload), [real]);
   },
 );
 

@@ -110,6 +110,7 @@ function request(): Uint8Array {
     correlationData: bytes(pick([0, 8, 16, 255])),
     resume: chance(0.4) ? { sha256: bytes(32), offset: u32() } : null,
     http: chance(0.3) || undefined,
+    ...(chance(0.3) ? { shared: true as const } : {}),
   });
 }
 
@@ -141,6 +142,14 @@ function manifest(): Uint8Array {
     ackTopic: chance(0.7) ? "ota/dev/d/ack/s" : text(sizeNear(0, MAX_STR8_BYTES)),
     signature: bytes(ok() ? pick([0, 64]) : pick([1, 63, 65])),
     url: chance(0.3) ? text(sizeIn(1, MAX_URL_BYTES)) : undefined,
+    ...(chance(0.3)
+      ? {
+        shared: {
+          streamId: ok() ? 1 + int(0xFFFFFFFE) : 0,
+          topic: chance(0.7) ? "ota/img/0123456789abcdef/7" : text(sizeNear(0, MAX_STR8_BYTES)),
+        },
+      }
+      : {}),
   });
 }
 
@@ -248,12 +257,20 @@ function mutate(m: Uint8Array): Uint8Array {
   }
 }
 
-const KINDS: readonly TopicKind[] = ["request", "data", "ack", "status", "error", "offer"];
+const KINDS: readonly TopicKind[] = [
+  "request",
+  "data",
+  "ack",
+  "status",
+  "error",
+  "offer",
+  "image",
+];
 const NATURAL: Record<number, TopicKind[]> = {
   [MessageType.REQUEST]: ["request"],
   [MessageType.MANIFEST]: ["data"],
   [MessageType.ERROR]: ["data", "error"],
-  [MessageType.CHUNK]: ["data"],
+  [MessageType.CHUNK]: ["data", "image"],
   [MessageType.ACK]: ["ack"],
   [MessageType.STATUS]: ["ack", "status"],
   [MessageType.OFFER]: ["offer"],
@@ -293,6 +310,7 @@ const CPP_KIND: Record<TopicKind, string> = {
   status: "status",
   error: "error",
   offer: "offer",
+  image: "img",
 };
 
 async function cmake(args: string[]): Promise<void> {

@@ -8,14 +8,31 @@
  * @module
  */
 
-import { Catalog, makeSampleImage, sha256Hex } from "../src/catalog/mod.ts";
+import {
+  Catalog,
+  CatalogError,
+  type CatalogErrorCode,
+  makeSampleImage,
+  sha256Hex,
+} from "../src/catalog/mod.ts";
 import { inventoryStore } from "../src/inventory/store.ts";
+import { InventoryError, type InventoryErrorCode } from "../src/inventory/mod.ts";
 import { rolloutStore } from "../src/rollout/store.ts";
+import { RolloutError, type RolloutErrorCode } from "../src/rollout/mod.ts";
 import { buildApp } from "../src/http/mod.ts";
 import { OPENAPI_DOCUMENT } from "../src/http/openapi.ts";
 import { CREATE_ROLLOUT_FIELDS } from "../src/http/api/rollouts.ts";
+import { FLEET_SUMMARY_TTL_MS } from "../src/http/api/limits.ts";
+import {
+  CATALOG_ERROR_STATUS,
+  errorAnswer,
+  INVENTORY_ERROR_STATUS,
+  ROLLOUT_ERROR_STATUS,
+} from "../src/http/api/error_status.ts";
+import { UsageError } from "../src/command/args.ts";
 import { ONLINE_WINDOW_MS } from "../src/ops/fleet.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
+import { ConfigError } from "../src/service/config.ts";
 import { runFleet } from "../src/sim/fleet.ts";
 import { flashAtRate } from "../src/sim/flash_timing.ts";
 import { assert, assertEquals } from "./_assert.ts";
@@ -493,6 +510,8 @@ apiTest(
     assertEquals(await ids("product=lamp"), ["dev-4"]);
     assertEquals(await ids("product=blink&version=1.0.0"), ["dev-1", "dev-2", "dev-5"]);
     assertEquals(await ids("group=lab"), ["dev-3"]);
+    // A filter left empty (as a form sends it) is no filter.
+    assertEquals(await ids("product=blink&version=&group="), ["dev-1", "dev-2", "dev-3", "dev-5"]);
     assertEquals(await ids("state=QUEUED"), []);
 
     const one = await api.call("GET", "/api/devices/dev-3", { token: READ });
@@ -549,20 +568,23 @@ apiTest(
       const until = Date.now() + 15_000;
       while (Date.now() < until) {
         live = await api.call("GET", "/api/transfers/live", { token: READ });
-        if (live.body.length > 0) break;
+        if (live.body.open > 0) break;
         await sleep(50);
       }
       assertEquals(live?.status, 200);
-      assert(live!.body.length > 0, "no transfer was ever live");
-      const t = live!.body[0];
+      assert(live!.body.open > 0, "no transfer was ever live");
+      assertEquals(live!.body.transfers.length, live!.body.open);
+      const t = live!.body.transfers[0];
       assert(t.deviceId.startsWith("dl-"), t.deviceId);
-      assertEquals([t.product, t.version, t.sha256], ["blink", "1.1.0", sha256Hex(bytes)]);
-      assert(t.percent >= 0 && t.percent <= 100 && t.chunks > 0, JSON.stringify(t));
+      assertEquals(t.image, "blink@1.1.0");
+      assert(t.percent >= 0 && t.percent <= 100, JSON.stringify(t));
+      assert(/ of 96\.0 KiB$/.test(t.progress), t.progress);
       assert(await fleet.waitForVersion("1.1.0", 30_000), JSON.stringify(fleet.counts()));
       // Each device's BOOTED STATUS moves it to 1.1.0 in the inventory, which the fleet view counts.
       const expected = [{ version: "1.1.0", devices: 2, online: 2 }];
       let versions: unknown;
-      const booted = Date.now() + 10_000;
+      // (The fleet view is at most FLEET_SUMMARY_TTL_MS old.)
+      const booted = Date.now() + 10_000 + FLEET_SUMMARY_TTL_MS;
       do {
         versions = (await api.call("GET", "/api/fleet")).body.products[0].versions;
         if (JSON.stringify(versions) === JSON.stringify(expected)) break;
@@ -594,7 +616,7 @@ apiTest(
       assertEquals([r.sha256, r.ok, r.bytes], [sha256Hex(bytes), true, bytes.length]);
     }
     assertEquals((await api.call("GET", "/api/transfers?limit=1")).body.length, 1);
-    assertEquals((await api.call("GET", "/api/transfers/live")).body, []);
+    assertEquals((await api.call("GET", "/api/transfers/live")).body, { open: 0, transfers: [] });
   },
 );
 
@@ -700,6 +722,8 @@ apiTest(
       1e308,
       "",
       "x".repeat(10_000),
+      `${"p".repeat(3000)}@1.0.0`,
+      `blink@${"v".repeat(3000)}`,
       "\u0000\u001b[2J",
       "💥",
       [],
@@ -721,10 +745,24 @@ apiTest(
       }
     }
     assert(answered.has(400), [...answered].join(","));
+    const held = await api.call("POST", "/api/rollouts", { json: { image: "blink@1.1.0" } });
+    assertEquals(held.status, 201, JSON.stringify(held.body));
+    for (const value of [...values, "r".repeat(60_000)]) {
+      const a = await api.call("POST", `/api/rollouts/${held.body.id}/pause`, {
+        json: { reason: value },
+      });
+      assert(
+        a.status < 500,
+        `reason=${JSON.stringify(value).slice(0, 60)}: ${JSON.stringify(a.body)}`,
+      );
+      if (a.status === 200) await api.call("POST", `/api/rollouts/${held.body.id}/resume`);
+    }
     const paths = [
       "/api/images/%00",
       "/api/images/%ZZ",
       `/api/images/${"a".repeat(4000)}`,
+      `/api/images/${"p".repeat(4000)}@1.0.0`,
+      `/api/images/blink@${"v".repeat(4000)}`,
       "/api/images/blink@",
       "/api/images/@",
       "/api/devices/%00",
@@ -737,6 +775,12 @@ apiTest(
       `/api/rollouts/r-${"9".repeat(4000)}/pause`,
       "/api/devices?cursor=%00&limit=1",
       "/api/devices?product=%ZZ",
+      `/api/devices?product=${"p".repeat(4000)}`,
+      `/api/devices?version=${"v".repeat(4000)}`,
+      `/api/devices?group=${"g".repeat(4000)}`,
+      `/api/devices?cursor=${"c".repeat(4000)}`,
+      `/api/devices?state=${"s".repeat(4000)}`,
+      `/api/images?product=${"p".repeat(4000)}`,
       "/api/transfers?limit=%00",
     ];
     for (const path of paths) {
@@ -758,3 +802,174 @@ apiTest(
     assertEquals((await api.call("GET", "/api/images")).body.length, 1);
   },
 );
+
+Deno.test("every error code of the catalog, rollouts and inventory is a 4xx, except the three faults of the server's own storage", () => {
+  const faults = new Set(["CORRUPT_IMAGE", "STORAGE_ERROR", "MEMORY_BOUND"]);
+  const cases: Array<[Error & { code: string }, string]> = [
+    ...Object.keys(CATALOG_ERROR_STATUS).map((c) =>
+      [new CatalogError(c as CatalogErrorCode, "m"), c] as [CatalogError, string]
+    ),
+    ...Object.keys(ROLLOUT_ERROR_STATUS).map((c) =>
+      [new RolloutError(c as RolloutErrorCode, "m"), c] as [RolloutError, string]
+    ),
+    ...Object.keys(INVENTORY_ERROR_STATUS).map((c) =>
+      [new InventoryError(c as InventoryErrorCode, "m"), c] as [InventoryError, string]
+    ),
+    [new ConfigError("m"), "CONFIG_INVALID"],
+    [new UsageError("m", []), "USAGE"],
+  ];
+  for (const [err, code] of cases) {
+    const answer = errorAnswer(err);
+    assert(answer !== null, code);
+    assertEquals([answer.code, answer.message], [code, "m"]);
+    if (faults.has(code)) assert(answer.status >= 500, code);
+    else assert(answer.status >= 400 && answer.status < 500, `${code}: ${answer.status}`);
+  }
+  assertEquals(errorAnswer(new TypeError("boom")), null);
+});
+
+/** Problems of `value` against a JSON schema of the OpenAPI document (the subset it uses). */
+function schemaProblems(value: unknown, schema: Record<string, unknown>, at = "$"): string[] {
+  if (typeof schema.$ref === "string") {
+    const name = schema.$ref.replace("#/components/schemas/", "");
+    const schemas = OPENAPI_DOCUMENT.components.schemas as Record<string, Record<string, unknown>>;
+    return schemaProblems(value, schemas[name], at);
+  }
+  if (Array.isArray(schema.oneOf)) {
+    const fits = schema.oneOf.filter((s) => schemaProblems(value, s, at).length === 0);
+    return fits.length === 1 ? [] : [`${at}: matches ${fits.length} of oneOf`];
+  }
+  const types = schema.type === undefined ? [] : [schema.type].flat() as string[];
+  const kind = value === null
+    ? "null"
+    : Array.isArray(value)
+    ? "array"
+    : Number.isInteger(value)
+    ? "integer"
+    : typeof value;
+  if (
+    types.length > 0 && !types.includes(kind) && !(kind === "integer" && types.includes("number"))
+  ) {
+    return [`${at}: ${kind} is not ${types.join("|")}`];
+  }
+  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) {
+    return [`${at}: ${JSON.stringify(value)} is not in the enum`];
+  }
+  const problems: string[] = [];
+  if (kind === "array" && schema.items) {
+    (value as unknown[]).forEach((v, i) =>
+      problems.push(...schemaProblems(v, schema.items as Record<string, unknown>, `${at}[${i}]`))
+    );
+  }
+  if (kind === "object" && schema.properties) {
+    const o = value as Record<string, unknown>;
+    const props = schema.properties as Record<string, Record<string, unknown>>;
+    for (const r of (schema.required ?? []) as string[]) {
+      if (!(r in o)) problems.push(`${at}.${r}: missing`);
+    }
+    for (const [k, v] of Object.entries(o)) {
+      if (props[k]) problems.push(...schemaProblems(v, props[k], `${at}.${k}`));
+      else if (schema.additionalProperties === false) problems.push(`${at}.${k}: not declared`);
+    }
+  }
+  return problems;
+}
+
+apiTest(
+  "every answer has the shape the OpenAPI document gives for its route and status",
+  async (api) => {
+    const paths = OPENAPI_DOCUMENT.paths as unknown as Record<
+      string,
+      Record<
+        string,
+        { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }
+      >
+    >;
+    type Schema = Record<string, unknown>;
+    let checked = 0;
+    const check = async (method: string, template: string, path: string, options?: CallOptions) => {
+      const a = await api.call(method, path, options);
+      const response = paths[template][method.toLowerCase()].responses[String(a.status)];
+      assert(response !== undefined, `${method} ${path}: status ${a.status} is not documented`);
+      const schema = response.content!["application/json"].schema;
+      const problems = schemaProblems(a.body, schema);
+      assertEquals(problems, [], `${method} ${path} ${a.status}: ${JSON.stringify(a.body)}`);
+      checked++;
+      return a;
+    };
+    await inventoryStore(api.catalog).recordRequest("dev-1", {
+      product: "blink",
+      version: "1.0.0",
+    });
+    await check("POST", "/api/images", "/api/images?release=true&name=b", {
+      bytes: image("1.1.0"),
+    });
+    await check("POST", "/api/images", "/api/images", { bytes: image("1.1.0") });
+    await check("POST", "/api/images", "/api/images?kind=x", { bytes: image("1.1.0") });
+    await check("POST", "/api/images", "/api/images", { bytes: image("1.1.0"), token: READ });
+    await check("GET", "/api/images", "/api/images");
+    await check("GET", "/api/images/{ref}", "/api/images/blink@1.1.0");
+    await check("GET", "/api/images/{ref}", "/api/images/blink@9");
+    await check("GET", "/api/devices", "/api/devices?limit=1");
+    await check("GET", "/api/devices/{id}", "/api/devices/dev-1");
+    await check("GET", "/api/devices/{id}", "/api/devices/dev-2");
+    await check("GET", "/api/rollouts", "/api/rollouts");
+    await check("GET", "/api/rollouts/{id}", "/api/rollouts/r-1");
+    await check("POST", "/api/rollouts", "/api/rollouts", { json: { image: "blink@1.1.0" } });
+    await check("POST", "/api/rollouts", "/api/rollouts", { json: { image: 1 } });
+    await check("POST", "/api/rollouts/{id}/pause", "/api/rollouts/r-1/pause", { json: {} });
+    await check("POST", "/api/rollouts/{id}/resume", "/api/rollouts/r-1/resume");
+    await check("POST", "/api/rollouts/{id}/cancel", "/api/rollouts/r-1/cancel");
+    await check("POST", "/api/rollouts/{id}/cancel", "/api/rollouts/r-1/cancel");
+    await check("POST", "/api/rollouts", "/api/rollouts", {
+      json: { image: "blink@1.1.0", devices: ["dev-1"], waves: "50,100", jitter: 0 },
+    });
+    await check("GET", "/api/transfers", "/api/transfers");
+    await check("GET", "/api/transfers/live", "/api/transfers/live");
+    await check("GET", "/api/fleet", "/api/fleet");
+    await check("GET", "/api/health", "/api/health");
+    await check("GET", "/api/health", "/api/health", { token: null });
+    await check("DELETE", "/api/images/{ref}", "/api/images/blink@1.1.0");
+    assertEquals(checked, 25);
+  },
+);
+
+Deno.test("the fleet view is read once per FLEET_SUMMARY_TTL_MS however often it is asked, then again", async () => {
+  const catalog = await Catalog.open();
+  let now = Date.parse("2026-01-01T00:00:00Z");
+  try {
+    const inventory = inventoryStore(catalog, { now: () => now });
+    const app = buildApp({
+      catalog,
+      rollouts: rolloutStore(catalog),
+      inventory,
+      senderId: "fleet",
+      config: { ...DEFAULT_CONFIG.http, readTokens: READ },
+      log: QUIET,
+      now: () => now,
+    });
+    const fleet = async () => {
+      const res = await app.fetch(
+        new Request("http://x/api/fleet", { headers: { authorization: `Bearer ${READ}` } }),
+      );
+      assertEquals(res.status, 200);
+      return await res.json();
+    };
+    await inventory.recordRequest("dev-1", { product: "blink", version: "1.0.0" });
+    const first = await fleet();
+    assertEquals([first.devices, first.online], [1, 1]);
+    await inventory.recordRequest("dev-2", { product: "blink", version: "1.1.0" });
+    now += FLEET_SUMMARY_TTL_MS - 1;
+    const [a, b] = await Promise.all([fleet(), fleet()]);
+    assertEquals([a, b], [first, first]);
+    now += 1;
+    const fresh = await fleet();
+    assertEquals([fresh.devices, fresh.online], [2, 2]);
+    assertEquals(fresh.at, new Date(now).toISOString());
+    // Online is relative to the summary's time: past the window, nobody is.
+    now += ONLINE_WINDOW_MS + 1;
+    assertEquals((await fleet()).online, 0);
+  } finally {
+    catalog.close();
+  }
+});

@@ -158,7 +158,7 @@ Deno.test("GET /api/events sends a heartbeat when nothing changes, and unchanged
   });
 });
 
-Deno.test("GET /api/events sends rollouts with waves and the failure rate against the abort threshold", async () => {
+Deno.test("GET /api/events sends rollouts, newest first, with waves and the failure rate against the abort threshold", async () => {
   await withEvents(async ({ url, catalog }) => {
     await catalog.addImage(makeSampleImage({ product: "blink", version: "1.1.0", size: 4096 }));
     const r = sseReader(await fetch(`${url}/api/events?token=${READ}`));
@@ -177,6 +177,14 @@ Deno.test("GET /api/events sends rollouts with waves and the failure rate agains
       [rollouts[0].abortFailurePct, rollouts[0].abortMinDevices, rollouts[0].failurePct],
       [15, 3, null],
     );
+    // A second rollout (another product) comes first: the newest rollouts lead the list.
+    await catalog.addImage(makeSampleImage({ product: "lamp", version: "2.0.0", size: 4096 }));
+    const second = await createRollout(catalog, { image: "lamp@2.0.0", waves: [100] });
+    const after = JSON.parse((await nextEvent(r, "rollouts")).data).rollouts;
+    assertEquals(after.map((x: { summary: { id: string } }) => x.summary.id), [
+      second.id,
+      record.id,
+    ]);
     await r.cancel();
   });
 });

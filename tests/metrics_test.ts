@@ -412,7 +412,7 @@ async function rawDevice(url: string, deviceId: string) {
   return {
     inbox,
     topics,
-    request: () =>
+    request: (wantedVersion = "latest") =>
       t.publish(
         topics.request,
         encodeRequest({
@@ -421,7 +421,7 @@ async function rawDevice(url: string, deviceId: string) {
           deviceId,
           product: "blink",
           currentVersion: "1.0.0",
-          wantedVersion: "latest",
+          wantedVersion,
           responseTopic: "",
           correlationData: new Uint8Array(0),
           resume: null,
@@ -447,7 +447,9 @@ function receiver(url: string, deviceId: string, faults = {}) {
     currentVersion: "1.0.0",
     wantedVersion: "latest",
     chunkSize: CHUNK_BYTES,
-    idleTimeoutMs: 1500,
+    // Long enough that a slow machine does not make the device ask again (the counts below
+    // assume one REQUEST per device); the sender's resends recover the corrupted chunk.
+    idleTimeoutMs: 10_000,
   });
   return { run: () => r.run(), counts: link.counts };
 }
@@ -479,6 +481,17 @@ mosquittoTest(
       assertEquals((await none.json()).error.code, "UNAUTHORIZED");
       await scrape(ADMIN);
 
+      // The devices ask before there is a rollout (UP_TO_DATE), so the inventory knows them and
+      // the rollout's one wave enrolls all three: it cannot succeed before dev-hold has an outcome.
+      const hold = await rawDevice(b.url, "dev-hold");
+      for (const id of ["dev-ok", "dev-nack", "dev-hold"]) {
+        const d = id === "dev-hold" ? hold : await rawDevice(b.url, id);
+        await d.request();
+        await until(`${id}'s UP_TO_DATE`, () => d.of(MessageType.ERROR).length === 1);
+        assertEquals(decodeError(d.of(MessageType.ERROR)[0].payload).code, ErrorCode.UP_TO_DATE);
+        if (d !== hold) await d.close();
+      }
+      hold.inbox.length = 0;
       const rollout = await createRollout(running.catalog, {
         image: "blink@2.0.0",
         jitter: "0s",
@@ -492,12 +505,12 @@ mosquittoTest(
       const nacked = await faulty.run();
       assertEquals(nacked.status, "VERIFIED", nacked.detail);
       assertEquals(faulty.counts.corrupted, 1);
+      assertEquals([ok.requests, nacked.requests], [1, 1], "each device asked once");
       await boot(b.url, ok);
       await boot(b.url, nacked);
 
       // A device that asks and never acknowledges holds the one transfer slot: the next device
       // gets BUSY. Then the holder reports a flash error, which closes its transfer.
-      const hold = await rawDevice(b.url, "dev-hold");
       const busy = await rawDevice(b.url, "dev-busy");
       const asked = performance.now();
       await hold.request();
@@ -506,6 +519,11 @@ mosquittoTest(
       const manifest: Manifest = decodeManifest(hold.of(MessageType.MANIFEST)[0].payload);
       const during = parseScrape(await scrape());
       assertEquals(value(during, "ota_transfers_active"), 1);
+      // An open transfer's chunks count at once, not when it closes.
+      assertEquals(
+        value(during, "ota_chunks_sent_total"),
+        2 * CHUNKS + 1 + total(during, "ota_chunk_resends_total"),
+      );
       await busy.request();
       await until("dev-busy's ERROR", () => busy.of(MessageType.ERROR).length === 1);
       assertEquals(decodeError(busy.of(MessageType.ERROR)[0].payload).code, ErrorCode.BUSY);
@@ -554,7 +572,7 @@ mosquittoTest(
       assertEquals(value(m, "ota_transfers_finished_total", { outcome: "VERIFIED" }), 2);
       assertEquals(value(m, "ota_transfers_finished_total", { outcome: "FLASH_ERROR" }), 1);
       assertEquals(total(m, "ota_transfers_finished_total"), 3);
-      assertEquals(value(m, "ota_requests_total"), 4);
+      assertEquals(value(m, "ota_requests_total"), 3 + 4);
 
       // The latency histogram counts exactly the requests answered with a MANIFEST, each within
       // the time its device waited for it.
@@ -577,15 +595,20 @@ mosquittoTest(
       // plus every resend.
       const resends = total(m, "ota_chunk_resends_total");
       assertEquals(value(m, "ota_chunks_sent_total"), 2 * CHUNKS + 1 + resends);
+      // Bytes: every CHUNK carries its 4 KiB (the image is a whole number of chunks) plus less
+      // than 200 bytes of header, topics and Correlation Data; three MANIFESTs and four ERRORs
+      // add less than 4 KiB.
+      const chunks = 2 * CHUNKS + 1 + resends;
       const sent = value(m, "ota_sent_bytes_total");
       assert(
-        sent > (2 * CHUNKS + 1 + resends) * CHUNK_BYTES && sent < 3 * (3 * IMAGE_BYTES),
-        `bytes sent ${sent}`,
+        sent > chunks * CHUNK_BYTES && sent < chunks * (CHUNK_BYTES + 200) + 4096,
+        `bytes sent ${sent} for ${chunks} chunks`,
       );
 
-      // ERRORs: the one BUSY.
+      // ERRORs: the three UP_TO_DATE before the rollout and the one BUSY.
+      assertEquals(value(m, "ota_errors_sent_total", { code: "UP_TO_DATE" }), 3);
       assertEquals(value(m, "ota_errors_sent_total", { code: "BUSY" }), 1);
-      assertEquals(total(m, "ota_errors_sent_total"), 1);
+      assertEquals(total(m, "ota_errors_sent_total"), 4);
 
       // The image was read from KV once, then served from memory to the two other transfers.
       assertEquals(value(m, "ota_catalog_cache_misses_total"), 1);
@@ -612,6 +635,39 @@ mosquittoTest(
       assertEquals(value(m, "ota_rollout_progress_ratio", rolloutLabels), 2 / 3);
 
       assert(value(m, "ota_process_resident_memory_bytes") > 10 * 1024 * 1024);
+    } finally {
+      await running.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+mosquittoTest(
+  "a MANIFEST that hands out an HTTP download URL is counted in the latency histogram and sends no CHUNK",
+  async (b) => {
+    const dir = await Deno.makeTempDir({ prefix: "ota-metrics-url-" });
+    const kvPath = `${dir}/ota.kv`;
+    const seed = await Catalog.open(kvPath);
+    await seed.addImage(
+      makeSampleImage({ product: "blink", version: "2.0.0", size: IMAGE_BYTES, seed: 11 }),
+    );
+    seed.close();
+    const config = configFor(b.url, kvPath);
+    config.http.downloadProducts = "blink";
+    const running = await runSender(config, QUIET);
+    try {
+      const device = await rawDevice(b.url, "dev-url");
+      await device.request("2.0.0");
+      await until("dev-url's MANIFEST", () => device.of(MessageType.MANIFEST).length === 1);
+      await device.close();
+      const res = await fetch(`${running.http!.url}/metrics`, {
+        headers: { authorization: `Bearer ${READ}` },
+      });
+      const m = parseScrape(await res.text());
+      assertEquals(Number(m.get("ota_manifest_latency_seconds")!.metrics[0].count), 1);
+      assertEquals(value(m, "ota_transfers_started_total"), 1);
+      assertEquals(value(m, "ota_transfers_active"), 1);
+      assertEquals(value(m, "ota_chunks_sent_total"), 0);
     } finally {
       await running.stop();
       await Deno.remove(dir, { recursive: true });

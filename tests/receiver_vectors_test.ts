@@ -25,7 +25,9 @@ import {
   MessageType,
   NackReason,
   peekType,
+  sharedImageTopic,
   StatusCode,
+  toHex,
 } from "../src/protocol/mod.ts";
 import type { InboundMessage, PublishOptions } from "../src/transport/types.ts";
 import { FakeClock } from "../src/sim/clock.ts";
@@ -52,11 +54,13 @@ interface DeviceConfig {
   mqtt: 4 | 5;
   /** What the device's random source returns on every draw, in [0, 1) (§8.1 offer delay). */
   offerDraw?: number;
+  /** The device asks for the shared image stream (§11.4). */
+  shared?: boolean;
 }
 
 /** What the sender announces: a MANIFEST without the fields the runner computes. */
 type TransferConfig =
-  & Omit<Manifest, "sha256" | "chunkCount" | "startOffset" | "signature">
+  & Omit<Manifest, "sha256" | "chunkCount" | "startOffset" | "signature" | "shared">
   & { signature: string };
 
 type Correlation = "ours" | "other" | "none";
@@ -68,9 +72,13 @@ interface Step {
     sha256?: string;
     responseTopic?: string;
     correlation?: Correlation;
+    /** §11: announce this stream; `topic` defaults to `{p}/img/{sha16}/{streamId}`. */
+    shared?: { streamId: number; topic?: string };
   };
   chunk?: {
     index: number;
+    /** Deliver it on the last MANIFEST's shared topic, without properties (§11.4). */
+    shared?: boolean;
     crc?: "bad";
     tamper?: boolean;
     offset?: number;
@@ -203,6 +211,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     // Like the firmware core, the device waits in IDLE until "update wanted" or an OFFER.
     listen: true,
     random: () => device.offerDraw ?? 0.5,
+    shared: device.shared ?? false,
   });
   const settle = async () => {
     for (let i = 0; i < 3; i++) {
@@ -212,6 +221,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
   };
   let currentTransferId = transfer.transferId;
   let ackTopic = transfer.ackTopic;
+  let stream = { streamId: 0, topic: "" };
   const v5 = device.mqtt === 5;
   const correlation = (which: Correlation = "ours"): Uint8Array | undefined => {
     if (which === "none" || !v5) return undefined;
@@ -260,6 +270,12 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
         ackTopic: t.ackTopic,
         signature: fromHex(t.signature),
       };
+      if (s.shared) {
+        const topic = s.shared.topic ??
+          sharedImageTopic(device.prefix, toHex(m.sha256), s.shared.streamId);
+        stream = { streamId: s.shared.streamId, topic };
+        m.shared = stream;
+      }
       currentTransferId = m.transferId;
       const responseTopic = s.responseTopic ?? m.ackTopic;
       ackTopic = m.ackTopic;
@@ -278,19 +294,21 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
         payload[payload.length >> 1] ^= 0x01;
       }
       const c: Chunk = {
-        transferId: s.transferId ?? currentTransferId,
+        transferId: s.transferId ?? (s.shared ? stream.streamId : currentTransferId),
         index: s.index,
         offset: s.offset ?? start,
         length: payload.length,
         crc32: (crc32(payload) ^ (s.crc === "bad" ? 1 : 0)) >>> 0,
         payload,
       };
-      link.deliver({
-        topic: topics.data,
-        payload: encodeChunk(c),
-        responseTopic: v5 ? ackTopic : undefined,
-        correlationData: correlation(s.correlation),
-      });
+      link.deliver(
+        s.shared ? { topic: stream.topic, payload: encodeChunk(c) } : {
+          topic: topics.data,
+          payload: encodeChunk(c),
+          responseTopic: v5 ? ackTopic : undefined,
+          correlationData: correlation(s.correlation),
+        },
+      );
     } else if (step.error) {
       const s = step.error;
       link.deliver({

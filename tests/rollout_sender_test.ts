@@ -224,7 +224,14 @@ mosquittoTest(
       assertEquals(updated.devices.length, 20);
       for (const d of updated.devices) {
         assertEquals(d.rollout?.state, "SUCCEEDED", d.id);
-        assertEquals([d.lastTransfer?.version, d.lastTransfer?.outcome], ["2.0.0", "VERIFIED"]);
+        // The transfer that delivered it is in the history. It need not be the last transfer
+        // to end: on a busy machine a device that timed out asks again, the other instance may
+        // serve it, and the first instance's transfer ends TRANSFER_ABORTED afterwards.
+        const history = await inventoryStore(a.catalog).history(d.id);
+        assert(
+          history.some((h) => h.text.startsWith("transfer of 2.0.0 ended VERIFIED")),
+          `${d.id}: ${history.map((h) => h.text).join("; ")}`,
+        );
       }
       // Only the instance that moved a device out of QUEUED offers it: never twice.
       for (const [id, n] of offers.counts) assertEquals(n, 1, `offers to ${id}`);

@@ -13,13 +13,14 @@ import {
   parseDeviceTopic,
   senderIdProblem,
   senderSubscriptions,
+  sharedImageTopic,
   type TopicKind,
 } from "../src/protocol/mod.ts";
 
 interface BuildVector {
   prefix: string;
   deviceId: string;
-  kind: TopicKind;
+  kind: Exclude<TopicKind, "image">;
   senderId?: string;
   topic: string;
 }
@@ -37,7 +38,14 @@ const doc = JSON.parse(
   build: BuildVector[];
   parse: ParseVector[];
   carries: { kind: TopicKind; types: MessageTypeName[] }[];
+  shared: { prefix: string; sha256: string; streamId: number; topic: string }[];
 };
+
+for (const v of doc.shared) {
+  Deno.test(`sharedImageTopic() builds "${v.topic}" for stream ${v.streamId}`, () => {
+    assertEquals(sharedImageTopic(v.prefix, v.sha256, v.streamId), v.topic);
+  });
+}
 
 function build(v: BuildVector): string {
   const t = deviceTopics(v.prefix, v.deviceId);

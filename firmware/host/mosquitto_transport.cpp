@@ -50,11 +50,18 @@ struct MosquittoCallbacks {
     for (const std::string& topic : t->topics_) {
       mosquitto_subscribe_v5(m, nullptr, topic.c_str(), 1, 0, nullptr);
     }
+    if (!t->sharedTopic_.empty()) {
+      int mid = 0;
+      mosquitto_subscribe_v5(m, &mid, t->sharedTopic_.c_str(), 0, 0, nullptr);
+      t->sharedMid_ = mid;
+    }
   }
-  static void subscribe(struct mosquitto*, void* obj, int, int count, const int* granted,
+  static void subscribe(struct mosquitto*, void* obj, int mid, int count, const int* granted,
                         const mosquitto_property*) {
     auto* t = static_cast<MosquittoTransport*>(obj);
     std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
+    // The shared image topic is no link subscription: a refusal means unicast only (§11.3).
+    if (mid == t->sharedMid_) return;
     // A SUBACK reason code >= 0x80 refuses the subscription (MQTT 5 §3.9.3; 3.1.1: 0x80).
     for (int i = 0; i < count; ++i) {
       if (granted[i] >= 0x80) t->refused_ = true;
@@ -197,6 +204,24 @@ bool MosquittoTransport::publish(const char* topic, const uint8_t* data, size_t 
   mosquitto_property_free_all(&props);
   if (rc != MOSQ_ERR_SUCCESS) --inFlight_;
   return rc == MOSQ_ERR_SUCCESS;
+}
+
+bool MosquittoTransport::subscribe(const char* topic) {
+  std::lock_guard<FairRecursiveLock> lock(apiLock_);
+  sharedTopic_ = topic;
+  int mid = 0;
+  int rc = mosquitto_subscribe_v5(mosq_, &mid, topic, 0, 0, nullptr);
+  sharedMid_ = mid;
+  // Not connected now: the connect callback subscribes it with the link's topics.
+  return rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN;
+}
+
+void MosquittoTransport::unsubscribe(const char* topic) {
+  std::lock_guard<FairRecursiveLock> lock(apiLock_);
+  if (sharedTopic_ != topic) return;
+  mosquitto_unsubscribe_v5(mosq_, nullptr, topic, nullptr);
+  sharedTopic_.clear();
+  sharedMid_ = -1;
 }
 
 }  // namespace ota_host

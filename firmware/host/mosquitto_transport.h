@@ -90,6 +90,10 @@ class MosquittoTransport : public ota_core::Publisher {
                ota_core::Bytes correlation) override;
   /// Publishes not yet acknowledged by the broker.
   int inFlight() const { return inFlight_; }
+  /// QoS 0 subscription to a shared image topic (protocol §11.4), kept over reconnects until
+  /// unsubscribe(); its SUBACK does not count toward ready().
+  bool subscribe(const char* topic) override;
+  void unsubscribe(const char* topic) override;
 
  private:
   struct mosquitto* mosq_ = nullptr;
@@ -100,6 +104,9 @@ class MosquittoTransport : public ota_core::Publisher {
   std::atomic<size_t> subscribed_{0};
   std::atomic<int> inFlight_{0};
   std::vector<std::string> topics_;
+  /// The shared image topic, when one is subscribed, and the message id of its SUBSCRIBE.
+  std::string sharedTopic_;
+  std::atomic<int> sharedMid_{-1};
   ota_core::Inbox* inbox_ = nullptr;
   MessageHandler handler_;
   /// esp-mqtt's API lock (see file header).

@@ -2,7 +2,7 @@
 // input line, so that another implementation can be compared with it byte for byte (the
 // differential test tests/codec_differential_test.ts feeds it the same messages as the
 // TypeScript codec).
-//   input line:  <topic kind> <hex>     topic kind: req | data | ack | status | error | offer
+//   input line:  <topic kind> <hex>     topic kind: req | data | ack | status | error | offer | img
 //   output line: ok <MESSAGE TYPE>  |  error <DECODE ERROR>  |  bad-input <reason>
 #include <cstdio>
 #include <iostream>
@@ -18,7 +18,7 @@ namespace {
 
 bool parseKind(const std::string& name, TopicKind& kind) {
   for (TopicKind k : {TopicKind::REQUEST, TopicKind::DATA, TopicKind::ACK, TopicKind::STATUS,
-                      TopicKind::ERROR, TopicKind::OFFER}) {
+                      TopicKind::ERROR, TopicKind::OFFER, TopicKind::IMAGE}) {
     if (name == toString(k)) {
       kind = k;
       return true;

@@ -48,6 +48,7 @@ const char kUsage[] =
     "  --chunk BYTES (4096)  --window N (8)  --dir DIR (./ota-host-data)  --slot-size BYTES (2031616)\n"
     "  --pubkey PEM          require an ECDSA P-256 signature by this key\n"
     "  --generic             accept generic files (manifest kind 1) besides ESP32 images\n"
+    "  --shared              ask for the shared image stream (protocol §11; MQTT 5 only)\n"
     "  --exit-after-bytes N  simulate a power cut: exit(3) once N bytes were written\n"
     "  --fail-write N        make flash write call N fail (with --fail-count C, default 1)\n"
     "  --timeout-s S (120)   give up after S seconds (--listen: per boot)\n"
@@ -121,7 +122,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   unsigned slots = static_cast<unsigned>(ota_core::kMinInboxSlots);
   uint32_t slotWaitMs = ota_core::kInboxSlotWaitMs;
   unsigned selfTestS = 60;
-  bool generic = false, inlineDesign = false;
+  bool generic = false, inlineDesign = false, shared = false;
   ota_core::RunMode mode = ota_core::RunMode::ONCE;
   ota_host::FlashTiming timing;
   for (int i = 1; i < argc; ++i) {
@@ -146,6 +147,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
     else if (a == "--slot-size") slotSize = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 0));
     else if (a == "--pubkey") pubkeyPath = next();
     else if (a == "--generic") generic = true;
+    else if (a == "--shared") shared = true;
     else if (a == "--mqtt-version") {
       std::string v = next();
       if (v != "5" && v != "311") {
@@ -226,6 +228,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   cfg.window = static_cast<uint16_t>(window);
   cfg.maxChunkBytes = ota_core::kMaxChunkBytes;
   cfg.mqtt5 = net.mqtt5;
+  cfg.shared = shared;
   cfg.acceptEsp32App = true;
   cfg.acceptGenericFile = generic;
   cfg.verifier = &verifier;
@@ -371,11 +374,11 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
       "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
       "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
-      "\"waited\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
+      "\"waited\":%u,\"sharedWritten\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
-      inbox.waitedForSlot(), inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
+      inbox.waitedForSlot(), s.sharedWritten, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
   if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
   if (ota_core::nextRunAction(mode, rx.state(), selfTest.phase()) == ota_core::RunAction::RESTART) {
     rebootInto = o.version;

@@ -178,6 +178,8 @@ class App {
     c.window = CONFIG_OTA_WINDOW;
     c.maxChunkBytes = CONFIG_OTA_CHUNK_SIZE;
     c.mqtt5 = true;
+    // Protocol §11: MqttLink subscribes to the shared image topic a MANIFEST names.
+    c.shared = CONFIG_OTA_SHARED_STREAM;
     c.acceptEsp32App = true;
     c.acceptGenericFile = false;
     c.verifier = &verifier_;

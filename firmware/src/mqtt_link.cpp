@@ -74,6 +74,14 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
     case MQTT_EVENT_SUBSCRIBED:
       // deliver_suback (mqtt_client.c) raises MQTT_EVENT_SUBSCRIBED for a refusing SUBACK too,
       // with error_type MQTT_ERROR_TYPE_SUBSCRIBE_FAILED when a reason code is >= 0x80.
+      if (event->msg_id == sharedMsgId_.load()) {
+        // The shared image topic (§11.4): a refusal only means unicast, the link is fine.
+        if (event->error_handle != nullptr &&
+            event->error_handle->error_type == MQTT_ERROR_TYPE_SUBSCRIBE_FAILED) {
+          ESP_LOGW(kTag, "the broker refused the shared image topic: unicast only");
+        }
+        break;
+      }
       if (event->error_handle != nullptr &&
           event->error_handle->error_type == MQTT_ERROR_TYPE_SUBSCRIBE_FAILED) {
         ESP_LOGE(kTag, "the broker refused a subscription (ACL or topic prefix)");
@@ -120,6 +128,20 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
     default:
       break;
   }
+}
+
+bool MqttLink::subscribe(const char* topic) {
+  // QoS 0 like the shared CHUNKs (§11.2). Should the SUBACK beat the store of its id, it counts
+  // as a link subscription after the link's own three: subscribed_ passes kSubscriptions and no
+  // second "ready" is posted, so the race is harmless.
+  int id = esp_mqtt_client_subscribe_single(client_, topic, 0);
+  sharedMsgId_.store(id);
+  return id >= 0;
+}
+
+void MqttLink::unsubscribe(const char* topic) {
+  sharedMsgId_.store(-1);
+  esp_mqtt_client_unsubscribe(client_, topic);
 }
 
 bool MqttLink::publish(const char* topic, const uint8_t* data, size_t size,

@@ -8,7 +8,9 @@
 // slot of the Inbox and the handler returns. Link events (connected and subscribed, a SUBACK
 // that refused, disconnected) are posted to the same Inbox.
 //
-// Receiver task: publish(). esp_mqtt5_client_set_publish_property() keeps the pointer it is
+// Receiver task: publish(), subscribe() and unsubscribe() of the shared image topic (protocol
+// §11.4; esp_mqtt_client_subscribe_single and esp_mqtt_client_unsubscribe take the same API lock,
+// mqtt_client.c). esp_mqtt5_client_set_publish_property() keeps the pointer it is
 // given until the next publish consumes it (mqtt5_client.c, make_publish in mqtt_client.c), so
 // property + publish must not interleave with another task's publish: only the receiver task
 // publishes.
@@ -41,6 +43,10 @@ class MqttLink : public ota_core::Publisher {
                ota_core::Bytes correlation) override;
   /// Messages published with QoS 1 and not yet acknowledged by the broker.
   int pendingPublishes() const { return pending_.load(); }
+  /// Receiver task only: QoS 0 subscription to the shared image topic of a transfer (§11.4). Not
+  /// renewed after a reconnect (clean session): the transfer then goes on by unicast (§11.3).
+  bool subscribe(const char* topic) override;
+  void unsubscribe(const char* topic) override;
 
  private:
   static void onEvent(void* self, esp_event_base_t base, int32_t id, void* data);
@@ -56,6 +62,8 @@ class MqttLink : public ota_core::Publisher {
   int subscribed_ = 0;
   bool refused_ = false;
   std::atomic<int> pending_{0};
+  /// Message id of the shared topic's SUBSCRIBE: its SUBACK is not a link subscription.
+  std::atomic<int> sharedMsgId_{-1};
   /// Must stay valid from esp_mqtt5_client_set_publish_property() to the publish that uses it.
   esp_mqtt5_publish_property_config_t publishProperty_ = {};
 };

@@ -22,6 +22,8 @@ import {
   DEFAULT_LIST_LIMIT,
   HISTORY_LIMIT,
   HISTORY_PER_DEVICE,
+  MAX_PRODUCT_BYTES,
+  MAX_VERSION_BYTES,
   MIN_SHA_PREFIX_CHARS,
   UPLOAD_GRACE_MS,
 } from "./limits.ts";
@@ -87,6 +89,7 @@ export function _catalogInternals(catalog: Catalog): CatalogInternals {
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const UTF8 = new TextEncoder();
 const SHA256_PREFIX = new RegExp(`^[0-9a-f]{${MIN_SHA_PREFIX_CHARS},63}$`);
 
 /**
@@ -210,6 +213,10 @@ export class Catalog {
    */
   async resolve(product: string, version?: string): Promise<ImageMeta | null> {
     this.#assertOpen();
+    // No image has a longer name (admission refuses one), and a key built from it could exceed
+    // what KV accepts: such a question has no answer, not a storage error.
+    if (UTF8.encode(product).length > MAX_PRODUCT_BYTES) return null;
+    if (version !== undefined && UTF8.encode(version).length > MAX_VERSION_BYTES) return null;
     if (version && version !== "latest") {
       const sha = await this.#store.indexed(product, version);
       return sha === null ? null : await this.get(sha);

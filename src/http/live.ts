@@ -81,7 +81,8 @@ export interface LiveRollout {
 
 /** The newest {@link MAX_LIVE_ROLLOUTS} rollouts, newest first. */
 export async function liveRollouts(store: RolloutStore): Promise<LiveRollout[]> {
-  const records = (await store.list()).slice(-MAX_LIVE_ROLLOUTS).reverse();
+  // At most MAX_LIVE_ROLLOUTS reads, however many rollouts the store keeps: this runs every second.
+  const records = await store.recent(MAX_LIVE_ROLLOUTS);
   const out: LiveRollout[] = [];
   for (const record of records) {
     const summary = summarizeRollout(record, await store.counters(record.id, record.waves.length));

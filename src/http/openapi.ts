@@ -18,7 +18,9 @@ import {
   MAX_PAGE_SIZE,
 } from "../rollout/mod.ts";
 import { UPLOAD_KINDS } from "./api/images.ts";
-import { MAX_JSON_BODY_BYTES } from "./api/limits.ts";
+import { HEARTBEAT_MS, MAX_EVENT_SUBSCRIBERS } from "./events.ts";
+import { MAX_LIVE_TRANSFERS } from "./live.ts";
+import { FLEET_SUMMARY_TTL_MS, MAX_JSON_BODY_BYTES } from "./api/limits.ts";
 import {
   CATALOG_ERROR_STATUS,
   INVENTORY_ERROR_STATUS,
@@ -112,6 +114,7 @@ const ERROR_CODES = [
     "INVALID_QUERY",
     "PAYLOAD_TOO_LARGE",
     "UNSUPPORTED_MEDIA_TYPE",
+    "TOO_MANY_SUBSCRIBERS",
     "CONFIG_INVALID",
     "USAGE",
     "INTERNAL",
@@ -175,7 +178,9 @@ export const OPENAPI_DOCUMENT = {
         summary: "Devices per product and running version, and how many are online",
         description: `A device is online when it was seen (a REQUEST or a STATUS) within the last ${
           ONLINE_WINDOW_MS / 1000
-        } seconds.`,
+        } seconds. One summary answers for ${
+          FLEET_SUMMARY_TTL_MS / 1000
+        } s (its \`at\` says when it was taken).`,
         operationId: "fleet",
         tags: ["fleet"],
         responses: { ...ok("The fleet now", ref("FleetSummary")), ...errors(400) },
@@ -250,7 +255,7 @@ export const OPENAPI_DOCUMENT = {
         summary: "List devices, filtered, one page at a time",
         description:
           "A page may hold fewer devices than limit and still have a cursor: pass cursor " +
-          "back until a page has none.",
+          "back until a page has none. A filter given empty is no filter.",
         operationId: "listDevices",
         tags: ["devices"],
         parameters: [
@@ -321,6 +326,24 @@ export const OPENAPI_DOCUMENT = {
       "cancel",
       "End a rollout; updated devices stay as they are.",
     ),
+    "/api/events": {
+      get: {
+        summary: "Server-sent events for the dashboard: live transfers and rollouts",
+        description: "Events: `hello` once (`{senderId, access}`), `transfers` (LiveTransfers) " +
+          "and `rollouts` (`{rollouts: [...]}`) when their content changes, and a comment line " +
+          `every ${HEARTBEAT_MS / 1000} s. At most ${MAX_EVENT_SUBSCRIBERS} streams at once. ` +
+          "EventSource cannot send headers: pass the token as ?token=.",
+        operationId: "events",
+        tags: ["service"],
+        responses: {
+          "200": {
+            description: "The event stream, until the client or the server ends it",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          ...errors(503),
+        },
+      },
+    },
     "/api/transfers": {
       get: {
         summary: "Recent transfers: the open ones first, then finished ones, newest first",
@@ -338,29 +361,11 @@ export const OPENAPI_DOCUMENT = {
     },
     "/api/transfers/live": {
       get: {
-        summary: "Transfers this sender has open now, with their progress",
+        summary: "Transfers this sender has open now, with their progress and rate",
+        description: `The first ${MAX_LIVE_TRANSFERS} by transfer id, as /api/events sends them.`,
         operationId: "liveTransfers",
         tags: ["transfers"],
-        responses: { ...ok("The open transfers", arrayOf(ref("LiveTransfer"))), ...errors(400) },
-      },
-    },
-    "/api/events": {
-      get: {
-        summary:
-          "Server-sent events for the dashboard: hello, transfers and rollouts when they change",
-        description: "A text/event-stream: `hello` once ({ senderId, access }), then `transfers` " +
-          "(the live transfers) and `rollouts` ({ rollouts }) each time their content changes, " +
-          "a comment line as heartbeat. The token may be given as ?token= (EventSource cannot " +
-          "send headers). At most 32 streams at once; one more gets 503.",
-        operationId: "events",
-        tags: ["transfers"],
-        responses: {
-          "200": {
-            description: "The event stream",
-            content: { "text/event-stream": { schema: { type: "string" } } },
-          },
-          ...errors(503),
-        },
+        responses: { ...ok("The open transfers", ref("LiveTransfers")), ...errors(400) },
       },
     },
   },
@@ -569,22 +574,19 @@ export const OPENAPI_DOCUMENT = {
         endedAt: { type: "string", format: "date-time" },
         senderId: str("Sender instance that ran it"),
       }, ["detail"]),
-      LiveTransfer: {
-        type: "object",
-        properties: {
+      LiveTransfers: object({
+        open: int("Transfers open now, also those past the listed ones"),
+        transfers: arrayOf(object({
           transferId: int("Transfer id"),
           deviceId: str("Device"),
-          state: str("Transfer state"),
-          acked: int("Chunks acknowledged"),
-          chunks: int("Chunks of the image"),
-          percent: { type: "number", description: "Share acknowledged, 0..100" },
-          product: str("Product; empty when unknown"),
-          version: str("Version; empty when unknown"),
-          sha256: str("SHA-256; empty when unknown"),
-          startedAt: str("ISO 8601; empty when unknown"),
-        },
-        required: ["transferId", "deviceId", "state", "acked", "chunks", "percent"],
-      },
+          image: str("product@version being sent"),
+          state: str("Transfer state (protocol §7)"),
+          percent: { type: "number", description: "Share of the image the device holds, 0..100" },
+          progress: str("Bytes held of the image size, for people"),
+          rate: { type: ["integer", "null"], description: "Bytes per second; null before an ACK" },
+          rateText: str("The rate for people"),
+        })),
+      }),
       FleetSummary: object({
         at: { type: "string", format: "date-time" },
         onlineWindowSeconds: int("A device seen this recently is online"),

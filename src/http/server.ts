@@ -15,7 +15,6 @@ import { apiRoutes } from "./api/mod.ts";
 import { openApiRoutes } from "./openapi.ts";
 import { eventRoutes } from "./events.ts";
 import { dashboardRoutes } from "./dashboard.ts";
-import { dashboardStopgapRoutes } from "./dashboard_stopgap.ts";
 import { metricsRoutes } from "./metrics.ts";
 
 /** A listening HTTP server. */
@@ -51,8 +50,6 @@ export function buildApp(ctx: HttpContext): Hono {
   app.route("/api", apiRoutes(ctx));
   app.route("/", eventRoutes(ctx));
   app.route("/", dashboardRoutes());
-  // Last: the API's own routes answer the same paths first once they are mounted above.
-  app.route("/", dashboardStopgapRoutes(ctx));
   app.route("/metrics", metricsRoutes(ctx));
   app.notFound((c) =>
     httpError(

@@ -10,8 +10,10 @@
 import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog } from "../catalog/mod.ts";
 import { DEVICE_STATES } from "../rollout/mod.ts";
+import { MAX_PRODUCT_BYTES, MAX_VERSION_BYTES } from "../protocol/limits.ts";
 import {
   checkDeviceId,
+  checkGroup,
   type DeviceFilter,
   type DevicePage,
   type DeviceRecord,
@@ -20,22 +22,34 @@ import {
 } from "../inventory/mod.ts";
 
 /**
- * One page of devices matching `filter`; pass the page's `cursor` back for the next one. A
- * `state` filter that is no device state is refused with `INVALID_ARGUMENT` (it could only ever
- * match nothing).
+ * One page of devices matching `filter`; pass the page's `cursor` back for the next one. A filter
+ * no device could match (a `state` that is no device state, a product or version longer than the
+ * protocol allows, a malformed group or cursor) is refused with `INVALID_ARGUMENT`, naming it.
  */
 export async function listDevices(
   catalog: Catalog,
   filter: DeviceFilter,
   page: { cursor?: string; limit?: number } = {},
 ): Promise<DevicePage> {
+  const bad = (why: string) =>
+    new InventoryError("INVALID_ARGUMENT", `Cannot list devices: ${why}`);
   if (filter.state !== undefined && !(DEVICE_STATES as readonly string[]).includes(filter.state)) {
-    throw new InventoryError(
-      "INVALID_ARGUMENT",
-      `Cannot list devices: state "${filter.state}" is not a device state; give one of ` +
-        DEVICE_STATES.join(", "),
+    throw bad(
+      `state "${shown(filter.state)}" is not a device state; give one of ${
+        DEVICE_STATES.join(", ")
+      }`,
     );
   }
+  for (
+    const [what, max] of [["product", MAX_PRODUCT_BYTES], ["version", MAX_VERSION_BYTES]] as const
+  ) {
+    const value = filter[what];
+    if (value !== undefined && UTF8.encode(value).length > max) {
+      throw bad(`${what} "${shown(value)}" is longer than the ${max} bytes a device may name`);
+    }
+  }
+  if (filter.group !== undefined) checkGroup(filter.group, "list devices");
+  if (page.cursor !== undefined) checkDeviceId(page.cursor, "list devices after the cursor");
   return await inventoryStore(catalog).list(filter, page);
 }
 
@@ -72,4 +86,12 @@ export async function labelDevice(
   change: { add?: readonly string[]; remove?: readonly string[] },
 ): Promise<DeviceRecord> {
   return await inventoryStore(catalog).label(deviceId, change);
+}
+
+const UTF8 = new TextEncoder();
+/** Characters of a refused filter value quoted in a message. */
+const SHOWN_CHARS = 40;
+
+function shown(value: string): string {
+  return value.length > SHOWN_CHARS ? `${value.slice(0, SHOWN_CHARS)}…` : value;
 }

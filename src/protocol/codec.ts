@@ -69,12 +69,28 @@ export interface Request {
    * `url`, §7.3). Present (true) only when the bit is set.
    */
   http?: boolean;
+  /**
+   * Flag bit 2 `SHARED` (§4.1, §11): the device can receive the shared image stream. Present
+   * (true) only when the bit is set.
+   */
+  shared?: true;
 }
 
-/** REQUEST `flags` bits (§4.1). */
-export const RequestFlag = { RESUME: 1, HTTP: 2 } as const;
-/** MANIFEST `flags` bits (§4.2). */
-export const ManifestFlag = { SIGNED: 1, URL: 2 } as const;
+/** REQUEST `flags` bits (§4.1); bit 2 `SHARED` is §11's. */
+export const RequestFlag = { RESUME: 1, HTTP: 2, SHARED: 4 } as const;
+/** MANIFEST `flags` bits (§4.2); bit 2 `SHARED` is §11's. */
+export const ManifestFlag = { SIGNED: 1, URL: 2, SHARED: 4 } as const;
+
+/**
+ * The shared-stream fields of a MANIFEST (§4.2, §11): CHUNKs of the image also travel once for
+ * many devices on `topic`, each with `streamId` in its `transferId` field.
+ */
+export interface SharedStreamRef {
+  /** Non-zero; the `transferId` of every CHUNK on the shared topic. */
+  streamId: number;
+  /** `{p}/img/{sha16}/{streamId}` (§2); a receiver subscribes only to that exact topic. */
+  topic: string;
+}
 
 /** Kinds of image a MANIFEST announces. */
 export const ImageKindCode = { ESP32_APP: 0, FILE: 1 } as const;
@@ -100,6 +116,11 @@ export interface Manifest {
    * receiving CHUNKs; 1..MAX_URL_BYTES bytes. Present only when the bit is set.
    */
   url?: string;
+  /**
+   * Flag bit 2 `SHARED` (§4.2, §11): the shared stream this transfer also draws from; its fields
+   * follow the signature (and the url when bit 1 is set). Present only when the bit is set.
+   */
+  shared?: SharedStreamRef;
 }
 
 /** ERROR (§4.3). */
@@ -376,12 +397,12 @@ export function decodeRequest(bytes: Uint8Array): Request {
   const rawTopic = r.str8("responseTopic");
   const correlationData = r.bytes8("correlationData");
   let resume: ResumePoint | null = null;
-  // Bit 0 alone decides the framing; bit 1 (HTTP) adds no field; bits 2-7 are reserved.
+  // Bit 0 alone decides the framing; bits 1 (HTTP) and 2 (SHARED) add no field; 3-7 are reserved.
   if (flags & RequestFlag.RESUME) {
     resume = { sha256: r.raw(32, "resumeSha256").slice(), offset: r.u32("resumeOffset") };
   }
   r.end();
-  r.zero(flags & 0xFC, "flags bits 2-7");
+  r.zero(flags & 0xF8, "flags bits 3-7");
   r.zero(reserved, "reserved");
   const deviceId = r.text(rawDeviceId, "deviceId");
   const product = r.text(rawProduct, "product");
@@ -407,6 +428,7 @@ export function decodeRequest(bytes: Uint8Array): Request {
     resume,
   };
   if (flags & RequestFlag.HTTP) request.http = true;
+  if (flags & RequestFlag.SHARED) request.shared = true;
   return request;
 }
 
@@ -414,7 +436,10 @@ export function decodeRequest(bytes: Uint8Array): Request {
 export function encodeRequest(m: Request): Uint8Array {
   const w = new Writer(MessageType.REQUEST)
     .u32(m.chunkSize).u16(m.window)
-    .u8((m.resume ? RequestFlag.RESUME : 0) | (m.http ? RequestFlag.HTTP : 0)).u8(0)
+    .u8(
+      (m.resume ? RequestFlag.RESUME : 0) | (m.http ? RequestFlag.HTTP : 0) |
+        (m.shared ? RequestFlag.SHARED : 0),
+    ).u8(0)
     .str8(m.deviceId, "deviceId").str8(m.product, "product")
     .str8(m.currentVersion, "currentVersion").str8(m.wantedVersion, "wantedVersion")
     .str8(m.responseTopic, "responseTopic").bytes8(m.correlationData, "correlationData");
@@ -442,13 +467,18 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   const signature = r.bytes8("signature");
   // Bit 1 (URL) decides whether the url field follows the signature (§4.7 framing).
   const rawUrl = flags & ManifestFlag.URL ? r.str16("url") : null;
+  // Bit 2 (SHARED) decides whether the shared-stream fields follow (after the url, §4.2).
+  const shared = (flags & ManifestFlag.SHARED) !== 0;
+  const streamId = shared ? r.u32("streamId") : 0;
+  const rawSharedTopic = shared ? r.str8("sharedTopic") : null;
   r.end();
-  r.zero(flags & 0xFC, "flags bits 2-7");
+  r.zero(flags & 0xF8, "flags bits 3-7");
   const name = r.text(rawName, "name");
   const product = r.text(rawProduct, "product");
   const version = r.text(rawVersion, "version");
   const ackTopic = r.text(rawAckTopic, "ackTopic");
   const url = rawUrl === null ? undefined : r.text(rawUrl, "url");
+  const sharedTopic = rawSharedTopic === null ? "" : r.text(rawSharedTopic, "sharedTopic");
   r.range(transferId !== 0, "transferId must not be 0");
   r.range(size >= 1, "size must be at least 1");
   r.range(
@@ -491,14 +521,19 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
     ackTopic,
     signature,
   };
+  if (rawSharedTopic !== null) {
+    r.range(streamId !== 0, "streamId must not be 0");
+    r.bytesIn(rawSharedTopic, 1, MAX_STR8_BYTES, "sharedTopic");
+  }
   if (url !== undefined) manifest.url = url;
+  if (rawSharedTopic !== null) manifest.shared = { streamId, topic: sharedTopic };
   return manifest;
 }
 
 /** Encodes a MANIFEST; a `url` sets flag bit 1 and follows the signature as a `str16`. */
 export function encodeManifest(m: Manifest): Uint8Array {
   const flags = (m.signature.length > 0 ? ManifestFlag.SIGNED : 0) |
-    (m.url !== undefined ? ManifestFlag.URL : 0);
+    (m.url !== undefined ? ManifestFlag.URL : 0) | (m.shared ? ManifestFlag.SHARED : 0);
   const w = new Writer(MessageType.MANIFEST)
     .u32(m.transferId).raw(checkSha(m.sha256, "sha256")).u32(m.size).u32(m.chunkSize).u32(
       m.chunkCount,
@@ -507,6 +542,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
     .str8(m.name, "name").str8(m.product, "product").str8(m.version, "version")
     .str8(m.ackTopic, "ackTopic").bytes8(m.signature, "signature");
   if (m.url !== undefined) w.str16(m.url, "url");
+  if (m.shared) w.u32(m.shared.streamId).str8(m.shared.topic, "sharedTopic");
   return w.done();
 }
 
@@ -702,6 +738,7 @@ export const TOPIC_MESSAGE_TYPES: Readonly<Record<TopicKind, readonly number[]>>
   status: [MessageType.STATUS],
   error: [MessageType.ERROR],
   offer: [MessageType.OFFER],
+  image: [MessageType.CHUNK],
 };
 
 /** A message decoded by {@link decodeOnTopic}, tagged with its type. */

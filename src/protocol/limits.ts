@@ -115,3 +115,27 @@ export const REQUEST_REFILL_MS = 1000;
 export const ERROR_BURST = 8;
 /** One more ERROR to a device is allowed every this many ms (see {@link ERROR_BURST}). */
 export const ERROR_REFILL_MS = 1000;
+/**
+ * Hex digits of the image's SHA-256 in its shared topic `{p}/img/{sha16}/{streamId}` (§2, §11):
+ * 64 bits keep the topics of two images apart in any catalog, and the stream id keeps two
+ * streams of one image apart.
+ */
+export const SHARED_TOPIC_SHA_HEX = 16;
+/**
+ * Default of the sender setting `shared.gatherMs` (§11.1): how long a new shared stream waits
+ * for more devices asking for the same image before its first CHUNK. A rollout wave's REQUESTs
+ * arrive spread over the offers' jitter; devices that come later still join the running stream.
+ */
+export const DEFAULT_SHARED_GATHER_MS = 1000;
+/**
+ * Default of the sender setting `shared.quorum` (§11.2): chunk `i` goes out on the shared topic
+ * once this fraction of the stream's devices has acknowledged chunk `i − window`. The slowest
+ * tenth never holds the others back; it is repaired by unicast.
+ */
+export const DEFAULT_SHARED_QUORUM = 0.9;
+/**
+ * Times a device may fall behind its shared stream (a resend timeout with shared chunks in
+ * flight) before it leaves the stream for good and finishes by unicast (§11.2): a device whose
+ * broker ACL hides the image topic costs three resend timeouts, not one per window.
+ */
+export const MAX_SHARED_LAPSES = 3;

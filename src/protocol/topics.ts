@@ -4,7 +4,7 @@
  * @module
  */
 
-import { DEVICE_ID_PATTERN, MAX_STR8_BYTES } from "./limits.ts";
+import { DEVICE_ID_PATTERN, MAX_STR8_BYTES, SHARED_TOPIC_SHA_HEX } from "./limits.ts";
 
 /** Default topic prefix. */
 export const DEFAULT_PREFIX = "ota";
@@ -12,9 +12,27 @@ export const DEFAULT_PREFIX = "ota";
 /**
  * The six topics of a device's namespace (protocol §2): `request` (`req`, REQUEST), `data`
  * (MANIFEST, CHUNK, ERROR), `ack` (`ack/{senderId}`, ACK and STATUS), `status` (STATUS), `error`
- * (ERROR) and `offer` (OFFER, which the device subscribes to and the sender only publishes).
+ * (ERROR) and `offer` (OFFER, which the device subscribes to and the sender only publishes); and
+ * `image`, the shared image topic `{p}/img/{sha16}/{streamId}` outside every namespace, which
+ * carries only CHUNK (§11).
  */
-export type TopicKind = "request" | "data" | "ack" | "status" | "error" | "offer";
+export type TopicKind = "request" | "data" | "ack" | "status" | "error" | "offer" | "image";
+
+/** The kinds of topic inside a device's namespace (all but the shared `image` topic). */
+export type DeviceTopicKind = Exclude<TopicKind, "image">;
+
+/**
+ * The shared image topic of protocol §2 and §11: `{p}/img/{sha16}/{streamId}`, `sha16` the first
+ * 16 lower-case hex digits of the image's SHA-256, `streamId` in decimal without leading zeros.
+ */
+export function sharedImageTopic(prefix: string, sha256Hex: string, streamId: number): string {
+  return `${prefix}/img/${sha256Hex.slice(0, SHARED_TOPIC_SHA_HEX).toLowerCase()}/${streamId}`;
+}
+
+/** The filter `{p}/img/#` that covers every shared image topic (the broker's read grant, §2.2). */
+export function sharedImageFilter(prefix: string): string {
+  return `${prefix}/img/#`;
+}
 
 /** The namespace `{p}/dev/{id}/` of one device, with its trailing slash. */
 export function deviceNamespace(prefix: string, deviceId: string): string {
@@ -62,7 +80,7 @@ export function senderSubscriptions(prefix: string, senderId: string, group?: st
 
 /** A topic of some device's namespace, taken apart. `senderId` is set for `ack` only. */
 export interface DeviceTopic {
-  kind: TopicKind;
+  kind: DeviceTopicKind;
   deviceId: string;
   senderId?: string;
 }

@@ -16,6 +16,7 @@ import type { SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd } from "./transfer.ts";
 import type { TransferImages } from "./transfer_images.ts";
 import type { RolloutDriver } from "./rollouts.ts";
+import type { SharedStream, SharedStreams } from "./shared_stream.ts";
 
 /** The state and services handlers work with. */
 export interface SenderContext {
@@ -25,7 +26,9 @@ export interface SenderContext {
   readonly admission: Admission;
   readonly replies: Replies;
   readonly images: TransferImages;
-  readonly backlog: Backlog<Transfer>;
+  readonly backlog: Backlog<Transfer | SharedStream>;
+  /** The shared image streams (protocol §11). */
+  readonly streams: SharedStreams;
   readonly recorder: Recorder;
   /** Told of per-request measurements (the metrics surface); `NO_OBSERVER` by default. */
   observer: SenderObserver;

@@ -19,6 +19,7 @@ import { MAX_BACKLOG_BYTES } from "./backlog.ts";
 import { MAX_HELD_TRANSFERS, MAX_RESOLVING_REQUESTS } from "./admission.ts";
 import type { RateLimitOptions } from "./rate_limit.ts";
 import { DEFAULT_TIMING, type TransferTiming } from "./transfer.ts";
+import { DEFAULT_SHARED_SETTINGS, type SharedSettings } from "./shared_stream.ts";
 import type { InventoryStore } from "../inventory/store.ts";
 import type { RolloutStore } from "../rollout/store.ts";
 
@@ -124,15 +125,23 @@ export interface SenderOptions {
    * (a sender driven by a test with a stand-in catalog).
    */
   rollouts?: RolloutWiring;
+  /**
+   * One-to-many delivery (docs/protocol.md §11): devices that ask with the SHARED flag under
+   * MQTT 5 share one stream of each image; off unless `enabled`.
+   */
+  shared?: Partial<SharedSettings>;
   /** HTTP download mode (protocol §7.3); without it every transfer sends CHUNKs. */
   httpDownload?: HttpDownloadWiring;
 }
 
 /** {@link SenderOptions} with every default filled in. */
 export type SenderSettings =
-  & Required<Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts" | "httpDownload">>
+  & Required<
+    Omit<SenderOptions, "sharedGroup" | "sign" | "timing" | "rollouts" | "httpDownload" | "shared">
+  >
   & {
     timing: TransferTiming;
+    shared: SharedSettings;
     sharedGroup?: string;
     sign?: SenderOptions["sign"];
     rollouts?: RolloutWiring;
@@ -170,5 +179,6 @@ export function senderSettings(options: SenderOptions): SenderSettings {
     now: () => performance.now(),
     ...options,
     timing: { ...DEFAULT_TIMING, ...options.timing },
+    shared: { ...DEFAULT_SHARED_SETTINGS, ...options.shared },
   };
 }

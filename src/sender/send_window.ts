@@ -95,9 +95,33 @@ export class SendWindow {
     return this.#acked >= this.#init.chunkCount;
   }
 
-  /** Whether the window has room for another chunk now. */
-  hasRoom(): boolean {
-    return this.#next < Math.min(this.#init.chunkCount, this.#acked + this.#cwnd);
+  /** Next chunk index to send. */
+  get next(): number {
+    return this.#next;
+  }
+
+  /**
+   * Whether the window has room for another chunk now, below `limit` (a shared stream's
+   * position, protocol §11.2: chunks from there on are the stream's to send).
+   */
+  hasRoom(limit = this.#init.chunkCount): boolean {
+    return this.#next < Math.min(this.#init.chunkCount, this.#acked + this.#cwnd, limit);
+  }
+
+  /**
+   * Takes chunk `index`, which a shared stream published at `now`, as sent (protocol §11.2): only
+   * when it is the next chunk to send and within the granted window. The congestion window does
+   * not apply: the stream paces itself by its quorum's ACKs. It is not counted in
+   * {@link chunksSent}, which counts what this transfer published itself.
+   */
+  takeShared(index: number, now: number): boolean {
+    if (
+      index !== this.#next || index >= this.#init.chunkCount ||
+      index >= this.#acked + this.#init.window
+    ) return false;
+    this.take(now);
+    this.#chunksSent--;
+    return true;
   }
 
   /** Takes the next chunk index to send at `now`; call only when {@link hasRoom}. */

@@ -30,6 +30,7 @@ import { emptyStats, type SenderStats } from "./stats.ts";
 import type { Transfer, TransferEnd, TransferProgress } from "./transfer.ts";
 import { TransferImages } from "./transfer_images.ts";
 import { RolloutDriver } from "./rollouts.ts";
+import { type SharedStream, SharedStreams } from "./shared_stream.ts";
 import { NO_OBSERVER, type SenderObserver } from "./observer.ts";
 
 export type { SenderCatalog, SenderLog, SenderOptions } from "./options.ts";
@@ -109,7 +110,7 @@ export class Sender {
     };
     const transfers = new TransferRegistry();
     const recorder = new Recorder(settings.catalog, { senderId: settings.senderId, log });
-    const backlog = new Backlog<Transfer>(transport, {
+    const backlog = new Backlog<Transfer | SharedStream>(transport, {
       maxBytes: settings.maxBacklogBytes,
       warn: (line) => log.warn(line),
       resume: (t) => safely(() => t.dispatch({ type: "resume" }, settings.now())),
@@ -132,6 +133,16 @@ export class Sender {
         sign: settings.sign,
       }),
       backlog,
+      streams: new SharedStreams({
+        prefix: settings.prefix,
+        settings: settings.shared,
+        dataQos: settings.dataQos,
+        now: settings.now,
+        send: (topic, payload, o) => backlog.publish(topic, payload, o),
+        mayPublish: (s) => backlog.mayPublish(s),
+        stats: this.stats,
+        log: (line) => log.info(line),
+      }),
       recorder,
       observer: NO_OBSERVER,
       rollouts: settings.rollouts &&
@@ -258,6 +269,8 @@ export class Sender {
     for (const t of this.#ctx.transfers.all()) {
       this.#ctx.safely(() => t.dispatch({ type: "shutdown", retryAfterMs }, now));
     }
+    // The transfers' ends emptied their streams; a stream without members ends on its own.
+    this.#ctx.streams.closeAll();
     await this.#ctx.recorder.flush(SHUTDOWN_RECORDS_MS);
   }
 
@@ -266,6 +279,7 @@ export class Sender {
     if (t) this.#ctx.backlog.forget(t);
     end.image.release?.();
     this.stats.chunksSent += end.chunksSent;
+    this.stats.repairBytes += end.repairBytes;
     this.stats.resends += end.resends;
     this.stats.resendsAfterNack += end.resendsAfterNack;
     const outcome = end.outcome.outcome;

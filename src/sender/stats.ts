@@ -21,6 +21,14 @@ export interface SenderStats {
   chunksSent: number;
   /** Chunks closed transfers sent again, for any cause. */
   resends: number;
+  /** Shared streams opened (protocol §11). */
+  streams: number;
+  /** CHUNKs published on shared image topics. */
+  sharedChunks: number;
+  /** Payload bytes of those CHUNKs. */
+  sharedBytes: number;
+  /** Payload bytes stream members were sent by unicast: repairs and late joiners (§11.2). */
+  repairBytes: number;
   /** Of {@link SenderStats.resends}, those a NACK caused (the rest followed a resend timeout). */
   resendsAfterNack: number;
   /** NACKs received by reason name (protocol §4.5 `NackReason`). */
@@ -40,6 +48,10 @@ export function emptyStats(): SenderStats {
     errorsSuppressed: 0,
     chunksSent: 0,
     resends: 0,
+    streams: 0,
+    sharedChunks: 0,
+    sharedBytes: 0,
+    repairBytes: 0,
     resendsAfterNack: 0,
     nacks: {},
   };

@@ -34,6 +34,7 @@ import type { PublishOptions } from "../transport/types.ts";
 import { TransferClock } from "../format/rate.ts";
 import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
+import type { StreamLink, StreamMember } from "./shared_stream.ts";
 
 /**
  * States of a transfer (protocol §7). A URL transfer (§7.3) starts in `AWAIT_DOWNLOAD` and never
@@ -124,6 +125,11 @@ export interface TransferInit {
    * waits `deadlineMs` for the STATUS. `size` is the image's (its bytes are not leased).
    */
   download?: { url: string; size: number; deadlineMs: number };
+  /**
+   * The shared stream this transfer joins (protocol §11): its MANIFEST announces it, the stream
+   * sends the chunks from its position on, and the transfer sends only those below by unicast.
+   */
+  stream?: { join(member: StreamMember): StreamLink };
 }
 
 /** Events that drive a transfer. */
@@ -202,7 +208,13 @@ export interface TransferEnd {
   startOffset: number;
   /** Bytes the device acknowledged in this transfer (from `startOffset`), resends not counted. */
   bytesAcknowledged: number;
+  /** CHUNKs the transfer published itself (a shared stream's not included). */
   chunksSent: number;
+  /**
+   * Payload bytes of the CHUNKs it published itself while it was a member of a shared stream
+   * (protocol §11.2: repairs and a late joiner's start); 0 for a plain unicast transfer.
+   */
+  repairBytes: number;
   resends: number;
   /** Of `resends`, those a NACK caused. */
   resendsAfterNack: number;
@@ -234,7 +246,7 @@ export interface TransferProgress {
 }
 
 /** One transfer; see the module doc. */
-export class Transfer {
+export class Transfer implements StreamMember {
   #state: TransferState;
   readonly chunkCount: number;
   /** Image size: the bytes' length, or the download's size when no bytes are held. */
@@ -253,6 +265,13 @@ export class Transfer {
   readonly #resendBudget: number;
   readonly #clock = new TransferClock();
   #outcome: TransferOutcome | null = null;
+  /** The shared stream while this transfer is a member of it (§11.2). */
+  #link: StreamLink | undefined;
+  /** Whether it ever was a member: its own CHUNKs count as repairs then. */
+  readonly #joined: boolean;
+  /** Highest chunk index the stream sent for this transfer; -1 when none. */
+  #lastShared = -1;
+  #repairBytes = 0;
   /** Options of every MANIFEST and CHUNK: the same for the whole transfer. */
   readonly #dataOptions: PublishOptions;
   /** The CHUNK publisher of `init.prepare`, when given and at QoS 0. */
@@ -277,6 +296,8 @@ export class Transfer {
       minMs: init.timing.minResendTimeoutMs,
       maxMs: init.timing.maxAckTimeoutMs,
     });
+    this.#link = init.stream?.join(this);
+    this.#joined = this.#link !== undefined;
     this.#dataOptions = {
       qos: init.dataQos,
       responseTopic: init.ackTopic,
@@ -389,6 +410,7 @@ export class Transfer {
       ackTopic: this.init.ackTopic,
       signature: image.signature,
       url: this.init.download?.url,
+      ...(this.#link ? { shared: this.#link.ref } : {}),
     });
     // Same QoS as the chunks: brokers keep order only within one topic and QoS, and a chunk
     // that overtakes its manifest is dropped by the device (seen with aedes: a 2 s stall).
@@ -408,6 +430,7 @@ export class Transfer {
     const nextState = handler(this, event, now);
     if (nextState === "CLOSED" && this.#state !== "CLOSED") {
       this.#state = "CLOSED";
+      this.#leaveStream();
       this.init.onClose(this.#end(now));
     } else this.#state = nextState;
   }
@@ -423,6 +446,7 @@ export class Transfer {
       startOffset,
       bytesAcknowledged: Math.max(0, acknowledged - startOffset),
       chunksSent: this.#window.chunksSent,
+      repairBytes: this.#repairBytes,
       resends: this.#window.resends,
       resendsAfterNack: this.#window.resendsAfterNack,
       startedAt: this.#startedAt,
@@ -453,9 +477,12 @@ export class Transfer {
     }
     if (this.#window.complete) {
       this.deadline = now + this.init.timing.statusTimeoutMs;
+      this.#leaveStream();
       return "AWAIT_STATUS";
     }
     this.#pump(now);
+    // §11.2: the stream waits for a quorum's ACKs; this one may be what it waits for.
+    if (effect.advanced) this.#link?.progressed(now);
     return "SENDING";
   }
 
@@ -484,6 +511,10 @@ export class Transfer {
     this.#retries++;
     if (this.#retries > this.init.timing.maxRetries) {
       return this.abort(now, `no progress after ${this.init.timing.maxRetries} resends`, 0);
+    }
+    // §11.2: a timeout with stream-sent chunks in flight is a lapse; too many and it leaves.
+    if (this.#link && this.#lastShared >= this.#window.acked && this.#link.lapse()) {
+      this.#link = undefined;
     }
     this.#timer.backoff();
     this.#window.timeout();
@@ -575,12 +606,41 @@ export class Transfer {
     return "CLOSED";
   }
 
+  // ---- the shared stream (§11.2) ----
+
+  /** @internal The stream published chunk `index`: take it as sent, or catch up by unicast. */
+  streamChunk(index: number, now: number): void {
+    if (this.#state !== "SENDING" || !this.#link) return;
+    const idle = this.#window.inFlight === 0;
+    if (this.#window.takeShared(index, now)) {
+      this.#lastShared = index;
+      // Nothing was in flight (gathering, or caught up): the resend timer starts now.
+      if (idle) this.deadline = now + this.rto;
+    } else if (this.#window.next < index) this.#pump(now);
+  }
+
+  /** @internal The stream ended: whatever is still missing goes by unicast. */
+  streamEnded(now: number): void {
+    this.#link = undefined;
+    if (this.#state === "SENDING") this.#pump(now);
+  }
+
+  #leaveStream(): void {
+    const link = this.#link;
+    this.#link = undefined;
+    link?.leave();
+  }
+
   // ---- messages ----
 
-  /** Sends chunks while the window has room and the sender lets this transfer publish. */
+  /**
+   * Sends chunks while the window has room and the sender lets this transfer publish; a member
+   * of a stream sends only chunks below the stream's position (§11.2).
+   */
   #pump(now: number): void {
     const may = this.init.mayPublish;
-    while (this.#window.hasRoom() && (!may || may(this))) {
+    const limit = this.#link ? this.#link.limit() : this.chunkCount;
+    while (this.#window.hasRoom(limit) && (!may || may(this))) {
       this.#sendChunk(this.#window.take(now));
     }
   }
@@ -589,6 +649,7 @@ export class Transfer {
     const { image, chunkSize } = this.init;
     const offset = index * chunkSize;
     const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
+    if (this.#joined) this.#repairBytes += payload.length;
     const header = {
       transferId: this.id,
       index,

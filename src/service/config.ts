@@ -23,6 +23,7 @@ import { DEFAULT_CACHE_BYTES, MAX_IMAGE_BYTES } from "../catalog/limits.ts";
 import { isKvConnectUrl, kvUrlProblem } from "../catalog/kv_location.ts";
 import { SENDER_DEFAULTS } from "../sender/options.ts";
 import { DEFAULT_TIMING } from "../sender/transfer.ts";
+import { DEFAULT_SHARED_SETTINGS } from "../sender/shared_stream.ts";
 import { MAX_OFFERS_PER_SECOND, ROLLOUT_DEFAULTS } from "../sender/rollouts.ts";
 import type { HttpConfig } from "../http/context.ts";
 import {
@@ -62,6 +63,8 @@ export interface SenderConfig {
   cache: { maxBytes: number };
   signing: { keyFile: string };
   rollouts: { allowExplicitVersions: boolean; offersPerSecond: number };
+  /** One-to-many delivery (docs/protocol.md §11). */
+  shared: { enabled: boolean; gatherMs: number; quorum: number; bytesPerSecond: number };
   http: HttpConfig;
 }
 
@@ -92,6 +95,12 @@ export const DEFAULT_CONFIG: SenderConfig = {
   rollouts: {
     allowExplicitVersions: ROLLOUT_DEFAULTS.allowExplicitVersions,
     offersPerSecond: ROLLOUT_DEFAULTS.offersPerSecond,
+  },
+  shared: {
+    enabled: DEFAULT_SHARED_SETTINGS.enabled,
+    gatherMs: DEFAULT_SHARED_SETTINGS.gatherMs,
+    quorum: DEFAULT_SHARED_SETTINGS.quorum,
+    bytesPerSecond: DEFAULT_SHARED_SETTINGS.bytesPerSecond,
   },
   http: {
     listen: "",
@@ -302,6 +311,19 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     "rollouts.offersPerSecond",
     `1..${MAX_OFFERS_PER_SECOND}`,
     c.rollouts.offersPerSecond,
+  );
+  check(int(c.shared.gatherMs, 0, 600000), "shared.gatherMs", "0..600000", c.shared.gatherMs);
+  check(
+    typeof c.shared.quorum === "number" && c.shared.quorum > 0 && c.shared.quorum <= 1,
+    "shared.quorum",
+    "a fraction above 0 and at most 1, e.g. 0.9",
+    c.shared.quorum,
+  );
+  check(
+    int(c.shared.bytesPerSecond, 0, 2 ** 40),
+    "shared.bytesPerSecond",
+    "0 (paced by the quorum alone) or a byte rate",
+    c.shared.bytesPerSecond,
   );
   check(
     c.http.listen === "" || LISTEN_PATTERN.test(c.http.listen),

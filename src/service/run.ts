@@ -132,6 +132,7 @@ export async function runSender(
       allowExplicitVersions: config.rollouts.allowExplicitVersions,
       offersPerSecond: config.rollouts.offersPerSecond,
     },
+    shared: config.shared,
     httpDownload,
   });
   let http: RunningHttp | undefined;

@@ -116,6 +116,7 @@ export function withLinkFaults(
       protocolVersion: inner.protocolVersion,
       publish: (topic, payload, options) => inner.publish(topic, payload, options),
       subscribe: (topics, qos) => inner.subscribe(topics, qos),
+      unsubscribe: (topics) => inner.unsubscribe?.(topics) ?? Promise.resolve(),
       onMessage(handler) {
         inner.onMessage((m) => {
           if (closed) return;

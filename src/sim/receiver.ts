@@ -93,6 +93,9 @@ export class Receiver implements Device {
     offersTaken: 0,
     offersIgnored: 0,
     resumedFrom: 0,
+    sharedReceived: 0,
+    sharedWritten: 0,
+    sharedRefused: 0,
   };
   /** @internal The settings with their defaults (handlers read them). */
   readonly o: ResolvedReceiverOptions;
@@ -177,6 +180,8 @@ export class Receiver implements Device {
       offerDelayMs: 0,
       hash: null,
       resumePoint: options.resume ?? null,
+      sharedTopic: "",
+      streamId: 0,
       httpOffset: 0,
       httpFailures: 0,
     };
@@ -273,6 +278,7 @@ export class Receiver implements Device {
       const row = transitionFor(this.state, event.type);
       if (!row || !this.isCurrent(event)) {
         if (event.type === "offer") this.ignoreOffer(event.offer, `in ${this.state}`);
+        else if (event.type === "shared_chunk") continue; // §11.4: dropped silently, counted on arrival
         else if (event.type !== "ack_due" && event.type !== "timeout") this.stats.ignored++;
         continue;
       }
@@ -306,6 +312,7 @@ export class Receiver implements Device {
    * our Correlation Data under MQTT 5; while receiving, only an ERROR naming the transfer counts.
    */
   private isCurrent(event: ReceiverEvent): boolean {
+    if (event.type === "shared_chunk") return this.sharedChunkUsable(event.chunk);
     if (event.type === "http_data" || event.type === "http_end" || event.type === "http_failed") {
       return event.download === this.download.generation; // §8.8: only the running download
     }
@@ -328,6 +335,18 @@ export class Receiver implements Device {
         return event.transferId === transferId;
     }
     return true;
+  }
+
+  /**
+   * §11.4: a CHUNK on the shared topic counts only when it is of our stream, the chunk wanted
+   * next, and fits the MANIFEST; every other one is dropped without an answer or a timer restart.
+   */
+  private sharedChunkUsable(c: Chunk): boolean {
+    const m = this.x.manifest;
+    if (!m || this.x.streamId === 0 || c.transferId !== this.x.streamId) return false;
+    const offset = c.index * m.chunkSize;
+    return c.index === this.x.next && c.index < m.chunkCount && c.offset === offset &&
+      c.length === Math.min(m.chunkSize, m.size - offset);
   }
 
   /**
@@ -393,6 +412,28 @@ export class Receiver implements Device {
   dropHeldAck(): void {
     this.cancelAckFlush?.();
     this.cancelAckFlush = null;
+  }
+
+  /** @internal Subscribes to the shared image topic of the transfer (§11.4). */
+  async joinStream(topic: string, streamId: number): Promise<void> {
+    if (this.x.sharedTopic !== topic) await this.leaveStream();
+    this.x.sharedTopic = topic;
+    this.x.streamId = streamId;
+    try {
+      await this.link().subscribe([topic], 0);
+    } catch (err) {
+      // §11.3: without the stream the transfer goes on by unicast.
+      this.log(`cannot subscribe to "${topic}": ${(err as Error).message}; unicast only`);
+    }
+  }
+
+  /** @internal Unsubscribes from the shared image topic, if any. */
+  async leaveStream(): Promise<void> {
+    const topic = this.x.sharedTopic;
+    if (!topic) return;
+    this.x.sharedTopic = "";
+    this.x.streamId = 0;
+    await this.current?.unsubscribe?.([topic]).catch(() => {});
   }
 
   /** @internal Records the SHA-256 computed over the sink. */
@@ -534,6 +575,9 @@ export class Receiver implements Device {
   /** Turns an inbound message into an event; the table and isCurrent() decide what counts. */
   private onMessage(msg: InboundMessage): void {
     if (msg.topic === this.topics.offer && this.o.listen) return this.onOffer(msg);
+    if (this.x.sharedTopic !== "" && msg.topic === this.x.sharedTopic) {
+      return this.onSharedMessage(msg);
+    }
     if (msg.topic !== this.topics.data && msg.topic !== this.topics.error) return;
     const came: Came = { correlation: msg.correlationData };
     const type = peekType(msg.payload);
@@ -562,6 +606,17 @@ export class Receiver implements Device {
     } catch (err) {
       this.stats.ignored++;
       this.log(`ignored a message on "${msg.topic}": ${(err as Error).message}`);
+    }
+  }
+
+  /** §11.4: the shared topic carries only CHUNK; anything else, or what fails to decode, is dropped. */
+  private onSharedMessage(msg: InboundMessage): void {
+    this.stats.sharedReceived++;
+    if (peekType(msg.payload) !== MessageType.CHUNK) return;
+    try {
+      this.post({ type: "shared_chunk", chunk: decodeChunk(msg.payload) });
+    } catch (err) {
+      this.log(`dropped a message on "${msg.topic}": ${(err as Error).message}`);
     }
   }
 

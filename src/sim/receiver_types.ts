@@ -109,6 +109,11 @@ export interface ReceiverOptions {
   /** In `listen` mode, ask after this long in IDLE (a poll); default: never on its own. */
   pollMs?: number;
   /**
+   * Ask for the shared image stream (REQUEST flag SHARED, protocol §11.4); only under MQTT 5.
+   * Default false.
+   */
+  shared?: boolean;
+  /**
    * Numbers in [0, 1) that draw the delay after an OFFER (uniform in `[0, jitterMs]`, §8.1);
    * default Math.random. Tests and the fleet pass a seeded one.
    */
@@ -145,6 +150,12 @@ export interface ReceiverStats {
   offersIgnored: number;
   /** `startOffset` of the last MANIFEST that resumed (0 when none did). */
   resumedFrom: number;
+  /** CHUNKs that arrived on the shared image topic (§11.4), used or not. */
+  sharedReceived: number;
+  /** Of those, the ones written (the rest were ahead, behind, of another stream or unusable). */
+  sharedWritten: number;
+  /** MANIFESTs whose shared topic was not the one of their image and stream: not subscribed. */
+  sharedRefused: number;
 }
 
 /** How a device's run ended. */
@@ -201,6 +212,7 @@ export type ReceiverEvent =
   | { type: "manifest"; manifest: Manifest } & Came
   | { type: "error"; error: ErrorMessage } & Came
   | { type: "chunk"; chunk: Chunk } & Came
+  | { type: "shared_chunk"; chunk: Chunk }
   | { type: "bad_chunk"; transferId: number; why: string } & Came
   | { type: "ack_due" }
   | { type: "http_data"; download: number; offset: number; bytes: Uint8Array }

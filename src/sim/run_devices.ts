@@ -54,6 +54,8 @@ export interface DeviceRunOptions {
   ackEvery?: number;
   idleTimeoutMs?: number;
   staggerMs?: number;
+  /** Ask for the shared image stream (protocol §11; MQTT 5 only). */
+  shared?: boolean;
 }
 
 /**
@@ -116,6 +118,7 @@ export async function runDevices(
         publicKeyPem: options.publicKeyPem,
         ackEvery: options.ackEvery,
         idleTimeoutMs: options.idleTimeoutMs,
+        shared: options.shared,
         log,
       }),
     );

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { flushAck, onBadChunk, onChunk } from "./handlers/chunk.ts";
+import { flushAck, onBadChunk, onChunk, onSharedChunk } from "./handlers/chunk.ts";
 import { reconnect, stopRun } from "./handlers/connection.ts";
 import type { Device } from "./handlers/_device.ts";
 import { acceptManifest } from "./handlers/manifest.ts";
@@ -54,6 +54,8 @@ export const TRANSITIONS: readonly Transition[] = [
   row("RECEIVING", "error", onTransferError, ["BACKING_OFF", "FAILED"]),
   row("RECEIVING", "chunk", onChunk, ["RECEIVING", "VERIFIED", "FAILED"]),
   row("RECEIVING", "bad_chunk", (d, e) => onBadChunk(d, e.why), ["RECEIVING"]),
+  // §11.4: only the chunk wanted next, of our stream, fitting the MANIFEST, gets here.
+  row("RECEIVING", "shared_chunk", onSharedChunk, ["RECEIVING", "VERIFIED", "FAILED"]),
   row("RECEIVING", "ack_due", flushAck, ["RECEIVING"]),
   // §8.8: an HTTP download (a MANIFEST with a url) instead of CHUNKs.
   row("RECEIVING", "http_data", onHttpData, ["RECEIVING", "VERIFIED", "FAILED"]),

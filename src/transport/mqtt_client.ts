@@ -296,6 +296,10 @@ class MqttTransport implements Transport {
     await this.client.subscribeAsync(topics, { qos });
   }
 
+  async unsubscribe(topics: string[]): Promise<void> {
+    await this.client.unsubscribeAsync(topics);
+  }
+
   onMessage(handler: (message: InboundMessage) => void): void {
     this.handler = handler;
   }

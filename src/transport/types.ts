@@ -49,6 +49,8 @@ export interface Transport {
   prepare?(topic: string, options: PublishOptions): PreparedPublish;
   /** Subscribes; the subscriptions are restored after every reconnect. */
   subscribe(topics: string[], qos: 0 | 1): Promise<void>;
+  /** Ends subscriptions (a device's shared image topic, protocol §11.4); optional. */
+  unsubscribe?(topics: string[]): Promise<void>;
   /** Sets the one handler of inbound messages. */
   onMessage(handler: (message: InboundMessage) => void): void;
   /** Closes the connection. */

@@ -88,7 +88,16 @@ class FakePublisher : public Publisher {
                     std::vector<uint8_t>(corr.data, corr.data + corr.size)});
     return true;
   }
+  bool subscribe(const char* topic) override {
+    subscribed.push_back(topic);
+    return canSubscribe;
+  }
+  void unsubscribe(const char* topic) override { unsubscribed.push_back(topic); }
   std::vector<Published> sent;
+  /// Shared image topics (protocol §11.4) the receiver subscribed to and left, in order.
+  std::vector<std::string> subscribed;
+  std::vector<std::string> unsubscribed;
+  bool canSubscribe = true;
 };
 
 class MemStore : public StateStore {

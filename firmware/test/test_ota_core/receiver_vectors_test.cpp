@@ -12,6 +12,7 @@
 
 #include "fakes.h"
 #include "json_mini.h"
+#include "ota_core/topics.h"
 
 using namespace ota_core;
 using json_mini::Value;
@@ -125,6 +126,9 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
   cfg.window = static_cast<uint16_t>(dev("window").u64());
   cfg.maxChunkBytes = kDefaultChunkBytes;
   cfg.mqtt5 = dev("mqtt").u64() == 5;
+  cfg.shared = ((script.has("device") && script["device"].has("shared")) ||
+                defaults["device"].has("shared")) &&
+               dev("shared").boolean;
   cfg.acceptEsp32App = cfg.acceptGenericFile = false;
   for (const Value& k : dev("kinds").array) {
     (k.u64() == 0 ? cfg.acceptEsp32App : cfg.acceptGenericFile) = true;
@@ -158,6 +162,9 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
   h.finish(imageSha);
   uint32_t currentTransferId = static_cast<uint32_t>(tr("transferId").u64());
   std::string ackTopic = tr("ackTopic").string;
+  // The stream the last MANIFEST announced (§11): its id and topic.
+  uint32_t streamId = 0;
+  std::string streamTopic;
 
   auto ourCorrelation = [&]() -> std::vector<uint8_t> {
     for (auto it = pub.sent.rbegin(); it != pub.sent.rend(); ++it) {
@@ -212,6 +219,15 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       m.version = view(version);
       m.ackTopic = view(body);
       m.signature = Bytes{sig.data(), sig.size()};
+      if (s.has("shared")) {
+        streamId = static_cast<uint32_t>(s["shared"]["streamId"].u64());
+        char built[kMaxSharedTopicBytes];
+        size_t n = buildSharedImageTopic(built, sizeof built, prefix.c_str(), m.sha256, streamId);
+        streamTopic = s["shared"].has("topic") ? s["shared"]["topic"].string : std::string(built, n);
+        m.shared = true;
+        m.streamId = streamId;
+        m.sharedTopic = view(streamTopic);
+      }
       std::vector<uint8_t> out(1024);
       out.resize(encodeManifest(m, out.data(), out.size()));
       ASSERT_FALSE(out.empty());
@@ -227,7 +243,10 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
                                    image.begin() + std::min(start + chunkSize, size));
       if (s.has("tamper") && s["tamper"].boolean) payload[payload.size() >> 1] ^= 0x01;
       Chunk c;
-      c.transferId = s.has("transferId") ? static_cast<uint32_t>(s["transferId"].u64()) : currentTransferId;
+      bool shared = s.has("shared") && s["shared"].boolean;
+      c.transferId = s.has("transferId") ? static_cast<uint32_t>(s["transferId"].u64())
+                     : shared            ? streamId
+                                         : currentTransferId;
       c.index = index;
       c.offset = s.has("offset") ? static_cast<uint32_t>(s["offset"].u64()) : start;
       c.payload = Bytes{payload.data(), payload.size()};
@@ -235,7 +254,15 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
                 (s.has("crc") && s["crc"].string == "bad" ? 1u : 0u);
       std::vector<uint8_t> out(kChunkHeaderBytes + payload.size());
       out.resize(encodeChunk(c, out.data(), out.size()));
-      deliver(dataTopic, out, correlationFor(s), ackTopic);
+      if (shared) {
+        // §11.4: on the shared topic, without properties.
+        InboundMessage m;
+        m.topic = view(streamTopic);
+        m.payload = Bytes{out.data(), out.size()};
+        rx.onMessage(m);
+      } else {
+        deliver(dataTopic, out, correlationFor(s), ackTopic);
+      }
     } else if (step.has("error")) {
       const Value& s = step["error"];
       ErrorMessage e;

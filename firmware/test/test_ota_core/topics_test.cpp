@@ -22,6 +22,7 @@ TopicKind kindOf(const std::string& name) {
   if (name == "status") return TopicKind::STATUS;
   if (name == "offer") return TopicKind::OFFER;
   if (name == "error") return TopicKind::ERROR;
+  if (name == "image") return TopicKind::IMAGE;
   ADD_FAILURE() << "unknown topic kind in topics.json: " << name;
   return TopicKind::ERROR;
 }
@@ -102,6 +103,21 @@ TEST(Topics, PeekTypeOnRefusesATypeTheTopicDoesNotCarry) {
   EXPECT_EQ(peekTypeOn(TopicKind::DATA, ack, sizeof ack, type), DecodeError::UNEXPECTED_TYPE);
   EXPECT_EQ(peekTypeOn(TopicKind::ACK, ack, sizeof ack, type), DecodeError::NONE);
   EXPECT_EQ(type, MessageType::ACK);
+}
+
+TEST(Topics, BuildSharedImageTopicGivesEverySharedVector) {
+  Value doc = vectors();
+  for (const Value& v : doc["shared"].array) {
+    std::vector<uint8_t> sha = json_mini::hex(v["sha256"].string);
+    char out[256];
+    size_t n = buildSharedImageTopic(out, sizeof out, v["prefix"].string.c_str(), sha.data(),
+                                     static_cast<uint32_t>(v["streamId"].u64()));
+    EXPECT_EQ(std::string(out, n), v["topic"].string);
+    // One byte short of the topic and its NUL: nothing is written.
+    EXPECT_EQ(buildSharedImageTopic(out, n, v["prefix"].string.c_str(), sha.data(),
+                                    static_cast<uint32_t>(v["streamId"].u64())),
+              0u);
+  }
 }
 
 }  // namespace

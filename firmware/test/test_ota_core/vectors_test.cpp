@@ -90,6 +90,7 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
       EXPECT_EQ(toHex(m.resumeSha256, 32), f["resume"]["sha256"].string);
       EXPECT_EQ(m.resumeOffset, f["resume"]["offset"].u64());
     }
+    EXPECT_EQ(m.shared, f.has("shared") && f["shared"].boolean);
     Request e;
     e.chunkSize = static_cast<uint32_t>(f["chunkSize"].u64());
     e.window = static_cast<uint16_t>(f["window"].u64());
@@ -107,6 +108,7 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
       std::copy(b2.begin(), b2.end(), e.resumeSha256);
       e.resumeOffset = static_cast<uint32_t>(f["resume"]["offset"].u64());
     }
+    e.shared = f.has("shared") && f["shared"].boolean;
     n = encodeRequest(e, out.data(), out.size());
   } else if (file == "manifest") {
     Manifest m;
@@ -128,6 +130,11 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     if (f.has("url")) {
       EXPECT_EQ(str(m.url), f["url"].string);
     }
+    EXPECT_EQ(m.shared, f.has("shared"));
+    if (f.has("shared")) {
+      EXPECT_EQ(m.streamId, f["shared"]["streamId"].u64());
+      EXPECT_EQ(str(m.sharedTopic), f["shared"]["topic"].string);
+    }
     Manifest e;
     e.transferId = static_cast<uint32_t>(f["transferId"].u64());
     b1 = hex(f["sha256"].string);
@@ -147,6 +154,11 @@ std::vector<uint8_t> roundTrip(const std::string& file, const std::vector<uint8_
     std::string url = f.has("url") ? f["url"].string : std::string();
     e.hasUrl = f.has("url");
     e.url = view(url);
+    if (f.has("shared")) {
+      e.shared = true;
+      e.streamId = static_cast<uint32_t>(f["shared"]["streamId"].u64());
+      e.sharedTopic = view(f["shared"]["topic"].string);
+    }
     n = encodeManifest(e, out.data(), out.size());
   } else if (file == "error") {
     ErrorMessage m;

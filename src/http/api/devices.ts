@@ -16,10 +16,17 @@ export function deviceRoutes(ctx: HttpContext): Hono {
   const app = new Hono();
   app.get("/devices", read, async (c) => {
     const q = checkQuery(c, ["product", "group", "version", "state", "cursor", "limit"]);
+    // An empty value is no filter (what a form sends for a field left blank).
+    const given = (name: string) => q[name] || undefined;
     const page = await listDevices(
       ctx.catalog,
-      { product: q.product, group: q.group, version: q.version, state: q.state },
-      { cursor: q.cursor, limit: wholeNumberParam(q, "limit") },
+      {
+        product: given("product"),
+        group: given("group"),
+        version: given("version"),
+        state: given("state"),
+      },
+      { cursor: given("cursor"), limit: wholeNumberParam(q, "limit") },
     );
     return c.json(page);
   });

@@ -1,21 +1,37 @@
 /**
  * `/api/fleet`: devices per product and running version, and how many are online now (seen
  * within `ONLINE_WINDOW_MS`), for the dashboard's fleet view; computed by `src/ops/fleet.ts`.
+ * One summary answers every request for {@link FLEET_SUMMARY_TTL_MS}, and requests that arrive
+ * while it is computed wait for that one: however many dashboards are open, the inventory is
+ * read at most once per period.
  * @module
  */
 
 import { Hono } from "hono";
-import { fleetSummary } from "../../ops/fleet.ts";
+import { type FleetSummary, fleetSummary } from "../../ops/fleet.ts";
 import { requireAccess } from "../auth.ts";
 import type { HttpContext } from "../context.ts";
 import { checkQuery } from "./_input.ts";
+import { FLEET_SUMMARY_TTL_MS } from "./limits.ts";
 
 /** The fleet route, to be mounted under `/api`. */
 export function fleetRoutes(ctx: HttpContext): Hono {
+  const clock = ctx.now ?? Date.now;
+  let shared: { takenAt: number; summary: Promise<FleetSummary> } | undefined;
   const app = new Hono();
   app.get("/fleet", requireAccess(ctx.config, "read"), async (c) => {
     checkQuery(c, []);
-    return c.json(await fleetSummary(ctx.catalog, { now: (ctx.now ?? Date.now)() }));
+    const now = clock();
+    if (shared === undefined || now - shared.takenAt >= FLEET_SUMMARY_TTL_MS) {
+      const summary = fleetSummary(ctx.catalog, { now });
+      const entry = { takenAt: now, summary };
+      shared = entry;
+      // A failed read is not kept: the next request tries again.
+      summary.catch(() => {
+        if (shared === entry) shared = undefined;
+      });
+    }
+    return c.json(await shared.summary);
   });
   return app;
 }

@@ -1,11 +1,13 @@
 /**
- * `/api/transfers`: recent transfers (the open ones first, as `transfers` prints them) and the
- * transfers this sender has open now with their progress, through `src/ops/transfers.ts`.
+ * `/api/transfers`: recent transfers (the open ones first, as `transfers` prints them, through
+ * `src/ops/transfers.ts`) and the transfers this sender has open now with their progress and
+ * rate, as the dashboard's event stream sends them (`src/http/live.ts`).
  * @module
  */
 
 import { Hono } from "hono";
-import { liveTransfers, recentTransfers } from "../../ops/transfers.ts";
+import { recentTransfers } from "../../ops/transfers.ts";
+import { liveTransfers } from "../live.ts";
 import { requireAccess } from "../auth.ts";
 import type { HttpContext } from "../context.ts";
 import { checkQuery, wholeNumberParam } from "./_input.ts";
@@ -18,10 +20,9 @@ export function transferRoutes(ctx: HttpContext): Hono {
     const q = checkQuery(c, ["limit"]);
     return c.json(await recentTransfers(ctx.catalog, wholeNumberParam(q, "limit")));
   });
-  app.get("/transfers/live", read, async (c) => {
+  app.get("/transfers/live", read, (c) => {
     checkQuery(c, []);
-    const open = ctx.sender?.openTransfers() ?? [];
-    return c.json(await liveTransfers(ctx.catalog, open, ctx.senderId));
+    return c.json(liveTransfers(ctx.sender?.openTransfers() ?? []));
   });
   return app;
 }

@@ -103,7 +103,9 @@ export async function handleRequest(
       });
     }
     if (download !== null) {
-      if (ctx.admission.current(ticket)) openTransfer(ctx, { grant, to, ...download });
+      if (ctx.admission.current(ticket)) {
+        openTransfer(ctx, { grant, to, receivedAt, ...download });
+      }
       return;
     }
     let image: TransferImage;
@@ -124,9 +126,13 @@ export async function handleRequest(
       });
     }
     if (ctx.admission.current(ticket)) {
-      openTransfer(ctx, { grant, image, to });
-      const latencyMs = settings.now() - receivedAt;
-      ctx.safely(() => ctx.observer.manifestSent(latencyMs));
+      openTransfer(ctx, {
+        grant,
+        image,
+        to,
+        receivedAt,
+        shared: sharedEligible(ctx, request, message),
+      });
     } else image.release?.();
   } finally {
     ctx.admission.done(ticket);
@@ -215,17 +221,42 @@ async function downloadUrl(
 }
 
 /**
- * Opens the granted transfer, a URL transfer when `url` is given; the device's old transfer, if
- * any, is superseded (§7).
+ * Protocol §11.1: a REQUEST may join a shared stream when it sets SHARED and came with MQTT 5
+ * properties (under MQTT 3.1.1 a stale MANIFEST would subscribe the device to an old stream).
+ * A URL transfer (§7.3) sends no CHUNKs and joins none.
+ */
+function sharedEligible(ctx: SenderContext, request: Request, message: InboundMessage): boolean {
+  return ctx.settings.shared.enabled && request.shared === true &&
+    message.responseTopic !== undefined;
+}
+
+/**
+ * Opens the granted transfer, a URL transfer when `url` is given, a member of a shared stream
+ * when `shared`; the device's old transfer, if any, is superseded (§7). Its MANIFEST answers the
+ * REQUEST that arrived at `receivedAt`: the observer hears how long that took.
  */
 function openTransfer(
   ctx: SenderContext,
-  { grant, image, to, url }: { grant: Grant; image: TransferImage; to: ReplyTo; url?: string },
+  { grant, image, to, url, receivedAt, shared = false }: {
+    grant: Grant;
+    image: TransferImage;
+    to: ReplyTo;
+    url?: string;
+    receivedAt: number;
+    shared?: boolean;
+  },
 ): void {
   const { settings } = ctx;
   const now = settings.now();
   const old = ctx.transfers.ofDevice(to.deviceId);
   if (old) ctx.safely(() => old.dispatch({ type: "supersede" }, now));
+  const stream = shared
+    ? ctx.streams.streamFor(image, {
+      chunkSize: grant.chunkSize,
+      window: grant.window,
+      startIndex: grant.startOffset / grant.chunkSize,
+    }) ?? undefined
+    : undefined;
   const transfer = new Transfer({
     transferId: ctx.transfers.newId(),
     deviceId: to.deviceId,
@@ -248,6 +279,7 @@ function openTransfer(
       size: grant.image.size,
       deadlineMs: settings.httpDownload!.statusDeadlineMs,
     },
+    stream,
   });
   ctx.transfers.add(transfer);
   ctx.stats.transfersStarted++;
@@ -265,7 +297,9 @@ function openTransfer(
       formatBytes(meta.size)
     } ${url === undefined ? `chunk ${chunkSize} window ${window}` : "over HTTP"}${
       startOffset ? ` resume at ${startOffset}` : ""
-    } (transfer ${transfer.id})`,
+    }${stream ? ` stream ${stream.id}` : ""} (transfer ${transfer.id})`,
   );
   transfer.start(now);
+  const latencyMs = settings.now() - receivedAt;
+  ctx.safely(() => ctx.observer.manifestSent(latencyMs));
 }

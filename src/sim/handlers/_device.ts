@@ -38,6 +38,10 @@ export interface Exchange {
   hash: Hash | null;
   /** What the sink holds of which image (§9). */
   resumePoint: ResumePoint | null;
+  /** The shared image topic subscribed to for this transfer (§11.4); empty when none. */
+  sharedTopic: string;
+  /** Its stream id: the `transferId` of the CHUNKs on it. */
+  streamId: number;
   /** An HTTP download (§8.8): bytes of the image written so far. */
   httpOffset: number;
   /** An HTTP download: fetches in a row without progress. */
@@ -75,6 +79,10 @@ export interface Device {
   upToDate(): void;
   /** Closes the link and opens a new one. */
   reconnect(): Promise<void>;
+  /** Subscribes to the shared image topic of the transfer (§11.4), dropping an older one. */
+  joinStream(topic: string, streamId: number): Promise<void>;
+  /** Unsubscribes from the shared image topic, if any. */
+  leaveStream(): Promise<void>;
   /**
    * Fetches `url` from byte `from` (a `Range` request when above 0), posting `http_data`,
    * `http_end` or `http_failed` events; a download already running is stopped first.

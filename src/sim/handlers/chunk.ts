@@ -82,6 +82,17 @@ export async function onChunk(d: Device, e: EventOf<"chunk">): Promise<ReceiverS
   return "RECEIVING";
 }
 
+/**
+ * §11.4: a CHUNK of our stream on the shared topic that is the chunk wanted next and fits the
+ * MANIFEST (the receiver drops every other one silently before it becomes an event): handled
+ * exactly as a unicast CHUNK, so a bad CRC is NACKed and a good one written and acknowledged.
+ */
+export async function onSharedChunk(d: Device, e: EventOf<"shared_chunk">): Promise<ReceiverState> {
+  const next = await onChunk(d, { type: "chunk", chunk: e.chunk });
+  if (d.x.next > e.chunk.index) d.stats.sharedWritten++;
+  return next;
+}
+
 /** A chunk of our transfer that does not decode or fit the manifest. */
 export function onBadChunk(d: Device, why: string): ReceiverState {
   d.stats.badChunks++;

@@ -6,7 +6,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { ackTopicProblem, StatusCode, toHex } from "../../protocol/mod.ts";
+import { ackTopicProblem, sharedImageTopic, StatusCode, toHex } from "../../protocol/mod.ts";
 import { verifySignature } from "../../protocol/signing.ts";
 import type { EventOf, ReceiverState } from "../receiver_types.ts";
 import type { Device } from "./_device.ts";
@@ -74,5 +74,23 @@ export async function acceptManifest(d: Device, e: EventOf<"manifest">): Promise
   d.x.flashFailuresInARow = 0;
   d.x.ackEvery = Math.max(1, d.o.ackEvery ?? Math.ceil(m.window / 2));
   d.x.resumePoint = { sha256: m.sha256, offset: m.startOffset };
-  return m.url === undefined ? "RECEIVING" : beginDownload(d);
+  if (m.url !== undefined) return beginDownload(d);
+  await joinSharedStream(d, e); // a URL transfer has no CHUNKs, so no stream (§11.1)
+  return "RECEIVING";
+}
+
+/**
+ * §11.4: a MANIFEST with SHARED names the stream's topic; the device subscribes only when it is
+ * exactly the topic of this image and stream under its own prefix, else it goes on by unicast.
+ */
+async function joinSharedStream(d: Device, e: EventOf<"manifest">): Promise<void> {
+  const shared = e.manifest.shared;
+  if (!shared || !d.o.shared) return await d.leaveStream();
+  const expected = sharedImageTopic(d.o.prefix, toHex(e.manifest.sha256), shared.streamId);
+  if (shared.topic !== expected) {
+    d.stats.sharedRefused++;
+    d.log(`ignored the shared topic "${shared.topic}": expected "${expected}"; unicast only`);
+    return await d.leaveStream();
+  }
+  await d.joinStream(shared.topic, shared.streamId);
 }

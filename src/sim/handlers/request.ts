@@ -23,6 +23,7 @@ export async function sendRequest(d: Device): Promise<ReceiverState> {
   x.unanswered++;
   d.dropHeldAck();
   d.stopDownload();
+  await d.leaveStream(); // §11.4: a new exchange starts without the old stream
   x.correlation = crypto.getRandomValues(new Uint8Array(8));
   const link = d.link();
   const v5 = link.protocolVersion === 5;
@@ -37,6 +38,8 @@ export async function sendRequest(d: Device): Promise<ReceiverState> {
     correlationData: v5 ? EMPTY : x.correlation,
     resume: x.resumePoint && x.resumePoint.offset > 0 ? x.resumePoint : null,
     http: o.http || undefined,
+    // §11.4: SHARED only under MQTT 5 (§11.1: a 3.1.1 device is served by unicast).
+    ...(o.shared && v5 ? { shared: true as const } : {}),
   });
   await link.publish(d.topics.request, body, {
     qos: 1,

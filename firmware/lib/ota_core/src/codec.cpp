@@ -311,16 +311,17 @@ DecodeError decodeRequest(const uint8_t* data, size_t size, Request& out) {
   out.wantedVersion = r.var8();
   out.responseTopic = r.var8();
   out.correlationData = r.var8();
-  // Bit 0 alone decides the framing; bit 1 (HTTP) adds no field; bits 2-7 are reserved.
+  // Bit 0 alone decides the framing; bits 1 (HTTP) and 2 (SHARED) add no field; 3-7 are reserved.
   out.hasResume = (flags & kRequestFlagResume) != 0;
   out.wantsHttp = (flags & kRequestFlagHttp) != 0;
+  out.shared = (flags & kRequestFlagShared) != 0;
   if (out.hasResume) {
     r.copy(out.resumeSha256, kSha256Bytes);
     out.resumeOffset = r.u32();
   }
   e = finish(r);
   if (e != DecodeError::NONE) return e;
-  if ((flags & 0xFC) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
+  if ((flags & 0xF8) != 0 || reserved != 0) return DecodeError::RESERVED_NOT_ZERO;
   for (Bytes s : {out.deviceId, out.product, out.currentVersion, out.wantedVersion,
                   out.responseTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
@@ -352,13 +353,19 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   out.version = r.var8();
   out.ackTopic = r.var8();
   out.signature = r.var8();
-  // Bit 1 (URL) decides whether the url follows the signature (framing, §4.7).
+  // Bit 1 (URL) decides whether the url follows the signature, bit 2 (SHARED) whether the
+  // shared-stream fields follow that (framing, §4.2, §4.7).
   out.hasUrl = (flags & kManifestFlagUrl) != 0;
   if (out.hasUrl) out.url = r.var16();
+  out.shared = (flags & kManifestFlagShared) != 0;
+  if (out.shared) {
+    out.streamId = r.u32();
+    out.sharedTopic = r.var8();
+  }
   e = finish(r);
   if (e != DecodeError::NONE) return e;
-  if ((flags & 0xFC) != 0) return DecodeError::RESERVED_NOT_ZERO;
-  for (Bytes s : {out.name, out.product, out.version, out.ackTopic, out.url}) {
+  if ((flags & 0xF8) != 0) return DecodeError::RESERVED_NOT_ZERO;
+  for (Bytes s : {out.name, out.product, out.version, out.ackTopic, out.url, out.sharedTopic}) {
     if (!isValidUtf8(s)) return DecodeError::BAD_STRING;
   }
   if (out.hasUrl && !sizeIn(out.url, 1, kMaxUrlBytes)) return DecodeError::OUT_OF_RANGE;
@@ -374,6 +381,9 @@ DecodeError decodeManifest(const uint8_t* data, size_t size, Manifest& out) {
   // SIGNED <=> a signature is present, and a present signature is r||s of P-256 (64 bytes).
   if (isSigned != (out.signature.size != 0) ||
       (isSigned && out.signature.size != kSignatureBytes)) {
+    return DecodeError::OUT_OF_RANGE;
+  }
+  if (out.shared && (out.streamId == 0 || out.sharedTopic.size == 0)) {
     return DecodeError::OUT_OF_RANGE;
   }
   out.kind = static_cast<ImageKind>(kind);
@@ -501,7 +511,8 @@ size_t encodeRequest(const Request& msg, uint8_t* out, size_t capacity) {
   w.u32(msg.chunkSize);
   w.u16(msg.window);
   w.u8(static_cast<uint8_t>((msg.hasResume ? kRequestFlagResume : 0) |
-                             (msg.wantsHttp ? kRequestFlagHttp : 0)));
+                             (msg.wantsHttp ? kRequestFlagHttp : 0) |
+                             (msg.shared ? kRequestFlagShared : 0)));
   w.u8(0);
   w.var8(msg.deviceId);
   w.var8(msg.product);
@@ -528,13 +539,18 @@ size_t encodeManifest(const Manifest& msg, uint8_t* out, size_t capacity) {
   w.u16(msg.window);
   w.u8(static_cast<uint8_t>(msg.kind));
   w.u8(static_cast<uint8_t>((msg.signature.size != 0 ? kManifestFlagSigned : 0) |
-                             (msg.hasUrl ? kManifestFlagUrl : 0)));
+                             (msg.hasUrl ? kManifestFlagUrl : 0) |
+                             (msg.shared ? kManifestFlagShared : 0)));
   w.var8(msg.name);
   w.var8(msg.product);
   w.var8(msg.version);
   w.var8(msg.ackTopic);
   w.var8(msg.signature);
   if (msg.hasUrl) w.var16(msg.url);
+  if (msg.shared) {
+    w.u32(msg.streamId);
+    w.var8(msg.sharedTopic);
+  }
   return w.result();
 }
 

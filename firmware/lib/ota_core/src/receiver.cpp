@@ -70,6 +70,9 @@ const Receiver::Transition Receiver::kTransitions[] = {
     // §8.8 the HTTP download of a URL MANIFEST ended: STATUS, or REQUEST for a fresh URL
     //                                                                 -> VERIFIED / REQUESTED / FAILED
     {State::RECEIVING, Event::HTTP_DONE, &Receiver::onHttpDone},
+    // §11.4 CHUNK of our stream on the shared topic, the one wanted next and fitting the MANIFEST
+    // (onMessage drops every other one silently): handled as a unicast CHUNK -> RECEIVING/VERIFIED/FAILED
+    {State::RECEIVING, Event::SHARED_CHUNK, &Receiver::onSharedChunk},
 };
 
 Receiver::Receiver(const ReceiverConfig& config, FlashSink& sink, Publisher& publisher,
@@ -121,6 +124,7 @@ void Receiver::dispatch(Event event) {
 
 void Receiver::enter(State next) {
   state_ = next;
+  if (next == State::VERIFIED || next == State::FAILED) leaveStream();  // §11.4
   uint32_t now = clock_.nowMs();
   switch (next) {
     case State::REQUESTED:
@@ -159,6 +163,10 @@ bool Receiver::correlationMatches(const InboundMessage& m) const {
 void Receiver::onMessage(const InboundMessage& m) {
   if (equals(m.topic, offerTopic_)) {
     onOffer(m);
+    return;
+  }
+  if (sharedTopic_[0] != '\0' && equals(m.topic, sharedTopic_)) {
+    onSharedMessage(m);
     return;
   }
   bool onData = equals(m.topic, dataTopic_);
@@ -249,6 +257,58 @@ void Receiver::onOffer(const InboundMessage& m) {
   }
 }
 
+// §11.4: the shared topic carries only CHUNK. A CHUNK counts only in RECEIVING, of our stream, as
+// the chunk wanted next and fitting the MANIFEST; anything else is dropped without an answer and
+// without restarting the idle timer (no dispatch).
+void Receiver::onSharedMessage(const InboundMessage& m) {
+  ++stats_.sharedReceived;
+  MessageType type{};
+  if (state_ != State::RECEIVING ||
+      peekTypeOn(TopicKind::IMAGE, m.payload.data, m.payload.size, type) != DecodeError::NONE ||
+      decodeChunk(m.payload.data, m.payload.size, chunk_) != DecodeError::NONE) {
+    return;
+  }
+  const Chunk& c = chunk_;
+  uint32_t expectedLength =
+      c.index + 1 == chunkCount_ ? size_ - c.index * chunkSize_ : chunkSize_;
+  if (c.transferId != streamId_ || c.index != nextIndex_ || c.index >= chunkCount_ ||
+      c.offset != c.index * chunkSize_ || c.payload.size != expectedLength) {
+    return;
+  }
+  chunkDecoded_ = true;
+  dispatch(Event::SHARED_CHUNK);
+}
+
+State Receiver::onSharedChunk() {
+  uint32_t before = nextIndex_;
+  State next = onChunk();
+  if (nextIndex_ != before) ++stats_.sharedWritten;
+  return next;
+}
+
+// §11.4: subscribe only to the topic of this image and stream under our own prefix, so a MANIFEST
+// can never make the device subscribe outside `{p}/img/`.
+void Receiver::joinStream(const Manifest& m) {
+  leaveStream();
+  if (!m.shared || !config_.shared) return;
+  char expected[kMaxSharedTopicBytes];
+  size_t n = buildSharedImageTopic(expected, sizeof expected, config_.prefix, m.sha256, m.streamId);
+  if (n == 0 || !equals(m.sharedTopic, expected)) {
+    ++stats_.sharedRefused;
+    return;
+  }
+  if (!publisher_.subscribe(expected)) return;  // §11.3: unicast alone
+  std::memcpy(sharedTopic_, expected, n + 1);
+  streamId_ = m.streamId;
+}
+
+void Receiver::leaveStream() {
+  if (sharedTopic_[0] == '\0') return;
+  publisher_.unsubscribe(sharedTopic_);
+  sharedTopic_[0] = '\0';
+  streamId_ = 0;
+}
+
 uint32_t Receiver::nextRandom() {
   if (config_.random != nullptr) return config_.random(config_.randomContext);
   uint32_t x = randomState_;
@@ -268,6 +328,7 @@ State Receiver::startOfferDelay() {
 }
 
 State Receiver::sendRequest() {
+  leaveStream();  // §11.4: a new exchange starts without the old stream
   ++unanswered_;
   ++requestCounter_;
   uint32_t now = clock_.nowMs();
@@ -285,6 +346,7 @@ State Receiver::sendRequest() {
   req.wantsHttp = config_.askHttp && config_.httpDownloader != nullptr;
   httpPending_ = false;
   Bytes corr{correlation_, kCorrelationBytes};
+  req.shared = config_.shared && config_.mqtt5;  // §11.1: never under MQTT 3.1.1
   if (!config_.mqtt5) {
     req.responseTopic = bytesOf(dataTopic_);
     req.correlationData = corr;
@@ -424,6 +486,7 @@ State Receiver::acceptManifest() {
   nackedFor_ = UINT32_MAX;
   flashFailuresInARow_ = 0;
   saveResumePoint();
+  joinStream(m);
   return State::RECEIVING;
 }
 

@@ -44,8 +44,34 @@ bool TrackingPublisher::publish(const char* topic, const uint8_t* data, size_t s
   return inner_.publish(topic, data, size, responseTopic, correlation);
 }
 
+bool TrackingPublisher::subscribe(const char* topic) {
+  if (!holding_) return inner_.subscribe(topic);
+  size_t n = std::strlen(topic);
+  if (n > kMaxTopicBytes) return false;
+  std::memcpy(pendingTopic_, topic, n + 1);
+  pendingSubscribe_ = true;
+  return true;  // a platform that cannot subscribe fails in flush(): the transfer goes unicast
+}
+
+void TrackingPublisher::unsubscribe(const char* topic) {
+  if (!holding_) return inner_.unsubscribe(topic);
+  size_t n = std::strlen(topic);
+  if (n > kMaxTopicBytes) return;
+  if (pendingSubscribe_ && std::strcmp(pendingTopic_, topic) == 0) {
+    pendingTopic_[0] = '\0';  // subscribed and left within one step: nothing to do
+    return;
+  }
+  std::memcpy(pendingTopic_, topic, n + 1);
+  pendingSubscribe_ = false;
+}
+
 void TrackingPublisher::flush() {
   holding_ = false;
+  if (pendingTopic_[0] != '\0') {
+    if (pendingSubscribe_) inner_.subscribe(pendingTopic_);
+    else inner_.unsubscribe(pendingTopic_);
+    pendingTopic_[0] = '\0';
+  }
   for (size_t i = 0; i < queued_; ++i) {
     ++published_;
     ++deferredTotal_;

@@ -30,6 +30,7 @@ const char* toString(TopicKind kind) {
     case TopicKind::STATUS: return "status";
     case TopicKind::ERROR: return "error";
     case TopicKind::OFFER: return "offer";
+    case TopicKind::IMAGE: return "img";
   }
   return "unknown";
 }
@@ -44,6 +45,7 @@ bool carries(TopicKind kind, MessageType type) {
     case TopicKind::STATUS: return type == MessageType::STATUS;
     case TopicKind::ERROR: return type == MessageType::ERROR;
     case TopicKind::OFFER: return type == MessageType::OFFER;
+    case TopicKind::IMAGE: return type == MessageType::CHUNK;
   }
   return false;
 }
@@ -75,6 +77,24 @@ size_t buildDeviceTopic(char* out, size_t capacity, const char* prefix, const ch
                               senderId)
               : std::snprintf(out, capacity, "%s%s%s/%s", prefix, kDevSegment, deviceId,
                               toString(kind));
+  if (n < 0 || static_cast<size_t>(n) >= capacity) {
+    out[0] = '\0';
+    return 0;
+  }
+  return static_cast<size_t>(n);
+}
+
+size_t buildSharedImageTopic(char* out, size_t capacity, const char* prefix,
+                             const uint8_t sha256[kSha256Bytes], uint32_t streamId) {
+  if (out == nullptr || capacity == 0) return 0;
+  out[0] = '\0';
+  if (!isValidPrefix(prefix) || sha256 == nullptr) return 0;
+  char sha16[kSharedTopicShaHex + 1];
+  for (size_t i = 0; i < kSharedTopicShaHex / 2; ++i) {
+    std::snprintf(sha16 + 2 * i, 3, "%02x", static_cast<unsigned>(sha256[i]));
+  }
+  int n = std::snprintf(out, capacity, "%s/img/%s/%lu", prefix, sha16,
+                        static_cast<unsigned long>(streamId));
   if (n < 0 || static_cast<size_t>(n) >= capacity) {
     out[0] = '\0';
     return 0;

@@ -97,14 +97,17 @@ bool equals(Bytes view, const char* text);
 /// True when both views hold the same bytes.
 bool equals(Bytes a, Bytes b);
 
-/// REQUEST `flags` bits (§4.1).
+/// REQUEST `flags` bits (§4.1); bit 2 SHARED is §11's (the device can receive the shared stream).
 constexpr uint8_t kRequestFlagResume = 0x01;
 constexpr uint8_t kRequestFlagHttp = 0x02;
-/// MANIFEST `flags` bits (§4.2).
+constexpr uint8_t kRequestFlagShared = 0x04;
+/// MANIFEST `flags` bits (§4.2); bit 2 SHARED is §11's (the shared-stream fields follow).
 constexpr uint8_t kManifestFlagSigned = 0x01;
 constexpr uint8_t kManifestFlagUrl = 0x02;
+constexpr uint8_t kManifestFlagShared = 0x04;
 
-/// REQUEST (§4.1). `hasResume` mirrors flag bit 0, `wantsHttp` flag bit 1 (an HTTP download).
+/// REQUEST (§4.1). `hasResume` mirrors flag bit 0, `wantsHttp` flag bit 1 (an HTTP download),
+/// `shared` flag bit 2 (the shared image stream, §11).
 struct Request {
   uint32_t chunkSize = 0;
   uint16_t window = 0;
@@ -118,6 +121,7 @@ struct Request {
   uint8_t resumeSha256[kSha256Bytes] = {};
   uint32_t resumeOffset = 0;
   bool wantsHttp = false;
+  bool shared = false;
 };
 
 /// MANIFEST (§4.2). `signed` (flag bit 0) is implied by a non-empty signature; `hasUrl` mirrors
@@ -138,6 +142,11 @@ struct Manifest {
   Bytes signature;
   bool hasUrl = false;
   Bytes url;
+  /// Flag bit 2 SHARED: CHUNKs of this image also travel on `sharedTopic`, each with `streamId`
+  /// in its transferId field (§11).
+  bool shared = false;
+  uint32_t streamId = 0;
+  Bytes sharedTopic;
 };
 
 /// ERROR (§4.3).

@@ -50,6 +50,15 @@ class Publisher {
   virtual ~Publisher() = default;
   virtual bool publish(const char* topic, const uint8_t* data, size_t size,
                        const char* responseTopic, Bytes correlation) = 0;
+  /// Subscribes (QoS 0) to a shared image topic (protocol §11.4); its messages then reach
+  /// Receiver::onMessage like the data topic's. False when the platform cannot (the default): the
+  /// transfer goes on by unicast (§11.3).
+  virtual bool subscribe(const char* topic) {
+    (void)topic;
+    return false;
+  }
+  /// Ends a subscription made by subscribe().
+  virtual void unsubscribe(const char* topic) { (void)topic; }
 };
 
 /// What the receiver must remember across a reboot to resume an image (protocol §9).

@@ -25,6 +25,8 @@ namespace ota_core {
 constexpr size_t kMaxPrefixBytes = 64;
 /// Room for the receiver's own topics: `{p}/dev/{id}/status` and shorter.
 constexpr size_t kMaxOwnTopicBytes = kMaxPrefixBytes + 5 + kMaxDeviceIdBytes + 8;
+/// Room for a shared image topic `{p}/img/{sha16}/{streamId}` and its NUL (protocol §11).
+constexpr size_t kMaxSharedTopicBytes = kMaxPrefixBytes + 5 + 16 + 1 + 10 + 1;
 
 /// Receiver states (protocol §8). BACKING_OFF waits `retryAfterMs` (BUSY, TRANSFER_ABORTED,
 /// UNKNOWN_TRANSFER) before asking again; VERIFIED and FAILED end an attempt; OFFER_DELAY waits
@@ -64,6 +66,9 @@ struct ReceiverConfig {
   /// Refuse unsigned images even when no key could be loaded (a device built to require
   /// signatures whose key is broken must not fall back to accepting anything).
   bool requireSignature = false;
+  /// Ask for the shared image stream (REQUEST flag SHARED, protocol §11.4); sent only under MQTT 5,
+  /// and useful only when the Publisher implements subscribe().
+  bool shared = false;
   /// Draws the delay after an OFFER (§8.1): `(random × (jitterMs + 1)) >> 32` ms. Null: a
   /// xorshift generator seeded from the device id and the clock (spreads a fleet, not secret).
   RandomSource random = nullptr;
@@ -92,6 +97,9 @@ struct ReceiverStats {
   uint32_t offersIgnored = 0;    ///< OFFERs not applying, undecodable, or heard while busy
   uint32_t resumedFrom = 0;      ///< startOffset of the last MANIFEST that continued an image
   uint32_t rehashedBytes = 0;
+  uint32_t sharedReceived = 0;   ///< messages on the shared image topic (§11.4), used or not
+  uint32_t sharedWritten = 0;    ///< shared CHUNKs written
+  uint32_t sharedRefused = 0;    ///< MANIFESTs whose shared topic was not their image's: unicast
 };
 
 /// How the last transfer ended (valid in VERIFIED and FAILED).
@@ -123,7 +131,7 @@ class Receiver {
   bool configValid() const { return configValid_; }
   /// "Update wanted": from IDLE or FAILED, publishes a REQUEST.
   void start();
-  /// A complete message from the data topic or the error topic (see isDataTopic/isErrorTopic).
+  /// A complete message from the data, error, offer or shared image topic.
   void onMessage(const InboundMessage& message);
   /// Timeouts (request, idle, back-off) and delayed acknowledgements.
   void tick(uint32_t nowMs);
@@ -142,9 +150,20 @@ class Receiver {
   const char* errorTopic() const { return errorTopic_; }
   const char* offerTopic() const { return offerTopic_; }
   const char* statusTopic() const { return statusTopic_; }
+  /// The shared image topic subscribed to for the transfer (§11.4); empty when none.
+  const char* sharedTopic() const { return sharedTopic_; }
 
  private:
-  enum class Event : uint8_t { UPDATE_WANTED, MANIFEST, ERROR, CHUNK, TIMEOUT, OFFER, HTTP_DONE };
+  enum class Event : uint8_t {
+    UPDATE_WANTED,
+    MANIFEST,
+    ERROR,
+    CHUNK,
+    TIMEOUT,
+    OFFER,
+    HTTP_DONE,
+    SHARED_CHUNK
+  };
   using Handler = State (Receiver::*)();
   struct Transition {
     State state;
@@ -165,6 +184,7 @@ class Receiver {
   State startOfferDelay();
   State acceptUrlManifest();
   State onHttpDone();
+  State onSharedChunk();
 
   State fail(StatusCode code, const char* detail);
   State finishImage();
@@ -174,6 +194,9 @@ class Receiver {
   void saveResumePoint();
   bool correlationMatches(const InboundMessage& m) const;
   void onOffer(const InboundMessage& m);
+  void onSharedMessage(const InboundMessage& m);
+  void joinStream(const Manifest& m);
+  void leaveStream();
   uint32_t nextRandom();
   void abortWrite();
 
@@ -248,6 +271,9 @@ class Receiver {
   char errorTopic_[kMaxOwnTopicBytes] = {};
   char offerTopic_[kMaxOwnTopicBytes] = {};
   char statusTopic_[kMaxOwnTopicBytes] = {};
+  /// The shared image topic of the transfer and its stream id (§11.4); empty / 0 when none.
+  char sharedTopic_[kMaxSharedTopicBytes] = {};
+  uint32_t streamId_ = 0;
   /// Outcome::detail text that names a topic (no heap: formatted here).
   char detail_[kMaxOwnTopicBytes + 48] = {};
   uint8_t txBuffer_[kMaxRequestBytes > kMaxStatusBytes ? kMaxRequestBytes : kMaxStatusBytes];

@@ -34,6 +34,10 @@ class TrackingPublisher : public Publisher {
       : inner_(inner), requestTopic_(requestTopic) {}
   bool publish(const char* topic, const uint8_t* data, size_t size, const char* responseTopic,
                Bytes correlation) override;
+  /// Subscriptions take esp-mqtt's API lock like a publish: while holding, the one pending
+  /// (un)subscription waits for flush(), a later one replacing it.
+  bool subscribe(const char* topic) override;
+  void unsubscribe(const char* topic) override;
   /// Queue publishes from now on.
   void hold() { holding_ = true; }
   /// Send what was queued, in order, and stop queueing.
@@ -60,6 +64,9 @@ class TrackingPublisher : public Publisher {
   uint32_t published_ = 0;
   bool holding_ = false;
   Deferred queue_[kMaxDeferredPublishes];
+  /// The (un)subscription waiting for flush(); empty topic when none.
+  char pendingTopic_[kMaxTopicBytes + 1] = {};
+  bool pendingSubscribe_ = false;
   size_t queued_ = 0;
   uint32_t deferredTotal_ = 0;
 };

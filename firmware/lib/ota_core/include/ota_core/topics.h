@@ -12,8 +12,9 @@ namespace ota_core {
 
 /// The six topics of a device's namespace (protocol §2) and the messages each carries:
 /// REQUEST on `req`; MANIFEST, CHUNK, ERROR on `data`; ACK, STATUS on `ack/{senderId}`;
-/// STATUS on `status`; ERROR on `error`; OFFER on `offer` (the device subscribes to it).
-enum class TopicKind : uint8_t { REQUEST, DATA, ACK, STATUS, ERROR, OFFER };
+/// STATUS on `status`; ERROR on `error`; OFFER on `offer` (the device subscribes to it). IMAGE is
+/// the shared image topic `{p}/img/{sha16}/{streamId}` outside every namespace: CHUNK only (§11).
+enum class TopicKind : uint8_t { REQUEST, DATA, ACK, STATUS, ERROR, OFFER, IMAGE };
 
 /// True when protocol §2 lets a message of `type` travel on a topic of `kind`.
 bool carries(TopicKind kind, MessageType type);
@@ -34,6 +35,15 @@ bool isValidPrefix(const char* prefix);
 /// prefix or an id breaks the §2 rules, or `senderId` is missing for ACK.
 size_t buildDeviceTopic(char* out, size_t capacity, const char* prefix, const char* deviceId,
                         TopicKind kind, const char* senderId = nullptr);
+
+/// Hex digits of the image's SHA-256 in its shared topic (protocol §2, §11).
+constexpr size_t kSharedTopicShaHex = 16;
+
+/// Writes the shared image topic `{prefix}/img/{sha16}/{streamId}` (§11: the first 16 lower-case
+/// hex digits of `sha256`, the stream id in decimal) NUL-terminated into `out`. Returns its length,
+/// or 0 when it does not fit in `capacity` or the prefix breaks the §2 rule.
+size_t buildSharedImageTopic(char* out, size_t capacity, const char* prefix,
+                             const uint8_t sha256[kSha256Bytes], uint32_t streamId);
 
 /// Parses `topic` as a topic of device `deviceId` under `prefix`. On success sets `kind` (and
 /// for ACK `senderId`, a view into `topic`) and returns true; any other topic returns false.
