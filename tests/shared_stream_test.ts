@@ -21,6 +21,15 @@ import { assert, assertEquals } from "./_assert.ts";
 import type { RunningMosquitto } from "../src/broker/mod.ts";
 import { mosquittoTest } from "./_broker.ts";
 import { type TestSender, until, withTestSender } from "./_sender_harness.ts";
+import { otaMetrics } from "../src/metrics/mod.ts";
+import { rolloutStore } from "../src/rollout/store.ts";
+
+/** The value of an unlabelled series in a Prometheus text scrape. */
+function scraped(text: string, name: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  assert(line !== undefined, `${name} is not in the scrape`);
+  return Number(line.slice(name.length + 1));
+}
 
 const KiB = 1024;
 /** 256 chunks of 1 KiB, window 16: the stream's pacing matters over 16 windows. */
@@ -258,6 +267,18 @@ mosquittoTest(
       assertEquals(hit.crcErrors, 1);
       assert(hit.nacks >= 1, `nacks ${hit.nacks}`);
       assert(h.sender.stats.repairBytes >= CHUNK, `repaired ${h.sender.stats.repairBytes}`);
+      // The metrics surface reports the stream as the sender counted it.
+      const text = await otaMetrics({
+        sender: h.sender,
+        catalog: h.catalog,
+        rollouts: rolloutStore(h.catalog),
+        log: { info: () => {}, warn: () => {} },
+      }).scrape();
+      assertEquals(scraped(text, "ota_shared_streams_total"), h.sender.stats.streams);
+      assert(h.sender.stats.streams >= 1, "no stream was opened");
+      assertEquals(scraped(text, "ota_shared_chunks_total"), h.sender.stats.sharedChunks);
+      assertEquals(scraped(text, "ota_shared_payload_bytes_total"), h.sender.stats.sharedBytes);
+      assertEquals(scraped(text, "ota_repair_payload_bytes_total"), h.sender.stats.repairBytes);
     });
   },
 );

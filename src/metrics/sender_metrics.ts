@@ -79,6 +79,26 @@ export function registerSenderMetrics(
     },
   });
   readCounter(registry, {
+    name: "ota_shared_streams_total",
+    help: "Shared image streams opened (one-to-many delivery, protocol §11)",
+    read: () => stats()?.streams,
+  });
+  readCounter(registry, {
+    name: "ota_shared_chunks_total",
+    help: "CHUNKs published once on a shared image topic for every member of its stream",
+    read: () => stats()?.sharedChunks,
+  });
+  readCounter(registry, {
+    name: "ota_shared_payload_bytes_total",
+    help: "Image bytes published on shared image topics",
+    read: () => stats()?.sharedBytes,
+  });
+  readCounter(registry, {
+    name: "ota_repair_payload_bytes_total",
+    help: "Image bytes stream members were sent by unicast: repairs and late joiners (§11.2)",
+    read: () => stats()?.repairBytes,
+  });
+  readCounter(registry, {
     name: "ota_nacks_total",
     help: "NACKs received for open transfers, by reason (protocol §4.5)",
     label: "reason",
