@@ -29,6 +29,8 @@ const PREFIX = "ota";
 const IMAGE_BYTES = 16 * 1024;
 /** A device stops polling after this long, so a rollout that stalls fails the test. */
 const POLL_LIMIT_MS = 60_000;
+/** Least pause of a polling device between two REQUESTs that got no update. */
+const POLL_PAUSE_MS = 500;
 
 /** A sender instance on its own handle of the shared KV file. */
 interface Instance {
@@ -130,7 +132,10 @@ async function pollUntil(
       }
       version = r.version;
     } else {
-      await new Promise((res) => setTimeout(res, 150 + Math.random() * 150));
+      // Slower than the driver's 100 ms tick: a wave's devices are enrolled and offered by the
+      // tick before most of them poll (a device that polls first is enrolled by its REQUEST and
+      // gets no OFFER, so fast polling alone would leave the offer checks with nothing to see).
+      await new Promise((res) => setTimeout(res, POLL_PAUSE_MS * (1 + Math.random())));
     }
   }
   return version;
