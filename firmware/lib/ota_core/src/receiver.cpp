@@ -551,13 +551,7 @@ State Receiver::onHttpDone() {
   }
   // The downloader checked the SHA-256 before it said VERIFIED; the sink's activate() switches
   // the boot slot (again, when the downloader did) and records the boot for the self-test.
-  store_.clear();
-  haveResume_ = false;
-  if (!sink_.activate()) return fail(StatusCode::FLASH_ERROR, "cannot switch the boot slot");
-  outcome_.status = StatusCode::VERIFIED;
-  outcome_.detail = "";
-  sendStatus(StatusCode::VERIFIED, "");
-  return State::VERIFIED;
+  return activateVerified();
 }
 
 bool Receiver::rehash(uint32_t upTo) {
@@ -692,6 +686,10 @@ State Receiver::finishImage() {
     return fail(r == SinkResult::IMAGE_INVALID ? StatusCode::IMAGE_INVALID : StatusCode::FLASH_ERROR,
                 "image validation failed at the end of the write");
   }
+  return activateVerified();
+}
+
+State Receiver::activateVerified() {
   store_.clear();
   haveResume_ = false;
   // Switch first, then report: VERIFIED promises "the device will boot it" (§5.3).

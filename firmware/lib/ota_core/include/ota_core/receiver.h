@@ -188,6 +188,8 @@ class Receiver {
 
   State fail(StatusCode code, const char* detail);
   State finishImage();
+  /// A verified image: forget the resume point, switch the boot slot, then report VERIFIED.
+  State activateVerified();
   bool rehash(uint32_t upTo);
   void sendAck(NackReason nack);
   void sendStatus(StatusCode code, const char* detail);
