@@ -14,7 +14,8 @@ import {
   type TransferRecord,
 } from "../src/catalog/mod.ts";
 import { Sender, type SenderCatalog, type SenderOptions } from "../src/sender/mod.ts";
-import { toHex } from "../src/protocol/mod.ts";
+import { deviceTopics, encodeStatus, fromHex, StatusCode, toHex } from "../src/protocol/mod.ts";
+import type { ReceiverResult } from "../src/sim/receiver.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 
 /** What a test gets: the sender, its catalog and image, and the records of ended transfers. */
@@ -118,4 +119,27 @@ export async function recordedStatuses(catalog: Catalog, deviceId?: string): Pro
   const all = await catalog.listDeviceStatus();
   return all.filter((r) => deviceId === undefined || r.deviceId === deviceId).map((r) => r.status)
     .reverse();
+}
+
+/**
+ * What a device does after the reboot into the image `r` verified: one STATUS BOOTED for that
+ * transfer on its status topic, from its own short connection.
+ */
+export async function reportBooted(url: string, prefix: string, r: ReceiverResult): Promise<void> {
+  const t = await connectMqtt({ url, clientId: `${r.deviceId}-boot`, protocolVersion: 5 });
+  try {
+    await t.publish(
+      deviceTopics(prefix, r.deviceId).status,
+      encodeStatus({
+        transferId: r.transferId,
+        status: StatusCode.BOOTED,
+        sha256: fromHex(r.sha256),
+        version: r.version,
+        detail: "booted",
+      }),
+      { qos: 1 },
+    );
+  } finally {
+    await t.close();
+  }
 }

@@ -26,7 +26,6 @@ import {
   encodeRequest,
   encodeStatus,
   ErrorCode,
-  fromHex,
   type Manifest,
   MessageType,
   peekType,
@@ -48,7 +47,7 @@ import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { InboundMessage, Transport } from "../src/transport/types.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
-import { until } from "./_sender_harness.ts";
+import { reportBooted, until } from "./_sender_harness.ts";
 
 const PREFIX = "ota";
 const READ = "metrics-read-token-0123";
@@ -383,23 +382,8 @@ function configFor(url: string, kvPath: string): SenderConfig {
 }
 
 /** A device that reports BOOTED on the version it verified, as after its reboot. */
-async function boot(url: string, r: ReceiverResult): Promise<void> {
-  const t = await connectMqtt({ url, clientId: `${r.deviceId}-boot`, protocolVersion: 5 });
-  try {
-    await t.publish(
-      deviceTopics(PREFIX, r.deviceId).status,
-      encodeStatus({
-        transferId: r.transferId,
-        status: StatusCode.BOOTED,
-        sha256: fromHex(r.sha256),
-        version: r.version,
-        detail: "booted",
-      }),
-      { qos: 1 },
-    );
-  } finally {
-    await t.close();
-  }
+function boot(url: string, r: ReceiverResult): Promise<void> {
+  return reportBooted(url, PREFIX, r);
 }
 
 /** A hand-driven device: it asks, and hears what comes on its data topic. */

@@ -10,13 +10,7 @@ import { rolloutStore } from "../src/rollout/store.ts";
 import { inventoryStore } from "../src/inventory/store.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { createRollout } from "../src/ops/rollouts.ts";
-import {
-  decodeOffer,
-  deviceTopics,
-  encodeStatus,
-  fromHex,
-  StatusCode,
-} from "../src/protocol/mod.ts";
+import { decodeOffer } from "../src/protocol/mod.ts";
 import type { RolloutRecord } from "../src/rollout/mod.ts";
 import { Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { Receiver } from "../src/sim/receiver.ts";
@@ -24,6 +18,7 @@ import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
+import { reportBooted } from "./_sender_harness.ts";
 
 const PREFIX = "ota";
 const IMAGE_BYTES = 16 * 1024;
@@ -114,22 +109,7 @@ async function pollUntil(
     const r = await receiver.run();
     options.log?.push(`${deviceId} ${r.status} ${r.version}`);
     if (r.status === "VERIFIED") {
-      const t = await connectMqtt({ url, clientId: `${deviceId}-boot`, protocolVersion: 5 });
-      try {
-        await t.publish(
-          deviceTopics(PREFIX, deviceId).status,
-          encodeStatus({
-            transferId: r.transferId,
-            status: StatusCode.BOOTED,
-            sha256: fromHex(r.sha256),
-            version: r.version,
-            detail: "booted",
-          }),
-          { qos: 1 },
-        );
-      } finally {
-        await t.close();
-      }
+      await reportBooted(url, PREFIX, r);
       version = r.version;
     } else {
       // Slower than the driver's 100 ms tick: a wave's devices are enrolled and offered by the
