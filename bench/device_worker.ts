@@ -13,18 +13,10 @@ import {
   type FleetRun,
   runFleet,
   unicastBytesOf,
+  type WorkerReady,
 } from "./devices.ts";
 import { DEFAULT_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { procUsage } from "./sender_process.ts";
-
-/** What a worker says when it is ready to start. */
-export interface WorkerReady {
-  ready: true;
-  /** Seconds its devices took to connect (0 without `preconnect`). */
-  connectSeconds: number;
-  /** Devices whose connection could not be opened before the start. */
-  notConnected: number;
-}
 
 /** What a worker reports. */
 export interface WorkerReport {

@@ -8,7 +8,6 @@ import { Receiver, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { Transport } from "../src/transport/types.ts";
-import type { WorkerReady } from "./device_worker.ts";
 
 /**
  * Connections a fleet opens at once before its start ({@link connectFleet}): 10 000 CONNECTs
@@ -43,6 +42,15 @@ export interface FleetOptions {
    * run from the REQUEST, not from a CONNECT queued behind thousands of others.
    */
   preconnect?: boolean;
+}
+
+/** What a worker says when it is ready to start. */
+export interface WorkerReady {
+  ready: true;
+  /** Seconds its devices took to connect (0 without `preconnect`). */
+  connectSeconds: number;
+  /** Devices whose connection could not be opened before the start. */
+  notConnected: number;
 }
 
 /** What a fleet run measured. */

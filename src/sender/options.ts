@@ -64,11 +64,8 @@ export interface HttpDownloadWiring {
   statusDeadlineMs: number;
 }
 
-/** Where the sender writes its log lines. */
-export interface SenderLog {
-  info(line: string): void;
-  warn(line: string): void;
-}
+import type { SenderLog } from "./log.ts";
+export type { SenderLog };
 
 /** Settings of a {@link Sender}. */
 export interface SenderOptions {

@@ -20,7 +20,7 @@ import {
   responseTopicProblem,
 } from "../protocol/mod.ts";
 import type { InboundMessage, PublishOptions } from "../transport/types.ts";
-import type { SenderLog } from "./options.ts";
+import type { SenderLog } from "./log.ts";
 import { RateLimit, type RateLimitOptions } from "./rate_limit.ts";
 import type { SenderStats } from "./stats.ts";
 

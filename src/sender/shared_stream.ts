@@ -23,7 +23,7 @@ import {
   writeChunkHeader,
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
-import type { TransferImage } from "./transfer.ts";
+import type { TransferImage } from "./transfer_images.ts";
 
 /** Settings of one-to-many delivery (sender options `shared`). */
 export interface SharedSettings {

@@ -35,32 +35,14 @@ import { TransferClock } from "../format/rate.ts";
 import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
 import type { StreamLink, StreamMember } from "./shared_stream.ts";
+import type { TransferImage } from "./transfer_images.ts";
+export type { TransferImage };
 
 /**
  * States of a transfer (protocol §7). A URL transfer (§7.3) starts in `AWAIT_DOWNLOAD` and never
  * sends a CHUNK: the device downloads over HTTP and reports a STATUS as usual.
  */
 export type TransferState = "SENDING" | "AWAIT_STATUS" | "AWAIT_DOWNLOAD" | "CLOSED";
-
-/** The image a transfer sends, with its bytes and per-chunk CRCs (shared by all transfers). */
-export interface TransferImage {
-  sha256: Uint8Array;
-  shaHex: string;
-  name: string;
-  product: string;
-  version: string;
-  kind: "esp32-app" | "file";
-  bytes: Uint8Array;
-  /**
-   * CRC-32 of chunk `index` at the transfer's chunk size: computed when the chunk is first sent
-   * and kept per image and chunk size, so an unusual chunk size costs no pass over the image.
-   */
-  crc(index: number): number;
-  /** ECDSA signature of the manifest, or empty. */
-  signature: Uint8Array;
-  /** Ends the transfer's hold on the bytes (the catalog's memory bound); called once it closes. */
-  release?: () => void;
-}
 
 /** Timing knobs; the protocol's values by default, shorter ones in tests. */
 export interface TransferTiming {

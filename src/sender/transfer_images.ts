@@ -15,7 +15,26 @@
 
 import { crc32, fromHex } from "../protocol/mod.ts";
 import type { ImageLease, ImageMeta } from "../catalog/mod.ts";
-import type { TransferImage } from "./transfer.ts";
+
+/** The image a transfer sends, with its bytes and per-chunk CRCs (shared by all transfers). */
+export interface TransferImage {
+  sha256: Uint8Array;
+  shaHex: string;
+  name: string;
+  product: string;
+  version: string;
+  kind: "esp32-app" | "file";
+  bytes: Uint8Array;
+  /**
+   * CRC-32 of chunk `index` at the transfer's chunk size: computed when the chunk is first sent
+   * and kept per image and chunk size, so an unusual chunk size costs no pass over the image.
+   */
+  crc(index: number): number;
+  /** ECDSA signature of the manifest, or empty. */
+  signature: Uint8Array;
+  /** Ends the transfer's hold on the bytes (the catalog's memory bound); called once it closes. */
+  release?: () => void;
+}
 
 /** (SHA-256, chunk size) pairs whose CRCs and signature are kept; older ones are made again. */
 export const PREPARED_IMAGES = 16;
