@@ -349,8 +349,21 @@ apiTest(
       }
     }
     assertEquals(changes, 6);
-    // The token also works as ?token= (for EventSource), and a read token changed nothing.
-    assertEquals((await api.call("GET", `/api/images?token=${READ}`, { token: null })).status, 200);
+    // ?token= is for the event stream only: a token in any other URL is refused (it would end
+    // up in proxy logs and browser history), and a read token changed nothing.
+    assertError(
+      await api.call("GET", `/api/images?token=${READ}`, { token: null }),
+      401,
+      "UNAUTHORIZED",
+    );
+    assertError(
+      await api.call("POST", `/api/rollouts?token=${ADMIN}`, { token: null, json: {} }),
+      401,
+      "UNAUTHORIZED",
+    );
+    const stream = await fetch(`${api.url}/api/events?token=${READ}`);
+    assertEquals(stream.status, 200);
+    await stream.body?.cancel();
     assertEquals(await api.catalog.list(), []);
     assertEquals(await rolloutStore(api.catalog).list(), []);
   },

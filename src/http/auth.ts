@@ -37,22 +37,39 @@ export function accessOf(config: HttpConfig, token: string | null): Access | nul
   return access;
 }
 
-/** The token of an `Authorization: Bearer …` header, or of `?token=` (for EventSource). */
-export function bearerToken(header: string | undefined, query: string | undefined): string | null {
+/**
+ * The token of an `Authorization: Bearer …` header, else of `?token=` when `query` is given:
+ * only the event stream takes it there (EventSource cannot send headers), since a token in a URL
+ * ends up in proxy logs and browser history.
+ */
+export function bearerToken(header: string | undefined, query?: string): string | null {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   if (m) return m[1];
   return query ?? null;
+}
+
+/** Options of {@link requireAccess}. */
+export interface AccessOptions {
+  /** Also take the token from `?token=` (the event stream only); default false. */
+  queryToken?: boolean;
 }
 
 /**
  * Middleware that lets a request through when its token grants `needed` (an admin token grants
  * read too), and answers 401 or 403 with a JSON error otherwise.
  */
-export function requireAccess(config: HttpConfig, needed: Access): MiddlewareHandler {
+export function requireAccess(
+  config: HttpConfig,
+  needed: Access,
+  options: AccessOptions = {},
+): MiddlewareHandler {
   return async (c, next) => {
     const access = accessOf(
       config,
-      bearerToken(c.req.header("authorization"), c.req.query("token")),
+      bearerToken(
+        c.req.header("authorization"),
+        options.queryToken ? c.req.query("token") : undefined,
+      ),
     );
     if (access === null) {
       return httpError(

@@ -181,7 +181,7 @@ export function eventRoutes(ctx: HttpContext, timing: Partial<EventTiming> = {})
   const hub = new EventHub(ctx, { ...DEFAULT_TIMING, ...timing });
   ctx.stopping?.addEventListener("abort", () => hub.closeAll(), { once: true });
   const app = new Hono();
-  app.get("/api/events", requireAccess(ctx.config, "read"), (c) => {
+  app.get("/api/events", requireAccess(ctx.config, "read", { queryToken: true }), (c) => {
     if (hub.size >= MAX_EVENT_SUBSCRIBERS) {
       return httpError(
         c,

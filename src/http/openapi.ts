@@ -75,7 +75,8 @@ function path(name: string, description: string): Schema {
   return { name, in: "path", required: true, description, schema: { type: "string" } };
 }
 
-const READ = [{ bearer: [] }, { token: [] }];
+/** Every route takes the bearer header; only the event stream also takes `?token=`. */
+const BEARER = [{ bearer: [] }];
 const IMAGE_REF = path(
   "ref",
   "A SHA-256, a unique SHA-256 prefix of at least 8 hex digits, or product@version",
@@ -136,7 +137,7 @@ export const OPENAPI_DOCUMENT = {
       "`http.readTokens` or `http.adminTokens`, changes (the operations marked " +
       "`x-access: admin`) one from `http.adminTokens`.",
   },
-  security: READ,
+  security: BEARER,
   tags: [
     { name: "images" },
     { name: "devices" },
@@ -335,6 +336,7 @@ export const OPENAPI_DOCUMENT = {
           "EventSource cannot send headers: pass the token as ?token=.",
         operationId: "events",
         tags: ["service"],
+        security: [{ bearer: [] }, { token: [] }],
         responses: {
           "200": {
             description: "The event stream, until the client or the server ends it",
@@ -376,7 +378,7 @@ export const OPENAPI_DOCUMENT = {
         type: "apiKey",
         in: "query",
         name: "token",
-        description: "The token as ?token= for clients that cannot send a header",
+        description: "The token as ?token=, on /api/events only (EventSource cannot send a header)",
       },
     },
     schemas: {

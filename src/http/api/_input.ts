@@ -167,15 +167,13 @@ export function checkFields(body: Record<string, unknown>, schema: FieldSchema):
 }
 
 /**
- * The query parameters of the request, each given at most once and each named in `allowed`
- * (`token`, the bearer token for clients that cannot send a header, is always allowed). Throws
- * `INVALID_QUERY` (400) naming the parameter.
+ * The query parameters of the request, each given at most once and each named in `allowed`.
+ * Throws `INVALID_QUERY` (400) naming the parameter.
  */
 export function checkQuery(c: Context, allowed: readonly string[]): Record<string, string> {
   const all = c.req.queries();
   const out: Record<string, string> = {};
   for (const [name, values] of Object.entries(all)) {
-    if (name === "token") continue;
     if (!allowed.includes(name)) {
       throw new ApiInputError(
         400,
