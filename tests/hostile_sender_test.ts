@@ -28,6 +28,7 @@ import { _catalogInternals, Catalog, type TransferRecord } from "../src/catalog/
 import { _senderInternals, Sender, type SenderOptions } from "../src/sender/sender.ts";
 import { Backlog, publishedBytes, utf8Length } from "../src/sender/backlog.ts";
 import { ChunkCrcs } from "../src/sender/transfer_images.ts";
+import { MAX_PENDING_STATUS_RECORDS, Recorder } from "../src/sender/recording.ts";
 import { fakeCatalog } from "./_fake_catalog.ts";
 import { MemoryBroker } from "./_memory_transport.ts";
 import { request } from "./_fixtures.ts";
@@ -403,4 +404,37 @@ Deno.test("utf8Length() counts what TextEncoder writes, multi-byte, surrogate pa
   ) {
     assertEquals(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
   }
+});
+
+Deno.test("a STATUS flood queues no inventory or rollout writes past the status record bound", async () => {
+  const held: Array<() => void> = [];
+  const slow = () => new Promise<void>((res) => held.push(res));
+  const recorder = new Recorder({
+    recordTransfer: () => Promise.resolve(),
+    recordDeviceStatus: slow,
+    recordOpenTransfer: () => Promise.resolve(),
+    closeInterruptedTransfers: () => Promise.resolve(0),
+  }, { senderId: "s", log: { info: () => {}, warn: () => {} } });
+  let rolloutWrites = 0;
+  const devices = 3 * MAX_PENDING_STATUS_RECORDS;
+  for (let i = 0; i < devices; i++) {
+    for (let j = 0; j < 3; j++) {
+      recorder.deviceStatus(
+        {
+          deviceId: `flood-${i}`,
+          status: "BOOTED",
+          sha256: "00",
+          version: "1",
+          detail: "",
+          at: new Date().toISOString(),
+        },
+        () => (rolloutWrites++, slow()),
+      );
+    }
+  }
+  assertEquals(rolloutWrites, MAX_PENDING_STATUS_RECORDS);
+  assertEquals(recorder.statusRecordsDropped, 3 * devices - MAX_PENDING_STATUS_RECORDS);
+  held.forEach((release) => release());
+  await recorder.flush(5000);
+  assertEquals(recorder.perDeviceEntries.pendingStatusRecords, 0);
 });

@@ -156,9 +156,11 @@ export class Recorder {
 
   /**
    * Records a device's STATUS, unless too many status records are being written already (in all,
-   * or of this device): then it is dropped and counted in `statusRecordsDropped`.
+   * or of this device): then it is dropped and counted in `statusRecordsDropped`. `alsoWrite`
+   * (the inventory and rollout record of the same STATUS) runs under the same bound, so a STATUS
+   * flood cannot queue KV work past it; it is not called for a dropped STATUS.
    */
-  deviceStatus(record: DeviceStatusRecord): void {
+  deviceStatus(record: DeviceStatusRecord, alsoWrite?: () => Promise<unknown>): void {
     const { deviceId } = record;
     const ofDevice = this.#pendingStatus.get(deviceId) ?? 0;
     if (
@@ -170,9 +172,12 @@ export class Recorder {
     }
     this.#pendingStatusAll++;
     this.#pendingStatus.set(deviceId, ofDevice + 1);
-    const write = this.catalog.recordDeviceStatus(record).catch((err) =>
-      this.options.log.warn(`cannot record status of "${deviceId}": ${err}`)
-    ).finally(() => {
+    const warn = (err: unknown) =>
+      this.options.log.warn(`cannot record status of "${deviceId}": ${err}`);
+    const write = Promise.all([
+      this.catalog.recordDeviceStatus(record).catch(warn),
+      alsoWrite?.().catch(warn),
+    ]).then(() => {}).finally(() => {
       this.#pendingStatusAll--;
       const left = (this.#pendingStatus.get(deviceId) ?? 1) - 1;
       if (left > 0) this.#pendingStatus.set(deviceId, left);

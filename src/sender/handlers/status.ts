@@ -22,20 +22,17 @@ export function handleStatus(
   });
   if (!status) return;
   const name = codeName(StatusCode, status.status);
-  ctx.recorder.deviceStatus({
-    deviceId,
+  const facts = {
     status: name,
     sha256: toHex(status.sha256),
     version: status.version,
     detail: status.detail,
-    at: new Date().toISOString(),
-  });
-  ctx.rollouts?.status(deviceId, {
-    status: name,
-    sha256: toHex(status.sha256),
-    version: status.version,
-    detail: status.detail,
-  }).catch((err) => ctx.settings.log.warn(`cannot record status of "${deviceId}": ${err}`));
+  };
+  const rollouts = ctx.rollouts;
+  ctx.recorder.deviceStatus(
+    { deviceId, ...facts, at: new Date().toISOString() },
+    rollouts && (() => rollouts.status(deviceId, facts)),
+  );
   const t = status.transferId ? ctx.transfers.get(status.transferId, deviceId) : undefined;
   if (t) {
     t.dispatch({ type: "status", status }, ctx.settings.now());
