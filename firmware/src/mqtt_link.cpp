@@ -63,6 +63,10 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
     case MQTT_EVENT_CONNECTED:
       subscribed_ = 0;
       refused_ = false;
+      // The clean session dropped the shared topic's subscription, and esp-mqtt draws message ids
+      // at random (append_message_id in lib/mqtt_msg.c): a stale id could match one of the link
+      // SUBSCRIBEs below and swallow its SUBACK, so the link would never be ready.
+      sharedMsgId_.store(-1);
       // Subscribing from the handler is safe: esp_mqtt_task (mqtt_client.c) dispatches while it
       // holds the client's recursive API lock, which esp_mqtt_client_subscribe_single re-takes.
       esp_mqtt_client_subscribe_single(client_, dataTopic_, 1);
