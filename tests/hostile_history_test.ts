@@ -17,6 +17,7 @@ import { History } from "../src/catalog/history.ts";
 import { consoleLog } from "../src/service/run.ts";
 import { transferEndLine } from "../src/sender/recording.ts";
 import { runOta } from "../src/cli/ota.ts";
+import { recentTransfers } from "../src/ops/transfers.ts";
 
 async function withKv(fn: (path: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ota-hostile-history-" });
@@ -161,4 +162,24 @@ Deno.test("the sender's log lines escape device-supplied control characters", ()
   assert(lines[0].endsWith("1.0\\n12:00:00.000 end    dev-2 \\e[2J"), lines[0]);
   const end = transferEndLine(transfer("d1", 1, { detail: "x\ny" }));
   assert(end.includes("(x\\ny)"), end);
+});
+
+Deno.test("a transfer listing returns at most its limit of open records too: killed senders' records do not make it unbounded", async () => {
+  await withKv(async (path) => {
+    const catalog = await Catalog.open(path);
+    try {
+      // Open records of senders that were killed under random ids: nobody ends them.
+      for (let i = 1; i <= 30; i++) {
+        await catalog.recordOpenTransfer(
+          transfer(`d${i}`, i, { outcome: OPEN_OUTCOME, senderId: `s-${i}` }),
+        );
+      }
+      await catalog.recordTransfer(transfer("d0", 99, { outcome: "VERIFIED", ok: true }));
+      const listed = await recentTransfers(catalog, 5);
+      assertEquals(listed.filter((r) => r.outcome === OPEN_OUTCOME).length, 5);
+      assertEquals(listed.filter((r) => r.outcome === "VERIFIED").length, 1);
+    } finally {
+      catalog.close();
+    }
+  });
 });

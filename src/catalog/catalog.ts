@@ -424,9 +424,9 @@ export class Catalog {
   }
 
   /** Records of transfers still open (or whose sender was killed), of one sender or all. */
-  async listOpenTransfers(senderId?: string): Promise<TransferRecord[]> {
+  async listOpenTransfers(senderId?: string, limit?: number): Promise<TransferRecord[]> {
     this.#assertOpen();
-    return await this.#history.listOpenTransfers(senderId);
+    return await this.#history.listOpenTransfers(senderId, limit);
   }
 
   /**

@@ -154,9 +154,12 @@ export class History {
   }
 
   /** Records of open transfers, of one sender or of all, oldest first. */
-  async listOpenTransfers(senderId?: string): Promise<TransferRecord[]> {
+  async listOpenTransfers(senderId?: string, limit?: number): Promise<TransferRecord[]> {
     const out: TransferRecord[] = [];
-    for await (const e of this.kv.list<TransferRecord>({ prefix: openTransferPrefix(senderId) })) {
+    const entries = this.kv.list<TransferRecord>({ prefix: openTransferPrefix(senderId) }, {
+      limit,
+    });
+    for await (const e of entries) {
       out.push(e.value);
     }
     return out.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0));

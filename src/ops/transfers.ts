@@ -21,16 +21,17 @@ export const DEFAULT_HISTORY_ROWS = 20;
 export const MAX_HISTORY_ROWS = 10_000;
 
 /**
- * Transfers still open first (oldest first; also those of a sender that was killed, until it
- * starts again and records them as `INTERRUPTED`), then at most `limit` finished ones, newest
- * first. Throws `INVALID_ARGUMENT` for a limit outside 1..{@linkcode MAX_HISTORY_ROWS}.
+ * At most `limit` transfers still open first (oldest first; also those of a sender that was
+ * killed, until it starts again and records them as `INTERRUPTED`), then at most `limit`
+ * finished ones, newest first. Throws `INVALID_ARGUMENT` for a limit outside
+ * 1..{@linkcode MAX_HISTORY_ROWS}.
  */
 export async function recentTransfers(
   catalog: Catalog,
   limit = DEFAULT_HISTORY_ROWS,
 ): Promise<TransferRecord[]> {
   checkLimit(limit, "list transfers");
-  const open = await catalog.listOpenTransfers();
+  const open = await catalog.listOpenTransfers(undefined, limit);
   return [...open, ...await catalog.listTransfers(limit)];
 }
 
