@@ -1,7 +1,7 @@
 /**
  * `/api/fleet`: devices per product and running version, and how many are online now (seen
  * within `ONLINE_WINDOW_MS`), for the dashboard's fleet view; computed by `src/ops/fleet.ts`.
- * One summary answers every request for {@link FLEET_SUMMARY_TTL_MS}, and requests that arrive
+ * One summary answers every request for {@link FLEET_SUMMARY_TTL_MS} after it is ready, and requests that arrive
  * while it is computed wait for that one: however many dashboards are open, the inventory is
  * read at most once per period.
  * @module
@@ -24,10 +24,14 @@ export function fleetRoutes(ctx: HttpContext): Hono {
     const now = clock();
     if (shared === undefined || now - shared.takenAt >= FLEET_SUMMARY_TTL_MS) {
       const summary = fleetSummary(ctx.catalog, { now });
-      const entry = { takenAt: now, summary };
+      // The period runs from when the summary is ready: a read that takes most of the period
+      // (a large inventory) must not be started again as soon as it ends.
+      const entry = { takenAt: Infinity, summary };
       shared = entry;
-      // A failed read is not kept: the next request tries again.
-      summary.catch(() => {
+      summary.then(() => {
+        entry.takenAt = clock();
+      }, () => {
+        // A failed read is not kept: the next request tries again.
         if (shared === entry) shared = undefined;
       });
     }
