@@ -23,6 +23,10 @@ import {
   encodeRequest,
   encodeStatus,
   fromHex,
+  MAX_ID_BYTES,
+  MAX_OFFER_BYTES,
+  MAX_PRODUCT_BYTES,
+  MAX_VERSION_BYTES,
   parseInboundTopic,
   peekTransferId,
   responseTopicProblem,
@@ -122,6 +126,20 @@ Deno.test("decodeOnTopic() decodes an OFFER on the offer topic and nowhere else"
     const err = assertThrows(() => decodeOnTopic(kind, bytes), DecodeError);
     assertEquals(err.code, "UNEXPECTED_TYPE", kind);
   }
+});
+
+Deno.test("an OFFER with every string at its bound is MAX_OFFER_BYTES long and decodes", () => {
+  const bytes = encodeOffer({
+    jitterMs: 0,
+    sha256: new Uint8Array(32),
+    size: 1,
+    kind: 0,
+    rolloutId: "r".repeat(MAX_ID_BYTES),
+    product: "p".repeat(MAX_PRODUCT_BYTES),
+    version: "v".repeat(MAX_VERSION_BYTES),
+  });
+  assertEquals(bytes.length, MAX_OFFER_BYTES);
+  assertEquals(decodeOffer(bytes).version, "v".repeat(MAX_VERSION_BYTES));
 });
 
 Deno.test("encodeOffer() refuses a sha256 that is not 32 bytes and a rolloutId over 255 bytes", () => {

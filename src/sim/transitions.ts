@@ -42,7 +42,7 @@ export const TRANSITIONS: readonly Transition[] = [
   row("IDLE", "start", sendRequest, ["REQUESTED", "FAILED"]),
   // A listening device's poll: its IDLE deadline is the poll interval.
   row("IDLE", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
-  // §8.1: an OFFER that applies waits a random delay, then asks; a poll asks at once. An OFFER in
+  // §8.7: an OFFER that applies waits a random delay, then asks; a poll asks at once. An OFFER in
   // any other state (OFFER_DELAY included, so repeats never postpone the REQUEST) has no row.
   row("IDLE", "offer", startOfferDelay, ["OFFER_DELAY"]),
   row("OFFER_DELAY", "timeout", sendRequest, ["REQUESTED", "FAILED"]),

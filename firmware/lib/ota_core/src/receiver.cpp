@@ -60,7 +60,7 @@ const Receiver::Transition Receiver::kTransitions[] = {
     {State::RECEIVING, Event::ERROR, &Receiver::onTransferError},
     // DEVICE_IDLE_TIMEOUT_MS without data: re-request with resume     -> REQUESTED / FAILED
     {State::RECEIVING, Event::TIMEOUT, &Receiver::reRequest},
-    // §8.1 OFFER that applies, no transfer running: draw a delay in [0, jitterMs] -> OFFER_DELAY
+    // §8.7 OFFER that applies, no transfer running: draw a delay in [0, jitterMs] -> OFFER_DELAY
     // (no OFFER row in OFFER_DELAY: a repeat never postpones the REQUEST)
     {State::IDLE, Event::OFFER, &Receiver::startOfferDelay},
     {State::FAILED, Event::OFFER, &Receiver::startOfferDelay},
@@ -233,7 +233,7 @@ void Receiver::onMessage(const InboundMessage& m) {
   }
 }
 
-// §8.1: an OFFER applies when it decodes on the offer topic, names this product and a version
+// §8.7: an OFFER applies when it decodes on the offer topic, names this product and a version
 // other than the running one, and its image fits the slot and is of a kind this device installs.
 // One that does not apply, or that arrives while a transfer runs (no row), is counted, never
 // answered.
