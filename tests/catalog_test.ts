@@ -409,6 +409,28 @@ Deno.test("file KV: images and history survive closing and reopening the catalog
   }
 });
 
+Deno.test("file KV: an image removed while leased is gone once released, bytes and all", async () => {
+  const { catalog, cleanup } = await openFileCatalog();
+  try {
+    const bytes = makeSampleImage({ version: "1.1.0", size: 64 * 1024 });
+    const meta = await catalog.addImage(bytes);
+    const lease = await catalog.leaseImage(meta.sha256);
+    assert.deepEqual(lease.bytes, bytes);
+    const before = catalog.cacheStats().usedBytes;
+    assert.ok(before >= bytes.length, `cache holds ${before} bytes`);
+    await catalog.remove(meta.sha256);
+    // Removed: absent at once for new readers, though the lease still holds its bytes.
+    await rejectsWith(catalog.readImage(meta.sha256), "NOT_FOUND");
+    lease.release();
+    await rejectsWith(catalog.readImage(meta.sha256), "NOT_FOUND");
+    await rejectsWith(catalog.leaseImage(meta.sha256), "NOT_FOUND");
+    assert.equal(catalog.cacheStats().usedBytes, before - bytes.length);
+  } finally {
+    catalog.close();
+    await cleanup();
+  }
+});
+
 Deno.test("Catalog.open() reports a KV path that cannot be opened", async () => {
   await rejectsWith(
     Catalog.open("/nonexistent-dir-for-catalog-test/sub/ota.kv"),

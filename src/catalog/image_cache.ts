@@ -11,6 +11,11 @@ interface Entry {
   bytes: Uint8Array;
   /** Leases not yet released. */
   users: number;
+  /**
+   * Deleted while in use: absent to lookups, held (and counted) only until its last lease ends.
+   * Storing the image again (put or pin of bytes read from storage) makes it present again.
+   */
+  removed?: boolean;
 }
 
 /** LRU cache of image bytes by SHA-256 with leases, holding at most `limitBytes`. */
@@ -59,6 +64,7 @@ export class ImageCache {
   /** Like {@link ImageCache.get} without counting a hit or a miss. */
   peek(sha: string): Uint8Array | undefined {
     const entry = this.#entries.get(sha);
+    if (entry?.removed) return undefined;
     if (entry) {
       this.#entries.delete(sha);
       this.#entries.set(sha, entry);
@@ -81,7 +87,10 @@ export class ImageCache {
    */
   put(sha: string, bytes: Uint8Array): void {
     const old = this.#entries.get(sha);
-    if (old && old.users > 0) return void this.peek(sha);
+    if (old && old.users > 0) {
+      old.removed = false;
+      return void this.peek(sha);
+    }
     if (old) this.#evict(sha, old);
     if (!this.#makeRoom(bytes.length)) return;
     this.#entries.set(sha, { bytes, users: 0 });
@@ -104,24 +113,33 @@ export class ImageCache {
       this.#used += bytes.length;
     }
     if (entry.users++ === 0) this.#inUse += entry.bytes.length;
+    entry.removed = false;
     this.peek(sha);
     return true;
   }
 
-  /** Ends one lease of `sha`; an image over the limit and no longer in use is dropped. */
+  /**
+   * Ends one lease of `sha`; an image deleted while in use, or over the limit, and no longer in
+   * use is dropped.
+   */
   release(sha: string): void {
     const entry = this.#entries.get(sha);
     if (!entry || entry.users === 0) return;
     if (--entry.users === 0) {
       this.#inUse -= entry.bytes.length;
-      if (this.#used > this.limitBytes) this.#evict(sha, entry);
+      if (entry.removed || this.#used > this.limitBytes) this.#evict(sha, entry);
     }
   }
 
-  /** Drops `sha` if cached and not in use. */
+  /**
+   * Drops `sha` now if not in use; an image in use becomes absent to lookups at once and is
+   * dropped when its last lease is released.
+   */
   delete(sha: string): void {
     const entry = this.#entries.get(sha);
-    if (entry && entry.users === 0) this.#evict(sha, entry);
+    if (!entry) return;
+    if (entry.users === 0) this.#evict(sha, entry);
+    else entry.removed = true;
   }
 
   /** Drops everything. */
