@@ -438,3 +438,46 @@ Deno.test("a STATUS flood queues no inventory or rollout writes past the status 
   await recorder.flush(5000);
   assertEquals(recorder.perDeviceEntries.pendingStatusRecords, 0);
 });
+
+Deno.test("device ids flooding SHARED REQUESTs at rotating chunk sizes leave no stream or per-device state once they vanish", async () => {
+  let now = 0;
+  const w = await setup({
+    now: () => now,
+    maxTransfers: 100,
+    shared: { enabled: true, gatherMs: 1 },
+    timing: { firstAckTimeoutMs: 3000 },
+  });
+  const chunkSizes = [256, 512, 1024, 2048];
+  for (let i = 0; i < 2000; i++) {
+    const id = `dev-${i}`;
+    w.device.publish(
+      `ota/dev/${id}/req`,
+      encodeRequest(request({ deviceId: id, shared: true, chunkSize: chunkSizes[i % 4] })),
+      { qos: 1, responseTopic: `ota/dev/${id}/data` },
+    );
+  }
+  await w.settle();
+  await w.settle();
+  const open = w.sender.openTransfers().length;
+  assert(open > 0 && open <= 100, `${open} transfers open`);
+  assertEquals(_senderInternals(w.sender).perDeviceEntries().openStreams, chunkSizes.length);
+  assert(manifestsWithStream(w) > 0, "the devices were served through shared streams");
+  // The devices vanish: no ACK ever. Every transfer ends, then the rate buckets are swept.
+  for (now = 0; now <= 60000 && w.sender.openTransfers().length > 0; now += 500) w.sender.tick(now);
+  now += 60000;
+  w.sender.tick(now);
+  const entries = _senderInternals(w.sender).perDeviceEntries();
+  assertEquals(entries.openStreams, 0, `per-device maps: ${JSON.stringify(entries)}`);
+  assertEquals(
+    Object.entries(entries).filter(([, n]) => n !== 0),
+    [],
+    `per-device maps: ${JSON.stringify(entries)}`,
+  );
+  await w.sender.stop();
+});
+
+function manifestsWithStream(w: Awaited<ReturnType<typeof setup>>): number {
+  return w.inbox.filter((m) =>
+    peekType(m.payload) === MessageType.MANIFEST && decodeManifest(m.payload).shared !== undefined
+  ).length;
+}
