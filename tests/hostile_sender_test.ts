@@ -481,3 +481,63 @@ function manifestsWithStream(w: Awaited<ReturnType<typeof setup>>): number {
     peekType(m.payload) === MessageType.MANIFEST && decodeManifest(m.payload).shared !== undefined
   ).length;
 }
+
+/** Sender options for HTTP download mode (§7.3) with a URL per device and image. */
+const HTTP_DEADLINE_MS = 10_000;
+const httpDownload = {
+  products: [],
+  urlFor: (deviceId: string, sha256: string) =>
+    Promise.resolve(`https://ota.example/img/${sha256}?d=${deviceId}`),
+  statusDeadlineMs: HTTP_DEADLINE_MS,
+};
+
+Deno.test("an HTTP-mode device that never reports is aborted at its status deadline", async () => {
+  let now = 0;
+  const w = await setup({ now: () => now, httpDownload });
+  await w.ask("ghost", { http: true });
+  const manifest = w.manifestOf("ghost");
+  assertEquals(manifest.url, `https://ota.example/img/${SHA}?d=ghost`);
+  assertEquals(w.sender.openTransfers().map((t) => t.state), ["AWAIT_DOWNLOAD"]);
+  for (now = 0; now < HTTP_DEADLINE_MS; now += 500) w.sender.tick(now);
+  assertEquals(w.ended, [], "still open before its deadline");
+  now = HTTP_DEADLINE_MS;
+  w.sender.tick(now);
+  await w.settle();
+  assertEquals(w.sender.openTransfers(), []);
+  assertEquals(w.ended.map((r) => [r.deviceId, r.outcome, r.ok]), [
+    ["ghost", "TRANSFER_ABORTED", false],
+  ]);
+  assert(w.ended[0].detail!.includes(`no STATUS within ${HTTP_DEADLINE_MS} ms`), w.ended[0].detail);
+  const errors = w.inbox.filter((m) => peekType(m.payload) === MessageType.ERROR).map((m) =>
+    decodeError(m.payload).code
+  );
+  assertEquals(errors, [ErrorCode.TRANSFER_ABORTED]);
+  assertEquals(
+    w.broker.on("ota/dev/ghost/data").filter((p) => peekType(p) === MessageType.CHUNK),
+    [],
+  );
+  await w.sender.stop();
+});
+
+Deno.test("an HTTP-mode STATUS VERIFIED with another SHA-256 is recorded as VERIFIED_WRONG_IMAGE, never VERIFIED", async () => {
+  const w = await setup({ httpDownload });
+  await w.ask("d1", { http: true });
+  const { transferId, url } = w.manifestOf("d1");
+  assert(url, "a URL manifest");
+  await w.send("ota/dev/d1/ack/s1", w.status(transferId, new Uint8Array(32).fill(7)));
+  assertEquals(w.ended.map((r) => [r.outcome, r.ok]), [["VERIFIED_WRONG_IMAGE", false]]);
+  assertEquals(w.sender.stats.transfersOk, 0);
+  // The same device on its status topic, and then with the image's SHA-256: only that is VERIFIED.
+  await w.ask("d1", { http: true });
+  const second = w.manifestOf("d1").transferId;
+  await w.send("ota/dev/d1/status", w.status(second, new Uint8Array(32).fill(7)));
+  await w.ask("d1", { http: true });
+  const third = w.manifestOf("d1").transferId;
+  await w.send("ota/dev/d1/ack/s1", w.status(third));
+  assertEquals(w.ended.map((r) => [r.outcome, r.ok]), [
+    ["VERIFIED_WRONG_IMAGE", false],
+    ["VERIFIED_WRONG_IMAGE", false],
+    ["VERIFIED", true],
+  ]);
+  await w.sender.stop();
+});
