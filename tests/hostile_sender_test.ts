@@ -438,3 +438,106 @@ Deno.test("a STATUS flood queues no inventory or rollout writes past the status 
   await recorder.flush(5000);
   assertEquals(recorder.perDeviceEntries.pendingStatusRecords, 0);
 });
+
+Deno.test("device ids flooding SHARED REQUESTs at rotating chunk sizes leave no stream or per-device state once they vanish", async () => {
+  let now = 0;
+  const w = await setup({
+    now: () => now,
+    maxTransfers: 100,
+    shared: { enabled: true, gatherMs: 1 },
+    timing: { firstAckTimeoutMs: 3000 },
+  });
+  const chunkSizes = [256, 512, 1024, 2048];
+  for (let i = 0; i < 2000; i++) {
+    const id = `dev-${i}`;
+    w.device.publish(
+      `ota/dev/${id}/req`,
+      encodeRequest(request({ deviceId: id, shared: true, chunkSize: chunkSizes[i % 4] })),
+      { qos: 1, responseTopic: `ota/dev/${id}/data` },
+    );
+  }
+  await w.settle();
+  await w.settle();
+  const open = w.sender.openTransfers().length;
+  assert(open > 0 && open <= 100, `${open} transfers open`);
+  assertEquals(_senderInternals(w.sender).perDeviceEntries().openStreams, chunkSizes.length);
+  assert(manifestsWithStream(w) > 0, "the devices were served through shared streams");
+  // The devices vanish: no ACK ever. Every transfer ends, then the rate buckets are swept.
+  for (now = 0; now <= 60000 && w.sender.openTransfers().length > 0; now += 500) w.sender.tick(now);
+  now += 60000;
+  w.sender.tick(now);
+  const entries = _senderInternals(w.sender).perDeviceEntries();
+  assertEquals(entries.openStreams, 0, `per-device maps: ${JSON.stringify(entries)}`);
+  assertEquals(
+    Object.entries(entries).filter(([, n]) => n !== 0),
+    [],
+    `per-device maps: ${JSON.stringify(entries)}`,
+  );
+  await w.sender.stop();
+});
+
+function manifestsWithStream(w: Awaited<ReturnType<typeof setup>>): number {
+  return w.inbox.filter((m) =>
+    peekType(m.payload) === MessageType.MANIFEST && decodeManifest(m.payload).shared !== undefined
+  ).length;
+}
+
+/** Sender options for HTTP download mode (§7.3) with a URL per device and image. */
+const HTTP_DEADLINE_MS = 10_000;
+const httpDownload = {
+  products: [],
+  urlFor: (deviceId: string, sha256: string) =>
+    Promise.resolve(`https://ota.example/img/${sha256}?d=${deviceId}`),
+  statusDeadlineMs: HTTP_DEADLINE_MS,
+};
+
+Deno.test("an HTTP-mode device that never reports is aborted at its status deadline", async () => {
+  let now = 0;
+  const w = await setup({ now: () => now, httpDownload });
+  await w.ask("ghost", { http: true });
+  const manifest = w.manifestOf("ghost");
+  assertEquals(manifest.url, `https://ota.example/img/${SHA}?d=ghost`);
+  assertEquals(w.sender.openTransfers().map((t) => t.state), ["AWAIT_DOWNLOAD"]);
+  for (now = 0; now < HTTP_DEADLINE_MS; now += 500) w.sender.tick(now);
+  assertEquals(w.ended, [], "still open before its deadline");
+  now = HTTP_DEADLINE_MS;
+  w.sender.tick(now);
+  await w.settle();
+  assertEquals(w.sender.openTransfers(), []);
+  assertEquals(w.ended.map((r) => [r.deviceId, r.outcome, r.ok]), [
+    ["ghost", "TRANSFER_ABORTED", false],
+  ]);
+  assert(w.ended[0].detail!.includes(`no STATUS within ${HTTP_DEADLINE_MS} ms`), w.ended[0].detail);
+  const errors = w.inbox.filter((m) => peekType(m.payload) === MessageType.ERROR).map((m) =>
+    decodeError(m.payload).code
+  );
+  assertEquals(errors, [ErrorCode.TRANSFER_ABORTED]);
+  assertEquals(
+    w.broker.on("ota/dev/ghost/data").filter((p) => peekType(p) === MessageType.CHUNK),
+    [],
+  );
+  await w.sender.stop();
+});
+
+Deno.test("an HTTP-mode STATUS VERIFIED with another SHA-256 is recorded as VERIFIED_WRONG_IMAGE, never VERIFIED", async () => {
+  const w = await setup({ httpDownload });
+  await w.ask("d1", { http: true });
+  const { transferId, url } = w.manifestOf("d1");
+  assert(url, "a URL manifest");
+  await w.send("ota/dev/d1/ack/s1", w.status(transferId, new Uint8Array(32).fill(7)));
+  assertEquals(w.ended.map((r) => [r.outcome, r.ok]), [["VERIFIED_WRONG_IMAGE", false]]);
+  assertEquals(w.sender.stats.transfersOk, 0);
+  // The same device on its status topic, and then with the image's SHA-256: only that is VERIFIED.
+  await w.ask("d1", { http: true });
+  const second = w.manifestOf("d1").transferId;
+  await w.send("ota/dev/d1/status", w.status(second, new Uint8Array(32).fill(7)));
+  await w.ask("d1", { http: true });
+  const third = w.manifestOf("d1").transferId;
+  await w.send("ota/dev/d1/ack/s1", w.status(third));
+  assertEquals(w.ended.map((r) => [r.outcome, r.ok]), [
+    ["VERIFIED_WRONG_IMAGE", false],
+    ["VERIFIED_WRONG_IMAGE", false],
+    ["VERIFIED", true],
+  ]);
+  await w.sender.stop();
+});

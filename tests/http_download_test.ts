@@ -221,9 +221,10 @@ mosquittoTest(
       const wrongImage = await fetch(url.replace(`/img/${s.image.sha256}`, `/img/${sha2}`));
       assertEquals(wrongImage.status, 403);
       assertEquals((await wrongImage.json()).error.code, "TOKEN_INVALID");
+      // The MAC's last character changed: the URL's device, image and expiry are still right.
       const forged = await fetch(url.slice(0, -1) + (url.endsWith("A") ? "B" : "A"));
-      await forged.body?.cancel();
       assertEquals(forged.status, 403);
+      assertEquals((await forged.json()).error.code, "TOKEN_INVALID");
 
       const expired = await fetch(await urlFor(s, "dev-a", TOKEN_SECONDS + 1));
       assertEquals(expired.status, 403);

@@ -51,7 +51,7 @@ let internalsOf: (sender: Sender) => SenderInternals;
 
 /** Test-only view of a sender's per-device state; see {@linkcode _senderInternals}. */
 export interface SenderInternals {
-  /** Entries of every map keyed by device or transfer, by name. */
+  /** Entries of every map keyed by device or transfer, and the open shared streams, by name. */
   perDeviceEntries(): Record<string, number>;
 }
 
@@ -93,6 +93,7 @@ export class Sender {
         ...s.#ctx.replies.perDeviceEntries,
         ...s.#ctx.recorder.perDeviceEntries,
         heldByBacklog: s.#ctx.backlog.heldCount,
+        openStreams: s.#ctx.streams.size,
       }),
     });
   }
