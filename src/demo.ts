@@ -5,8 +5,8 @@
  * devices running the old one; then rolls the new one out in staged waves (10, 50, 100 %) with a
  * live view of each wave, and ends with every device on the new version and a summary table.
  * The sender's HTTP server runs on a free loopback port with a random admin token, and the
- * dashboard's URL (token included) is printed first; `--keep` leaves the sender and the fleet
- * running after the summary, so the dashboard stays usable until Ctrl-C.
+ * dashboard's URL (token included) is printed after the broker and the catalog; `--keep` leaves
+ * the sender and the fleet running after the summary, so the dashboard stays usable until Ctrl-C.
  * `--download` runs the first demo instead: a few devices download one image once.
  * Exits 0 only when every device ended where it should.
  * @module
