@@ -8,7 +8,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import {
   Catalog,
   type DeviceStatusRecord,
-  HISTORY_PER_DEVICE,
+  HISTORY_RECORDS_PER_DEVICE,
   INTERRUPTED_OUTCOME,
   OPEN_OUTCOME,
   type TransferRecord,
@@ -67,7 +67,7 @@ Deno.test("1100 STATUS records from one device do not push another device's reco
       for (let i = 1; i <= 1100; i++) await catalog.recordDeviceStatus(status("flood", i));
       const all = await catalog.listDeviceStatus(5000);
       assertEquals(all.filter((r) => r.deviceId === "victim").length, 1);
-      assertEquals(all.filter((r) => r.deviceId === "flood").length, HISTORY_PER_DEVICE);
+      assertEquals(all.filter((r) => r.deviceId === "flood").length, HISTORY_RECORDS_PER_DEVICE);
       assertEquals(all[0].detail, "report 1100", "the flood keeps its newest records");
     } finally {
       catalog.close();
@@ -83,7 +83,7 @@ Deno.test("1050 transfer records of one device do not push another device's reco
       for (let i = 2; i <= 1051; i++) await catalog.recordTransfer(transfer("flood", i));
       const all = await catalog.listTransfers(5000);
       assertEquals(all.filter((r) => r.deviceId === "victim").map((r) => r.outcome), ["VERIFIED"]);
-      assertEquals(all.filter((r) => r.deviceId === "flood").length, HISTORY_PER_DEVICE);
+      assertEquals(all.filter((r) => r.deviceId === "flood").length, HISTORY_RECORDS_PER_DEVICE);
     } finally {
       catalog.close();
     }

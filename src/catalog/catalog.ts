@@ -21,7 +21,7 @@ import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_LIST_LIMIT,
   HISTORY_LIMIT,
-  HISTORY_PER_DEVICE,
+  HISTORY_RECORDS_PER_DEVICE,
   MAX_PRODUCT_BYTES,
   MAX_VERSION_BYTES,
   MIN_SHA_PREFIX_CHARS,
@@ -38,7 +38,7 @@ export interface CatalogOptions {
   cacheBytes?: number;
   /** Transfer and device status records kept in all, each; default {@linkcode HISTORY_LIMIT}. */
   historyLimit?: number;
-  /** Records of each kind kept per device; default {@linkcode HISTORY_PER_DEVICE}. */
+  /** Records of each kind kept per device; default {@linkcode HISTORY_RECORDS_PER_DEVICE}. */
   historyPerDevice?: number;
 }
 
@@ -141,7 +141,7 @@ export class Catalog {
   static async open(path?: string, options: CatalogOptions = {}): Promise<Catalog> {
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     const historyLimit = options.historyLimit ?? HISTORY_LIMIT;
-    const historyPerDevice = options.historyPerDevice ?? HISTORY_PER_DEVICE;
+    const historyPerDevice = options.historyPerDevice ?? HISTORY_RECORDS_PER_DEVICE;
     if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
       throw invalid(`Cannot open catalog: cacheBytes ${cacheBytes} is not a non-negative integer`);
     }

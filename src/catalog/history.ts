@@ -2,7 +2,7 @@
  * The transfer and device status history in KV: the one record type of a transfer, the record of
  * a device's STATUS, their bounded, newest-first storage, and the records of transfers still open.
  *
- * Bounds: {@linkcode HISTORY_PER_DEVICE} records of each kind per device (pruned on every write,
+ * Bounds: {@linkcode HISTORY_RECORDS_PER_DEVICE} records of each kind per device (pruned on every write,
  * so one device can churn only its own records), {@linkcode HISTORY_MAX_AGE_MS} of age, and
  * `limit` records in all as the last resort.
  * @module
@@ -23,8 +23,8 @@ import {
 import {
   DELETES_PER_COMMIT,
   HISTORY_MAX_AGE_MS,
-  HISTORY_PER_DEVICE,
   HISTORY_PRUNE_EVERY,
+  HISTORY_RECORDS_PER_DEVICE,
 } from "./limits.ts";
 
 /**
@@ -99,7 +99,7 @@ export const INTERRUPTED_OUTCOME = "INTERRUPTED";
 export interface HistoryLimits {
   /** Records of each kind kept in all (the last resort). */
   limit: number;
-  /** Records of each kind kept per device; default {@linkcode HISTORY_PER_DEVICE}. */
+  /** Records of each kind kept per device; default {@linkcode HISTORY_RECORDS_PER_DEVICE}. */
   perDevice?: number;
   /** Records older than this are pruned; default {@linkcode HISTORY_MAX_AGE_MS}. */
   maxAgeMs?: number;
@@ -121,7 +121,7 @@ export class History {
   /** History in `kv` with `limits`. */
   constructor(readonly kv: Deno.Kv, limits: HistoryLimits) {
     this.limit = limits.limit;
-    this.perDevice = limits.perDevice ?? HISTORY_PER_DEVICE;
+    this.perDevice = limits.perDevice ?? HISTORY_RECORDS_PER_DEVICE;
     this.maxAgeMs = limits.maxAgeMs ?? HISTORY_MAX_AGE_MS;
   }
 

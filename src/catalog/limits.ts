@@ -45,7 +45,7 @@ export const MIN_SHA_PREFIX_CHARS = 8;
 
 /**
  * Transfer records and device status records kept in all, each: the last resort behind
- * {@linkcode HISTORY_PER_DEVICE} and {@linkcode HISTORY_MAX_AGE_MS} (e.g. 5000 devices × 20).
+ * {@linkcode HISTORY_RECORDS_PER_DEVICE} and {@linkcode HISTORY_MAX_AGE_MS} (e.g. 5000 devices × 20).
  */
 export const HISTORY_LIMIT = 100_000;
 /** Records written by one catalog instance between two prunings of a history. */
@@ -57,7 +57,7 @@ export const DEFAULT_LIST_LIMIT = 100;
  * own. Without it, 1100 STATUS messages from one device pushed every other device's records out
  * of the shared history.
  */
-export const HISTORY_PER_DEVICE = 20;
+export const HISTORY_RECORDS_PER_DEVICE = 20;
 /** Records older than this are pruned from both histories (30 days). */
 export const HISTORY_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
 /**
