@@ -1,6 +1,6 @@
 /**
- * Batched deletion of every key under a KV prefix, shared by the image store (pieces) and the
- * history (pruning).
+ * Batched deletion in Deno KV, shared by the image store (every piece under a prefix) and the
+ * history (the records a prune picked).
  * @module
  */
 
@@ -28,8 +28,11 @@ export async function deleteAll(
   if (batch.length > 0) await deleteKeys(kv, batch);
 }
 
-async function deleteKeys(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<void> {
-  const op = kv.atomic();
-  for (const key of keys) op.delete(key);
-  await op.commit();
+/** Deletes `keys` in commits of at most {@linkcode DELETES_PER_COMMIT}. */
+export async function deleteKeys(kv: Deno.Kv, keys: readonly Deno.KvKey[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += DELETES_PER_COMMIT) {
+    const op = kv.atomic();
+    for (const key of keys.slice(i, i + DELETES_PER_COMMIT)) op.delete(key);
+    await op.commit();
+  }
 }

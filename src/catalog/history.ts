@@ -20,12 +20,8 @@ import {
   openTransferKey,
   openTransferPrefix,
 } from "./kv_keys.ts";
-import {
-  DELETES_PER_COMMIT,
-  HISTORY_MAX_AGE_MS,
-  HISTORY_PRUNE_EVERY,
-  HISTORY_RECORDS_PER_DEVICE,
-} from "./limits.ts";
+import { HISTORY_MAX_AGE_MS, HISTORY_PRUNE_EVERY, HISTORY_RECORDS_PER_DEVICE } from "./limits.ts";
+import { deleteKeys } from "./_kv_delete.ts";
 
 /**
  * One finished transfer: what the sender hands to its `onTransferEnd` listeners and records in
@@ -259,13 +255,5 @@ export class History {
       out.push(e.value);
     }
     return out;
-  }
-}
-
-async function deleteKeys(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<void> {
-  for (let i = 0; i < keys.length; i += DELETES_PER_COMMIT) {
-    const op = kv.atomic();
-    for (const key of keys.slice(i, i + DELETES_PER_COMMIT)) op.delete(key);
-    await op.commit();
   }
 }

@@ -75,7 +75,6 @@ export interface DevicePage {
 /** Order in which a filtered listing picks the index it reads: the most selective first. */
 const INDEX_PREFERENCE: readonly InventoryIndexField[] = ["group", "state", "version", "product"];
 
-/** The inventory store; see the module doc. */
 /** The device inventory on the KV of `catalog` (anything holding an open KV, e.g. a `Catalog`). */
 export function inventoryStore(
   catalog: { readonly kv: Deno.Kv },
@@ -84,6 +83,7 @@ export function inventoryStore(
   return new InventoryStore(catalog.kv, options);
 }
 
+/** The inventory store; see the module doc. */
 export class InventoryStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;

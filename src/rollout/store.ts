@@ -135,7 +135,6 @@ function rolloutIdOf(seq: number): string {
 const MINUS_ONE = new Deno.KvU64((1n << 64n) - 1n);
 const PLUS_ONE = new Deno.KvU64(1n);
 
-/** The rollout store; see the module doc. */
 /** The rollout store on the KV of `catalog` (anything holding an open KV, e.g. a `Catalog`). */
 export function rolloutStore(
   catalog: { readonly kv: Deno.Kv },
@@ -144,6 +143,7 @@ export function rolloutStore(
   return new RolloutStore(catalog.kv, options);
 }
 
+/** The rollout store; see the module doc. */
 export class RolloutStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
