@@ -350,8 +350,8 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     c.http.downloadTokenSeconds,
   );
   check(
-    c.http.downloadProducts.split(",").map((p) => p.trim()).every((p) =>
-      p === "" || p === "*" || new TextEncoder().encode(p).length <= MAX_PRODUCT_BYTES
+    downloadProductList(c).every((p) =>
+      p === "*" || new TextEncoder().encode(p).length <= MAX_PRODUCT_BYTES
     ),
     "http.downloadProducts",
     `empty, "*" or comma-separated product names of at most ${MAX_PRODUCT_BYTES} bytes`,
@@ -370,6 +370,11 @@ export function validateConfig(c: SenderConfig): SenderConfig {
     );
   }
   return c;
+}
+
+/** The products of `http.downloadProducts` (comma-separated; `*` = all), empty names dropped. */
+export function downloadProductList(c: SenderConfig): string[] {
+  return c.http.downloadProducts.split(",").map((p) => p.trim()).filter((p) => p !== "");
 }
 
 /** Environment variables starting with OTA_ that are not config keys but are known. */

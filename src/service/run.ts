@@ -12,7 +12,7 @@ import { Catalog, isKvConnectUrl } from "../catalog/mod.ts";
 import { type EmbeddedBroker, isListening, startEmbeddedBroker } from "../broker/mod.ts";
 import { connectMqtt } from "../transport/mqtt_client.ts";
 import type { Transport } from "../transport/types.ts";
-import type { SenderConfig } from "./config.ts";
+import { downloadProductList, type SenderConfig } from "./config.ts";
 import { Sender, type SenderLog } from "../sender/sender.ts";
 import { signerFromPem } from "../protocol/signing.ts";
 import { escapeControl } from "../format/mod.ts";
@@ -135,6 +135,16 @@ export async function runSender(
     shared: config.shared,
     httpDownload,
   });
+  let stopped = false;
+  /** Stops the service, then the connection, the catalog and any embedded broker, once. */
+  const stopAll = async () => {
+    if (stopped) return;
+    stopped = true;
+    await sender.stop();
+    await transport.close().catch(() => {});
+    catalog.close();
+    await embedded?.stop();
+  };
   let http: RunningHttp | undefined;
   if (config.http.listen !== "") {
     try {
@@ -148,10 +158,7 @@ export async function runSender(
         log,
       });
     } catch (err) {
-      await sender.stop();
-      await transport.close().catch(() => {});
-      catalog.close();
-      await embedded?.stop();
+      await stopAll();
       throw new Error(
         `Cannot serve HTTP on ${config.http.listen} (http.listen): ${
           (err as Error).message
@@ -160,7 +167,6 @@ export async function runSender(
     }
     downloadBase = http.url.replace(/\/+$/, "");
   }
-  let stopped = false;
   return {
     sender,
     catalog,
@@ -171,12 +177,8 @@ export async function runSender(
     http,
     async stop() {
       if (stopped) return;
-      stopped = true;
       await http?.stop();
-      await sender.stop();
-      await transport.close().catch(() => {});
-      catalog.close();
-      await embedded?.stop();
+      await stopAll();
     },
   };
 }
@@ -192,7 +194,7 @@ function downloadWiring(
 ): HttpDownloadWiring {
   const tokens = downloadTokens(catalog, { lifetimeSeconds: config.http.downloadTokenSeconds });
   return {
-    products: config.http.downloadProducts.split(",").map((p) => p.trim()).filter((p) => p !== ""),
+    products: downloadProductList(config),
     statusDeadlineMs: config.http.downloadTokenSeconds * 1000 + config.transfer.statusTimeoutMs,
     async urlFor(deviceId, sha256) {
       const at = base();
