@@ -3,16 +3,10 @@
 #include "esp_ota_sink.h"
 
 #include "esp_log.h"
+#include "esp_ota_errors.h"
 
 namespace {
 const char* const kTag = "ota_sink";
-
-ota_core::SinkResult toResult(esp_err_t err) {
-  if (err == ESP_OK) return ota_core::SinkResult::OK;
-  // esp_ota_write: first byte not 0xE9; esp_ota_end: image validation failed.
-  if (err == ESP_ERR_OTA_VALIDATE_FAILED) return ota_core::SinkResult::IMAGE_INVALID;
-  return ota_core::SinkResult::FAILED;
-}
 }  // namespace
 
 EspOtaSink::EspOtaSink() : part_(esp_ota_get_next_update_partition(nullptr)) {}
@@ -49,24 +43,10 @@ ota_core::SinkResult EspOtaSink::resume(uint32_t offset, uint32_t size, ota_core
   if (part_ == nullptr || kind != ota_core::ImageKind::ESP32_APP || size > part_->size) {
     return ota_core::SinkResult::FAILED;
   }
-  // esp_ota_resume (esp_ota_ops.c) skips two things esp_ota_begin does: it does not refuse while
-  // the running image is PENDING_VERIFY, and it does not invalidate the otadata slot of the
-  // partition about to be overwritten. Do both here. (That the stored offset belongs to this
-  // partition at all is checked when the resume record is loaded: ota_core::ResumeRecordStore.)
-#if CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE
-  esp_ota_img_states_t running = ESP_OTA_IMG_UNDEFINED;
-  if (esp_ota_get_state_partition(esp_ota_get_running_partition(), &running) == ESP_OK &&
-      running == ESP_OTA_IMG_PENDING_VERIFY) {
-    ESP_LOGE(kTag, "not resuming into %s: the running image is still pending verification",
-             part_->label);
-    return ota_core::SinkResult::FAILED;
-  }
-  esp_err_t invalidated = esp_ota_invalidate_inactive_ota_data_slot();
-  if (invalidated != ESP_OK) {
-    ESP_LOGE(kTag, "esp_ota_invalidate_inactive_ota_data_slot: %s", esp_err_to_name(invalidated));
-    return ota_core::SinkResult::FAILED;
-  }
-#endif
+  // esp_ota_resume (esp_ota_ops.c) skips two things esp_ota_begin does: otaResumeGuard() does
+  // them. (That the stored offset belongs to this partition at all is checked when the resume
+  // record is loaded: ota_core::ResumeRecordStore.)
+  if (otaResumeGuard(kTag) != ESP_OK) return ota_core::SinkResult::FAILED;
   // erase_size = OTA_WITH_SEQUENTIAL_WRITES: sectors are erased as writes reach them; the core
   // resumes on a sector boundary after a reboot so the first write erases a fresh sector.
   esp_err_t err = esp_ota_resume(part_, OTA_WITH_SEQUENTIAL_WRITES, offset, &handle_);
@@ -83,7 +63,7 @@ ota_core::SinkResult EspOtaSink::write(const uint8_t* data, size_t size) {
   if (!open_) return ota_core::SinkResult::FAILED;
   esp_err_t err = esp_ota_write(handle_, data, size);
   if (err != ESP_OK) ESP_LOGW(kTag, "esp_ota_write: %s", esp_err_to_name(err));
-  return toResult(err);
+  return otaErrorToResult(err);
 }
 
 bool EspOtaSink::read(uint32_t offset, uint8_t* out, size_t size) {
@@ -95,7 +75,7 @@ ota_core::SinkResult EspOtaSink::finish() {
   open_ = false;  // esp_ota_end frees the handle whatever it returns
   esp_err_t err = esp_ota_end(handle_);
   if (err != ESP_OK) ESP_LOGE(kTag, "esp_ota_end: %s", esp_err_to_name(err));
-  return toResult(err);
+  return otaErrorToResult(err);
 }
 
 bool EspOtaSink::activate() {

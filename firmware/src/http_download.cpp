@@ -10,7 +10,15 @@
 //   makes it start again from 0.
 // - ESP_HTTPS_OTA_RESUME calls esp_ota_resume(), which does NOT run the image header check
 //   (esp_ota_verify_chip_id) that ESP_HTTPS_OTA_BEGIN runs on the first bytes: resumeHeaderOk()
-//   below runs that check on the bytes already in the partition before a resume.
+//   below runs that check on the bytes already in the partition before a resume. Nor does
+//   esp_ota_resume() (app_update/esp_ota_ops.c) refuse while the running image is
+//   PENDING_VERIFY or invalidate the otadata slot it overwrites, as esp_ota_begin() does:
+//   otaResumeGuard() (esp_ota_errors.h, shared with EspOtaSink::resume) does both first.
+// - Errors: esp_https_ota_begin/perform return ESP_FAIL (failed read, closed connection,
+//   unexpected HTTP status) or esp_http_client's ESP_ERR_HTTP_* for transport trouble, and pass
+//   esp_ota_begin/resume/write's ESP_ERR_OTA_* / flash errors and esp_ota_verify_chip_id/
+//   _chip_revision's ESP_ERR_INVALID_VERSION through unchanged. Only the first kind is worth
+//   another request; the others end the download with the STATUS EspOtaSink would give.
 // The offset rule, the failure actions and the resume point bookkeeping are ota_core's
 // (http_download.h), unit-tested on the host; this file only moves bytes.
 #include "http_download.h"
@@ -22,6 +30,7 @@
 #include "esp_http_client.h"
 #include "esp_https_ota.h"
 #include "esp_log.h"
+#include "esp_ota_errors.h"
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
 #include "ota_core/crypto.h"
@@ -77,6 +86,18 @@ ota_core::HttpResult failed(ota_core::StatusCode status, const char* detail, uin
   return r;
 }
 
+/// Whether an esp_https_ota_begin/perform error is the connection's or the server's (worth
+/// another request), not the image's or the flash's (see the file comment).
+bool isTransportError(esp_err_t err) {
+  return err == ESP_FAIL || (err > ESP_ERR_HTTP_BASE && err < ESP_ERR_HTTP_BASE + 0x100);
+}
+
+/// The STATUS of an error that is not a transport error: the mapping EspOtaSink uses.
+ota_core::StatusCode otaFailureStatus(esp_err_t err) {
+  if (otaErrorToResult(err) == ota_core::SinkResult::IMAGE_INVALID) return ota_core::StatusCode::IMAGE_INVALID;
+  return ota_core::StatusCode::FLASH_ERROR;
+}
+
 /// Bytes gained over `from` (none when the download started again below it).
 uint32_t gained(uint32_t reached, uint32_t from) { return reached > from ? reached - from : 0; }
 
@@ -115,6 +136,15 @@ ota_core::HttpResult EspHttpDownloader::download(const ota_core::HttpJob& job,
     config.ota_resumption = true;
     config.ota_image_bytes_written = ota_core::idfResumeOffset(held, esp_flash_encryption_enabled());
     uint32_t start = config.ota_image_bytes_written;
+    // esp_https_ota_begin() resumes (ESP_HTTPS_OTA_RESUME → esp_ota_resume) from a nonzero
+    // offset; its own esp_ota_begin() fallback from 0 makes the same checks, so this is safe
+    // whichever it takes.
+    if (start > 0) {
+      esp_err_t guard = otaResumeGuard(kTag);
+      if (guard != ESP_OK) {
+        return failed(otaFailureStatus(guard), "cannot resume into the update partition", 0);
+      }
+    }
     ESP_LOGI(kTag, "GET %.*s... from %lu", 48, job.url, static_cast<unsigned long>(start));
     esp_https_ota_handle_t ota = nullptr;
     esp_err_t err = esp_https_ota_begin(&config, &ota);
@@ -144,11 +174,12 @@ ota_core::HttpResult EspHttpDownloader::download(const ota_core::HttpJob& job,
         }
         // esp_ota_end() validates the image; then the boot partition is switched.
         err = esp_https_ota_finish(ota);
-        if (err == ESP_ERR_OTA_VALIDATE_FAILED) {
-          return failed(StatusCode::IMAGE_INVALID, "image validation failed", gained(reached, job.from));
-        }
         if (err != ESP_OK) {
-          return failed(StatusCode::FLASH_ERROR, "cannot finish the update partition", gained(reached, job.from));
+          ESP_LOGE(kTag, "esp_https_ota_finish: %s", esp_err_to_name(err));
+          StatusCode code = otaFailureStatus(err);
+          return failed(code, code == StatusCode::IMAGE_INVALID ? "image validation failed"
+                                                                 : "cannot finish the update partition",
+                        gained(reached, job.from));
         }
         ota_core::HttpResult ok;
         ok.status = StatusCode::VERIFIED;
@@ -156,6 +187,12 @@ ota_core::HttpResult EspHttpDownloader::download(const ota_core::HttpJob& job,
         return ok;
       }
       esp_https_ota_abort(ota);
+    }
+    if (err != ESP_OK && !isTransportError(err)) {
+      // The image (chip id, revision, first byte) or the flash refused it: a new request would
+      // bring the same bytes to the same end.
+      ESP_LOGE(kTag, "download ended at %lu: %s", static_cast<unsigned long>(reached), esp_err_to_name(err));
+      return failed(otaFailureStatus(err), esp_err_to_name(err), gained(reached, job.from));
     }
     // The bytes written stay in the partition: the next fetch continues after them.
     if (reached > held) {
