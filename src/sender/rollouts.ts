@@ -173,6 +173,20 @@ export class RolloutDriver {
     return decision;
   }
 
+  /**
+   * The handling of a device's REQUEST ended, whatever its answer: what {@link request} noted
+   * for {@link transferStarted} is dropped, so a REQUEST refused after its decision (BUSY, a
+   * bad grant) leaves no state behind.
+   */
+  requestEnded(deviceId: string): void {
+    this.#manifestRecorded.delete(deviceId);
+  }
+
+  /** Per-device state held between a REQUEST's decision and its MANIFEST, for tests. */
+  get perDeviceEntries(): Record<string, number> {
+    return { manifestRecorded: this.#manifestRecorded.size };
+  }
+
   /** A MANIFEST of `image` went to the device: a `manifest` event when its rollout holds it. */
   async transferStarted(deviceId: string, image: ImageMeta): Promise<void> {
     if (this.#stopped) return;

@@ -92,6 +92,7 @@ export class Sender {
         ...s.#ctx.admission.perDeviceEntries,
         ...s.#ctx.replies.perDeviceEntries,
         ...s.#ctx.recorder.perDeviceEntries,
+        ...s.#ctx.rollouts?.perDeviceEntries,
         heldByBacklog: s.#ctx.backlog.heldCount,
         openStreams: s.#ctx.streams.size,
       }),

@@ -136,6 +136,7 @@ export async function handleRequest(
     } else image.release?.();
   } finally {
     ctx.admission.done(ticket);
+    ctx.rollouts?.requestEnded(deviceId);
   }
 }
 
