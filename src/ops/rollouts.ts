@@ -48,9 +48,8 @@ export async function createRollout(
   const listed = new Set(spec.target.devices);
   for (const r of await store.active()) r.target.devices.forEach((d) => listed.add(d));
   const deviceGroups = new Map<string, readonly string[]>();
-  for (const id of listed) {
-    const record = await inventory.get(id);
-    if (record !== null) deviceGroups.set(id, record.groups);
+  for (const record of await inventory.getMany([...listed])) {
+    if (record !== null) deviceGroups.set(record.id, record.groups);
   }
   return await store.create(spec, { start: options.start ?? true, deviceGroups });
 }
