@@ -31,6 +31,7 @@ import {
 } from "../src/http/api/error_status.ts";
 import { UsageError } from "../src/command/args.ts";
 import { ONLINE_WINDOW_MS } from "../src/ops/fleet.ts";
+import { MAX_LISTED_ROLLOUTS } from "../src/ops/rollouts.ts";
 import { DEFAULT_CONFIG, runSender, type SenderConfig } from "../src/service/mod.ts";
 import { ConfigError } from "../src/service/config.ts";
 import { runFleet } from "../src/sim/fleet.ts";
@@ -445,6 +446,25 @@ apiTest(
       /jitter "soon"/,
     );
     assertEquals((await rolloutStore(api.catalog).list()).length, 1);
+
+    // The list holds the newest `limit` rollouts, oldest of them first; a limit out of
+    // 1..MAX_LISTED_ROLLOUTS is refused.
+    const second = await api.call("POST", "/api/rollouts", { json: { image: "blink@1.1.0" } });
+    assertEquals(second.status, 201, JSON.stringify(second.body));
+    const ids = async (query: string) =>
+      (await api.call("GET", `/api/rollouts${query}`, { token: READ })).body.map((
+        r: { summary: { id: string } },
+      ) => r.summary.id);
+    assertEquals(await ids(""), ["r-1", "r-2"]);
+    assertEquals(await ids("?limit=1"), ["r-2"]);
+    assertEquals(await ids(`?limit=${MAX_LISTED_ROLLOUTS}`), ["r-1", "r-2"]);
+    assertError(await api.call("GET", "/api/rollouts?limit=0"), 400, "INVALID_ARGUMENT");
+    assertError(
+      await api.call("GET", `/api/rollouts?limit=${MAX_LISTED_ROLLOUTS + 1}`),
+      400,
+      "INVALID_ARGUMENT",
+    );
+    assertEquals((await api.call("POST", "/api/rollouts/r-2/cancel")).body.state, "CANCELLED");
   },
 );
 

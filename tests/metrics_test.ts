@@ -37,6 +37,7 @@ import {
   type RolloutRecord,
   RolloutStore,
   rolloutStore,
+  summarizeRollout,
   type WaveCounts,
 } from "../src/rollout/mod.ts";
 import { DEFAULT_CONFIG, type SenderConfig } from "../src/service/config.ts";
@@ -228,11 +229,11 @@ function wave(counts: Partial<WaveCounts>): WaveCounts {
 
 Deno.test("rolloutGauges() sums devices per state over the waves and estimates progress from the open ones", () => {
   // Waves 10 % and 50 % are open: 50 devices enrolled stand for a target of 100.
-  const g = rolloutGauges(record(), [
+  const g = rolloutGauges(summarizeRollout(record(), [
     wave({ SUCCEEDED: 9, FAILED: 1 }),
     wave({ SUCCEEDED: 30, DOWNLOADING: 6, TIMED_OUT: 1, QUEUED: 3 }),
     wave({}),
-  ]);
+  ]));
   assertEquals(g.devices, {
     ...emptyWaveCounts(),
     SUCCEEDED: 39,
@@ -249,7 +250,9 @@ Deno.test("rolloutGauges() sums devices per state over the waves and estimates p
 });
 
 Deno.test("rolloutGauges() of a rollout not started reports zero progress and no failures", () => {
-  const g = rolloutGauges(record({ state: "CREATED", currentWave: -1, enrolledWave: -1 }), []);
+  const g = rolloutGauges(
+    summarizeRollout(record({ state: "CREATED", currentWave: -1, enrolledWave: -1 }), []),
+  );
   assertEquals(g.wave, 0);
   assertEquals(g.progress, 0);
   assertEquals(g.failureFraction, 0);

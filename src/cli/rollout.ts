@@ -7,7 +7,14 @@
 
 import { formatDuration, formatPairs, formatTable } from "../format/mod.ts";
 import { EXIT_OK, UsageError } from "../command/args.ts";
-import { commandRollout, createRollout, listRollouts, showRollout } from "../ops/rollouts.ts";
+import {
+  commandRollout,
+  createRollout,
+  DEFAULT_LISTED_ROLLOUTS,
+  listRollouts,
+  MAX_LISTED_ROLLOUTS,
+  showRollout,
+} from "../ops/rollouts.ts";
 import {
   DEFAULT_ABORT_FAILURE_PCT,
   DEFAULT_ABORT_MIN_DEVICES,
@@ -68,9 +75,12 @@ export const ROLLOUT_COMMANDS: Command[] = [
   {
     words: ["rollout", "list"],
     args: [],
-    summary: "list rollouts, oldest first",
-    help: "Shows each rollout's state, open wave and device outcomes.",
-    options: {},
+    summary: "list the newest rollouts, oldest of them first",
+    help: `Options:
+  --limit N     show the newest N rollouts, 1..${MAX_LISTED_ROLLOUTS} (default ${DEFAULT_LISTED_ROLLOUTS})
+
+Shows each rollout's state, open wave and device outcomes.`,
+    options: { limit: { type: "string" } },
     run: rolloutList,
   },
   {
@@ -161,7 +171,14 @@ function inProgress(s: RolloutSummary): number {
 }
 
 async function rolloutList(ctx: Context): Promise<number> {
-  const rows = await listRollouts(await ctx.catalog());
+  const raw = ctx.values.limit as string | undefined;
+  if (raw !== undefined && (!/^[1-9]\d{0,8}$/.test(raw) || Number(raw) > MAX_LISTED_ROLLOUTS)) {
+    throw new UsageError(
+      `--limit "${raw}" is not a whole number from 1 to ${MAX_LISTED_ROLLOUTS}`,
+      ["rollout", "list"],
+    );
+  }
+  const rows = await listRollouts(await ctx.catalog(), raw === undefined ? undefined : Number(raw));
   if (ctx.json) {
     await ctx.out(JSON.stringify(rows, null, 2));
   } else if (rows.length === 0) {

@@ -8,13 +8,12 @@
 
 import type { TransferProgress } from "../sender/mod.ts";
 import type { RolloutStore } from "../rollout/store.ts";
-import { type RolloutSummary, summarizeRollout } from "../rollout/mod.ts";
+import type { RolloutSummary } from "../rollout/mod.ts";
+import { RECENT_ROLLOUTS, recentRollouts } from "../ops/rollouts.ts";
 import { formatBytes, formatRate, transferRate } from "../format/mod.ts";
 
 /** Most open transfers one live snapshot lists (the count of all open ones is sent too). */
 export const MAX_LIVE_TRANSFERS = 200;
-/** Most rollouts one live snapshot lists: the newest ones. */
-export const MAX_LIVE_ROLLOUTS = 20;
 
 /** One open transfer as the dashboard shows it. */
 export interface LiveTransfer {
@@ -79,22 +78,20 @@ export interface LiveRollout {
   failurePct: number | null;
 }
 
-/** The newest {@link MAX_LIVE_ROLLOUTS} rollouts, newest first. */
-export async function liveRollouts(store: RolloutStore): Promise<LiveRollout[]> {
-  // At most MAX_LIVE_ROLLOUTS reads, however many rollouts the store keeps: this runs every second.
-  const records = await store.recent(MAX_LIVE_ROLLOUTS);
-  const out: LiveRollout[] = [];
-  for (const record of records) {
-    const summary = summarizeRollout(record, await store.counters(record.id, record.waves.length));
+/** The newest {@link RECENT_ROLLOUTS} rollouts, newest first. */
+export async function liveRollouts(
+  store: Pick<RolloutStore, "recent" | "counters">,
+): Promise<LiveRollout[]> {
+  // At most RECENT_ROLLOUTS reads, however many rollouts the store keeps: this runs every second.
+  return (await recentRollouts(store, RECENT_ROLLOUTS)).map(({ record, summary }) => {
     const { outcomes, failures } = summary.outcomes;
-    out.push({
+    return {
       summary,
       createdAt: record.createdAt,
       abortFailurePct: record.abortFailurePct,
       abortMinDevices: record.abortMinDevices,
       successPct: record.successPct,
       failurePct: outcomes === 0 ? null : Math.round((failures * 1000) / outcomes) / 10,
-    });
-  }
-  return out;
+    };
+  });
 }

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import { MAX_IMAGE_BYTES } from "../catalog/mod.ts";
 import { DEFAULT_HISTORY_ROWS, MAX_HISTORY_ROWS } from "../ops/transfers.ts";
 import { ONLINE_WINDOW_MS } from "../ops/fleet.ts";
+import { DEFAULT_LISTED_ROLLOUTS, MAX_LISTED_ROLLOUTS } from "../ops/rollouts.ts";
 import {
   ACTIVE_ROLLOUT_STATES,
   DEFAULT_PAGE_SIZE,
@@ -288,9 +289,16 @@ export const OPENAPI_DOCUMENT = {
     },
     "/api/rollouts": {
       get: {
-        summary: "List rollouts, oldest first",
+        summary: "List the newest rollouts, oldest of them first",
         operationId: "listRollouts",
         tags: ["rollouts"],
+        parameters: [
+          query("limit", `Newest rollouts listed (default ${DEFAULT_LISTED_ROLLOUTS})`, {
+            type: "integer",
+            minimum: 1,
+            maximum: MAX_LISTED_ROLLOUTS,
+          }),
+        ],
         responses: { ...ok("The rollouts", arrayOf(ref("RolloutRow"))), ...errors(400) },
       },
       post: {

@@ -177,6 +177,20 @@ export class InventoryStore {
     return (await this.#kv.get<DeviceRecord>(inventoryDeviceKey(deviceId))).value;
   }
 
+  /**
+   * The records of `deviceIds`, in their order (null for an unknown device), read
+   * {@linkcode KV_MAX_GET_MANY_KEYS} keys at a time.
+   */
+  async getMany(deviceIds: readonly string[]): Promise<(DeviceRecord | null)[]> {
+    const out: (DeviceRecord | null)[] = [];
+    for (let i = 0; i < deviceIds.length; i += KV_MAX_GET_MANY_KEYS) {
+      const part = deviceIds.slice(i, i + KV_MAX_GET_MANY_KEYS);
+      const got = await this.#kv.getMany<DeviceRecord[]>(part.map(inventoryDeviceKey));
+      for (const g of got) out.push(g.value);
+    }
+    return out;
+  }
+
   /** The device's history, oldest first (at most `HISTORY_PER_DEVICE` entries). */
   async history(deviceId: string): Promise<HistoryEntry[]> {
     const out: HistoryEntry[] = [];
@@ -225,15 +239,10 @@ export class InventoryStore {
         }
       }
     }
-    for (let i = 0; i < target.devices.length; i += KV_MAX_GET_MANY_KEYS) {
-      const part = target.devices.slice(i, i + KV_MAX_GET_MANY_KEYS);
-      const got = await this.#kv.getMany<DeviceRecord[]>(part.map(inventoryDeviceKey));
-      for (const g of got) {
-        const r = g.value;
-        if (r !== null && r.product === target.product && !seen.has(r.id)) {
-          seen.add(r.id);
-          yield r.id;
-        }
+    for (const r of await this.getMany(target.devices)) {
+      if (r !== null && r.product === target.product && !seen.has(r.id)) {
+        seen.add(r.id);
+        yield r.id;
       }
     }
   }

@@ -28,7 +28,7 @@ export const MANIFEST_LATENCY_BUCKETS_S: readonly number[] = [
  * many were created since): a scrape reads this many rollout records and their per-wave
  * counters, never a device entry, however large the fleet.
  */
-export const MAX_SCRAPED_ROLLOUTS = 20;
+export { RECENT_ROLLOUTS as MAX_SCRAPED_ROLLOUTS } from "../ops/rollouts.ts";
 
 /**
  * How long the rollout gauges read from KV are reused: scrapes closer together than this (several

@@ -12,12 +12,11 @@ import {
   DEVICE_STATES,
   type DeviceState,
   FINAL_ROLLOUT_STATES,
-  type RolloutRecord,
   type RolloutState,
   type RolloutStore,
-  rolloutTotals,
-  type WaveCounts,
+  type RolloutSummary,
 } from "../rollout/mod.ts";
+import { recentRollouts } from "../ops/rollouts.ts";
 import type { SenderLog } from "../sender/mod.ts";
 import { Gauge, type Registry } from "./_prom.ts";
 import { MAX_SCRAPED_ROLLOUTS, ROLLOUT_GAUGES_TTL_MS } from "./limits.ts";
@@ -48,28 +47,27 @@ export interface RolloutGauges {
   failureFraction: number;
 }
 
-/** The gauges of `record` with its per-wave `counters` (pure). */
-export function rolloutGauges(
-  record: RolloutRecord,
-  counters: readonly WaveCounts[],
-): RolloutGauges {
-  const devices = Object.fromEntries(DEVICE_STATES.map((s) => [s, 0])) as Record<
+/** The gauges of a rollout from its summary (pure). */
+export function rolloutGauges(summary: RolloutSummary): RolloutGauges {
+  const devices = Object.fromEntries(DEVICE_STATES.map((s) => [s, summary.totals[s]])) as Record<
     DeviceState,
     number
   >;
-  for (const wave of counters) for (const s of DEVICE_STATES) devices[s] += wave[s] ?? 0;
-  const totals = rolloutTotals(counters, record.currentWave);
-  const wavePercent = record.currentWave >= 0 ? record.waves[record.currentWave] ?? 0 : 0;
-  const target = totals.enrolled * 100 / wavePercent;
+  // The open waves are the first `currentWave` (counted from 1, 0 before the start).
+  const open = summary.waves.slice(0, summary.currentWave);
+  const enrolled = open.reduce((n, w) => n + w.enrolled, 0);
+  const succeeded = open.reduce((n, w) => n + w.devices.SUCCEEDED, 0);
+  const wavePercent = open.at(-1)?.pct ?? 0;
+  const { outcomes, failures } = summary.outcomes;
   return {
-    rollout: record.id,
-    image: `${record.image.product}@${record.image.version}`,
-    state: record.state,
+    rollout: summary.id,
+    image: summary.image,
+    state: summary.state,
     devices,
-    wave: record.currentWave + 1,
+    wave: summary.currentWave,
     wavePercent,
-    progress: totals.enrolled > 0 ? Math.min(1, totals.succeeded / target) : 0,
-    failureFraction: totals.outcomes > 0 ? totals.failures / totals.outcomes : 0,
+    progress: enrolled > 0 ? Math.min(1, succeeded / (enrolled * 100 / wavePercent)) : 0,
+    failureFraction: outcomes > 0 ? failures / outcomes : 0,
   };
 }
 
@@ -86,12 +84,8 @@ export function registerRolloutMetrics(
 
   const read = async () => {
     try {
-      const records = await store.recent(MAX_SCRAPED_ROLLOUTS);
-      const next: RolloutGauges[] = [];
-      for (const r of records) {
-        next.push(rolloutGauges(r, await store.counters(r.id, r.waves.length)));
-      }
-      rows = next;
+      const recent = await recentRollouts(store, MAX_SCRAPED_ROLLOUTS);
+      rows = recent.map(({ summary }) => rolloutGauges(summary));
     } catch (err) {
       options.log.warn(`metrics cannot read the rollouts, reporting the last values: ${err}`);
     }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { rolloutStore } from "../rollout/store.ts";
+import { type RolloutStore, rolloutStore } from "../rollout/store.ts";
 import { inventoryStore } from "../inventory/store.ts";
 import type { Catalog, ImageMeta } from "../catalog/mod.ts";
 import {
@@ -48,9 +48,8 @@ export async function createRollout(
   const listed = new Set(spec.target.devices);
   for (const r of await store.active()) r.target.devices.forEach((d) => listed.add(d));
   const deviceGroups = new Map<string, readonly string[]>();
-  for (const id of listed) {
-    const record = await inventory.get(id);
-    if (record !== null) deviceGroups.set(id, record.groups);
+  for (const record of await inventory.getMany([...listed])) {
+    if (record !== null) deviceGroups.set(record.id, record.groups);
   }
   return await store.create(spec, { start: options.start ?? true, deviceGroups });
 }
@@ -63,6 +62,34 @@ export async function releaseImage(catalog: Catalog, image: ImageMeta): Promise<
   return await createRollout(catalog, { image: image.sha256, waves: [100] });
 }
 
+/**
+ * Rollouts the dashboard's live view and a metrics scrape show: the newest ones. Both run often
+ * (every second, every scrape), so each reads this many records and their counters, no more.
+ */
+export const RECENT_ROLLOUTS = 20;
+
+/** One rollout of {@linkcode recentRollouts}: its record and the operator's view of it. */
+export interface RecentRollout {
+  record: RolloutRecord;
+  summary: RolloutSummary;
+}
+
+/**
+ * The newest `limit` rollouts, newest first, each with its summary: `limit` records and their
+ * per-wave counters are read, never a device entry, however many rollouts the store keeps.
+ */
+export async function recentRollouts(
+  store: Pick<RolloutStore, "recent" | "counters">,
+  limit: number,
+): Promise<RecentRollout[]> {
+  const out: RecentRollout[] = [];
+  for (const record of await store.recent(limit)) {
+    const counters = await store.counters(record.id, record.waves.length);
+    out.push({ record, summary: summarizeRollout(record, counters) });
+  }
+  return out;
+}
+
 /** One row of {@linkcode listRollouts}. */
 export interface RolloutRow {
   /** The operator's view of the rollout. */
@@ -71,15 +98,28 @@ export interface RolloutRow {
   createdAt: string;
 }
 
-/** Every rollout, oldest first, with its per-wave counts. */
-export async function listRollouts(catalog: Catalog): Promise<RolloutRow[]> {
-  const store = rolloutStore(catalog);
-  const out: RolloutRow[] = [];
-  for (const record of await store.list()) {
-    const counters = await store.counters(record.id, record.waves.length);
-    out.push({ summary: summarizeRollout(record, counters), createdAt: record.createdAt });
+/** Rollouts {@linkcode listRollouts} lists when not told how many. */
+export const DEFAULT_LISTED_ROLLOUTS = 100;
+/** Most rollouts one {@linkcode listRollouts} call lists. */
+export const MAX_LISTED_ROLLOUTS = 1000;
+
+/**
+ * The newest `limit` rollouts (default {@linkcode DEFAULT_LISTED_ROLLOUTS}, at most
+ * {@linkcode MAX_LISTED_ROLLOUTS}), oldest of them first, with their per-wave counts. A limit
+ * that is not a whole number from 1 to the maximum is refused with `INVALID_ARGUMENT`.
+ */
+export async function listRollouts(
+  catalog: Catalog,
+  limit: number = DEFAULT_LISTED_ROLLOUTS,
+): Promise<RolloutRow[]> {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LISTED_ROLLOUTS) {
+    throw new RolloutError(
+      "INVALID_ARGUMENT",
+      `Cannot list rollouts: limit ${limit} is not a whole number from 1 to ${MAX_LISTED_ROLLOUTS}`,
+    );
   }
-  return out;
+  const rows = await recentRollouts(rolloutStore(catalog), limit);
+  return rows.reverse().map(({ record, summary }) => ({ summary, createdAt: record.createdAt }));
 }
 
 /** What {@linkcode showRollout} returns. */

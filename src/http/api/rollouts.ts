@@ -12,7 +12,13 @@ import { commandRollout, createRollout, listRollouts, showRollout } from "../../
 import type { RolloutCommand, RolloutSpecInput } from "../../rollout/mod.ts";
 import { requireAccess } from "../auth.ts";
 import type { HttpContext } from "../context.ts";
-import { checkFields, checkQuery, type FieldSchema, readJsonObject } from "./_input.ts";
+import {
+  checkFields,
+  checkQuery,
+  type FieldSchema,
+  readJsonObject,
+  wholeNumberParam,
+} from "./_input.ts";
 
 /** The fields of a create's body (the options of `rollout create`). */
 export const CREATE_ROLLOUT_FIELDS: FieldSchema = {
@@ -40,8 +46,8 @@ export function rolloutRoutes(ctx: HttpContext): Hono {
   const admin = requireAccess(ctx.config, "admin");
   const app = new Hono();
   app.get("/rollouts", read, async (c) => {
-    checkQuery(c, []);
-    return c.json(await listRollouts(ctx.catalog));
+    const q = checkQuery(c, ["limit"]);
+    return c.json(await listRollouts(ctx.catalog, wholeNumberParam(q, "limit")));
   });
   app.post("/rollouts", admin, async (c) => {
     checkQuery(c, []);
