@@ -20,10 +20,9 @@ import {
   MAX_SHARED_LAPSES,
   sharedImageTopic,
   type SharedStreamRef,
-  writeChunkHeader,
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
-import type { TransferImage } from "./transfer_images.ts";
+import { type TransferImage, writeImageChunk } from "./transfer_images.ts";
 
 /** Settings of one-to-many delivery (sender options `shared`). */
 export interface SharedSettings {
@@ -251,24 +250,14 @@ export class SharedStream {
   }
 
   #publish(index: number, now: number): void {
-    const { image, chunkSize } = this;
-    const offset = index * chunkSize;
-    const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
-    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
-    writeChunkHeader(message, {
-      transferId: this.id,
-      index,
-      offset,
-      length: payload.length,
-      crc32: image.crc(index),
-    });
-    message.set(payload, CHUNK_HEADER_BYTES);
+    const message = writeImageChunk(this.image, this.chunkSize, this.id, index, null);
+    const payloadBytes = message.length - CHUNK_HEADER_BYTES;
     // §11.2: no Response Topic, no Correlation Data: the chunk is every member's.
     this.init.send(this.ref.topic, message, { qos: this.init.dataQos });
     this.init.stats.sharedChunks++;
-    this.init.stats.sharedBytes += payload.length;
+    this.init.stats.sharedBytes += payloadBytes;
     const rate = this.init.settings.bytesPerSecond;
-    if (rate > 0) this.#notBefore = Math.max(this.#notBefore, now) + (payload.length * 1000) / rate;
+    if (rate > 0) this.#notBefore = Math.max(this.#notBefore, now) + (payloadBytes * 1000) / rate;
     for (const member of [...this.#members.keys()]) member.streamChunk(index, now);
   }
 
