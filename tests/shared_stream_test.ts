@@ -90,7 +90,7 @@ Deno.test("SharedStream publishes chunk i only once a quorum acknowledged chunk 
     () => {},
   );
   const members = [new FakeMember(), new FakeMember(), new FakeMember(), new FakeMember()];
-  for (const m of members) stream.join(m);
+  const links = members.map((m) => stream.join(m));
   await new Promise((r) => setTimeout(r, 5)); // the gathering of 0 ms ends
   assertEquals(stream.state, "STREAMING");
   // Nothing acknowledged: chunks 0..3 (one window) go out, chunk 4 needs ACKs past chunk 0.
@@ -99,16 +99,17 @@ Deno.test("SharedStream publishes chunk i only once a quorum acknowledged chunk 
   assertEquals(members[0].seen, [0, 1, 2, 3]);
   // One member of four is not a quorum of 0.5 (2 of 4).
   members[0].acked = 3;
-  stream.pump(0);
+  links[0].progressed(0);
   assertEquals(stream.position, 4);
   // Two members are: the window slides up to the slower one's ACK (nextIndex 2: chunks 4, 5).
   members[1].acked = 2;
-  stream.pump(0);
+  links[1].progressed(0);
   assertEquals(stream.position, 6);
   // A member that leaves no longer counts: 3 members, a quorum of 2 again.
   members[0].acked = 20;
+  links[0].progressed(0);
   members[1].acked = 20;
-  stream.pump(0);
+  links[1].progressed(0);
   assertEquals(stream.position, 20);
   assertEquals(stream.state, "ENDED");
   assert(members.every((m) => m.ended), "every member is told the stream ended");
@@ -138,6 +139,79 @@ Deno.test("a stream member leaves after MAX_SHARED_LAPSES lapses and may then se
   assertEquals(link.limit(), 8);
   assertEquals(stream.members, 1);
   stream.close();
+});
+
+Deno.test("SharedStream's kept quorum count matches a recount over random joins, ACKs and leaves", async () => {
+  // A seeded generator: a failure replays the same sequence.
+  let seed = 0x2545F491;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  for (let round = 0; round < 40; round++) {
+    const chunks = 30 + rand(40);
+    const window = 1 + rand(6);
+    const quorum = [0.3, 0.5, 0.9, 1][rand(4)];
+    const stream = new SharedStream(
+      1,
+      fakeImage(chunks, 16),
+      16,
+      window,
+      streamInit([], quorum),
+      () => {},
+    );
+    const live = new Map<FakeMember, ReturnType<SharedStream["join"]>>();
+    const join = (acked: number) => {
+      const m = new FakeMember();
+      m.acked = acked;
+      live.set(m, stream.join(m));
+    };
+    for (let i = 0, n = 1 + rand(6); i < n; i++) join(0);
+    await new Promise((r) => setTimeout(r, 5)); // the gathering of 0 ms ends
+    // The position the §11.2 rule allows, recounted over every member from scratch.
+    const expected = (from: number) => {
+      let next = from;
+      while (next < chunks) {
+        const need = Math.max(1, Math.ceil(quorum * live.size));
+        const have = [...live.keys()].filter((m) => m.acked > next - window).length;
+        if (have < need) break;
+        next++;
+      }
+      return next;
+    };
+    let position = expected(0);
+    assertEquals(stream.position, position, `round ${round}: after the gathering`);
+    for (let step = 0; stream.state === "STREAMING" && step < 400; step++) {
+      const op = rand(10);
+      const members = [...live.keys()];
+      if (op === 0 || members.length === 0) {
+        // A late joiner starts anywhere up to the stream's position (§11.3); a join does not
+        // pump, so the position waits for the next ACK, leave or resume.
+        join(rand(stream.position + 1));
+        assertEquals(stream.position, position, `round ${round} step ${step}: join`);
+        continue;
+      } else if (op === 1 && members.length > 1) {
+        const m = members[rand(members.length)];
+        const link = live.get(m)!;
+        live.delete(m);
+        link.leave();
+      } else {
+        // A device acknowledges up to what the stream (or its own unicast) could have sent.
+        const m = members[rand(members.length)];
+        m.acked = Math.min(chunks, m.acked + rand(window + 1));
+        live.get(m)!.progressed(0);
+      }
+      position = expected(position);
+      if (position >= chunks) {
+        assertEquals(stream.state, "ENDED", `round ${round} step ${step}`);
+        break;
+      }
+      assertEquals(stream.position, position, `round ${round} step ${step}`);
+    }
+    stream.close();
+  }
 });
 
 // ---- devices against the real sender and broker ----

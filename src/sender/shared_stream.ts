@@ -20,10 +20,9 @@ import {
   MAX_SHARED_LAPSES,
   sharedImageTopic,
   type SharedStreamRef,
-  writeChunkHeader,
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
-import type { TransferImage } from "./transfer_images.ts";
+import { type TransferImage, writeImageChunk } from "./transfer_images.ts";
 
 /** Settings of one-to-many delivery (sender options `shared`). */
 export interface SharedSettings {
@@ -67,7 +66,10 @@ export interface StreamLink {
   readonly ref: SharedStreamRef;
   /** The first chunk index the transfer must not send itself (§11.2). */
   limit(): number;
-  /** The device acknowledged more: the stream may be able to go on. */
+  /**
+   * The device acknowledged more: the stream may be able to go on. The stream reads the member's
+   * `acked` only at join and here, so every rise of it must be reported through this.
+   */
   progressed(now: number): void;
   /** A resend timeout with stream-sent chunks in flight; true when the member left the stream. */
   lapse(): boolean;
@@ -109,7 +111,12 @@ export class SharedStream {
   #state: StreamState = "GATHERING";
   /** Next chunk to publish. */
   #next = 0;
-  readonly #members = new Map<StreamMember, { lapses: number }>();
+  /** Each member's lapses and the `acked` it last reported (at join or through `progressed`). */
+  readonly #members = new Map<StreamMember, { lapses: number; acked: number }>();
+  /** Members by last reported `acked`: `#atAcked[a]` members reported `a` (0..chunkCount). */
+  readonly #atAcked: Uint32Array;
+  /** Members whose last reported `acked` is above the floor `#next − window` (§11.2). */
+  #aboveFloor = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Earliest time the rate cap lets the next chunk go (ms, the sender's clock). */
   #notBefore = 0;
@@ -126,6 +133,7 @@ export class SharedStream {
   ) {
     this.ref = { streamId: id, topic: sharedImageTopic(init.prefix, image.shaHex, id) };
     this.chunkCount = Math.ceil(image.bytes.length / chunkSize);
+    this.#atAcked = new Uint32Array(this.chunkCount + 1);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#state !== "GATHERING") return;
@@ -151,16 +159,24 @@ export class SharedStream {
 
   /** Adds a member transfer and returns its link. */
   join(member: StreamMember): StreamLink {
-    this.#members.set(member, { lapses: 0 });
+    const record = { lapses: 0, acked: this.#clampAcked(member.acked) };
+    this.#members.set(member, record);
+    this.#atAcked[record.acked]++;
+    if (record.acked > this.#next - this.window) this.#aboveFloor++;
     const leave = () => {
       if (!this.#members.delete(member)) return;
+      this.#atAcked[record.acked]--;
+      if (record.acked > this.#next - this.window) this.#aboveFloor--;
       if (this.#members.size === 0) this.#end("no member left");
       else this.pump(this.init.now()); // the quorum may have been waiting for it
     };
     return {
       ref: this.ref,
       limit: () => (this.#members.has(member) ? this.position : this.chunkCount),
-      progressed: (now) => this.pump(now),
+      progressed: (now) => {
+        if (this.#members.has(member)) this.#moved(record, this.#clampAcked(member.acked));
+        this.pump(now);
+      },
       lapse: () => {
         const m = this.#members.get(member);
         if (!m) return true;
@@ -183,7 +199,7 @@ export class SharedStream {
   /** Publishes every chunk the quorum, the rate cap and the backlog allow now. */
   pump(now: number): void {
     if (this.#state !== "STREAMING" || this.#timer !== undefined) return;
-    while (this.#next < this.chunkCount && this.#quorumAllows(this.#next)) {
+    while (this.#next < this.chunkCount && this.#quorumAllows()) {
       if (now < this.#notBefore) {
         this.#timer = setTimeout(() => {
           this.#timer = undefined;
@@ -194,6 +210,9 @@ export class SharedStream {
       if (!this.init.mayPublish(this)) return;
       // The position moves first: a member that is behind may send up to this chunk itself.
       const index = this.#next++;
+      // The floor `#next − window` rose by one: members that reported exactly it drop out.
+      const floor = this.#next - this.window;
+      if (floor >= 0) this.#aboveFloor -= this.#atAcked[floor];
       this.#publish(index, now);
     }
     if (this.#next >= this.chunkCount) this.#end("last chunk published");
@@ -205,39 +224,40 @@ export class SharedStream {
   }
 
   /**
-   * §11.2: chunk `i` may go once `ceil(quorum × n)` members acknowledged every chunk below
-   * `i − W + 1`. Counting is O(members) per chunk; a stream of 1000 devices and 256 chunks counts
-   * 256 000 numbers, well below the cost of one CHUNK publication per device it replaces.
+   * §11.2: chunk `#next` may go once `ceil(quorum × n)` members acknowledged every chunk below
+   * `#next − W + 1`, that is reported an `acked` above `#next − W`. The count of those members is
+   * kept up to date as members join, progress and leave and as `#next` moves, so this is O(1)
+   * per ACK and per chunk.
    */
-  #quorumAllows(index: number): boolean {
+  #quorumAllows(): boolean {
     const need = Math.max(1, Math.ceil(this.init.settings.quorum * this.#members.size));
-    const floor = index - this.window;
-    let have = 0;
-    for (const member of this.#members.keys()) {
-      if (member.acked > floor && ++have >= need) return true;
-    }
-    return false;
+    return this.#aboveFloor >= need;
+  }
+
+  /** A member's `acked` as a count index: acks never go past the last chunk. */
+  #clampAcked(acked: number): number {
+    return Math.max(0, Math.min(this.chunkCount, acked));
+  }
+
+  /** A member now reports `acked` (never less than before: acknowledgements are cumulative). */
+  #moved(record: { acked: number }, acked: number): void {
+    if (acked <= record.acked) return;
+    const floor = this.#next - this.window;
+    this.#atAcked[record.acked]--;
+    this.#atAcked[acked]++;
+    if (record.acked <= floor && acked > floor) this.#aboveFloor++;
+    record.acked = acked;
   }
 
   #publish(index: number, now: number): void {
-    const { image, chunkSize } = this;
-    const offset = index * chunkSize;
-    const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
-    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
-    writeChunkHeader(message, {
-      transferId: this.id,
-      index,
-      offset,
-      length: payload.length,
-      crc32: image.crc(index),
-    });
-    message.set(payload, CHUNK_HEADER_BYTES);
+    const message = writeImageChunk(this.image, this.chunkSize, this.id, index, null);
+    const payloadBytes = message.length - CHUNK_HEADER_BYTES;
     // §11.2: no Response Topic, no Correlation Data: the chunk is every member's.
     this.init.send(this.ref.topic, message, { qos: this.init.dataQos });
     this.init.stats.sharedChunks++;
-    this.init.stats.sharedBytes += payload.length;
+    this.init.stats.sharedBytes += payloadBytes;
     const rate = this.init.settings.bytesPerSecond;
-    if (rate > 0) this.#notBefore = Math.max(this.#notBefore, now) + (payload.length * 1000) / rate;
+    if (rate > 0) this.#notBefore = Math.max(this.#notBefore, now) + (payloadBytes * 1000) / rate;
     for (const member of [...this.#members.keys()]) member.streamChunk(index, now);
   }
 
@@ -253,6 +273,8 @@ export class SharedStream {
     const now = this.init.now();
     const members = [...this.#members.keys()];
     this.#members.clear();
+    this.#atAcked.fill(0);
+    this.#aboveFloor = 0;
     for (const member of members) member.streamEnded(now);
   }
 }

@@ -28,14 +28,13 @@ import {
   type Status,
   STATUS_TIMEOUT_MS,
   StatusCode,
-  writeChunkHeader,
 } from "../protocol/mod.ts";
 import type { PublishOptions } from "../transport/types.ts";
 import { TransferClock } from "../format/rate.ts";
 import { ResendTimer } from "./resend_timer.ts";
 import { SendWindow } from "./send_window.ts";
 import type { StreamLink, StreamMember } from "./shared_stream.ts";
-import type { TransferImage } from "./transfer_images.ts";
+import { type TransferImage, writeImageChunk } from "./transfer_images.ts";
 export type { TransferImage };
 
 /**
@@ -629,25 +628,15 @@ export class Transfer implements StreamMember {
 
   #sendChunk(index: number): void {
     const { image, chunkSize } = this.init;
-    const offset = index * chunkSize;
-    const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
-    if (this.#joined) this.#repairBytes += payload.length;
-    const header = {
-      transferId: this.id,
-      index,
-      offset,
-      length: payload.length,
-      crc32: image.crc(index),
-    };
     if (this.#sendChunkParts) {
       // No copy of the chunk: the header and the image's own bytes go out as they are.
-      writeChunkHeader(this.#chunkHead, header);
+      const payload = writeImageChunk(image, chunkSize, this.id, index, this.#chunkHead);
+      if (this.#joined) this.#repairBytes += payload.length;
       this.#sendChunkParts(this.#chunkHead, payload);
       return;
     }
-    const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
-    writeChunkHeader(message, header);
-    message.set(payload, CHUNK_HEADER_BYTES);
+    const message = writeImageChunk(image, chunkSize, this.id, index, null);
+    if (this.#joined) this.#repairBytes += message.length - CHUNK_HEADER_BYTES;
     this.#publish(message, this.init.dataQos);
   }
 

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { crc32, fromHex } from "../protocol/mod.ts";
+import { CHUNK_HEADER_BYTES, crc32, fromHex, writeChunkHeader } from "../protocol/mod.ts";
 import type { ImageLease, ImageMeta } from "../catalog/mod.ts";
 
 /** The image a transfer sends, with its bytes and per-chunk CRCs (shared by all transfers). */
@@ -34,6 +34,33 @@ export interface TransferImage {
   signature: Uint8Array;
   /** Ends the transfer's hold on the bytes (the catalog's memory bound); called once it closes. */
   release?: () => void;
+}
+
+/**
+ * The CHUNK (§5) carrying chunk `index` of `image` in chunks of `chunkSize`, under `transferId`
+ * (a transfer's id, or a stream's on its image topic, §11.2). With `head` (CHUNK_HEADER_BYTES
+ * long) the header is written into it and the payload is returned, a view of the image's bytes,
+ * so the caller sends the two parts without a copy. With `head` null a new message holding both
+ * is returned; its payload is `message.length - CHUNK_HEADER_BYTES` bytes.
+ */
+export function writeImageChunk(
+  image: TransferImage,
+  chunkSize: number,
+  transferId: number,
+  index: number,
+  head: Uint8Array | null,
+): Uint8Array {
+  const offset = index * chunkSize;
+  const payload = image.bytes.subarray(offset, Math.min(offset + chunkSize, image.bytes.length));
+  const header = { transferId, index, offset, length: payload.length, crc32: image.crc(index) };
+  if (head) {
+    writeChunkHeader(head, header);
+    return payload;
+  }
+  const message = new Uint8Array(CHUNK_HEADER_BYTES + payload.length);
+  writeChunkHeader(message, header);
+  message.set(payload, CHUNK_HEADER_BYTES);
+  return message;
 }
 
 /** (SHA-256, chunk size) pairs whose CRCs and signature are kept; older ones are made again. */
