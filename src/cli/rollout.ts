@@ -6,7 +6,7 @@
  */
 
 import { formatDuration, formatPairs, formatTable } from "../format/mod.ts";
-import { EXIT_OK, UsageError } from "../command/args.ts";
+import { EXIT_OK, intOption, UsageError } from "../command/args.ts";
 import { commandRollout, createRollout, listRollouts, showRollout } from "../ops/rollouts.ts";
 import {
   DEFAULT_ABORT_FAILURE_PCT,
@@ -14,6 +14,11 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_SUCCESS_PCT,
   DEVICE_STATES,
+  MAX_ABORT_MIN_DEVICES,
+  MAX_PCT,
+  MAX_RETRIES,
+  MIN_ABORT_MIN_DEVICES,
+  MIN_SUCCESS_PCT,
   type RolloutCommand,
   type RolloutRecord,
   type RolloutSummary,
@@ -104,13 +109,9 @@ function commandOf(command: RolloutCommand, summary: string): Command {
   };
 }
 
-function wholeNumber(ctx: Context, name: string): number | undefined {
-  const raw = ctx.values[name] as string | undefined;
-  if (raw === undefined) return undefined;
-  if (!/^\d{1,9}$/.test(raw)) {
-    throw new UsageError(`--${name} "${raw}" is not a whole number`, ["rollout", "create"]);
-  }
-  return Number(raw);
+/** Reads whole-number option `name` of `rollout create`, within the bounds the spec accepts. */
+function wholeNumber(ctx: Context, name: string, min: number, max: number): number | undefined {
+  return intOption(ctx.values[name], `--${name}`, { min, max, helpFor: ["rollout", "create"] });
 }
 
 async function rolloutCreate(ctx: Context): Promise<number> {
@@ -128,11 +129,16 @@ async function rolloutCreate(ctx: Context): Promise<number> {
     groups: (v.group as unknown as string[] | undefined) ?? [],
     devices: devices === undefined ? [] : devices.split(",").map((d) => d.trim()),
     waves: v.waves as string | undefined,
-    successPct: wholeNumber(ctx, "success-pct"),
-    abortFailurePct: wholeNumber(ctx, "abort-failure-pct"),
-    abortMinDevices: wholeNumber(ctx, "abort-min-devices"),
+    successPct: wholeNumber(ctx, "success-pct", MIN_SUCCESS_PCT, MAX_PCT),
+    abortFailurePct: wholeNumber(ctx, "abort-failure-pct", 0, MAX_PCT),
+    abortMinDevices: wholeNumber(
+      ctx,
+      "abort-min-devices",
+      MIN_ABORT_MIN_DEVICES,
+      MAX_ABORT_MIN_DEVICES,
+    ),
     deviceTimeout: v["device-timeout"] as string | undefined,
-    retries: wholeNumber(ctx, "retries"),
+    retries: wholeNumber(ctx, "retries", 0, MAX_RETRIES),
     jitter: v.jitter as string | undefined,
   });
   if (ctx.json) {
