@@ -235,7 +235,11 @@ Deno.test("transfers and devices list recorded history newest first", async () =
     assert.match(lines[2], /dev-1 .* VERIFIED /);
     const limited = JSON.parse((await w.ota("transfers", "--limit", "1", "--json")).stdout);
     assert.deepEqual(limited, [t(2)]);
-    assertOneErrorLine(await w.ota("transfers", "--limit", "x"), EXIT_USAGE, /--limit "x"/);
+    assertOneErrorLine(
+      await w.ota("transfers", "--limit", "x"),
+      EXIT_USAGE,
+      /option "--limit" is "x", expected a whole number from 1 to 10000/,
+    );
 
     const d = await w.ota("devices", "reports");
     assert.equal(d.code, EXIT_OK, d.stderr);
@@ -323,6 +327,38 @@ Deno.test("usage errors print one line naming the fix and exit 2", async () => {
     );
     assert.equal((await w.ota("image", "add", "blink-1.1.0.bin")).code, EXIT_OK);
     assertOneErrorLine(await w.ota("image", "show", "abc"), EXIT_USAGE, /reference "abc"/);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+Deno.test("whole-number options out of range are refused in one line naming the option, the range and its help", async () => {
+  const w = await workspace();
+  try {
+    assert.equal((await w.ota("image", "add", "blink-1.1.0.bin")).code, EXIT_OK);
+    const cases: [string[], RegExp][] = [
+      [
+        ["devices", "list", "--limit", "0"],
+        /^ota devices list: option "--limit" is "0", expected a whole number from 1 to 1000; run "deno task ota -- devices list --help" for usage\n$/,
+      ],
+      [["devices", "list", "--limit", "1001"], /"1001", expected a whole number from 1 to 1000;/],
+      [
+        ["transfers", "--limit", "0"],
+        /option "--limit" is "0", expected a whole number from 1 to 10000; run "deno task ota -- transfers --help"/,
+      ],
+      [
+        ["devices", "reports", "--limit", "10001"],
+        /"10001", expected a whole number from 1 to 10000; run "deno task ota -- devices reports --help"/,
+      ],
+      [
+        ["catalog", "gc", "--grace", "9007199254741"],
+        /option "--grace" is "9007199254741", expected a whole number from 0 to 9007199254740; run "deno task ota -- catalog gc --help"/,
+      ],
+      [["catalog", "gc", "--grace", "1.5"], /option "--grace" is "1\.5", expected a whole number/],
+    ];
+    for (const [args, pattern] of cases) {
+      assertOneErrorLine(await w.ota(...args), EXIT_USAGE, pattern);
+    }
   } finally {
     await w.cleanup();
   }

@@ -81,3 +81,21 @@ Deno.test("statusChange() and requestChange() refuse bad device data at once, be
   );
   assert.throws(() => store.requestChange("d1", { product: "", version: "1.0.0" }), InventoryError);
 });
+
+Deno.test("update() commits a change on its own, the one a failed joint commit falls back to", async () => {
+  await withKv(async (kv) => {
+    const store = new InventoryStore(kv);
+    const created = await store.update(
+      "d1",
+      store.requestChange("d1", { product: "blink", version: "1.0.0" }),
+    );
+    assert.deepEqual([created.product, created.version], ["blink", "1.0.0"]);
+    const booted = await store.update("d1", store.statusChange("d1", BOOTED));
+    assert.equal(booted.version, "2.0.0");
+    assert.deepEqual(await store.get("d1"), booted);
+    assert.deepEqual((await store.list({ version: "2.0.0" })).devices.map((d) => d.id), ["d1"]);
+    const same = rolloutStateChange(null);
+    assert.deepEqual(await store.update("d1", same), booted, "a change that writes nothing");
+    await assert.rejects(() => store.update("d 1", same), InventoryError);
+  });
+});

@@ -120,8 +120,22 @@ Deno.test("rollout create refuses bad input with exit 2 or 1 and stores nothing"
     assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@1.2.0", "--retries", "x"),
       EXIT_USAGE,
-      /--retries "x" is not a whole number/,
+      /option "--retries" is "x", expected a whole number from 0 to 10/,
     );
+    const outOfRange: [string, string, RegExp][] = [
+      ["--success-pct", "0", /from 1 to 100;/],
+      ["--success-pct", "101", /from 1 to 100;/],
+      ["--abort-failure-pct", "101", /from 0 to 100;/],
+      ["--abort-min-devices", "0", /from 1 to 1000000;/],
+      ["--abort-min-devices", "1000001", /from 1 to 1000000;/],
+      ["--retries", "11", /from 0 to 10;/],
+    ];
+    for (const [option, value, range] of outOfRange) {
+      const r = await w.ota("rollout", "create", "--image", "blink@1.2.0", option, value);
+      assertOneErrorLine(r, EXIT_USAGE, new RegExp(`option "${option}" is "${value}", expected`));
+      assertOneErrorLine(r, EXIT_USAGE, range);
+      assertOneErrorLine(r, EXIT_USAGE, /run "deno task ota -- rollout create --help" for usage/);
+    }
     assertOneErrorLine(
       await w.ota("rollout", "create", "--image", "blink@9.9.9"),
       EXIT_FAILURE,
@@ -218,7 +232,11 @@ Deno.test("devices list pages with filters, show gives history, label adds and r
       EXIT_USAGE,
       /group "bad group" is not 1 to 64 characters/,
     );
-    assertOneErrorLine(await w.ota("devices", "list", "--limit", "0"), EXIT_USAGE, /page size 0/);
+    assertOneErrorLine(
+      await w.ota("devices", "list", "--limit", "0"),
+      EXIT_USAGE,
+      /option "--limit" is "0", expected a whole number from 1 to 1000/,
+    );
   } finally {
     await w.cleanup();
   }

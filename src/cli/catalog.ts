@@ -6,7 +6,7 @@
 
 import { formatBytes, formatTable } from "../format/mod.ts";
 import { type OrphanPieces, UPLOAD_GRACE_MS } from "../catalog/mod.ts";
-import { EXIT_OK, UsageError } from "../command/args.ts";
+import { EXIT_OK, intOption } from "../command/args.ts";
 import { type Command, type Context, formatTime } from "./_command.ts";
 
 /** The catalog maintenance commands. */
@@ -72,11 +72,14 @@ async function gc(ctx: Context): Promise<number> {
   return EXIT_OK;
 }
 
+/** Most `--grace` seconds: the catalog takes any grace whose milliseconds are a safe integer. */
+const MAX_GRACE_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+
 function graceOf(ctx: Context): number {
-  const raw = ctx.values.grace as string | undefined;
-  if (raw === undefined) return UPLOAD_GRACE_MS;
-  if (!/^\d{1,9}$/.test(raw)) {
-    throw new UsageError(`--grace "${raw}" is not a whole number of seconds`, ["catalog", "gc"]);
-  }
-  return Number(raw) * 1000;
+  const seconds = intOption(ctx.values.grace, "--grace", {
+    min: 0,
+    max: MAX_GRACE_SECONDS,
+    helpFor: ["catalog", "gc"],
+  });
+  return seconds === undefined ? UPLOAD_GRACE_MS : seconds * 1000;
 }

@@ -7,7 +7,7 @@
  */
 
 import { formatPairs, formatTable } from "../format/mod.ts";
-import { EXIT_OK, UsageError } from "../command/args.ts";
+import { EXIT_OK, intOption, UsageError } from "../command/args.ts";
 import { labelDevice, listDevices, showDevice } from "../ops/devices.ts";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../rollout/mod.ts";
 import type { DeviceRecord } from "../inventory/mod.ts";
@@ -65,10 +65,11 @@ A page may hold fewer devices than --limit and still be followed by another: kee
 
 async function devicesList(ctx: Context): Promise<number> {
   const v = ctx.values;
-  const raw = v.limit as string | undefined;
-  if (raw !== undefined && !/^\d{1,6}$/.test(raw)) {
-    throw new UsageError(`--limit "${raw}" is not a whole number`, ["devices", "list"]);
-  }
+  const limit = intOption(v.limit, "--limit", {
+    min: 1,
+    max: MAX_PAGE_SIZE,
+    helpFor: ["devices", "list"],
+  });
   const page = await listDevices(await ctx.catalog(), {
     product: v.product as string | undefined,
     group: v.group as string | undefined,
@@ -76,7 +77,7 @@ async function devicesList(ctx: Context): Promise<number> {
     state: v.state as string | undefined,
   }, {
     cursor: v.cursor as string | undefined,
-    limit: raw === undefined ? undefined : Number(raw),
+    limit,
   });
   if (ctx.json) {
     await ctx.out(JSON.stringify(page, null, 2));

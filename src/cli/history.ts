@@ -13,7 +13,7 @@ import {
   transferRate,
 } from "../format/mod.ts";
 import { INTERRUPTED_OUTCOME, OPEN_OUTCOME } from "../catalog/mod.ts";
-import { EXIT_OK, UsageError } from "../command/args.ts";
+import { EXIT_OK, intOption } from "../command/args.ts";
 import {
   DEFAULT_HISTORY_ROWS,
   deviceReports,
@@ -103,13 +103,10 @@ async function printRecords(
 }
 
 function limitOf(ctx: Context, words: string[]): number {
-  const raw = ctx.values.limit as string | undefined;
-  if (raw === undefined) return DEFAULT_HISTORY_ROWS;
-  if (!/^[1-9]\d{0,8}$/.test(raw) || Number(raw) > MAX_HISTORY_ROWS) {
-    throw new UsageError(
-      `--limit "${raw}" is not a whole number from 1 to ${MAX_HISTORY_ROWS}`,
-      words,
-    );
-  }
-  return Number(raw);
+  const limit = intOption(ctx.values.limit, "--limit", {
+    min: 1,
+    max: MAX_HISTORY_ROWS,
+    helpFor: words,
+  });
+  return limit ?? DEFAULT_HISTORY_ROWS;
 }

@@ -6,7 +6,7 @@
  */
 
 import { formatDuration, formatPairs, formatTable } from "../format/mod.ts";
-import { EXIT_OK, UsageError } from "../command/args.ts";
+import { EXIT_OK, intOption, UsageError } from "../command/args.ts";
 import {
   commandRollout,
   createRollout,
@@ -21,6 +21,11 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_SUCCESS_PCT,
   DEVICE_STATES,
+  MAX_ABORT_MIN_DEVICES,
+  MAX_PCT,
+  MAX_RETRIES,
+  MIN_ABORT_MIN_DEVICES,
+  MIN_SUCCESS_PCT,
   type RolloutCommand,
   type RolloutRecord,
   type RolloutSummary,
@@ -114,13 +119,9 @@ function commandOf(command: RolloutCommand, summary: string): Command {
   };
 }
 
-function wholeNumber(ctx: Context, name: string): number | undefined {
-  const raw = ctx.values[name] as string | undefined;
-  if (raw === undefined) return undefined;
-  if (!/^\d{1,9}$/.test(raw)) {
-    throw new UsageError(`--${name} "${raw}" is not a whole number`, ["rollout", "create"]);
-  }
-  return Number(raw);
+/** Reads whole-number option `name` of `rollout create`, within the bounds the spec accepts. */
+function wholeNumber(ctx: Context, name: string, min: number, max: number): number | undefined {
+  return intOption(ctx.values[name], `--${name}`, { min, max, helpFor: ["rollout", "create"] });
 }
 
 async function rolloutCreate(ctx: Context): Promise<number> {
@@ -138,11 +139,16 @@ async function rolloutCreate(ctx: Context): Promise<number> {
     groups: (v.group as unknown as string[] | undefined) ?? [],
     devices: devices === undefined ? [] : devices.split(",").map((d) => d.trim()),
     waves: v.waves as string | undefined,
-    successPct: wholeNumber(ctx, "success-pct"),
-    abortFailurePct: wholeNumber(ctx, "abort-failure-pct"),
-    abortMinDevices: wholeNumber(ctx, "abort-min-devices"),
+    successPct: wholeNumber(ctx, "success-pct", MIN_SUCCESS_PCT, MAX_PCT),
+    abortFailurePct: wholeNumber(ctx, "abort-failure-pct", 0, MAX_PCT),
+    abortMinDevices: wholeNumber(
+      ctx,
+      "abort-min-devices",
+      MIN_ABORT_MIN_DEVICES,
+      MAX_ABORT_MIN_DEVICES,
+    ),
     deviceTimeout: v["device-timeout"] as string | undefined,
-    retries: wholeNumber(ctx, "retries"),
+    retries: wholeNumber(ctx, "retries", 0, MAX_RETRIES),
     jitter: v.jitter as string | undefined,
   });
   if (ctx.json) {
@@ -171,14 +177,12 @@ function inProgress(s: RolloutSummary): number {
 }
 
 async function rolloutList(ctx: Context): Promise<number> {
-  const raw = ctx.values.limit as string | undefined;
-  if (raw !== undefined && (!/^[1-9]\d{0,8}$/.test(raw) || Number(raw) > MAX_LISTED_ROLLOUTS)) {
-    throw new UsageError(
-      `--limit "${raw}" is not a whole number from 1 to ${MAX_LISTED_ROLLOUTS}`,
-      ["rollout", "list"],
-    );
-  }
-  const rows = await listRollouts(await ctx.catalog(), raw === undefined ? undefined : Number(raw));
+  const limit = intOption(ctx.values.limit, "--limit", {
+    min: 1,
+    max: MAX_LISTED_ROLLOUTS,
+    helpFor: ["rollout", "list"],
+  });
+  const rows = await listRollouts(await ctx.catalog(), limit);
   if (ctx.json) {
     await ctx.out(JSON.stringify(rows, null, 2));
   } else if (rows.length === 0) {

@@ -117,12 +117,13 @@ export function describeParseError(e: unknown): string {
 
 /**
  * Reads a whole-number option: `undefined` stays `undefined`; anything but a whole number from
- * `min` to `max` throws a {@link UsageError} naming the option, the value and the range.
+ * `min` to `max` throws a {@link UsageError} naming the option, the value and the range, whose
+ * `--help` pointer is `helpFor`.
  */
 export function intOption(
   text: string | boolean | undefined,
   name: string,
-  range: { min: number; max?: number },
+  range: { min: number; max?: number; helpFor?: string[] },
 ): number | undefined {
   if (text === undefined) return undefined;
   const max = range.max ?? Number.MAX_SAFE_INTEGER;
@@ -130,6 +131,7 @@ export function intOption(
   if (typeof text !== "string" || !/^\d+$/.test(text) || n < range.min || n > max) {
     throw new UsageError(
       `option "${name}" is "${text}", expected a whole number from ${range.min} to ${max}`,
+      range.helpFor,
     );
   }
   return n;

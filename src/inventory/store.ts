@@ -96,20 +96,18 @@ export class InventoryStore {
 
   /** Records a REQUEST: creates the device on first contact, updates its running version. */
   async recordRequest(deviceId: string, facts: RequestFacts): Promise<DeviceRecord> {
-    const id = checkDeviceId(deviceId, "record a request");
-    return await this.#update(id, (old, at) => applyRequest(old, { ...facts, id, at }));
+    return await this.update(deviceId, this.requestChange(deviceId, facts));
   }
 
   /** Records a STATUS the device reported (BOOTED updates its running version). */
   async recordStatus(deviceId: string, facts: StatusFacts): Promise<DeviceRecord> {
-    const id = checkDeviceId(deviceId, "record a status");
-    return await this.#update(id, (old, at) => applyStatus(old, { ...facts, id, at }));
+    return await this.update(deviceId, this.statusChange(deviceId, facts));
   }
 
   /** Records the end of a transfer to the device. */
   async recordTransfer(deviceId: string, summary: TransferSummary): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "record a transfer");
-    return await this.#update(id, (old) => applyTransfer(old, { ...summary, id }));
+    return await this.update(id, (old) => applyTransfer(old, { ...summary, id }));
   }
 
   /**
@@ -122,13 +120,15 @@ export class InventoryStore {
   ): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "set a rollout state");
     const change = rolloutStateChange(rollout);
-    return await this.#update(id, (old, at) => {
+    return await this.update(id, (old, at) => {
       if (old === null) throw notFound(id, "set the rollout state of");
       return change(old, at);
     });
   }
 
-  /** The change {@linkcode recordRequest} makes, for {@linkcode stageUpdate}. */
+  /**
+   * The change {@linkcode recordRequest} makes, for {@linkcode stageUpdate} or {@linkcode update}.
+   */
   requestChange(deviceId: string, facts: RequestFacts): RecordChange {
     const id = checkDeviceId(deviceId, "record a request");
     // Refuse bad data now, not inside the commit the change joins.
@@ -136,12 +136,30 @@ export class InventoryStore {
     return (old, at) => applyRequest(old, { ...facts, id, at });
   }
 
-  /** The change {@linkcode recordStatus} makes, for {@linkcode stageUpdate}. */
+  /**
+   * The change {@linkcode recordStatus} makes, for {@linkcode stageUpdate} or {@linkcode update}.
+   */
   statusChange(deviceId: string, facts: StatusFacts): RecordChange {
     const id = checkDeviceId(deviceId, "record a status");
     // Refuse bad data now, not inside the commit the change joins.
     applyStatus(null, { ...facts, id, at: new Date(0).toISOString() });
     return (old, at) => applyStatus(old, { ...facts, id, at });
+  }
+
+  /**
+   * Applies `change` (e.g. from {@linkcode requestChange}) to a device's record on its own:
+   * reads the record, applies the change (null: nothing to write) and commits the record, its
+   * changed index keys and its history slots against the record's versionstamp, starting over
+   * on a lost race. Returns the record written, or the unchanged one.
+   */
+  async update(deviceId: string, change: RecordChange): Promise<DeviceRecord> {
+    const id = checkDeviceId(deviceId, "update a device");
+    return await retryCommit(async () => {
+      const op = this.#kv.atomic();
+      const { old, staged } = await this.#stage(op, id, change);
+      if (staged === null) return old!;
+      return (await op.commit()).ok ? staged : undefined;
+    }, conflict(`update device "${id}"`));
   }
 
   /**
@@ -166,7 +184,7 @@ export class InventoryStore {
     change: { add?: readonly string[]; remove?: readonly string[] },
   ): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "label a device");
-    return await this.#update(id, (old) => {
+    return await this.update(id, (old) => {
       if (old === null) throw notFound(id, "label");
       return applyLabels(old, change);
     });
@@ -294,19 +312,6 @@ export class InventoryStore {
   }
 
   // ---- internals ----
-
-  /**
-   * Reads a record, applies `change` (null: nothing to write) and commits the record, its
-   * changed index keys and its history slots against the record's versionstamp.
-   */
-  async #update(deviceId: string, change: RecordChange): Promise<DeviceRecord> {
-    return await retryCommit(async () => {
-      const op = this.#kv.atomic();
-      const { old, staged } = await this.#stage(op, deviceId, change);
-      if (staged === null) return old!;
-      return (await op.commit()).ok ? staged : undefined;
-    }, conflict(`update device "${deviceId}"`));
-  }
 
   /**
    * Reads a record, applies `change` and stages on `op` a check of the record's versionstamp,

@@ -16,12 +16,18 @@ export const MIN_WAVE_PCT = 1;
 /** Largest wave percentage; the last wave must equal it, so every targeted device gets a wave. */
 export const MAX_WAVE_PCT = 100;
 
+/** Largest success or abort-failure percentage. */
+export const MAX_PCT = 100;
+/** Smallest success percentage: a wave that needs no successes would open the next at once. */
+export const MIN_SUCCESS_PCT = 1;
 /** Percentage of a wave's devices that must succeed before the next wave opens, by default. */
 export const DEFAULT_SUCCESS_PCT = 95;
 /** Failure percentage above which a rollout aborts, by default. */
 export const DEFAULT_ABORT_FAILURE_PCT = 10;
 /** Outcomes (succeeded, failed, timed out) a rollout needs before it may abort, by default. */
 export const DEFAULT_ABORT_MIN_DEVICES = 10;
+/** Smallest `abortMinDevices` accepted. */
+export const MIN_ABORT_MIN_DEVICES = 1;
 /** Largest `abortMinDevices` accepted. */
 export const MAX_ABORT_MIN_DEVICES = 1_000_000;
 

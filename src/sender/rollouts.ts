@@ -134,7 +134,7 @@ export class RolloutDriver {
     const change = this.#guardSync(what, () => this.#inventory.requestChange(deviceId, facts));
     const alone = async () => {
       if (change !== undefined) {
-        await this.#guard(what, () => this.#inventory.recordRequest(deviceId, facts));
+        await this.#guard(what, () => this.#inventory.update(deviceId, change));
       }
     };
     if (!options.latest) {
@@ -230,7 +230,7 @@ export class RolloutDriver {
     }, change);
     // Not written with a transition (none held it, or the event changed nothing): on its own.
     if (moved?.written !== true) {
-      await this.#guard(what, () => this.#inventory.recordStatus(deviceId, facts));
+      await this.#guard(what, () => this.#inventory.update(deviceId, change));
     }
   }
 
