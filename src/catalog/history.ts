@@ -20,7 +20,14 @@ import {
   openTransferKey,
   openTransferPrefix,
 } from "./kv_keys.ts";
-import { HISTORY_MAX_AGE_MS, HISTORY_PRUNE_EVERY, HISTORY_RECORDS_PER_DEVICE } from "./limits.ts";
+import {
+  HISTORY_FLUSH_MS,
+  HISTORY_MAX_AGE_MS,
+  HISTORY_PRUNE_EVERY,
+  HISTORY_RECORDS_PER_DEVICE,
+  MAX_QUEUED_HISTORY_WRITES,
+} from "./limits.ts";
+import { type BatchWrite, BatchWriter, type BatchWriterStats } from "./batch_writer.ts";
 import { deleteKeys } from "./_kv_delete.ts";
 
 /**
@@ -83,6 +90,11 @@ export interface DeviceStatusRecord {
   at: string;
 }
 
+/** The tag of an open transfer's record write, which its end record cancels while it waits. */
+function openTag(key: Deno.KvKey): string {
+  return JSON.stringify(key);
+}
+
 /** Records of one device pruned at most with each write (two deletes each, in its commit). */
 const MAX_PRUNED_PER_WRITE = 100;
 
@@ -99,17 +111,32 @@ export interface HistoryLimits {
   perDevice?: number;
   /** Records older than this are pruned; default {@linkcode HISTORY_MAX_AGE_MS}. */
   maxAgeMs?: number;
+  /**
+   * Longest a record waits for others to share its commit; default
+   * {@linkcode HISTORY_FLUSH_MS} (0: the records of one turn of the event loop).
+   */
+  flushMs?: number;
+  /** Records waiting at most; default {@linkcode MAX_QUEUED_HISTORY_WRITES}. */
+  maxQueued?: number;
+}
+
+/** One history write: a record (with its index entry), or an open transfer's record. */
+interface HistoryWrite extends BatchWrite {
+  /** The history and device a record belongs to (absent for an open transfer's record). */
+  of?: { kind: HistoryKind; deviceId: string };
 }
 
 /**
  * Both histories over one KV store. Keys sort by the time a record was written; a per-device index
- * bounds each device's records on every write; age and the global `limit` are pruned every few
- * writes (see `#pruneEvery`).
+ * bounds each device's records on every commit; age and the global `limit` are pruned every few
+ * writes (see `#pruneEvery`). Records are committed in groups ({@linkcode BatchWriter}): a
+ * method resolves once its record is committed, and records commit in the order of the calls.
  */
 export class History {
   readonly #instanceId = crypto.randomUUID();
   #seq = 0;
   readonly #writes: Record<HistoryKind, number> = { transfer: 0, device_status: 0 };
+  readonly #writer: BatchWriter<HistoryWrite>;
   readonly limit: number;
   readonly perDevice: number;
   readonly maxAgeMs: number;
@@ -119,11 +146,34 @@ export class History {
     this.limit = limits.limit;
     this.perDevice = limits.perDevice ?? HISTORY_RECORDS_PER_DEVICE;
     this.maxAgeMs = limits.maxAgeMs ?? HISTORY_MAX_AGE_MS;
+    this.#writer = new BatchWriter<HistoryWrite>(kv, {
+      flushMs: limits.flushMs ?? HISTORY_FLUSH_MS,
+      maxQueued: limits.maxQueued ?? MAX_QUEUED_HISTORY_WRITES,
+      what: "history records",
+      prepare: (writes) => this.#boundDevices(writes),
+      committed: (writes) => this.#pruneIfDue(writes),
+    });
+  }
+
+  /** Counters of the group commits (writes, commits, refusals, failures) since start. */
+  get stats(): BatchWriterStats {
+    return { ...this.#writer.stats };
+  }
+
+  /** Commits every waiting record now; resolves when they are written (or reported lost). */
+  async flush(): Promise<void> {
+    await this.#writer.flush();
+  }
+
+  /** Refuses further records and rejects the waiting ones (the store is closing). */
+  close(): void {
+    this.#writer.close();
   }
 
   /** Records a finished transfer (and drops its open record, if any). */
   async recordTransfer(record: TransferRecord): Promise<void> {
-    await this.#record("transfer", record, openTransferKey(record.senderId, record.transferId));
+    const open = openTransferKey(record.senderId, record.transferId);
+    await this.#record("transfer", record, { deletes: [open], cancels: openTag(open) });
   }
 
   /** Transfer records, newest first, at most `limit`. */
@@ -133,7 +183,7 @@ export class History {
 
   /** Records a device status report. */
   async recordDeviceStatus(record: DeviceStatusRecord): Promise<void> {
-    await this.#record("device_status", record);
+    await this.#record("device_status", record, { deletes: [] });
   }
 
   /** Device status records, newest first, at most `limit`. */
@@ -143,10 +193,12 @@ export class History {
 
   /**
    * Records a transfer that has just opened (outcome {@linkcode OPEN_OUTCOME}); its end record
-   * replaces it. A sender has at most its transfer limit open, so these are bounded too.
+   * replaces it (and, made before this one was committed, cancels its write). A sender has at
+   * most its transfer limit open, so these are bounded too.
    */
   async recordOpenTransfer(record: TransferRecord): Promise<void> {
-    await this.kv.set(openTransferKey(record.senderId, record.transferId), { ...record });
+    const key = openTransferKey(record.senderId, record.transferId);
+    await this.#writer.write({ sets: [[key, { ...record }]], deletes: [], tag: openTag(key) });
   }
 
   /** Records of open transfers, of one sender or of all, oldest first. */
@@ -167,32 +219,75 @@ export class History {
    */
   async closeInterrupted(senderId: string, endedAt: Date): Promise<number> {
     const open = await this.listOpenTransfers(senderId);
-    for (const r of open) {
-      await this.recordTransfer({
+    await Promise.all(open.map((r) =>
+      this.recordTransfer({
         ...r,
         outcome: INTERRUPTED_OUTCOME,
         ok: false,
         detail: "the sender stopped before the transfer ended",
         endedAt: endedAt.toISOString(),
-      });
-    }
+      })
+    ));
     return open.length;
   }
 
   async #record(
     kind: HistoryKind,
     record: TransferRecord | DeviceStatusRecord,
-    alsoDelete?: Deno.KvKey,
+    write: { deletes: Deno.KvKey[]; cancels?: string },
   ): Promise<void> {
     const at = { atMs: Date.now(), instanceId: this.#instanceId, seq: this.#seq++ };
-    const op = this.kv.atomic()
-      .set(historyKey(kind, at), { ...record })
-      .set(historyOfDeviceKey(kind, record.deviceId, at), true);
-    if (alsoDelete) op.delete(alsoDelete);
-    // The device's oldest records beyond `perDevice` go in the same commit (one commit a write).
-    for (const key of await this.#beyondDeviceBound(kind, record.deviceId)) op.delete(key);
-    await op.commit();
-    if (++this.#writes[kind] % this.#pruneEvery() === 0) await this.#pruneAll(kind);
+    await this.#writer.write({
+      sets: [
+        [historyKey(kind, at), { ...record }],
+        [historyOfDeviceKey(kind, record.deviceId, at), true],
+      ],
+      ...write,
+      of: { kind, deviceId: record.deviceId },
+    });
+  }
+
+  /**
+   * Before a group commits: for each device with records in it, the deletes of its older records
+   * beyond `perDevice` join the commit (one listing of the device's index per group, not per
+   * record). A device with more than `perDevice` records in the group keeps only its newest
+   * ones: the older are not written at all. When the listing fails the records are written
+   * unpruned; the device's next records prune them.
+   */
+  async #boundDevices(writes: HistoryWrite[]): Promise<void> {
+    const byDevice = new Map<string, HistoryWrite[]>();
+    for (const w of writes) {
+      if (w.of === undefined) continue;
+      const id = JSON.stringify([w.of.kind, w.of.deviceId]);
+      const list = byDevice.get(id);
+      if (list === undefined) byDevice.set(id, [w]);
+      else list.push(w);
+    }
+    await Promise.all([...byDevice.values()].map(async (ofDevice) => {
+      const { kind, deviceId } = ofDevice[0].of!;
+      const extra = ofDevice.length - this.perDevice;
+      for (let i = 0; i < extra; i++) ofDevice[i].sets = [];
+      try {
+        const doomed = await this.#beyondDeviceBound(kind, deviceId, ofDevice.length);
+        ofDevice[ofDevice.length - 1].deletes.push(...doomed);
+      } catch {
+        // Written unpruned: the device's next commit prunes what this one could not.
+      }
+    }));
+  }
+
+  /** After a group commits: the global pruning of a history, every `#pruneEvery` records. */
+  async #pruneIfDue(writes: HistoryWrite[]): Promise<void> {
+    for (const kind of ["transfer", "device_status"] as const) {
+      const n = writes.filter((w) => w.of?.kind === kind).length;
+      if (n === 0) continue;
+      const every = this.#pruneEvery();
+      const before = this.#writes[kind];
+      this.#writes[kind] += n;
+      if (Math.floor(this.#writes[kind] / every) > Math.floor(before / every)) {
+        await this.#pruneAll(kind);
+      }
+    }
   }
 
   /**
@@ -205,19 +300,24 @@ export class History {
   }
 
   /**
-   * Keys (index and record) of the device's records beyond the newest `perDevice - 1`, so that
-   * with the one being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE}
-   * records at once (the rest go with its next writes).
+   * Keys (index and record) of the device's records beyond the newest `perDevice - adding`, so
+   * that with the `adding` being written it keeps `perDevice`; at most
+   * {@linkcode MAX_PRUNED_PER_WRITE} records at once (the rest go with its next writes).
    */
-  async #beyondDeviceBound(kind: HistoryKind, deviceId: string): Promise<Deno.KvKey[]> {
+  async #beyondDeviceBound(
+    kind: HistoryKind,
+    deviceId: string,
+    adding: number,
+  ): Promise<Deno.KvKey[]> {
     const doomed: Deno.KvKey[] = [];
+    const keep = Math.max(0, this.perDevice - adding);
     let seen = 0;
     const entries = this.kv.list({ prefix: historyOfDevicePrefix(kind, deviceId) }, {
       reverse: true,
-      limit: this.perDevice - 1 + MAX_PRUNED_PER_WRITE,
+      limit: keep + MAX_PRUNED_PER_WRITE,
     });
     for await (const e of entries) {
-      if (seen++ < this.perDevice - 1) continue;
+      if (seen++ < keep) continue;
       doomed.push(e.key, historyKeyOfIndex(kind, e.key));
     }
     return doomed;
