@@ -43,14 +43,16 @@ export function transferRecord(
 }
 
 /**
- * The log line of a transfer's end: outcome, bytes acknowledged, the rate's interval and the
- * rate by the one definition of `src/format/rate.ts`, resends. The device id and detail come
- * from the device and are escaped.
+ * The log line of a transfer's end, the one line a transfer logs: outcome, bytes acknowledged,
+ * the rate's interval and the rate by the one definition of `src/format/rate.ts`, resends, the
+ * offset it resumed at, its transfer id. The device id and detail come from the device and are
+ * escaped.
  */
 export function transferEndLine(r: TransferRecord): string {
   return `end    ${escapeControl(r.deviceId)} ${r.product}@${r.version} ${r.outcome} ` +
     `${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s, ` +
     `${formatRate(transferRate(r.bytes, r.seconds))}, ${r.resends} resends` +
+    (r.startOffset ? `, resumed at ${r.startOffset}` : "") + ` (transfer ${r.transferId})` +
     (r.detail ? ` (${escapeControl(r.detail)})` : "");
 }
 
