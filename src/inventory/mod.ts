@@ -15,5 +15,6 @@
 
 export * from "./device_record.ts";
 export * from "./errors.ts";
+export type { GroupedUpdatesStats } from "./grouped_updates.ts";
 export * from "./limits.ts";
 export * from "./store.ts";
