@@ -17,6 +17,7 @@
 import mqtt from "mqtt";
 import { Buffer } from "node:buffer";
 import process from "node:process";
+import { countInboundAsAlive } from "./keepalive.ts";
 import { OutageReporter } from "./outage.ts";
 import { encodePublishHead } from "./publish_head.ts";
 import type { InboundMessage, PreparedPublish, PublishOptions, Transport } from "./types.ts";
@@ -355,6 +356,7 @@ async function connectOnce(options: MqttOptions): Promise<Transport> {
     opts.rejectUnauthorized = !options.tls.insecure;
   }
   const client = mqtt.connect(options.url, opts);
+  countInboundAsAlive(client);
   let connack: { properties?: { receiveMaximum?: number } } = {};
   try {
     await new Promise<void>((resolve, reject) => {
