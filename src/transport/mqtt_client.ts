@@ -64,6 +64,8 @@ export interface MqttOptions {
   onStatus?: (line: string) => void;
   /** Seconds into an outage at which `onStatus` reports it again; default OUTAGE_REPORT_SECONDS. */
   outageReportSeconds?: readonly number[];
+  /** QoS 1 publications that may wait for the broker at once; default MAX_PENDING_PUBLISHES. */
+  maxPendingPublishes?: number;
 }
 
 /**
@@ -117,6 +119,7 @@ class MqttTransport implements Transport {
     private readonly client: mqtt.MqttClient,
     readonly protocolVersion: 4 | 5,
     firstConnack: { properties?: { receiveMaximum?: number } },
+    private readonly maxPending: number,
   ) {
     client.on("message", (topic, payload, packet) => {
       const props = packet.properties;
@@ -281,10 +284,10 @@ class MqttTransport implements Transport {
           else resolve();
         });
       };
-      if (this.inflight + this.waiting.length >= MAX_PENDING_PUBLISHES) {
+      if (this.inflight + this.waiting.length >= this.maxPending) {
         reject(
           new Error(
-            `Cannot publish to "${topic}": ${MAX_PENDING_PUBLISHES} QoS 1 publications already wait for the broker; it is too slow or unreachable`,
+            `Cannot publish to "${topic}": ${this.maxPending} QoS 1 publications already wait for the broker; it is too slow or unreachable`,
           ),
         );
       } else if (this.inflight < this.receiveMaximum) go();
@@ -389,7 +392,12 @@ async function connectOnce(options: MqttOptions): Promise<Transport> {
       }; check that it runs and the URL, port and TLS settings are right`,
     );
   }
-  const t = new MqttTransport(client, protocolVersion, connack);
+  const t = new MqttTransport(
+    client,
+    protocolVersion,
+    connack,
+    options.maxPendingPublishes ?? MAX_PENDING_PUBLISHES,
+  );
   if (options.onStatus) {
     const outage = new OutageReporter(options.onStatus, {
       reconnectMs: opts.reconnectPeriod ?? 0,
