@@ -7,11 +7,46 @@
  */
 
 import type { RunningMosquitto } from "../src/broker/mod.ts";
+import {
+  countInboundAsAlive,
+  type KeepaliveClient,
+  RESCHEDULES_PER_KEEPALIVE,
+} from "../src/transport/keepalive.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
 import { type MqttProxy, PINGRESP, startMqttProxy } from "./_mqtt_proxy.ts";
+
+/** A client stand-in that records what the keep-alive asks of MQTT.js. */
+function fakeClient(keepalive: number) {
+  const listeners: Record<string, (packet: { cmd: string }) => void> = {};
+  const calls = { reschedules: 0, pings: 0 };
+  const client: KeepaliveClient = {
+    keepalive,
+    connected: true,
+    reschedulePing: () => calls.reschedules++,
+    sendPing: () => {
+      calls.pings++;
+      listeners.packetsend({ cmd: "pingreq" });
+    },
+    // deno-lint-ignore no-explicit-any
+    on: (event, listener) => listeners[event] = listener as any,
+  };
+  return { client, calls, receive: () => listeners.packetreceive({ cmd: "publish" }) };
+}
+
+Deno.test("a flood of inbound packets reschedules the keep-alive a few times per period, not per packet", () => {
+  const { client, calls, receive } = fakeClient(30);
+  let now = 0;
+  countInboundAsAlive(client, () => now);
+  // 90 s (three keep-alive periods) of 1000 packets a second.
+  for (; now < 90_000; now++) receive();
+  assertEquals(calls.reschedules, 3 * RESCHEDULES_PER_KEEPALIVE);
+  // MQTT.js sends no PINGREQ while rescheduled; one goes out per keep-alive period instead (at 30
+  // and 60 s).
+  assertEquals(calls.pings, 2);
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
