@@ -353,10 +353,13 @@ State Receiver::sendRequest() {
   }
   if (sinkOpen_) {
     // Same boot, write handle still open: every byte below the write position is clean, so ask
-    // for exactly that position and keep writing without a rehash.
-    req.hasResume = true;
-    std::memcpy(req.resumeSha256, sha256_, kSha256Bytes);
-    req.resumeOffset = nextIndex_ * chunkSize_;
+    // for exactly that position and keep writing without a rehash. With nothing written yet
+    // there is nothing to resume (§9): the REQUEST carries no resume point.
+    if (nextIndex_ > 0) {
+      req.hasResume = true;
+      std::memcpy(req.resumeSha256, sha256_, kSha256Bytes);
+      req.resumeOffset = nextIndex_ * chunkSize_;
+    }
   } else if (haveResume_ && std::strcmp(resume_.product, config_.product) == 0 &&
              (isLatest(config_.wantedVersion) ||
               std::strcmp(resume_.version, config_.wantedVersion) == 0)) {
@@ -522,6 +525,9 @@ bool Receiver::runPendingHttpDownload() {
   HttpResumeKeeper keeper(store_, httpJob_, config_.product, version_);
   httpResult_ = config_.httpDownloader->download(httpJob_, keeper);
   stats_.bytesWritten += httpResult_.bytesWritten;
+  // §8.8: a refused URL sends a REQUEST with the resume point of the bytes held, even when the
+  // keeper's wear rule has not saved them yet.
+  if (httpResult_.askAgain) keeper.flush(httpJob_.from + httpResult_.bytesWritten);
   dispatch(Event::HTTP_DONE);
   return true;
 }

@@ -87,6 +87,9 @@ class HttpResumeKeeper {
   HttpResumeKeeper(StateStore& store, const HttpJob& job, const char* product, const char* version);
   /// `total` bytes of the image are now written (resumed bytes included).
   void written(uint32_t total);
+  /// Saves the sector below `total` now, whatever kHttpResumeSaveBytes says: the download stops
+  /// and the REQUEST that follows carries this resume point (§8.8: a refused URL).
+  void flush(uint32_t total);
   /// The offset last saved (0 before any).
   uint32_t savedOffset() const { return saved_; }
 
