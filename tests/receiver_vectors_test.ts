@@ -426,8 +426,15 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
       });
     } else if (step.http) {
       server.open(step.http.responses);
-      // A download takes a few turns per response (the fetch, its body, the events).
-      for (let i = 0; i < 4 + 4 * step.http.responses.length; i++) await settle();
+      // A download takes several turns per response (the fetch, its body, the events): settle
+      // until nothing has moved for a while.
+      let seen = "";
+      for (let still = 0; still < 10;) {
+        await settle();
+        const now = `${server.answered.length} ${link.published.length} ${receiver.state}`;
+        still = now === seen ? still + 1 : 0;
+        seen = now;
+      }
       server.close();
     } else if (step.advance !== undefined) {
       await clock.advance(step.advance, settle);

@@ -274,7 +274,13 @@ export class Receiver implements Device {
     try {
       await this.drainQueue();
     } finally {
-      this.draining = false; // set in the same step as the loop ends: no post can fall between
+      this.draining = false;
+    }
+    // An event posted after the loop saw the queue empty, while drainQueue() was returning (a
+    // fetch that settles as its handler ends), found draining still true: drain it now.
+    if (this.queue.length > 0 && !this.ended) {
+      this.draining = true;
+      this.drained = this.drain();
     }
   }
 
