@@ -126,6 +126,10 @@ void Receiver::enter(State next) {
   state_ = next;
   if (next == State::VERIFIED || next == State::FAILED) leaveStream();  // §11.4
   uint32_t now = clock_.nowMs();
+  if (next == State::FAILED) {
+    attemptFailed_ = !outcome_.upToDate;
+    failedAtMs_ = now;
+  }
   switch (next) {
     case State::REQUESTED:
     case State::RECEIVING:
@@ -319,9 +323,17 @@ uint32_t Receiver::nextRandom() {
   return x;
 }
 
+// §8.7: a delay drawn in [0, jitterMs]; after a failed attempt it lasts at least until
+// kRetryAfterFailureMs after the failure.
 State Receiver::startOfferDelay() {
   uint64_t jitter = static_cast<uint64_t>(offer_.jitterMs) + 1;
   offerDelayMs_ = static_cast<uint32_t>((static_cast<uint64_t>(nextRandom()) * jitter) >> 32);
+  if (state_ == State::FAILED && attemptFailed_) {
+    uint32_t since = clock_.nowMs() - failedAtMs_;
+    if (since < kRetryAfterFailureMs && kRetryAfterFailureMs - since > offerDelayMs_) {
+      offerDelayMs_ = kRetryAfterFailureMs - since;
+    }
+  }
   unanswered_ = 0;
   ++stats_.offersTaken;
   return State::OFFER_DELAY;

@@ -215,6 +215,10 @@ class Receiver {
   uint32_t backoffMs_ = 0;
   /// The wait of OFFER_DELAY, drawn when the OFFER was taken.
   uint32_t offerDelayMs_ = 0;
+  /// The last attempt failed (FAILED, not up to date) at failedAtMs_: an OFFER waits until
+  /// kRetryAfterFailureMs after it (§8.7).
+  bool attemptFailed_ = false;
+  uint32_t failedAtMs_ = 0;
   /// State of the fallback xorshift generator (ReceiverConfig::random unset).
   uint32_t randomState_ = 0;
   /// REQUESTs sent since the last answer (MANIFEST, ERROR or CHUNK of ours).
