@@ -354,6 +354,7 @@ export class Receiver implements Device {
     // The new attempt has no transfer yet: nothing may be reported on the old one's ack topic.
     this.x.manifest = null;
     this.x.ackTopic = "";
+    this.x.httpFailures = 0; // §8.8 counts the failed fetches of one attempt
   }
 
   /**

@@ -116,7 +116,7 @@ class ScriptedDownloader : public HttpDownloader {
 
   HttpResult download(const HttpJob& job, HttpResumeKeeper& keeper) override {
     uint32_t held = job.from;
-    uint32_t failures = 0;
+    uint32_t failures = job.failuresBefore;
     auto result = [&](StatusCode code, const char* detail) {
       HttpResult r;
       r.status = code;
@@ -164,6 +164,7 @@ class ScriptedDownloader : public HttpDownloader {
           keeper.written(held);
           HttpResult again = result(StatusCode::ABORTED, "");
           again.askAgain = true;
+          again.failuresInARow = failures;
           return again;
         }
         case HttpFailureAction::GIVE_UP:

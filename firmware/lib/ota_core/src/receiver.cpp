@@ -130,6 +130,7 @@ void Receiver::enter(State next) {
     attemptFailed_ = !outcome_.upToDate;
     failedAtMs_ = now;
   }
+  if (next == State::VERIFIED || next == State::FAILED) httpRefusals_ = 0;  // the attempt's row
   switch (next) {
     case State::REQUESTED:
     case State::RECEIVING:
@@ -524,6 +525,7 @@ State Receiver::acceptUrlManifest() {
   httpJob_.size = m.size;
   httpJob_.from = m.startOffset;
   httpJob_.kind = m.kind;
+  httpJob_.failuresBefore = httpRefusals_;
   httpPending_ = true;
   stats_.resumedFrom = m.startOffset;
   return State::RECEIVING;
@@ -548,8 +550,10 @@ State Receiver::onHttpDone() {
   const HttpResult& r = httpResult_;
   if (r.askAgain) {
     // The URL is no longer good (an expired token): ask again from the bytes saved (§8.8),
-    // unless URLs keep being refused without progress (a clock that expires every token).
-    httpRefusals_ = r.bytesWritten > 0 ? 1 : httpRefusals_ + 1;
+    // unless fetches keep failing without progress (a clock that expires every token). The row
+    // goes on across the REQUESTs; a downloader that does not count still moves it by one.
+    uint32_t counted = r.bytesWritten > 0 ? 1 : httpRefusals_ + 1;
+    httpRefusals_ = r.failuresInARow > counted ? r.failuresInARow : counted;
     if (httpRefusals_ >= kMaxHttpAttempts) {
       httpRefusals_ = 0;
       return fail(StatusCode::ABORTED, "the server refused every download URL");

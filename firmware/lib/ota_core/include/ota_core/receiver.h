@@ -264,7 +264,8 @@ class Receiver {
   HttpJob httpJob_;
   bool httpPending_ = false;
   HttpResult httpResult_;
-  /// Downloads in a row whose URL was refused without a byte of progress (§8.8).
+  /// Fetches in a row without a byte of progress when the last URL was refused (§8.8): the
+  /// next download counts on from here.
   uint32_t httpRefusals_ = 0;
   bool chunkDecoded_ = false;
   uint32_t badChunkTransferId_ = 0;
