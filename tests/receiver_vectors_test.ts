@@ -56,8 +56,11 @@ interface DeviceConfig {
   offerDraw?: number;
   /** The device asks for the shared image stream (§11.4). */
   shared?: boolean;
-  /** §8.8: `"ask"` sets REQUEST flag HTTP; `"follow"` (the default) only follows URL MANIFESTs. */
-  http?: "ask" | "follow";
+  /**
+   * §8.8: `"ask"` sets REQUEST flag HTTP; `"follow"` (the default) only follows URL MANIFESTs;
+   * `"none"`: the device cannot download over HTTP.
+   */
+  http?: "ask" | "follow" | "none";
 }
 
 /** What the sender announces: a MANIFEST without the fields the runner computes. */
@@ -307,6 +310,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     random: () => device.offerDraw ?? 0.5,
     shared: device.shared ?? false,
     http: device.http === "ask",
+    followUrls: device.http !== "none",
     fetch: server.fetch,
   });
   const settle = async () => {

@@ -66,6 +66,11 @@ export interface ReceiverOptions {
   /** Ask for an HTTP download (REQUEST flag `HTTP`, protocol §4.1, §8.8). */
   http?: boolean;
   /**
+   * Follow URL MANIFESTs (§8.8), asked for or not; default true. False: a device that cannot
+   * download over HTTP, which refuses one with STATUS ABORTED before anything is erased.
+   */
+  followUrls?: boolean;
+  /**
    * The HTTP client of a download (§8.8): called with the `url` and, from a byte above 0, a
    * `Range` header. Default the global `fetch`; the behaviour vectors pass a scripted server.
    */

@@ -258,12 +258,14 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
   std::vector<uint8_t> image(size);
   for (uint32_t i = 0; i < size; ++i) image[i] = static_cast<uint8_t>(i * 7 + 3);
   image[0] = 0xE9;
-  // §8.8: every vector device follows URL MANIFESTs; "ask" also sets REQUEST flag HTTP.
+  // §8.8: a vector device follows URL MANIFESTs ("follow", the default), also asks for them
+  // ("ask", REQUEST flag HTTP) or cannot download over HTTP ("none": no downloader).
   ScriptedDownloader downloader(image, flash);
-  cfg.httpDownloader = &downloader;
   bool hasHttp = (script.has("device") && script["device"].has("http")) ||
                  defaults["device"].has("http");
-  cfg.askHttp = hasHttp && dev("http").string == "ask";
+  std::string http = hasHttp ? dev("http").string : "follow";
+  cfg.httpDownloader = http == "none" ? nullptr : &downloader;
+  cfg.askHttp = http == "ask";
   Receiver rx(cfg, flash, pub, store, clock);
   ASSERT_TRUE(rx.configValid());
 
