@@ -16,6 +16,7 @@ import {
   type TransferRecord,
 } from "../src/catalog/mod.ts";
 import { History } from "../src/catalog/history.ts";
+import { BatchWriter } from "../src/catalog/batch_writer.ts";
 import { Recorder } from "../src/sender/recording.ts";
 import type { TransferEnd } from "../src/sender/transfer.ts";
 
@@ -284,5 +285,26 @@ Deno.test("a record the store keeps refusing is logged by the recorder with its 
     assertEquals(warnings.length, 1);
     assert(warnings[0].startsWith("cannot record transfer 41: "), warnings[0]);
     assert(warnings[0].includes("disk on fire"), warnings[0]);
+  });
+});
+
+Deno.test("a write made while the last commit's writers resume is committed too, whatever the timing", async () => {
+  await withKv(async (kv) => {
+    for (let hops = 0; hops < 12; hops++) {
+      const writer = new BatchWriter(kv, { flushMs: 50, maxQueued: 10, what: "test writes" });
+      const first = writer.write({ sets: [[["t", hops, "a"], 1]], deletes: [] });
+      const second = (async () => {
+        await first;
+        for (let i = 0; i < hops; i++) await null;
+        await writer.write({ sets: [[["t", hops, "b"], 2]], deletes: [] });
+        return "written";
+      })();
+      writer.flush();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise((r) => (timer = setTimeout(() => r("stuck"), 2000)));
+      assertEquals(await Promise.race([second, late]), "written", `after ${hops} hops`);
+      clearTimeout(timer);
+      writer.close();
+    }
   });
 });

@@ -171,3 +171,24 @@ Deno.test("beyond maxQueued waiting updates, an update is made on its own at onc
     assertEquals(groups.stats.alone, 1);
   });
 });
+
+Deno.test("an update made while the last group's callers resume is committed too, whatever the timing", async () => {
+  await withKv(async (kv) => {
+    const store = new InventoryStore(kv, { groupFlushMs: 50 });
+    await seed(store, 1);
+    for (let hops = 0; hops < 12; hops++) {
+      const first = store.recordTransfer("dev-0", ended(`1.${hops}.0`));
+      const second = (async () => {
+        await first;
+        for (let i = 0; i < hops; i++) await null;
+        await store.recordTransfer("dev-0", ended(`1.${hops}.1`));
+        return "written";
+      })();
+      store.flush();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise((r) => (timer = setTimeout(() => r("stuck"), 2000)));
+      assertEquals(await Promise.race([second, late]), "written", `after ${hops} hops`);
+      clearTimeout(timer);
+    }
+  });
+});

@@ -236,6 +236,8 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
       }
     })().finally(() => {
       this.#running = undefined;
+      // A write made between the loop's last look at the queue and now waits for no one else.
+      if (this.#queue.length > 0 && !this.#closed) this.#schedule();
     });
   }
 

@@ -114,6 +114,8 @@ export class GroupedUpdates {
       while (this.#queue.length > 0) await this.#commit(this.#take());
     })().finally(() => {
       this.#running = undefined;
+      // An update made between the loop's last look at the queue and now waits for no one else.
+      if (this.#queue.length > 0) this.#schedule();
     });
   }
 
