@@ -18,7 +18,14 @@ constexpr uint32_t kSector = ota_core::kFlashSectorBytes;
 constexpr uint8_t kEsp32ImageMagic = 0xE9;  // esp_image_header_t.magic, checked by esp_ota_write
 
 FileFlash::FileFlash(std::string dir, uint32_t capacity, FlashBacking backing)
-    : dir_(std::move(dir)), capacity_(capacity), backing_(backing) {}
+    : dir_(std::move(dir)), capacity_(capacity), backing_(backing) {
+  // Both slots up front, like a device's partitions: no allocation (and no page faults) when a
+  // transfer begins. A new slot holds old, not erased, contents: 0x00 so that a missing erase
+  // shows up.
+  if (backing_ == FlashBacking::MEMORY) {
+    for (std::vector<uint8_t>& slot : memory_) slot.assign(capacity_, 0x00);
+  }
+}
 
 FileFlash::~FileFlash() {
   if (file_ != nullptr) std::fclose(file_);
@@ -47,10 +54,7 @@ SinkResult FileFlash::open(uint32_t offset, uint32_t size, ImageKind kind) {
   kind_ = kind;
   finished_ = false;
   if (backing_ == FlashBacking::MEMORY) {
-    std::vector<uint8_t>& slot = memory_[targetSlot()];
-    // A new slot holds old, not erased, contents: 0x00 so that a missing erase shows up.
-    if (slot.size() != capacity_) slot.assign(capacity_, 0x00);
-    open_ = &slot;
+    open_ = &memory_[targetSlot()];
     return SinkResult::OK;
   }
   std::string path = slotPath(targetSlot());
@@ -158,7 +162,7 @@ SinkResult FileFlash::write(const uint8_t* data, size_t size) {
 bool FileFlash::read(uint32_t offset, uint8_t* out, size_t size) {
   if (backing_ == FlashBacking::MEMORY) {
     const std::vector<uint8_t>& slot = memory_[targetSlot()];
-    if (slot.empty() || offset > slot.size() || size > slot.size() - offset) return false;
+    if (offset > slot.size() || size > slot.size() - offset) return false;
     std::memcpy(out, slot.data() + offset, size);
     return true;
   }

@@ -79,7 +79,7 @@ class FileFlash : public ota_core::FlashSink {
   std::string dir_;
   uint32_t capacity_;
   FlashBacking backing_;
-  /// MEMORY: each slot's bytes, made on first open (0x00, like a new slot file).
+  /// MEMORY: each slot's bytes, made by the constructor (0x00, like a new slot file).
   std::vector<uint8_t> memory_[2];
   /// MEMORY: the slot open for writing, or nullptr.
   std::vector<uint8_t>* open_ = nullptr;

@@ -2,7 +2,7 @@
 // file-backed flash and state store (`--flash memory` keeps the slot bytes in memory instead,
 // for the benchmark). One run = one update attempt; the last stdout line is JSON:
 //   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...,
-//    "cpuSeconds":C}  (C: this process's user + system CPU, all threads)
+//    "cpuSeconds":C}  (C: this process's user + system CPU, all threads, over `seconds`)
 // --listen runs a device that stays connected (ota_core/run_mode.h): it also subscribes to its
 // offer topic, keeps listening after UP_TO_DATE or a failed attempt, and after VERIFIED prints
 // the report line and "reboots": it executes itself again with --current set to the new version
@@ -230,10 +230,13 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   if (exitAfter != 0) flash.exitAfterBytes(exitAfter);
   if (failWrite != 0) flash.failWrites(failWrite, failCount);
   flash.setTiming(timing);
-  ota_host::FileStateStore store(dir);
-  // Slot bytes in memory did not survive the last run: a resume point would rehash bytes that
-  // are gone.
-  if (backing == ota_host::FlashBacking::MEMORY) store.clear();
+  // The resume point lives where the slot bytes do: with the flash in memory, a point on disk
+  // from an earlier run would rehash bytes that are gone.
+  ota_host::FileStateStore fileStore(dir);
+  ota_host::MemoryStateStore memoryStore;
+  ota_core::StateStore& store = backing == ota_host::FlashBacking::MEMORY
+                                    ? static_cast<ota_core::StateStore&>(memoryStore)
+                                    : fileStore;
   SteadyClock clock;
   ota_host::MosquittoTransport transport;
   // The receiver publishes through this (the self-test's view of its requests on the device).
@@ -307,6 +310,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   std::fflush(stdout);
 
   auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = processCpuSeconds();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
@@ -375,6 +379,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   if (transport.subscriptionRefused()) std::fprintf(stderr, "the broker refused a subscription\n");
   // The transfer's time ends with its last state change, not with the drain below.
   double elapsed = seconds();
+  double cpuSeconds = processCpuSeconds() - cpu0;
   // Let the final STATUS reach the broker (QoS 1: wait for its PUBACK, at most 2 s).
   auto drainUntil = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (transport.inFlight() > 0 && std::chrono::steady_clock::now() < drainUntil) {
@@ -402,7 +407,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
-      inbox.waitedForSlot(), s.sharedWritten, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, processCpuSeconds(), o.detail);
+      inbox.waitedForSlot(), s.sharedWritten, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, cpuSeconds, o.detail);
   if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
   if (ota_core::nextRunAction(mode, rx.state(), selfTest.phase()) == ota_core::RunAction::RESTART) {
     rebootInto = o.version;

@@ -196,4 +196,21 @@ TEST(FileStateStore, SavesLoadsAndClearsAResumePoint) {
   EXPECT_FALSE(s.load(q));
 }
 
+TEST(MemoryStateStore, SavesLoadsAndClearsAResumePointInThisProcessOnly) {
+  ota_host::MemoryStateStore s;
+  ResumePoint p, q;
+  EXPECT_FALSE(s.load(q));
+  p.offset = 8192;
+  p.size = 70000;
+  std::strcpy(p.version, "1.2.3");
+  ASSERT_TRUE(s.save(p));
+  ASSERT_TRUE(s.load(q));
+  EXPECT_EQ(q.offset, 8192u);
+  EXPECT_EQ(q.size, 70000u);
+  EXPECT_STREQ(q.version, "1.2.3");
+  s.clear();
+  EXPECT_FALSE(s.load(q));
+  EXPECT_EQ(ota_host::MemoryStateStore().saves(), 0u);
+}
+
 }  // namespace
