@@ -6,7 +6,8 @@
  *    program on libmosquitto streaming in the transfer's shape (bench/native_ceiling.ts);
  * 2. single transfers to one simulated device (default settings, 16 KiB chunks, stop-and-wait),
  *    and the default one also to the native device (bench/native_device.ts: the C++ firmware
- *    core on libmosquitto with its flash in memory), run for run in turn with the JS device;
+ *    core on libmosquitto with its flash in memory; in the device's task design and inline, on
+ *    one thread as the pipe's receiver), run for run in turn with the JS device;
  * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
  * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
  *    the task design (bench/firmware_device.ts);
@@ -223,6 +224,8 @@ interface SingleCase {
   ceilingAt: number;
   /** The simulated JS device (default) or the native one (bench/native_device.ts). */
   device?: "js" | "native";
+  /** The native device's design (bench/native_device.ts); default `task`, the device's own. */
+  design?: "task" | "inline";
 }
 
 /** One transfer of a single case, as the section records it. */
@@ -347,6 +350,14 @@ async function main(): Promise<number> {
           ceilingAt: 4096,
           device: "native",
         },
+        {
+          name: "default, native device, inline",
+          chunkSize: 0,
+          window: 0,
+          ceilingAt: 4096,
+          device: "native",
+          design: "inline",
+        },
       ]];
       const cases: SingleCase[] = [
         { name: "window 64 (device asks)", chunkSize: 0, window: 64, ceilingAt: 4096 },
@@ -364,6 +375,7 @@ async function main(): Promise<number> {
             imageBytes: sizes.single,
             chunkSize: c.chunkSize,
             window: c.window,
+            design: c.design,
           });
           if (r.status !== "VERIFIED") {
             throw new Error(`single transfer "${c.name}" failed: ${r.status}`);
@@ -429,7 +441,7 @@ async function main(): Promise<number> {
             const nat = await native.at(c.ceilingAt);
             rows.push({
               case: c.name,
-              device: c.device ?? "js",
+              device: c.device === "native" ? `native ${c.design ?? "task"}` : "js",
               chunkBytes: c.chunkSize || "default",
               window: c.window || "default",
               imageBytes: sizes.single,

@@ -22,6 +22,12 @@ export interface NativeDeviceOptions {
   /** Chunk size and window the device asks for; 0 asks for the sender's (default 0). */
   chunkSize?: number;
   window?: number;
+  /**
+   * `task` (default): the device's design, libmosquitto's thread hands each message to a receiver
+   * task through a two-slot inbox; `inline`: the receiver runs in the network callback, one
+   * thread as in the pipe's receiver (no hand-off between threads per message).
+   */
+  design?: "task" | "inline";
 }
 
 /** What one run reported (the last JSON line of ota-receiver-host). */
@@ -69,6 +75,7 @@ export async function runNativeDevice(
       ["--slot-size", Math.max(DEFAULT_SLOT_BYTES, options.imageBytes)],
       ["--flash", "memory"],
       ["--timeout-s", 120],
+      options.design === "inline" ? ["--inline"] : [],
     ].flat().map(String);
     const out = await new Deno.Command(`${root}${BINARY}`, {
       args,

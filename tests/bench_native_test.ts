@@ -78,12 +78,13 @@ mosquittoTest(
       images: [{ product: "bench-native", version: "1.0.0", size }],
     });
     try {
-      for (const window of [0, 4]) {
+      for (const [window, design] of [[0, "task"], [4, "inline"]] as const) {
         const r = await runNativeDevice(root, {
           port: broker.port,
           product: "bench-native",
           imageBytes: size,
           window,
+          design,
         });
         assertEquals([r.status, r.bytes, r.gaps, r.nacks], ["VERIFIED", size, 0, 0]);
         assert(r.seconds > 0, `seconds ${r.seconds}`);
