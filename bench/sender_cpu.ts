@@ -32,8 +32,11 @@ import { checkNativeTargets } from "./native_targets.ts";
 import { prepareNativeDevice, runNativeDevice } from "./native_device.ts";
 import { startSenderProcess } from "./sender_process.ts";
 
-/** Bytes the sender moves before anything is recorded (its hot paths compiled). */
-const WARMUP_BYTES = 16 * MiB;
+/**
+ * Bytes the sender moves before anything is recorded (its hot paths compiled): its CPU per MiB
+ * settles only after about 30 transfers of 4 MiB (bench/main.ts `SINGLE_WARMUP_BYTES`).
+ */
+const WARMUP_BYTES = 128 * MiB;
 /** Chunk bytes the native pipe moves per round. */
 const NATIVE_BYTES = 32 * MiB;
 /** How long the idle sender is watched before each round. */
