@@ -4,12 +4,17 @@
  *
  * Bounds: {@linkcode HISTORY_RECORDS_PER_DEVICE} records of each kind per device (pruned on every write,
  * so one device can churn only its own records), {@linkcode HISTORY_MAX_AGE_MS} of age, and
- * `limit` records in all as the last resort.
+ * `limit` records in all as the last resort. The last two are pruned every few writes in steps
+ * of at most {@linkcode HISTORY_PRUNE_BATCH} records that read only what they delete: a count of
+ * each history (a `Deno.KvU64` summed in every commit that adds or removes a record) says how far
+ * it is over `limit` without reading it.
  * @module
  */
 
 import { CatalogError } from "./errors.ts";
 import {
+  historyCountedKey,
+  historyCountKey,
   historyKey,
   historyKeyOfIndex,
   type HistoryKind,
@@ -20,8 +25,13 @@ import {
   openTransferKey,
   openTransferPrefix,
 } from "./kv_keys.ts";
-import { HISTORY_MAX_AGE_MS, HISTORY_PRUNE_EVERY, HISTORY_RECORDS_PER_DEVICE } from "./limits.ts";
-import { deleteKeys } from "./_kv_delete.ts";
+import {
+  HISTORY_MAX_AGE_MS,
+  HISTORY_PRUNE_BATCH,
+  HISTORY_PRUNE_EVERY,
+  HISTORY_RECORDS_PER_DEVICE,
+  KV_MAX_CHECKS_PER_COMMIT,
+} from "./limits.ts";
 
 /**
  * One finished transfer: what the sender hands to its `onTransferEnd` listeners and records in
@@ -83,8 +93,21 @@ export interface DeviceStatusRecord {
   at: string;
 }
 
-/** Records of one device pruned at most with each write (two deletes each, in its commit). */
-const MAX_PRUNED_PER_WRITE = 100;
+/**
+ * Records of one device pruned at most with each write (a check and two deletes each, in its
+ * commit; the KV allows {@linkcode KV_MAX_CHECKS_PER_COMMIT} checks, the open record's end adds
+ * none).
+ */
+const MAX_PRUNED_PER_WRITE = KV_MAX_CHECKS_PER_COMMIT;
+/** Lost races of one write or recount before it gives up (each means another writer went on). */
+const MAX_PRUNE_RACES = 8;
+/** Deno.KvU64 wraps at 2^64: a sum of 2^64 - n subtracts n. */
+const U64_MASK = (1n << 64n) - 1n;
+
+/** A `sum` operand that adds `n` (negative: subtracts) to a `Deno.KvU64` count. */
+function countDelta(n: number): bigint {
+  return BigInt(n) & U64_MASK;
+}
 
 /** Outcome of the record of a transfer that is still open. */
 export const OPEN_OUTCOME = "OPEN";
@@ -185,32 +208,46 @@ export class History {
     alsoDelete?: Deno.KvKey,
   ): Promise<void> {
     const at = { atMs: Date.now(), instanceId: this.#instanceId, seq: this.#seq++ };
-    const op = this.kv.atomic()
-      .set(historyKey(kind, at), { ...record })
-      .set(historyOfDeviceKey(kind, record.deviceId, at), true);
-    if (alsoDelete) op.delete(alsoDelete);
-    // The device's oldest records beyond `perDevice` go in the same commit (one commit a write).
-    for (const key of await this.#beyondDeviceBound(kind, record.deviceId)) op.delete(key);
-    await op.commit();
-    if (++this.#writes[kind] % this.#pruneEvery() === 0) await this.#pruneAll(kind);
+    for (let attempt = 1;; attempt++) {
+      const op = this.kv.atomic()
+        .set(historyKey(kind, at), { ...record })
+        .set(historyOfDeviceKey(kind, record.deviceId, at), true);
+      if (alsoDelete) op.delete(alsoDelete);
+      // The device's oldest records beyond `perDevice` go in the same commit (one commit a
+      // write), each checked so that two writers pruning the same device count it once.
+      const doomed = await this.#beyondDeviceBound(kind, record.deviceId);
+      for (const e of doomed) {
+        op.check(e).delete(e.key).delete(historyKeyOfIndex(kind, e.key));
+      }
+      op.sum(historyCountKey(kind), countDelta(1 - doomed.length));
+      if ((await op.commit()).ok) break;
+      if (attempt >= MAX_PRUNE_RACES) {
+        throw new CatalogError(
+          "STORAGE_ERROR",
+          `Cannot record ${kind === "transfer" ? "a transfer" : "a device status"} of device ` +
+            `"${record.deviceId}": other writers pruned its records ${attempt} times in a row; ` +
+            `try again`,
+        );
+      }
+    }
+    if (++this.#writes[kind] % this.#pruneEvery() === 0) await this.prune(kind);
   }
 
   /**
    * Writes between two global prunings: {@linkcode HISTORY_PRUNE_EVERY} (or `limit` when
-   * smaller), and at least a tenth of `limit`, so a large history is not scanned every few writes
-   * (it overshoots `limit` by 10 % at most).
+   * smaller), and at least a tenth of `limit`, so that pruning keeps up in small steps.
    */
   #pruneEvery(): number {
     return Math.max(Math.min(HISTORY_PRUNE_EVERY, this.limit), Math.floor(this.limit / 10));
   }
 
   /**
-   * Keys (index and record) of the device's records beyond the newest `perDevice - 1`, so that
-   * with the one being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE}
-   * records at once (the rest go with its next writes).
+   * Index entries of the device's records beyond the newest `perDevice - 1`, so that with the
+   * one being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE} records at
+   * once (the rest go with its next writes).
    */
-  async #beyondDeviceBound(kind: HistoryKind, deviceId: string): Promise<Deno.KvKey[]> {
-    const doomed: Deno.KvKey[] = [];
+  async #beyondDeviceBound(kind: HistoryKind, deviceId: string): Promise<Deno.KvEntry<unknown>[]> {
+    const doomed: Deno.KvEntry<unknown>[] = [];
     let seen = 0;
     const entries = this.kv.list({ prefix: historyOfDevicePrefix(kind, deviceId) }, {
       reverse: true,
@@ -218,27 +255,106 @@ export class History {
     });
     for await (const e of entries) {
       if (seen++ < this.perDevice - 1) continue;
-      doomed.push(e.key, historyKeyOfIndex(kind, e.key));
+      doomed.push(e);
     }
     return doomed;
   }
 
-  /** Drops records older than `maxAgeMs`, then all but the newest `limit`. */
-  async #pruneAll(kind: HistoryKind): Promise<void> {
+  /**
+   * One bounded step of pruning a history: deletes its records older than `maxAgeMs`, then its
+   * oldest records beyond `limit` (known from the count kept with every write), at most
+   * {@linkcode HISTORY_PRUNE_BATCH} records in all, oldest first. It reads only the records it
+   * deletes (and the count), so its work does not grow with the history; a larger backlog goes
+   * with the next steps. Returns how many records it deleted. The writes call it every few
+   * records; a KV written before the count existed is counted once, on the first step.
+   */
+  async prune(kind: HistoryKind): Promise<number> {
+    let budget = HISTORY_PRUNE_BATCH;
     const cutoff = Date.now() - this.maxAgeMs;
-    let kept = 0;
-    const doomed: Deno.KvKey[] = [];
-    const entries = this.kv.list<{ deviceId: string }>({ prefix: historyPrefix(kind) }, {
-      reverse: true,
-    });
-    for await (const e of entries) {
-      if ((e.key[1] as number) >= cutoff && kept < this.limit) {
-        kept++;
-        continue;
-      }
-      doomed.push(e.key, indexKeyOfHistory(kind, e.value.deviceId, e.key));
+    budget -= await this.#deleteOldest(kind, budget, [...historyPrefix(kind), cutoff]);
+    const count = await this.count(kind);
+    if (count > this.limit && budget > 0) {
+      budget -= await this.#deleteOldest(kind, Math.min(budget, count - this.limit));
     }
-    await deleteKeys(this.kv, doomed);
+    return HISTORY_PRUNE_BATCH - budget;
+  }
+
+  /**
+   * Records of a history, from the count kept with every write. A KV written before the count
+   * existed is counted once by a full read (then marked as counted).
+   */
+  async count(kind: HistoryKind): Promise<number> {
+    const [counted, count] = await this.kv.getMany<[true, Deno.KvU64]>([
+      historyCountedKey(kind),
+      historyCountKey(kind),
+    ]);
+    if (counted.value !== null) return Number(count.value?.value ?? 0n);
+    return await this.#recount(kind);
+  }
+
+  /**
+   * Counts a history written before its count existed, once. Writes that land meanwhile add to
+   * the count key as they commit, so the total is the records stamped before the scan began
+   * plus what the count key gained since; the commit is checked against the count key (a write
+   * in between: count again). A write stamped before the scan and committed after the first
+   * read of the count is counted twice: a record or two, once, in a bound of thousands.
+   */
+  async #recount(kind: HistoryKind): Promise<number> {
+    for (let attempt = 1;; attempt++) {
+      // Records from now on are counted by the count key, those before by the scan.
+      const end = [...historyPrefix(kind), Date.now()];
+      const before = await this.kv.get<Deno.KvU64>(historyCountKey(kind));
+      let seen = 0n;
+      for await (
+        const _ of this.kv.list({ start: historyPrefix(kind), end }, { batchSize: 1000 })
+      ) {
+        seen++;
+      }
+      const now = await this.kv.get<Deno.KvU64>(historyCountKey(kind));
+      const gained = (now.value?.value ?? 0n) - (before.value?.value ?? 0n);
+      const total = (seen + gained) & U64_MASK;
+      const ok = await this.kv.atomic()
+        .check(now)
+        .check({ key: historyCountedKey(kind), versionstamp: null })
+        .set(historyCountKey(kind), new Deno.KvU64(total))
+        .set(historyCountedKey(kind), true)
+        .commit();
+      if (ok.ok) return Number(total);
+      const counted = await this.kv.get(historyCountedKey(kind));
+      if (counted.value !== null || attempt >= MAX_PRUNE_RACES) {
+        // Counted by another instance, or writes keep racing: the next step tries again.
+        return Number((await this.kv.get<Deno.KvU64>(historyCountKey(kind))).value?.value ?? 0n);
+      }
+    }
+  }
+
+  /**
+   * Deletes at most `max` of the oldest records of a history (before `end` when given), with
+   * their per-device index entries and the count, in commits within the KV's check limit;
+   * each record is checked so that two instances pruning at once count it once.
+   */
+  async #deleteOldest(kind: HistoryKind, max: number, end?: Deno.KvKey): Promise<number> {
+    if (max <= 0) return 0;
+    const selector = end === undefined ? { prefix: historyPrefix(kind) } : {
+      start: historyPrefix(kind),
+      end,
+    };
+    const found: Deno.KvEntry<{ deviceId: string }>[] = [];
+    for await (const e of this.kv.list<{ deviceId: string }>(selector, { limit: max })) {
+      found.push(e);
+    }
+    let deleted = 0;
+    for (let i = 0; i < found.length; i += KV_MAX_CHECKS_PER_COMMIT) {
+      const part = found.slice(i, i + KV_MAX_CHECKS_PER_COMMIT);
+      const op = this.kv.atomic();
+      for (const e of part) {
+        op.check(e).delete(e.key).delete(indexKeyOfHistory(kind, e.value.deviceId, e.key));
+      }
+      op.sum(historyCountKey(kind), countDelta(-part.length));
+      // A lost race: another instance pruned these; this step leaves them to it.
+      if ((await op.commit()).ok) deleted += part.length;
+    }
+    return deleted;
   }
 
   async #newest<T>(kind: HistoryKind, limit: number, what: string): Promise<T[]> {

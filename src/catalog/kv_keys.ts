@@ -9,6 +9,11 @@
  * ["device_status", atMs, instanceId, seq] → DeviceStatusRecord
  * ["device_status_of", deviceId, atMs, instanceId, seq] → true
  * ["open_transfer", senderId, transferId] → TransferRecord (outcome OPEN, until it ends)
+ * ["history_count", kind]                → Deno.KvU64, records of that history (kind: "transfer"
+ *                                          or "device_status"), summed in each commit that adds
+ *                                          or removes one
+ * ["history_counted", kind]              → true once the count holds every record (a KV written
+ *                                          before the count existed is counted once)
  * ["upload", sha256]                     → UploadMark (an add under way: its last progress)
  * ["rollout", rid]                       → RolloutRecord
  * ["rollout_seq"]                        → number, the last rollout seq handed out
@@ -138,6 +143,16 @@ export function indexKeyOfHistory(
     instanceId: historyKey[2] as string,
     seq: historyKey[3] as number,
   });
+}
+
+/** Key of the count of records of a history (a `Deno.KvU64`). */
+export function historyCountKey(kind: HistoryKind): Deno.KvKey {
+  return ["history_count", kind];
+}
+
+/** Key of the mark that the count of a history holds every record (see `historyCountKey`). */
+export function historyCountedKey(kind: HistoryKind): Deno.KvKey {
+  return ["history_counted", kind];
 }
 
 /** Key of the record of a transfer still open on sender `senderId`. */
