@@ -28,6 +28,12 @@
  * ["inv_by_version", version, did]       → product
  * ["inv_by_state", state, did]           → product (state in the rollout holding it)
  * ["inv_history", did, slot]             → HistoryEntry, slot = seq mod HISTORY_PER_DEVICE
+ * ["inv_count", product, version]        → Deno.KvU64, devices running it (summed in the commit
+ *                                          that changes a record's product or version)
+ * ["inv_count_gen"]                      → Deno.KvU64, summed with every change of those counts
+ * ["inv_counted"]                        → true once the counts hold every device
+ * ["inv_seen", minute, did]              → [product, version, lastSeenMs] (one per device: when
+ *                                          it was last seen, for the online count)
  * ["download_token_key"]                 → Uint8Array, the HMAC key of HTTP download tokens
  * ```
  * History keys sort by the time they were recorded; `instanceId` keeps two catalog instances
@@ -303,4 +309,37 @@ export function inventoryHistoryKey(deviceId: string, slot: number): Deno.KvKey 
 /** Prefix of a device's history ring. */
 export function inventoryHistoryPrefix(deviceId: string): Deno.KvKey {
   return [INV_HISTORY, deviceId];
+}
+
+/** Key of the count of devices running `version` of `product` (a `Deno.KvU64`). */
+export function inventoryCountKey(product: string, version: string): Deno.KvKey {
+  return ["inv_count", product, version];
+}
+
+/** Prefix of every device count of the inventory. */
+export function inventoryCountPrefix(): Deno.KvKey {
+  return ["inv_count"];
+}
+
+/**
+ * Key of the generation of the device counts (a `Deno.KvU64` summed with every change of them),
+ * which a recount checks so that it commits only counts no write changed meanwhile.
+ */
+export function inventoryCountGenKey(): Deno.KvKey {
+  return ["inv_count_gen"];
+}
+
+/** Key of the mark that the device counts hold every device (a recount sets it). */
+export function inventoryCountedKey(): Deno.KvKey {
+  return ["inv_counted"];
+}
+
+/** Key of a device's last-seen entry, under the minute it was last seen in. */
+export function inventorySeenKey(minute: number, deviceId: string): Deno.KvKey {
+  return ["inv_seen", minute, deviceId];
+}
+
+/** Range of the last-seen entries from `minute` on. */
+export function inventorySeenSince(minute: number): { prefix: Deno.KvKey; start: Deno.KvKey } {
+  return { prefix: ["inv_seen"], start: ["inv_seen", minute] };
 }
