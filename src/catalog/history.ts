@@ -24,6 +24,7 @@ import {
   indexKeyOfHistory,
   openTransferKey,
   openTransferPrefix,
+  senderAliveKey,
 } from "./kv_keys.ts";
 import {
   HISTORY_MAX_AGE_MS,
@@ -113,6 +114,21 @@ function countDelta(n: number): bigint {
 export const OPEN_OUTCOME = "OPEN";
 /** Outcome of an open transfer whose sender stopped (killed) before it ended. */
 export const INTERRUPTED_OUTCOME = "INTERRUPTED";
+/**
+ * Outcome of an open transfer whose sender stopped beating (killed, and not started again under
+ * its id, e.g. one with a random id), as another sender ended it (see `History.endLost`).
+ */
+export const SENDER_LOST_OUTCOME = "SENDER_LOST";
+/** Open records one `History.endLost` reads at most (the rest go with its next call). */
+const MAX_OPEN_SWEPT = 1000;
+
+/** A running sender's heartbeat in KV. */
+export interface SenderHeartbeat {
+  /** When the sender started, ISO 8601. */
+  startedAt: string;
+  /** Its last beat, ms since the epoch. */
+  beatAt: number;
+}
 
 /** Bounds of a {@linkcode History}. */
 export interface HistoryLimits {
@@ -202,17 +218,77 @@ export class History {
     return open.length;
   }
 
+  /**
+   * Records that sender `senderId` is alive now; the key expires after `ttlMs` (a sender that
+   * stops beating is gone from KV soon after; {@linkcode History.endLost} reads `beatAt`, not
+   * the expiry, which Deno KV applies late).
+   */
+  async beat(senderId: string, startedAt: Date, ttlMs: number): Promise<void> {
+    const beat: SenderHeartbeat = { startedAt: startedAt.toISOString(), beatAt: Date.now() };
+    await this.kv.set(senderAliveKey(senderId), beat, { expireIn: ttlMs });
+  }
+
+  /** Drops sender `senderId`'s heartbeat (it stops cleanly, its transfers ended). */
+  async endBeat(senderId: string): Promise<void> {
+    await this.kv.delete(senderAliveKey(senderId));
+  }
+
+  /**
+   * Ends the open records of other senders that stopped beating more than `lostAfterMs` ago
+   * (or never beat) and that opened more than `lostAfterMs` ago, as
+   * {@linkcode SENDER_LOST_OUTCOME}: a sender killed under a random id is never started again
+   * under it, so {@linkcode History.closeInterrupted} never runs for it. Each end is checked
+   * against the open record, so two senders ending the same record write one end. Reads at most
+   * {@linkcode MAX_OPEN_SWEPT} open records. Returns the records it ended.
+   */
+  async endLost(
+    ownSenderId: string,
+    options: { lostAfterMs: number; now?: number },
+  ): Promise<TransferRecord[]> {
+    const now = options.now ?? Date.now();
+    const alive = new Map<string, boolean>();
+    const ended: TransferRecord[] = [];
+    const open = this.kv.list<TransferRecord>({ prefix: openTransferPrefix() }, {
+      limit: MAX_OPEN_SWEPT,
+    });
+    for await (const e of open) {
+      const senderId = e.key[1] as string;
+      if (senderId === ownSenderId) continue;
+      if (now - Date.parse(e.value.startedAt) <= options.lostAfterMs) continue;
+      if (!alive.has(senderId)) {
+        const beat = (await this.kv.get<SenderHeartbeat>(senderAliveKey(senderId))).value;
+        alive.set(senderId, beat !== null && now - beat.beatAt <= options.lostAfterMs);
+      }
+      if (alive.get(senderId)) continue;
+      const record: TransferRecord = {
+        ...e.value,
+        outcome: SENDER_LOST_OUTCOME,
+        ok: false,
+        detail: `sender "${senderId}" stopped beating before the transfer ended`,
+        endedAt: new Date(now).toISOString(),
+      };
+      if (await this.#record("transfer", record, undefined, e)) ended.push(record);
+    }
+    return ended;
+  }
+
+  /**
+   * Writes a record (and drops `alsoDelete`, an open record, or the open record `ending`, as
+   * read); false when `ending` was changed or removed meanwhile (another writer ended it).
+   */
   async #record(
     kind: HistoryKind,
     record: TransferRecord | DeviceStatusRecord,
     alsoDelete?: Deno.KvKey,
-  ): Promise<void> {
+    ending?: Deno.KvEntryMaybe<unknown>,
+  ): Promise<boolean> {
     const at = { atMs: Date.now(), instanceId: this.#instanceId, seq: this.#seq++ };
     for (let attempt = 1;; attempt++) {
       const op = this.kv.atomic()
         .set(historyKey(kind, at), { ...record })
         .set(historyOfDeviceKey(kind, record.deviceId, at), true);
       if (alsoDelete) op.delete(alsoDelete);
+      if (ending) op.check(ending).delete(ending.key);
       // The device's oldest records beyond `perDevice` go in the same commit (one commit a
       // write), each checked so that two writers pruning the same device count it once.
       const doomed = await this.#beyondDeviceBound(kind, record.deviceId);
@@ -221,6 +297,9 @@ export class History {
       }
       op.sum(historyCountKey(kind), countDelta(1 - doomed.length));
       if ((await op.commit()).ok) break;
+      if (ending && (await this.kv.get(ending.key)).versionstamp !== ending.versionstamp) {
+        return false;
+      }
       if (attempt >= MAX_PRUNE_RACES) {
         throw new CatalogError(
           "STORAGE_ERROR",
@@ -231,6 +310,7 @@ export class History {
       }
     }
     if (++this.#writes[kind] % this.#pruneEvery() === 0) await this.prune(kind);
+    return true;
   }
 
   /**

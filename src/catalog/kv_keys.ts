@@ -14,6 +14,7 @@
  *                                          or removes one
  * ["history_counted", kind]              → true once the count holds every record (a KV written
  *                                          before the count existed is counted once)
+ * ["sender_alive", senderId]            → SenderHeartbeat (a running sender's last beat; expires)
  * ["upload", sha256]                     → UploadMark (an add under way: its last progress)
  * ["rollout", rid]                       → RolloutRecord
  * ["rollout_seq"]                        → number, the last rollout seq handed out
@@ -169,6 +170,11 @@ export function openTransferKey(senderId: string, transferId: number): Deno.KvKe
 /** Prefix of the open transfer records of one sender, or of all. */
 export function openTransferPrefix(senderId?: string): Deno.KvKey {
   return senderId === undefined ? [OPEN_TRANSFER] : [OPEN_TRANSFER, senderId];
+}
+
+/** Key of a running sender's heartbeat (see `History.beat`). */
+export function senderAliveKey(senderId: string): Deno.KvKey {
+  return ["sender_alive", senderId];
 }
 
 /** Key of the mark of an image add under way. */

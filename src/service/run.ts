@@ -19,6 +19,7 @@ import { escapeControl } from "../format/mod.ts";
 import { type RunningHttp, startHttp } from "../http/mod.ts";
 import { downloadTokens, tokenQuery } from "../http/download_token.ts";
 import type { HttpDownloadWiring } from "../sender/options.ts";
+import { startSenderLiveness } from "./sender_liveness.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -135,12 +136,14 @@ export async function runSender(
     shared: config.shared,
     httpDownload,
   });
+  const liveness = await startSenderLiveness(catalog, senderId, log);
   let stopped = false;
   /** Stops the service, then the connection, the catalog and any embedded broker, once. */
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
     await sender.stop();
+    await liveness.stop();
     await transport.close().catch(() => {});
     catalog.close();
     await embedded?.stop();
