@@ -205,17 +205,19 @@ export class History {
    * again under the same id: its old process stopped without ending them). Returns how many.
    */
   async closeInterrupted(senderId: string, endedAt: Date): Promise<number> {
-    const open = await this.listOpenTransfers(senderId);
-    for (const r of open) {
-      await this.recordTransfer({
-        ...r,
+    let ended = 0;
+    for await (const e of this.kv.list<TransferRecord>({ prefix: openTransferPrefix(senderId) })) {
+      const record: TransferRecord = {
+        ...e.value,
         outcome: INTERRUPTED_OUTCOME,
         ok: false,
         detail: "the sender stopped before the transfer ended",
         endedAt: endedAt.toISOString(),
-      });
+      };
+      // Checked like endLost's ends: another sender may be ending it as SENDER_LOST right now.
+      if (await this.#record("transfer", record, undefined, e)) ended++;
     }
-    return open.length;
+    return ended;
   }
 
   /**
