@@ -75,7 +75,7 @@ export interface SenderOptions {
   senderId: string;
   /** Shared-subscription group for several instances; none by default. */
   sharedGroup?: string;
-  /** QoS of MANIFEST and CHUNK messages (ERROR goes with QoS 1); default 0, chosen by measurement. */
+  /** QoS of MANIFEST and CHUNK messages (ERROR: protocol §3, `errorQos`); default 0, chosen by measurement. */
   dataQos?: 0 | 1;
   defaultChunkSize?: number;
   defaultWindow?: number;

@@ -24,6 +24,18 @@ import type { SenderLog } from "./log.ts";
 import { RateLimit, type RateLimitOptions } from "./rate_limit.ts";
 import type { SenderStats } from "./stats.ts";
 
+/**
+ * The QoS an ERROR goes with (protocol §3): BUSY at QoS 0, every other code at QoS 1. BUSY is the
+ * one ERROR that asks the device to come back, and a device that misses it asks again after its
+ * idle timeout, so it needs no delivery guarantee; at QoS 1 a crowd of 10 000 waiting devices made
+ * as many publications wait for the broker's PUBACK, the transport's bound refused 3 264 of them,
+ * and their devices gave up (docs/performance.md, "Ten thousand devices", item 6). The other codes
+ * end the device's request; one lost would leave it asking again for nothing.
+ */
+export function errorQos(code: number): 0 | 1 {
+  return code === ErrorCode.BUSY ? 0 : 1;
+}
+
 /** Where an answer goes: the device it is for, the topic, and the Correlation Data to echo. */
 export interface ReplyTo {
   deviceId: string;
@@ -125,7 +137,7 @@ export class Replies {
       ? to.correlation
       : undefined;
     this.publish(to.topic, encodeError({ code, transferId, retryAfterMs, message }), {
-      qos: 1,
+      qos: errorQos(code),
       correlationData: correlation,
     });
   }

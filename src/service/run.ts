@@ -20,6 +20,7 @@ import { type RunningHttp, startHttp } from "../http/mod.ts";
 import { downloadTokens, tokenQuery } from "../http/download_token.ts";
 import type { HttpDownloadWiring } from "../sender/options.ts";
 import { startSenderLiveness } from "./sender_liveness.ts";
+import { watchEventLoop } from "./event_loop_watch.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -137,11 +138,13 @@ export async function runSender(
     httpDownload,
   });
   const liveness = await startSenderLiveness(catalog, senderId, log);
+  const stopWatch = watchEventLoop(log);
   let stopped = false;
   /** Stops the service, then the connection, the catalog and any embedded broker, once. */
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
+    stopWatch();
     await sender.stop();
     await liveness.stop();
     await transport.close().catch(() => {});
