@@ -188,3 +188,19 @@ Deno.test("a young open record, or one of a sender that beats, is not ended", as
     kv.close();
   }
 });
+
+Deno.test("a lost sender's records are found behind more open records of live senders than one sweep reads", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const h = new History(kv, { limit: 1000 });
+    const old = new Date(Date.now() - 120_000);
+    await h.beat("s-a-busy", new Date(), 60_000);
+    for (let id = 1; id <= 1100; id++) await h.recordOpenTransfer(openRecord("s-a-busy", id, old));
+    await h.recordOpenTransfer(openRecord("s-z-gone", 1, old));
+    const ended = await h.endLost("s-self", { lostAfterMs: 60_000 });
+    assertEquals(ended.map((r) => [r.senderId, r.transferId]), [["s-z-gone", 1]]);
+    assertEquals((await h.listOpenTransfers("s-a-busy")).length, 1100);
+  } finally {
+    kv.close();
+  }
+});

@@ -241,7 +241,8 @@ export class History {
    * {@linkcode SENDER_LOST_OUTCOME}: a sender killed under a random id is never started again
    * under it, so {@linkcode History.closeInterrupted} never runs for it. Each end is checked
    * against the open record, so two senders ending the same record write one end. Reads at most
-   * {@linkcode MAX_OPEN_SWEPT} open records. Returns the records it ended.
+   * {@linkcode MAX_OPEN_SWEPT} open records, skipping past live senders' records (however many
+   * transfers they have open). Returns the records it ended.
    */
   async endLost(
     ownSenderId: string,
@@ -250,26 +251,39 @@ export class History {
     const now = options.now ?? Date.now();
     const alive = new Map<string, boolean>();
     const ended: TransferRecord[] = [];
-    const open = this.kv.list<TransferRecord>({ prefix: openTransferPrefix() }, {
-      limit: MAX_OPEN_SWEPT,
-    });
-    for await (const e of open) {
-      const senderId = e.key[1] as string;
-      if (senderId === ownSenderId) continue;
-      if (now - Date.parse(e.value.startedAt) <= options.lostAfterMs) continue;
-      if (!alive.has(senderId)) {
-        const beat = (await this.kv.get<SenderHeartbeat>(senderAliveKey(senderId))).value;
-        alive.set(senderId, beat !== null && now - beat.beatAt <= options.lostAfterMs);
+    let read = 0;
+    let selector: Deno.KvListSelector = { prefix: openTransferPrefix() };
+    // A live sender's records (its own included) are skipped in one jump past its last key, so
+    // the records read are those of lost senders, young ones and one per live sender.
+    for (let jumped = true; jumped && read < MAX_OPEN_SWEPT;) {
+      jumped = false;
+      const open = this.kv.list<TransferRecord>(selector, { limit: MAX_OPEN_SWEPT - read });
+      for await (const e of open) {
+        read++;
+        const senderId = e.key[1] as string;
+        if (senderId !== ownSenderId && !alive.has(senderId)) {
+          const beat = (await this.kv.get<SenderHeartbeat>(senderAliveKey(senderId))).value;
+          alive.set(senderId, beat !== null && now - beat.beatAt <= options.lostAfterMs);
+        }
+        if (senderId === ownSenderId || alive.get(senderId)) {
+          // Transfer ids are numbers: `true` sorts after every one of them (KV key order).
+          selector = {
+            prefix: openTransferPrefix(),
+            start: [...openTransferPrefix(senderId), true],
+          };
+          jumped = true;
+          break;
+        }
+        if (now - Date.parse(e.value.startedAt) <= options.lostAfterMs) continue;
+        const record: TransferRecord = {
+          ...e.value,
+          outcome: SENDER_LOST_OUTCOME,
+          ok: false,
+          detail: `sender "${senderId}" stopped beating before the transfer ended`,
+          endedAt: new Date(now).toISOString(),
+        };
+        if (await this.#record("transfer", record, undefined, e)) ended.push(record);
       }
-      if (alive.get(senderId)) continue;
-      const record: TransferRecord = {
-        ...e.value,
-        outcome: SENDER_LOST_OUTCOME,
-        ok: false,
-        detail: `sender "${senderId}" stopped beating before the transfer ended`,
-        endedAt: new Date(now).toISOString(),
-      };
-      if (await this.#record("transfer", record, undefined, e)) ended.push(record);
     }
     return ended;
   }
