@@ -6,8 +6,8 @@
  * @module
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { type DeviceStatusRecord, HISTORY_PRUNE_BATCH } from "../src/catalog/mod.ts";
-import { History } from "../src/catalog/history.ts";
+import { type DeviceStatusRecord, HISTORY_LIMIT, HISTORY_PRUNE_BATCH } from "../src/catalog/mod.ts";
+import { History, historyPruneEvery } from "../src/catalog/history.ts";
 import { historyKey, historyOfDeviceKey } from "../src/catalog/kv_keys.ts";
 
 async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
@@ -151,4 +151,30 @@ Deno.test("the count of a history equals its records after writes, per-device pr
       );
     }
   });
+});
+
+Deno.test("a history written faster than one prune step deletes stays within its limit: steps keep up with the writes", async () => {
+  await withKv(async (kv) => {
+    const limit = 60;
+    const history = new History(kv, { limit, perDevice: 1000 });
+    let most = 0;
+    for (let i = 0; i < 600; i++) {
+      await history.recordDeviceStatus(status(`d${i}`, i)); // every record a new device
+      if (i % 25 === 24) most = Math.max(most, await countEntries(kv, ["device_status"]));
+    }
+    // A step runs every historyPruneEvery(limit) writes: at most that many over the limit.
+    assert(
+      most <= limit + historyPruneEvery(limit),
+      `${most} records kept with a limit of ${limit}`,
+    );
+    assertEquals(await history.count("device_status"), await countEntries(kv, ["device_status"]));
+  });
+});
+
+Deno.test("historyPruneEvery() leaves each step room to delete ten times what was written since the last, for any limit", () => {
+  for (const limit of [1, 10, 60, 5_000, 6_000, HISTORY_LIMIT, 1_000_000]) {
+    const every = historyPruneEvery(limit);
+    assert(every >= 1 && every <= limit, `limit ${limit}: every ${every}`);
+    assert(every * 10 <= HISTORY_PRUNE_BATCH, `limit ${limit}: ${every} writes per step`);
+  }
 });

@@ -105,6 +105,17 @@ const MAX_PRUNE_RACES = 8;
 /** Deno.KvU64 wraps at 2^64: a sum of 2^64 - n subtracts n. */
 const U64_MASK = (1n << 64n) - 1n;
 
+/**
+ * Writes between two prune steps of a history bounded to `limit` records:
+ * {@linkcode HISTORY_PRUNE_EVERY} (or `limit` when smaller). A step may delete
+ * {@linkcode HISTORY_PRUNE_BATCH} records, ten times the records written between two steps, so
+ * pruning keeps up with any write rate; a step with nothing to delete reads two keys and an empty
+ * range.
+ */
+export function historyPruneEvery(limit: number): number {
+  return Math.min(HISTORY_PRUNE_EVERY, limit);
+}
+
 /** A `sum` operand that adds `n` (negative: subtracts) to a `Deno.KvU64` count. */
 function countDelta(n: number): bigint {
   return BigInt(n) & U64_MASK;
@@ -143,7 +154,7 @@ export interface HistoryLimits {
 /**
  * Both histories over one KV store. Keys sort by the time a record was written; a per-device index
  * bounds each device's records on every write; age and the global `limit` are pruned every few
- * writes (see `#pruneEvery`).
+ * writes (see {@linkcode historyPruneEvery}).
  */
 export class History {
   readonly #instanceId = crypto.randomUUID();
@@ -325,16 +336,8 @@ export class History {
         );
       }
     }
-    if (++this.#writes[kind] % this.#pruneEvery() === 0) await this.prune(kind);
+    if (++this.#writes[kind] % historyPruneEvery(this.limit) === 0) await this.prune(kind);
     return true;
-  }
-
-  /**
-   * Writes between two global prunings: {@linkcode HISTORY_PRUNE_EVERY} (or `limit` when
-   * smaller), and at least a tenth of `limit`, so that pruning keeps up in small steps.
-   */
-  #pruneEvery(): number {
-    return Math.max(Math.min(HISTORY_PRUNE_EVERY, this.limit), Math.floor(this.limit / 10));
   }
 
   /**
@@ -390,16 +393,18 @@ export class History {
 
   /**
    * Counts a history written before its count existed, once. Writes that land meanwhile add to
-   * the count key as they commit, so the total is the records stamped before the scan began
-   * plus what the count key gained since; the commit is checked against the count key (a write
-   * in between: count again). A write stamped before the scan and committed after the first
-   * read of the count is counted twice: a record or two, once, in a bound of thousands.
+   * the count key as they commit, so the total is the records stamped up to the start of the
+   * scan plus what the count key gained since; the commit is checked against the count key (a
+   * write in between: count again). A write of another instance stamped in that same millisecond
+   * and committed after the first read of the count is counted twice: a record or two, once, in
+   * a bound of thousands.
    */
   async #recount(kind: HistoryKind): Promise<number> {
     for (let attempt = 1;; attempt++) {
-      // Records from now on are counted by the count key, those before by the scan.
-      const end = [...historyPrefix(kind), Date.now()];
+      // Records stamped up to now are counted by the scan (those of this version are in
+      // `before` already, and not in what the count gains from here), later ones by the count.
       const before = await this.kv.get<Deno.KvU64>(historyCountKey(kind));
+      const end = [...historyPrefix(kind), Date.now() + 1];
       let seen = 0n;
       for await (
         const _ of this.kv.list({ start: historyPrefix(kind), end }, { batchSize: 1000 })

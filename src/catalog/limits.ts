@@ -50,7 +50,10 @@ export const MIN_SHA_PREFIX_CHARS = 8;
  * {@linkcode HISTORY_RECORDS_PER_DEVICE} and {@linkcode HISTORY_MAX_AGE_MS} (e.g. 5000 devices × 20).
  */
 export const HISTORY_LIMIT = 100_000;
-/** Records written by one catalog instance between two prunings of a history. */
+/**
+ * Records written by one catalog instance between two prune steps of a history: at most a tenth
+ * of `HISTORY_PRUNE_BATCH`, so the steps keep up with the writes.
+ */
 export const HISTORY_PRUNE_EVERY = 50;
 /**
  * Records one pruning of a history deletes at most (by age, then beyond `HISTORY_LIMIT`): it
