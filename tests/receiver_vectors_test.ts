@@ -56,6 +56,11 @@ interface DeviceConfig {
   offerDraw?: number;
   /** The device asks for the shared image stream (§11.4). */
   shared?: boolean;
+  /**
+   * §8.8: `"ask"` sets REQUEST flag HTTP; `"follow"` (the default) only follows URL MANIFESTs;
+   * `"none"`: the device cannot download over HTTP.
+   */
+  http?: "ask" | "follow" | "none";
 }
 
 /** What the sender announces: a MANIFEST without the fields the runner computes. */
@@ -74,7 +79,12 @@ interface Step {
     correlation?: Correlation;
     /** §11: announce this stream; `topic` defaults to `{p}/img/{sha16}/{streamId}`. */
     shared?: { streamId: number; topic?: string };
+    /** §7.3: flag URL and this `url`; `urlHex` gives its bytes instead (any length, any bytes). */
+    url?: string;
+    urlHex?: string;
   };
+  /** §8.8: the image server answers the device's GETs with these responses, in order. */
+  http?: { responses: HttpResponse[] };
   chunk?: {
     index: number;
     /** Deliver it on the last MANIFEST's shared topic, without properties (§11.4). */
@@ -110,7 +120,22 @@ interface Step {
     out?: Array<Record<string, unknown>>;
     writes?: number[];
     outcome?: string;
+    /** Subscribe and unsubscribe actions of the step, in order (missing = none). */
+    subscriptions?: Array<{ subscribe: string } | { unsubscribe: string }>;
+    /** The offsets the GETs answered by an `http` step asked from (0: no Range), in order. */
+    fetches?: number[];
   };
+}
+
+/** One answer of the image server (tests/vectors/README.md). */
+interface HttpResponse {
+  status: number;
+  /** 200 / 206: the first byte of the body (default: the offset asked; 200 always 0). */
+  from?: number;
+  /** 200 / 206: bytes in the body (default: to the end of the image); fewer end it early. */
+  bytes?: number;
+  /** 200 / 206: flip a byte in the middle of the body. */
+  tamper?: boolean;
 }
 
 interface Script {
@@ -137,7 +162,14 @@ class ScriptLink implements Link {
     this.published.push({ topic, payload, options });
     return Promise.resolve();
   }
-  subscribe(): Promise<void> {
+  /** Subscribe and unsubscribe actions, in order. */
+  readonly subscriptions: Array<{ subscribe: string } | { unsubscribe: string }> = [];
+  subscribe(topics: string[]): Promise<void> {
+    for (const topic of topics) this.subscriptions.push({ subscribe: topic });
+    return Promise.resolve();
+  }
+  unsubscribe(topics: string[]): Promise<void> {
+    for (const topic of topics) this.subscriptions.push({ unsubscribe: topic });
     return Promise.resolve();
   }
   onMessage(handler: (m: InboundMessage) => void): void {
@@ -178,6 +210,70 @@ function vectorImage(size: number): Uint8Array<ArrayBuffer> {
   return image;
 }
 
+/**
+ * The image server of the HTTP steps: a GET waits until an `http` step gives the responses that
+ * answer it, in order; the offset each answered GET asked from is recorded.
+ */
+class ScriptServer {
+  private readonly waiting: Array<{ from: number; answer: (r: Response) => void }> = [];
+  private responses: HttpResponse[] = [];
+  /** Offsets the answered GETs asked from (0: no Range header). */
+  readonly answered: number[] = [];
+
+  constructor(private readonly image: Uint8Array<ArrayBuffer>) {}
+
+  /** The device's `fetch`. */
+  readonly fetch = (
+    _url: string,
+    init: { headers: Record<string, string>; signal: AbortSignal },
+  ): Promise<Response> => {
+    const range = init.headers["Range"];
+    const asked = range === undefined ? 0 : /^bytes=(\d+)-$/.exec(range);
+    const from = asked === 0 ? 0 : asked ? Number(asked[1]) : -1;
+    return new Promise((resolve, reject) => {
+      const get = { from, answer: resolve };
+      init.signal.addEventListener("abort", () => {
+        const at = this.waiting.indexOf(get);
+        if (at >= 0) this.waiting.splice(at, 1);
+        reject(new DOMException("the download was stopped", "AbortError"));
+      });
+      this.waiting.push(get);
+      this.serve();
+    });
+  };
+
+  /** Answers waiting and later GETs with `responses` until they run out. */
+  open(responses: HttpResponse[]): void {
+    this.responses = [...responses];
+    this.serve();
+  }
+
+  /** GETs from now on wait again. */
+  close(): void {
+    this.responses = [];
+  }
+
+  private serve(): void {
+    while (this.waiting.length > 0 && this.responses.length > 0) {
+      const get = this.waiting.shift()!;
+      this.answered.push(get.from);
+      get.answer(this.respond(this.responses.shift()!, get.from));
+    }
+  }
+
+  private respond(r: HttpResponse, asked: number): Response {
+    const size = this.image.length;
+    if (r.status !== 200 && r.status !== 206) return new Response(null, { status: r.status });
+    const from = r.status === 200 ? 0 : r.from ?? asked;
+    const body = this.image.slice(from, Math.min(size, from + (r.bytes ?? size - from)));
+    if (r.tamper) body[body.length >> 1] ^= 0x01;
+    const headers: Record<string, string> = r.status === 206
+      ? { "content-range": `bytes ${from}-${size - 1}/${size}` }
+      : {};
+    return new Response(body, { status: r.status, headers });
+  }
+}
+
 function tick(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
@@ -194,6 +290,7 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
   const link = new ScriptLink(device.mqtt);
   const recorder = new RecordingSink(new MemorySink());
   const flash = new FaultySink(recorder);
+  const server = new ScriptServer(image);
   const receiver = new Receiver({
     deviceId: device.deviceId,
     connect: () => Promise.resolve(link),
@@ -212,6 +309,9 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     listen: true,
     random: () => device.offerDraw ?? 0.5,
     shared: device.shared ?? false,
+    http: device.http === "ask",
+    followUrls: device.http !== "none",
+    fetch: server.fetch,
   });
   const settle = async () => {
     for (let i = 0; i < 3; i++) {
@@ -236,6 +336,8 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     const where = `step ${i} ${JSON.stringify(step).slice(0, 80)}`;
     const sentBefore = link.published.length;
     const writesBefore = recorder.writes.length;
+    const subscriptionsBefore = link.subscriptions.length;
+    const fetchesBefore = server.answered.length;
     if (step.start) {
       receiver.checkNow();
     } else if (step.offer) {
@@ -279,9 +381,14 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
       currentTransferId = m.transferId;
       const responseTopic = s.responseTopic ?? m.ackTopic;
       ackTopic = m.ackTopic;
+      let payload = encodeManifest(m);
+      if (s.url !== undefined || s.urlHex !== undefined) {
+        if (m.shared) throw new Error(`A step gives both a url and a stream: ${where}`);
+        payload = withUrl(payload, s.urlHex ?? toHex(new TextEncoder().encode(s.url!)));
+      }
       link.deliver({
         topic: topics.data,
-        payload: encodeManifest(m),
+        payload,
         responseTopic: v5 && responseTopic ? responseTopic : undefined,
         correlationData: correlation(s.correlation),
       });
@@ -321,6 +428,18 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
         }),
         correlationData: correlation(s.correlation),
       });
+    } else if (step.http) {
+      server.open(step.http.responses);
+      // A download takes several turns per response (the fetch, its body, the events): settle
+      // until nothing has moved for a while.
+      let seen = "";
+      for (let still = 0; still < 10;) {
+        await settle();
+        const now = `${server.answered.length} ${link.published.length} ${receiver.state}`;
+        still = now === seen ? still + 1 : 0;
+        seen = now;
+      }
+      server.close();
     } else if (step.advance !== undefined) {
       await clock.advance(step.advance, settle);
     } else if (step.failWrites !== undefined) {
@@ -333,10 +452,23 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
     const out = link.published.slice(sentBefore).map((p) => describe(p.topic, p.payload));
     const expectedOut = (step.expect.out ?? []).map((o) => {
       const topic = o.type === "REQUEST" ? topics.request : ackTopic;
-      return { topic, ...o };
+      return o.type === "REQUEST" ? { topic, flags: [], ...o } : { topic, ...o };
     });
     assertEquals(out, expectedOut, `${where}: published`);
-    assertEquals(recorder.writes.slice(writesBefore), step.expect.writes ?? [], `${where}: writes`);
+    // In an HTTP step the download writes pieces of its own size: the offsets asked show progress.
+    if (!step.http) {
+      assertEquals(
+        recorder.writes.slice(writesBefore),
+        step.expect.writes ?? [],
+        `${where}: writes`,
+      );
+    }
+    assertEquals(
+      link.subscriptions.slice(subscriptionsBefore),
+      step.expect.subscriptions ?? [],
+      `${where}: subscriptions`,
+    );
+    assertEquals(server.answered.slice(fetchesBefore), step.expect.fetches ?? [], `${where}: GETs`);
     assertEquals(receiver.state as string, step.expect.state, `${where}: state`);
     if (step.expect.outcome !== undefined) {
       assertEquals(receiver.result, step.expect.outcome, `${where}: outcome`);
@@ -349,12 +481,12 @@ async function runScript(defaults: VectorFile["defaults"], script: Script): Prom
 /** A published message as the vectors describe it. */
 function describe(topic: string, payload: Uint8Array): Record<string, unknown> {
   switch (peekType(payload)) {
-    case MessageType.REQUEST:
-      return {
-        topic,
-        type: "REQUEST",
-        resumeOffset: decodeRequest(payload).resume?.offset ?? null,
-      };
+    case MessageType.REQUEST: {
+      const r = decodeRequest(payload);
+      // RESUME shows as resumeOffset; the other flag bits by name (§4.1).
+      const flags = [...(r.http ? ["HTTP"] : []), ...(r.shared ? ["SHARED"] : [])];
+      return { topic, type: "REQUEST", resumeOffset: r.resume?.offset ?? null, flags };
+    }
     case MessageType.ACK: {
       const a = decodeAck(payload);
       return { topic, type: "ACK", nextIndex: a.nextIndex, nack: codeName(NackReason, a.nack) };
@@ -363,6 +495,20 @@ function describe(topic: string, payload: Uint8Array): Record<string, unknown> {
       return { topic, type: "STATUS", status: codeName(StatusCode, decodeStatus(payload).status) };
   }
   return { topic, type: `UNEXPECTED(${peekType(payload)})` };
+}
+
+/**
+ * A MANIFEST with flag URL and a `url` of these bytes (hex) appended as a str16 (§4.2): built by
+ * hand, so a step can send a url the encoder would refuse (too long, not UTF-8).
+ */
+function withUrl(manifest: Uint8Array, urlHex: string): Uint8Array {
+  const url = fromHex(urlHex);
+  const out = new Uint8Array(manifest.length + 2 + url.length);
+  out.set(manifest);
+  out[59] |= 0x02;
+  new DataView(out.buffer).setUint16(manifest.length, url.length, true);
+  out.set(url, manifest.length + 2);
+  return out;
 }
 
 const dir = new URL("./vectors/", import.meta.url);

@@ -119,7 +119,7 @@ ota_core::HttpResult EspHttpDownloader::download(const ota_core::HttpJob& job,
     ESP_LOGW(kTag, "bytes held fail the image header check: downloading from 0");
     held = 0;
   }
-  uint32_t failures = 0;
+  uint32_t failures = job.failuresBefore;  // §8.8: the row goes on across refused URLs
   for (;;) {
     LastStatus status;
     esp_http_client_config_t http = {};
@@ -211,6 +211,7 @@ ota_core::HttpResult EspHttpDownloader::download(const ota_core::HttpJob& job,
         ota_core::HttpResult again;
         again.askAgain = true;
         again.bytesWritten = gained(held, job.from);
+        again.failuresInARow = failures;
         return again;
       }
       case HttpFailureAction::GIVE_UP:

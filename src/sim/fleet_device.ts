@@ -5,9 +5,10 @@
  * status topic, as the firmware does after a real reboot (docs/protocol.md §2: STATUS BOOTED or
  * ROLLED_BACK, transferId 0).
  *
- * The transfer itself is the ordinary {@link Receiver}, one per attempt, in `listen` mode on a
- * view of the device's connection: the device's one MQTT connection (client id = device id)
- * outlives the attempts, so the device is reachable between them.
+ * The transfer itself is the ordinary {@link Receiver}, one per boot, in `listen` mode on a view
+ * of the device's connection: it outlives its failed attempts (and takes a later OFFER after the
+ * back-off of protocol §8.7, as the firmware does), and the device's one MQTT connection (client
+ * id = device id) outlives the receivers, so the device is reachable between them.
  * @module
  */
 
@@ -146,22 +147,9 @@ export class FleetDevice {
           .catch((err) => this.log(`cannot publish the boot STATUS: ${(err as Error).message}`));
         boot = null;
       }
-      let pollMs = firstPoll;
+      const result = await this.attempts(hub, firstPoll);
       firstPoll = this.o.pollMs;
-      while (!this.stopped) {
-        const result = await this.attempt(hub, pollMs);
-        pollMs = this.o.pollMs;
-        if (this.stopped) break;
-        if (result.status === "VERIFIED") {
-          boot = this.reboot(result);
-          break;
-        }
-        if (result.status === "UP_TO_DATE") this.counts.upToDate++;
-        else if (result.transferId !== 0) {
-          this.counts.downloadFailures++;
-          this.lastOutcome = "DOWNLOAD_FAILED";
-        }
-      }
+      if (!this.stopped && result.status === "VERIFIED") boot = this.reboot(result);
       await link.close().catch(() => {});
       if (boot && !this.stopped) {
         this.phase = "REBOOTING";
@@ -201,8 +189,11 @@ export class FleetDevice {
     };
   }
 
-  /** One attempt: a listening receiver on the connection, until it ends. */
-  private async attempt(hub: LinkHub, pollMs: number | undefined): Promise<ReceiverResult> {
+  /**
+   * The attempts of one boot: a listening receiver on the connection, until an image is VERIFIED
+   * or the device stops. Each failed attempt is counted as it ends.
+   */
+  private async attempts(hub: LinkHub, firstPollMs: number | undefined): Promise<ReceiverResult> {
     const receiver = new Receiver({
       deviceId: this.o.deviceId,
       connect: () => Promise.resolve(hub.borrow()),
@@ -218,8 +209,16 @@ export class FleetDevice {
       clock: this.o.clock,
       log: this.o.log,
       listen: true,
-      pollMs,
+      pollMs: this.o.pollMs,
+      firstPollMs,
       random: this.o.random,
+      onAttemptEnd: (result) => {
+        if (result.status === "UP_TO_DATE") this.counts.upToDate++;
+        else if (result.transferId !== 0) {
+          this.counts.downloadFailures++;
+          this.lastOutcome = "DOWNLOAD_FAILED";
+        }
+      },
     });
     this.receiver = receiver;
     this.phase = "IDLE";

@@ -31,5 +31,11 @@ export const MAX_FLASH_FAILURES = 3;
  * refused URL) before the device gives up with STATUS ABORTED (protocol §8.8).
  */
 export const MAX_HTTP_ATTEMPTS = 3;
+/**
+ * A device whose attempt failed takes a later OFFER (protocol §8.7) no sooner than this long
+ * after the failure: the delay it draws is stretched to reach it. The firmware's limits.h holds
+ * the same number (kRetryAfterFailureMs).
+ */
+export const RETRY_AFTER_FAILURE_MS = DEVICE_IDLE_TIMEOUT_MS;
 /** How long the final STATUS publication may take before the device stops waiting. */
 export const STATUS_PUBLISH_TIMEOUT_MS = 5000;

@@ -122,6 +122,10 @@ export class Receiver implements Device {
   private detail = "";
   private sha256 = "";
   private nothingToDo = false;
+  /** stop() was called: the run ends at the next FAILED, also in `listen` mode. */
+  private stopping = false;
+  /** The run's result has been delivered (finish() ran). */
+  private ended = false;
 
   // Timers: the one deadline of the state (idle, back-off) and the held-back ACK's flush.
   private cancelDeadline: (() => void) | null = null;
@@ -184,6 +188,7 @@ export class Receiver implements Device {
       streamId: 0,
       httpOffset: 0,
       httpFailures: 0,
+      failedAt: null,
     };
     this.done = new Promise((resolve) => (this.finished = resolve));
   }
@@ -199,7 +204,7 @@ export class Receiver implements Device {
     this.startedAt = this.clock.now();
     try {
       await this.attach();
-      if (this.o.listen) this.armDeadline("IDLE");
+      if (this.o.listen) this.armDeadline("IDLE", this.o.firstPollMs);
       else this.post({ type: "start" });
     } catch (err) {
       this.outcome = "CONNECT_FAILED";
@@ -219,6 +224,7 @@ export class Receiver implements Device {
 
   /** Ends the run as ABORTED (e.g. on Ctrl-C); the result still resolves `run()`. */
   stop(why = "stopped by the operator"): void {
+    this.stopping = true;
     this.post({ type: "stop", why });
   }
 
@@ -268,12 +274,27 @@ export class Receiver implements Device {
     try {
       await this.drainQueue();
     } finally {
-      this.draining = false; // set in the same step as the loop ends: no post can fall between
+      this.draining = false;
+    }
+    // An event posted after the loop saw the queue empty, while drainQueue() was returning (a
+    // fetch that settles as its handler ends), found draining still true: drain it now.
+    if (this.queue.length > 0 && !this.ended) {
+      this.draining = true;
+      this.drained = this.drain();
     }
   }
 
+  /**
+   * The run is over: VERIFIED, or FAILED unless a listening device goes on waiting (§8: FAILED,
+   * then IDLE; stop() ends it there too).
+   */
+  private over(): boolean {
+    return this.state === "VERIFIED" ||
+      (this.state === "FAILED" && (!this.o.listen || this.stopping));
+  }
+
   private async drainQueue(): Promise<void> {
-    while (this.queue.length > 0 && !TERMINAL.has(this.state)) {
+    while (this.queue.length > 0 && !this.over()) {
       const event = this.queue.shift()!;
       const row = transitionFor(this.state, event.type);
       if (!row || !this.isCurrent(event)) {
@@ -284,6 +305,7 @@ export class Receiver implements Device {
       }
       const before = this.state;
       const at = this.clock.now();
+      if (before === "FAILED") this.beginAttempt();
       let next: ReceiverState;
       try {
         next = await row.handler(this, event);
@@ -301,9 +323,38 @@ export class Receiver implements Device {
       }
       if (next === "REQUESTED" && before !== "REQUESTED") this.firstRequestAt ||= at;
       this.state = next;
+      if (TERMINAL.has(next) && !TERMINAL.has(before)) await this.endAttempt();
       if (event.type !== "ack_due") this.armDeadline(next);
     }
-    if (TERMINAL.has(this.state)) await this.finish();
+    if (this.over() && !this.ended) await this.finish();
+  }
+
+  /**
+   * An attempt ended (VERIFIED or FAILED): no download, held-back ACK or stream subscription
+   * outlives it (§11.4: unsubscribe at VERIFIED and FAILED). A listening device that goes on
+   * remembers when it failed (§8.7) and tells onAttemptEnd.
+   */
+  private async endAttempt(): Promise<void> {
+    this.stopDownload();
+    this.dropHeldAck();
+    await this.leaveStream();
+    this.endedAt ||= this.clock.now();
+    if (this.state !== "FAILED" || this.over()) return;
+    this.x.failedAt = this.nothingToDo ? null : this.clock.now();
+    this.o.onAttemptEnd?.(this.resultNow());
+  }
+
+  /** A listening device starts a new attempt after a FAILED one: the old result is cleared. */
+  private beginAttempt(): void {
+    this.outcome = "";
+    this.detail = "";
+    this.sha256 = "";
+    this.nothingToDo = false;
+    this.endedAt = 0;
+    // The new attempt has no transfer yet: nothing may be reported on the old one's ack topic.
+    this.x.manifest = null;
+    this.x.ackTopic = "";
+    this.x.httpFailures = 0; // §8.8 counts the failed fetches of one attempt
   }
 
   /**
@@ -351,17 +402,19 @@ export class Receiver implements Device {
 
   /**
    * Arms the one deadline a state has: idle in REQUESTED and RECEIVING, back-off in BACKING_OFF,
-   * the poll interval in IDLE of a listening device, the drawn delay in OFFER_DELAY.
+   * the poll interval in IDLE and FAILED of a listening device (`pollMs`, unless given), the
+   * drawn delay in OFFER_DELAY.
    */
-  private armDeadline(state: ReceiverState): void {
+  private armDeadline(state: ReceiverState, pollMs = this.o.pollMs): void {
     this.cancelDeadline?.();
     this.cancelDeadline = null;
     const ms = state === "REQUESTED" || state === "RECEIVING"
       ? this.o.idleTimeoutMs
       : state === "BACKING_OFF"
       ? this.x.backoffMs
-      : state === "IDLE" && this.o.listen && this.o.pollMs !== undefined
-      ? this.o.pollMs
+      : (state === "IDLE" || state === "FAILED") && this.o.listen && !this.stopping &&
+          pollMs !== undefined
+      ? pollMs
       : state === "OFFER_DELAY"
       ? this.x.offerDelayMs
       : -1;
@@ -436,6 +489,11 @@ export class Receiver implements Device {
     await this.current?.unsubscribe?.([topic]).catch(() => {});
   }
 
+  /** @internal The device's clock. */
+  now(): number {
+    return this.clock.now();
+  }
+
   /** @internal Records the SHA-256 computed over the sink. */
   computedSha256(sha256: string): void {
     this.sha256 = sha256;
@@ -495,7 +553,7 @@ export class Receiver implements Device {
     const post = (
       e: { type: "http_end" } | { type: "http_failed"; why: string; status?: number },
     ) => this.post({ ...e, download: generation });
-    fetchImage(url, from, abort.signal, {
+    fetchImage(this.o.fetch ?? fetch, url, from, abort.signal, {
       cutAfter: cut,
       data: (offset, bytes) =>
         this.post({ type: "http_data", download: generation, offset, bytes }),
@@ -655,6 +713,7 @@ export class Receiver implements Device {
   }
 
   private async finish(): Promise<void> {
+    this.ended = true;
     this.stopDownload();
     this.cancelDeadline?.();
     this.dropHeldAck();
@@ -662,12 +721,18 @@ export class Receiver implements Device {
     await this.detach();
     await this.sink.close().catch(() => {});
     this.endedAt ||= this.clock.now();
+    this.finished(this.resultNow());
+  }
+
+  /** The result of the run, or of the attempt that just ended. */
+  private resultNow(): ReceiverResult {
     this.stats.dropped = this.linkFaults.dropped;
-    const seconds = (this.endedAt - this.startedAt) / 1000;
-    this.rateClock.end(this.endedAt);
+    const endedAt = this.endedAt || this.clock.now();
+    const seconds = (endedAt - this.startedAt) / 1000;
+    this.rateClock.end(endedAt);
     const rate = transferRate(this.stats.bytesWritten, this.rateClock.seconds);
     const m = this.x.manifest;
-    this.finished({
+    return {
       ...this.stats,
       deviceId: this.o.deviceId,
       status: this.outcome,
@@ -684,7 +749,7 @@ export class Receiver implements Device {
       manifestSeconds: this.firstManifestAt > 0 && this.firstRequestAt > 0
         ? (this.firstManifestAt - this.firstRequestAt) / 1000
         : NaN,
-    });
+    };
   }
 }
 
@@ -717,6 +782,7 @@ class DownloadFailure extends Error {
  * answers another range, or when `cutAfter` bytes have come (a simulated cut connection).
  */
 async function fetchImage(
+  get: NonNullable<ReceiverOptions["fetch"]>,
   url: string,
   from: number,
   signal: AbortSignal,
@@ -727,7 +793,7 @@ async function fetchImage(
   },
 ): Promise<void> {
   const headers: Record<string, string> = from > 0 ? { Range: `bytes=${from}-` } : {};
-  const res = await fetch(url, { headers, signal });
+  const res = await get(url, { headers, signal });
   const range = /^bytes (\d+)-\d+\/\d+$/.exec(res.headers.get("content-range") ?? "");
   const start = res.status === 206 && range ? Number(range[1]) : res.status === 200 ? 0 : -1;
   if (start !== from) {

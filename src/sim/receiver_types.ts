@@ -65,6 +65,18 @@ export interface ReceiverOptions {
   window?: number;
   /** Ask for an HTTP download (REQUEST flag `HTTP`, protocol §4.1, §8.8). */
   http?: boolean;
+  /**
+   * Follow URL MANIFESTs (§8.8), asked for or not; default true. False: a device that cannot
+   * download over HTTP, which refuses one with STATUS ABORTED before anything is erased.
+   */
+  followUrls?: boolean;
+  /**
+   * The HTTP client of a download (§8.8): called with the `url` and, from a byte above 0, a
+   * `Range` header. Default the global `fetch`; the behaviour vectors pass a scripted server.
+   */
+  fetch?: (url: string, init: { headers: Record<string, string>; signal: AbortSignal }) => Promise<
+    Response
+  >;
   /** `"memory"` (default), a file path, or a sink object. */
   sink?: "memory" | string | FlashSink;
   /** How long flash writes take (e.g. ESP32_FLASH_TIMING); default: memory speed. */
@@ -102,12 +114,19 @@ export interface ReceiverOptions {
   log?: (line: string) => void;
   /**
    * Wait connected in IDLE instead of requesting at once: the device asks when it polls
-   * ({@link pollMs}) or is told to ({@link Receiver.checkNow}). A long-lived device (the fleet
-   * simulator) runs one such receiver per attempt on its connection.
+   * ({@link pollMs}), is told to ({@link Receiver.checkNow}) or hears an OFFER. A listening
+   * device outlives its attempts, as the firmware does: one that ends FAILED waits again (protocol
+   * §8: FAILED, then IDLE) and takes a later OFFER after RETRY_AFTER_FAILURE_MS (§8.7) or the
+   * next poll; {@link onAttemptEnd} hears each attempt, and `run()` resolves at VERIFIED or when
+   * stopped. A long-lived device (the fleet simulator) runs one such receiver per boot.
    */
   listen?: boolean;
-  /** In `listen` mode, ask after this long in IDLE (a poll); default: never on its own. */
+  /** In `listen` mode, ask after this long in IDLE or FAILED (a poll); default: never on its own. */
   pollMs?: number;
+  /** In `listen` mode, the first poll comes after this long; default {@link pollMs}. */
+  firstPollMs?: number;
+  /** In `listen` mode, hears the result of every attempt that ended FAILED (the run goes on). */
+  onAttemptEnd?: (result: ReceiverResult) => void;
   /**
    * Ask for the shared image stream (REQUEST flag SHARED, protocol §11.4); only under MQTT 5.
    * Default false.

@@ -3,7 +3,9 @@
  * `{ state, event, handler, next }`, `*` rows for events every open state handles alike. The
  * receiver looks a (state, event) pair up here and runs the handler, whose result must be one of
  * the row's next states. A pair without a row is ignored, which is what §8 asks of stray and late
- * messages; VERIFIED and FAILED end the run, so no row leaves them.
+ * messages. VERIFIED ends the run, so no row leaves it; FAILED ends an attempt, and only a
+ * listening device (receiver_types.ts `listen`) goes on from it, by the FAILED rows (§8: FAILED,
+ * then IDLE).
  * @module
  */
 
@@ -45,6 +47,11 @@ export const TRANSITIONS: readonly Transition[] = [
   // §8.7: an OFFER that applies waits a random delay, then asks; a poll asks at once. An OFFER in
   // any other state (OFFER_DELAY included, so repeats never postpone the REQUEST) has no row.
   row("IDLE", "offer", startOfferDelay, ["OFFER_DELAY"]),
+  // §8.7: after a failed attempt a listening device takes a later OFFER (its delay stretched to
+  // RETRY_AFTER_FAILURE_MS after the failure), an "update wanted" or its poll, as from IDLE.
+  row("FAILED", "offer", startOfferDelay, ["OFFER_DELAY"]),
+  row("FAILED", "start", sendRequest, ["REQUESTED", "FAILED"]),
+  row("FAILED", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
   row("OFFER_DELAY", "timeout", sendRequest, ["REQUESTED", "FAILED"]),
   row("OFFER_DELAY", "start", sendRequest, ["REQUESTED", "FAILED"]),
   row("REQUESTED", "manifest", acceptManifest, ["RECEIVING", "FAILED"]),
@@ -66,9 +73,12 @@ export const TRANSITIONS: readonly Transition[] = [
   row("*", "stop", stopRun, ["FAILED"]),
 ];
 
-/** The row for `event` in `state`: its own row first, then a `*` row; undefined when none. */
+/**
+ * The row for `event` in `state`: its own row first, then a `*` row (never in VERIFIED or
+ * FAILED); undefined when none.
+ */
 export function transitionFor(state: ReceiverState, event: EventType): Transition | undefined {
-  if (state === "VERIFIED" || state === "FAILED") return undefined;
-  return TRANSITIONS.find((t) => t.state === state && t.event === event) ??
-    TRANSITIONS.find((t) => t.state === "*" && t.event === event);
+  const own = TRANSITIONS.find((t) => t.state === state && t.event === event);
+  if (own || state === "VERIFIED" || state === "FAILED") return own;
+  return TRANSITIONS.find((t) => t.state === "*" && t.event === event);
 }

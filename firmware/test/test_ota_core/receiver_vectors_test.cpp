@@ -2,16 +2,20 @@
 // tests/vectors/README.md) against the firmware core's Receiver, driven by the fakes of fakes.h: a
 // clock the script advances (ticking every millisecond, as the device's task would), a publisher
 // that records what the receiver sends, and a RAM flash that records writes and fails them on
-// demand. The simulator runs the same scripts in tests/receiver_vectors_test.ts.
+// demand, and an HTTP downloader whose GETs the script's image server answers (the fetch loop of
+// firmware/src/http_download.cpp over the core's onHttpFailure and HttpResumeKeeper). The
+// simulator runs the same scripts in tests/receiver_vectors_test.ts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "fakes.h"
 #include "json_mini.h"
+#include "ota_core/http_download.h"
 #include "ota_core/topics.h"
 
 using namespace ota_core;
@@ -83,6 +87,107 @@ class RecordingFlash : public fakes::FakeFlash {
   std::vector<uint32_t> writes;
 };
 
+/// The FakePublisher, recording subscribe and unsubscribe actions in one list, in order.
+class RecordingPublisher : public fakes::FakePublisher {
+ public:
+  bool subscribe(const char* topic) override {
+    actions.push_back(std::string("subscribe ") + topic);
+    return FakePublisher::subscribe(topic);
+  }
+  void unsubscribe(const char* topic) override {
+    actions.push_back(std::string("unsubscribe ") + topic);
+    FakePublisher::unsubscribe(topic);
+  }
+  std::vector<std::string> actions;
+};
+
+/// The device's HTTP download (protocol §8.8) against the script's image server: each GET asks
+/// from the bytes held and takes the next response of the `http` step; the loop is the one of
+/// firmware/src/http_download.cpp (esp_https_ota), deciding with the core's onHttpFailure. The
+/// slot it writes is `partition` (esp_https_ota writes the partition itself, not the FlashSink);
+/// a download that ends with the right SHA-256 finishes the sink's slot, as esp_https_ota_finish.
+class ScriptedDownloader : public HttpDownloader {
+ public:
+  ScriptedDownloader(const std::vector<uint8_t>& image, RecordingFlash& slot)
+      : image_(image), slot_(slot), partition_(image.size()) {}
+  std::deque<Value> responses;
+  /// The offsets the answered GETs asked from (0: no Range), in order.
+  std::vector<uint32_t> answered;
+
+  HttpResult download(const HttpJob& job, HttpResumeKeeper& keeper) override {
+    uint32_t held = job.from;
+    uint32_t failures = job.failuresBefore;
+    auto result = [&](StatusCode code, const char* detail) {
+      HttpResult r;
+      r.status = code;
+      r.detail = detail;
+      r.bytesWritten = held - job.from;
+      return r;
+    };
+    for (;;) {
+      if (responses.empty()) return result(StatusCode::ABORTED, "no response scripted for a GET");
+      answered.push_back(held);
+      Value r = responses.front();
+      responses.pop_front();
+      int status = static_cast<int>(r["status"].u64());
+      uint32_t size = job.size;
+      if (status == 200 || status == 206) {
+        uint32_t from = status == 200 ? 0 : r.has("from") ? static_cast<uint32_t>(r["from"].u64()) : held;
+        // A response counts only when it starts at the offset asked (§8.8).
+        if (from == held && from < size) {
+          uint32_t n = r.has("bytes") ? static_cast<uint32_t>(r["bytes"].u64()) : size - from;
+          n = std::min(n, size - from);
+          std::copy(image_.begin() + from, image_.begin() + from + n, partition_.begin() + from);
+          if (r.has("tamper") && r["tamper"].boolean) partition_[from + (n >> 1)] ^= 0x01;
+          held = from + n;
+          failures = 0;
+          keeper.written(held);
+          if (held == size) {
+            uint8_t digest[kSha256Bytes];
+            Sha256 h;
+            h.begin();
+            h.update(partition_.data(), size);
+            h.finish(digest);
+            if (std::memcmp(digest, job.sha256, kSha256Bytes) != 0) {
+              return result(StatusCode::HASH_MISMATCH, "sha256 differs");
+            }
+            slot_.finished = true;  // esp_https_ota_finish: the slot is complete and valid
+            return result(StatusCode::VERIFIED, "");
+          }
+        }
+      }
+      ++failures;
+      switch (onHttpFailure(status, failures)) {
+        case HttpFailureAction::RETRY_WITH_RANGE:
+          continue;
+        case HttpFailureAction::ASK_AGAIN: {
+          keeper.written(held);
+          HttpResult again = result(StatusCode::ABORTED, "");
+          again.askAgain = true;
+          again.failuresInARow = failures;
+          return again;
+        }
+        case HttpFailureAction::GIVE_UP:
+          return result(StatusCode::ABORTED, "HTTP download failed kMaxHttpAttempts times in a row");
+      }
+    }
+  }
+
+ private:
+  const std::vector<uint8_t>& image_;
+  RecordingFlash& slot_;
+  std::vector<uint8_t> partition_;
+};
+
+/// A MANIFEST with flag URL and a `url` of these bytes appended as a str16 (§4.2): built by
+/// hand, so a step can send a url the encoder would refuse (too long, not UTF-8).
+void appendUrl(std::vector<uint8_t>& manifest, const std::vector<uint8_t>& url) {
+  manifest[59] |= 0x02;
+  manifest.push_back(static_cast<uint8_t>(url.size()));
+  manifest.push_back(static_cast<uint8_t>(url.size() >> 8));
+  manifest.insert(manifest.end(), url.begin(), url.end());
+}
+
 std::string outcomeName(const Receiver& rx) {
   const Outcome& o = rx.outcome();
   if (rx.state() == State::VERIFIED) return "VERIFIED";
@@ -112,7 +217,7 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
   std::string errorTopic = prefix + "/dev/" + deviceId + "/error";
   std::string offerTopic = prefix + "/dev/" + deviceId + "/offer";
   RecordingFlash flash(static_cast<uint32_t>(dev("slotBytes").u64()));
-  fakes::FakePublisher pub;
+  RecordingPublisher pub;
   fakes::MemStore store;
   fakes::FakeClock clock;
   SignatureVerifier verifier;
@@ -146,8 +251,6 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
                            : 0x80000000u;
   cfg.random = [](void* ctx) { return *static_cast<uint32_t*>(ctx); };
   cfg.randomContext = &drawn;
-  Receiver rx(cfg, flash, pub, store, clock);
-  ASSERT_TRUE(rx.configValid());
 
   // The image and what the sender announces.
   uint32_t size = static_cast<uint32_t>(tr("size").u64());
@@ -155,6 +258,17 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
   std::vector<uint8_t> image(size);
   for (uint32_t i = 0; i < size; ++i) image[i] = static_cast<uint8_t>(i * 7 + 3);
   image[0] = 0xE9;
+  // §8.8: a vector device follows URL MANIFESTs ("follow", the default), also asks for them
+  // ("ask", REQUEST flag HTTP) or cannot download over HTTP ("none": no downloader).
+  ScriptedDownloader downloader(image, flash);
+  bool hasHttp = (script.has("device") && script["device"].has("http")) ||
+                 defaults["device"].has("http");
+  std::string http = hasHttp ? dev("http").string : "follow";
+  cfg.httpDownloader = http == "none" ? nullptr : &downloader;
+  cfg.askHttp = http == "ask";
+  Receiver rx(cfg, flash, pub, store, clock);
+  ASSERT_TRUE(rx.configValid());
+
   uint8_t imageSha[32];
   Sha256 h;
   h.begin();
@@ -195,6 +309,8 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
     SCOPED_TRACE("step " + std::to_string(i));
     size_t sentBefore = pub.sent.size();
     size_t writesBefore = flash.writes.size();
+    size_t actionsBefore = pub.actions.size();
+    size_t fetchesBefore = downloader.answered.size();
     if (step.has("start")) {
       rx.start();
     } else if (step.has("manifest")) {
@@ -231,6 +347,12 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       std::vector<uint8_t> out(1024);
       out.resize(encodeManifest(m, out.data(), out.size()));
       ASSERT_FALSE(out.empty());
+      if (s.has("url") || s.has("urlHex")) {
+        ASSERT_FALSE(m.shared) << "a step gives both a url and a stream";
+        appendUrl(out, s.has("urlHex") ? json_mini::hex(s["urlHex"].string)
+                                       : std::vector<uint8_t>(s["url"].string.begin(),
+                                                              s["url"].string.end()));
+      }
       currentTransferId = m.transferId;
       std::string responseTopic = s.has("responseTopic") ? s["responseTopic"].string : body;
       ackTopic = body;
@@ -297,6 +419,11 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       }
       bool onData = s.has("topic") && s["topic"].string == "data";
       deliver(onData ? dataTopic : offerTopic, out, {}, "");
+    } else if (step.has("http")) {
+      const std::vector<Value>& rs = step["http"]["responses"].array;
+      downloader.responses.assign(rs.begin(), rs.end());
+      rx.runPendingHttpDownload();  // the platform runs the download the MANIFEST asked for
+      downloader.responses.clear();
     } else if (step.has("advance")) {
       // The device's task ticks often; every millisecond here, so due times are exact. An
       // advance of 0 is one tick at the same time (what is due now fires).
@@ -319,8 +446,10 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       Ack a;
       Status st;
       if (decodeRequest(p.data.data(), p.data.size(), r) == DecodeError::NONE) {
+        // RESUME shows as the resume offset; the other flag bits by name (§4.1).
         got.push_back(p.topic + " REQUEST resume=" +
-                      (r.hasResume ? std::to_string(r.resumeOffset) : "null"));
+                      (r.hasResume ? std::to_string(r.resumeOffset) : "null") + " flags=" +
+                      (r.wantsHttp ? "HTTP," : "") + (r.shared ? "SHARED," : ""));
       } else if (decodeAck(p.data.data(), p.data.size(), a) == DecodeError::NONE) {
         got.push_back(p.topic + " ACK " + std::to_string(a.nextIndex) + " " + toString(a.nack));
       } else if (decodeStatus(p.data.data(), p.data.size(), st) == DecodeError::NONE) {
@@ -333,8 +462,13 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
       for (const Value& o : expect["out"].array) {
         const std::string& type = o["type"].string;
         if (type == "REQUEST") {
+          std::string flags;
+          if (o.has("flags")) {
+            for (const Value& f : o["flags"].array) flags += f.string + ",";
+          }
           want.push_back(reqTopic + " REQUEST resume=" +
-                         (o["resumeOffset"].isNull() ? "null" : std::to_string(o["resumeOffset"].u64())));
+                         (o["resumeOffset"].isNull() ? "null" : std::to_string(o["resumeOffset"].u64())) +
+                         " flags=" + flags);
         } else if (type == "ACK") {
           want.push_back(ackTopic + " ACK " + std::to_string(o["nextIndex"].u64()) + " " +
                          o["nack"].string);
@@ -350,7 +484,27 @@ TEST_P(ReceiverVectors, BehavesAsTheScriptSays) {
     if (expect.has("writes")) {
       for (const Value& w : expect["writes"].array) wantWrites.push_back(static_cast<uint32_t>(w.u64()));
     }
-    EXPECT_EQ(wroteNow, wantWrites) << "writes";
+    // In an HTTP step the download writes pieces of its own size: the offsets asked show progress.
+    if (!step.has("http")) {
+      EXPECT_EQ(wroteNow, wantWrites) << "writes";
+    }
+    std::vector<std::string> actions(pub.actions.begin() + static_cast<long>(actionsBefore),
+                                     pub.actions.end());
+    std::vector<std::string> wantActions;
+    if (expect.has("subscriptions")) {
+      for (const Value& a : expect["subscriptions"].array) {
+        wantActions.push_back(a.has("subscribe") ? "subscribe " + a["subscribe"].string
+                                                 : "unsubscribe " + a["unsubscribe"].string);
+      }
+    }
+    EXPECT_EQ(actions, wantActions) << "subscriptions";
+    std::vector<uint32_t> fetched(downloader.answered.begin() + static_cast<long>(fetchesBefore),
+                                  downloader.answered.end());
+    std::vector<uint32_t> wantFetches;
+    if (expect.has("fetches")) {
+      for (const Value& f : expect["fetches"].array) wantFetches.push_back(static_cast<uint32_t>(f.u64()));
+    }
+    EXPECT_EQ(fetched, wantFetches) << "GETs";
     EXPECT_STREQ(toString(rx.state()), expect["state"].string.c_str()) << "state";
     if (expect.has("outcome")) {
       EXPECT_EQ(outcomeName(rx), expect["outcome"].string) << "outcome";

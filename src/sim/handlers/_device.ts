@@ -46,6 +46,11 @@ export interface Exchange {
   httpOffset: number;
   /** An HTTP download: fetches in a row without progress. */
   httpFailures: number;
+  /**
+   * When the last attempt failed (clock ms), or null when it did not (none yet, or UP_TO_DATE):
+   * an OFFER waits until RETRY_AFTER_FAILURE_MS after it (§8.7).
+   */
+  failedAt: number | null;
 }
 
 /** The device as its handlers see it. */
@@ -57,6 +62,8 @@ export interface Device {
   readonly x: Exchange;
   /** The state the event arrived in. */
   readonly state: ReceiverState;
+  /** The device's clock, in milliseconds. */
+  now(): number;
   /** The open connection. */
   link(): Link;
   log(line: string): void;

@@ -17,26 +17,26 @@ import type { Device } from "./_device.ts";
 import { verify } from "./chunk.ts";
 import { sendRequest } from "./request.ts";
 
-/** Schemes a download URL may have. */
-const URL_SCHEMES = ["http:", "https:"];
+/** How a download URL may start (§8.8): the scheme, lower case, and the `//` of an authority. */
+const URL_STARTS = ["http://", "https://"];
+/** Characters that cannot start a host: an empty authority, or one with only a port or user. */
+const NOT_A_HOST = "/?#:@";
 
 /**
- * Why `url` cannot be fetched (§8.8: an absolute http or https URL with a host, no whitespace or
- * control character), or null when it can.
+ * Why `url` cannot be fetched, or null when it can. Protocol §8.8: `http://` or `https://`, then
+ * a host (the first character after `//` is none of `/ ? # : @`), and only printable ASCII (no
+ * whitespace, control character or byte above 0x7E: the sender percent-encodes). A WHATWG URL
+ * parser would repair `https:///x` or `http:/host` into a URL with a host; the device takes the
+ * bytes as they are, as the firmware does.
  */
 export function downloadUrlProblem(url: string): string | null {
-  // deno-lint-ignore no-control-regex
-  if (/[\s\x00-\x1f\x7f]/.test(url)) return "it holds whitespace or a control character";
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return "it is not an absolute URL";
+  if (/[^\x21-\x7e]/.test(url)) {
+    return "it holds whitespace, a control character or a character outside printable ASCII";
   }
-  if (!URL_SCHEMES.includes(parsed.protocol)) {
-    return `its scheme "${parsed.protocol}" is not http or https`;
-  }
-  if (parsed.hostname === "") return "it names no host";
+  const start = URL_STARTS.find((s) => url.startsWith(s));
+  if (start === undefined) return "it does not start with http:// or https://";
+  const first = url.charAt(start.length);
+  if (first === "" || NOT_A_HOST.includes(first)) return "it names no host";
   return null;
 }
 

@@ -46,7 +46,11 @@ export async function acceptManifest(d: Device, e: EventOf<"manifest">): Promise
     }
   }
   // §8.8: a URL the device cannot fetch is refused before anything is erased.
-  const urlProblem = m.url === undefined ? null : downloadUrlProblem(m.url);
+  const urlProblem = m.url === undefined
+    ? null
+    : d.o.followUrls === false
+    ? "this device cannot download over HTTP"
+    : downloadUrlProblem(m.url);
   if (urlProblem) {
     return await d.fail(
       StatusCode.ABORTED,

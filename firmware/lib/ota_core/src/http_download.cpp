@@ -87,4 +87,12 @@ void HttpResumeKeeper::written(uint32_t total) {
   if (store_.save(point_)) saved_ = sector;
 }
 
+void HttpResumeKeeper::flush(uint32_t total) {
+  if (total > point_.size) total = point_.size;
+  uint32_t sector = total - total % kFlashSectorBytes;
+  if (sector <= saved_) return;
+  point_.offset = sector;
+  if (store_.save(point_)) saved_ = sector;
+}
+
 }  // namespace ota_core

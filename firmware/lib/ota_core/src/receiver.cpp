@@ -126,6 +126,11 @@ void Receiver::enter(State next) {
   state_ = next;
   if (next == State::VERIFIED || next == State::FAILED) leaveStream();  // §11.4
   uint32_t now = clock_.nowMs();
+  if (next == State::FAILED) {
+    attemptFailed_ = !outcome_.upToDate;
+    failedAtMs_ = now;
+  }
+  if (next == State::VERIFIED || next == State::FAILED) httpRefusals_ = 0;  // the attempt's row
   switch (next) {
     case State::REQUESTED:
     case State::RECEIVING:
@@ -331,9 +336,17 @@ uint32_t Receiver::nextRandom() {
   return x;
 }
 
+// §8.7: a delay drawn in [0, jitterMs]; after a failed attempt it lasts at least until
+// kRetryAfterFailureMs after the failure.
 State Receiver::startOfferDelay() {
   uint64_t jitter = static_cast<uint64_t>(offer_.jitterMs) + 1;
   offerDelayMs_ = static_cast<uint32_t>((static_cast<uint64_t>(nextRandom()) * jitter) >> 32);
+  if (state_ == State::FAILED && attemptFailed_) {
+    uint32_t since = clock_.nowMs() - failedAtMs_;
+    if (since < kRetryAfterFailureMs && kRetryAfterFailureMs - since > offerDelayMs_) {
+      offerDelayMs_ = kRetryAfterFailureMs - since;
+    }
+  }
   unanswered_ = 0;
   ++stats_.offersTaken;
   return State::OFFER_DELAY;
@@ -365,10 +378,13 @@ State Receiver::sendRequest() {
   }
   if (sinkOpen_) {
     // Same boot, write handle still open: every byte below the write position is clean, so ask
-    // for exactly that position and keep writing without a rehash.
-    req.hasResume = true;
-    std::memcpy(req.resumeSha256, sha256_, kSha256Bytes);
-    req.resumeOffset = nextIndex_ * chunkSize_;
+    // for exactly that position and keep writing without a rehash. With nothing written yet
+    // there is nothing to resume (§9): the REQUEST carries no resume point.
+    if (nextIndex_ > 0) {
+      req.hasResume = true;
+      std::memcpy(req.resumeSha256, sha256_, kSha256Bytes);
+      req.resumeOffset = nextIndex_ * chunkSize_;
+    }
   } else if (haveResume_ && std::strcmp(resume_.product, config_.product) == 0 &&
              (isLatest(config_.wantedVersion) ||
               std::strcmp(resume_.version, config_.wantedVersion) == 0)) {
@@ -521,6 +537,7 @@ State Receiver::acceptUrlManifest() {
   httpJob_.size = m.size;
   httpJob_.from = m.startOffset;
   httpJob_.kind = m.kind;
+  httpJob_.failuresBefore = httpRefusals_;
   httpPending_ = true;
   stats_.resumedFrom = m.startOffset;
   return State::RECEIVING;
@@ -534,6 +551,9 @@ bool Receiver::runPendingHttpDownload() {
   HttpResumeKeeper keeper(store_, httpJob_, config_.product, version_);
   httpResult_ = config_.httpDownloader->download(httpJob_, keeper);
   stats_.bytesWritten += httpResult_.bytesWritten;
+  // §8.8: a refused URL sends a REQUEST with the resume point of the bytes held, even when the
+  // keeper's wear rule has not saved them yet.
+  if (httpResult_.askAgain) keeper.flush(httpJob_.from + httpResult_.bytesWritten);
   dispatch(Event::HTTP_DONE);
   return true;
 }
@@ -542,8 +562,10 @@ State Receiver::onHttpDone() {
   const HttpResult& r = httpResult_;
   if (r.askAgain) {
     // The URL is no longer good (an expired token): ask again from the bytes saved (§8.8),
-    // unless URLs keep being refused without progress (a clock that expires every token).
-    httpRefusals_ = r.bytesWritten > 0 ? 1 : httpRefusals_ + 1;
+    // unless fetches keep failing without progress (a clock that expires every token). The row
+    // goes on across the REQUESTs; a downloader that does not count still moves it by one.
+    uint32_t counted = r.bytesWritten > 0 ? 1 : httpRefusals_ + 1;
+    httpRefusals_ = r.failuresInARow > counted ? r.failuresInARow : counted;
     if (httpRefusals_ >= kMaxHttpAttempts) {
       httpRefusals_ = 0;
       return fail(StatusCode::ABORTED, "the server refused every download URL");

@@ -49,6 +49,9 @@ struct HttpJob {
   uint32_t size = 0;
   uint32_t from = 0;
   ImageKind kind = ImageKind::ESP32_APP;
+  /// Fetches in a row without a byte of progress before this download: the refused URLs of the
+  /// REQUESTs that led to it (§8.8 counts them in one row). The downloader counts on from here.
+  uint32_t failuresBefore = 0;
 };
 
 /// How a download ended.
@@ -62,6 +65,9 @@ struct HttpResult {
   const char* detail = "";
   /// Bytes of the image written by this download (resumed bytes not counted).
   uint32_t bytesWritten = 0;
+  /// Fetches in a row without a byte of progress when it ended (with askAgain: the refusal
+  /// included), counted on from HttpJob::failuresBefore.
+  uint32_t failuresInARow = 0;
 };
 
 /// What a failed fetch leads to (protocol §8.8).
@@ -87,6 +93,9 @@ class HttpResumeKeeper {
   HttpResumeKeeper(StateStore& store, const HttpJob& job, const char* product, const char* version);
   /// `total` bytes of the image are now written (resumed bytes included).
   void written(uint32_t total);
+  /// Saves the sector below `total` now, whatever kHttpResumeSaveBytes says: the download stops
+  /// and the REQUEST that follows carries this resume point (§8.8: a refused URL).
+  void flush(uint32_t total);
   /// The offset last saved (0 before any).
   uint32_t savedOffset() const { return saved_; }
 

@@ -95,5 +95,10 @@ constexpr uint32_t kAckFlushDelayMs = 20;
 /// and reports that no sender answered (protocol §8): 3 x DEVICE_IDLE_TIMEOUT_MS = 30 s. The
 /// simulator uses the same number (src/sim/limits.ts MAX_UNANSWERED_REQUESTS).
 constexpr uint32_t kMaxUnansweredRequests = 3;
+/// A device whose attempt failed takes a later OFFER (protocol §8.7) no sooner than this long after
+/// the failure: the delay it draws is stretched to reach it, so a failure that repeats at once (a
+/// broken flash, an image it cannot take) never turns a rollout's retries into a burst of REQUESTs.
+/// The simulator uses the same number (src/sim/limits.ts RETRY_AFTER_FAILURE_MS).
+constexpr uint32_t kRetryAfterFailureMs = kDeviceIdleTimeoutMs;
 
 }  // namespace ota_core

@@ -221,6 +221,10 @@ class Receiver {
   uint32_t backoffMs_ = 0;
   /// The wait of OFFER_DELAY, drawn when the OFFER was taken.
   uint32_t offerDelayMs_ = 0;
+  /// The last attempt failed (FAILED, not up to date) at failedAtMs_: an OFFER waits until
+  /// kRetryAfterFailureMs after it (§8.7).
+  bool attemptFailed_ = false;
+  uint32_t failedAtMs_ = 0;
   /// State of the fallback xorshift generator (ReceiverConfig::random unset).
   uint32_t randomState_ = 0;
   /// REQUESTs sent since the last answer (MANIFEST, ERROR or CHUNK of ours).
@@ -266,7 +270,8 @@ class Receiver {
   HttpJob httpJob_;
   bool httpPending_ = false;
   HttpResult httpResult_;
-  /// Downloads in a row whose URL was refused without a byte of progress (§8.8).
+  /// Fetches in a row without a byte of progress when the last URL was refused (§8.8): the
+  /// next download counts on from here.
   uint32_t httpRefusals_ = 0;
   bool chunkDecoded_ = false;
   uint32_t badChunkTransferId_ = 0;
