@@ -318,6 +318,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   ota_core::State lastState = rx.state();
   ota_core::SelfTestPhase lastPhase = selfTest.phase();
   uint32_t lastOffers = 0;
+  uint32_t lastRejoined = 0;
   // Progress lines and the end condition, checked after every step on the receiver's thread.
   auto watch = [&]() -> bool {
     const ota_core::ReceiverStats& s = rx.stats();
@@ -333,6 +334,11 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
       std::printf("progress written=%u chunks=%u dup=%u crc=%u gap=%u nacks=%u dropped=%u\n",
                   s.bytesWritten, s.chunksWritten, s.duplicates, s.crcErrors, s.gaps, s.nacksSent,
                   inbox.droppedPoolFull());
+    }
+    if (s.sharedRejoined != lastRejoined) {
+      lastRejoined = s.sharedRejoined;
+      std::printf("shared topic subscribed again after a reconnect (%u shared chunks written)\n",
+                  s.sharedWritten);
     }
     if (s.offersTaken != lastOffers) {
       lastOffers = s.offersTaken;
@@ -403,11 +409,11 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
       "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
       "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
-      "\"waited\":%u,\"sharedWritten\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"cpuSeconds\":%.4f,\"detail\":\"%s\"}\n",
+      "\"waited\":%u,\"sharedWritten\":%u,\"sharedRejoined\":%u,\"sharedLapsed\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"cpuSeconds\":%.4f,\"detail\":\"%s\"}\n",
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
-      inbox.waitedForSlot(), s.sharedWritten, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, cpuSeconds, o.detail);
+      inbox.waitedForSlot(), s.sharedWritten, s.sharedRejoined, s.sharedLapsed, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, cpuSeconds, o.detail);
   if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
   if (ota_core::nextRunAction(mode, rx.state(), selfTest.phase()) == ota_core::RunAction::RESTART) {
     rebootInto = o.version;

@@ -19,3 +19,11 @@ export const MAX_DETAIL_CHARS = 200;
 export const MAX_SCAN_PER_PAGE = 10_000;
 /** Bytes counted per key when `putMany` sizes a commit (keys are far shorter). */
 export const IMPORT_KEY_BYTES_ESTIMATE = 160;
+/**
+ * Width of the time slices of the last-seen entries (the online count reads the slices of its
+ * window, not the inventory): one minute, so a device polling every minute moves its entry
+ * about once a poll, and a device polling faster rewrites it in place.
+ */
+export const SEEN_SLICE_MS = 60_000;
+/** Most device counts (product and version pairs) one recount commits in one KV commit. */
+export const COUNTS_PER_COMMIT = 400;

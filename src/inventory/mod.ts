@@ -15,5 +15,6 @@
 
 export * from "./device_record.ts";
 export * from "./errors.ts";
+export * from "./fleet_counts.ts";
 export * from "./limits.ts";
 export * from "./store.ts";

@@ -19,6 +19,7 @@ import { escapeControl } from "../format/mod.ts";
 import { type RunningHttp, startHttp } from "../http/mod.ts";
 import { downloadTokens, tokenQuery } from "../http/download_token.ts";
 import type { HttpDownloadWiring } from "../sender/options.ts";
+import { startSenderLiveness } from "./sender_liveness.ts";
 import { watchEventLoop } from "./event_loop_watch.ts";
 import { logTime, type LogWriter, stdoutLog } from "./log_writer.ts";
 
@@ -137,6 +138,7 @@ export async function runSender(
     shared: config.shared,
     httpDownload,
   });
+  const liveness = await startSenderLiveness(catalog, senderId, log);
   const stopWatch = watchEventLoop(log);
   let stopped = false;
   /** Stops the service, then the connection, the catalog and any embedded broker, once. */
@@ -145,6 +147,7 @@ export async function runSender(
     stopped = true;
     stopWatch();
     await sender.stop();
+    await liveness.stop();
     await transport.close().catch(() => {});
     catalog.close();
     await embedded?.stop();
