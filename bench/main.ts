@@ -4,7 +4,10 @@
  * One run, one Mosquitto on a free loopback port, one machine:
  * 1. the raw MQTT QoS 1 ceiling at each chunk size (bench/ceiling.ts), and the native ceiling: a C
  *    program on libmosquitto streaming in the transfer's shape (bench/native_ceiling.ts);
- * 2. single transfers to one simulated device (default settings, 16 KiB chunks, stop-and-wait);
+ * 2. single transfers to one simulated device (default settings, 16 KiB chunks, stop-and-wait),
+ *    and the default one also to the native device (bench/native_device.ts: the C++ firmware
+ *    core on libmosquitto with its flash in memory; in the device's task design and inline, on
+ *    one thread as the pipe's receiver), run for run in turn with the JS device;
  * 3. a slow link (bench/slow_proxy.ts: 50 ms round trip, 1 MiB/s each way);
  * 3b. the C++ firmware core on that link with an ESP32 flash model, old inline design against
  *    the task design (bench/firmware_device.ts);
@@ -52,6 +55,7 @@ import {
 } from "./fleet_scale.ts";
 import { FD_MARGIN, fleetFdProblem } from "./fd_limit.ts";
 import { createNativeCeiling, libmosquittoVersion } from "./native_ceiling.ts";
+import { prepareNativeDevice, runNativeDevice } from "./native_device.ts";
 import { checkNativeTargets, type TargetVerdict } from "./native_targets.ts";
 import { machineBusySeconds, procUsage, startSenderProcess } from "./sender_process.ts";
 import { startSlowProxy } from "./slow_proxy.ts";
@@ -62,8 +66,15 @@ import { type HttpBenchRow, runHttpSection } from "./http_download.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
-/** Bytes of unrecorded single transfers before the recorded ones (JIT warm-up). */
-const SINGLE_WARMUP_BYTES = 12 * MiB;
+/**
+ * Unrecorded single transfers before the recorded ones (JIT warm-up): at least this many bytes
+ * and this many transfers. 48 transfers of 4 MiB in a row from a fresh sender read 15–48 ms of
+ * sender CPU per MiB over the first four, 6–17 up to the twentieth and 3–5 from about the
+ * thirtieth on; 12 MiB of warm-up left the first case recorded (the default one, the target's)
+ * at about twice the CPU per MiB of the same settings a few cases later.
+ */
+const SINGLE_WARMUP_BYTES = 128 * MiB;
+const SINGLE_WARMUP_TRANSFERS = 32;
 /** Fleets from this size up run their devices in worker processes. */
 const DEFAULT_WORKERS_FROM = 1000;
 
@@ -218,6 +229,18 @@ interface SingleCase {
   window: number;
   /** Ceiling chunk size it is compared with. */
   ceilingAt: number;
+  /** The simulated JS device (default) or the native one (bench/native_device.ts). */
+  device?: "js" | "native";
+  /** The native device's design (bench/native_device.ts); default `task`, the device's own. */
+  design?: "task" | "inline";
+}
+
+/** One transfer of a single case, as the section records it. */
+interface SingleRun {
+  seconds: number;
+  /** CPU seconds of the device process over the transfer; NaN for the JS device (this one). */
+  deviceCpuSeconds: number;
+  problems: string;
 }
 
 async function main(): Promise<number> {
@@ -323,13 +346,72 @@ async function main(): Promise<number> {
     }
 
     if (args.only.has("single")) {
-      const cases: SingleCase[] = [
+      // The default case with both devices runs as one group, run for run in turn, so a change
+      // of the machine's load hits both alike.
+      const groups: SingleCase[][] = [[
         { name: "default (device asks 0/0)", chunkSize: 0, window: 0, ceilingAt: 4096 },
+        {
+          name: "default, native device",
+          chunkSize: 0,
+          window: 0,
+          ceilingAt: 4096,
+          device: "native",
+        },
+        {
+          name: "default, native device, inline",
+          chunkSize: 0,
+          window: 0,
+          ceilingAt: 4096,
+          device: "native",
+          design: "inline",
+        },
+      ]];
+      const cases: SingleCase[] = [
         { name: "window 64 (device asks)", chunkSize: 0, window: 64, ceilingAt: 4096 },
         { name: "chunk 16 KiB", chunkSize: 16384, window: 0, ceilingAt: 16384 },
         { name: "chunk 16 KiB, window 64", chunkSize: 16384, window: 64, ceilingAt: 16384 },
         { name: "stop-and-wait 1 KiB, window 1", chunkSize: 1024, window: 1, ceilingAt: 1024 },
       ];
+      groups.push(...cases.map((c) => [c]));
+      const root = await prepareNativeDevice();
+      const runCase = async (c: SingleCase): Promise<SingleRun> => {
+        if (c.device === "native") {
+          const r = await runNativeDevice(root, {
+            port: broker.port,
+            product: "bench-single",
+            imageBytes: sizes.single,
+            chunkSize: c.chunkSize,
+            window: c.window,
+            design: c.design,
+          });
+          if (r.status !== "VERIFIED") {
+            throw new Error(`single transfer "${c.name}" failed: ${r.status}`);
+          }
+          return {
+            seconds: r.seconds,
+            deviceCpuSeconds: r.cpuSeconds,
+            problems: r.gaps + r.duplicates + r.nacks > 0
+              ? `${r.gaps} gaps, ${r.duplicates} duplicates, ${r.nacks} NACKs, ${r.requests} requests`
+              : "",
+          };
+        }
+        const r = await runOneConnected({
+          url: broker.url,
+          product: "bench-single",
+          chunkSize: c.chunkSize,
+          window: c.window,
+        });
+        if (!r.ok) {
+          throw new Error(`single transfer "${c.name}" failed: ${r.status} ${r.detail}`);
+        }
+        return {
+          seconds: r.seconds,
+          deviceCpuSeconds: NaN,
+          problems: r.gaps + r.duplicates + r.nacks + r.crcErrors > 0
+            ? `${r.gaps} gaps, ${r.duplicates} duplicates, ${r.nacks} NACKs, ${r.requests} requests`
+            : "",
+        };
+      };
       const sender = await startSenderProcess({
         brokerUrl: broker.url,
         images: [{ product: "bench-single", version: "1.0.0", size: sizes.single }],
@@ -337,58 +419,74 @@ async function main(): Promise<number> {
       });
       const rows = [];
       try {
-        // Warm-up, not recorded: a long-running sender has its hot paths compiled; so do we.
-        // At least 12 MiB of it: after 3 × 1 MiB (--quick) the first case recorded still paid
-        // 2-3 × the sender CPU per MiB of the same settings one case later.
-        for (let i = 0; i < Math.max(3, Math.ceil(SINGLE_WARMUP_BYTES / sizes.single)); i++) {
+        // Warm-up, not recorded: a long-running sender has its hot paths compiled; so do we
+        // (see SINGLE_WARMUP_BYTES).
+        const warmup = Math.max(
+          SINGLE_WARMUP_TRANSFERS,
+          Math.ceil(SINGLE_WARMUP_BYTES / sizes.single),
+        );
+        for (let i = 0; i < warmup; i++) {
           await runOneConnected({ url: broker.url, product: "bench-single", window: 64 });
         }
-        for (const c of cases) {
-          const rates: number[] = [];
-          const cpuBefore = readCpu(sender.pid);
+        for (const group of groups) {
+          const rates = group.map(() => [] as number[]);
+          const senderCpu = group.map(() => 0);
+          const deviceCpu = group.map(() => 0);
           for (let i = 0; i < sizes.singleRuns; i++) {
-            const r = await runOneConnected({
-              url: broker.url,
-              product: "bench-single",
-              chunkSize: c.chunkSize,
-              window: c.window,
-            });
-            if (!r.ok) {
-              throw new Error(`single transfer "${c.name}" failed: ${r.status} ${r.detail}`);
-            }
-            rates.push(sizes.single / MiB / r.seconds);
-            if (r.gaps + r.duplicates + r.nacks + r.crcErrors > 0) {
-              progress(
-                `  ${c.name}: ${r.gaps} gaps, ${r.duplicates} duplicates, ${r.nacks} NACKs, ${r.requests} requests`,
-              );
+            for (const [k, c] of group.entries()) {
+              const cpuBefore = readCpu(sender.pid);
+              const r = await runCase(c);
+              senderCpu[k] += cpuSecondsBetween(cpuBefore, readCpu(sender.pid));
+              deviceCpu[k] += r.deviceCpuSeconds;
+              rates[k].push(sizes.single / MiB / r.seconds);
+              if (r.problems) progress(`  ${c.name}: ${r.problems}`);
             }
           }
-          const senderCpuPerMiB = cpuSecondsBetween(cpuBefore, readCpu(sender.pid)) /
-            (sizes.single * sizes.singleRuns / MiB);
-          const mibPerSecond = median(rates);
-          const ceiling = await ceilingAt(c.ceilingAt);
-          const nat = await native.at(c.ceilingAt);
-          rows.push({
-            case: c.name,
-            chunkBytes: c.chunkSize || "default",
-            window: c.window || "default",
-            imageBytes: sizes.single,
-            mibPerSecond: round(mibPerSecond, 2),
-            ceilingChunkBytes: c.ceilingAt,
-            ratioToCeiling: round(mibPerSecond / ceiling),
-            ratioToNative: round(mibPerSecond / nat.mibPerSecond),
-            senderCpuSecondsPerMiB: round(senderCpuPerMiB, 5),
-            senderCpuRatioToNative: round(senderCpuPerMiB / nat.publisherCpuSecondsPerMiB, 2),
-          });
-          progress(
-            `single ${c.name}: ${mibPerSecond.toFixed(2)} MiB/s = ${
-              (mibPerSecond / ceiling).toFixed(2)
-            } × ceiling = ${(mibPerSecond / nat.mibPerSecond).toFixed(2)} × native, sender ${
-              senderCpuPerMiB.toFixed(4)
-            } CPU s/MiB = ${
-              (senderCpuPerMiB / nat.publisherCpuSecondsPerMiB).toFixed(1)
-            } × native (runs ${rates.map((x) => x.toFixed(1)).join(", ")})`,
-          );
+          for (const [k, c] of group.entries()) {
+            const mib = sizes.single * sizes.singleRuns / MiB;
+            const senderCpuPerMiB = senderCpu[k] / mib;
+            const deviceCpuPerMiB = deviceCpu[k] / mib;
+            const mibPerSecond = median(rates[k]);
+            const ceiling = await ceilingAt(c.ceilingAt);
+            const nat = await native.at(c.ceilingAt);
+            rows.push({
+              case: c.name,
+              device: c.device === "native" ? `native ${c.design ?? "task"}` : "js",
+              chunkBytes: c.chunkSize || "default",
+              window: c.window || "default",
+              imageBytes: sizes.single,
+              mibPerSecond: round(mibPerSecond, 2),
+              ceilingChunkBytes: c.ceilingAt,
+              ratioToCeiling: round(mibPerSecond / ceiling),
+              ratioToNative: round(mibPerSecond / nat.mibPerSecond),
+              senderCpuSecondsPerMiB: round(senderCpuPerMiB, 5),
+              senderCpuRatioToNative: round(senderCpuPerMiB / nat.publisherCpuSecondsPerMiB, 2),
+              ...(Number.isFinite(deviceCpuPerMiB)
+                ? {
+                  deviceCpuSecondsPerMiB: round(deviceCpuPerMiB, 5),
+                  deviceCpuRatioToNativeReceiver: round(
+                    deviceCpuPerMiB / nat.receiverCpuSecondsPerMiB,
+                    2,
+                  ),
+                }
+                : {}),
+            });
+            progress(
+              `single ${c.name}: ${mibPerSecond.toFixed(2)} MiB/s = ${
+                (mibPerSecond / ceiling).toFixed(2)
+              } × ceiling = ${(mibPerSecond / nat.mibPerSecond).toFixed(2)} × native, sender ${
+                senderCpuPerMiB.toFixed(4)
+              } CPU s/MiB = ${
+                (senderCpuPerMiB / nat.publisherCpuSecondsPerMiB).toFixed(1)
+              } × native${
+                Number.isFinite(deviceCpuPerMiB)
+                  ? `, device ${deviceCpuPerMiB.toFixed(4)} CPU s/MiB = ${
+                    (deviceCpuPerMiB / nat.receiverCpuSecondsPerMiB).toFixed(1)
+                  } × native receiver`
+                  : ""
+              } (runs ${rates[k].map((x) => x.toFixed(1)).join(", ")})`,
+            );
+          }
         }
       } finally {
         await sender.stop();
@@ -619,16 +717,20 @@ async function main(): Promise<number> {
       });
     }
     // The targets are stated for one transfer at default settings: the device asks for 0/0.
-    const byDefault = (out.single as Record<string, number | string>[] | undefined)?.find((r) =>
+    // Judged with each device: the native one pairs C with C as the pipe does.
+    const byDefault = ((out.single ?? []) as Record<string, number | string>[]).filter((r) =>
       r.chunkBytes === "default" && r.window === "default"
-    ) as Record<string, number> | undefined;
-    if (byDefault) {
-      const nat = native.results().find((n) => n.chunkBytes === byDefault.ceilingChunkBytes);
-      out.targets = checkNativeTargets({
-        singleRatioToNative: byDefault.ratioToNative,
-        singleImageBytes: byDefault.imageBytes,
-        senderCpuSecondsPerMiB: byDefault.senderCpuSecondsPerMiB,
-        nativeCpuSecondsPerMiB: nat?.publisherCpuSecondsPerMiB,
+    ) as Record<string, number>[];
+    if (byDefault.length > 0) {
+      out.targets = byDefault.flatMap((row) => {
+        const nat = native.results().find((n) => n.chunkBytes === row.ceilingChunkBytes);
+        return checkNativeTargets({
+          device: String(row.device),
+          singleRatioToNative: row.ratioToNative,
+          singleImageBytes: row.imageBytes,
+          senderCpuSecondsPerMiB: row.senderCpuSecondsPerMiB,
+          nativeCpuSecondsPerMiB: nat?.publisherCpuSecondsPerMiB,
+        });
       }).map((t) => ({ ...t, value: round(t.value) }));
     }
   } finally {
@@ -701,7 +803,18 @@ function table(out: Record<string, unknown>): string {
   if (out.single) {
     lines.push("", "Single transfer, one device");
     grid(
-      ["case", "image", "MiB/s", "× ceiling", "× native", "(at B)", "CPU s/MiB", "× native CPU"],
+      [
+        "case",
+        "image",
+        "MiB/s",
+        "× ceiling",
+        "× native",
+        "(at B)",
+        "CPU s/MiB",
+        "× native CPU",
+        "device CPU s/MiB",
+        "× native receiver",
+      ],
       (out.single as Record<string, number | string>[]).map((r) => [
         r.case,
         formatBytes(Number(r.imageBytes)),
@@ -711,6 +824,10 @@ function table(out: Record<string, unknown>): string {
         r.ceilingChunkBytes,
         Number(r.senderCpuSecondsPerMiB).toFixed(4),
         Number(r.senderCpuRatioToNative).toFixed(1),
+        r.deviceCpuSecondsPerMiB === undefined ? "-" : Number(r.deviceCpuSecondsPerMiB).toFixed(4),
+        r.deviceCpuRatioToNativeReceiver === undefined
+          ? "-"
+          : Number(r.deviceCpuRatioToNativeReceiver).toFixed(1),
       ]),
     );
   }

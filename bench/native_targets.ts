@@ -13,6 +13,8 @@ export const MAX_CPU_RATIO_TO_NATIVE = 1.5;
 
 /** Figures of one run that the targets are checked on. */
 export interface NativeTargetInput {
+  /** The device of the transfer (`js`, `native`), named in the verdicts when given. */
+  device?: string;
   /** Throughput of the default single transfer as a ratio to the native pipe at its chunk size. */
   singleRatioToNative?: number;
   /** Image bytes of that transfer (the target is stated for 4 MiB). */
@@ -39,9 +41,10 @@ const FULL_IMAGE_BYTES = 4 * MiB;
 /** Checks the targets a run has figures for; missing figures give no verdict. */
 export function checkNativeTargets(input: NativeTargetInput): TargetVerdict[] {
   const out: TargetVerdict[] = [];
+  const of = input.device === undefined ? "" : ` (${input.device} device)`;
   if (input.singleRatioToNative !== undefined && Number.isFinite(input.singleRatioToNative)) {
     const verdict: TargetVerdict = {
-      target: `one transfer at default settings ≥ ${MIN_SINGLE_RATIO_TO_NATIVE} × native pipe`,
+      target: `one transfer at default settings${of} ≥ ${MIN_SINGLE_RATIO_TO_NATIVE} × native pipe`,
       value: input.singleRatioToNative,
       limit: MIN_SINGLE_RATIO_TO_NATIVE,
       holds: input.singleRatioToNative >= MIN_SINGLE_RATIO_TO_NATIVE,
@@ -55,7 +58,7 @@ export function checkNativeTargets(input: NativeTargetInput): TargetVerdict[] {
   const native = input.nativeCpuSecondsPerMiB;
   if (sender !== undefined && native !== undefined && native > 0) {
     out.push({
-      target: `sender CPU per MiB ≤ ${MAX_CPU_RATIO_TO_NATIVE} × native publisher`,
+      target: `sender CPU per MiB${of} ≤ ${MAX_CPU_RATIO_TO_NATIVE} × native publisher`,
       value: sender / native,
       limit: MAX_CPU_RATIO_TO_NATIVE,
       holds: sender / native <= MAX_CPU_RATIO_TO_NATIVE,

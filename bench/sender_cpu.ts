@@ -11,8 +11,13 @@
  * transfer crawls they would otherwise swell the per-MiB figure; the round also reports the CPU
  * per MiB without them. By thread: the main thread (`deno`), V8's helpers, Deno KV's thread.
  *
+ * Each round then runs as many transfers to the native device (bench/native_device.ts: the C++
+ * firmware core with its flash in memory, C on both ends as in the pipe) and reports its ratio to
+ * the pipe, the sender's CPU per MiB for it and the device's own CPU per MiB against the pipe's
+ * receiver (`--device js` leaves it out).
+ *
  * Options: `--rounds N` (default 3), `--transfers N` per round (default 12), `--size MiB`
- * (default 4), `--json`.
+ * (default 4), `--device js|both` (default both), `--json`.
  * @module
  */
 
@@ -24,10 +29,14 @@ import { cpuSecondsBetween, cpuSecondsByThread, readCpu } from "./cpu_clock.ts";
 import { runOneConnected } from "./devices.ts";
 import { createNativeCeiling } from "./native_ceiling.ts";
 import { checkNativeTargets } from "./native_targets.ts";
+import { prepareNativeDevice, runNativeDevice } from "./native_device.ts";
 import { startSenderProcess } from "./sender_process.ts";
 
-/** Bytes the sender moves before anything is recorded (its hot paths compiled). */
-const WARMUP_BYTES = 16 * MiB;
+/**
+ * Bytes the sender moves before anything is recorded (its hot paths compiled): its CPU per MiB
+ * settles only after about 30 transfers of 4 MiB (bench/main.ts `SINGLE_WARMUP_BYTES`).
+ */
+const WARMUP_BYTES = 128 * MiB;
 /** Chunk bytes the native pipe moves per round. */
 const NATIVE_BYTES = 32 * MiB;
 /** How long the idle sender is watched before each round. */
@@ -45,6 +54,18 @@ export interface BudgetRound {
   idleCpuPerSecond: number;
   /** `senderCpuSecondsPerMiB` less the idle rate over the round's duration: the transfers' own. */
   transferCpuSecondsPerMiB: number;
+  /** The same transfers to the native device, when run. */
+  nativeDevice?: NativeDeviceRound;
+}
+
+/** Figures of one round's transfers to the native device (bench/native_device.ts). */
+export interface NativeDeviceRound {
+  mibPerSecond: number;
+  senderCpuSecondsPerMiB: number;
+  /** The device process's CPU seconds per MiB (all its threads). */
+  deviceCpuSecondsPerMiB: number;
+  /** The native pipe's receiver CPU seconds per MiB in the same round. */
+  nativeReceiverCpuSecondsPerMiB: number;
 }
 
 function median(xs: number[]): number {
@@ -57,11 +78,18 @@ async function main(): Promise<void> {
     rounds: { type: "string" },
     transfers: { type: "string" },
     size: { type: "string" },
+    device: { type: "string" },
     json: { type: "boolean" },
   });
   const rounds = intOption(values.rounds, "--rounds", { min: 1, max: 100 }) ?? 3;
   const transfers = intOption(values.transfers, "--transfers", { min: 1, max: 1000 }) ?? 12;
   const size = (intOption(values.size, "--size", { min: 1, max: 64 }) ?? 4) * MiB;
+  const device = values.device ?? "both";
+  if (device !== "js" && device !== "both") {
+    console.error(`sender_cpu: --device must be js or both, got "${device}"`);
+    Deno.exit(2);
+  }
+  const root = device === "both" ? await prepareNativeDevice() : "";
   const broker = await startMosquitto();
   const sender = await startSenderProcess({
     brokerUrl: broker.url,
@@ -109,6 +137,28 @@ async function main(): Promise<void> {
         idleCpuPerSecond,
         transferCpuSecondsPerMiB: cpu - idleCpuPerSecond * elapsed / mib,
       };
+      if (device === "both") {
+        const rates: number[] = [];
+        let deviceCpu = 0;
+        const before = readCpu(sender.pid);
+        for (let i = 0; i < transfers; i++) {
+          const res = await runNativeDevice(root, {
+            port: broker.port,
+            product: "bench-cpu",
+            imageBytes: size,
+          });
+          if (res.status !== "VERIFIED") throw new Error(`native device: ${res.status}`);
+          rates.push(size / MiB / res.seconds);
+          deviceCpu += res.cpuSeconds;
+        }
+        const mib = size * transfers / MiB;
+        round.nativeDevice = {
+          mibPerSecond: median(rates),
+          senderCpuSecondsPerMiB: cpuSecondsBetween(before, readCpu(sender.pid)) / mib,
+          deviceCpuSecondsPerMiB: deviceCpu / mib,
+          nativeReceiverCpuSecondsPerMiB: nat.receiverCpuSecondsPerMiB,
+        };
+      }
       results.push(round);
       console.error(
         `round ${r + 1}: ${round.mibPerSecond.toFixed(1)} MiB/s (native ${
@@ -125,6 +175,18 @@ async function main(): Promise<void> {
           Object.entries(senderThreads).map(([n, s]) => `${n} ${(s * 1000).toFixed(2)}`).join(", ")
         }`,
       );
+      const nd = round.nativeDevice;
+      if (nd) {
+        console.error(
+          `  native device: ${nd.mibPerSecond.toFixed(1)} MiB/s (${
+            (nd.mibPerSecond / nat.mibPerSecond).toFixed(2)
+          } × native), sender ${(nd.senderCpuSecondsPerMiB * 1000).toFixed(2)} ms/MiB (${
+            (nd.senderCpuSecondsPerMiB / nat.publisherCpuSecondsPerMiB).toFixed(2)
+          } ×), device ${(nd.deviceCpuSecondsPerMiB * 1000).toFixed(2)} ms/MiB (native receiver ${
+            (nd.nativeReceiverCpuSecondsPerMiB * 1000).toFixed(2)
+          }, ${(nd.deviceCpuSecondsPerMiB / nd.nativeReceiverCpuSecondsPerMiB).toFixed(2)} ×)`,
+        );
+      }
     }
   } finally {
     await sender.stop();
@@ -132,11 +194,22 @@ async function main(): Promise<void> {
   }
   const singleRatio = median(results.map((r) => r.mibPerSecond / r.nativeMibPerSecond));
   const verdicts = checkNativeTargets({
+    device: "js",
     singleRatioToNative: singleRatio,
     singleImageBytes: size,
     senderCpuSecondsPerMiB: median(results.map((r) => r.senderCpuSecondsPerMiB)),
     nativeCpuSecondsPerMiB: median(results.map((r) => r.nativeCpuSecondsPerMiB)),
   });
+  const nds = results.flatMap((r) => r.nativeDevice ? [{ ...r.nativeDevice, r }] : []);
+  if (nds.length > 0) {
+    verdicts.push(...checkNativeTargets({
+      device: "native",
+      singleRatioToNative: median(nds.map((n) => n.mibPerSecond / n.r.nativeMibPerSecond)),
+      singleImageBytes: size,
+      senderCpuSecondsPerMiB: median(nds.map((n) => n.senderCpuSecondsPerMiB)),
+      nativeCpuSecondsPerMiB: median(nds.map((n) => n.r.nativeCpuSecondsPerMiB)),
+    }));
+  }
   const alone = median(results.map((r) => r.transferCpuSecondsPerMiB)) /
     median(results.map((r) => r.nativeCpuSecondsPerMiB));
   console.error(`without the idle sender's timers: ${alone.toFixed(2)} × native publisher`);

@@ -1,7 +1,8 @@
 /**
  * The bench's native ceiling: the C pipe (bench/native/pipe.c) built with the system compiler
- * and run against a real Mosquitto, the target check, and the CPU clock the bench reads the
- * sender with.
+ * and run against a real Mosquitto, the native device (the C++ firmware core with its flash in
+ * memory) taking a transfer from a real sender, the target check, and the CPU clock the bench
+ * reads the sender with.
  * @module
  */
 
@@ -15,6 +16,8 @@ import {
   MAX_CPU_RATIO_TO_NATIVE,
   MIN_SINGLE_RATIO_TO_NATIVE,
 } from "../bench/native_targets.ts";
+import { prepareNativeDevice, runNativeDevice } from "../bench/native_device.ts";
+import { startSenderProcess } from "../bench/sender_process.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { mosquittoTest } from "./_broker.ts";
 
@@ -64,6 +67,46 @@ mosquittoTest(
     assertEquals(r.messages, 1024);
   },
 );
+
+mosquittoTest(
+  "the native device takes a transfer from the sender into its memory flash, verifies it and reports its CPU",
+  async (broker) => {
+    const root = await prepareNativeDevice();
+    const size = 300 * 1024 + 17; // a last chunk shorter than the others
+    const sender = await startSenderProcess({
+      brokerUrl: broker.url,
+      images: [{ product: "bench-native", version: "1.0.0", size }],
+    });
+    try {
+      for (const [window, design] of [[0, "task"], [4, "inline"]] as const) {
+        const r = await runNativeDevice(root, {
+          port: broker.port,
+          product: "bench-native",
+          imageBytes: size,
+          window,
+          design,
+        });
+        assertEquals([r.status, r.bytes, r.gaps, r.nacks], ["VERIFIED", size, 0, 0]);
+        assert(r.seconds > 0, `seconds ${r.seconds}`);
+        assert(r.cpuSeconds > 0 && r.cpuSeconds < 10 * r.seconds, `device CPU ${r.cpuSeconds}`);
+      }
+    } finally {
+      await sender.stop();
+    }
+  },
+);
+
+Deno.test("checkNativeTargets() names the device a verdict was measured with", () => {
+  const v = checkNativeTargets({
+    device: "native",
+    singleRatioToNative: 0.5,
+    singleImageBytes: 4 * MiB,
+    senderCpuSecondsPerMiB: 0.004,
+    nativeCpuSecondsPerMiB: 0.002,
+  });
+  assertEquals(v.map((t) => t.target.includes("(native device)")), [true, true]);
+  assertEquals(v.map((t) => t.holds), [false, false]);
+});
 
 Deno.test("the native pipe fails with the address when no broker listens", async () => {
   const port = freePort();

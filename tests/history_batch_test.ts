@@ -32,21 +32,34 @@ async function withKv(fn: (kv: Deno.Kv, path: string) => Promise<void>): Promise
 }
 
 /** `kv` with its atomic commits counted; `failNext` makes that many commits throw first. */
-function counting(kv: Deno.Kv): { kv: Deno.Kv; commits: number; failNext: number } {
-  const state = { kv: undefined as unknown as Deno.Kv, commits: 0, failNext: 0 };
+function counting(kv: Deno.Kv): {
+  kv: Deno.Kv;
+  commits: number;
+  failNext: number;
+  before?: () => Promise<void>;
+} {
+  const state: {
+    kv: Deno.Kv;
+    commits: number;
+    failNext: number;
+    before?: () => Promise<void>;
+  } = { kv: undefined as unknown as Deno.Kv, commits: 0, failNext: 0 };
   state.kv = new Proxy(kv, {
     get(target, prop) {
       if (prop === "atomic") {
         return () => {
           const op = target.atomic();
           const commit = op.commit.bind(op);
-          op.commit = () => {
+          op.commit = async () => {
             if (state.failNext > 0) {
               state.failNext--;
-              return Promise.reject(new Error("disk on fire"));
+              throw new Error("disk on fire");
             }
+            const before = state.before;
+            state.before = undefined;
+            await before?.();
             state.commits++;
-            return commit();
+            return await commit();
           };
           return op;
         };
@@ -191,7 +204,7 @@ Deno.test("a failed group commit is tried again, and reported to every writer wh
     const b = history.recordTransfer(transfer("d3", 3));
     const err = await assertRejects(() => a, CatalogError, "disk on fire");
     assertEquals(err.code, "STORAGE_ERROR");
-    await assertRejects(() => b, CatalogError, "failed 3 times");
+    await assertRejects(() => b, CatalogError, "tried 3 times");
     assertEquals(history.stats.failed, 2);
   });
 });
@@ -306,5 +319,25 @@ Deno.test("a write made while the last commit's writers resume is committed too,
       clearTimeout(timer);
       writer.close();
     }
+  });
+});
+
+Deno.test("a group whose pruning lost a race to another writer is prepared again and written, the count kept", async () => {
+  await withKv(async (raw) => {
+    const c = counting(raw);
+    const history = new History(c.kv, { limit: 1000, perDevice: 2, flushMs: 0 });
+    await history.recordDeviceStatus(status("d1", 1));
+    await history.recordDeviceStatus(status("d1", 2));
+    // Between the group's listing and its commit another writer prunes d1's oldest record.
+    c.before = async () => {
+      const other = new History(raw, { limit: 1000, perDevice: 1, flushMs: 0 });
+      await other.recordDeviceStatus(status("d1", 99));
+    };
+    await history.recordDeviceStatus(status("d1", 3));
+    assertEquals(history.stats.races, 1);
+    const left = (await history.listDeviceStatus(10)).map((r) => r.detail);
+    assertEquals(left, ["report 99", "report 3"]);
+    assertEquals(await count(raw, ["device_status_of", "d1"]), 2);
+    assertEquals(await history.count("device_status"), 2, "the count follows the records");
   });
 });

@@ -15,6 +15,7 @@ import {
 } from "../src/catalog/mod.ts";
 import { History } from "../src/catalog/history.ts";
 import { consoleLog } from "../src/service/run.ts";
+import { LogWriter } from "../src/service/log_writer.ts";
 import { transferEndLine } from "../src/sender/recording.ts";
 import { runOta } from "../src/cli/ota.ts";
 import { recentTransfers } from "../src/ops/transfers.ts";
@@ -148,14 +149,13 @@ Deno.test("a killed sender's open transfers are listed by ota transfers and beco
 });
 
 Deno.test("the sender's log lines escape device-supplied control characters", () => {
-  const lines: string[] = [];
-  const original = console.log;
-  console.log = (line: string) => lines.push(line);
-  try {
-    consoleLog().info("status dev-1 BOOTED 1.0\n12:00:00.000 end    dev-2 \x1b[2J");
-  } finally {
-    console.log = original;
-  }
+  const written: string[] = [];
+  const take = (p: Uint8Array) => (written.push(new TextDecoder().decode(p)), p.length);
+  const writer = new LogWriter({ write: (p) => Promise.resolve(take(p)), writeSync: take });
+  consoleLog(writer).info("status dev-1 BOOTED 1.0\n12:00:00.000 end    dev-2 \x1b[2J");
+  writer.flushSync();
+  const lines = written.join("").split("\n");
+  assertEquals(lines.pop(), "");
   assertEquals(lines.length, 1);
   // deno-lint-ignore no-control-regex -- the point: no raw control character is logged
   assert(!/[\x00-\x1f]/.test(lines[0]), lines[0]);

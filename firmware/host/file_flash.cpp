@@ -17,7 +17,15 @@ using ota_core::SinkResult;
 constexpr uint32_t kSector = ota_core::kFlashSectorBytes;
 constexpr uint8_t kEsp32ImageMagic = 0xE9;  // esp_image_header_t.magic, checked by esp_ota_write
 
-FileFlash::FileFlash(std::string dir, uint32_t capacity) : dir_(std::move(dir)), capacity_(capacity) {}
+FileFlash::FileFlash(std::string dir, uint32_t capacity, FlashBacking backing)
+    : dir_(std::move(dir)), capacity_(capacity), backing_(backing) {
+  // Both slots up front, like a device's partitions: no allocation (and no page faults) when a
+  // transfer begins. A new slot holds old, not erased, contents: 0x00 so that a missing erase
+  // shows up.
+  if (backing_ == FlashBacking::MEMORY) {
+    for (std::vector<uint8_t>& slot : memory_) slot.assign(capacity_, 0x00);
+  }
+}
 
 FileFlash::~FileFlash() {
   if (file_ != nullptr) std::fclose(file_);
@@ -39,7 +47,16 @@ int FileFlash::bootSlot() const {
 SinkResult FileFlash::open(uint32_t offset, uint32_t size, ImageKind kind) {
   if (file_ != nullptr) std::fclose(file_);
   file_ = nullptr;
+  open_ = nullptr;
   if (size > capacity_ || offset > size) return SinkResult::FAILED;
+  pos_ = offset;
+  size_ = size;
+  kind_ = kind;
+  finished_ = false;
+  if (backing_ == FlashBacking::MEMORY) {
+    open_ = &memory_[targetSlot()];
+    return SinkResult::OK;
+  }
   std::string path = slotPath(targetSlot());
   file_ = std::fopen(path.c_str(), "r+b");
   if (file_ == nullptr) {
@@ -49,10 +66,6 @@ SinkResult FileFlash::open(uint32_t offset, uint32_t size, ImageKind kind) {
     std::vector<uint8_t> zeros(capacity_, 0x00);
     if (std::fwrite(zeros.data(), 1, zeros.size(), file_) != zeros.size()) return SinkResult::FAILED;
   }
-  pos_ = offset;
-  size_ = size;
-  kind_ = kind;
-  finished_ = false;
   return SinkResult::OK;
 }
 
@@ -73,12 +86,45 @@ void spend(uint64_t us, uint64_t& total) {
 bool FileFlash::eraseSector(uint32_t sector) {
   static const std::vector<uint8_t> kErased(kSector, 0xFF);
   spend(timing_.eraseSectorUs, modelledUs_);
+  if (open_ != nullptr) {
+    // Sectors past the slot's end are not the slot's: the write's bounds check refused them.
+    std::memset(open_->data() + static_cast<size_t>(sector) * kSector, 0xFF, kSector);
+    return true;
+  }
   return std::fseek(file_, static_cast<long>(sector) * kSector, SEEK_SET) == 0 &&
          std::fwrite(kErased.data(), 1, kSector, file_) == kSector;
 }
 
+bool FileFlash::erased(uint32_t offset, size_t size) {
+  if (open_ != nullptr) {
+    const uint8_t* p = open_->data() + offset;
+    for (size_t i = 0; i < size; ++i) {
+      if (p[i] != 0xFF) return false;
+    }
+    return true;
+  }
+  std::vector<uint8_t> old(size);
+  if (std::fseek(file_, offset, SEEK_SET) != 0 || std::fread(old.data(), 1, size, file_) != size) {
+    return false;
+  }
+  for (size_t i = 0; i < size; ++i) {
+    if (old[i] != 0xFF) return false;
+  }
+  return true;
+}
+
+bool FileFlash::program(uint32_t offset, const uint8_t* data, size_t size) {
+  if (open_ != nullptr) {
+    std::memcpy(open_->data() + offset, data, size);
+    return true;
+  }
+  bool ok = std::fseek(file_, offset, SEEK_SET) == 0 && std::fwrite(data, 1, size, file_) == size;
+  std::fflush(file_);
+  return ok;
+}
+
 SinkResult FileFlash::write(const uint8_t* data, size_t size) {
-  if (file_ == nullptr || finished_ || pos_ + size > size_) return SinkResult::FAILED;
+  if ((file_ == nullptr && open_ == nullptr) || finished_ || pos_ + size > size_) return SinkResult::FAILED;
   ++writeCalls_;
   if (failFirst_ != 0 && writeCalls_ >= failFirst_ && writeCalls_ < failFirst_ + failCount_) {
     return SinkResult::FAILED;
@@ -94,13 +140,7 @@ SinkResult FileFlash::write(const uint8_t* data, size_t size) {
     if (!eraseSector(s)) return SinkResult::FAILED;
   }
   // NOR flash can only program erased bytes.
-  std::vector<uint8_t> old(size);
-  if (std::fseek(file_, pos_, SEEK_SET) != 0 || std::fread(old.data(), 1, size, file_) != size) {
-    return SinkResult::FAILED;
-  }
-  for (size_t i = 0; i < size; ++i) {
-    if (old[i] != 0xFF) return SinkResult::FAILED;
-  }
+  if (!erased(pos_, size)) return SinkResult::FAILED;
   size_t n = size;
   bool cut = false;
   if (exitAfter_ != 0 && bytesThisProcess_ + size >= exitAfter_) {
@@ -108,22 +148,24 @@ SinkResult FileFlash::write(const uint8_t* data, size_t size) {
     cut = true;
   }
   spend(static_cast<uint64_t>(timing_.program4KiBUs) * n / kSector, modelledUs_);
-  if (std::fseek(file_, pos_, SEEK_SET) != 0 || std::fwrite(data, 1, n, file_) != n) {
-    return SinkResult::FAILED;
-  }
+  if (!program(pos_, data, n)) return SinkResult::FAILED;
   if (cut) {
-    std::fflush(file_);
     std::fprintf(stderr, "power cut simulated after %llu bytes\n",
                  static_cast<unsigned long long>(exitAfter_));
     ::_exit(3);
   }
-  std::fflush(file_);
   bytesThisProcess_ += size;
   pos_ += static_cast<uint32_t>(size);
   return SinkResult::OK;
 }
 
 bool FileFlash::read(uint32_t offset, uint8_t* out, size_t size) {
+  if (backing_ == FlashBacking::MEMORY) {
+    const std::vector<uint8_t>& slot = memory_[targetSlot()];
+    if (offset > slot.size() || size > slot.size() - offset) return false;
+    std::memcpy(out, slot.data() + offset, size);
+    return true;
+  }
   std::FILE* f = file_ != nullptr ? file_ : std::fopen(slotPath(targetSlot()).c_str(), "rb");
   if (f == nullptr) return false;
   bool ok = std::fseek(f, offset, SEEK_SET) == 0 && std::fread(out, 1, size, f) == size;
@@ -132,9 +174,10 @@ bool FileFlash::read(uint32_t offset, uint8_t* out, size_t size) {
 }
 
 SinkResult FileFlash::finish() {
-  if (file_ == nullptr || pos_ != size_) return SinkResult::FAILED;
-  std::fclose(file_);
+  if ((file_ == nullptr && open_ == nullptr) || pos_ != size_) return SinkResult::FAILED;
+  if (file_ != nullptr) std::fclose(file_);
   file_ = nullptr;
+  open_ = nullptr;
   finished_ = true;
   return SinkResult::OK;
 }
@@ -162,6 +205,7 @@ bool FileFlash::activate() {
 void FileFlash::abort() {
   if (file_ != nullptr) std::fclose(file_);
   file_ = nullptr;
+  open_ = nullptr;
   finished_ = false;
 }
 

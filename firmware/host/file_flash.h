@@ -4,11 +4,18 @@
 // erased is an error, the first byte of an ESP32 application image must be 0xE9, and the "boot
 // slot" (file `boot`) changes only in activate() after finish(). Fault injection for tests:
 // fail write call N, or cut the power (exit(3)) after N bytes.
+//
+// The slot bytes live in the slot files (FlashBacking::FILE, the default: they survive the
+// process, so a power cut and a resume can be tested) or in this process's memory
+// (FlashBacking::MEMORY: the same erase, program, read-back and bounds rules, without a file
+// system call per write; the benchmark's device, whose throughput the file system would
+// otherwise bound). The boot selection (`boot`, `pending`) is a file with either backing.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "ota_core/platform.h"
 
@@ -24,11 +31,14 @@ struct FlashTiming {
   static FlashTiming esp32() { return FlashTiming{45000, 10000}; }
 };
 
+/// Where the slot bytes live; see file header.
+enum class FlashBacking { FILE, MEMORY };
+
 /// See file header.
 class FileFlash : public ota_core::FlashSink {
  public:
   /// `dir` must exist. `capacity` is the size of each slot.
-  FileFlash(std::string dir, uint32_t capacity);
+  FileFlash(std::string dir, uint32_t capacity, FlashBacking backing = FlashBacking::FILE);
   ~FileFlash() override;
 
   uint32_t capacity() const override { return capacity_; }
@@ -62,9 +72,17 @@ class FileFlash : public ota_core::FlashSink {
  private:
   ota_core::SinkResult open(uint32_t offset, uint32_t size, ota_core::ImageKind kind);
   bool eraseSector(uint32_t sector);
+  /// The open slot's bytes [offset, offset + size) are all erased (0xFF).
+  bool erased(uint32_t offset, size_t size);
+  bool program(uint32_t offset, const uint8_t* data, size_t size);
 
   std::string dir_;
   uint32_t capacity_;
+  FlashBacking backing_;
+  /// MEMORY: each slot's bytes, made by the constructor (0x00, like a new slot file).
+  std::vector<uint8_t> memory_[2];
+  /// MEMORY: the slot open for writing, or nullptr.
+  std::vector<uint8_t>* open_ = nullptr;
   std::FILE* file_ = nullptr;
   uint32_t pos_ = 0;
   uint32_t size_ = 0;

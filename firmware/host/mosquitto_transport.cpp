@@ -37,7 +37,8 @@ void FairRecursiveLock::unlock() {
 }
 
 struct MosquittoCallbacks {
-  static void connect(struct mosquitto* m, void* obj, int rc, int, const mosquitto_property*) {
+  static void connect(struct mosquitto* m, void* obj, int rc, int flags,
+                      const mosquitto_property*) {
     auto* t = static_cast<MosquittoTransport*>(obj);
     std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     if (rc != 0) {
@@ -47,13 +48,19 @@ struct MosquittoCallbacks {
     t->connected_ = true;
     t->subscribed_ = 0;
     t->refused_ = false;
+    // The old shared SUBSCRIBE's id may be drawn again for a link topic below.
+    t->sharedMid_ = -1;
+    // `flags` are the CONNACK's acknowledge flags, bit 0 session present (MQTT 5 §3.2.2.1.1).
+    // mosquitto_new(clean_session = true): none is kept, so the link subscribes again and, after
+    // its SUBACKs, the receiver task subscribes the shared topic again (link_session.h).
+    ota_core::LinkSession::Connected c = t->session_.onConnected((flags & 1) != 0);
+    if (c.events != 0 && t->inbox_ != nullptr) t->inbox_->postEvent(c.events);
+    if (!c.subscribeLinkTopics) {
+      t->subscribed_ = t->topics_.size();
+      return;
+    }
     for (const std::string& topic : t->topics_) {
       mosquitto_subscribe_v5(m, nullptr, topic.c_str(), 1, 0, nullptr);
-    }
-    if (!t->sharedTopic_.empty()) {
-      int mid = 0;
-      mosquitto_subscribe_v5(m, &mid, t->sharedTopic_.c_str(), 0, 0, nullptr);
-      t->sharedMid_ = mid;
     }
   }
   static void subscribe(struct mosquitto*, void* obj, int mid, int count, const int* granted,
@@ -63,12 +70,14 @@ struct MosquittoCallbacks {
     // The shared image topic is no link subscription: a refusal means unicast only (§11.3).
     if (mid == t->sharedMid_) return;
     // A SUBACK reason code >= 0x80 refuses the subscription (MQTT 5 §3.9.3; 3.1.1: 0x80).
+    bool refused = false;
     for (int i = 0; i < count; ++i) {
-      if (granted[i] >= 0x80) t->refused_ = true;
+      if (granted[i] >= 0x80) refused = true;
     }
-    if (++t->subscribed_ == t->topics_.size() && t->inbox_ != nullptr) {
-      t->inbox_->postEvent(t->refused_ ? ota_core::kLinkSubscribeRefused : ota_core::kLinkReady);
-    }
+    if (refused) t->refused_ = true;
+    ++t->subscribed_;
+    uint32_t events = t->session_.onLinkSuback(refused);
+    if (events != 0 && t->inbox_ != nullptr) t->inbox_->postEvent(events);
   }
   static void publish(struct mosquitto*, void* obj, int, int, const mosquitto_property*) {
     static_cast<MosquittoTransport*>(obj)->inFlight_--;
@@ -77,7 +86,8 @@ struct MosquittoCallbacks {
     auto* t = static_cast<MosquittoTransport*>(obj);
     std::lock_guard<FairRecursiveLock> lock(t->apiLock_);
     t->connected_ = false;
-    if (t->inbox_ != nullptr) t->inbox_->postEvent(ota_core::kLinkDown);
+    uint32_t events = t->session_.onDisconnected();
+    if (t->inbox_ != nullptr) t->inbox_->postEvent(events);
   }
   static void message(struct mosquitto*, void* obj, const struct mosquitto_message* msg,
                       const mosquitto_property* props) {
@@ -128,6 +138,7 @@ MosquittoTransport::~MosquittoTransport() {
 bool MosquittoTransport::connect(const TransportOptions& o, std::vector<std::string> topics,
                                  std::string& error) {
   topics_ = std::move(topics);
+  session_ = ota_core::LinkSession(topics_.size());
   mqtt5_ = o.mqtt5;
   mosq_ = mosquitto_new(o.clientId.c_str(), true, this);
   if (mosq_ == nullptr) {
@@ -211,8 +222,8 @@ bool MosquittoTransport::subscribe(const char* topic) {
   sharedTopic_ = topic;
   int mid = 0;
   int rc = mosquitto_subscribe_v5(mosq_, &mid, topic, 0, 0, nullptr);
-  sharedMid_ = mid;
-  // Not connected now: the connect callback subscribes it with the link's topics.
+  sharedMid_ = rc == MOSQ_ERR_SUCCESS ? mid : -1;
+  // Not connected now: the next connect has no session, and the receiver subscribes again then.
   return rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN;
 }
 

@@ -25,6 +25,7 @@
 
 #include "ota_core/assembler.h"
 #include "ota_core/inbox.h"
+#include "ota_core/link_session.h"
 #include "ota_core/platform.h"
 
 struct mosquitto;
@@ -90,8 +91,10 @@ class MosquittoTransport : public ota_core::Publisher {
                ota_core::Bytes correlation) override;
   /// Publishes not yet acknowledged by the broker.
   int inFlight() const { return inFlight_; }
-  /// QoS 0 subscription to a shared image topic (protocol §11.4), kept over reconnects until
-  /// unsubscribe(); its SUBACK does not count toward ready().
+  /// QoS 0 subscription to a shared image topic (protocol §11.4); its SUBACK does not count
+  /// toward ready(). After a reconnect without a session the receiver task subscribes it again
+  /// (LinkSession posts kLinkSessionLost), as on the ESP32; while disconnected it reports
+  /// success, so that a transfer joining its stream then is rejoined on the next connect.
   bool subscribe(const char* topic) override;
   void unsubscribe(const char* topic) override;
 
@@ -102,9 +105,12 @@ class MosquittoTransport : public ota_core::Publisher {
   std::atomic<bool> connected_{false};
   std::atomic<bool> refused_{false};
   std::atomic<size_t> subscribed_{0};
+  /// What a (re)connect subscribes again and which link events it posts (link_session.h).
+  ota_core::LinkSession session_{0};
   std::atomic<int> inFlight_{0};
   std::vector<std::string> topics_;
-  /// The shared image topic, when one is subscribed, and the message id of its SUBSCRIBE.
+  /// The shared image topic, when one is subscribed, and the message id of its SUBSCRIBE (its
+  /// SUBACK is no link subscription).
   std::string sharedTopic_;
   std::atomic<int> sharedMid_{-1};
   ota_core::Inbox* inbox_ = nullptr;

@@ -1,6 +1,8 @@
 // receiver_main.cpp: ota-receiver-host, the firmware core driven over a real broker with a
-// file-backed flash and state store. One run = one update attempt; the last stdout line is JSON:
-//   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...}
+// file-backed flash and state store (`--flash memory` keeps the slot bytes in memory instead,
+// for the benchmark). One run = one update attempt; the last stdout line is JSON:
+//   {"status":"VERIFIED","sha256":"...","bytes":N,"seconds":S,"resumedFrom":N,...,
+//    "cpuSeconds":C}  (C: this process's user + system CPU, all threads, over `seconds`)
 // --listen runs a device that stays connected (ota_core/run_mode.h): it also subscribes to its
 // offer topic, keeps listening after UP_TO_DATE or a failed attempt, and after VERIFIED prints
 // the report line and "reboots": it executes itself again with --current set to the new version
@@ -12,6 +14,7 @@
 // message into an Inbox of --slots slots, and a receiver task (a std::thread started through the
 // core's OS interface) owns the Receiver, ticks it, writes the flash and publishes. --inline runs
 // the old design instead (everything in the network callback), for the benchmark.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +61,8 @@ const char kUsage[] =
     "  --tcp-window BYTES    socket receive buffer, e.g. 5760 like lwIP on the ESP32\n"
     "  --self-test-s S (60)  time an image on probation has to pass its self-test\n"
     "  --inline              old design: run the receiver inside the network callback\n"
+    "  --flash file|memory (file)  where the slot bytes live; memory: same flash rules, no\n"
+    "                        file system per write, nothing survives the process (no resume)\n"
     "  --esp32-flash         model the ESP32 flash: 45 ms per 4 KiB erase, 10 ms per 4 KiB program\n"
     "  --erase-ms MS  --program-ms MS   the flash model's times (per 4 KiB)\n"
     "  --cafile F --cert F --key F   TLS\n";
@@ -98,6 +103,14 @@ void reboot(const std::vector<std::string>& args) {
   std::perror("Cannot reboot: execv /proc/self/exe failed");
 }
 
+/// User + system CPU seconds of this process so far, every thread.
+double processCpuSeconds() {
+  struct rusage u = {};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const struct timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 std::string hexOf(const uint8_t* p, size_t n) {
   std::string s;
   char b[3];
@@ -125,6 +138,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   bool generic = false, inlineDesign = false, shared = false;
   ota_core::RunMode mode = ota_core::RunMode::ONCE;
   ota_host::FlashTiming timing;
+  ota_host::FlashBacking backing = ota_host::FlashBacking::FILE;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -165,7 +179,14 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
     else if (a == "--slot-wait-ms") slotWaitMs = static_cast<uint32_t>(std::strtoul(next().c_str(), nullptr, 10));
     else if (a == "--tcp-window") net.tcpWindow = std::atoi(next().c_str());
     else if (a == "--self-test-s") selfTestS = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
-    else if (a == "--esp32-flash") timing = ota_host::FlashTiming::esp32();
+    else if (a == "--flash") {
+      std::string v = next();
+      if (v != "file" && v != "memory") {
+        std::fprintf(stderr, "--flash must be file or memory, got \"%s\"\n", v.c_str());
+        return 2;
+      }
+      backing = v == "memory" ? ota_host::FlashBacking::MEMORY : ota_host::FlashBacking::FILE;
+    } else if (a == "--esp32-flash") timing = ota_host::FlashTiming::esp32();
     else if (a == "--erase-ms") timing.eraseSectorUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
     else if (a == "--program-ms") timing.program4KiBUs = static_cast<uint32_t>(std::strtod(next().c_str(), nullptr) * 1000);
     else if (a == "--cafile") net.caFile = next();
@@ -205,11 +226,17 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
     }
   }
 
-  ota_host::FileFlash flash(dir, slotSize);
+  ota_host::FileFlash flash(dir, slotSize, backing);
   if (exitAfter != 0) flash.exitAfterBytes(exitAfter);
   if (failWrite != 0) flash.failWrites(failWrite, failCount);
   flash.setTiming(timing);
-  ota_host::FileStateStore store(dir);
+  // The resume point lives where the slot bytes do: with the flash in memory, a point on disk
+  // from an earlier run would rehash bytes that are gone.
+  ota_host::FileStateStore fileStore(dir);
+  ota_host::MemoryStateStore memoryStore;
+  ota_core::StateStore& store = backing == ota_host::FlashBacking::MEMORY
+                                    ? static_cast<ota_core::StateStore&>(memoryStore)
+                                    : fileStore;
   SteadyClock clock;
   ota_host::MosquittoTransport transport;
   // The receiver publishes through this (the self-test's view of its requests on the device).
@@ -283,6 +310,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   std::fflush(stdout);
 
   auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = processCpuSeconds();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
@@ -290,6 +318,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   ota_core::State lastState = rx.state();
   ota_core::SelfTestPhase lastPhase = selfTest.phase();
   uint32_t lastOffers = 0;
+  uint32_t lastRejoined = 0;
   // Progress lines and the end condition, checked after every step on the receiver's thread.
   auto watch = [&]() -> bool {
     const ota_core::ReceiverStats& s = rx.stats();
@@ -305,6 +334,11 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
       std::printf("progress written=%u chunks=%u dup=%u crc=%u gap=%u nacks=%u dropped=%u\n",
                   s.bytesWritten, s.chunksWritten, s.duplicates, s.crcErrors, s.gaps, s.nacksSent,
                   inbox.droppedPoolFull());
+    }
+    if (s.sharedRejoined != lastRejoined) {
+      lastRejoined = s.sharedRejoined;
+      std::printf("shared topic subscribed again after a reconnect (%u shared chunks written)\n",
+                  s.sharedWritten);
     }
     if (s.offersTaken != lastOffers) {
       lastOffers = s.offersTaken;
@@ -351,6 +385,7 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
   if (transport.subscriptionRefused()) std::fprintf(stderr, "the broker refused a subscription\n");
   // The transfer's time ends with its last state change, not with the drain below.
   double elapsed = seconds();
+  double cpuSeconds = processCpuSeconds() - cpu0;
   // Let the final STATUS reach the broker (QoS 1: wait for its PUBACK, at most 2 s).
   auto drainUntil = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (transport.inFlight() > 0 && std::chrono::steady_clock::now() < drainUntil) {
@@ -374,11 +409,11 @@ int runBoot(int argc, char** argv, std::string& rebootInto) {
       "{\"status\":\"%s\",\"sha256\":\"%s\",\"bytes\":%u,\"seconds\":%.3f,\"resumedFrom\":%u,"
       "\"bytesWritten\":%u,\"chunks\":%u,\"rehashed\":%u,\"duplicates\":%u,\"crcErrors\":%u,"
       "\"gaps\":%u,\"acks\":%u,\"nacks\":%u,\"requests\":%u,\"bootSlot\":%d,\"dropped\":%u,"
-      "\"waited\":%u,\"sharedWritten\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"detail\":\"%s\"}\n",
+      "\"waited\":%u,\"sharedWritten\":%u,\"sharedRejoined\":%u,\"sharedLapsed\":%u,\"design\":\"%s\",\"selfTest\":\"%s\",\"flashSeconds\":%.3f,\"cpuSeconds\":%.4f,\"detail\":\"%s\"}\n",
       status.c_str(), hexOf(o.sha256, sizeof o.sha256).c_str(), o.size, elapsed, s.resumedFrom,
       s.bytesWritten, s.chunksWritten, s.rehashedBytes, s.duplicates, s.crcErrors, s.gaps,
       s.acksSent, s.nacksSent, s.requests, flash.bootSlot(), inbox.droppedPoolFull(),
-      inbox.waitedForSlot(), s.sharedWritten, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, o.detail);
+      inbox.waitedForSlot(), s.sharedWritten, s.sharedRejoined, s.sharedLapsed, inlineDesign ? "inline" : "task", ota_core::toString(selfTest.phase()), static_cast<double>(flash.modelledUs()) / 1e6, cpuSeconds, o.detail);
   if (selfTest.phase() == ota_core::SelfTestPhase::ROLLING_BACK) return 4;
   if (ota_core::nextRunAction(mode, rx.state(), selfTest.phase()) == ota_core::RunAction::RESTART) {
     rebootInto = o.version;

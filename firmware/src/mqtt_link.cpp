@@ -8,8 +8,6 @@
 
 namespace {
 const char* const kTag = "mqtt_link";
-/// The receiver subscribes to its data, error and offer topics.
-constexpr int kSubscriptions = 3;
 
 #if CONFIG_OTA_EMBED_CA_CERT
 extern const char kCaPem[] asm("_binary_ca_pem_start");
@@ -26,7 +24,8 @@ MqttLink::MqttLink(const char* clientId, const char* dataTopic, const char* erro
       dataTopic_(dataTopic),
       errorTopic_(errorTopic),
       offerTopic_(offerTopic),
-      inbox_(inbox) {}
+      inbox_(inbox),
+      session_(kLinkTopics) {}
 
 bool MqttLink::start() {
   esp_mqtt_client_config_t cfg = {};
@@ -60,13 +59,20 @@ void MqttLink::onEvent(void* self, esp_event_base_t, int32_t, void* data) {
 
 void MqttLink::handle(esp_mqtt_event_handle_t event) {
   switch (event->event_id) {
-    case MQTT_EVENT_CONNECTED:
-      subscribed_ = 0;
-      refused_ = false;
+    case MQTT_EVENT_CONNECTED: {
+      connected_.store(true);
       // The clean session dropped the shared topic's subscription, and esp-mqtt draws message ids
       // at random (append_message_id in lib/mqtt_msg.c): a stale id could match one of the link
       // SUBSCRIBEs below and swallow its SUBACK, so the link would never be ready.
       sharedMsgId_.store(-1);
+      // session_present comes from the CONNACK (esp_mqtt5_parse_connack, mqtt5_client.c). The
+      // client connects with a clean session (session.disable_clean_session left false), so it is
+      // 0 and every subscription is gone: LinkSession says to subscribe the link's topics again
+      // and, after their SUBACKs, posts kLinkSessionLost, on which the receiver task subscribes
+      // the shared image topic of its transfer again (Receiver::onSessionLost; link_session.h).
+      ota_core::LinkSession::Connected c = session_.onConnected(event->session_present != 0);
+      if (c.events != 0) inbox_.postEvent(c.events);
+      if (!c.subscribeLinkTopics) break;
       // Subscribing from the handler is safe: esp_mqtt_task (mqtt_client.c) dispatches while it
       // holds the client's recursive API lock, which esp_mqtt_client_subscribe_single re-takes.
       esp_mqtt_client_subscribe_single(client_, dataTopic_, 1);
@@ -75,26 +81,22 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
       // to its own device, so a SUBACK refusal here is an ACL or prefix problem like the others.
       esp_mqtt_client_subscribe_single(client_, offerTopic_, 1);
       break;
-    case MQTT_EVENT_SUBSCRIBED:
+    }
+    case MQTT_EVENT_SUBSCRIBED: {
       // deliver_suback (mqtt_client.c) raises MQTT_EVENT_SUBSCRIBED for a refusing SUBACK too,
       // with error_type MQTT_ERROR_TYPE_SUBSCRIBE_FAILED when a reason code is >= 0x80.
+      bool refused = event->error_handle != nullptr &&
+                     event->error_handle->error_type == MQTT_ERROR_TYPE_SUBSCRIBE_FAILED;
       if (event->msg_id == sharedMsgId_.load()) {
         // The shared image topic (§11.4): a refusal only means unicast, the link is fine.
-        if (event->error_handle != nullptr &&
-            event->error_handle->error_type == MQTT_ERROR_TYPE_SUBSCRIBE_FAILED) {
-          ESP_LOGW(kTag, "the broker refused the shared image topic: unicast only");
-        }
+        if (refused) ESP_LOGW(kTag, "the broker refused the shared image topic: unicast only");
         break;
       }
-      if (event->error_handle != nullptr &&
-          event->error_handle->error_type == MQTT_ERROR_TYPE_SUBSCRIBE_FAILED) {
-        ESP_LOGE(kTag, "the broker refused a subscription (ACL or topic prefix)");
-        refused_ = true;
-      }
-      if (++subscribed_ == kSubscriptions) {
-        inbox_.postEvent(refused_ ? ota_core::kLinkSubscribeRefused : ota_core::kLinkReady);
-      }
+      if (refused) ESP_LOGE(kTag, "the broker refused a subscription (ACL or topic prefix)");
+      uint32_t events = session_.onLinkSuback(refused);
+      if (events != 0) inbox_.postEvent(events);
       break;
+    }
     case MQTT_EVENT_PUBLISHED:
       if (pending_.load() > 0) pending_.fetch_sub(1);
       break;
@@ -126,8 +128,11 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
       break;
     }
     case MQTT_EVENT_DISCONNECTED:
+      // esp_mqtt_abort_connection (mqtt_client.c) raises it and waits reconnect_timeout_ms before
+      // the next CONNECT (MQTT_STATE_WAIT_RECONNECT); the next CONNECTED subscribes again.
       ESP_LOGW(kTag, "disconnected from the broker");
-      inbox_.postEvent(ota_core::kLinkDown);
+      connected_.store(false);
+      inbox_.postEvent(session_.onDisconnected());
       break;
     default:
       break;
@@ -136,11 +141,14 @@ void MqttLink::handle(esp_mqtt_event_handle_t event) {
 
 bool MqttLink::subscribe(const char* topic) {
   // QoS 0 like the shared CHUNKs (§11.2). Should the SUBACK beat the store of its id, it counts
-  // as a link subscription after the link's own three: subscribed_ passes kSubscriptions and no
+  // as a link subscription after the link's own three: LinkSession passes its count and no
   // second "ready" is posted, so the race is harmless.
   int id = esp_mqtt_client_subscribe_single(client_, topic, 0);
   sharedMsgId_.store(id);
-  return id >= 0;
+  // esp_mqtt_client_subscribe_multiple (mqtt_client.c) returns -1 while the client is not
+  // connected. The next CONNECTED without a session makes the receiver subscribe again
+  // (kLinkSessionLost), so a transfer that joins its stream while the link is down keeps it.
+  return id >= 0 || !connected_.load();
 }
 
 void MqttLink::unsubscribe(const char* topic) {

@@ -6,7 +6,8 @@
 // (deliver_publish, mqtt_client.c; the MQTT 5 properties likewise, mqtt5_client.c), so a whole
 // message, fragments reassembled and properties copied at current_data_offset == 0, goes into a
 // slot of the Inbox and the handler returns. Link events (connected and subscribed, a SUBACK
-// that refused, disconnected) are posted to the same Inbox.
+// that refused, disconnected, a session the broker did not keep) are posted to the same Inbox, as
+// ota_core::LinkSession decides (link_session.h: what a reconnect subscribes again).
 //
 // Receiver task: publish(), subscribe() and unsubscribe() of the shared image topic (protocol
 // §11.4; esp_mqtt_client_subscribe_single and esp_mqtt_client_unsubscribe take the same API lock,
@@ -23,6 +24,7 @@
 #include "mqtt_client.h"
 #include "ota_config.h"
 #include "ota_core/inbox.h"
+#include "ota_core/link_session.h"
 #include "ota_core/platform.h"
 
 /// See file header.
@@ -43,8 +45,8 @@ class MqttLink : public ota_core::Publisher {
                ota_core::Bytes correlation) override;
   /// Messages published with QoS 1 and not yet acknowledged by the broker.
   int pendingPublishes() const { return pending_.load(); }
-  /// Receiver task only: QoS 0 subscription to the shared image topic of a transfer (§11.4). Not
-  /// renewed after a reconnect (clean session): the transfer then goes on by unicast (§11.3).
+  /// Receiver task only: QoS 0 subscription to the shared image topic of a transfer (§11.4).
+  /// After a reconnect without a session the receiver task calls it again (kLinkSessionLost).
   bool subscribe(const char* topic) override;
   void unsubscribe(const char* topic) override;
 
@@ -57,10 +59,14 @@ class MqttLink : public ota_core::Publisher {
   const char* errorTopic_;
   const char* offerTopic_;
   ota_core::Inbox& inbox_;
+  /// The receiver subscribes to its data, error and offer topics.
+  static constexpr size_t kLinkTopics = 3;
+
   esp_mqtt_client_handle_t client_ = nullptr;
-  // MQTT task only.
-  int subscribed_ = 0;
-  bool refused_ = false;
+  /// MQTT task only.
+  ota_core::LinkSession session_;
+  /// Written by the MQTT task, read by the receiver task (subscribe()).
+  std::atomic<bool> connected_{false};
   std::atomic<int> pending_{0};
   /// Message id of the shared topic's SUBSCRIBE: its SUBACK is not a link subscription.
   std::atomic<int> sharedMsgId_{-1};

@@ -11,11 +11,14 @@
  * - A write waits at most `flushMs` for company; {@linkcode MAX_WRITES_PER_FLUSH} waiting writes
  *   start a commit at once.
  * - One write's mutations are never split across commits; a commit holds at most
- *   {@linkcode KV_MAX_MUTATIONS_PER_COMMIT} mutations, {@linkcode BATCH_COMMIT_BYTES} bytes and
- *   {@linkcode BATCH_COMMIT_KEY_BYTES} bytes of keys.
- * - A failed commit is tried again ({@linkcode BATCH_COMMIT_ATTEMPTS} in all); then every write
- *   in it is rejected with a `STORAGE_ERROR` naming the cause, so its caller can log it. Nothing
- *   is dropped without its promise saying so.
+ *   {@linkcode KV_MAX_MUTATIONS_PER_COMMIT} mutations, {@linkcode KV_MAX_CHECKS_PER_COMMIT}
+ *   checks, {@linkcode BATCH_COMMIT_BYTES} bytes and {@linkcode BATCH_COMMIT_KEY_BYTES} bytes of
+ *   keys.
+ * - A commit that fails with an error is tried again ({@linkcode BATCH_COMMIT_ATTEMPTS} in all);
+ *   then every write in it is rejected with a `STORAGE_ERROR` naming the cause, so its caller can
+ *   log it. A commit whose check failed (another writer changed a checked entry) has its writes
+ *   prepared again and committed again ({@linkcode BATCH_RACE_ATTEMPTS} in all), then rejected
+ *   the same way. Nothing is dropped without its promise saying so.
  * - Memory is bounded: beyond `maxQueued` waiting writes a new write is refused at once
  *   (`MEMORY_BOUND`) instead of queued.
  * - A write may cancel a waiting write by its tag (an open transfer's record that its end record
@@ -29,7 +32,9 @@ import {
   BATCH_COMMIT_ATTEMPTS,
   BATCH_COMMIT_BYTES,
   BATCH_COMMIT_KEY_BYTES,
+  BATCH_RACE_ATTEMPTS,
   BATCH_RETRY_MS,
+  KV_MAX_CHECKS_PER_COMMIT,
   KV_MAX_MUTATIONS_PER_COMMIT,
   MAX_WRITES_PER_FLUSH,
 } from "./limits.ts";
@@ -40,6 +45,10 @@ export interface BatchWrite {
   sets: Array<readonly [Deno.KvKey, unknown]>;
   /** Keys to delete. */
   deletes: Deno.KvKey[];
+  /** Entries the commit is checked against (a failed check: the write is prepared again). */
+  checks?: Deno.AtomicCheck[];
+  /** Counters to add to (`Deno.KvU64` sums; several on one key add up). */
+  sums?: Array<readonly [Deno.KvKey, bigint]>;
   /** A name by which a later write may cancel this one while it waits. */
   tag?: string;
   /** The tag of a waiting write this one makes needless. */
@@ -58,6 +67,8 @@ export interface BatchWriterStats {
   refused: number;
   /** Commits that failed and were tried again. */
   retries: number;
+  /** Commits whose check failed, their writes prepared and committed again. */
+  races: number;
   /** Writes rejected after their commit failed every attempt. */
   failed: number;
   /** Most writes waiting at once. */
@@ -113,10 +124,6 @@ function valueBytes(value: unknown): number {
   return utf8Bytes(JSON.stringify(value) ?? "");
 }
 
-function mutationsOf(w: BatchWrite): number {
-  return w.sets.length + w.deletes.length;
-}
-
 /** Collects writes and commits them in groups; see the module doc. */
 export class BatchWriter<W extends BatchWrite = BatchWrite> {
   readonly #kv: Deno.Kv;
@@ -133,6 +140,7 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
     cancelled: 0,
     refused: 0,
     retries: 0,
+    races: 0,
     failed: 0,
     peakQueued: 0,
   };
@@ -254,47 +262,32 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
 
   async #commitGroup(group: Waiting<W>[]): Promise<void> {
     if (group.length === 0) return;
-    try {
-      await this.#options.prepare?.(group.map((w) => w.write));
-    } catch (err) {
-      this.#fail(group, err);
-      return;
-    }
     const committed: Waiting<W>[] = [];
-    let part: Waiting<W>[] = [];
-    let mutations = 0;
-    let bytes = 0;
-    let keyBytes = 0;
-    const commitPart = async () => {
-      if (part.length === 0) return;
-      if (await this.#commit(part)) committed.push(...part);
-      part = [];
-      mutations = bytes = keyBytes = 0;
-    };
-    for (const w of group) {
-      let wKeys = 0;
-      let wBytes = 0;
-      for (const [key, value] of w.write.sets) {
-        const k = kvKeyBytes(key);
-        wKeys += k;
-        wBytes += k + valueBytes(value);
+    let pending = group;
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      try {
+        await this.#options.prepare?.(pending.map((w) => w.write));
+      } catch (err) {
+        this.#fail(pending, err);
+        break;
       }
-      for (const key of w.write.deletes) {
-        const k = kvKeyBytes(key);
-        wKeys += k;
-        wBytes += k;
+      const raced: Waiting<W>[] = [];
+      for (const part of this.#split(pending)) {
+        const result = await this.#commit(part);
+        if (result === "ok") committed.push(...part);
+        else if (result === "raced") raced.push(...part);
       }
-      const m = mutationsOf(w.write);
-      if (
-        mutations + m > KV_MAX_MUTATIONS_PER_COMMIT || bytes + wBytes > BATCH_COMMIT_BYTES ||
-        keyBytes + wKeys > BATCH_COMMIT_KEY_BYTES
-      ) await commitPart();
-      part.push(w);
-      mutations += m;
-      bytes += wBytes;
-      keyBytes += wKeys;
+      if (raced.length === 0) break;
+      this.stats.races++;
+      if (attempt >= BATCH_RACE_ATTEMPTS) {
+        this.#fail(
+          raced,
+          new Error(`other writers changed its checked entries ${attempt} times in a row`),
+        );
+        break;
+      }
+      pending = raced;
     }
-    await commitPart();
     if (committed.length > 0) {
       try {
         await this.#options.committed?.(committed.map((w) => w.write));
@@ -305,23 +298,72 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
     }
   }
 
+  /** The writes in parts that each fit one commit, in order. */
+  #split(writes: Waiting<W>[]): Waiting<W>[][] {
+    const parts: Waiting<W>[][] = [];
+    let part: Waiting<W>[] = [];
+    let mutations = 0;
+    let checks = 0;
+    let bytes = 0;
+    let keyBytes = 0;
+    for (const w of writes) {
+      const { sets, deletes, checks: wChecks = [], sums = [] } = w.write;
+      let wKeys = 0;
+      let wBytes = 0;
+      for (const [key, value] of sets) {
+        const k = kvKeyBytes(key);
+        wKeys += k;
+        wBytes += k + valueBytes(value);
+      }
+      for (const key of [...deletes, ...wChecks.map((c) => c.key), ...sums.map(([k]) => k)]) {
+        const k = kvKeyBytes(key);
+        wKeys += k;
+        wBytes += k + 9;
+      }
+      const m = sets.length + deletes.length + sums.length;
+      if (
+        part.length > 0 &&
+        (mutations + m > KV_MAX_MUTATIONS_PER_COMMIT ||
+          checks + wChecks.length > KV_MAX_CHECKS_PER_COMMIT ||
+          bytes + wBytes > BATCH_COMMIT_BYTES || keyBytes + wKeys > BATCH_COMMIT_KEY_BYTES)
+      ) {
+        parts.push(part);
+        part = [];
+        mutations =
+          checks =
+          bytes =
+          keyBytes =
+            0;
+      }
+      part.push(w);
+      mutations += m;
+      checks += wChecks.length;
+      bytes += wBytes;
+      keyBytes += wKeys;
+    }
+    if (part.length > 0) parts.push(part);
+    return parts;
+  }
+
   /**
-   * Commits one part, trying again on failure; rejects its writes when every attempt failed.
-   * Returns whether it committed (its writes are resolved after `committed` ran).
+   * Commits one part, trying again on an error; rejects its writes when every attempt failed.
+   * Gives "raced" when a check failed (the caller prepares the writes again), "ok" when it
+   * committed (its writes are resolved after `committed` ran).
    */
-  async #commit(part: Waiting<W>[]): Promise<boolean> {
+  async #commit(part: Waiting<W>[]): Promise<"ok" | "raced" | "failed"> {
     let lastErr: unknown;
     for (let attempt = 1; attempt <= BATCH_COMMIT_ATTEMPTS; attempt++) {
       try {
         const op = this.#kv.atomic();
         for (const { write } of part) {
+          for (const check of write.checks ?? []) op.check(check);
           for (const [key, value] of write.sets) op.set(key, value);
           for (const key of write.deletes) op.delete(key);
+          for (const [key, n] of write.sums ?? []) op.sum(key, n);
         }
-        const result = await op.commit();
-        if (!result.ok) throw new Error("the commit was refused");
+        if (!(await op.commit()).ok) return "raced";
         this.stats.commits++;
-        return true;
+        return "ok";
       } catch (err) {
         lastErr = err;
         if (attempt < BATCH_COMMIT_ATTEMPTS) {
@@ -330,15 +372,18 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
         }
       }
     }
-    this.#fail(part, lastErr);
-    return false;
+    this.#fail(
+      part,
+      new Error(`${(lastErr as Error)?.message ?? lastErr}; tried ${BATCH_COMMIT_ATTEMPTS} times`),
+    );
+    return "failed";
   }
 
   #fail(part: Waiting<W>[], cause: unknown): void {
     this.stats.failed += part.length;
     const err = new CatalogError(
       "STORAGE_ERROR",
-      `Cannot write ${this.#options.what}: a commit of ${part.length} writes failed ${BATCH_COMMIT_ATTEMPTS} times (${
+      `Cannot write ${this.#options.what}: a commit of ${part.length} writes failed (${
         (cause as Error)?.message ?? cause
       }); they are lost, check the store`,
       { cause },

@@ -456,6 +456,34 @@ export class Catalog {
   }
 
   /**
+   * Records that sender `senderId` (started at `startedAt`) is alive now, for `ttlMs`: other
+   * senders end the open records of one that stops beating ({@linkcode endLostTransfers}).
+   */
+  async beatSender(senderId: string, startedAt: Date, ttlMs: number): Promise<void> {
+    this.#assertOpen();
+    await this.#history.beat(senderId, startedAt, ttlMs);
+  }
+
+  /** Drops sender `senderId`'s heartbeat (it stopped cleanly). */
+  async endSenderBeat(senderId: string): Promise<void> {
+    this.#assertOpen();
+    await this.#history.endBeat(senderId);
+  }
+
+  /**
+   * Ends as `SENDER_LOST` the open records of senders other than `ownSenderId` that stopped
+   * beating more than `lostAfterMs` ago and opened more than `lostAfterMs` ago (a sender killed
+   * under a random id never starts again to record them as `INTERRUPTED`); returns them.
+   */
+  async endLostTransfers(
+    ownSenderId: string,
+    options: { lostAfterMs: number; now?: number },
+  ): Promise<TransferRecord[]> {
+    this.#assertOpen();
+    return await this.#history.endLost(ownSenderId, options);
+  }
+
+  /**
    * Commits the history records waiting for their group commit now; resolves when they are
    * written (or reported lost to their callers). Call it before {@linkcode Catalog.close}.
    */

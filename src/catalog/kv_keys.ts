@@ -9,6 +9,12 @@
  * ["device_status", atMs, instanceId, seq] → DeviceStatusRecord
  * ["device_status_of", deviceId, atMs, instanceId, seq] → true
  * ["open_transfer", senderId, transferId] → TransferRecord (outcome OPEN, until it ends)
+ * ["history_count", kind]                → Deno.KvU64, records of that history (kind: "transfer"
+ *                                          or "device_status"), summed in each commit that adds
+ *                                          or removes one
+ * ["history_counted", kind]              → true once the count holds every record (a KV written
+ *                                          before the count existed is counted once)
+ * ["sender_alive", senderId]            → SenderHeartbeat (a running sender's last beat; expires)
  * ["upload", sha256]                     → UploadMark (an add under way: its last progress)
  * ["rollout", rid]                       → RolloutRecord
  * ["rollout_seq"]                        → number, the last rollout seq handed out
@@ -23,6 +29,12 @@
  * ["inv_by_version", version, did]       → product
  * ["inv_by_state", state, did]           → product (state in the rollout holding it)
  * ["inv_history", did, slot]             → HistoryEntry, slot = seq mod HISTORY_PER_DEVICE
+ * ["inv_count", product, version]        → Deno.KvU64, devices running it (summed in the commit
+ *                                          that changes a record's product or version)
+ * ["inv_count_gen"]                      → Deno.KvU64, summed with every change of those counts
+ * ["inv_counted"]                        → true once the counts hold every device
+ * ["inv_seen", minute, did]              → [product, version, lastSeenMs] (one per device: when
+ *                                          it was last seen, for the online count)
  * ["download_token_key"]                 → Uint8Array, the HMAC key of HTTP download tokens
  * ```
  * History keys sort by the time they were recorded; `instanceId` keeps two catalog instances
@@ -140,6 +152,16 @@ export function indexKeyOfHistory(
   });
 }
 
+/** Key of the count of records of a history (a `Deno.KvU64`). */
+export function historyCountKey(kind: HistoryKind): Deno.KvKey {
+  return ["history_count", kind];
+}
+
+/** Key of the mark that the count of a history holds every record (see `historyCountKey`). */
+export function historyCountedKey(kind: HistoryKind): Deno.KvKey {
+  return ["history_counted", kind];
+}
+
 /** Key of the record of a transfer still open on sender `senderId`. */
 export function openTransferKey(senderId: string, transferId: number): Deno.KvKey {
   return [OPEN_TRANSFER, senderId, transferId];
@@ -148,6 +170,11 @@ export function openTransferKey(senderId: string, transferId: number): Deno.KvKe
 /** Prefix of the open transfer records of one sender, or of all. */
 export function openTransferPrefix(senderId?: string): Deno.KvKey {
   return senderId === undefined ? [OPEN_TRANSFER] : [OPEN_TRANSFER, senderId];
+}
+
+/** Key of a running sender's heartbeat (see `History.beat`). */
+export function senderAliveKey(senderId: string): Deno.KvKey {
+  return ["sender_alive", senderId];
 }
 
 /** Key of the mark of an image add under way. */
@@ -288,4 +315,37 @@ export function inventoryHistoryKey(deviceId: string, slot: number): Deno.KvKey 
 /** Prefix of a device's history ring. */
 export function inventoryHistoryPrefix(deviceId: string): Deno.KvKey {
   return [INV_HISTORY, deviceId];
+}
+
+/** Key of the count of devices running `version` of `product` (a `Deno.KvU64`). */
+export function inventoryCountKey(product: string, version: string): Deno.KvKey {
+  return ["inv_count", product, version];
+}
+
+/** Prefix of every device count of the inventory. */
+export function inventoryCountPrefix(): Deno.KvKey {
+  return ["inv_count"];
+}
+
+/**
+ * Key of the generation of the device counts (a `Deno.KvU64` summed with every change of them),
+ * which a recount checks so that it commits only counts no write changed meanwhile.
+ */
+export function inventoryCountGenKey(): Deno.KvKey {
+  return ["inv_count_gen"];
+}
+
+/** Key of the mark that the device counts hold every device (a recount sets it). */
+export function inventoryCountedKey(): Deno.KvKey {
+  return ["inv_counted"];
+}
+
+/** Key of a device's last-seen entry, under the minute it was last seen in. */
+export function inventorySeenKey(minute: number, deviceId: string): Deno.KvKey {
+  return ["inv_seen", minute, deviceId];
+}
+
+/** Range of the last-seen entries from `minute` on. */
+export function inventorySeenSince(minute: number): { prefix: Deno.KvKey; start: Deno.KvKey } {
+  return { prefix: ["inv_seen"], start: ["inv_seen", minute] };
 }

@@ -13,6 +13,8 @@ export const KV_MAX_MUTATIONS_PER_COMMIT = 1000;
 export const KV_MAX_COMMIT_BYTES = 800 * 1024;
 /** Most bytes of keys Deno KV accepts in one atomic commit. */
 export const KV_MAX_COMMIT_KEY_BYTES = 80 * 1024;
+/** Most checks one Deno KV atomic commit may carry ("Too many checks (max 100)"). */
+export const KV_MAX_CHECKS_PER_COMMIT = 100;
 /** Most keys `kv.getMany()` reads at once. */
 export const KV_MAX_GET_MANY_KEYS = 10;
 
@@ -50,8 +52,17 @@ export const MIN_SHA_PREFIX_CHARS = 8;
  * {@linkcode HISTORY_RECORDS_PER_DEVICE} and {@linkcode HISTORY_MAX_AGE_MS} (e.g. 5000 devices × 20).
  */
 export const HISTORY_LIMIT = 100_000;
-/** Records written by one catalog instance between two prunings of a history. */
+/**
+ * Records written by one catalog instance between two prune steps of a history: at most a tenth
+ * of `HISTORY_PRUNE_BATCH`, so the steps keep up with the writes.
+ */
 export const HISTORY_PRUNE_EVERY = 50;
+/**
+ * Records one pruning of a history deletes at most (by age, then beyond `HISTORY_LIMIT`): it
+ * reads only the records it deletes, oldest first, so its work is bounded by this, never by the
+ * size of the history; a backlog goes with the next prunings.
+ */
+export const HISTORY_PRUNE_BATCH = 500;
 /** Records returned by `listTransfers()` / `listDeviceStatus()` when no limit is given. */
 export const DEFAULT_LIST_LIMIT = 100;
 /**
@@ -87,6 +98,11 @@ export const MAX_WRITES_PER_FLUSH = 1000;
 export const BATCH_COMMIT_BYTES = KV_MAX_COMMIT_BYTES - COMMIT_HEADROOM_BYTES;
 /** Bytes of keys one group commit carries at most: the KV limit less a tenth of headroom. */
 export const BATCH_COMMIT_KEY_BYTES = KV_MAX_COMMIT_KEY_BYTES - KV_MAX_COMMIT_KEY_BYTES / 10;
+/**
+ * Commits of a group whose check failed (another writer pruned the same records) before its
+ * writes are reported lost; each attempt prepares them again.
+ */
+export const BATCH_RACE_ATTEMPTS = 8;
 /** Attempts of a group commit before its writes are reported lost. */
 export const BATCH_COMMIT_ATTEMPTS = 3;
 /** Wait before a failed group commit is tried again, times the attempt's number. */

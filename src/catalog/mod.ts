@@ -25,6 +25,8 @@ export {
   type DeviceStatusRecord,
   INTERRUPTED_OUTCOME,
   OPEN_OUTCOME,
+  SENDER_LOST_OUTCOME,
+  type SenderHeartbeat,
   type TransferRecord,
 } from "./history.ts";
 export type { BatchWriterStats } from "./batch_writer.ts";

@@ -12,7 +12,7 @@ import {
   formatTable,
   transferRate,
 } from "../format/mod.ts";
-import { INTERRUPTED_OUTCOME, OPEN_OUTCOME } from "../catalog/mod.ts";
+import { INTERRUPTED_OUTCOME, OPEN_OUTCOME, SENDER_LOST_OUTCOME } from "../catalog/mod.ts";
 import { EXIT_OK, intOption } from "../command/args.ts";
 import {
   DEFAULT_HISTORY_ROWS,
@@ -33,7 +33,8 @@ export const HISTORY_COMMANDS: Command[] = [
   --limit N     show at most N finished transfers (default ${DEFAULT_HISTORY_ROWS})
 
 Transfers still open come first, with OUTCOME ${OPEN_OUTCOME} (also those of a sender that was
-killed; it records them as ${INTERRUPTED_OUTCOME} when it starts again under the same sender id).
+killed; it records them as ${INTERRUPTED_OUTCOME} when it starts again under the same sender id,
+and a running sender records them as ${SENDER_LOST_OUTCOME} a minute after the killed one stopped).
 RATE is the bytes sent divided by the seconds from MANIFEST to the last ACK or the end.`,
     options: { limit: { type: "string" } },
     run: transfers,

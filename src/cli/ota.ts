@@ -3,7 +3,7 @@
  * and label the device inventory, read the transfer and device status history, and make
  * signing keys. Run as `deno task ota <command>` (or with `--` after
  * `ota`); `--help` works on every command. This file dispatches; each command group lives in its
- * own file (image.ts, rollout.ts, devices.ts, history.ts, catalog.ts, key.ts).
+ * own file (image.ts, rollout.ts, devices.ts, fleet.ts, history.ts, catalog.ts, key.ts).
  *
  * The command logic is {@linkcode runOta}, which takes its arguments and output streams so tests
  * run it in-process. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -40,6 +40,7 @@ import { HISTORY_COMMANDS } from "./history.ts";
 import { IMAGE_COMMANDS } from "./image.ts";
 import { KEY_COMMANDS } from "./key.ts";
 import { DEVICE_COMMANDS } from "./devices.ts";
+import { FLEET_COMMANDS } from "./fleet.ts";
 import { ROLLOUT_COMMANDS } from "./rollout.ts";
 import { RolloutError } from "../rollout/mod.ts";
 import { InventoryError } from "../inventory/mod.ts";
@@ -85,6 +86,7 @@ const COMMANDS: Command[] = [
   ...IMAGE_COMMANDS,
   ...ROLLOUT_COMMANDS,
   ...DEVICE_COMMANDS,
+  ...FLEET_COMMANDS,
   ...HISTORY_COMMANDS,
   ...CATALOG_COMMANDS,
   ...KEY_COMMANDS,

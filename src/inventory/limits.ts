@@ -34,3 +34,11 @@ export const GROUPED_UPDATE_FLUSH_MS = 20;
  * transfer ending, so this is reached only when the store stalls.
  */
 export const MAX_QUEUED_GROUPED_UPDATES = 20_000;
+/**
+ * Width of the time slices of the last-seen entries (the online count reads the slices of its
+ * window, not the inventory): one minute, so a device polling every minute moves its entry
+ * about once a poll, and a device polling faster rewrites it in place.
+ */
+export const SEEN_SLICE_MS = 60_000;
+/** Most device counts (product and version pairs) one recount commits in one KV commit. */
+export const COUNTS_PER_COMMIT = 400;

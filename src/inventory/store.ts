@@ -5,8 +5,9 @@
  * keys in `catalog/kv_keys.ts`. It takes an already open `Deno.Kv`.
  *
  * Each update is one read and one commit checked against the record's versionstamp: the record,
- * the index keys that changed and at most one history slot. A polling device whose product and
- * version stay the same costs one small write per REQUEST.
+ * the index keys that changed, at most one history slot and the fleet counts' change
+ * (`fleet_counts.ts`). A polling device whose product and version stay the same costs one small
+ * write per REQUEST and its last-seen entry.
  *
  * @module
  */
@@ -49,6 +50,7 @@ import {
   type TransferSummary,
 } from "./device_record.ts";
 import { InventoryError } from "./errors.ts";
+import { stageFleetChange } from "./fleet_counts.ts";
 import {
   GROUPED_UPDATE_FLUSH_MS,
   HISTORY_PER_DEVICE,
@@ -313,6 +315,7 @@ export class InventoryStore {
         const op = this.#kv.atomic();
         for (const r of batch) {
           op.set(inventoryDeviceKey(r.id), r);
+          stageFleetChange(op, null, r);
           for (const [field, value] of indexEntries(r)) {
             op.set(inventoryIndexKey(field, value, r.id), r.product);
           }
@@ -327,7 +330,8 @@ export class InventoryStore {
     for (const r of records) {
       checkDeviceId(r.id, "import a device");
       r.groups.forEach((g) => checkGroup(g, `import device "${r.id}"`));
-      const n = 1 + indexEntries(r).length;
+      // The record, its index keys, its count, the counts' generation and its last-seen entry.
+      const n = 4 + indexEntries(r).length;
       // Generous size estimate: the record as JSON plus a key's worth per mutation.
       const size = JSON.stringify(r).length + n * IMPORT_KEY_BYTES_ESTIMATE;
       if (mutations + n > KV_MAX_MUTATIONS_PER_COMMIT || bytes + size > IMPORT_COMMIT_BYTES) {
@@ -366,6 +370,7 @@ export class InventoryStore {
       op.set(inventoryHistoryKey(deviceId, slot), written);
     }
     op.set(inventoryDeviceKey(deviceId), record);
+    stageFleetChange(op, old, record);
     const before = new Map(
       (old === null ? [] : indexEntries(old)).map(([f, v]) => [`${f}\0${v}`, old!.product]),
     );

@@ -3,14 +3,18 @@
  * product and per running version, and how many of them are online now. "Online now" means the
  * inventory saw the device (a REQUEST or a STATUS) within {@linkcode ONLINE_WINDOW_MS}: devices
  * keep no session with the sender, so their last contact is the only sign of life there is.
+ * Both come from counts the inventory keeps, never from a read of every device.
  *
  * @module
  */
 
 import type { Catalog } from "../catalog/mod.ts";
-import { inventoryStore } from "../inventory/store.ts";
-import type { DeviceRecord } from "../inventory/mod.ts";
-import { MAX_PAGE_SIZE } from "../rollout/mod.ts";
+import {
+  readFleetCounts,
+  readOnlineCounts,
+  recountFleet,
+  type VersionCount,
+} from "../inventory/fleet_counts.ts";
 
 /**
  * A device counts as online when it was last seen this recently: five minutes, five polls of a
@@ -52,50 +56,48 @@ export interface FleetSummary extends FleetCount {
 }
 
 /**
- * Counts every device of the inventory by product and running version, and those seen within
- * `onlineWindowMs` (default {@linkcode ONLINE_WINDOW_MS}) of `now` (default the wall clock).
- * Reads the inventory page by page; its cost grows with the fleet, not with a page.
+ * Devices of the inventory by product and running version, from the counts the inventory keeps
+ * with every change of a record, and those seen within `onlineWindowMs` (default
+ * {@linkcode ONLINE_WINDOW_MS}) of `now` (default the wall clock), from the last-seen entries of
+ * that window (`src/inventory/fleet_counts.ts`). Its cost grows with the product and version
+ * pairs and the devices online now, not with the inventory. With `recount`, or on a KV written
+ * before the counts existed, it first counts the whole inventory once.
  */
 export async function fleetSummary(
   catalog: Catalog,
-  options: { now?: number; onlineWindowMs?: number } = {},
+  options: { now?: number; onlineWindowMs?: number; recount?: boolean } = {},
 ): Promise<FleetSummary> {
   const now = options.now ?? Date.now();
   const windowMs = options.onlineWindowMs ?? ONLINE_WINDOW_MS;
-  const inventory = inventoryStore(catalog);
+  if (options.recount) await recountFleet(catalog.kv);
   const products = new Map<string, Map<string, FleetCount>>();
-  const total: FleetCount = { devices: 0, online: 0 };
-  const count = (r: DeviceRecord) => {
-    const online = now - Date.parse(r.lastSeen) <= windowMs ? 1 : 0;
-    let versions = products.get(r.product);
-    if (versions === undefined) products.set(r.product, versions = new Map());
-    const v = versions.get(r.version) ?? { devices: 0, online: 0 };
-    versions.set(r.version, { devices: v.devices + 1, online: v.online + online });
-    total.devices += 1;
-    total.online += online;
+  const at = (c: VersionCount) => {
+    let versions = products.get(c.product);
+    if (versions === undefined) products.set(c.product, versions = new Map());
+    let v = versions.get(c.version);
+    if (v === undefined) versions.set(c.version, v = { devices: 0, online: 0 });
+    return v;
   };
-  let cursor: string | undefined;
-  do {
-    const page = await inventory.list({}, { cursor, limit: MAX_PAGE_SIZE });
-    page.devices.forEach(count);
-    cursor = page.cursor;
-  } while (cursor !== undefined);
+  for (const c of await readFleetCounts(catalog.kv)) at(c).devices += c.devices;
+  for (const c of await readOnlineCounts(catalog.kv, now, windowMs)) at(c).online += c.devices;
+  const list = [...products.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([product, versions]) => {
+      const list = [...versions.entries()]
+        .map(([version, c]) => ({ version, ...c }))
+        .sort((a, b) => b.devices - a.devices || (a.version < b.version ? -1 : 1));
+      return {
+        product,
+        devices: list.reduce((n, v) => n + v.devices, 0),
+        online: list.reduce((n, v) => n + v.online, 0),
+        versions: list,
+      };
+    });
   return {
     at: new Date(now).toISOString(),
     onlineWindowSeconds: windowMs / 1000,
-    ...total,
-    products: [...products.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([product, versions]) => {
-        const list = [...versions.entries()]
-          .map(([version, c]) => ({ version, ...c }))
-          .sort((a, b) => b.devices - a.devices || (a.version < b.version ? -1 : 1));
-        return {
-          product,
-          devices: list.reduce((n, v) => n + v.devices, 0),
-          online: list.reduce((n, v) => n + v.online, 0),
-          versions: list,
-        };
-      }),
+    devices: list.reduce((n, p) => n + p.devices, 0),
+    online: list.reduce((n, p) => n + p.online, 0),
+    products: list,
   };
 }

@@ -22,7 +22,8 @@ export const MAX_HISTORY_ROWS = 10_000;
 
 /**
  * At most `limit` transfers still open first (oldest first; also those of a sender that was
- * killed, until it starts again and records them as `INTERRUPTED`), then at most `limit`
+ * killed, until it starts again and records them as `INTERRUPTED`, or a running sender ends
+ * them as `SENDER_LOST` a minute after the killed one stopped beating), then at most `limit`
  * finished ones, newest first. Throws `INVALID_ARGUMENT` for a limit outside
  * 1..{@linkcode MAX_HISTORY_ROWS}.
  */

@@ -22,6 +22,8 @@ export interface ActiveRolloutsOptions {
   maxAgeMs?: number;
   /** Monotonic clock in ms; default `performance.now`. */
   now?: () => number;
+  /** Called when the watch saw the active rollouts change (the rollout driver steps then). */
+  onChange?: () => void;
 }
 
 /** See the module doc. */
@@ -29,6 +31,7 @@ export class ActiveRollouts {
   readonly #store: Pick<RolloutStore, "active" | "activeChanged">;
   readonly #maxAgeMs: number;
   readonly #now: () => number;
+  readonly #onChange: () => void;
   readonly #closing = new AbortController();
   #copy: { records: RolloutRecord[]; at: number } | undefined;
   #loading: Promise<RolloutRecord[]> | undefined;
@@ -44,6 +47,7 @@ export class ActiveRollouts {
     this.#store = store;
     this.#maxAgeMs = options.maxAgeMs ?? ACTIVE_ROLLOUTS_MAX_AGE_MS;
     this.#now = options.now ?? (() => performance.now());
+    this.#onChange = options.onChange ?? (() => {});
   }
 
   /** The active rollouts, oldest first: the copy while it is valid, else read from KV once. */
@@ -95,6 +99,7 @@ export class ActiveRollouts {
           this.#generation++;
           // A newer copy handed over meanwhile (update) is checked on the next round.
           if (this.#copy === watched) this.#copy = undefined;
+          if (!this.#closing.signal.aborted) this.#onChange();
         }
       } catch {
         this.#copy = undefined;

@@ -11,6 +11,9 @@ export class TransferRegistry {
   readonly #byId = new Map<number, Transfer>();
   readonly #byDevice = new Map<string, Transfer>();
 
+  /** Open transfers; `onAdd` is called after each one is added (the sender's timer wakes). */
+  constructor(readonly onAdd: () => void = () => {}) {}
+
   /** Open transfers. */
   get size(): number {
     return this.#byId.size;
@@ -41,6 +44,7 @@ export class TransferRegistry {
   add(t: Transfer): void {
     this.#byId.set(t.id, t);
     this.#byDevice.set(t.deviceId, t);
+    this.onAdd();
   }
 
   /** Removes a closed transfer; returns it, or undefined when it was not open. */

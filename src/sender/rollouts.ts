@@ -15,6 +15,12 @@
  * commit moved the device from QUEUED to OFFERED. A sender restarted mid-rollout carries on
  * from KV.
  *
+ * The timer steps every `tickMs` while a rollout is RUNNING or PAUSED. With none, a step has
+ * nothing to do but look for one: it reads KV every `IDLE_ROLLOUT_TICK_MS` instead (the age the
+ * request path's copy accepts for another process's change), and a change the KV watch sees in
+ * this process (a rollout created or started through the HTTP API) brings the step back within
+ * `tickMs`.
+ *
  * Nothing a device sends can make the driver throw into the sender: each failure is logged.
  * @module
  */
@@ -28,6 +34,7 @@ import {
 } from "../inventory/mod.ts";
 import {
   ACTIVE_ROLLOUT_STATES,
+  ACTIVE_ROLLOUTS_MAX_AGE_MS,
   ActiveRollouts,
   decideLatest,
   type DeviceEntry,
@@ -48,6 +55,12 @@ export const ROLLOUT_DEFAULTS = {
   offersPerSecond: 100,
   tickMs: 250,
 } as const;
+
+/**
+ * The timer's period while no rollout is RUNNING or PAUSED: a rollout started by another process
+ * (the CLI, another sender) is seen as late as the request path sees it.
+ */
+export const IDLE_ROLLOUT_TICK_MS = ACTIVE_ROLLOUTS_MAX_AGE_MS;
 
 /** Highest `offersPerSecond` a sender accepts. */
 export const MAX_OFFERS_PER_SECOND = 100_000;
@@ -84,6 +97,10 @@ export class RolloutDriver {
    */
   readonly #manifestRecorded = new Map<string, string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the armed timer waits the idle period (a change seen in this process cuts it short). */
+  #timerIdle = false;
+  /** Whether the last step found a rollout to move along (RUNNING or PAUSED). */
+  #busy = false;
   #ticking: Promise<void> | undefined;
   #stopped = false;
   /** OFFERs published by this instance. */
@@ -99,7 +116,7 @@ export class RolloutDriver {
     this.#limiter = new RateLimiter(wiring.offersPerSecond ?? ROLLOUT_DEFAULTS.offersPerSecond);
     this.#tickMs = wiring.tickMs ?? ROLLOUT_DEFAULTS.tickMs;
     this.#now = wiring.now ?? Date.now;
-    this.#active = new ActiveRollouts(this.#store);
+    this.#active = new ActiveRollouts(this.#store, { onChange: () => this.#wake() });
   }
 
   /** Loads the rollouts and starts the timer (none when `tickMs` is 0: tests call `tick`). */
@@ -293,7 +310,11 @@ export class RolloutDriver {
   }
 
   async #step(): Promise<void> {
-    for (const r of await this.#guard("load rollouts", () => this.#current(true)) ?? []) {
+    const rollouts = await this.#guard("load rollouts", () => this.#current(true));
+    if (rollouts !== undefined) {
+      this.#busy = rollouts.some((r) => r.state === "RUNNING" || r.state === "PAUSED");
+    }
+    for (const r of rollouts ?? []) {
       if (this.#stopped) return;
       if (r.state !== "RUNNING" && r.state !== "PAUSED") continue;
       try {
@@ -430,11 +451,28 @@ export class RolloutDriver {
     if (records !== undefined) this.#records = records;
   }
 
-  #schedule(): void {
+  /** Arms the timer: `tickMs` while a rollout is moving, else the idle period. */
+  #schedule(
+    delayMs = this.#busy ? this.#tickMs : Math.max(this.#tickMs, IDLE_ROLLOUT_TICK_MS),
+  ): void {
+    this.#timerIdle = delayMs > this.#tickMs;
     this.#timer = setTimeout(async () => {
+      this.#timer = undefined;
       await this.tick();
       if (!this.#stopped) this.#schedule();
-    }, this.#tickMs);
+    }, delayMs);
+  }
+
+  /**
+   * Steps within `tickMs` (as before an idle period) when the timer waits the idle period and
+   * the KV watch saw the active rollouts change: a rollout may have become active. Not at once,
+   * so a watch that keeps firing costs no more than the busy timer. A step under way has no
+   * timer armed: it is left to finish.
+   */
+  #wake(): void {
+    if (this.#stopped || this.#timer === undefined || !this.#timerIdle) return;
+    clearTimeout(this.#timer);
+    this.#schedule(this.#tickMs);
   }
 
   /** {@linkcode #guard} for a synchronous `fn`. */

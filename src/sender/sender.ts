@@ -3,6 +3,12 @@
  * status), runs the deadline timer, and turns every closed transfer into its record, its counters
  * and its listeners' call (docs/protocol.md §2.1, §5, §7). It never lets bad input crash it.
  *
+ * The timer runs only when there is something to time: every `tickMs` while a transfer is open
+ * (its deadlines, §7), once a second while devices were heard from or still hold rate state (the
+ * sweep), and not at all when the sender is idle. An idle sender then costs no CPU per second
+ * (bench/sender_cpu.ts measured the 50 ms tick of an idle sender as CPU that a slow transfer
+ * was charged per MiB); an inbound message or an opened transfer starts it again.
+ *
  * It talks to the broker only through the {@link Transport} interface and to storage only
  * through {@link SenderCatalog}, so tests can drive it with an in-memory transport.
  * @module
@@ -47,6 +53,9 @@ const SHUTDOWN_RECORDS_MS = 2000;
 /** How often the timer drops the rate buckets of devices that have refilled. */
 const SWEEP_EVERY_MS = 1000;
 
+/** Why the timer is armed; see the module doc. */
+type TimerMode = "transfers" | "sweep";
+
 let internalsOf: (sender: Sender) => SenderInternals;
 
 /** Test-only view of a sender's per-device state; see {@linkcode _senderInternals}. */
@@ -82,8 +91,15 @@ export class Sender {
   readonly #settings: SenderSettings;
   readonly #ctx: SenderContext;
   readonly #listeners: Array<(record: TransferRecord) => void> = [];
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerMode: TimerMode | undefined;
+  #timerStopped = false;
   #lastSweep = -Infinity;
+  /** Inbound messages since the last sweep, and whether the interval before it had any. */
+  #heardSinceSweep = 0;
+  #heardBeforeSweep = false;
+  /** Timer ticks so far (tests of the idle sender read it). */
+  timerTicks = 0;
 
   static {
     internalsOf = (s) => ({
@@ -110,7 +126,8 @@ export class Sender {
         log.warn(`internal error: ${(err as Error).stack ?? err}`);
       }
     };
-    const transfers = new TransferRegistry();
+    // An opened transfer needs the deadline timer at its full rate.
+    const transfers = new TransferRegistry(() => this.#wake("transfers"));
     const recorder = new Recorder(settings.catalog, { senderId: settings.senderId, log });
     const backlog = new Backlog<Transfer | SharedStream>(transport, {
       maxBytes: settings.maxBacklogBytes,
@@ -170,7 +187,7 @@ export class Sender {
     o.transport.onMessage((m) => s.handle(m));
     await o.transport.subscribe([subs.requests, subs.acks, subs.status], 1);
     await s.#ctx.rollouts?.start();
-    if (o.tickMs > 0) s.#timer = setInterval(() => s.tick(), o.tickMs);
+    s.#wake("sweep");
     return s;
   }
 
@@ -233,15 +250,58 @@ export class Sender {
     }
     if (now - this.#lastSweep >= SWEEP_EVERY_MS) {
       this.#lastSweep = now;
+      this.#heardBeforeSweep = this.#heardSinceSweep > 0;
+      this.#heardSinceSweep = 0;
       this.#ctx.admission.sweep(now);
       this.#ctx.replies.sweep(now);
     }
+  }
+
+  /**
+   * What the timer has to do next: `transfers` while one is open; `sweep` while a sweep has
+   * something to drop, count or log (a device heard from since the sweep before the last one, a
+   * rate bucket not yet refilled; the one quiet sweep after the last message resets the
+   * admission's BUSY backoff); undefined when idle.
+   */
+  #timerNeed(): TimerMode | undefined {
+    const ctx = this.#ctx;
+    if (ctx.transfers.size > 0) return "transfers";
+    if (this.#heardSinceSweep > 0 || this.#heardBeforeSweep) return "sweep";
+    const held = Object.values(ctx.admission.perDeviceEntries).some((n) => n > 0) ||
+      Object.values(ctx.replies.perDeviceEntries).some((n) => n > 0);
+    return held ? "sweep" : undefined;
+  }
+
+  /**
+   * Arms the timer for `need` unless it is armed for as much already (a sweep timer is replaced
+   * by the faster transfer timer).
+   */
+  #wake(need: TimerMode): void {
+    const tickMs = this.#settings.tickMs;
+    if (tickMs <= 0 || this.#timerStopped) return;
+    if (this.#timerMode === "transfers" || this.#timerMode === need) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const delay = need === "transfers" ? tickMs : Math.min(
+      SWEEP_EVERY_MS,
+      Math.max(tickMs, this.#lastSweep + SWEEP_EVERY_MS - this.#settings.now()),
+    );
+    this.#timerMode = need;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerMode = undefined;
+      this.timerTicks++;
+      this.tick();
+      const next = this.#timerNeed();
+      if (next) this.#wake(next);
+    }, delay);
   }
 
   /** Handles one inbound message; never throws. */
   handle(message: InboundMessage): void {
     const ctx = this.#ctx;
     const { prefix, senderId, log } = this.#settings;
+    this.#heardSinceSweep++;
+    if (this.#timerMode === undefined) this.#wake("sweep");
     try {
       const where = parseInboundTopic(prefix, message.topic);
       if (!where) return ctx.replies.drop(`message on unexpected topic "${message.topic}"`);
@@ -265,7 +325,8 @@ export class Sender {
     // The driver stops first: the transfers the shutdown aborts are no device's failure.
     await this.#ctx.rollouts?.stop();
     this.#ctx.admission.stop();
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timerStopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     const now = this.#settings.now();
     const retryAfterMs = this.#settings.busyRetryAfterMs;
     for (const t of this.#ctx.transfers.all()) {

@@ -12,6 +12,7 @@ import {
 } from "../command/args.ts";
 import { ConfigError, DEFAULT_CONFIG_FILE, envName, loadCommandConfig } from "./config.ts";
 import { runSender } from "./run.ts";
+import { stdoutLog } from "./log_writer.ts";
 import { TransportError } from "../transport/mqtt_client.ts";
 
 const HELP = `Usage: deno task sender [--] [options]
@@ -59,6 +60,8 @@ async function main(args: string[]): Promise<number> {
       warn: (line) => console.error(`WARNING ${line}`),
     });
     running = await runSender(config);
+    // The sender's log is queued (log_writer.ts): what it logged so far goes before this line.
+    await stdoutLog().flush();
     console.log(
       `mqtt-ota sender ${running.senderId} serving ${config.kvPath} on ${running.brokerUrl} ` +
         `(prefix "${config.topics.prefix}", MQTT ${
@@ -77,6 +80,7 @@ async function main(args: string[]): Promise<number> {
         envName(["broker", "embedded"])
       }=true to let the sender start a test broker`
       : "";
+    await stdoutLog().flush();
     console.error(`${(err as Error).message}${next}`);
     return EXIT_FAILURE;
   }
@@ -85,8 +89,10 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await promise;
+  await stdoutLog().flush();
   console.log("Shutting down: open transfers are told to retry later");
   await running.stop();
+  // runSender's stop flushed the log; lines logged after it go out at exit (stdoutLog's unload).
   return EXIT_OK;
 }
 

@@ -19,7 +19,9 @@ import { escapeControl } from "../format/mod.ts";
 import { type RunningHttp, startHttp } from "../http/mod.ts";
 import { downloadTokens, tokenQuery } from "../http/download_token.ts";
 import type { HttpDownloadWiring } from "../sender/options.ts";
+import { startSenderLiveness } from "./sender_liveness.ts";
 import { watchEventLoop } from "./event_loop_watch.ts";
+import { logTime, type LogWriter, stdoutLog } from "./log_writer.ts";
 
 /** A running sender and what it started. */
 export interface RunningSender {
@@ -136,6 +138,7 @@ export async function runSender(
     shared: config.shared,
     httpDownload,
   });
+  const liveness = await startSenderLiveness(catalog, senderId, log);
   const stopWatch = watchEventLoop(log);
   let stopped = false;
   /** Stops the service, then the connection, the catalog and any embedded broker, once. */
@@ -144,9 +147,11 @@ export async function runSender(
     stopped = true;
     stopWatch();
     await sender.stop();
+    await liveness.stop();
     await transport.close().catch(() => {});
     catalog.close();
     await embedded?.stop();
+    await (log as Partial<ConsoleLog>).flush?.();
   };
   let http: RunningHttp | undefined;
   if (config.http.listen !== "") {
@@ -220,14 +225,22 @@ async function collectGarbage(catalog: Catalog, log: SenderLog): Promise<void> {
   }
 }
 
+/** The sender's log on stdout: {@link SenderLog} and a flush of what is still queued. */
+export interface ConsoleLog extends SenderLog {
+  /** Resolves when every line logged so far is written. */
+  flush(): Promise<void>;
+}
+
 /**
  * Log lines to stdout with a time stamp, control characters escaped: a line may quote what a
  * device sent (an id, a version, a detail), and a newline or ESC in it must not forge a line.
+ * The lines are written in batches (src/service/log_writer.ts), by default through the
+ * process's one stdout writer.
  */
-export function consoleLog(): SenderLog {
-  const ts = () => new Date().toISOString().slice(11, 23);
+export function consoleLog(writer: LogWriter = stdoutLog()): ConsoleLog {
   return {
-    info: (line) => console.log(`${ts()} ${escapeControl(line)}`),
-    warn: (line) => console.log(`${ts()} ${escapeControl(line)}`),
+    info: (line) => writer.info(`${logTime(Date.now())} ${escapeControl(line)}`),
+    warn: (line) => writer.warn(`${logTime(Date.now())} ${escapeControl(line)}`),
+    flush: () => writer.flush(),
   };
 }

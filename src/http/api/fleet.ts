@@ -1,9 +1,10 @@
 /**
  * `/api/fleet`: devices per product and running version, and how many are online now (seen
- * within `ONLINE_WINDOW_MS`), for the dashboard's fleet view; computed by `src/ops/fleet.ts`.
- * One summary answers every request for {@link FLEET_SUMMARY_TTL_MS} after it is ready, and requests that arrive
- * while it is computed wait for that one: however many dashboards are open, the inventory is
- * read at most once per period.
+ * within `ONLINE_WINDOW_MS`), for the dashboard's fleet view; computed by `src/ops/fleet.ts` from
+ * the counts the inventory keeps (its cost follows the versions and the devices online, not the
+ * inventory). One summary answers every request for {@link FLEET_SUMMARY_TTL_MS} after it is
+ * ready, and requests that arrive while it is computed wait for that one: however many
+ * dashboards are open, the counts are read at most once per period.
  * @module
  */
 

@@ -11,8 +11,10 @@
 export const MAX_JSON_BODY_BYTES = 64 * 1024;
 
 /**
- * How long one fleet summary answers `GET /api/fleet`: it reads every device record (10 000
- * devices took 1.3 to 3.2 s on the loaded 2-core test machine), and every open dashboard asks every
- * 5 s, so requests within this long share one read. The answer's `at` says when it was taken.
+ * How long one fleet summary answers `GET /api/fleet`: it reads the inventory's counts and the
+ * last-seen entries of the devices online now (one small entry each: 10 000 online took about
+ * 0.1 s on the loaded 2-core test machine, docs/performance.md), and every open dashboard asks
+ * every 5 s, so requests within this long share one read. The answer's `at` says when it was
+ * taken.
  */
 export const FLEET_SUMMARY_TTL_MS = 5000;

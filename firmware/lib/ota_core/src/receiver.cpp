@@ -307,6 +307,18 @@ void Receiver::joinStream(const Manifest& m) {
   streamId_ = m.streamId;
 }
 
+void Receiver::onSessionLost() {
+  if (sharedTopic_[0] == '\0') return;
+  if (publisher_.subscribe(sharedTopic_)) {
+    ++stats_.sharedRejoined;
+    return;
+  }
+  // §11.3: the device goes on without the stream; its transfer lapses and finishes by unicast.
+  ++stats_.sharedLapsed;
+  sharedTopic_[0] = '\0';
+  streamId_ = 0;
+}
+
 void Receiver::leaveStream() {
   if (sharedTopic_[0] == '\0') return;
   publisher_.unsubscribe(sharedTopic_);

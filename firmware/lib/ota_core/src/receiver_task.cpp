@@ -125,6 +125,9 @@ void ReceiverTask::onLinkEvents(uint32_t events, uint32_t nowMs) {
   if ((events & kLinkDown) != 0) linkReady_ = false;
   if ((events & kLinkReady) != 0) linkReady_ = true;
   if (selfTest_ != nullptr) selfTest_->onLinkEvents(events);
+  // A new connection without the old session: what the receiver subscribed is gone
+  // (link_session.h).
+  if ((events & kLinkSessionLost) != 0) rx_.onSessionLost();
   // Ask as soon as the link is up; a request already out is retried by the Receiver itself.
   if ((events & kLinkReady) != 0 && (events & kLinkSubscribeRefused) == 0) startIfIdle(nowMs);
 }

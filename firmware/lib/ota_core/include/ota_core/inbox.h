@@ -47,6 +47,10 @@ enum LinkEvent : uint32_t {
   kLinkSubscribeRefused = 1u << 1,
   /// The connection to the broker was lost (the client reconnects by itself).
   kLinkDown = 1u << 2,
+  /// With kLinkReady (or kLinkSubscribeRefused): the broker kept no session for the new
+  /// connection, so subscriptions made before (the shared image topic's, §11.4) are gone and must
+  /// be made again (link_session.h).
+  kLinkSessionLost = 1u << 3,
 };
 
 /// See file header. Producer calls (feed, postEvent) come from one network task; consumer

@@ -100,6 +100,8 @@ struct ReceiverStats {
   uint32_t sharedReceived = 0;   ///< messages on the shared image topic (§11.4), used or not
   uint32_t sharedWritten = 0;    ///< shared CHUNKs written
   uint32_t sharedRefused = 0;    ///< MANIFESTs whose shared topic was not their image's: unicast
+  uint32_t sharedRejoined = 0;   ///< shared topic subscribed again after a session was lost
+  uint32_t sharedLapsed = 0;     ///< ... or not (the subscription failed): unicast from then on
 };
 
 /// How the last transfer ended (valid in VERIFIED and FAILED).
@@ -152,6 +154,10 @@ class Receiver {
   const char* statusTopic() const { return statusTopic_; }
   /// The shared image topic subscribed to for the transfer (§11.4); empty when none.
   const char* sharedTopic() const { return sharedTopic_; }
+  /// The broker kept no session for a new connection (link_session.h): subscribes the transfer's
+  /// shared image topic again (§11.4), or, when that fails, goes on by unicast alone (§11.3).
+  /// Receiver task only, like every subscription of the shared topic.
+  void onSessionLost();
 
  private:
   enum class Event : uint8_t {
