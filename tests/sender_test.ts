@@ -392,3 +392,28 @@ Deno.test("a new request from the same device supersedes its open transfer, reco
   assert(open[0].transferId !== first.transferId);
   await sender.stop();
 });
+
+Deno.test("a transfer logs one line, at its end, naming its transfer id", async () => {
+  const infos: string[] = [];
+  const broker = new MemoryBroker();
+  const sender = await Sender.start({
+    transport: broker.connect(),
+    catalog: await fakeCatalog(IMAGE),
+    prefix: "ota",
+    senderId: "s1",
+    tickMs: 0,
+    log: { info: (l) => infos.push(l), warn: () => {} },
+  });
+  const device = broker.connect();
+  await device.publish("ota/dev/d1/req", encodeRequest(request()), {
+    qos: 1,
+    responseTopic: "ota/dev/d1/data",
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  const [open] = sender.openTransfers();
+  assertEquals(infos, [], "nothing is logged when the transfer starts");
+  await sender.stop();
+  assertEquals(infos.length, 1);
+  assert(infos[0].startsWith("end    d1 "), infos[0]);
+  assert(infos[0].includes(`(transfer ${open.transferId})`), infos[0]);
+});

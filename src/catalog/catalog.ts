@@ -11,6 +11,7 @@
 import { CatalogError } from "./errors.ts";
 import { type AddImageOptions, admitImage } from "./admission.ts";
 import { History } from "./history.ts";
+import type { BatchWriterStats } from "./batch_writer.ts";
 import type { DeviceStatusRecord, TransferRecord } from "./history.ts";
 import { ImageCache } from "./image_cache.ts";
 import { isKvConnectUrl, kvConnectProblem, kvUrlProblem } from "./kv_location.ts";
@@ -20,6 +21,7 @@ import { KeyLock } from "./key_lock.ts";
 import {
   DEFAULT_CACHE_BYTES,
   DEFAULT_LIST_LIMIT,
+  HISTORY_FLUSH_MS,
   HISTORY_LIMIT,
   HISTORY_RECORDS_PER_DEVICE,
   MAX_PRODUCT_BYTES,
@@ -40,6 +42,11 @@ export interface CatalogOptions {
   historyLimit?: number;
   /** Records of each kind kept per device; default {@linkcode HISTORY_RECORDS_PER_DEVICE}. */
   historyPerDevice?: number;
+  /**
+   * Longest a history record waits to share its commit with others; default
+   * {@linkcode HISTORY_FLUSH_MS}; 0 commits the records of one turn of the event loop together.
+   */
+  historyFlushMs?: number;
 }
 
 /** Test-only view of a catalog's internals; see {@linkcode _catalogInternals}. */
@@ -123,11 +130,15 @@ export class Catalog {
 
   private constructor(
     kv: Deno.Kv,
-    { cacheBytes, historyLimit, historyPerDevice }: Required<CatalogOptions>,
+    { cacheBytes, historyLimit, historyPerDevice, historyFlushMs }: Required<CatalogOptions>,
   ) {
     this.#kv = kv;
     this.#store = new ImageStore(kv);
-    this.#history = new History(kv, { limit: historyLimit, perDevice: historyPerDevice });
+    this.#history = new History(kv, {
+      limit: historyLimit,
+      perDevice: historyPerDevice,
+      flushMs: historyFlushMs,
+    });
     this.#cache = new ImageCache(cacheBytes);
   }
 
@@ -142,6 +153,12 @@ export class Catalog {
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     const historyLimit = options.historyLimit ?? HISTORY_LIMIT;
     const historyPerDevice = options.historyPerDevice ?? HISTORY_RECORDS_PER_DEVICE;
+    const historyFlushMs = options.historyFlushMs ?? HISTORY_FLUSH_MS;
+    if (!Number.isSafeInteger(historyFlushMs) || historyFlushMs < 0) {
+      throw invalid(
+        `Cannot open catalog: historyFlushMs ${historyFlushMs} is not a non-negative integer`,
+      );
+    }
     if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) {
       throw invalid(`Cannot open catalog: cacheBytes ${cacheBytes} is not a non-negative integer`);
     }
@@ -168,7 +185,7 @@ export class Catalog {
         { cause: e },
       );
     }
-    return new Catalog(kv, { cacheBytes, historyLimit, historyPerDevice });
+    return new Catalog(kv, { cacheBytes, historyLimit, historyPerDevice, historyFlushMs });
   }
 
   /**
@@ -466,10 +483,30 @@ export class Catalog {
     return await this.#history.endLost(ownSenderId, options);
   }
 
-  /** Closes the KV store and drops the cache. Calling it twice is harmless. */
+  /**
+   * Commits the history records waiting for their group commit now; resolves when they are
+   * written (or reported lost to their callers). Call it before {@linkcode Catalog.close}.
+   */
+  async flushRecords(): Promise<void> {
+    this.#assertOpen();
+    await this.#history.flush();
+  }
+
+  /** Counters of the history's group commits since the catalog opened. */
+  historyStats(): BatchWriterStats {
+    this.#assertOpen();
+    return this.#history.stats;
+  }
+
+  /**
+   * Closes the KV store and drops the cache. History records still waiting for their commit are
+   * rejected to their callers ({@linkcode Catalog.flushRecords} first writes them). Calling it
+   * twice is harmless.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#history.close();
     this.#cache.clear();
     this.#kv.close();
   }

@@ -27,12 +27,15 @@ import {
   senderAliveKey,
 } from "./kv_keys.ts";
 import {
+  HISTORY_FLUSH_MS,
   HISTORY_MAX_AGE_MS,
   HISTORY_PRUNE_BATCH,
   HISTORY_PRUNE_EVERY,
   HISTORY_RECORDS_PER_DEVICE,
   KV_MAX_CHECKS_PER_COMMIT,
+  MAX_QUEUED_HISTORY_WRITES,
 } from "./limits.ts";
+import { type BatchWrite, BatchWriter, type BatchWriterStats } from "./batch_writer.ts";
 
 /**
  * One finished transfer: what the sender hands to its `onTransferEnd` listeners and records in
@@ -149,17 +152,41 @@ export interface HistoryLimits {
   perDevice?: number;
   /** Records older than this are pruned; default {@linkcode HISTORY_MAX_AGE_MS}. */
   maxAgeMs?: number;
+  /**
+   * Longest a record waits for others to share its commit; default
+   * {@linkcode HISTORY_FLUSH_MS} (0: the records of one turn of the event loop).
+   */
+  flushMs?: number;
+  /** Records waiting at most; default {@linkcode MAX_QUEUED_HISTORY_WRITES}. */
+  maxQueued?: number;
+}
+
+/** One grouped history write: a record (with its index entry), or an open transfer's record. */
+interface HistoryWrite extends BatchWrite {
+  /** The history and device a record belongs to (absent for an open transfer's record). */
+  of?: { kind: HistoryKind; deviceId: string };
+  /** The write's own sets and deletes, before a group's pruning was added (prepared again). */
+  base: { sets: BatchWrite["sets"]; deletes: Deno.KvKey[] };
+}
+
+/** The tag of an open transfer's record write, which its end record cancels while it waits. */
+function openTag(key: Deno.KvKey): string {
+  return JSON.stringify(key);
 }
 
 /**
  * Both histories over one KV store. Keys sort by the time a record was written; a per-device index
  * bounds each device's records on every write; age and the global `limit` are pruned every few
- * writes (see {@linkcode historyPruneEvery}).
+ * writes (see {@linkcode historyPruneEvery}). A transfer's open and end records and a device's
+ * STATUS records are committed in groups ({@linkcode BatchWriter}): a method resolves once its
+ * record is committed, and records commit in the order of the calls. The ends of other senders'
+ * records (`closeInterrupted`, `endLost`) are checked one by one.
  */
 export class History {
   readonly #instanceId = crypto.randomUUID();
   #seq = 0;
   readonly #writes: Record<HistoryKind, number> = { transfer: 0, device_status: 0 };
+  readonly #writer: BatchWriter<HistoryWrite>;
   readonly limit: number;
   readonly perDevice: number;
   readonly maxAgeMs: number;
@@ -169,11 +196,34 @@ export class History {
     this.limit = limits.limit;
     this.perDevice = limits.perDevice ?? HISTORY_RECORDS_PER_DEVICE;
     this.maxAgeMs = limits.maxAgeMs ?? HISTORY_MAX_AGE_MS;
+    this.#writer = new BatchWriter<HistoryWrite>(kv, {
+      flushMs: limits.flushMs ?? HISTORY_FLUSH_MS,
+      maxQueued: limits.maxQueued ?? MAX_QUEUED_HISTORY_WRITES,
+      what: "history records",
+      prepare: (writes) => this.#boundDevices(writes),
+      committed: (writes) => this.#pruneIfDue(writes),
+    });
+  }
+
+  /** Counters of the group commits (writes, commits, refusals, failures) since start. */
+  get stats(): BatchWriterStats {
+    return { ...this.#writer.stats };
+  }
+
+  /** Commits every waiting record now; resolves when they are written (or reported lost). */
+  async flush(): Promise<void> {
+    await this.#writer.flush();
+  }
+
+  /** Refuses further records and rejects the waiting ones (the store is closing). */
+  close(): void {
+    this.#writer.close();
   }
 
   /** Records a finished transfer (and drops its open record, if any). */
   async recordTransfer(record: TransferRecord): Promise<void> {
-    await this.#record("transfer", record, openTransferKey(record.senderId, record.transferId));
+    const open = openTransferKey(record.senderId, record.transferId);
+    await this.#grouped("transfer", record, { deletes: [open], cancels: openTag(open) });
   }
 
   /** Transfer records, newest first, at most `limit`. */
@@ -183,7 +233,7 @@ export class History {
 
   /** Records a device status report. */
   async recordDeviceStatus(record: DeviceStatusRecord): Promise<void> {
-    await this.#record("device_status", record);
+    await this.#grouped("device_status", record, { deletes: [] });
   }
 
   /** Device status records, newest first, at most `limit`. */
@@ -193,10 +243,13 @@ export class History {
 
   /**
    * Records a transfer that has just opened (outcome {@linkcode OPEN_OUTCOME}); its end record
-   * replaces it. A sender has at most its transfer limit open, so these are bounded too.
+   * replaces it (and, made before this one was committed, cancels its write). A sender has at
+   * most its transfer limit open, so these are bounded too.
    */
   async recordOpenTransfer(record: TransferRecord): Promise<void> {
-    await this.kv.set(openTransferKey(record.senderId, record.transferId), { ...record });
+    const key = openTransferKey(record.senderId, record.transferId);
+    const sets: BatchWrite["sets"] = [[key, { ...record }]];
+    await this.#writer.write({ sets, deletes: [], tag: openTag(key), base: { sets, deletes: [] } });
   }
 
   /** Records of open transfers, of one sender or of all, oldest first. */
@@ -340,20 +393,107 @@ export class History {
     return true;
   }
 
+  /** Queues a record with its index entry (and `write`'s deletes) for a group commit. */
+  async #grouped(
+    kind: HistoryKind,
+    record: TransferRecord | DeviceStatusRecord,
+    write: { deletes: Deno.KvKey[]; cancels?: string },
+  ): Promise<void> {
+    const at = { atMs: Date.now(), instanceId: this.#instanceId, seq: this.#seq++ };
+    const sets: BatchWrite["sets"] = [
+      [historyKey(kind, at), { ...record }],
+      [historyOfDeviceKey(kind, record.deviceId, at), true],
+    ];
+    await this.#writer.write({
+      sets,
+      deletes: write.deletes,
+      cancels: write.cancels,
+      of: { kind, deviceId: record.deviceId },
+      base: { sets, deletes: write.deletes },
+    });
+  }
+
   /**
-   * Index entries of the device's records beyond the newest `perDevice - 1`, so that with the
-   * one being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE} records at
+   * Before a group commits (and again after a lost race): for each device with records in it,
+   * its older records beyond `perDevice` are deleted in the same commit, each checked so that two
+   * writers pruning the same device count it once (one listing of the device's index per group,
+   * not per record), and the history's count gains the records written less those deleted. A
+   * device with more than `perDevice` records in the group keeps only its newest ones: the older
+   * are not written. When the listing fails the records are written unpruned; the device's next
+   * records prune them.
+   */
+  async #boundDevices(writes: HistoryWrite[]): Promise<void> {
+    const byDevice = new Map<string, HistoryWrite[]>();
+    for (const w of writes) {
+      w.sets = w.base.sets;
+      w.deletes = [...w.base.deletes];
+      w.checks = [];
+      w.sums = [];
+      if (w.of === undefined) continue;
+      const id = JSON.stringify([w.of.kind, w.of.deviceId]);
+      const list = byDevice.get(id);
+      if (list === undefined) byDevice.set(id, [w]);
+      else list.push(w);
+    }
+    await Promise.all([...byDevice.values()].map(async (ofDevice) => {
+      const { kind, deviceId } = ofDevice[0].of!;
+      const extra = ofDevice.length - this.perDevice;
+      for (let i = 0; i < extra; i++) ofDevice[i].sets = [];
+      for (const w of ofDevice) {
+        if (w.sets.length > 0) w.sums!.push([historyCountKey(kind), countDelta(1)]);
+      }
+      let doomed: Deno.KvEntry<unknown>[] = [];
+      try {
+        doomed = await this.#beyondDeviceBound(
+          kind,
+          deviceId,
+          Math.min(ofDevice.length, this.perDevice),
+        );
+      } catch {
+        return; // written unpruned: the device's next commit prunes what this one could not
+      }
+      const last = ofDevice[ofDevice.length - 1];
+      for (const e of doomed) {
+        last.checks!.push(e);
+        last.deletes.push(e.key, historyKeyOfIndex(kind, e.key));
+      }
+      if (doomed.length > 0) last.sums!.push([historyCountKey(kind), countDelta(-doomed.length)]);
+    }));
+  }
+
+  /** After a group commits: a prune step of a history, every `historyPruneEvery` records. */
+  async #pruneIfDue(writes: HistoryWrite[]): Promise<void> {
+    const every = historyPruneEvery(this.limit);
+    for (const kind of ["transfer", "device_status"] as const) {
+      const n = writes.filter((w) => w.of?.kind === kind && w.sets.length > 0).length;
+      if (n === 0) continue;
+      const before = this.#writes[kind];
+      this.#writes[kind] += n;
+      if (Math.floor(this.#writes[kind] / every) > Math.floor(before / every)) {
+        await this.prune(kind);
+      }
+    }
+  }
+
+  /**
+   * Index entries of the device's records beyond the newest `perDevice - adding`, so that with
+   * the `adding` being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE} records at
    * once (the rest go with its next writes).
    */
-  async #beyondDeviceBound(kind: HistoryKind, deviceId: string): Promise<Deno.KvEntry<unknown>[]> {
+  async #beyondDeviceBound(
+    kind: HistoryKind,
+    deviceId: string,
+    adding = 1,
+  ): Promise<Deno.KvEntry<unknown>[]> {
     const doomed: Deno.KvEntry<unknown>[] = [];
+    const keep = Math.max(0, this.perDevice - adding);
     let seen = 0;
     const entries = this.kv.list({ prefix: historyOfDevicePrefix(kind, deviceId) }, {
       reverse: true,
-      limit: this.perDevice - 1 + MAX_PRUNED_PER_WRITE,
+      limit: keep + MAX_PRUNED_PER_WRITE,
     });
     for await (const e of entries) {
-      if (seen++ < this.perDevice - 1) continue;
+      if (seen++ < keep) continue;
       doomed.push(e);
     }
     return doomed;

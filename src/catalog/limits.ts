@@ -11,6 +11,8 @@ export const KV_MAX_VALUE_BYTES = 64 * 1024;
 export const KV_MAX_MUTATIONS_PER_COMMIT = 1000;
 /** Most bytes (keys and values) Deno KV accepts in one atomic commit. */
 export const KV_MAX_COMMIT_BYTES = 800 * 1024;
+/** Most bytes of keys Deno KV accepts in one atomic commit. */
+export const KV_MAX_COMMIT_KEY_BYTES = 80 * 1024;
 /** Most checks one Deno KV atomic commit may carry ("Too many checks (max 100)"). */
 export const KV_MAX_CHECKS_PER_COMMIT = 100;
 /** Most keys `kv.getMany()` reads at once. */
@@ -77,3 +79,31 @@ export const HISTORY_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
  * commit every few ms, so an hour of silence means it was interrupted.
  */
 export const UPLOAD_GRACE_MS = 3600 * 1000;
+
+/**
+ * Longest a history record (a transfer's open or end record, a device's STATUS) waits for others
+ * before they are committed together: one commit (an fsync of a KV file) for all the records of
+ * that while instead of one each (docs/performance.md, "Fixed cost per transfer").
+ */
+export const HISTORY_FLUSH_MS = 20;
+/**
+ * History records waiting for their commit at most; beyond it a record is refused (and its
+ * writer logs it). At a commit of a few hundred records every few ms this is seconds of a
+ * stalled store; 20 000 records of ~1 KiB are ~20 MiB.
+ */
+export const MAX_QUEUED_HISTORY_WRITES = 20_000;
+/** Writes a group commit takes from its queue at once (it may still split them by the KV limits). */
+export const MAX_WRITES_PER_FLUSH = 1000;
+/** Bytes of keys and values one group commit carries at most: the KV limit less headroom. */
+export const BATCH_COMMIT_BYTES = KV_MAX_COMMIT_BYTES - COMMIT_HEADROOM_BYTES;
+/** Bytes of keys one group commit carries at most: the KV limit less a tenth of headroom. */
+export const BATCH_COMMIT_KEY_BYTES = KV_MAX_COMMIT_KEY_BYTES - KV_MAX_COMMIT_KEY_BYTES / 10;
+/**
+ * Commits of a group whose check failed (another writer pruned the same records) before its
+ * writes are reported lost; each attempt prepares them again.
+ */
+export const BATCH_RACE_ATTEMPTS = 8;
+/** Attempts of a group commit before its writes are reported lost. */
+export const BATCH_COMMIT_ATTEMPTS = 3;
+/** Wait before a failed group commit is tried again, times the attempt's number. */
+export const BATCH_RETRY_MS = 50;

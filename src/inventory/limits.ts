@@ -20,6 +20,21 @@ export const MAX_SCAN_PER_PAGE = 10_000;
 /** Bytes counted per key when `putMany` sizes a commit (keys are far shorter). */
 export const IMPORT_KEY_BYTES_ESTIMATE = 160;
 /**
+ * Devices whose checked updates share one commit at most: each brings one check (Deno KV takes
+ * 100 per commit) and up to a dozen keys of up to ~170 bytes (80 KiB of keys per commit).
+ */
+export const MAX_UPDATES_PER_GROUP = 25;
+/**
+ * Longest a grouped update (a transfer's end in the device's record) waits for others before
+ * their commit starts; the same short wait as the catalog's history records.
+ */
+export const GROUPED_UPDATE_FLUSH_MS = 20;
+/**
+ * Grouped updates waiting at most; beyond it an update is made on its own at once. One per
+ * transfer ending, so this is reached only when the store stalls.
+ */
+export const MAX_QUEUED_GROUPED_UPDATES = 20_000;
+/**
  * Width of the time slices of the last-seen entries (the online count reads the slices of its
  * window, not the inventory): one minute, so a device polling every minute moves its entry
  * about once a poll, and a device polling faster rewrites it in place.

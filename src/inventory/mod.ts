@@ -16,5 +16,6 @@
 export * from "./device_record.ts";
 export * from "./errors.ts";
 export * from "./fleet_counts.ts";
+export type { GroupedUpdatesStats } from "./grouped_updates.ts";
 export * from "./limits.ts";
 export * from "./store.ts";

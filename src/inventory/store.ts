@@ -51,7 +51,13 @@ import {
 } from "./device_record.ts";
 import { InventoryError } from "./errors.ts";
 import { stageFleetChange } from "./fleet_counts.ts";
-import { HISTORY_PER_DEVICE, IMPORT_KEY_BYTES_ESTIMATE, MAX_SCAN_PER_PAGE } from "./limits.ts";
+import {
+  GROUPED_UPDATE_FLUSH_MS,
+  HISTORY_PER_DEVICE,
+  IMPORT_KEY_BYTES_ESTIMATE,
+  MAX_SCAN_PER_PAGE,
+} from "./limits.ts";
+import { GroupedUpdates, type GroupedUpdatesStats } from "./grouped_updates.ts";
 
 /** Bytes one import commit may carry: the KV limit less the catalog's usual headroom. */
 const IMPORT_COMMIT_BYTES = KV_MAX_COMMIT_BYTES - COMMIT_HEADROOM_BYTES;
@@ -60,6 +66,11 @@ const IMPORT_COMMIT_BYTES = KV_MAX_COMMIT_BYTES - COMMIT_HEADROOM_BYTES;
 export interface InventoryStoreOptions {
   /** Clock in ms since the epoch; default `Date.now`. */
   now?: () => number;
+  /**
+   * Longest a grouped update ({@linkcode InventoryStore.recordTransfer}) waits to share its
+   * commit with other devices'; default {@linkcode GROUPED_UPDATE_FLUSH_MS}.
+   */
+  groupFlushMs?: number;
 }
 
 /** One page of a listing. */
@@ -89,11 +100,26 @@ export function inventoryStore(
 export class InventoryStore {
   readonly #kv: Deno.Kv;
   readonly #now: () => number;
+  readonly #grouped: GroupedUpdates;
 
   /** Wraps an open KV; the caller owns it and closes it. */
   constructor(kv: Deno.Kv, options: InventoryStoreOptions = {}) {
     this.#kv = kv;
     this.#now = options.now ?? Date.now;
+    this.#grouped = new GroupedUpdates(kv, {
+      stage: (op, id, change) => this.#stage(op, id, change),
+      alone: (id, change) => this.update(id, change),
+    }, { flushMs: options.groupFlushMs ?? GROUPED_UPDATE_FLUSH_MS });
+  }
+
+  /** Counters of the grouped updates (commits shared by several devices) since start. */
+  get groupStats(): GroupedUpdatesStats {
+    return { ...this.#grouped.stats };
+  }
+
+  /** Commits the grouped updates waiting now; resolves when they are settled. */
+  async flush(): Promise<void> {
+    await this.#grouped.flush();
   }
 
   /** Records a REQUEST: creates the device on first contact, updates its running version. */
@@ -106,10 +132,14 @@ export class InventoryStore {
     return await this.update(deviceId, this.statusChange(deviceId, facts));
   }
 
-  /** Records the end of a transfer to the device. */
+  /**
+   * Records the end of a transfer to the device, in a commit shared with other devices' ends
+   * ({@linkcode GroupedUpdates}: one commit per group instead of one per transfer; a lost race
+   * in the group makes each update again on its own).
+   */
   async recordTransfer(deviceId: string, summary: TransferSummary): Promise<DeviceRecord> {
     const id = checkDeviceId(deviceId, "record a transfer");
-    return await this.update(id, (old) => applyTransfer(old, { ...summary, id }));
+    return await this.#grouped.update(id, (old) => applyTransfer(old, { ...summary, id }));
   }
 
   /**

@@ -26,7 +26,12 @@ import type { RolloutStore } from "../rollout/store.ts";
 /** The part of the catalog the sender uses; tests may pass a stand-in with these methods. */
 export type SenderCatalog =
   & Pick<Catalog, "get" | "resolve" | "readImage" | "recordTransfer" | "recordDeviceStatus">
-  & Partial<Pick<Catalog, "recordOpenTransfer" | "closeInterruptedTransfers" | "leaseImage">>;
+  & Partial<
+    Pick<
+      Catalog,
+      "recordOpenTransfer" | "closeInterruptedTransfers" | "leaseImage" | "flushRecords"
+    >
+  >;
 
 /** How a sender takes part in rollouts: the stores on the catalog's KV and its own limits. */
 export interface RolloutWiring {

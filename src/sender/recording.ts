@@ -4,6 +4,10 @@
  * killed sender's leave a trace) and again when it ends, the one {@link TransferRecord} type
  * replacing the open one. Log lines are escaped: device ids, versions and details come from
  * devices.
+ *
+ * The catalog commits records in groups and in the order they were made (the catalog's
+ * `BatchWriter`), so the end record is handed over at once, not after the open one was written:
+ * when both wait for the same commit the open one is not written at all.
  * @module
  */
 
@@ -39,14 +43,16 @@ export function transferRecord(
 }
 
 /**
- * The log line of a transfer's end: outcome, bytes acknowledged, the rate's interval and the
- * rate by the one definition of `src/format/rate.ts`, resends. The device id and detail come
- * from the device and are escaped.
+ * The log line of a transfer's end, the one line a transfer logs: outcome, bytes acknowledged,
+ * the rate's interval and the rate by the one definition of `src/format/rate.ts`, resends, the
+ * offset it resumed at, its transfer id. The device id and detail come from the device and are
+ * escaped.
  */
 export function transferEndLine(r: TransferRecord): string {
   return `end    ${escapeControl(r.deviceId)} ${r.product}@${r.version} ${r.outcome} ` +
     `${formatBytes(r.bytes)} in ${r.seconds.toFixed(2)} s, ` +
     `${formatRate(transferRate(r.bytes, r.seconds))}, ${r.resends} resends` +
+    (r.startOffset ? `, resumed at ${r.startOffset}` : "") + ` (transfer ${r.transferId})` +
     (r.detail ? ` (${escapeControl(r.detail)})` : "");
 }
 
@@ -71,8 +77,6 @@ export interface OpenedTransfer {
 
 /** Writes records to the catalog, logging instead of failing when it cannot. */
 export class Recorder {
-  /** Open-record writes under way, so a transfer's end record is written after its open one. */
-  readonly #opening = new Map<number, Promise<void>>();
   /** Every record write under way, for {@link Recorder.flush}. */
   readonly #writes = new Set<Promise<void>>();
   /** Status record writes under way, by device. */
@@ -85,7 +89,11 @@ export class Recorder {
   constructor(
     readonly catalog: Pick<
       SenderCatalog,
-      "recordTransfer" | "recordDeviceStatus" | "recordOpenTransfer" | "closeInterruptedTransfers"
+      | "recordTransfer"
+      | "recordDeviceStatus"
+      | "recordOpenTransfer"
+      | "closeInterruptedTransfers"
+      | "flushRecords"
     >,
     readonly options: { senderId: string; log: SenderLog },
   ) {}
@@ -118,18 +126,21 @@ export class Recorder {
       endedAt: now,
       senderId: this.options.senderId,
     }).catch((err) => this.options.log.warn(`cannot record open transfer ${t.transferId}: ${err}`));
-    this.#opening.set(t.transferId, write);
     this.#track(write);
   }
 
   /**
-   * Waits until the records being written are written, at most `timeoutMs` (shutdown must stay
-   * bounded even when KV is slow).
+   * Has the catalog commit the records waiting for their group commit now, and waits until every
+   * record being written is written, at most `timeoutMs` (shutdown must stay bounded even when
+   * KV is slow).
    */
   async flush(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const flushed = this.catalog.flushRecords?.().catch((err) =>
+      this.options.log.warn(`cannot flush the records being written: ${err}`)
+    );
     await Promise.race([
-      Promise.allSettled([...this.#writes]),
+      Promise.allSettled([...this.#writes, flushed]),
       new Promise((r) => (timer = setTimeout(r, timeoutMs))),
     ]);
     clearTimeout(timer);
@@ -144,10 +155,8 @@ export class Recorder {
   transferEnded(end: TransferEnd): TransferRecord {
     const record = transferRecord(end, { senderId: this.options.senderId, endedAt: new Date() });
     this.options.log.info(transferEndLine(record));
-    const opened = this.#opening.get(end.transferId) ?? Promise.resolve();
-    this.#opening.delete(end.transferId);
     this.#track(
-      opened.then(() => this.catalog.recordTransfer(record)).catch((err) =>
+      this.catalog.recordTransfer(record).catch((err) =>
         this.options.log.warn(`cannot record transfer ${record.transferId}: ${err}`)
       ),
     );
@@ -188,6 +197,6 @@ export class Recorder {
 
   /** Entries of the per-device map, for tests counting per-device state. */
   get perDeviceEntries(): Record<string, number> {
-    return { pendingStatusRecords: this.#pendingStatus.size, openRecordWrites: this.#opening.size };
+    return { pendingStatusRecords: this.#pendingStatus.size };
   }
 }

@@ -125,12 +125,16 @@ export class RolloutDriver {
     if (this.#tickMs > 0) this.#schedule();
   }
 
-  /** Stops the timer and waits for a tick under way; events after this are not recorded. */
+  /**
+   * Stops the timer, waits for a tick under way and writes the inventory's grouped updates still
+   * waiting; events after this are not recorded.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#active.close();
     await this.#ticking;
+    await this.#guard("write the inventory updates waiting", () => this.#inventory.flush());
   }
 
   /**

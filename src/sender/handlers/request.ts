@@ -27,7 +27,6 @@ import {
   wantsNewest,
 } from "../grant.ts";
 import type { ImageMeta } from "../../catalog/mod.ts";
-import { formatBytes } from "../../format/mod.ts";
 import type { ReplyTo } from "../replies.ts";
 import { Transfer, type TransferImage } from "../transfer.ts";
 
@@ -234,7 +233,10 @@ function sharedEligible(ctx: SenderContext, request: Request, message: InboundMe
 /**
  * Opens the granted transfer, a URL transfer when `url` is given, a member of a shared stream
  * when `shared`; the device's old transfer, if any, is superseded (§7). Its MANIFEST answers the
- * REQUEST that arrived at `receivedAt`: the observer hears how long that took.
+ * REQUEST that arrived at `receivedAt`: the observer hears how long that took. It logs nothing:
+ * the transfer's one log line is written when it ends (recording.ts), with its id and start
+ * offset; its open record in the catalog shows it meanwhile. A line per start cost the sender
+ * about as much CPU as a 64 KiB CHUNK (docs/performance.md, "Fixed cost per transfer").
  */
 function openTransfer(
   ctx: SenderContext,
@@ -284,7 +286,7 @@ function openTransfer(
   });
   ctx.transfers.add(transfer);
   ctx.stats.transfersStarted++;
-  const { image: meta, chunkSize, window, startOffset } = grant;
+  const { image: meta, startOffset } = grant;
   ctx.recorder.transferOpened({
     transferId: transfer.id,
     deviceId: to.deviceId,
@@ -293,13 +295,6 @@ function openTransfer(
     version: meta.version,
     startOffset,
   });
-  settings.log.info(
-    `start  ${to.deviceId} ${meta.product}@${meta.version} ${meta.sha256.slice(0, 12)} ${
-      formatBytes(meta.size)
-    } ${url === undefined ? `chunk ${chunkSize} window ${window}` : "over HTTP"}${
-      startOffset ? ` resume at ${startOffset}` : ""
-    }${stream ? ` stream ${stream.id}` : ""} (transfer ${transfer.id})`,
-  );
   transfer.start(now);
   const latencyMs = settings.now() - receivedAt;
   ctx.safely(() => ctx.observer.manifestSent(latencyMs));
