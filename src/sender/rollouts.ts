@@ -21,6 +21,14 @@
  * this process (a rollout created or started through the HTTP API) brings the step back within
  * `tickMs`.
  *
+ * The commits a REQUEST makes (its inventory record, its rollout's `manifest` or `request` event)
+ * do not hold up its answer: the decision is made from what was read, and does not depend on the
+ * commit's outcome, so the answer goes out while the commit runs. A device's commits stay in the
+ * order they were made (a STATUS, a transfer end or the next REQUEST of that device waits for the
+ * ones before it), and at most `MAX_BACKGROUND_DEVICE_WRITES` devices have one running: beyond
+ * that a REQUEST waits for its own commit, so a flood of REQUESTs cannot queue KV work without
+ * bound.
+ *
  * Nothing a device sends can make the driver throw into the sender: each failure is logged.
  * @module
  */
@@ -62,6 +70,13 @@ export const ROLLOUT_DEFAULTS = {
  */
 export const IDLE_ROLLOUT_TICK_MS = ACTIVE_ROLLOUTS_MAX_AGE_MS;
 
+/**
+ * Devices whose REQUEST commits may run after the answer at once; beyond this a REQUEST's answer
+ * waits for its commit (see the module doc). The admission bound of concurrent resolutions then
+ * bounds the work.
+ */
+export const MAX_BACKGROUND_DEVICE_WRITES = 256;
+
 /** Highest `offersPerSecond` a sender accepts. */
 export const MAX_OFFERS_PER_SECOND = 100_000;
 
@@ -96,6 +111,8 @@ export class RolloutDriver {
    * SHA-256: the MANIFEST that follows needs no second look.
    */
   readonly #manifestRecorded = new Map<string, string>();
+  /** Each device's commits still running after its answer, the last of its chain. */
+  readonly #deviceWrites = new Map<string, Promise<void>>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether the armed timer waits the idle period (a change seen in this process cuts it short). */
   #timerIdle = false;
@@ -134,6 +151,7 @@ export class RolloutDriver {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#active.close();
     await this.#ticking;
+    await this.settled();
     await this.#guard("write the inventory updates waiting", () => this.#inventory.flush());
   }
 
@@ -149,6 +167,8 @@ export class RolloutDriver {
     options: { latest: boolean },
   ): Promise<LatestDecision | undefined> {
     if (this.#stopped) return undefined;
+    // The reads below must see what this device's previous REQUEST committed.
+    await this.#deviceWrites.get(deviceId);
     this.#manifestRecorded.delete(deviceId);
     const what = `record the request of "${deviceId}"`;
     const facts = { product: seen.product, version: seen.currentVersion };
@@ -159,7 +179,7 @@ export class RolloutDriver {
       }
     };
     if (!options.latest) {
-      await alone();
+      await this.#write(deviceId, alone);
       return undefined;
     }
     // The device's groups and the active rollouts do not depend on each other.
@@ -175,7 +195,7 @@ export class RolloutDriver {
     };
     const rollout = holdingRollout(rollouts, device);
     if (rollout === undefined) {
-      await alone();
+      await this.#write(deviceId, alone);
       return decideLatest(undefined, device, null);
     }
     const entry = await this.#store.entry(rollout.id, deviceId);
@@ -186,12 +206,36 @@ export class RolloutDriver {
     const event: DeviceEvent = decision.kind === "image"
       ? { type: "manifest" }
       : { type: "request", runningVersion: seen.currentVersion };
-    const moved = await this.#event(rollout.id, deviceId, event, change);
-    if (moved?.written !== true) await alone();
-    if (decision.kind === "image" && moved?.applied) {
-      this.#manifestRecorded.set(deviceId, rollout.image.sha256);
-    }
+    await this.#write(deviceId, async () => {
+      const moved = await this.#event(rollout.id, deviceId, event, change);
+      if (moved?.written !== true) await alone();
+      if (decision.kind === "image" && moved?.applied) {
+        this.#manifestRecorded.set(deviceId, rollout.image.sha256);
+      }
+    });
     return decision;
+  }
+
+  /**
+   * Runs `work` (a device's commits, which log their own failures) after the device's earlier
+   * ones: in the background while fewer than `MAX_BACKGROUND_DEVICE_WRITES` devices have some
+   * running, else before returning.
+   */
+  async #write(deviceId: string, work: () => Promise<void>): Promise<void> {
+    const before = this.#deviceWrites.get(deviceId);
+    if (before === undefined && this.#deviceWrites.size >= MAX_BACKGROUND_DEVICE_WRITES) {
+      return await work();
+    }
+    const next = (before ?? Promise.resolve()).then(work);
+    this.#deviceWrites.set(deviceId, next);
+    void next.finally(() => {
+      if (this.#deviceWrites.get(deviceId) === next) this.#deviceWrites.delete(deviceId);
+    });
+  }
+
+  /** Resolves when every device's commits started so far have ended. */
+  async settled(): Promise<void> {
+    while (this.#deviceWrites.size > 0) await Promise.all([...this.#deviceWrites.values()]);
   }
 
   /**
@@ -200,16 +244,32 @@ export class RolloutDriver {
    * bad grant) leaves no state behind.
    */
   requestEnded(deviceId: string): void {
-    this.#manifestRecorded.delete(deviceId);
+    if (!this.#deviceWrites.has(deviceId)) {
+      this.#manifestRecorded.delete(deviceId);
+      return;
+    }
+    void this.#write(deviceId, () => {
+      this.#manifestRecorded.delete(deviceId);
+      return Promise.resolve();
+    });
   }
 
   /** Per-device state held between a REQUEST's decision and its MANIFEST, for tests. */
   get perDeviceEntries(): Record<string, number> {
-    return { manifestRecorded: this.#manifestRecorded.size };
+    return {
+      manifestRecorded: this.#manifestRecorded.size,
+      deviceWrites: this.#deviceWrites.size,
+    };
   }
 
   /** A MANIFEST of `image` went to the device: a `manifest` event when its rollout holds it. */
   async transferStarted(deviceId: string, image: ImageMeta): Promise<void> {
+    if (this.#stopped) return;
+    // After the REQUEST's own commit, which may still run; the MANIFEST does not wait for it.
+    await this.#write(deviceId, () => this.#transferStarted(deviceId, image));
+  }
+
+  async #transferStarted(deviceId: string, image: ImageMeta): Promise<void> {
     if (this.#stopped) return;
     const recorded = this.#manifestRecorded.get(deviceId);
     this.#manifestRecorded.delete(deviceId);
@@ -229,6 +289,7 @@ export class RolloutDriver {
     report: { status: string; sha256: string; version: string; detail: string },
   ): Promise<void> {
     if (this.#stopped) return;
+    await this.#deviceWrites.get(deviceId);
     const known = this.#records.find((r) => r.image.sha256 === report.sha256);
     const facts = { ...report, product: known?.image.product };
     const what = `record the status of "${deviceId}"`;
@@ -274,6 +335,7 @@ export class RolloutDriver {
     },
   ): Promise<void> {
     if (this.#stopped) return;
+    await this.#deviceWrites.get(end.deviceId);
     await this.#guard(
       `record the transfer to "${end.deviceId}"`,
       () =>
