@@ -60,14 +60,11 @@ export function esp32FlashSeconds(bytes: number): number {
   return Math.ceil(bytes / SECTOR_BYTES) * (ESP32_ERASE_MS + ESP32_PROGRAM_MS) / 1000;
 }
 
-/** Builds ota-receiver-host with CMake when it is missing. */
+/**
+ * Builds ota-receiver-host with CMake: configured when its build folder is new, and always
+ * brought up to date (a no-op when it is), so a checkout that moved on never runs an old binary.
+ */
 export async function ensureFirmwareHost(root: string): Promise<void> {
-  try {
-    await Deno.stat(`${root}${BINARY}`);
-    return;
-  } catch {
-    // build below
-  }
   for (const args of [["-S", "firmware/host", "-B", BUILD], ["--build", BUILD, "-j2"]]) {
     const out = await new Deno.Command("cmake", {
       args,
@@ -83,6 +80,28 @@ export async function ensureFirmwareHost(root: string): Promise<void> {
       );
     }
   }
+}
+
+/**
+ * Runs `ota-receiver-host` with `args` to its end and gives its report, the JSON object on its
+ * last line of output; `label` names the run in the error when there is none.
+ */
+// deno-lint-ignore no-explicit-any
+export async function runHostReceiver(root: string, args: string[], label: string): Promise<any> {
+  const out = await new Deno.Command(`${root}${BINARY}`, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const last = stdout.trim().split("\n").at(-1) ?? "";
+  if (!last.startsWith("{")) {
+    throw new Error(
+      `ota-receiver-host (${label}) printed no report (exit ${out.code}):\n${stdout}\n` +
+        new TextDecoder().decode(out.stderr),
+    );
+  }
+  return JSON.parse(last);
 }
 
 /** Runs one download to its end with a fresh flash directory. */
@@ -117,20 +136,7 @@ export async function runFirmwareDevice(
       ...(options.design === "inline" ? ["--inline"] : []),
       ...(options.extraArgs ?? []),
     ];
-    const out = await new Deno.Command(`${root}${BINARY}`, {
-      args,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const last = stdout.trim().split("\n").at(-1) ?? "";
-    if (!last.startsWith("{")) {
-      throw new Error(
-        `ota-receiver-host (${options.design}) printed no report:\n${stdout}\n` +
-          new TextDecoder().decode(out.stderr),
-      );
-    }
-    const r = JSON.parse(last);
+    const r = await runHostReceiver(root, args, options.design);
     return {
       status: r.status,
       seconds: r.seconds,

@@ -8,9 +8,7 @@
  * @module
  */
 
-import { ensureFirmwareHost } from "./firmware_device.ts";
-
-const BINARY = "firmware/build-host/ota-receiver-host";
+import { ensureFirmwareHost, runHostReceiver } from "./firmware_device.ts";
 
 /** Options of {@link runNativeDevice}. */
 export interface NativeDeviceOptions {
@@ -77,20 +75,7 @@ export async function runNativeDevice(
       ["--timeout-s", 120],
       options.design === "inline" ? ["--inline"] : [],
     ].flat().map(String);
-    const out = await new Deno.Command(`${root}${BINARY}`, {
-      args,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const last = stdout.trim().split("\n").at(-1) ?? "";
-    if (!last.startsWith("{")) {
-      throw new Error(
-        `ota-receiver-host (native device) printed no report (exit ${out.code}):\n${stdout}\n` +
-          new TextDecoder().decode(out.stderr),
-      );
-    }
-    const r = JSON.parse(last);
+    const r = await runHostReceiver(root, args, "native device");
     return {
       status: r.status,
       seconds: r.seconds,
