@@ -171,7 +171,7 @@ Deno.test("consoleLog time-stamps and escapes each line and writes through the b
   const log = consoleLog(new LogWriter(s.sink));
   for (let i = 0; i < 1000; i++) log.info(`status dev-${i}\n12:00:00.000 forged \x1b[2J`);
   assertEquals(s.writes.length, 0);
-  await log.flush();
+  await log.flush?.();
   assertEquals(s.writes.length, 1);
   const out = s.text().split("\n");
   assertEquals(out.length, 1001);

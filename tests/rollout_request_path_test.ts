@@ -134,3 +134,18 @@ Deno.test("beyond MAX_BACKGROUND_DEVICE_WRITES devices with commits running, a R
     await r.close();
   }
 });
+
+Deno.test("stopping the driver does not wait for commits that hang; flush() is what waits for them", async () => {
+  const r = await gatedRig();
+  try {
+    await r.driver.request("d1", seen, { latest: true });
+    assertEquals(await settledWithin(r.driver.stop(), 1000), undefined);
+    const flushed = r.driver.flush();
+    assertEquals(await settledWithin(flushed), "pending");
+    r.open();
+    await flushed;
+    assertEquals(r.committed, ["manifest"]);
+  } finally {
+    await r.close();
+  }
+});

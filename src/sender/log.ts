@@ -8,4 +8,6 @@
 export interface SenderLog {
   info(line: string): void;
   warn(line: string): void;
+  /** Writes what is still queued, for a log that queues (the service's stdout log). */
+  flush?(): Promise<void>;
 }

@@ -134,13 +134,13 @@ export class Recorder {
    * record being written is written, at most `timeoutMs` (shutdown must stay bounded even when
    * KV is slow).
    */
-  async flush(timeoutMs: number): Promise<void> {
+  async flush(timeoutMs: number, alongside: (Promise<void> | undefined)[] = []): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const flushed = this.catalog.flushRecords?.().catch((err) =>
       this.options.log.warn(`cannot flush the records being written: ${err}`)
     );
     await Promise.race([
-      Promise.allSettled([...this.#writes, flushed]),
+      Promise.allSettled([...this.#writes, flushed, ...alongside]),
       new Promise((r) => (timer = setTimeout(r, timeoutMs))),
     ]);
     clearTimeout(timer);

@@ -143,14 +143,18 @@ export class RolloutDriver {
   }
 
   /**
-   * Stops the timer, waits for a tick under way and writes the inventory's grouped updates still
-   * waiting; events after this are not recorded.
+   * Stops the timer and waits for a tick under way; events after this are not recorded. What
+   * is still being written is {@link flush}'s: the sender bounds that wait at shutdown.
    */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#active.close();
     await this.#ticking;
+  }
+
+  /** Waits for the devices' commits under way, then writes the inventory's grouped updates. */
+  async flush(): Promise<void> {
     await this.settled();
     await this.#guard("write the inventory updates waiting", () => this.#inventory.flush());
   }
@@ -217,20 +221,22 @@ export class RolloutDriver {
   }
 
   /**
-   * Runs `work` (a device's commits, which log their own failures) after the device's earlier
-   * ones: in the background while fewer than `MAX_BACKGROUND_DEVICE_WRITES` devices have some
-   * running, else before returning.
+   * Runs `work` (a device's commits) after the device's earlier ones: in the background while at
+   * most `MAX_BACKGROUND_DEVICE_WRITES` devices have some running, else before returning. Either
+   * way later events of the device wait for it, and a failure is logged, never thrown.
    */
   async #write(deviceId: string, work: () => Promise<void>): Promise<void> {
     const before = this.#deviceWrites.get(deviceId);
-    if (before === undefined && this.#deviceWrites.size >= MAX_BACKGROUND_DEVICE_WRITES) {
-      return await work();
-    }
-    const next = (before ?? Promise.resolve()).then(work);
+    const next = (before ?? Promise.resolve()).then(work).catch((err) =>
+      this.#host.log.warn(`cannot record for "${deviceId}": ${(err as Error).message ?? err}`)
+    );
     this.#deviceWrites.set(deviceId, next);
     void next.finally(() => {
       if (this.#deviceWrites.get(deviceId) === next) this.#deviceWrites.delete(deviceId);
     });
+    if (before === undefined && this.#deviceWrites.size > MAX_BACKGROUND_DEVICE_WRITES) {
+      await next;
+    }
   }
 
   /** Resolves when every device's commits started so far have ended. */

@@ -5,8 +5,8 @@
  *
  * The timer runs only when there is something to time: every `tickMs` while a transfer is open
  * (its deadlines, §7), once a second while devices were heard from or still hold rate state (the
- * sweep), and not at all when the sender is idle. An idle sender then costs no CPU per second
- * (bench/sender_cpu.ts measured the 50 ms tick of an idle sender as CPU that a slow transfer
+ * sweep), and not at all when the sender is idle. An idle sender then spends no CPU on transfers
+ * (the service's event-loop watch and the rollout driver's idle read wake it apart; bench/sender_cpu.ts measured the 50 ms tick of an idle sender as CPU that a slow transfer
  * was charged per MiB); an inbound message or an opened transfer starts it again.
  *
  * It talks to the broker only through the {@link Transport} interface and to storage only
@@ -322,7 +322,8 @@ export class Sender {
 
   /** Aborts every open transfer (ERROR TRANSFER_ABORTED with a retry hint) and stops the timer. */
   async stop(): Promise<void> {
-    // The driver stops first: the transfers the shutdown aborts are no device's failure.
+    // The driver stops first: the transfers the shutdown aborts are no device's failure. What
+    // it still writes is waited for below, with the records, under the same bound.
     await this.#ctx.rollouts?.stop();
     this.#ctx.admission.stop();
     this.#timerStopped = true;
@@ -334,7 +335,7 @@ export class Sender {
     }
     // The transfers' ends emptied their streams; a stream without members ends on its own.
     this.#ctx.streams.closeAll();
-    await this.#ctx.recorder.flush(SHUTDOWN_RECORDS_MS);
+    await this.#ctx.recorder.flush(SHUTDOWN_RECORDS_MS, [this.#ctx.rollouts?.flush()]);
   }
 
   #closed(end: TransferEnd): void {

@@ -151,7 +151,7 @@ export async function runSender(
     await transport.close().catch(() => {});
     catalog.close();
     await embedded?.stop();
-    await (log as Partial<ConsoleLog>).flush?.();
+    await log.flush?.();
   };
   let http: RunningHttp | undefined;
   if (config.http.listen !== "") {
@@ -225,19 +225,13 @@ async function collectGarbage(catalog: Catalog, log: SenderLog): Promise<void> {
   }
 }
 
-/** The sender's log on stdout: {@link SenderLog} and a flush of what is still queued. */
-export interface ConsoleLog extends SenderLog {
-  /** Resolves when every line logged so far is written. */
-  flush(): Promise<void>;
-}
-
 /**
  * Log lines to stdout with a time stamp, control characters escaped: a line may quote what a
  * device sent (an id, a version, a detail), and a newline or ESC in it must not forge a line.
  * The lines are written in batches (src/service/log_writer.ts), by default through the
  * process's one stdout writer.
  */
-export function consoleLog(writer: LogWriter = stdoutLog()): ConsoleLog {
+export function consoleLog(writer: LogWriter = stdoutLog()): SenderLog {
   return {
     info: (line) => writer.info(`${logTime(Date.now())} ${escapeControl(line)}`),
     warn: (line) => writer.warn(`${logTime(Date.now())} ${escapeControl(line)}`),

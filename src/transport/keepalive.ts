@@ -58,7 +58,9 @@ export function countInboundAsAlive(
       lastRescheduleAt = at;
       client.reschedulePing(true);
     }
-    if (client.connected && at - lastPingAt >= keepaliveMs) {
+    // Half a period: packets may arrive up to a period apart without MQTT.js pinging itself, so
+    // the longest silence toward the broker stays under its 1.5 periods.
+    if (client.connected && at - lastPingAt >= keepaliveMs / 2) {
       lastPingAt = at;
       client.sendPing();
     }
