@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -87,8 +88,11 @@ bool FileFlash::eraseSector(uint32_t sector) {
   static const std::vector<uint8_t> kErased(kSector, 0xFF);
   spend(timing_.eraseSectorUs, modelledUs_);
   if (open_ != nullptr) {
-    // Sectors past the slot's end are not the slot's: the write's bounds check refused them.
-    std::memset(open_->data() + static_cast<size_t>(sector) * kSector, 0xFF, kSector);
+    // A slot need not end on a sector boundary (--slot-size): its last sector is erased up to
+    // the slot's end only. Writes never reach past the end (write()'s bounds check).
+    const size_t start = static_cast<size_t>(sector) * kSector;
+    if (start >= open_->size()) return false;
+    std::memset(open_->data() + start, 0xFF, std::min<size_t>(kSector, open_->size() - start));
     return true;
   }
   return std::fseek(file_, static_cast<long>(sector) * kSector, SEEK_SET) == 0 &&

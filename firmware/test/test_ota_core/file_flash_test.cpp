@@ -144,6 +144,19 @@ TEST_P(FlashContract, RefusesWritesAndReadsOutOfBounds) {
   EXPECT_EQ(f.write(img.data(), 1), SinkResult::FAILED);
 }
 
+TEST_P(FlashContract, FillsASlotThatDoesNotEndOnASectorBoundary) {
+  // --slot-size takes any size: the last sector is partly the slot's, and erasing it must touch
+  // no byte past the slot's end.
+  FileFlash f = make("unaligned", 10000);
+  std::vector<uint8_t> img = esp32Image(10000, 0x61);
+  ASSERT_EQ(f.begin(10000, ImageKind::ESP32_APP), SinkResult::OK);
+  ASSERT_EQ(f.write(img.data(), 10000), SinkResult::OK);
+  std::vector<uint8_t> back(10000);
+  ASSERT_TRUE(f.read(0, back.data(), back.size()));
+  EXPECT_EQ(back, img);
+  EXPECT_EQ(f.finish(), SinkResult::OK);
+}
+
 TEST_P(FlashContract, AFailedWriteLeavesThePositionAndAbortLeavesTheBootSlot) {
   FileFlash f = make("fail", 64 * 1024);
   std::vector<uint8_t> img = esp32Image(8192, 0x60);
