@@ -116,6 +116,8 @@ export class RolloutDriver {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether the armed timer waits the idle period (a change seen in this process cuts it short). */
   #timerIdle = false;
+  /** The KV watch saw a change while a step ran (no timer armed): the next wait is `tickMs`. */
+  #wakePending = false;
   /** Whether the last step found a rollout to move along (RUNNING or PAUSED). */
   #busy = false;
   #ticking: Promise<void> | undefined;
@@ -521,8 +523,11 @@ export class RolloutDriver {
 
   /** Arms the timer: `tickMs` while a rollout is moving, else the idle period. */
   #schedule(
-    delayMs = this.#busy ? this.#tickMs : Math.max(this.#tickMs, IDLE_ROLLOUT_TICK_MS),
+    delayMs = this.#busy || this.#wakePending
+      ? this.#tickMs
+      : Math.max(this.#tickMs, IDLE_ROLLOUT_TICK_MS),
   ): void {
+    this.#wakePending = false;
     this.#timerIdle = delayMs > this.#tickMs;
     this.#timer = setTimeout(async () => {
       this.#timer = undefined;
@@ -535,10 +540,16 @@ export class RolloutDriver {
    * Steps within `tickMs` (as before an idle period) when the timer waits the idle period and
    * the KV watch saw the active rollouts change: a rollout may have become active. Not at once,
    * so a watch that keeps firing costs no more than the busy timer. A step under way has no
-   * timer armed: it is left to finish.
+   * timer armed: it is left to finish, and the wait after it is `tickMs`.
    */
   #wake(): void {
-    if (this.#stopped || this.#timer === undefined || !this.#timerIdle) return;
+    if (this.#stopped) return;
+    if (this.#timer === undefined) {
+      // A step is under way: it may have read the rollouts before this change.
+      this.#wakePending = this.#tickMs > 0;
+      return;
+    }
+    if (!this.#timerIdle) return;
     clearTimeout(this.#timer);
     this.#schedule(this.#tickMs);
   }
