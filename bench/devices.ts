@@ -4,6 +4,7 @@
  * @module
  */
 
+import { MiB } from "../src/format/mod.ts";
 import { Receiver, type ReceiverResult } from "../src/sim/receiver.ts";
 import { runDevices } from "../src/sim/run_devices.ts";
 import { connectMqtt } from "../src/transport/mqtt_client.ts";
@@ -152,6 +153,25 @@ export async function connectFleet(options: FleetOptions): Promise<ConnectedFlee
       return { results, seconds, times };
     },
   };
+}
+
+/**
+ * Unrecorded single transfers before the recorded ones (JIT warm-up): at least this many bytes
+ * and this many transfers. 48 transfers of 4 MiB in a row from a fresh sender read 15–48 ms of
+ * sender CPU per MiB over the first four, 6–17 up to the twentieth and 3–5 from about the
+ * thirtieth on; 12 MiB of warm-up left the first case recorded (the default one, the target's)
+ * at about twice the CPU per MiB of the same settings a few cases later.
+ */
+export const SINGLE_WARMUP_BYTES = 128 * MiB;
+export const SINGLE_WARMUP_TRANSFERS = 32;
+
+/**
+ * Warm-up transfers of an image of `imageBytes` before anything is recorded (the sender's hot
+ * paths compiled): at least {@link SINGLE_WARMUP_TRANSFERS} and {@link SINGLE_WARMUP_BYTES}.
+ * bench/main.ts's single section and bench/sender_cpu.ts both warm up with it.
+ */
+export function warmupTransfers(imageBytes: number): number {
+  return Math.max(SINGLE_WARMUP_TRANSFERS, Math.ceil(SINGLE_WARMUP_BYTES / imageBytes));
 }
 
 /**

@@ -41,6 +41,7 @@ import {
   runFleet,
   runFleetInWorkers,
   runOneConnected,
+  warmupTransfers,
   type WorkerFleetRun,
 } from "./devices.ts";
 import {
@@ -66,15 +67,6 @@ import { type HttpBenchRow, runHttpSection } from "./http_download.ts";
 
 /** Device worker processes for large fleets; see docs/performance.md for the measurement. */
 const DEFAULT_WORKERS = 2;
-/**
- * Unrecorded single transfers before the recorded ones (JIT warm-up): at least this many bytes
- * and this many transfers. 48 transfers of 4 MiB in a row from a fresh sender read 15–48 ms of
- * sender CPU per MiB over the first four, 6–17 up to the twentieth and 3–5 from about the
- * thirtieth on; 12 MiB of warm-up left the first case recorded (the default one, the target's)
- * at about twice the CPU per MiB of the same settings a few cases later.
- */
-const SINGLE_WARMUP_BYTES = 128 * MiB;
-const SINGLE_WARMUP_TRANSFERS = 32;
 /** Fleets from this size up run their devices in worker processes. */
 const DEFAULT_WORKERS_FROM = 1000;
 
@@ -420,12 +412,8 @@ async function main(): Promise<number> {
       const rows = [];
       try {
         // Warm-up, not recorded: a long-running sender has its hot paths compiled; so do we
-        // (see SINGLE_WARMUP_BYTES).
-        const warmup = Math.max(
-          SINGLE_WARMUP_TRANSFERS,
-          Math.ceil(SINGLE_WARMUP_BYTES / sizes.single),
-        );
-        for (let i = 0; i < warmup; i++) {
+        // (see warmupTransfers).
+        for (let i = 0; i < warmupTransfers(sizes.single); i++) {
           await runOneConnected({ url: broker.url, product: "bench-single", window: 64 });
         }
         for (const group of groups) {

@@ -26,17 +26,12 @@ import { MiB } from "../src/format/mod.ts";
 import { DEFAULT_CHUNK_BYTES } from "../src/protocol/mod.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
 import { cpuSecondsBetween, cpuSecondsByThread, readCpu } from "./cpu_clock.ts";
-import { runOneConnected } from "./devices.ts";
+import { runOneConnected, warmupTransfers } from "./devices.ts";
 import { createNativeCeiling } from "./native_ceiling.ts";
 import { checkNativeTargets } from "./native_targets.ts";
 import { prepareNativeDevice, runNativeDevice } from "./native_device.ts";
 import { startSenderProcess } from "./sender_process.ts";
 
-/**
- * Bytes the sender moves before anything is recorded (its hot paths compiled): its CPU per MiB
- * settles only after about 30 transfers of 4 MiB (bench/main.ts `SINGLE_WARMUP_BYTES`).
- */
-const WARMUP_BYTES = 128 * MiB;
 /** Chunk bytes the native pipe moves per round. */
 const NATIVE_BYTES = 32 * MiB;
 /** How long the idle sender is watched before each round. */
@@ -97,7 +92,8 @@ async function main(): Promise<void> {
   });
   const results: BudgetRound[] = [];
   try {
-    for (let i = 0; i < Math.ceil(WARMUP_BYTES / size); i++) {
+    // Warm-up, not recorded: as many transfers as the single section's (warmupTransfers).
+    for (let i = 0; i < warmupTransfers(size); i++) {
       await runOneConnected({ url: broker.url, product: "bench-cpu" });
     }
     for (let r = 0; r < rounds; r++) {

@@ -29,6 +29,7 @@ import {
 } from "./_certs.ts";
 import { request as baseRequest } from "./_fixtures.ts";
 import { recordedStatuses, until } from "./_sender_harness.ts";
+import { ensureFirmwareHost } from "../bench/firmware_device.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import {
   crc32,
@@ -452,30 +453,13 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const HOST_BUILD = `${ROOT}firmware/build-host`;
 const HOST_RECEIVER = `${HOST_BUILD}/ota-receiver-host`;
 
-/** Builds firmware/host when its receiver is missing (deno task test builds it first). */
-async function ensureHostReceiver(): Promise<void> {
-  try {
-    await Deno.stat(HOST_RECEIVER);
-    return;
-  } catch {
-    // build below
-  }
-  for (const args of [["-S", `${ROOT}firmware/host`, "-B", HOST_BUILD], ["--build", HOST_BUILD]]) {
-    const out = await new Deno.Command("cmake", { args, stdout: "piped", stderr: "piped" })
-      .output();
-    if (!out.success) {
-      throw new Error(`Cannot build ota-receiver-host: cmake ${args.join(" ")} failed`);
-    }
-  }
-}
-
 Deno.test({
   name: "cert variant: the C++ firmware core completes a download with its device certificate",
   ignore: SKIP,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await ensureHostReceiver();
+    await ensureFirmwareHost(ROOT);
     const w = await world("cert");
     const dir = await Deno.makeTempDir({ prefix: "ota-sec-fw-" });
     try {

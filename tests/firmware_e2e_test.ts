@@ -12,10 +12,11 @@
  * `--listen` the receiver stays connected like a device in the field: a rollout's OFFER reaches
  * it, it asks after its random delay, installs, restarts into the new image and reports BOOTED.
  *
- * The binary is built with CMake when missing (`cmake -S firmware/host -B firmware/build-host`).
+ * The binary is configured and brought up to date with CMake (`ensureFirmwareHost`).
  * @module
  */
 
+import { ensureFirmwareHost } from "../bench/firmware_device.ts";
 import { Catalog, makeSampleImage } from "../src/catalog/mod.ts";
 import { inventoryStore } from "../src/inventory/store.ts";
 import { createRollout } from "../src/ops/rollouts.ts";
@@ -61,26 +62,9 @@ interface ReceiverReport {
 
 let built: Promise<void> | undefined;
 
-/** Builds the host receiver once per test run when it is missing. */
+/** Configures and brings ota-receiver-host up to date once per test run. */
 function ensureBinary(): Promise<void> {
-  built ??= (async () => {
-    try {
-      await Deno.stat(BIN);
-      return;
-    } catch {
-      // build below
-    }
-    for (const args of [["-S", `${ROOT}firmware/host`, "-B", BUILD], ["--build", BUILD, "-j2"]]) {
-      const out = await new Deno.Command("cmake", { args, stdout: "piped", stderr: "piped" })
-        .output();
-      if (!out.success) {
-        throw new Error(
-          `Cannot build ota-receiver-host: cmake ${args.join(" ")} failed:\n` +
-            new TextDecoder().decode(out.stderr),
-        );
-      }
-    }
-  })();
+  built ??= ensureFirmwareHost(ROOT);
   return built;
 }
 

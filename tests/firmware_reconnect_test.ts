@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ensureFirmwareHost } from "../bench/firmware_device.ts";
 import { startMosquitto } from "../src/broker/mod.ts";
 import type { RunningMosquitto } from "../src/broker/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
@@ -20,20 +21,10 @@ const KiB = 1024;
 const IMAGE_BYTES = 384 * KiB;
 const CHUNK = 1024;
 
-/** Brings ota-receiver-host up to date (incremental: quick when nothing changed). */
-async function buildHostReceiver(): Promise<void> {
-  const build = await new Deno.Command("cmake", {
-    args: ["--build", BUILD, "--target", "ota-receiver-host", "-j2"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert(build.success, `cmake --build failed: ${new TextDecoder().decode(build.stderr)}`);
-}
-
 mosquittoTest(
   "the firmware core (host build) subscribes its shared topic again after Mosquitto restarts mid-transfer and keeps writing shared chunks",
   async (b) => {
-    await buildHostReceiver();
+    await ensureFirmwareHost(ROOT);
     let again: RunningMosquitto | undefined;
     const dir = await Deno.makeTempDir({ prefix: "ota-fw-reconnect-" });
     try {

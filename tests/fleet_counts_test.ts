@@ -12,6 +12,7 @@ import {
   inventoryCountedKey,
   inventoryCountKey,
   inventoryDeviceKey,
+  inventoryDevicePrefix,
 } from "../src/catalog/kv_keys.ts";
 import {
   type DeviceRecord,
@@ -36,7 +37,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 /** Devices per product and version by reading every record: what the counts must equal. */
 async function scanCounts(kv: Deno.Kv): Promise<VersionCount[]> {
   const counts = new Map<string, VersionCount>();
-  for await (const e of kv.list<DeviceRecord>({ prefix: ["inv_device"] })) {
+  for await (const e of kv.list<DeviceRecord>({ prefix: inventoryDevicePrefix() })) {
     const { product, version } = e.value;
     const c = counts.get(`${product}\0${version}`) ?? { product, version, devices: 0 };
     c.devices++;
@@ -190,7 +191,7 @@ Deno.test("a recount that races a change of version commits no stale count: it c
             return async function* (...args: Parameters<Deno.Kv["list"]>) {
               let n = 0;
               for await (const e of target.list(...args)) {
-                if (!moved && e.key[0] === "inv_device" && ++n === 10) {
+                if (!moved && e.key[0] === inventoryDevicePrefix()[0] && ++n === 10) {
                   moved = true;
                   await store.recordRequest("dev-0", { product: "blink", version: "1.1.0" });
                 }
