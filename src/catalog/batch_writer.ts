@@ -107,7 +107,7 @@ interface Waiting<W> {
 }
 
 /** Bytes a key takes in a commit, as Deno KV counts it (near enough, from above). */
-export function kvKeyBytes(key: Deno.KvKey): number {
+function kvKeyBytes(key: Deno.KvKey): number {
   let n = 0;
   for (const part of key) {
     if (typeof part === "string") n += utf8Bytes(part) + 2;
