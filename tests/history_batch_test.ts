@@ -31,17 +31,22 @@ async function withKv(fn: (kv: Deno.Kv, path: string) => Promise<void>): Promise
   }
 }
 
-/** `kv` with its atomic commits counted; `failNext` makes that many commits throw first. */
+/**
+ * `kv` with its atomic commits counted; `failNext` makes that many commits throw first, and until
+ * `busyUntil` (ms since the epoch) they throw the error of a KV file another writer holds.
+ */
 function counting(kv: Deno.Kv): {
   kv: Deno.Kv;
   commits: number;
   failNext: number;
+  busyUntil?: number;
   before?: () => Promise<void>;
 } {
   const state: {
     kv: Deno.Kv;
     commits: number;
     failNext: number;
+    busyUntil?: number;
     before?: () => Promise<void>;
   } = { kv: undefined as unknown as Deno.Kv, commits: 0, failNext: 0 };
   state.kv = new Proxy(kv, {
@@ -54,6 +59,9 @@ function counting(kv: Deno.Kv): {
             if (state.failNext > 0) {
               state.failNext--;
               throw new Error("disk on fire");
+            }
+            if (state.busyUntil !== undefined && Date.now() < state.busyUntil) {
+              throw new TypeError("database is locked");
             }
             const before = state.before;
             state.before = undefined;
@@ -206,6 +214,30 @@ Deno.test("a failed group commit is tried again, and reported to every writer wh
     assertEquals(err.code, "STORAGE_ERROR");
     await assertRejects(() => b, CatalogError, "tried 3 times");
     assertEquals(history.stats.failed, 2);
+  });
+});
+
+Deno.test("records whose commits find the KV file locked by another writer for a second wait and are all written", async () => {
+  await withKv(async (raw) => {
+    const c = counting(raw);
+    const history = new History(c.kv, { limit: 1000, flushMs: 0 });
+    c.busyUntil = Date.now() + 1000;
+    const writes: Promise<void>[] = [];
+    const lost: string[] = [];
+    const track = (w: Promise<void>) => writes.push(w.catch((e) => void lost.push(String(e))));
+    for (let i = 0; i < 50; i++) {
+      track(history.recordDeviceStatus(status(`d${i % 5}`, i)));
+      track(history.recordTransfer(transfer(`d${i % 5}`, i)));
+      if (i % 10 === 9) await new Promise((r) => setTimeout(r, 100));
+    }
+    await Promise.all(writes);
+    assertEquals(lost, []);
+    assert(Date.now() >= c.busyUntil, "the writes waited for the lock");
+    assertEquals(history.stats.failed, 0);
+    assert(history.stats.retries > 3, `${history.stats.retries} retries`);
+    assertEquals((await history.listDeviceStatus(1000)).length, 50);
+    assertEquals((await history.listTransfers(1000)).length, 50);
+    assertEquals(await count(raw, ["transfer_of"]), 50);
   });
 });
 

@@ -6,7 +6,13 @@
  * @module
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { type DeviceStatusRecord, HISTORY_LIMIT, HISTORY_PRUNE_BATCH } from "../src/catalog/mod.ts";
+import {
+  type DeviceStatusRecord,
+  HISTORY_LIMIT,
+  HISTORY_PRUNE_BATCH,
+  OPEN_OUTCOME,
+  type TransferRecord,
+} from "../src/catalog/mod.ts";
 import { History, historyPruneEvery } from "../src/catalog/history.ts";
 import { historyKey, historyOfDeviceKey } from "../src/catalog/kv_keys.ts";
 
@@ -177,4 +183,46 @@ Deno.test("historyPruneEvery() leaves each step room to delete ten times what wa
     assert(every >= 1 && every <= limit, `limit ${limit}: every ${every}`);
     assert(every * 10 <= HISTORY_PRUNE_BATCH, `limit ${limit}: ${every} writes per step`);
   }
+});
+
+function transfer(senderId: string, transferId: number, deviceId: string): TransferRecord {
+  const at = new Date().toISOString();
+  return {
+    transferId,
+    deviceId,
+    sha256: "ab".repeat(32),
+    product: "p",
+    version: "1.1.0",
+    bytes: 0,
+    startOffset: 0,
+    seconds: 0,
+    resends: 0,
+    outcome: OPEN_OUTCOME,
+    ok: false,
+    startedAt: new Date(Date.parse(at) - 60_000).toISOString(),
+    endedAt: at,
+    senderId,
+  };
+}
+
+Deno.test("ending another sender's open record of a device far over its bound keeps the commit within the KV's checks and prunes", async () => {
+  await withKv(async (kv) => {
+    // 300 records of one device, written under a loose bound; then a bound of 2: ending an open
+    // record prunes the most it may in one commit, and its own check must still fit.
+    const loose = new History(kv, { limit: 10_000, perDevice: 1000, flushMs: 0 });
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 300; i++) writes.push(loose.recordTransfer(transfer("old", i, "d")));
+    await Promise.all(writes);
+    await loose.recordOpenTransfer(transfer("again", 1000, "d"));
+    await loose.recordOpenTransfer(transfer("lost", 1001, "d"));
+    const tight = new History(kv, { limit: 10_000, perDevice: 2, flushMs: 0 });
+    assertEquals(await tight.closeInterrupted("again", new Date()), 1);
+    assertEquals(await countEntries(kv, ["transfer_of", "d"]), 300 + 1 - 99);
+    const lost = await tight.endLost("me", { lostAfterMs: 1000 });
+    assertEquals(lost.map((r) => r.transferId), [1001]);
+    assertEquals(await countEntries(kv, ["transfer_of", "d"]), 300 + 2 - 2 * 99);
+    assertEquals(await tight.count("transfer"), await countEntries(kv, ["transfer"]));
+    loose.close();
+    tight.close();
+  });
 });

@@ -1,6 +1,5 @@
 /**
- * Batched deletion in Deno KV, shared by the image store (every piece under a prefix) and the
- * history (the records a prune picked).
+ * Batched deletion in Deno KV, for the image store (every piece of an image, under its prefix).
  * @module
  */
 
@@ -15,24 +14,17 @@ export async function deleteAll(
   prefix: Deno.KvKey,
   { skip = 0, reverse = false }: { skip?: number; reverse?: boolean } = {},
 ): Promise<void> {
-  let batch: Deno.KvKey[] = [];
+  let op = kv.atomic();
+  let batched = 0;
   let seen = 0;
   for await (const e of kv.list({ prefix }, { reverse })) {
     if (seen++ < skip) continue;
-    batch.push(e.key);
-    if (batch.length === DELETES_PER_COMMIT) {
-      await deleteKeys(kv, batch);
-      batch = [];
+    op.delete(e.key);
+    if (++batched === DELETES_PER_COMMIT) {
+      await op.commit();
+      op = kv.atomic();
+      batched = 0;
     }
   }
-  if (batch.length > 0) await deleteKeys(kv, batch);
-}
-
-/** Deletes `keys` in commits of at most {@linkcode DELETES_PER_COMMIT}. */
-export async function deleteKeys(kv: Deno.Kv, keys: readonly Deno.KvKey[]): Promise<void> {
-  for (let i = 0; i < keys.length; i += DELETES_PER_COMMIT) {
-    const op = kv.atomic();
-    for (const key of keys.slice(i, i + DELETES_PER_COMMIT)) op.delete(key);
-    await op.commit();
-  }
+  if (batched > 0) await op.commit();
 }

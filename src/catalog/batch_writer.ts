@@ -14,8 +14,10 @@
  *   {@linkcode KV_MAX_MUTATIONS_PER_COMMIT} mutations, {@linkcode KV_MAX_CHECKS_PER_COMMIT}
  *   checks, {@linkcode BATCH_COMMIT_BYTES} bytes and {@linkcode BATCH_COMMIT_KEY_BYTES} bytes of
  *   keys.
- * - A commit that fails with an error is tried again ({@linkcode BATCH_COMMIT_ATTEMPTS} in all);
- *   then every write in it is rejected with a `STORAGE_ERROR` naming the cause, so its caller can
+ * - A commit that fails with an error is tried again ({@linkcode BATCH_COMMIT_ATTEMPTS} in all;
+ *   a KV file locked by another writer, `database is locked`, is waited out with a back-off for
+ *   up to {@linkcode KV_BUSY_WAIT_MS} besides, like the stores' `retryCommit`); then every write
+ *   in it is rejected with a `STORAGE_ERROR` naming the cause, so its caller can
  *   log it. A commit whose check failed (another writer changed a checked entry) has its writes
  *   prepared again and committed again ({@linkcode BATCH_RACE_ATTEMPTS} in all), then rejected
  *   the same way. Nothing is dropped without its promise saying so.
@@ -28,12 +30,14 @@
  */
 
 import { CatalogError } from "./errors.ts";
+import { busyPause, isKvBusy, nextBusyBackoff } from "./_kv_retry.ts";
 import {
   BATCH_COMMIT_ATTEMPTS,
   BATCH_COMMIT_BYTES,
   BATCH_COMMIT_KEY_BYTES,
   BATCH_RACE_ATTEMPTS,
   BATCH_RETRY_MS,
+  KV_BUSY_WAIT_MS,
   KV_MAX_CHECKS_PER_COMMIT,
   KV_MAX_MUTATIONS_PER_COMMIT,
   MAX_WRITES_PER_FLUSH,
@@ -103,7 +107,7 @@ interface Waiting<W> {
 }
 
 /** Bytes a key takes in a commit, as Deno KV counts it (near enough, from above). */
-export function kvKeyBytes(key: Deno.KvKey): number {
+function kvKeyBytes(key: Deno.KvKey): number {
   let n = 0;
   for (const part of key) {
     if (typeof part === "string") n += utf8Bytes(part) + 2;
@@ -346,13 +350,17 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
   }
 
   /**
-   * Commits one part, trying again on an error; rejects its writes when every attempt failed.
+   * Commits one part, trying again on an error (a locked KV file for up to
+   * {@linkcode KV_BUSY_WAIT_MS}, other errors {@linkcode BATCH_COMMIT_ATTEMPTS} times in all);
+   * rejects its writes when every attempt failed.
    * Gives "raced" when a check failed (the caller prepares the writes again), "ok" when it
    * committed (its writes are resolved after `committed` ran).
    */
   async #commit(part: Waiting<W>[]): Promise<"ok" | "raced" | "failed"> {
     let lastErr: unknown;
-    for (let attempt = 1; attempt <= BATCH_COMMIT_ATTEMPTS; attempt++) {
+    let busyWaited = 0;
+    let backoff = 1;
+    for (let attempt = 1; attempt <= BATCH_COMMIT_ATTEMPTS;) {
       try {
         const op = this.#kv.atomic();
         for (const { write } of part) {
@@ -366,15 +374,26 @@ export class BatchWriter<W extends BatchWrite = BatchWrite> {
         return "ok";
       } catch (err) {
         lastErr = err;
+        if (isKvBusy(err) && busyWaited < KV_BUSY_WAIT_MS) {
+          // Another writer holds the file: wait it out, without using up an attempt.
+          this.stats.retries++;
+          busyWaited += await busyPause(backoff);
+          backoff = nextBusyBackoff(backoff);
+          continue;
+        }
         if (attempt < BATCH_COMMIT_ATTEMPTS) {
           this.stats.retries++;
           await new Promise((r) => setTimeout(r, BATCH_RETRY_MS * attempt));
         }
+        attempt++;
       }
     }
+    const busy = busyWaited > 0 ? `, the KV file locked for ${busyWaited} ms` : "";
     this.#fail(
       part,
-      new Error(`${(lastErr as Error)?.message ?? lastErr}; tried ${BATCH_COMMIT_ATTEMPTS} times`),
+      new Error(
+        `${(lastErr as Error)?.message ?? lastErr}; tried ${BATCH_COMMIT_ATTEMPTS} times${busy}`,
+      ),
     );
     return "failed";
   }

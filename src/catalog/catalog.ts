@@ -11,7 +11,6 @@
 import { CatalogError } from "./errors.ts";
 import { type AddImageOptions, admitImage } from "./admission.ts";
 import { History } from "./history.ts";
-import type { BatchWriterStats } from "./batch_writer.ts";
 import type { DeviceStatusRecord, TransferRecord } from "./history.ts";
 import { ImageCache } from "./image_cache.ts";
 import { isKvConnectUrl, kvConnectProblem, kvUrlProblem } from "./kv_location.ts";
@@ -490,12 +489,6 @@ export class Catalog {
   async flushRecords(): Promise<void> {
     this.#assertOpen();
     await this.#history.flush();
-  }
-
-  /** Counters of the history's group commits since the catalog opened. */
-  historyStats(): BatchWriterStats {
-    this.#assertOpen();
-    return this.#history.stats;
   }
 
   /**

@@ -99,8 +99,9 @@ export interface DeviceStatusRecord {
 
 /**
  * Records of one device pruned at most with each write (a check and two deletes each, in its
- * commit; the KV allows {@linkcode KV_MAX_CHECKS_PER_COMMIT} checks, the open record's end adds
- * none).
+ * commit; the KV allows {@linkcode KV_MAX_CHECKS_PER_COMMIT} checks, and the end of another
+ * sender's open record, `closeInterrupted` and `endLost`, checks that record too: those prune
+ * one less, see {@linkcode History}'s `#record`).
  */
 const MAX_PRUNED_PER_WRITE = KV_MAX_CHECKS_PER_COMMIT;
 /** Lost races of one write or recount before it gives up (each means another writer went on). */
@@ -370,8 +371,14 @@ export class History {
       if (alsoDelete) op.delete(alsoDelete);
       if (ending) op.check(ending).delete(ending.key);
       // The device's oldest records beyond `perDevice` go in the same commit (one commit a
-      // write), each checked so that two writers pruning the same device count it once.
-      const doomed = await this.#beyondDeviceBound(kind, record.deviceId);
+      // write), each checked so that two writers pruning the same device count it once; with
+      // `ending`'s check they stay within the KV's checks of a commit (more throws).
+      const doomed = await this.#beyondDeviceBound(
+        kind,
+        record.deviceId,
+        1,
+        ending ? MAX_PRUNED_PER_WRITE - 1 : MAX_PRUNED_PER_WRITE,
+      );
       for (const e of doomed) {
         op.check(e).delete(e.key).delete(historyKeyOfIndex(kind, e.key));
       }
@@ -477,20 +484,21 @@ export class History {
 
   /**
    * Index entries of the device's records beyond the newest `perDevice - adding`, so that with
-   * the `adding` being written it keeps `perDevice`; at most {@linkcode MAX_PRUNED_PER_WRITE} records at
-   * once (the rest go with its next writes).
+   * the `adding` being written it keeps `perDevice`; at most `max` (by default
+   * {@linkcode MAX_PRUNED_PER_WRITE}) records at once (the rest go with its next writes).
    */
   async #beyondDeviceBound(
     kind: HistoryKind,
     deviceId: string,
     adding = 1,
+    max = MAX_PRUNED_PER_WRITE,
   ): Promise<Deno.KvEntry<unknown>[]> {
     const doomed: Deno.KvEntry<unknown>[] = [];
     const keep = Math.max(0, this.perDevice - adding);
     let seen = 0;
     const entries = this.kv.list({ prefix: historyOfDevicePrefix(kind, deviceId) }, {
       reverse: true,
-      limit: keep + MAX_PRUNED_PER_WRITE,
+      limit: keep + max,
     });
     for await (const e of entries) {
       if (seen++ < keep) continue;

@@ -107,3 +107,12 @@ export const BATCH_RACE_ATTEMPTS = 8;
 export const BATCH_COMMIT_ATTEMPTS = 3;
 /** Wait before a failed group commit is tried again, times the attempt's number. */
 export const BATCH_RETRY_MS = 50;
+/** Attempts of an optimistic KV commit before a store gives up with `CONFLICT`. */
+export const MAX_COMMIT_ATTEMPTS = 16;
+/**
+ * Longest a store (or a group commit) waits in total for a KV file another process (or another
+ * handle) holds locked (SQLite `database is locked`) before it gives up.
+ */
+export const KV_BUSY_WAIT_MS = 5000;
+/** Longest single back-off while the KV file is locked; the wait doubles up to it from 1 ms. */
+export const KV_BUSY_MAX_BACKOFF_MS = 50;

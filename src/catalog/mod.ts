@@ -29,7 +29,6 @@ export {
   type SenderHeartbeat,
   type TransferRecord,
 } from "./history.ts";
-export type { BatchWriterStats } from "./batch_writer.ts";
 export { type ImageKind, type ImageMeta, sha256Hex } from "./image_meta.ts";
 export type { GarbageReport, OrphanPieces } from "./image_store.ts";
 export { CatalogError, type CatalogErrorCode } from "./errors.ts";

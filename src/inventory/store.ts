@@ -18,7 +18,7 @@ import {
   KV_MAX_GET_MANY_KEYS,
   KV_MAX_MUTATIONS_PER_COMMIT,
 } from "../catalog/limits.ts";
-import { retryCommit } from "../rollout/_kv_retry.ts";
+import { retryCommit } from "../catalog/_kv_retry.ts";
 import {
   inventoryDeviceKey,
   inventoryDevicePrefix,

@@ -63,8 +63,6 @@ export const GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 export const MAX_REASON_CHARS = 200;
 /** Events kept in a rollout record's own log (start, waves, pause, resume, end). */
 export const MAX_ROLLOUT_EVENTS = 64;
-/** Attempts of an optimistic KV commit before a store gives up with `CONFLICT`. */
-export const MAX_COMMIT_ATTEMPTS = 16;
 /** Devices returned by one page of a listing when no limit is given. */
 export const DEFAULT_PAGE_SIZE = 100;
 /** Largest page a listing returns. */
@@ -80,13 +78,8 @@ export const KV_MAX_CHECKS_PER_COMMIT = 100;
  * record, within {@linkcode KV_MAX_CHECKS_PER_COMMIT}.
  */
 export const ENROLL_BATCH = KV_MAX_CHECKS_PER_COMMIT - 1;
-/**
- * Longest a store waits in total for a KV file another process (or another handle) holds locked
- * (SQLite `database is locked`) before it gives up with `CONFLICT`.
- */
-export const KV_BUSY_WAIT_MS = 5000;
-/** Longest single back-off while the KV file is locked; the wait doubles up to it from 1 ms. */
-export const KV_BUSY_MAX_BACKOFF_MS = 50;
+/** The commit-retry bounds the stores share live with the catalog's KV limits. */
+export { KV_BUSY_MAX_BACKOFF_MS, KV_BUSY_WAIT_MS, MAX_COMMIT_ATTEMPTS } from "../catalog/limits.ts";
 
 /**
  * Longest time the request path answers from its in-memory copy of the active rollouts without

@@ -25,7 +25,7 @@ import {
   type DeviceState,
   type DeviceStep,
 } from "./device_lifecycle.ts";
-import { retryCommit } from "./_kv_retry.ts";
+import { retryCommit } from "../catalog/_kv_retry.ts";
 import { RolloutError } from "./errors.ts";
 import {
   rolloutActiveKey,

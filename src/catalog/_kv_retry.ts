@@ -1,8 +1,9 @@
 /**
- * The optimistic-commit loop both stores use: run an attempt that reads, decides and commits
+ * The optimistic-commit loop the rollout and inventory stores use: run an attempt that reads, decides and commits
  * with checks; `undefined` means its commit lost a race, so read again. A KV file locked by
  * another handle or process (SQLite reports `database is locked`, seen with two sender
- * instances on one file) is waited out with a short randomised back-off.
+ * instances on one file) is waited out with a short randomised back-off, which the history's
+ * group commits use too.
  *
  * @module
  */
@@ -38,10 +39,20 @@ export async function retryCommit<T>(
       if (waited >= KV_BUSY_WAIT_MS) {
         throw conflict(`the KV file stayed locked by another writer for ${waited} ms`);
       }
-      const ms = Math.ceil(backoff * (0.5 + Math.random()));
-      await new Promise((resolve) => setTimeout(resolve, ms));
-      waited += ms;
-      backoff = Math.min(backoff * 2, KV_BUSY_MAX_BACKOFF_MS);
+      waited += await busyPause(backoff);
+      backoff = nextBusyBackoff(backoff);
     }
   }
+}
+
+/** Waits about `backoff` ms (randomised, so two writers drift apart); returns the ms waited. */
+export async function busyPause(backoff: number): Promise<number> {
+  const ms = Math.ceil(backoff * (0.5 + Math.random()));
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return ms;
+}
+
+/** The back-off after `backoff`: doubled, up to `KV_BUSY_MAX_BACKOFF_MS` (from 1 ms). */
+export function nextBusyBackoff(backoff: number): number {
+  return Math.min(backoff * 2, KV_BUSY_MAX_BACKOFF_MS);
 }
