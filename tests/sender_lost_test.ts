@@ -136,7 +136,12 @@ mosquittoTest(
         ["lost-1", SENDER_LOST_OUTCOME, false],
       ]);
       assert(lost[0].detail?.includes(killed.senderId), lost[0].detail);
-      assert(ended.some((e) => e.detail?.includes("as SENDER_LOST")), "the sweep says so");
+      // The sweep logs its line after the commit that ended the record.
+      await until(
+        "the sweep to say so",
+        () => Promise.resolve(ended.some((e) => e.detail?.includes("as SENDER_LOST"))),
+        5_000,
+      );
       await new Promise((r) => setTimeout(r, 1000)); // a few more sweeps
       assertEquals((await catalog.listOpenTransfers("s-live")).map((r) => r.transferId), [5]);
     } finally {
