@@ -139,7 +139,7 @@ mosquittoTest(
       // The sweep logs its line after the commit that ended the record.
       await until(
         "the sweep to say so",
-        () => Promise.resolve(ended.some((e) => e.detail?.includes("as SENDER_LOST"))),
+        () => ended.some((e) => e.detail?.includes("as SENDER_LOST")),
         5_000,
       );
       await new Promise((r) => setTimeout(r, 1000)); // a few more sweeps
